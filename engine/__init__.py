@@ -1,0 +1,61 @@
+"""The opcatflow engine: definitions, compiled machines, the runtime, the store and the audit.
+
+Embed it with :meth:`Engine.open`; see README.md for an example.
+"""
+
+from __future__ import annotations
+
+from opcatflow.engine.audit import AuditRecord, ChainBreak, VerifyReport
+from opcatflow.engine.clock import Clock, FrozenClock, SystemClock
+from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.definition import WorkflowDefinition
+from opcatflow.engine.errors import (
+    ConcurrentUpdate,
+    DefinitionError,
+    InstanceNotFound,
+    InvalidData,
+    NotFound,
+    OpcatflowError,
+    Problem,
+    SchemaMismatch,
+    StoreError,
+    TransitionRefused,
+    WorkflowNotFound,
+)
+from opcatflow.engine.instance import Instance, TriggerOption
+from opcatflow.engine.loader import Catalog, compile_text, load_catalog
+from opcatflow.engine.registry import GuardRefusal, Registry, RuleContext
+from opcatflow.engine.runtime import Engine
+from opcatflow.engine.store import SQLAlchemyStore
+
+__all__ = [
+    "AuditRecord",
+    "Catalog",
+    "ChainBreak",
+    "Clock",
+    "CompiledWorkflow",
+    "ConcurrentUpdate",
+    "DefinitionError",
+    "Engine",
+    "FrozenClock",
+    "GuardRefusal",
+    "Instance",
+    "InstanceNotFound",
+    "InvalidData",
+    "NotFound",
+    "OpcatflowError",
+    "Problem",
+    "Registry",
+    "RuleContext",
+    "SQLAlchemyStore",
+    "SchemaMismatch",
+    "StoreError",
+    "SystemClock",
+    "TransitionRefused",
+    "TriggerOption",
+    "VerifyReport",
+    "WorkflowDefinition",
+    "WorkflowNotFound",
+    "compile_text",
+    "load_catalog",
+]

@@ -1,0 +1,246 @@
+"""The audit trail: records, their canonical encoding, the hash chain, and its verification.
+
+Each instance has its own chain (``seq`` 1, 2, 3... each record holding the previous
+record's hash), and the instance row holds the head of its chain, so a removed tail shows
+too. Per-instance chains let writers on different instances commit in parallel; a single
+global chain would serialise every transition of the whole NPM on one row lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+GENESIS = "0" * 64
+
+APPLIED = "applied"
+REFUSED = "refused"
+STARTED = "started"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audited event. ``id`` is the global sequence, given by the store."""
+
+    instance_id: str
+    seq: int
+    at: datetime
+    actor: str
+    role: str
+    workflow_id: str
+    workflow_version: int
+    trigger: str
+    from_state: str | None
+    to_state: str | None
+    outcome: str
+    reason: str | None
+    changes: str
+    prev_hash: str
+    hash: str
+    id: int | None = None
+
+    def content(self) -> list[Any]:
+        """What the hash covers, in canonical order."""
+        return _hashable(
+            (
+                self.instance_id,
+                self.seq,
+                self.at,
+                self.actor,
+                self.role,
+                self.workflow_id,
+                self.workflow_version,
+                self.trigger,
+                self.from_state,
+                self.to_state,
+                self.outcome,
+                self.reason,
+                self.changes,
+                self.prev_hash,
+            )
+        )
+
+    @property
+    def changed(self) -> dict[str, Any]:
+        """``{field: [old, new]}``; personal values appear only as keyed hashes."""
+        result: dict[str, Any] = json.loads(self.changes)
+        return result
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "instance_id": self.instance_id,
+            "seq": self.seq,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "role": self.role,
+            "workflow_id": self.workflow_id,
+            "workflow_version": self.workflow_version,
+            "trigger": self.trigger,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "changes": self.changed,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def record_hash(content: Sequence[Any]) -> str:
+    """SHA-256 over the canonical JSON of a record's content (every field but the hash)."""
+    return hashlib.sha256(_canonical(content).encode()).hexdigest()
+
+
+def make_record(
+    *,
+    instance_id: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    role: str,
+    workflow_id: str,
+    workflow_version: int,
+    trigger: str,
+    from_state: str | None,
+    to_state: str | None,
+    outcome: str,
+    reason: str | None,
+    changes: str,
+    prev_hash: str,
+) -> AuditRecord:
+    """A new record, hashed."""
+    content = (
+        instance_id, seq, at, actor, role, workflow_id, workflow_version, trigger,
+        from_state, to_state, outcome, reason, changes, prev_hash,
+    )  # fmt: skip
+    return AuditRecord(*content, record_hash(_hashable(content)))
+
+
+def _hashable(content: Sequence[Any]) -> list[Any]:
+    return [v.isoformat(timespec="microseconds") if isinstance(v, datetime) else v for v in content]
+
+
+class Redactor:
+    """Replaces personal values by a keyed hash: equal values stay comparable, none readable."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def digest(self, value: Any) -> str:
+        mac = hmac.new(self._key, _canonical(value).encode(), hashlib.sha256)
+        return "hmac-sha256:" + mac.hexdigest()[:32]
+
+    def changes(
+        self, old: Mapping[str, Any], new: Mapping[str, Any], personal: frozenset[str]
+    ) -> str:
+        """The canonical ``{field: [old, new]}`` of what differs, personal values hashed."""
+        diff: dict[str, list[Any]] = {}
+        for name in old.keys() | new.keys():
+            before, after = old.get(name), new.get(name)
+            if before != after:
+                if name in personal:
+                    before = None if before is None else self.digest(before)
+                    after = None if after is None else self.digest(after)
+                diff[name] = [before, after]
+        return _canonical(diff) if diff else "{}"
+
+
+@dataclass
+class ChainBreak:
+    id: int | None
+    instance_id: str
+    seq: int
+    problem: str
+
+    def __str__(self) -> str:
+        return (
+            f"audit record {self.id} (instance {self.instance_id}, seq {self.seq}): {self.problem}"
+        )
+
+
+@dataclass
+class VerifyReport:
+    records: int = 0
+    instances: int = 0
+    breaks: list[ChainBreak] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+    @property
+    def first_break(self) -> ChainBreak | None:
+        """The broken record with the lowest global sequence."""
+        return min(self.breaks, key=lambda b: (b.id is None, b.id or 0), default=None)
+
+
+def verify_chain(
+    records: Iterable[AuditRecord], heads: Mapping[str, tuple[int, str]]
+) -> VerifyReport:
+    """Recompute every hash and link.
+
+    Args:
+        records: every record, ordered by instance then ``seq``.
+        heads: per instance, the ``(seq, hash)`` its row says its chain ends with.
+    """
+    report = VerifyReport()
+    current: str | None = None
+    expected_seq, prev = 1, GENESIS
+    broken_instance = False
+    seen: set[str] = set()
+
+    def close(instance_id: str) -> None:
+        head = heads.get(instance_id)
+        if head is None:
+            report.breaks.append(
+                ChainBreak(None, instance_id, expected_seq - 1, "no such instance")
+            )
+        elif not broken_instance and head != (expected_seq - 1, prev):
+            report.breaks.append(
+                ChainBreak(
+                    None,
+                    instance_id,
+                    expected_seq,
+                    "chain is shorter than the instance "
+                    f"says (ends at seq {expected_seq - 1}, instance head at {head[0]})",
+                )
+            )
+
+    for r in records:
+        report.records += 1
+        if r.instance_id != current:
+            if current is not None:
+                close(current)
+            current, expected_seq, prev, broken_instance = r.instance_id, 1, GENESIS, False
+            seen.add(r.instance_id)
+        if broken_instance:
+            continue
+        problem = None
+        if r.seq != expected_seq:
+            problem = f"expected seq {expected_seq}, found {r.seq} (a record is missing)"
+        elif r.prev_hash != prev:
+            problem = "previous-hash link does not match the record before it"
+        elif r.hash != record_hash(r.content()):
+            problem = "content does not match its hash (the record was altered)"
+        if problem is not None:
+            report.breaks.append(ChainBreak(r.id, r.instance_id, r.seq, problem))
+            broken_instance = True
+            continue
+        expected_seq, prev = r.seq + 1, r.hash
+    if current is not None:
+        close(current)
+    for instance_id, (seq, _) in heads.items():
+        if instance_id not in seen and seq > 0:
+            report.breaks.append(ChainBreak(None, instance_id, 1, "instance has no audit records"))
+    report.instances = len(seen)
+    return report

@@ -1,0 +1,171 @@
+"""A validated definition compiled once into lookup tables and a shared ``transitions`` machine.
+
+The machine has no models: instances are plain records, bound to it for one call through a
+throwaway cursor (see :mod:`opcatflow.engine.firing`). Building a machine or calling
+``add_model`` per instance would cost milliseconds and kilobytes per instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from transitions import Machine, State
+
+from opcatflow.engine.data import DataSchema
+from opcatflow.engine.definition import TransitionSpec, WorkflowDefinition
+from opcatflow.engine.expressions import CONTEXT_NAMES, compile_guard
+from opcatflow.engine.registry import GuardRefusal, GuardRule, Registry, RuleContext
+
+
+@dataclass
+class Cursor:
+    """The model ``transitions`` moves during one call: a state and the rule context."""
+
+    state: str
+    ctx: RuleContext
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One declared transition from one source state, with everything needed to admit it."""
+
+    spec: TransitionSpec
+    roles: frozenset[str]
+    guards: tuple[GuardRule, ...]
+    when: Callable[..., Any] | None
+    field_names: tuple[str, ...]
+
+    def admit(self, cursor: Cursor) -> bool:
+        """Check role, required fields, guards and expression; record why not on the cursor."""
+        ctx = cursor.ctx
+        if ctx.role not in self.roles:
+            cursor.failures.append(("role", f"role {ctx.role!r} may not do this"))
+            return False
+        missing = [name for name in self.spec.requires if ctx.data.get(name) in (None, "", [])]
+        if missing:
+            cursor.failures.append(("data", f"missing required field(s): {', '.join(missing)}"))
+            return False
+        for rule in self.guards:
+            try:
+                allowed = rule.func(ctx)
+            except GuardRefusal as refusal:
+                cursor.failures.append(("guard", f"{rule.name}: {refusal.reason}"))
+                return False
+            except Exception as err:  # a broken rule refuses; it never crashes a transition
+                cursor.failures.append(("guard", f"{rule.name} failed: {err!r}"))
+                return False
+            if not allowed:
+                cursor.failures.append(("guard", f"{rule.name}: {rule.reason}"))
+                return False
+        if self.when is not None:
+            try:
+                allowed = bool(self.when(**self._names(ctx)))
+            except Exception as err:
+                cursor.failures.append(("guard", f"condition {self.spec.when!r} failed: {err}"))
+                return False
+            if not allowed:
+                cursor.failures.append(("guard", f"condition {self.spec.when!r} is not met"))
+                return False
+        return True
+
+    def _names(self, ctx: RuleContext) -> dict[str, Any]:
+        names = {name: ctx.data.get(name) for name in self.field_names}
+        names.update(
+            data=ctx.data, actor=ctx.actor, role=ctx.role, trigger=ctx.trigger, now=ctx.now
+        )
+        return names
+
+
+def _run_actions(actions: tuple[Callable[[RuleContext], None], ...]) -> Callable[[Any], None]:
+    def run(event: Any) -> None:
+        for action in actions:
+            action(event.model.ctx)
+
+    return run
+
+
+def fingerprint(definition: WorkflowDefinition) -> str:
+    """SHA-256 of the definition's content (not its formatting or comments)."""
+    canonical = json.dumps(
+        definition.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class CompiledWorkflow:
+    """One definition version, ready to run. Built once per (id, version) and shared."""
+
+    def __init__(self, definition: WorkflowDefinition, registry: Registry, source: str) -> None:
+        self.definition = definition
+        self.source = source
+        self.id = definition.id
+        self.version = definition.version
+        self.fingerprint = fingerprint(definition)
+        self.schema = DataSchema(definition.fields)
+        states = definition.states
+        self.initial = next(name for name, s in states.items() if s.initial)
+        self.finals = frozenset(name for name, s in states.items() if s.final)
+        self.start_roles = frozenset(definition.start.roles or definition.roles)
+        self.triggers = frozenset(t.trigger for t in definition.transitions)
+        self.options: dict[tuple[str, str], list[Option]] = {}
+
+        field_names = tuple(n for n in definition.fields if n not in CONTEXT_NAMES)
+        machine_states = [
+            State(name, on_enter=[_run_actions(tuple(registry.actions[a] for a in s.on_enter))])
+            if s.on_enter
+            else State(name)
+            for name, s in states.items()
+        ]
+        self.machine = Machine(
+            model=None,
+            states=machine_states,
+            initial=self.initial,
+            auto_transitions=False,
+            send_event=True,
+            ignore_invalid_triggers=False,
+        )
+        for spec in definition.transitions:
+            sources = (
+                [n for n in states if n not in self.finals] if spec.source == "*" else spec.sources
+            )
+            option = Option(
+                spec=spec,
+                roles=frozenset(spec.roles),
+                guards=tuple(registry.guards[g] for g in spec.guards),
+                when=compile_guard(spec.when) if spec.when else None,
+                field_names=field_names,
+            )
+            after: Any = [_run_actions(tuple(registry.actions[a] for a in spec.actions))]
+            for src in sources:
+                self.options.setdefault((src, spec.trigger), []).append(option)
+                self.machine.add_transition(
+                    spec.trigger,
+                    src,
+                    spec.dest,  # None: internal transition, no exit or entry
+                    conditions=[_admitter(option)],
+                    after=after if spec.actions else None,
+                )
+
+    def triggers_from(self, state: str) -> list[str]:
+        """Triggers declared from ``state``, in declaration order."""
+        return list(dict.fromkeys(t for (s, t) in self.options if s == state))
+
+    @cached_property
+    def roles(self) -> Mapping[str, str]:
+        return self.definition.roles
+
+    def __repr__(self) -> str:
+        return f"<CompiledWorkflow {self.id} v{self.version}>"
+
+
+def _admitter(option: Option) -> Callable[[Any], bool]:
+    def admit(event: Any) -> bool:
+        return option.admit(event.model)
+
+    return admit

@@ -1,0 +1,126 @@
+"""Instance data checked against a definition's fields.
+
+Values are stored as JSON: dates and datetimes as ISO 8601 text, so what was validated is
+exactly what is stored and hashed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from opcatflow.engine.definition import FieldSpec, FieldType
+from opcatflow.engine.suggest import did_you_mean
+
+Check = Callable[[Any], Any]
+
+
+def _string(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("expected text")
+    return value
+
+
+def _integer(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("expected an integer")
+    return value
+
+
+def _boolean(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+def _date(value: Any) -> Any:
+    if isinstance(value, datetime):
+        raise ValueError("expected a date (YYYY-MM-DD), not a date and time")
+    if isinstance(value, date):
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise ValueError("expected a date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError(f"expected a date (YYYY-MM-DD), got {value!r}") from None
+
+
+def _datetime(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"expected an ISO 8601 date and time, got {value!r}") from None
+    if not isinstance(value, datetime):
+        raise ValueError("expected an ISO 8601 date and time")
+    if value.tzinfo is None:
+        raise ValueError("a date and time needs a UTC offset (e.g. +00:00)")
+    return value.isoformat()
+
+
+def _enum(values: list[str]) -> Check:
+    allowed = frozenset(values)
+
+    def check(value: Any) -> Any:
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(values)}, got {value!r}")
+        return value
+
+    return check
+
+
+_SCALARS: dict[FieldType, Check] = {
+    FieldType.STRING: _string,
+    FieldType.TEXT: _string,
+    FieldType.INTEGER: _integer,
+    FieldType.BOOLEAN: _boolean,
+    FieldType.DATE: _date,
+    FieldType.DATETIME: _datetime,
+}
+
+
+def field_check(spec: FieldSpec) -> Check:
+    """The function that checks and normalises one value of this field (None clears it)."""
+    if spec.type is FieldType.LIST:
+        assert spec.items is not None
+        item = _enum(spec.values or []) if spec.items is FieldType.ENUM else _SCALARS[spec.items]
+
+        def check_list(value: Any) -> Any:
+            if not isinstance(value, list):
+                raise ValueError("expected a list")
+            return [item(v) for v in value]
+
+        return check_list
+    if spec.type is FieldType.ENUM:
+        return _enum(spec.values or [])
+    return _SCALARS[spec.type]
+
+
+class DataSchema:
+    """The compiled checks of one definition's fields."""
+
+    def __init__(self, fields: Mapping[str, FieldSpec]) -> None:
+        self.fields = dict(fields)
+        self.checks = {name: field_check(spec) for name, spec in fields.items()}
+        self.personal = frozenset(n for n, s in fields.items() if s.personal)
+        self.required = tuple(n for n, s in fields.items() if s.required)
+
+    def validate(self, supplied: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Check supplied values; returns the normalised values and a list of errors."""
+        clean: dict[str, Any] = {}
+        errors: list[str] = []
+        checks = self.checks
+        for name, value in supplied.items():
+            check = checks.get(name)
+            if check is None:
+                errors.append(f"unknown field {name!r}" + did_you_mean(name, checks))
+            elif value is None:
+                clean[name] = None
+            else:
+                try:
+                    clean[name] = check(value)
+                except ValueError as err:
+                    errors.append(f"{name}: {err}")
+        return clean, errors

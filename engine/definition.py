@@ -1,0 +1,179 @@
+"""The definition format: pydantic models for one workflow file, validated at the boundary.
+
+These models check shape and types only. Cross-references (states, roles, guards, fields)
+are checked by :mod:`opcatflow.engine.validation`, which knows every problem's position.
+``model_json_schema()`` of :class:`WorkflowDefinition` is the format's JSON Schema.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from opcatflow.engine.durations import parse_due, parse_duration
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldType(StrEnum):
+    STRING = "string"
+    TEXT = "text"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+    ENUM = "enum"
+    LIST = "list"
+
+
+class FieldSpec(_Model):
+    """One field of the instance data."""
+
+    type: FieldType
+    label: str | None = None
+    description: str | None = None
+    required: bool = Field(False, description="Must be supplied when the instance starts.")
+    personal: bool = Field(
+        False,
+        description="Personal data of a person deprived of liberty: never written to the "
+        "audit trail, and redacted from notifications and exports without consent.",
+    )
+    values: list[str] | None = Field(None, description="Allowed values (enum, list of enum).")
+    items: FieldType | None = Field(None, description="Item type of a list.")
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        item = self.items if self.type is FieldType.LIST else self.type
+        if self.type is FieldType.LIST and self.items is None:
+            raise ValueError("a list field needs 'items' (its item type)")
+        if self.type is not FieldType.LIST and self.items is not None:
+            raise ValueError("'items' is only for list fields")
+        if item is FieldType.LIST:
+            raise ValueError("lists of lists are not supported")
+        if item is FieldType.ENUM and not self.values:
+            raise ValueError("an enum needs 'values'")
+        if item is not FieldType.ENUM and self.values is not None:
+            raise ValueError("'values' is only for enum fields")
+        return self
+
+
+class NotifyOn(_Model):
+    """When a notification is emitted: exactly one of these."""
+
+    enter: Name | None = Field(None, description="On entering this state.")
+    transition: Name | None = Field(None, description="When this trigger is applied.")
+    deadline: Name | None = Field(None, description="On a deadline of this id.")
+    at: Literal["reminder", "due"] = "due"
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if sum(x is not None for x in (self.enter, self.transition, self.deadline)) != 1:
+            raise ValueError("give exactly one of 'enter', 'transition', 'deadline'")
+        return self
+
+
+class NotificationSpec(_Model):
+    """Who hears of an event, and with which template (sent by the notifications layer)."""
+
+    on: NotifyOn
+    to: list[Name] = Field(min_length=1, description="Roles to notify.")
+    template: Name
+
+
+class OnDue(_Model):
+    trigger: Name | None = Field(None, description="Trigger fired by the scheduler when due.")
+    notify: Name | None = Field(None, description="Notification event emitted when due.")
+
+
+class DeadlineSpec(_Model):
+    """A deadline declared on a state: armed on entry, cancelled on exit."""
+
+    id: Name
+    due: str = Field(description="'<n> <unit> [before|after <anchor>]', e.g. '10 working days'.")
+    label: str | None = None
+    reminders: list[str] = Field(default_factory=list, description="Durations before due.")
+    every: str | None = Field(None, description="Repeat this often while in the state.")
+    on_due: OnDue = Field(default_factory=OnDue)
+
+    @field_validator("due")
+    @classmethod
+    def _due(cls, value: str) -> str:
+        parse_due(value)
+        return value
+
+    @field_validator("reminders")
+    @classmethod
+    def _reminders(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_duration(item)
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class StateSpec(_Model):
+    label: str | None = None
+    description: str | None = None
+    initial: bool = False
+    final: bool = False
+    on_enter: list[Name] = Field(default_factory=list, description="Registered actions.")
+    deadlines: list[DeadlineSpec] = Field(default_factory=list)
+
+
+class TransitionSpec(_Model):
+    trigger: Name
+    source: Name | Literal["*"] | list[Name] = Field(
+        description="One state, a list of states, or '*' for every non-final state."
+    )
+    dest: Name | None = Field(
+        None, description="Target state; omit for an internal transition (data only)."
+    )
+    label: str | None = None
+    roles: list[Name] = Field(min_length=1, description="Roles allowed to fire it.")
+    guards: list[Name] = Field(default_factory=list, description="Registered guard names.")
+    when: str | None = Field(None, description="Sandboxed expression over the instance data.")
+    requires: list[Name] = Field(
+        default_factory=list, description="Fields that must be present or supplied."
+    )
+    actions: list[Name] = Field(default_factory=list, description="Registered actions.")
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return (self.source,) if isinstance(self.source, str) else tuple(self.source)
+
+
+class StartSpec(_Model):
+    roles: list[Name] | None = Field(None, description="Roles allowed to start; default all.")
+    requires: list[Name] = Field(default_factory=list)
+
+
+class WorkflowDefinition(_Model):
+    """One workflow definition file."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    id: Name
+    version: int = Field(ge=1)
+    title: str
+    description: str | None = None
+    roles: dict[Name, str] = Field(min_length=1, description="Role name -> what it is.")
+    fields: dict[Name, FieldSpec] = Field(default_factory=dict)
+    start: StartSpec = Field(default_factory=StartSpec)
+    states: dict[Name, StateSpec] = Field(min_length=1)
+    transitions: list[TransitionSpec] = Field(min_length=1)
+    notifications: list[NotificationSpec] = Field(default_factory=list)

@@ -1,0 +1,135 @@
+"""The exception tree. Every error opcatflow raises on purpose is an ``OpcatflowError``.
+
+Messages carry the ids a reader needs; the ids also stay attributes, so callers branch on
+data, not on message text. Each class has a stable ``code`` used by the CLI exit status and
+the HTTP problem type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class OpcatflowError(Exception):
+    """Base class of every error opcatflow raises on purpose."""
+
+    code = "error"
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a workflow definition, located in its source file."""
+
+    path: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+
+class DefinitionError(OpcatflowError):
+    """A workflow definition is invalid; ``problems`` lists every problem found, in file order."""
+
+    code = "invalid-definition"
+    exit_code = 6
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class TransitionRefused(OpcatflowError):
+    """The engine refused a trigger (role, state, guard or data). The refusal is audited.
+
+    Attributes:
+        instance_id: the instance the trigger was aimed at.
+        trigger: the trigger name as given.
+        kind: one of ``trigger``, ``state``, ``role``, ``guard``, ``data``.
+        reason: a sentence an operator can act on.
+    """
+
+    code = "refused"
+    exit_code = 3
+
+    def __init__(self, instance_id: str, trigger: str, kind: str, reason: str) -> None:
+        self.instance_id = instance_id
+        self.trigger = trigger
+        self.kind = kind
+        self.reason = reason
+        super().__init__(f"{trigger!r} refused on instance {instance_id}: {reason}")
+
+
+class InvalidData(OpcatflowError):
+    """Data given to start an instance does not fit the workflow's schema (nothing is stored)."""
+
+    code = "invalid-data"
+    exit_code = 3
+
+    def __init__(self, workflow: str, errors: Sequence[str]) -> None:
+        self.workflow = workflow
+        self.errors = tuple(errors)
+        super().__init__(f"invalid data for {workflow}: " + "; ".join(self.errors))
+
+
+class ConcurrentUpdate(OpcatflowError):
+    """The instance changed since the caller read it; re-read and decide again."""
+
+    code = "conflict"
+    exit_code = 4
+
+    def __init__(self, instance_id: str, expected: int, actual: int) -> None:
+        self.instance_id = instance_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"instance {instance_id} is at version {actual}, not the expected {expected}"
+        )
+
+
+class NotFound(OpcatflowError):
+    """Base of the errors for something that does not exist."""
+
+    code = "not-found"
+    exit_code = 5
+
+
+class InstanceNotFound(NotFound):
+    """No instance has this id."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+        super().__init__(f"no instance {instance_id}")
+
+
+class WorkflowNotFound(NotFound):
+    """No loaded workflow (or version of it) has this id."""
+
+    def __init__(self, workflow: str, version: int | None = None, hint: str = "") -> None:
+        self.workflow = workflow
+        self.version = version
+        what = workflow if version is None else f"{workflow} v{version}"
+        super().__init__(f"no workflow {what}{hint}")
+
+
+class SchemaMismatch(OpcatflowError):
+    """The database schema is not the one this version of opcatflow expects."""
+
+    code = "schema-mismatch"
+
+    def __init__(self, found: str | None, expected: str) -> None:
+        self.found = found
+        self.expected = expected
+        super().__init__(
+            f"database schema is at revision {found or 'none'}, this opcatflow needs {expected}; "
+            "run `opcatflow db upgrade`"
+        )
+
+
+class StoreError(OpcatflowError):
+    """The database failed in a way the engine cannot recover from (wraps the driver error)."""
+
+    code = "store-error"

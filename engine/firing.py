@@ -1,0 +1,96 @@
+"""Deciding one trigger against one instance, in memory: no I/O, no clock reads.
+
+The store-backed :class:`~opcatflow.engine.runtime.Engine` wraps this in a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from transitions.core import MachineError
+
+from opcatflow.engine.compiled import CompiledWorkflow, Cursor
+from opcatflow.engine.registry import RuleContext
+from opcatflow.engine.suggest import did_you_mean
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    state: str
+    data: dict[str, Any]
+    state_changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    kind: str
+    reason: str
+
+
+def decide(
+    wf: CompiledWorkflow,
+    *,
+    instance_id: str,
+    state: str,
+    data: Mapping[str, Any],
+    trigger: str,
+    actor: str,
+    role: str,
+    supplied: Mapping[str, Any],
+    now: datetime,
+    reason: str | None = None,
+) -> Applied | Refused:
+    """Apply ``trigger`` to an instance in ``state`` with ``data``, or say why not."""
+    options = wf.options.get((state, trigger))
+    if options is None:
+        if trigger not in wf.triggers:
+            return Refused(
+                "trigger", f"unknown trigger {trigger!r}{did_you_mean(trigger, wf.triggers)}"
+            )
+        possible = ", ".join(wf.triggers_from(state)) or "none: the instance is finished"
+        return Refused(
+            "state", f"{trigger!r} cannot be fired in state {state!r} (possible: {possible})"
+        )
+    if not any(role in o.roles for o in options):
+        allowed = sorted({r for o in options for r in o.roles})
+        return Refused(
+            "role", f"role {role!r} may not fire {trigger!r} (allowed: {', '.join(allowed)})"
+        )
+    clean, errors = wf.schema.validate(supplied)
+    if errors:
+        return Refused("data", "; ".join(errors))
+    merged = {**data, **clean} if clean else dict(data)
+    ctx = RuleContext(
+        instance_id=instance_id,
+        workflow=wf.id,
+        state=state,
+        trigger=trigger,
+        actor=actor,
+        role=role,
+        now=now,
+        supplied=clean,
+        data=merged,
+        reason=reason,
+    )
+    cursor = Cursor(state, ctx)
+    try:
+        applied = wf.machine.events[trigger].trigger(cursor)
+    except MachineError as err:  # cannot happen for a validated definition; refuse, never crash
+        return Refused("state", str(err))
+    except Exception as err:  # an action failed: nothing is stored
+        return Refused("action", f"action failed: {err!r}")
+    if not applied:
+        return _refusal(cursor.failures)
+    new_data = {k: v for k, v in ctx.data.items() if v is not None}
+    return Applied(cursor.state, new_data, cursor.state != state)
+
+
+def _refusal(failures: list[tuple[str, str]]) -> Refused:
+    # Prefer the most specific failure: a guard or data problem of an option the role could
+    # take says more than "role may not" from an option meant for someone else.
+    useful = [f for f in failures if f[0] != "role"] or failures
+    kind = useful[0][0]
+    return Refused(kind, "; ".join(dict.fromkeys(reason for _, reason in useful)))

@@ -1,0 +1,56 @@
+"""What callers get back: plain, immutable views of stored instances."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One running (or finished) workflow instance, as stored."""
+
+    id: str
+    workflow_id: str
+    workflow_version: int
+    state: str
+    data: Mapping[str, Any]
+    version: int
+    parent_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    state_entered_at: datetime
+    audit_seq: int
+    audit_head: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, MappingProxyType):
+            object.__setattr__(self, "data", MappingProxyType(dict(self.data)))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workflow_id": self.workflow_id,
+            "workflow_version": self.workflow_version,
+            "state": self.state,
+            "data": dict(self.data),
+            "version": self.version,
+            "parent_id": self.parent_id,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "state_entered_at": self.state_entered_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerOption:
+    """A trigger the caller's role may fire from the current state, and whether it would pass."""
+
+    trigger: str
+    label: str | None
+    dest: str | None
+    ready: bool
+    blocked_by: str | None = None

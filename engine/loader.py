@@ -1,0 +1,144 @@
+"""From YAML files to compiled workflows, with every problem located."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.definition import WorkflowDefinition
+from opcatflow.engine.errors import DefinitionError, Problem, WorkflowNotFound
+from opcatflow.engine.registry import Registry
+from opcatflow.engine.suggest import did_you_mean
+from opcatflow.engine.validation import check_definition, pydantic_problems
+from opcatflow.engine.yamlsource import load_yaml
+
+
+def compile_text(text: str, path: str, registry: Registry) -> CompiledWorkflow:
+    """Parse, validate and compile one definition.
+
+    Raises:
+        DefinitionError: listing every problem as ``path:line:column: message``.
+    """
+    doc = load_yaml(text, path)
+    if not isinstance(doc.value, dict):
+        raise DefinitionError([Problem(path, 1, 1, "a definition must be a mapping")])
+    try:
+        definition = WorkflowDefinition.model_validate(doc.value)
+    except ValidationError as err:
+        raise DefinitionError(pydantic_problems(doc, err)) from None
+    problems = check_definition(doc, definition, registry)
+    if problems:
+        raise DefinitionError(problems)
+    return CompiledWorkflow(definition, registry, text)
+
+
+def definition_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """The .yaml/.yml files named, or found directly inside named folders, sorted."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        else:
+            yield path
+
+
+class Catalog:
+    """Compiled workflows by id and version."""
+
+    def __init__(self, workflows: Iterable[CompiledWorkflow] = ()) -> None:
+        self._by_key: dict[tuple[str, int], CompiledWorkflow] = {}
+        self._latest: dict[str, CompiledWorkflow] = {}
+        for wf in workflows:
+            self.add(wf)
+
+    def add(self, wf: CompiledWorkflow) -> None:
+        """Add a workflow; the same id and version with the same content is a no-op.
+
+        Raises:
+            DefinitionError: when the id and version exist with different content.
+        """
+        known = self._by_key.get((wf.id, wf.version))
+        if known is not None:
+            if known.fingerprint != wf.fingerprint:
+                raise DefinitionError([_duplicate(wf)])
+            return
+        self._by_key[(wf.id, wf.version)] = wf
+        latest = self._latest.get(wf.id)
+        if latest is None or latest.version < wf.version:
+            self._latest[wf.id] = wf
+
+    def get(self, workflow: str, version: int | None = None) -> CompiledWorkflow:
+        """The given version, or the latest one.
+
+        Raises:
+            WorkflowNotFound: with a hint at the closest known id.
+        """
+        found = (
+            self._latest.get(workflow) if version is None else self._by_key.get((workflow, version))
+        )
+        if found is None:
+            raise WorkflowNotFound(workflow, version, did_you_mean(workflow, self._latest))
+        return found
+
+    def find(self, workflow: str, version: int) -> CompiledWorkflow | None:
+        return self._by_key.get((workflow, version))
+
+    def latest(self) -> list[CompiledWorkflow]:
+        return [self._latest[k] for k in sorted(self._latest)]
+
+    def __iter__(self) -> Iterator[CompiledWorkflow]:
+        return iter(self._by_key.values())
+
+
+def _duplicate(wf: CompiledWorkflow) -> Problem:
+    return Problem(
+        "<definitions>",
+        1,
+        1,
+        f"workflow {wf.id!r} version {wf.version} is already defined with different content: "
+        "give the changed definition a new version",
+    )
+
+
+def load_catalog(paths: Iterable[str | Path], registry: Registry) -> Catalog:
+    """Load every definition under ``paths``.
+
+    Raises:
+        DefinitionError: with the problems of every file at once, including two files that
+            define the same id and version differently.
+    """
+    problems: list[Problem] = []
+    catalog = Catalog()
+    origin: dict[tuple[str, int], str] = {}
+    for path in definition_files(paths):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(Problem(str(path), 1, 1, f"cannot read: {err}"))
+            continue
+        try:
+            wf = compile_text(text, str(path), registry)
+        except DefinitionError as err:
+            problems.extend(err.problems)
+            continue
+        key = (wf.id, wf.version)
+        known = catalog.find(*key)
+        if known is not None and known.fingerprint != wf.fingerprint:
+            problems.append(
+                Problem(
+                    str(path),
+                    1,
+                    1,
+                    f"workflow {wf.id!r} version {wf.version} is already defined differently "
+                    f"in {origin[key]}: give the changed definition a new version",
+                )
+            )
+            continue
+        origin.setdefault(key, str(path))
+        catalog.add(wf)
+    if problems:
+        raise DefinitionError(problems)
+    return catalog

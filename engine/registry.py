@@ -1,0 +1,85 @@
+"""Named Python rules that definitions refer to: guards and actions.
+
+workflows/ fills a :class:`Registry` with decorators; the engine is handed it. Definitions
+name rules, never code, so an operator editing YAML cannot run anything new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class GuardRefusal(Exception):
+    """Raised by a guard to refuse with a specific reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a guard or action sees.
+
+    ``data`` is the instance data with the supplied data merged in. Actions may change it;
+    guards must not.
+    """
+
+    instance_id: str
+    workflow: str
+    state: str
+    trigger: str
+    actor: str
+    role: str
+    now: datetime
+    supplied: Mapping[str, Any]
+    data: dict[str, Any]
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+Guard = Callable[[RuleContext], bool]
+Action = Callable[[RuleContext], None]
+
+
+@dataclass(frozen=True)
+class GuardRule:
+    name: str
+    func: Guard
+    reason: str
+
+
+class Registry:
+    """Guards and actions by name."""
+
+    def __init__(self) -> None:
+        self.guards: dict[str, GuardRule] = {}
+        self.actions: dict[str, Action] = {}
+
+    def guard(self, name: str, *, reason: str) -> Callable[[Guard], Guard]:
+        """Register a guard. It returns True to allow; ``reason`` explains a False.
+
+        A guard may also raise :class:`GuardRefusal` for a more specific reason.
+        """
+
+        def register(func: Guard) -> Guard:
+            if name in self.guards:
+                raise ValueError(f"guard {name!r} is already registered")
+            self.guards[name] = GuardRule(name, func, reason)
+            return func
+
+        return register
+
+    def action(self, name: str) -> Callable[[Action], Action]:
+        """Register an action: it runs when its transition applies and may change ``data``."""
+
+        def register(func: Action) -> Action:
+            if name in self.actions:
+                raise ValueError(f"action {name!r} is already registered")
+            self.actions[name] = func
+            return func
+
+        return register

@@ -1,0 +1,505 @@
+"""``Engine``: the Python API for embedding opcatflow.
+
+Every write is one database transaction: read (and lock) the instance, decide in memory,
+write the instance and its audit record, commit. Refusals are committed as audit records too,
+then raised.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+
+from opcatflow.engine.audit import (
+    APPLIED,
+    GENESIS,
+    REFUSED,
+    STARTED,
+    AuditRecord,
+    Redactor,
+    VerifyReport,
+    make_record,
+    verify_chain,
+)
+from opcatflow.engine.clock import Clock, SystemClock
+from opcatflow.engine.compiled import CompiledWorkflow, Cursor
+from opcatflow.engine.errors import (
+    ConcurrentUpdate,
+    DefinitionError,
+    InvalidData,
+    Problem,
+    TransitionRefused,
+)
+from opcatflow.engine.firing import Refused, decide
+from opcatflow.engine.instance import Instance, TriggerOption
+from opcatflow.engine.loader import Catalog, compile_text, load_catalog
+from opcatflow.engine.registry import Registry, RuleContext
+from opcatflow.engine.store import SQLAlchemyStore
+
+START = "start"
+
+
+class Engine:
+    """Runs workflow instances against a store.
+
+    Args:
+        store: where instances and the audit trail live.
+        catalog: the compiled workflows this engine may start. Versions that instances are
+            pinned to but that are no longer in the catalog are compiled from the copy the
+            store kept when they were first registered.
+        registry: the guards and actions the definitions name.
+        clock: the only source of time the engine uses.
+        logger: a structlog logger; the engine logs events, never configures logging.
+        audit_key: key for the keyed hashes of personal values in the audit trail; by default
+            a random key kept in the database.
+
+    Raises:
+        DefinitionError: a catalog workflow has the id and version of a stored definition with
+            different content.
+    """
+
+    def __init__(
+        self,
+        store: SQLAlchemyStore,
+        catalog: Catalog,
+        registry: Registry,
+        *,
+        clock: Clock | None = None,
+        logger: Any = None,
+        audit_key: bytes | None = None,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.registry = registry
+        self.clock = clock or SystemClock()
+        self.log = logger or structlog.get_logger("opcatflow")
+        self._redactor = Redactor(audit_key or store.secret("audit_key"))
+        self._register(catalog)
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        workflows: Iterable[str | Path],
+        registry: Registry,
+        *,
+        clock: Clock | None = None,
+        logger: Any = None,
+        synchronous: str = "FULL",
+        create: bool = True,
+    ) -> Engine:
+        """Open a store at ``url`` (creating the schema in an empty database) and load the
+        definitions found under ``workflows``.
+
+        Raises:
+            SchemaMismatch: the database is at another schema revision.
+            DefinitionError: a definition is invalid.
+        """
+        catalog = load_catalog(workflows, registry)
+        store = SQLAlchemyStore(url, synchronous=synchronous)
+        try:
+            store.ensure_schema(create=create)
+            return cls(store, catalog, registry, clock=clock, logger=logger)
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- definitions -----------------------------------------------------------------------
+
+    def _register(self, catalog: Catalog) -> None:
+        now = self.clock.now()
+        with self.store.write() as conn:
+            for wf in catalog:
+                stored = self.store.stored_definition(conn, wf.id, wf.version)
+                if stored is None:
+                    self.store.insert_definition(
+                        conn,
+                        workflow=wf.id,
+                        version=wf.version,
+                        fingerprint=wf.fingerprint,
+                        title=wf.definition.title,
+                        source=wf.source,
+                        now=now,
+                    )
+                elif stored.fingerprint != wf.fingerprint:
+                    raise DefinitionError(
+                        [
+                            Problem(
+                                "<database>",
+                                1,
+                                1,
+                                f"workflow {wf.id!r} version {wf.version} is already stored "
+                                "with different content: give the changed definition a new "
+                                "version (running instances stay on the version they started)",
+                            )
+                        ]
+                    )
+
+    def workflow(self, workflow: str, version: int | None = None) -> CompiledWorkflow:
+        """A compiled workflow: the latest loaded version, or a given (possibly stored) one.
+
+        Raises:
+            WorkflowNotFound
+        """
+        if version is None:
+            return self.catalog.get(workflow)
+        found = self.catalog.find(workflow, version)
+        if found is not None:
+            return found
+        with self.store.read() as conn:
+            stored = self.store.stored_definition(conn, workflow, version)
+        if stored is None:
+            return self.catalog.get(workflow, version)  # raises WorkflowNotFound
+        compiled = compile_text(stored.source, f"<stored {workflow} v{version}>", self.registry)
+        self.catalog.add(compiled)
+        return compiled
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def start(
+        self,
+        workflow: str,
+        *,
+        actor: str,
+        role: str,
+        data: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        reason: str | None = None,
+        version: int | None = None,
+    ) -> Instance:
+        """Start a new instance of the latest (or given) version of ``workflow``.
+
+        Raises:
+            WorkflowNotFound: no such workflow.
+            TransitionRefused: the role may not start it (nothing is stored: there is no
+                instance to audit it on).
+            InvalidData: the data does not fit the schema or misses required fields.
+            InstanceNotFound: ``parent_id`` does not exist.
+        """
+        wf = self.workflow(workflow, version)
+        if role not in wf.start_roles:
+            allowed = ", ".join(sorted(wf.start_roles))
+            raise TransitionRefused(
+                "(new)", START, "role", f"role {role!r} may not start {wf.id} (allowed: {allowed})"
+            )
+        clean, errors = wf.schema.validate(data or {})
+        required = (*wf.schema.required, *wf.definition.start.requires)
+        errors += [
+            f"{name}: required" for name in dict.fromkeys(required) if clean.get(name) is None
+        ]
+        if errors:
+            raise InvalidData(wf.id, errors)
+        clean = {k: v for k, v in clean.items() if v is not None}
+        now = self.clock.now()
+        instance_id = str(uuid.uuid4())
+        changes = self._redactor.changes({}, clean, wf.schema.personal)
+        record = make_record(
+            instance_id=instance_id,
+            seq=1,
+            at=now,
+            actor=actor,
+            role=role,
+            workflow_id=wf.id,
+            workflow_version=wf.version,
+            trigger=START,
+            from_state=None,
+            to_state=wf.initial,
+            outcome=STARTED,
+            reason=reason,
+            changes=changes,
+            prev_hash=GENESIS,
+        )
+        instance = Instance(
+            id=instance_id,
+            workflow_id=wf.id,
+            workflow_version=wf.version,
+            state=wf.initial,
+            data=clean,
+            version=1,
+            parent_id=parent_id,
+            created_at=now,
+            updated_at=now,
+            state_entered_at=now,
+            audit_seq=1,
+            audit_head=record.hash,
+        )
+        with self.store.write() as conn:
+            if parent_id is not None:
+                self.store.lock_instance(conn, parent_id)  # raises InstanceNotFound
+            self.store.insert_instance(conn, instance)
+            self.store.insert_audit(conn, record)
+        self.log.info(
+            "instance_started",
+            instance_id=instance_id,
+            workflow=wf.id,
+            workflow_version=wf.version,
+            state=wf.initial,
+            actor=actor,
+            role=role,
+            parent_id=parent_id,
+        )
+        return instance
+
+    def fire(
+        self,
+        instance_id: str,
+        trigger: str,
+        *,
+        actor: str,
+        role: str,
+        data: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Instance:
+        """Fire ``trigger`` on an instance, in one transaction.
+
+        Args:
+            data: fields to set (validated against the schema; unknown fields are refused;
+                ``None`` clears a field).
+            reason: why, in the actor's words; kept in the audit record.
+            expected_version: the version the caller last saw; a newer stored version raises
+                :class:`ConcurrentUpdate` instead of acting on stale information.
+
+        Returns:
+            The instance as stored after the transition.
+
+        Raises:
+            InstanceNotFound: no such instance.
+            ConcurrentUpdate: ``expected_version`` is stale (nothing is stored).
+            TransitionRefused: unknown trigger, wrong state or role, bad data, a guard said
+                no, or an action failed. The refusal is stored in the audit trail first.
+        """
+        now = self.clock.now()
+        supplied = data or {}
+        with self.store.write() as conn:
+            current = self.store.lock_instance(conn, instance_id)
+            if expected_version is not None and current.version != expected_version:
+                raise ConcurrentUpdate(instance_id, expected_version, current.version)
+            wf = self.workflow(current.workflow_id, current.workflow_version)
+            outcome = decide(
+                wf,
+                instance_id=instance_id,
+                state=current.state,
+                data=current.data,
+                trigger=trigger,
+                actor=actor,
+                role=role,
+                supplied=supplied,
+                now=now,
+                reason=reason,
+            )
+            seq = current.audit_seq + 1
+            if isinstance(outcome, Refused):
+                record = self._record(
+                    current,
+                    seq=seq,
+                    now=now,
+                    actor=actor,
+                    role=role,
+                    trigger=trigger,
+                    to_state=None,
+                    outcome=REFUSED,
+                    reason=outcome.reason,
+                    changes="{}",
+                )
+                self.store.insert_audit(conn, record)
+                if not self.store.advance_audit_head(conn, instance_id, seq, record.hash):
+                    raise ConcurrentUpdate(instance_id, current.version, current.version + 1)
+                updated = None
+            else:
+                changes = self._redactor.changes(current.data, outcome.data, wf.schema.personal)
+                record = self._record(
+                    current,
+                    seq=seq,
+                    now=now,
+                    actor=actor,
+                    role=role,
+                    trigger=trigger,
+                    to_state=outcome.state,
+                    outcome=APPLIED,
+                    reason=reason,
+                    changes=changes,
+                )
+                updated = Instance(
+                    id=instance_id,
+                    workflow_id=current.workflow_id,
+                    workflow_version=current.workflow_version,
+                    state=outcome.state,
+                    data=outcome.data,
+                    version=current.version + 1,
+                    parent_id=current.parent_id,
+                    created_at=current.created_at,
+                    updated_at=now,
+                    state_entered_at=now if outcome.state_changed else current.state_entered_at,
+                    audit_seq=seq,
+                    audit_head=record.hash,
+                )
+                if not self.store.update_instance(conn, updated, current.version):
+                    raise ConcurrentUpdate(instance_id, current.version, current.version + 1)
+                self.store.insert_audit(conn, record)
+        if updated is None:
+            assert isinstance(outcome, Refused)
+            self.log.info(
+                "transition_refused",
+                instance_id=instance_id,
+                workflow=current.workflow_id,
+                trigger=trigger,
+                state=current.state,
+                actor=actor,
+                role=role,
+                kind=outcome.kind,
+                reason=outcome.reason,
+            )
+            raise TransitionRefused(instance_id, trigger, outcome.kind, outcome.reason)
+        self.log.info(
+            "transition_applied",
+            instance_id=instance_id,
+            workflow=current.workflow_id,
+            trigger=trigger,
+            from_state=current.state,
+            to_state=updated.state,
+            actor=actor,
+            role=role,
+            version=updated.version,
+        )
+        return updated
+
+    def _record(
+        self,
+        current: Instance,
+        *,
+        seq: int,
+        now: datetime,
+        actor: str,
+        role: str,
+        trigger: str,
+        to_state: str | None,
+        outcome: str,
+        reason: str | None,
+        changes: str,
+    ) -> AuditRecord:
+        return make_record(
+            instance_id=current.id,
+            seq=seq,
+            at=now,
+            actor=actor,
+            role=role,
+            workflow_id=current.workflow_id,
+            workflow_version=current.workflow_version,
+            trigger=trigger,
+            from_state=current.state,
+            to_state=to_state,
+            outcome=outcome,
+            reason=reason,
+            changes=changes,
+            prev_hash=current.audit_head,
+        )
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(self, instance_id: str) -> Instance:
+        """Raises: InstanceNotFound."""
+        with self.store.read() as conn:
+            return self.store.get_instance(conn, instance_id)
+
+    def query(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        after: Instance | None = None,
+        limit: int = 100,
+    ) -> list[Instance]:
+        """Instances by workflow, state, parent and data field values, oldest first.
+
+        Pass the last instance of a page as ``after`` to get the next page.
+        """
+        with self.store.read() as conn:
+            return self.store.query_instances(
+                conn,
+                workflow=workflow,
+                state=state,
+                where=where,
+                parent_id=parent_id,
+                after=(after.created_at, after.id) if after else None,
+                limit=limit,
+            )
+
+    def children(self, instance_id: str) -> list[Instance]:
+        """Instances started with ``parent_id=instance_id``."""
+        return self.query(parent_id=instance_id, limit=10_000)
+
+    def history(self, instance_id: str) -> list[AuditRecord]:
+        """Every audit record of one instance, oldest first. Raises: InstanceNotFound."""
+        with self.store.read() as conn:
+            self.store.get_instance(conn, instance_id)
+            return list(self.store.audit_records(conn, instance_id))
+
+    def available_triggers(self, instance_id: str, role: str) -> list[TriggerOption]:
+        """The triggers ``role`` may fire now, each saying whether its guards would pass."""
+        instance = self.get(instance_id)
+        wf = self.workflow(instance.workflow_id, instance.workflow_version)
+        now = self.clock.now()
+        result = []
+        for trigger in wf.triggers_from(instance.state):
+            options = [o for o in wf.options[(instance.state, trigger)] if role in o.roles]
+            if not options:
+                continue
+            blocked: list[str] = []
+            for option in options:
+                ctx = RuleContext(
+                    instance_id=instance.id,
+                    workflow=wf.id,
+                    state=instance.state,
+                    trigger=trigger,
+                    actor="",
+                    role=role,
+                    now=now,
+                    supplied={},
+                    data=dict(instance.data),
+                )
+                cursor = Cursor(instance.state, ctx)
+                if option.admit(cursor):
+                    result.append(TriggerOption(trigger, option.spec.label, option.spec.dest, True))
+                    break
+                blocked.extend(reason for _, reason in cursor.failures)
+            else:
+                spec = options[0].spec
+                result.append(
+                    TriggerOption(trigger, spec.label, spec.dest, False, "; ".join(blocked))
+                )
+        return result
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def verify_audit(self) -> VerifyReport:
+        """Recompute every audit chain; the report names the first broken record."""
+        with self.store.read() as conn:
+            heads = self.store.audit_heads(conn)
+            return verify_chain(self.store.audit_records(conn), heads)
+
+    def export_audit(self, out: IO[str], instance_id: str | None = None) -> int:
+        """Write the audit trail as JSON Lines; returns the number of records written."""
+        count = 0
+        with self.store.read() as conn:
+            for record in self.store.audit_records(conn, instance_id):
+                out.write(json.dumps(record.as_json(), ensure_ascii=False) + "\n")
+                count += 1
+        return count

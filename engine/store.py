@@ -1,0 +1,355 @@
+"""``SQLAlchemyStore``: the one store implementation, over a SQLite file or PostgreSQL.
+
+Core, not the ORM: the hot path is a handful of compiled statements per transition.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, Row
+
+from opcatflow.engine import tables as t
+from opcatflow.engine.audit import AuditRecord
+from opcatflow.engine.errors import InstanceNotFound, SchemaMismatch, StoreError
+from opcatflow.engine.instance import Instance
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and plain file paths; pick our drivers."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    return url
+
+
+def _sqlite_setup(engine: Engine, synchronous: str) -> None:
+    # SQLAlchemy's documented recipe: stop pysqlite from deferring BEGIN, then emit our own.
+    # Writers take BEGIN IMMEDIATE so two writers queue on busy_timeout instead of failing
+    # with SQLITE_BUSY when a read lock cannot be upgraded.
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class SQLAlchemyStore:
+    """Instances, audit records and definitions in one relational database.
+
+    Args:
+        url: a SQLAlchemy URL, ``postgresql://...``, or a path to a SQLite file.
+        synchronous: SQLite's ``PRAGMA synchronous`` (FULL survives power loss; NORMAL may
+            lose the last commits on power loss but never corrupts).
+    """
+
+    def __init__(self, url: str, *, synchronous: str = "FULL", pool_size: int = 5) -> None:
+        self.url = normalise_url(url)
+        if synchronous.upper() not in ("FULL", "NORMAL", "OFF", "EXTRA"):
+            raise ValueError(f"unknown synchronous mode {synchronous!r}")
+        kwargs: dict[str, Any] = {}
+        if self.url.startswith("postgresql"):
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine = sa.create_engine(self.url, **kwargs)
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            _sqlite_setup(self.engine, synchronous.upper())
+        self._lock_suffix = self.dialect == "postgresql"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _alembic(self, conn: Connection) -> Config:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        return config
+
+    def head_revision(self) -> str:
+        script = ScriptDirectory(str(MIGRATIONS))
+        head = script.get_current_head()
+        assert head is not None
+        return head
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Migrate to the newest schema; returns (before, after) revisions."""
+        from alembic import command
+
+        before = self.current_revision()
+        with self.engine.begin() as conn:
+            command.upgrade(self._alembic(conn), "head")
+        return before, self.head_revision()
+
+    def ensure_schema(self, *, create: bool = True) -> None:
+        """Create the schema in an empty database; refuse a database at another revision.
+
+        Raises:
+            SchemaMismatch: naming the found and expected revisions.
+        """
+        found, expected = self.current_revision(), self.head_revision()
+        if found == expected:
+            return
+        if found is None and create and not sa.inspect(self.engine).get_table_names():
+            self.upgrade()
+            return
+        raise SchemaMismatch(found, expected)
+
+    # -- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One read-write transaction; commits on success, rolls back on any exception."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.DBAPIError as err:
+            raise StoreError(f"database error: {err.orig!r}") from err
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn.execution_options(readonly=True)
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def secret(self, key: str) -> bytes:
+        """A per-database secret, created on first use (e.g. the audit redaction key)."""
+        with self.write() as conn:
+            value = conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == key)).scalar()
+            if value is None:
+                value = secrets.token_hex(32)
+                conn.execute(t.meta.insert().values(key=key, value=value))
+        return bytes.fromhex(value)
+
+    # -- definitions -------------------------------------------------------------------------
+
+    def stored_definition(self, conn: Connection, workflow: str, version: int) -> Row[Any] | None:
+        d = t.definitions.c
+        return conn.execute(
+            sa.select(t.definitions).where(d.workflow_id == workflow, d.version == version)
+        ).first()
+
+    def insert_definition(
+        self,
+        conn: Connection,
+        *,
+        workflow: str,
+        version: int,
+        fingerprint: str,
+        title: str,
+        source: str,
+        now: datetime,
+    ) -> None:
+        conn.execute(
+            t.definitions.insert().values(
+                workflow_id=workflow,
+                version=version,
+                fingerprint=fingerprint,
+                title=title,
+                source=source,
+                registered_at=now,
+            )
+        )
+
+    # -- instances -------------------------------------------------------------------------
+
+    def lock_instance(self, conn: Connection, instance_id: str) -> Instance:
+        """Read an instance inside a write transaction, locking its row on PostgreSQL.
+
+        Raises:
+            InstanceNotFound
+        """
+        query = sa.select(t.instances).where(t.instances.c.id == instance_id)
+        if self._lock_suffix:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        return _instance(row)
+
+    def get_instance(self, conn: Connection, instance_id: str) -> Instance:
+        row = conn.execute(sa.select(t.instances).where(t.instances.c.id == instance_id)).first()
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        return _instance(row)
+
+    def insert_instance(self, conn: Connection, instance: Instance) -> None:
+        conn.execute(
+            t.instances.insert().values(
+                id=instance.id,
+                workflow_id=instance.workflow_id,
+                workflow_version=instance.workflow_version,
+                state=instance.state,
+                data=dict(instance.data),
+                version=instance.version,
+                parent_id=instance.parent_id,
+                created_at=instance.created_at,
+                updated_at=instance.updated_at,
+                state_entered_at=instance.state_entered_at,
+                audit_seq=instance.audit_seq,
+                audit_head=instance.audit_head,
+            )
+        )
+
+    def update_instance(self, conn: Connection, instance: Instance, expected_version: int) -> bool:
+        """Write a new state of the instance if its stored version is still ``expected_version``."""
+        c = t.instances.c
+        result = conn.execute(
+            t.instances.update()
+            .where(c.id == instance.id, c.version == expected_version)
+            .values(
+                state=instance.state,
+                data=dict(instance.data),
+                version=instance.version,
+                updated_at=instance.updated_at,
+                state_entered_at=instance.state_entered_at,
+                audit_seq=instance.audit_seq,
+                audit_head=instance.audit_head,
+            )
+        )
+        return result.rowcount == 1
+
+    def advance_audit_head(self, conn: Connection, instance_id: str, seq: int, head: str) -> bool:
+        c = t.instances.c
+        result = conn.execute(
+            t.instances.update()
+            .where(c.id == instance_id, c.audit_seq == seq - 1)
+            .values(audit_seq=seq, audit_head=head)
+        )
+        return result.rowcount == 1
+
+    def query_instances(
+        self,
+        conn: Connection,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[Instance]:
+        c = t.instances.c
+        query = sa.select(t.instances).order_by(c.created_at, c.id).limit(limit)
+        if workflow is not None:
+            query = query.where(c.workflow_id == workflow)
+        if state is not None:
+            query = query.where(c.state == state)
+        if parent_id is not None:
+            query = query.where(c.parent_id == parent_id)
+        if after is not None:
+            query = query.where(sa.tuple_(c.created_at, c.id) > sa.tuple_(*after))
+        for name, value in (where or {}).items():
+            element = c.data[name]
+            if isinstance(value, bool):
+                query = query.where(element.as_boolean() == value)
+            elif isinstance(value, int):
+                query = query.where(element.as_integer() == value)
+            else:
+                query = query.where(element.as_string() == str(value))
+        return [_instance(row) for row in conn.execute(query)]
+
+    def audit_heads(self, conn: Connection) -> dict[str, tuple[int, str]]:
+        c = t.instances.c
+        rows = conn.execute(sa.select(c.id, c.audit_seq, c.audit_head))
+        return {row.id: (row.audit_seq, row.audit_head) for row in rows}
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def insert_audit(self, conn: Connection, record: AuditRecord) -> None:
+        conn.execute(
+            t.audit.insert(),
+            {
+                "instance_id": record.instance_id,
+                "seq": record.seq,
+                "at": record.at,
+                "actor": record.actor,
+                "role": record.role,
+                "workflow_id": record.workflow_id,
+                "workflow_version": record.workflow_version,
+                "trigger": record.trigger,
+                "from_state": record.from_state,
+                "to_state": record.to_state,
+                "outcome": record.outcome,
+                "reason": record.reason,
+                "changes": record.changes,
+                "prev_hash": record.prev_hash,
+                "hash": record.hash,
+            },
+        )
+
+    def audit_records(
+        self, conn: Connection, instance_id: str | None = None, *, batch: int = 2000
+    ) -> Iterator[AuditRecord]:
+        """Records of one instance, or all, ordered by instance then seq, streamed."""
+        c = t.audit.c
+        query = sa.select(t.audit).order_by(c.instance_id, c.seq)
+        if instance_id is not None:
+            query = query.where(c.instance_id == instance_id)
+        result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+        for row in result:
+            yield AuditRecord(
+                row.instance_id,
+                row.seq,
+                row.at,
+                row.actor,
+                row.role,
+                row.workflow_id,
+                row.workflow_version,
+                row.trigger,
+                row.from_state,
+                row.to_state,
+                row.outcome,
+                row.reason,
+                row.changes,
+                row.prev_hash,
+                row.hash,
+                row.id,
+            )
+
+
+def _instance(row: Row[Any]) -> Instance:
+    data = row.data if isinstance(row.data, dict) else json.loads(row.data)
+    return Instance(
+        id=row.id,
+        workflow_id=row.workflow_id,
+        workflow_version=row.workflow_version,
+        state=row.state,
+        data=data,
+        version=row.version,
+        parent_id=row.parent_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        state_entered_at=row.state_entered_at,
+        audit_seq=row.audit_seq,
+        audit_head=row.audit_head,
+    )

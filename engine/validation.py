@@ -1,0 +1,210 @@
+"""Checks a definition as a whole: the graph, the names it uses, the fields it reads.
+
+Every check appends a located :class:`Problem`; nothing stops at the first one, so an
+operator sees all of them in one run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pydantic import ValidationError
+
+from opcatflow.engine.definition import FieldType, TransitionSpec, WorkflowDefinition
+from opcatflow.engine.durations import parse_due
+from opcatflow.engine.errors import Problem
+from opcatflow.engine.expressions import CONTEXT_NAMES, ExpressionError, referenced_names
+from opcatflow.engine.registry import Registry
+from opcatflow.engine.suggest import did_you_mean
+from opcatflow.engine.yamlsource import Located, Path
+
+SYSTEM_ROLES = frozenset({"scheduler"})  # the deadline scheduler acts under this role
+
+
+def pydantic_problems(doc: Located, err: ValidationError) -> list[Problem]:
+    problems: dict[tuple[int, int], Problem] = {}
+    for e in err.errors():
+        loc: Path = tuple(e["loc"])
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}"
+        elif e["type"] == "missing":
+            message = f"missing required key {loc[-1]!r}"
+            loc = loc[:-1]
+        problem = doc.problem(loc, message)
+        problems.setdefault((problem.line, problem.column), problem)
+    return list(problems.values())
+
+
+class _Checker:
+    def __init__(self, doc: Located, wf: WorkflowDefinition, registry: Registry) -> None:
+        self.doc = doc
+        self.wf = wf
+        self.registry = registry
+        self.problems: list[Problem] = []
+        self.roles = set(wf.roles) | SYSTEM_ROLES
+
+    def add(self, loc: Path, message: str) -> None:
+        self.problems.append(self.doc.problem(loc, message))
+
+    def run(self) -> list[Problem]:
+        self.check_states()
+        self.check_transitions()
+        self.check_graph()
+        self.check_start()
+        self.check_deadlines()
+        self.check_notifications()
+        return sorted(self.problems, key=lambda p: (p.line, p.column))
+
+    def check_name(self, loc: Path, kind: str, name: str, known: Iterable[str]) -> bool:
+        known = list(known)
+        if name in known:
+            return True
+        self.add(loc, f"unknown {kind} {name!r}{did_you_mean(name, known)}")
+        return False
+
+    def check_states(self) -> None:
+        initials = [n for n, s in self.wf.states.items() if s.initial]
+        if not initials:
+            self.add(("states",), "no initial state: mark exactly one state 'initial: true'")
+        for extra in initials[1:]:
+            self.add(
+                ("states", extra, "initial"),
+                f"several initial states ({', '.join(initials)}): keep exactly one",
+            )
+        for name, state in self.wf.states.items():
+            if state.initial and state.final:
+                self.add(("states", name, "final"), f"state {name!r} is both initial and final")
+            for i, action in enumerate(state.on_enter):
+                self.check_name(
+                    ("states", name, "on_enter", i), "action", action, self.registry.actions
+                )
+
+    def check_transitions(self) -> None:
+        seen: dict[tuple[str, str], tuple[int, TransitionSpec]] = {}
+        states = self.wf.states
+        for i, t in enumerate(self.wf.transitions):
+            at: Path = ("transitions", i)
+            if t.source != "*":
+                for j, src in enumerate(t.sources):
+                    loc = (*at, "source", j) if isinstance(t.source, list) else (*at, "source")
+                    if self.check_name(loc, "source state", src, states) and states[src].final:
+                        self.add(loc, f"transition {t.trigger!r} leaves final state {src!r}")
+            if t.dest is not None:
+                self.check_name((*at, "dest"), "destination state", t.dest, states)
+            for j, role in enumerate(t.roles):
+                self.check_name((*at, "roles", j), "role", role, self.roles)
+            for j, guard in enumerate(t.guards):
+                self.check_name((*at, "guards", j), "guard", guard, self.registry.guards)
+            for j, action in enumerate(t.actions):
+                self.check_name((*at, "actions", j), "action", action, self.registry.actions)
+            for j, name in enumerate(t.requires):
+                self.check_name((*at, "requires", j), "field", name, self.wf.fields)
+            if t.when is not None:
+                self.check_expression((*at, "when"), t.when)
+            for src in self.expand(t):
+                key = (t.trigger, src)
+                if key in seen:
+                    first_index, first = seen[key]
+                    if not (first.guards or first.when) and set(first.roles) & set(t.roles):
+                        line = self.doc.where(("transitions", first_index))[0]
+                        self.add(
+                            at,
+                            f"trigger {t.trigger!r} from {src!r} is also declared at line "
+                            f"{line} with no guard or 'when' to tell them apart, so this one "
+                            "can never apply",
+                        )
+                else:
+                    seen[key] = (i, t)
+
+    def check_expression(self, loc: Path, source: str) -> None:
+        try:
+            names = referenced_names(source)
+        except ExpressionError as err:
+            self.add(loc, str(err))
+            return
+        known = set(self.wf.fields) | CONTEXT_NAMES | {"data"}
+        for name in sorted(names - known):
+            self.add(loc, f"expression reads undeclared field {name!r}{did_you_mean(name, known)}")
+
+    def expand(self, t: TransitionSpec) -> list[str]:
+        if t.source == "*":
+            return [n for n, s in self.wf.states.items() if not s.final]
+        return [s for s in t.sources if s in self.wf.states]
+
+    def check_graph(self) -> None:
+        states = self.wf.states
+        initial = next((n for n, s in states.items() if s.initial), None)
+        exits: dict[str, set[str]] = {n: set() for n in states}
+        for t in self.wf.transitions:
+            if t.dest is None or t.dest not in states:
+                continue
+            for src in self.expand(t):
+                if src != t.dest:
+                    exits[src].add(t.dest)
+        if initial is not None:
+            reached, frontier = {initial}, [initial]
+            while frontier:
+                for nxt in exits[frontier.pop()] - reached:
+                    reached.add(nxt)
+                    frontier.append(nxt)
+            for name in states:
+                if name not in reached:
+                    self.add(("states", name), f"state {name!r} is unreachable from {initial!r}")
+        for name, state in states.items():
+            if not state.final and not exits[name]:
+                self.add(
+                    ("states", name),
+                    f"state {name!r} is not final and has no transition out of it",
+                )
+
+    def check_start(self) -> None:
+        for j, role in enumerate(self.wf.start.roles or []):
+            self.check_name(("start", "roles", j), "role", role, self.roles)
+        for j, name in enumerate(self.wf.start.requires):
+            self.check_name(("start", "requires", j), "field", name, self.wf.fields)
+
+    def check_deadlines(self) -> None:
+        dates = {
+            n for n, f in self.wf.fields.items() if f.type in (FieldType.DATE, FieldType.DATETIME)
+        }
+        seen: set[str] = set()
+        for name, state in self.wf.states.items():
+            triggers = {t.trigger for t in self.wf.transitions if name in self.expand(t)}
+            for i, d in enumerate(state.deadlines):
+                at: Path = ("states", name, "deadlines", i)
+                if d.id in seen:
+                    self.add((*at, "id"), f"deadline id {d.id!r} is used twice")
+                seen.add(d.id)
+                anchor = parse_due(d.due).anchor
+                if anchor != "entered" and anchor not in dates:
+                    self.add(
+                        (*at, "due"),
+                        f"deadline anchor {anchor!r} is neither 'entered' nor a date field"
+                        + did_you_mean(anchor, dates),
+                    )
+                if d.on_due.trigger is not None and d.on_due.trigger not in triggers:
+                    self.add(
+                        (*at, "on_due", "trigger"),
+                        f"trigger {d.on_due.trigger!r} cannot be fired from state {name!r}"
+                        + did_you_mean(d.on_due.trigger, triggers),
+                    )
+
+    def check_notifications(self) -> None:
+        triggers = {t.trigger for t in self.wf.transitions}
+        deadlines = {d.id for s in self.wf.states.values() for d in s.deadlines}
+        for i, n in enumerate(self.wf.notifications):
+            at: Path = ("notifications", i)
+            if n.on.enter is not None:
+                self.check_name((*at, "on", "enter"), "state", n.on.enter, self.wf.states)
+            if n.on.transition is not None:
+                self.check_name((*at, "on", "transition"), "trigger", n.on.transition, triggers)
+            if n.on.deadline is not None:
+                self.check_name((*at, "on", "deadline"), "deadline", n.on.deadline, deadlines)
+            for j, role in enumerate(n.to):
+                self.check_name((*at, "to", j), "role", role, self.roles)
+
+
+def check_definition(doc: Located, wf: WorkflowDefinition, registry: Registry) -> list[Problem]:
+    """Every cross-reference and graph problem of one parsed definition, in file order."""
+    return _Checker(doc, wf, registry).run()

@@ -119,6 +119,7 @@ class SchemaMismatch(OpcatflowError):
     """The database schema is not the one this version of opcatflow expects."""
 
     code = "schema-mismatch"
+    exit_code = 7
 
     def __init__(self, found: str | None, expected: str) -> None:
         self.found = found
@@ -133,3 +134,4 @@ class StoreError(OpcatflowError):
     """The database failed in a way the engine cannot recover from (wraps the driver error)."""
 
     code = "store-error"
+    exit_code = 1

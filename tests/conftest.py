@@ -1,0 +1,82 @@
+"""Shared fixtures: a real SQLite file and a real PostgreSQL schema per test.
+
+Every store-touching test takes ``db_url`` and so runs on both backends. PostgreSQL is at
+``OPCATFLOW_TEST_PG`` (default ``postgresql://root@127.0.0.1:5432/test``); each test gets a
+schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from opcatflow.engine import Engine, FrozenClock
+from opcatflow.workflows import BUNDLED, registry
+
+PG_URL = os.environ.get("OPCATFLOW_TEST_PG", "postgresql://root@127.0.0.1:5432/test")
+HERE = Path(__file__).parent
+DEFINITIONS = HERE / "definitions"
+
+
+def pg_admin_url() -> str:
+    return PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[sa.Engine]:
+    engine = sa.create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as err:  # pragma: no cover - CI starts PostgreSQL
+        pytest.fail(f"PostgreSQL is not reachable at {PG_URL}: {err}")
+    yield engine
+    engine.dispose()
+
+
+def new_pg_schema(admin: sa.Engine) -> tuple[str, str]:
+    """Create an empty schema; returns (schema, URL whose search_path is that schema)."""
+    schema = "t_" + uuid.uuid4().hex[:12]
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    return schema, f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "opcatflow.db")
+        return
+    admin = request.getfixturevalue("pg_admin")
+    schema, url = new_pg_schema(admin)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def engine(db_url: str, clock: FrozenClock) -> Iterator[Engine]:
+    """An engine over the bundled workflows, on an empty database."""
+    with Engine.open(db_url, [BUNDLED], registry, clock=clock) as eng:
+        yield eng
+
+
+COMPLAINT = {
+    "source": "detained_person",
+    "channel": "during_visit",
+    "received_on": "2026-03-01",
+    "persons_concerned": ["Ana Pereira"],
+    "summary": "Beaten in cell 14 by two officers on 27 February.",
+}

@@ -78,8 +78,11 @@ class _Builder:
                     )
                 if key in result:
                     raise DefinitionError([self._problem(key_node, f"duplicate key {key!r}")])
-                km = key_node.start_mark
-                self.located.positions[(*loc, key)] = (km.line + 1, km.column + 1)
+                # Point at a scalar or flow value itself; at the key for a block collection,
+                # whose first item is on another line.
+                block = not isinstance(value_node, yaml.ScalarNode) and not value_node.flow_style
+                mark = key_node.start_mark if block else value_node.start_mark
+                self.located.positions[(*loc, key)] = (mark.line + 1, mark.column + 1)
                 result[key] = self.build(value_node, (*loc, key))
             return result
         if isinstance(node, yaml.SequenceNode):

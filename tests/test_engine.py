@@ -348,4 +348,5 @@ def test_schema_mismatch_names_both_revisions(db_url: str, clock: FrozenClock) -
     with pytest.raises(SchemaMismatch) as caught:
         Engine.open(db_url, [EXAMPLE_DIR], make_registry(), clock=clock)
     assert (caught.value.found, caught.value.expected) == ("9999", "0001")
-    assert "9999" in str(caught.value) and "0001" in str(caught.value)
+    assert "9999" in str(caught.value)
+    assert "0001" in str(caught.value)

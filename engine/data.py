@@ -19,6 +19,8 @@ Check = Callable[[Any], Any]
 def _string(value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError("expected text")
+    if "\x00" in value:  # PostgreSQL cannot store it, and no person types it
+        raise ValueError("text must not contain NUL characters")
     return value
 
 

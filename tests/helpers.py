@@ -24,6 +24,10 @@ def make_registry() -> Registry:
             raise GuardRefusal("a title is needed")
         return True
 
+    @registry.action("count_edit")
+    def count_edit(ctx: RuleContext) -> None:
+        ctx.data["edits"] = (ctx.data.get("edits") or 0) + 1  # a lost update would lose a count
+
     @registry.action("stamp_review")
     def stamp_review(ctx: RuleContext) -> None:
         ctx.data["approved_by"] = None  # entering review clears a previous approval
@@ -32,3 +36,23 @@ def make_registry() -> Registry:
 
 
 EXAMPLE_DIR = Path(__file__).parent / "definitions"
+
+
+def edit_many(url: str, instance_id: str, times: int, use_versions: bool) -> tuple[int, int]:
+    """Fire ``edit`` ``times`` times from this process; returns (applied, conflicts).
+
+    With ``use_versions`` each call passes the version just read, so racing writers conflict.
+    Importable by spawned processes (tests/ is on their sys.path).
+    """
+    from opcatflow.engine import ConcurrentUpdate, Engine
+
+    applied = conflicts = 0
+    with Engine.open(url, [EXAMPLE_DIR], make_registry(), create=False) as engine:
+        for _ in range(times):
+            expected = engine.get(instance_id).version if use_versions else None
+            try:
+                engine.fire(instance_id, "edit", actor="w", role="clerk", expected_version=expected)
+                applied += 1
+            except ConcurrentUpdate:
+                conflicts += 1
+    return applied, conflicts

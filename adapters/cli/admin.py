@@ -1,0 +1,93 @@
+"""``audit verify``, ``audit export`` and ``db upgrade``."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.errors import AUDIT_BROKEN, fail
+from opcatflow.adapters.cli.options import Json, settings
+from opcatflow.engine import SQLAlchemyStore, VerifyReport
+
+audit_app = typer.Typer(help="Check and export the hash-chained audit trail.")
+db_app = typer.Typer(help="Manage the database schema.")
+
+
+def report_json(report: VerifyReport) -> dict[str, object]:
+    first = report.first_break
+    return {
+        "ok": report.ok,
+        "records": report.records,
+        "instances": report.instances,
+        "breaks": [asdict(b) for b in report.breaks],
+        "first_break": asdict(first) if first else None,
+    }
+
+
+@audit_app.command("verify")
+def verify(ctx: typer.Context, as_json: Json = False) -> None:
+    """Recompute every hash and link of the audit trail. Exit 8 names the first broken record."""
+    with settings(ctx).engine() as engine:
+        report = engine.verify_audit()
+    if as_json:
+        out.print_json(report_json(report))
+    elif report.ok:
+        out.echo(
+            f"audit chain {out.green('intact')}: {out.plural(report.records, 'record')} over "
+            f"{out.plural(report.instances, 'instance')}, every hash and link recomputed"
+        )
+    else:
+        out.echo(f"audit chain {out.red('BROKEN')}: {len(report.breaks)} break(s)")
+        for b in report.breaks:
+            out.echo(f"  {b}")
+    if report.first_break is not None:
+        raise fail(f"audit chain broken at {report.first_break}", AUDIT_BROKEN)
+
+
+@audit_app.command("export")
+def export(
+    ctx: typer.Context,
+    *,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file instead of standard output."),
+    ] = None,
+    instance: Annotated[
+        str | None, typer.Option("--instance", help="Only this instance's records.")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Write the audit trail as JSON Lines (personal values appear only as keyed hashes)."""
+    with settings(ctx).engine() as engine:
+        if instance is not None:
+            engine.get(instance)  # a typo should say "not found", not export nothing
+        if output is None:
+            engine.export_audit(sys.stdout, instance)
+            return
+        with output.open("w", encoding="utf-8") as fh:
+            count = engine.export_audit(fh, instance)
+    if as_json:
+        out.print_json({"records": count, "output": str(output)})
+    else:
+        out.echo(f"wrote {count} audit records to {output}")
+
+
+@db_app.command("upgrade")
+def upgrade(ctx: typer.Context, as_json: Json = False) -> None:
+    """Migrate the database to the schema this version of opcatflow needs."""
+    store = SQLAlchemyStore(settings(ctx).db)
+    try:
+        before, after = store.upgrade()
+    finally:
+        store.close()
+    if as_json:
+        out.print_json({"before": before, "after": after})
+    elif before == after:
+        out.echo(f"database schema already at revision {after}")
+    else:
+        out.echo(f"database schema upgraded from revision {before or 'none'} to {after}")

@@ -1,0 +1,151 @@
+"""The ``opcatflow`` Typer application: global options, error handling, command registry."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from opcatflow.adapters.cli import admin, definitions, demo, instances
+from opcatflow.adapters.cli.errors import UNEXPECTED, describe, fail, one_line
+from opcatflow.adapters.cli.options import DEFAULT_DB, LogFormat, LogLevel, Settings
+from opcatflow.workflows import BUNDLED
+
+
+class OpcatflowGroup(TyperGroup):
+    """Turns every error into one line on standard error and a documented exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
+            raise  # Typer reports these itself (usage errors: see main below)
+        except Exception as err:
+            if isinstance(ctx.obj, Settings) and ctx.obj.debug:
+                raise
+            message, code = describe(err)
+            raise fail(message, code) from None
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except typer.TyperException as err:  # click's usage errors: one line, exit 2
+            usage_ctx = getattr(err, "ctx", None)
+            hint = f" (see '{usage_ctx.command_path} --help')" if usage_ctx is not None else ""
+            typer.echo(f"error: {one_line(err.format_message())}{hint}", err=True)
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(UNEXPECTED)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+app = typer.Typer(
+    name="opcatflow",
+    cls=OpcatflowGroup,
+    help="Workflow engine for National Preventive Mechanisms under OPCAT.\n\n"
+    "New here? Run `opcatflow demo`.",
+    invoke_without_command=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"opcatflow {package_version('opcatflow')}")
+        except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+            typer.echo("opcatflow (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    *,
+    db: Annotated[
+        str,
+        typer.Option(
+            "--db",
+            envvar="OPCATFLOW_DB",
+            help="Database: a SQLite file path or a postgresql:// URL.",
+            metavar="PATH|URL",
+        ),
+    ] = DEFAULT_DB,
+    workflows: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--workflows",
+            metavar="PATH",
+            help="Folder or file of workflow definitions (repeatable). "
+            "[default: the bundled workflows]",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
+    ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option("--log-format", help="How log events are written to standard error."),
+    ] = LogFormat.PRETTY,
+    log_level: Annotated[
+        LogLevel,
+        typer.Option("--log-level", envvar="OPCATFLOW_LOG_LEVEL", help="Least level logged."),
+    ] = LogLevel.WARNING,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Workflow engine for National Preventive Mechanisms under OPCAT.
+
+    New here? Run `opcatflow demo`.
+    """
+    ctx.obj = Settings(
+        db=db,
+        workflows=tuple(workflows) if workflows else (BUNDLED,),
+        debug=debug,
+        log_format=log_format,
+        log_level=log_level,
+    )
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
+for name, command in (
+    ("validate", definitions.validate),
+    ("schema", definitions.schema),
+    ("diagram", definitions.diagram),
+    ("start", instances.start),
+    ("fire", instances.fire),
+    ("show", instances.show),
+    ("history", instances.history),
+    ("triggers", instances.triggers),
+    ("list", instances.list_),
+    ("demo", demo.demo),
+):
+    app.command(name)(command)
+app.add_typer(admin.audit_app, name="audit")
+app.add_typer(admin.db_app, name="db")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,137 @@
+"""Commands about definitions: ``validate``, ``schema``, ``diagram``. None touches a database."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.errors import INVALID_DEFINITION, USAGE, fail
+from opcatflow.adapters.cli.options import Json, settings
+from opcatflow.engine import (
+    CompiledWorkflow,
+    DefinitionError,
+    Problem,
+    WorkflowDefinition,
+    compile_text,
+    load_catalog,
+)
+from opcatflow.engine.diagram import doc_pages, dot, mermaid
+from opcatflow.engine.loader import definition_files
+from opcatflow.workflows import registry
+
+
+def _summary(wf: CompiledWorkflow) -> dict[str, object]:
+    d = wf.definition
+    return {
+        "id": wf.id,
+        "version": wf.version,
+        "title": d.title,
+        "states": len(d.states),
+        "transitions": len(d.transitions),
+        "roles": sorted(d.roles),
+        "initial": wf.initial,
+        "finals": sorted(wf.finals),
+    }
+
+
+def validate(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Definition files, or folders of .yaml files.", exists=True),
+    ],
+    as_json: Json = False,
+) -> None:
+    """Check workflow definitions; list every problem of every file as path:line:col: message."""
+    files = list(definition_files(paths))
+    problems: list[Problem] = [
+        Problem(str(p), 1, 1, "no .yaml or .yml definitions in this folder")
+        for p in paths
+        if p.is_dir() and not any(f.parent == p for f in files)
+    ]
+    valid: list[tuple[Path, CompiledWorkflow]] = []
+    try:
+        load_catalog(files, registry)  # also catches one id and version defined twice
+    except DefinitionError as err:
+        problems.extend(err.problems)
+    if not problems:
+        valid = [(f, compile_text(f.read_text("utf-8"), str(f), registry)) for f in files]
+    if as_json:
+        out.print_json(
+            {
+                "ok": not problems,
+                "workflows": [{**_summary(wf), "path": str(f)} for f, wf in valid],
+                "problems": [
+                    {"path": p.path, "line": p.line, "column": p.column, "message": p.message}
+                    for p in problems
+                ],
+            }
+        )
+    else:
+        for p in problems:
+            out.echo(str(p))
+        for f, wf in valid:
+            s = _summary(wf)
+            out.echo(
+                f"{out.green('ok')}  {wf.id} v{wf.version}  {wf.definition.title}  "
+                + out.dim(
+                    f"({s['states']} states, {s['transitions']} transitions, "
+                    f"{len(wf.definition.roles)} roles; {f})"
+                )
+            )
+    if problems:
+        where = {p.path for p in problems}
+        noun = "problem" if len(problems) == 1 else "problems"
+        raise fail(f"{len(problems)} {noun} in {len(where)} file(s)", INVALID_DEFINITION)
+
+
+def schema() -> None:
+    """Print the JSON Schema of the definition format (for editors: completion and checks)."""
+    out.print_json(WorkflowDefinition.model_json_schema())
+
+
+class DiagramFormat(StrEnum):
+    MERMAID = "mermaid"
+    DOT = "dot"
+
+
+def diagram(
+    ctx: typer.Context,
+    *,
+    workflow: Annotated[
+        str | None,
+        typer.Argument(help="A workflow id (from --workflows) or a definition file."),
+    ] = None,
+    fmt: Annotated[
+        DiagramFormat, typer.Option("--format", "-f", help="Mermaid or Graphviz DOT.")
+    ] = DiagramFormat.MERMAID,
+    version: Annotated[int | None, typer.Option("--version", help="Default: latest.")] = None,
+    write_docs: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-docs",
+            help="Instead, write one Markdown page per workflow (diagram and tables) into "
+            "this folder, e.g. docs/diagrams.",
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Draw a workflow as a state diagram (Mermaid stateDiagram-v2 or Graphviz DOT)."""
+    if write_docs is not None:
+        pages = doc_pages(settings(ctx).catalog().latest())
+        write_docs.mkdir(parents=True, exist_ok=True)
+        for name, text in pages.items():
+            (write_docs / name).write_text(text, encoding="utf-8")
+            out.echo(f"wrote {write_docs / name}")
+        return
+    if workflow is None:
+        raise fail("give a WORKFLOW (an id or a file), or --write-docs FOLDER", USAGE)
+    path = Path(workflow)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        wf = load_catalog([path], registry).latest()[0]
+    else:
+        wf = settings(ctx).catalog().get(workflow, version)
+    out.echo((mermaid(wf) if fmt is DiagramFormat.MERMAID else dot(wf)).rstrip("\n"))

@@ -1,0 +1,225 @@
+"""``opcatflow demo``: one complaint from receipt to closure, on a fresh SQLite file.
+
+Runs through the same :class:`Engine` every command uses, on a simulated clock so the
+timeline spans weeks, then shows what the audit trail keeps and verifies its chain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.errors import AUDIT_BROKEN, UNEXPECTED, fail
+from opcatflow.adapters.cli.options import settings
+from opcatflow.engine import Engine, FrozenClock, TransitionRefused
+from opcatflow.workflows import BUNDLED
+
+WORKFLOW = "complaint"
+INTAKE = ("m.okafor", "intake")
+CASEWORKER = ("l.ferreira", "caseworker")
+HEAD = ("r.haddad", "head")
+
+COMPLAINT = {
+    "source": "detained_person",
+    "channel": "during_visit",
+    "received_on": "2026-03-02",
+    "persons_concerned": ["Tomás Varga"],
+    "summary": "Says two officers struck him in cell 14 on 27 February after he asked to see "
+    "a doctor; bruising on his left arm seen by the visiting team.",
+}
+REFERRAL = {"referral_body": "police_ombudsperson", "referral_shares": "evidence"}
+DO_NO_HARM = {
+    "dnh_decided_by": "R. Haddad, head of the complaints unit",
+    "dnh_reason": "Transferred and unreachable for consent; the evidence of serious "
+    "ill-treatment would otherwise be lost; the ombudsperson is bound to confidentiality "
+    "and the prison learns nothing from the referral.",
+    "dnh_recipient": "Police Ombudsperson",
+    "dnh_shared": "Medical notes and photographs of the injuries; not the complaint itself.",
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    at: datetime
+    who: tuple[str, str]
+    trigger: str
+    data: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+
+def _at(month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(2026, month, day, hour, minute, tzinfo=UTC)
+
+
+STEPS = [
+    Step(_at(3, 3, 9, 10), INTAKE, "acknowledge",
+         reason="Receipt acknowledged by letter through the confidential mail channel"),
+    Step(_at(3, 4, 14, 25), INTAKE, "record",
+         {"complaint_type": "ill_treatment", "institution": "Central Remand Prison",
+          "theme": "use of force by staff"}),
+    Step(_at(3, 6, 11, 0), CASEWORKER, "assess",
+         {"seriousness": "high", "urgency": "urgent", "npm_best_placed": False},
+         reason="Criminal allegation: the police ombudsperson is best placed to investigate"),
+    Step(_at(3, 9, 16, 20), HEAD, "refer", REFERRAL,
+         reason="Send the medical notes and photographs to the police ombudsperson"),
+    Step(_at(3, 10, 10, 5), HEAD, "record_consent", DO_NO_HARM,
+         reason="Do-no-harm decision, after consulting the caseworker"),
+    Step(_at(3, 10, 10, 30), HEAD, "refer", REFERRAL,
+         reason="Referred under the do-no-harm decision of 10 March"),
+    Step(_at(3, 11, 9, 0), CASEWORKER, "follow_up",
+         reason="Asked the police ombudsperson to confirm that an investigation is open"),
+    Step(_at(4, 27, 15, 0), HEAD, "close",
+         {"told_limits": True,
+          "outcome": "Investigation opened by the police ombudsperson on 2 April; "
+          "reprisals to be checked on the next visit."},
+         reason="Complainant told on the visit of 24 April what the NPM can and cannot do"),
+]  # fmt: skip
+
+
+def _fresh(db: Path | None) -> Path:
+    if db is None:
+        return Path(tempfile.mkdtemp(prefix="opcatflow-demo-")) / "demo.db"
+    if "://" in str(db):
+        raise typer.BadParameter("the demo runs on a SQLite file: give a path", param_hint="--db")
+    if db.exists() and (db.is_dir() or db.stat().st_size > 0):
+        raise typer.BadParameter(
+            f"{db} exists and is not empty; the demo needs a fresh file", param_hint="--db"
+        )
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return db
+
+
+def demo(
+    ctx: typer.Context,
+    *,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db", help="A new SQLite file to run on (default: one in a new temporary folder)."
+        ),
+    ] = None,
+) -> None:
+    """Run a complaint from receipt to closure on a fresh database, and verify the audit trail."""
+    path = _fresh(db)
+    clock = FrozenClock(_at(3, 2, 10, 40))
+    run = dataclasses.replace(settings(ctx), db=str(path), workflows=(BUNDLED,))
+    with run.engine(clock) as engine:
+        _run(engine, clock, path)
+
+
+def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
+    wf = engine.workflow(WORKFLOW)
+    d = wf.definition
+    echo = out.echo
+    echo(out.bold("opcatflow demo") + ": one complaint from receipt to closure")
+    echo()
+    echo(f"  database  {path} {out.dim('(a fresh SQLite file)')}")
+    echo(
+        f"  workflow  {wf.id} v{wf.version}, {d.title} "
+        + out.dim(f"({len(d.states)} states, {len(d.transitions)} transitions)")
+    )
+    first, last = clock.now(), STEPS[-1].at
+    echo(f"  clock     simulated, {first.day} {first:%B} to {last.day} {last:%B %Y} (UTC)")
+
+    actor, role = INTAKE
+    instance = engine.start(
+        WORKFLOW,
+        actor=actor,
+        role=role,
+        data=COMPLAINT,
+        reason="Raised in a private interview during the visit to Central Remand Prison",
+    )
+    refusals: list[TransitionRefused] = []
+    for step in STEPS:
+        clock.set(step.at)
+        actor, role = step.who
+        try:
+            engine.fire(
+                instance.id, step.trigger, actor=actor, role=role, data=step.data,
+                reason=step.reason,
+            )  # fmt: skip
+        except TransitionRefused as refused:
+            refusals.append(refused)
+
+    records = engine.history(instance.id)
+    echo()
+    echo(out.bold("Timeline") + out.dim(", read back from the audit trail"))
+    echo("\n".join(out.timeline(records, indent=2)))
+
+    echo()
+    echo(out.bold("The refusal"))
+    kinds = ", ".join(sorted({r.kind for r in refusals}))
+    refused_at = next(r.at for r in records if r.outcome == "refused")
+    echo(
+        f"  On {refused_at.day} {refused_at:%B} the head tried to refer the case to the police\n"
+        "  ombudsperson with the evidence, before the person had consented to that use and\n"
+        "  before anyone had decided that sharing it does no harm. The engine refused\n"
+        f"  ({kinds}), said why, and changed nothing but the audit trail, which keeps the\n"
+        "  refusal (from the command line, a refusal is exit code 3). Once the do-no-harm\n"
+        "  decision was on record - who decided, why, which body receives what - the same\n"
+        "  referral went through."
+    )
+
+    _personal_data(engine, instance.id, records[0].changed)
+
+    echo()
+    echo(out.bold("Audit chain"))
+    report = engine.verify_audit()
+    if not report.ok:
+        raise fail(f"audit chain broken at {report.first_break}", AUDIT_BROKEN)
+    echo(
+        f"  {out.green('✓')} {out.plural(report.records, 'record')} over "
+        f"{out.plural(report.instances, 'instance')}, every hash and link recomputed: "
+        f"{out.green('intact')}"
+    )
+
+    echo()
+    echo(out.bold("Look around") + out.dim(" (the database stays where it is)"))
+    for command in (
+        f"show {instance.id}",
+        f"history {instance.id}",
+        f"triggers {instance.id} --role head",
+        "audit verify",
+    ):
+        echo(f"  opcatflow --db {path} {command}")
+
+
+def _personal_data(engine: Engine, instance_id: str, first_changes: dict[str, Any]) -> None:
+    wf = engine.workflow(WORKFLOW)
+    stored = engine.get(instance_id).data
+    personal = sorted(wf.schema.personal & stored.keys())
+    width = max(len(n) for n in personal)
+    out.echo()
+    out.echo(
+        out.bold("Personal data") + out.dim(f" (fields marked personal: {', '.join(personal)})")
+    )
+    out.echo("  the instance keeps what the case needs:")
+    for name in personal:
+        out.echo(f"    {name.ljust(width)}  {out.value_text(stored[name], 60)}")
+    out.echo("  the audit trail keeps only keyed hashes:")
+    for name in personal:
+        out.echo(f"    {name.ljust(width)}  {first_changes[name][1]}")
+    buffer = io.StringIO()
+    count = engine.export_audit(buffer)
+    exported = buffer.getvalue()
+    values = [v for name in personal for v in _texts(stored[name])]
+    leaked = [v for v in values if v in exported or json.dumps(v) in exported]
+    if leaked:
+        raise fail(f"personal values appear in the audit export: {leaked}", UNEXPECTED)
+    out.echo(
+        f"  {out.green('✓')} none of these values appears in the exported audit trail "
+        f"({count} records, JSON Lines)"
+    )
+
+
+def _texts(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]

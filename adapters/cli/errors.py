@@ -1,0 +1,59 @@
+"""Exit codes, and errors as exactly one line on standard error.
+
+| code | meaning                                              |
+| ---- | ---------------------------------------------------- |
+| 0    | ok                                                   |
+| 1    | unexpected error (a bug, or the database failed)     |
+| 2    | usage: unknown command or option, bad option value   |
+| 3    | refused: role, state, guard or data                  |
+| 4    | conflict: the instance changed (stale --expect-version) |
+| 5    | not found: no such instance or workflow              |
+| 6    | invalid workflow definition                          |
+| 7    | database schema at another revision (run db upgrade) |
+| 8    | audit chain broken                                   |
+"""
+
+from __future__ import annotations
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from opcatflow.engine import DefinitionError, OpcatflowError
+
+OK = 0
+UNEXPECTED = 1
+USAGE = 2
+REFUSED = 3
+CONFLICT = 4
+NOT_FOUND = 5
+INVALID_DEFINITION = 6
+SCHEMA_MISMATCH = 7
+AUDIT_BROKEN = 8
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print ``error: message`` on standard error; returns the Exit to raise."""
+    typer.echo(f"error: {one_line(message)}", err=True)
+    return typer.Exit(code)
+
+
+def describe(err: Exception) -> tuple[str, int]:
+    """The one-line message and exit code for an error a command let through."""
+    if isinstance(err, DefinitionError):
+        first = err.problems[0] if err.problems else "invalid definition"
+        more = len(err.problems) - 1
+        suffix = f" (and {more} more; `opcatflow validate PATH` lists them all)" if more else ""
+        return f"invalid workflow definition: {first}{suffix}", INVALID_DEFINITION
+    if isinstance(err, OpcatflowError):
+        return str(err), err.exit_code
+    if isinstance(err, SQLAlchemyError):
+        orig = getattr(err, "orig", None)
+        detail = str(orig if orig is not None else err).strip().splitlines()
+        return f"database error: {detail[0] if detail else type(err).__name__}", UNEXPECTED
+    message = str(err).strip().splitlines()
+    text = f"{type(err).__name__}: {message[0]}" if message else type(err).__name__
+    return f"unexpected {text} (run with --debug for the traceback)", UNEXPECTED

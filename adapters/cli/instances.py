@@ -1,0 +1,174 @@
+"""Commands on instances: ``start``, ``fire``, ``show``, ``history``, ``triggers``, ``list``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.options import (
+    Actor,
+    Data,
+    Json,
+    Reason,
+    Role,
+    SetFields,
+    parse_assignments,
+    parse_data,
+    settings,
+)
+
+InstanceId = Annotated[
+    str, typer.Argument(help="The instance id (as printed by start or list).", metavar="ID")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the instance id.")]
+
+
+def start(
+    ctx: typer.Context,
+    *,
+    workflow: Annotated[
+        str, typer.Argument(help="Workflow id, e.g. complaint.", metavar="WORKFLOW")
+    ],
+    actor: Actor,
+    role: Role,
+    data: Data = None,
+    assignments: SetFields = None,
+    parent: Annotated[
+        str | None, typer.Option("--parent", help="Id of the instance this one belongs to.")
+    ] = None,
+    reason: Reason = None,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Start an instance of a workflow."""
+    fields = parse_data(data, assignments)
+    with settings(ctx).engine() as engine:
+        instance = engine.start(
+            workflow, actor=actor, role=role, data=fields, parent_id=parent, reason=reason
+        )
+        wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+    if as_json:
+        out.print_json(instance.as_json())
+    elif quiet:
+        out.echo(instance.id)
+    else:
+        out.echo(f"started {instance.workflow_id} {out.bold(instance.id)}")
+        out.echo(f"  state  {out.state_text(wf, instance.state)}")
+        out.echo(out.dim(f"  next:  opcatflow triggers {instance.id} --role ROLE"))
+
+
+def fire(
+    ctx: typer.Context,
+    *,
+    instance_id: InstanceId,
+    trigger: Annotated[
+        str, typer.Argument(help="The trigger to fire, e.g. acknowledge.", metavar="TRIGGER")
+    ],
+    actor: Actor,
+    role: Role,
+    data: Data = None,
+    assignments: SetFields = None,
+    reason: Reason = None,
+    expect_version: Annotated[
+        int | None,
+        typer.Option(
+            "--expect-version",
+            help="Refuse (exit 4) if the instance is no longer at this version.",
+            metavar="N",
+        ),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Fire a trigger on an instance: one transaction, audited whether applied or refused."""
+    fields = parse_data(data, assignments)
+    with settings(ctx).engine() as engine:
+        before = engine.get(instance_id).state
+        instance = engine.fire(
+            instance_id,
+            trigger,
+            actor=actor,
+            role=role,
+            data=fields,
+            reason=reason,
+            expected_version=expect_version,
+        )
+    if as_json:
+        out.print_json(instance.as_json())
+    else:
+        out.echo(out.applied_line(before, instance, trigger))
+
+
+def show(ctx: typer.Context, instance_id: InstanceId, as_json: Json = False) -> None:
+    """Show an instance: state, version, times and data."""
+    with settings(ctx).engine() as engine:
+        instance = engine.get(instance_id)
+        wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+        children = engine.children(instance_id)
+    if as_json:
+        out.print_json({**instance.as_json(), "children": [c.id for c in children]})
+        return
+    lines = out.instance_lines(instance, wf)
+    if children:
+        lines.append("  children")
+        lines.extend(f"    {c.id}  {c.workflow_id}  {c.state}" for c in children)
+    out.echo("\n".join(lines))
+
+
+def history(ctx: typer.Context, instance_id: InstanceId, as_json: Json = False) -> None:
+    """Show the audit trail of an instance as a timeline (times in UTC)."""
+    with settings(ctx).engine() as engine:
+        records = engine.history(instance_id)
+    if as_json:
+        out.print_json([r.as_json() for r in records])
+        return
+    applied = sum(r.outcome != "refused" for r in records)
+    out.echo(
+        out.dim(
+            f"{instance_id}: {len(records)} audit records "
+            f"({applied} applied, {len(records) - applied} refused); times in UTC"
+        )
+    )
+    out.echo("\n".join(out.timeline(records)))
+
+
+def triggers(
+    ctx: typer.Context, instance_id: InstanceId, role: Role, as_json: Json = False
+) -> None:
+    """List the triggers a role may fire now, and whether their guards would let them pass."""
+    with settings(ctx).engine() as engine:
+        options = engine.available_triggers(instance_id, role)
+    if as_json:
+        out.print_json([asdict(o) for o in options])
+    else:
+        out.echo("\n".join(out.triggers_lines(options, role)))
+
+
+def list_(
+    ctx: typer.Context,
+    *,
+    workflow: Annotated[str | None, typer.Option("--workflow", help="Only this workflow.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="Only in this state.")] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            help="Only where a data field has this value (repeatable), e.g. urgency=urgent.",
+            metavar="FIELD=VALUE",
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 100,
+    as_json: Json = False,
+) -> None:
+    """List instances, oldest first."""
+    conditions = parse_assignments(where or (), "--where")
+    with settings(ctx).engine() as engine:
+        found = engine.query(workflow=workflow, state=state, where=conditions, limit=limit)
+    if as_json:
+        out.print_json([i.as_json() for i in found])
+    elif not found:
+        out.echo("no instances")
+    else:
+        out.echo("\n".join(out.instances_table(found)))

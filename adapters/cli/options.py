@@ -1,0 +1,178 @@
+"""Global settings, the options commands share, and the engine and logger the CLI builds.
+
+The library never configures logging; the CLI builds one structlog logger that writes to
+standard error and hands it to the engine, so standard output carries only results.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+import typer
+
+from opcatflow.engine import Catalog, Clock, Engine, load_catalog
+from opcatflow.workflows import BUNDLED, registry
+
+DEFAULT_DB = "opcatflow.db"
+
+
+class LogFormat(StrEnum):
+    PRETTY = "pretty"
+    JSON = "json"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the global options say, kept on the root context for every command."""
+
+    db: str = DEFAULT_DB
+    workflows: tuple[Path, ...] = (BUNDLED,)
+    debug: bool = False
+    log_format: LogFormat = LogFormat.PRETTY
+    log_level: LogLevel = LogLevel.WARNING
+
+    def logger(self) -> Any:
+        return make_logger(self.log_format, self.log_level)
+
+    def catalog(self) -> Catalog:
+        """The workflows under ``--workflows``. Raises DefinitionError."""
+        return load_catalog(self.workflows, registry)
+
+    @contextmanager
+    def engine(self, clock: Clock | None = None) -> Iterator[Engine]:
+        """The engine every command (and the demo) works through."""
+        with Engine.open(
+            self.db, self.workflows, registry, clock=clock, logger=self.logger()
+        ) as engine:
+            yield engine
+
+
+def settings(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Settings) else Settings()
+
+
+def make_logger(fmt: LogFormat, level: LogLevel) -> Any:
+    """A structlog logger writing one event per line to standard error."""
+    renderer: Any
+    if fmt is LogFormat.JSON:
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    return structlog.wrap_logger(
+        structlog.PrintLogger(sys.stderr),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.value.upper()]
+        ),
+    )
+
+
+# -- options shared by commands ------------------------------------------------------------
+
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Actor = Annotated[
+    str,
+    typer.Option(
+        "--actor",
+        envvar="OPCATFLOW_ACTOR",
+        help="Who acts (kept in the audit trail).",
+        metavar="NAME",
+    ),
+]
+Role = Annotated[
+    str,
+    typer.Option(
+        "--role",
+        envvar="OPCATFLOW_ROLE",
+        help="The role the actor acts in.",
+        metavar="ROLE",
+    ),
+]
+Data = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="Fields as a JSON object, or @file.json (@- reads standard input).",
+        metavar="JSON|@FILE",
+    ),
+]
+SetFields = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="One field, FIELD=VALUE (repeatable; applied after --data). VALUE is read as "
+        'JSON when it parses (true, 3, ["a"], null), else as text.',
+        metavar="FIELD=VALUE",
+    ),
+]
+Reason = Annotated[
+    str | None,
+    typer.Option("--reason", help="Why, in your words (kept in the audit trail).", metavar="TEXT"),
+]
+
+
+def parse_data(data: str | None, assignments: Sequence[str] | None = None) -> dict[str, Any]:
+    """The fields of ``--data`` and ``--set``.
+
+    Raises:
+        typer.BadParameter: not JSON, not an object, an unreadable file, or no ``=``.
+    """
+    fields: dict[str, Any] = {}
+    if data is not None:
+        text = data
+        if data.startswith("@"):
+            source = data[1:]
+            try:
+                text = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8")
+            except OSError as err:
+                raise typer.BadParameter(
+                    f"cannot read {source}: {err.strerror}", param_hint="--data"
+                ) from None
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise typer.BadParameter(f"not valid JSON ({err})", param_hint="--data") from None
+        if not isinstance(parsed, dict):
+            raise typer.BadParameter(
+                'expected a JSON object, e.g. {"field": "value"}', param_hint="--data"
+            )
+        fields.update(parsed)
+    fields.update(parse_assignments(assignments or (), "--set"))
+    return fields
+
+
+def parse_assignments(items: Sequence[str], option: str) -> dict[str, Any]:
+    """``FIELD=VALUE`` pairs; a VALUE that parses as JSON is taken as JSON, else as text."""
+    result: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"expected FIELD=VALUE, got {item!r}", param_hint=option)
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        result[name.strip()] = value
+    return result

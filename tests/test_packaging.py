@@ -1,0 +1,65 @@
+"""The distribution holds what the source tree holds, and each package exports what it says."""
+
+from __future__ import annotations
+
+import importlib
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
+
+
+def source_packages() -> set[str]:
+    found = set()
+    for top, name in ((v, k) for k, v in SETUPTOOLS["package-dir"].items()):
+        for init in (ROOT / top).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / top)
+            found.add(".".join([name, *relative.parts]))
+    return found
+
+
+def test_every_folder_with_an_init_is_listed_in_packages() -> None:
+    # a package missing here still imports in editable mode but is absent from the wheel
+    assert source_packages() == set(SETUPTOOLS["packages"])
+
+
+def test_every_listed_package_imports() -> None:
+    for name in SETUPTOOLS["packages"]:
+        importlib.import_module(name)
+
+
+ENGINE_API = {
+    "AuditRecord", "Catalog", "ChainBreak", "Clock", "CompiledWorkflow", "ConcurrentUpdate",
+    "DefinitionError", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
+    "InvalidData", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
+    "SQLAlchemyStore", "SchemaMismatch", "StoreError", "SystemClock", "TransitionRefused",
+    "TriggerOption", "VerifyReport", "WorkflowDefinition", "WorkflowNotFound", "compile_text",
+    "load_catalog",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("package", "expected"),
+    [("opcatflow.engine", ENGINE_API), ("opcatflow.workflows", {"BUNDLED", "registry"})],
+)
+def test_public_api_is_pinned(package: str, expected: set[str]) -> None:
+    module = importlib.import_module(package)
+    assert set(module.__all__) == expected
+    assert all(hasattr(module, name) for name in module.__all__)
+
+
+def test_engine_imports_nothing_from_the_outer_layers() -> None:
+    for path in (ROOT / "engine").rglob("*.py"):
+        text = path.read_text()
+        for outer in ("opcatflow.adapters", "opcatflow.notifications", "opcatflow.workflows"):
+            assert outer not in text, f"{path.name} imports {outer}"
+
+
+def test_bundled_data_ships_as_package_data() -> None:
+    data = SETUPTOOLS["package-data"]
+    assert "*.yaml" in data["opcatflow.workflows"]
+    assert "script.py.mako" in data["opcatflow.engine.migrations"]

@@ -118,7 +118,7 @@ def dot(wf: CompiledWorkflow) -> str:
 
 
 def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|") or " "
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _codes(names: Iterable[str]) -> str:

@@ -21,6 +21,7 @@ GENESIS = "0" * 64
 APPLIED = "applied"
 REFUSED = "refused"
 STARTED = "started"
+OPENED = "opened"  # a child instance was opened
 
 
 @dataclass(frozen=True, slots=True)

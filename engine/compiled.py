@@ -20,6 +20,7 @@ from opcatflow.engine.data import DataSchema
 from opcatflow.engine.definition import TransitionSpec, WorkflowDefinition
 from opcatflow.engine.expressions import CONTEXT_NAMES, compile_guard
 from opcatflow.engine.registry import GuardRefusal, GuardRule, Registry, RuleContext
+from opcatflow.engine.yamlsource import Located
 
 
 @dataclass
@@ -29,6 +30,30 @@ class Cursor:
     state: str
     ctx: RuleContext
     failures: list[tuple[str, str]] = field(default_factory=list)
+    applied: Option | None = None
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """A compiled ``opens`` entry: which workflow, under which role, with which data."""
+
+    workflow: str
+    role: str | None
+    data: tuple[tuple[str, Callable[..., Any]], ...]
+    for_each: str | None
+    reason: str | None
+
+    def children(self, ctx: RuleContext) -> list[dict[str, Any]]:
+        """The data of each child to open, evaluated over the parent's new data."""
+        names: dict[str, Any] = {**ctx.data, "data": ctx.data, "actor": ctx.actor}
+        names.update(role=ctx.role, trigger=ctx.trigger, now=ctx.now)
+        items = (ctx.data.get(self.for_each) or []) if self.for_each else [None]
+        result = []
+        for item in items:
+            scope = {**names, "item": item}
+            values = {name: expr(**scope) for name, expr in self.data}
+            result.append({k: v for k, v in values.items() if v is not None})
+        return result
 
 
 @dataclass(frozen=True)
@@ -40,6 +65,7 @@ class Option:
     guards: tuple[GuardRule, ...]
     when: Callable[..., Any] | None
     field_names: tuple[str, ...]
+    opens: tuple[ChildSpec, ...] = ()
 
     def admit(self, cursor: Cursor) -> bool:
         """Check role, required fields, guards and expression; record why not on the cursor."""
@@ -72,6 +98,7 @@ class Option:
             if not allowed:
                 cursor.failures.append(("guard", f"condition {self.spec.when!r} is not met"))
                 return False
+        cursor.applied = self
         return True
 
     def _names(self, ctx: RuleContext) -> dict[str, Any]:
@@ -101,9 +128,16 @@ def fingerprint(definition: WorkflowDefinition) -> str:
 class CompiledWorkflow:
     """One definition version, ready to run. Built once per (id, version) and shared."""
 
-    def __init__(self, definition: WorkflowDefinition, registry: Registry, source: str) -> None:
+    def __init__(
+        self,
+        definition: WorkflowDefinition,
+        registry: Registry,
+        source: str,
+        doc: Located | None = None,
+    ) -> None:
         self.definition = definition
         self.source = source
+        self.doc = doc  # positions, for checks that need the whole catalog
         self.id = definition.id
         self.version = definition.version
         self.fingerprint = fingerprint(definition)
@@ -140,6 +174,16 @@ class CompiledWorkflow:
                 guards=tuple(registry.guards[g] for g in spec.guards),
                 when=compile_guard(spec.when) if spec.when else None,
                 field_names=field_names,
+                opens=tuple(
+                    ChildSpec(
+                        workflow=o.workflow,
+                        role=o.role,
+                        data=tuple((k, compile_guard(v)) for k, v in o.data.items()),
+                        for_each=o.for_each,
+                        reason=o.reason,
+                    )
+                    for o in spec.opens
+                ),
             )
             after: Any = [_run_actions(tuple(registry.actions[a] for a in spec.actions))]
             for src in sources:

@@ -131,6 +131,22 @@ class StateSpec(_Model):
     deadlines: list[DeadlineSpec] = Field(default_factory=list)
 
 
+class OpenSpec(_Model):
+    """A child instance the transition opens, in the same transaction (links kept both ways)."""
+
+    workflow: Name = Field(description="Workflow id of the child (its latest version).")
+    role: Name | None = Field(
+        None, description="Role the child is started under; default: the firing role."
+    )
+    data: dict[Name, str] = Field(
+        default_factory=dict,
+        description="Child field -> sandboxed expression over this instance's data "
+        "(and `item` with for_each).",
+    )
+    for_each: Name | None = Field(None, description="Open one child per item of this list field.")
+    reason: str | None = Field(None, description="Why, for the audit trail of both instances.")
+
+
 class TransitionSpec(_Model):
     trigger: Name
     source: Name | Literal["*"] | list[Name] = Field(
@@ -147,6 +163,7 @@ class TransitionSpec(_Model):
         default_factory=list, description="Fields that must be present or supplied."
     )
     actions: list[Name] = Field(default_factory=list, description="Registered actions.")
+    opens: list[OpenSpec] = Field(default_factory=list, description="Child instances to open.")
 
     @property
     def sources(self) -> tuple[str, ...]:

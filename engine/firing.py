@@ -12,7 +12,7 @@ from typing import Any
 
 from transitions.core import MachineError
 
-from opcatflow.engine.compiled import CompiledWorkflow, Cursor
+from opcatflow.engine.compiled import CompiledWorkflow, Cursor, Option
 from opcatflow.engine.registry import RuleContext
 from opcatflow.engine.suggest import did_you_mean
 
@@ -22,6 +22,8 @@ class Applied:
     state: str
     data: dict[str, Any]
     state_changed: bool
+    option: Option
+    ctx: RuleContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,8 @@ def decide(
     if not applied:
         return _refusal(cursor.failures)
     new_data = {k: v for k, v in ctx.data.items() if v is not None}
-    return Applied(cursor.state, new_data, cursor.state != state)
+    assert cursor.applied is not None
+    return Applied(cursor.state, new_data, cursor.state != state, cursor.applied, ctx)
 
 
 def _refusal(failures: list[tuple[str, str]]) -> Refused:

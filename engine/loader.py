@@ -32,7 +32,7 @@ def compile_text(text: str, path: str, registry: Registry) -> CompiledWorkflow:
     problems = check_definition(doc, definition, registry)
     if problems:
         raise DefinitionError(problems)
-    return CompiledWorkflow(definition, registry, text)
+    return CompiledWorkflow(definition, registry, text, doc)
 
 
 def definition_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -139,6 +139,39 @@ def load_catalog(paths: Iterable[str | Path], registry: Registry) -> Catalog:
             continue
         origin.setdefault(key, str(path))
         catalog.add(wf)
+    problems.extend(check_links(catalog))
     if problems:
         raise DefinitionError(problems)
     return catalog
+
+
+def check_links(catalog: Catalog) -> list[Problem]:
+    """Problems with ``opens`` entries that name other workflows: the workflow, its fields,
+    the role it is started under."""
+    problems = []
+    for wf in catalog.latest():
+        for i, t in enumerate(wf.definition.transitions):
+            for j, spec in enumerate(t.opens):
+                loc = ("transitions", i, "opens", j)
+                try:
+                    child = catalog.get(spec.workflow)
+                except WorkflowNotFound as err:
+                    message = str(err).replace("no workflow", "unknown workflow", 1)
+                    problems.append(_located(wf, (*loc, "workflow"), message))
+                    continue
+                fields = child.definition.fields
+                for name in spec.data:
+                    if name not in fields:
+                        message = f"workflow {child.id!r} has no field {name!r}"
+                        message += did_you_mean(name, fields)
+                        problems.append(_located(wf, (*loc, "data", name), message))
+                if spec.role is not None and spec.role not in child.start_roles:
+                    message = f"role {spec.role!r} may not start {child.id!r}"
+                    problems.append(_located(wf, (*loc, "role"), message))
+    return problems
+
+
+def _located(wf: CompiledWorkflow, loc: tuple[str | int, ...], message: str) -> Problem:
+    if wf.doc is None:
+        return Problem(f"<{wf.id} v{wf.version}>", 1, 1, message)
+    return wf.doc.problem(loc, message)

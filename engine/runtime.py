@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import structlog
 
 from opcatflow.engine.audit import (
-    APPLIED,
-    GENESIS,
-    REFUSED,
-    STARTED,
     AuditRecord,
     Redactor,
     VerifyReport,
-    make_record,
     verify_chain,
 )
 from opcatflow.engine.clock import Clock, SystemClock
@@ -36,13 +30,13 @@ from opcatflow.engine.errors import (
     Problem,
     TransitionRefused,
 )
-from opcatflow.engine.firing import Refused, decide
+from opcatflow.engine.events import TransactionHook
+from opcatflow.engine.firing import Applied, Refused, decide
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_text, load_catalog
 from opcatflow.engine.registry import Registry, RuleContext
 from opcatflow.engine.store import SQLAlchemyStore
-
-START = "start"
+from opcatflow.engine.writes import START, Child, Writes, start_data
 
 
 class Engine:
@@ -58,6 +52,8 @@ class Engine:
         logger: a structlog logger; the engine logs events, never configures logging.
         audit_key: key for the keyed hashes of personal values in the audit trail; by default
             a random key kept in the database.
+        hooks: participants that write in the transaction of every applied change (timers,
+            the notification outbox).
 
     Raises:
         DefinitionError: a catalog workflow has the id and version of a stored definition with
@@ -73,13 +69,15 @@ class Engine:
         clock: Clock | None = None,
         logger: Any = None,
         audit_key: bytes | None = None,
+        hooks: Sequence[TransactionHook] = (),
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.registry = registry
         self.clock = clock or SystemClock()
         self.log = logger or structlog.get_logger("opcatflow")
-        self._redactor = Redactor(audit_key or store.secret("audit_key"))
+        redactor = Redactor(audit_key or store.secret("audit_key"))
+        self._writes = Writes(store, catalog, redactor, hooks)
         self._register(catalog)
 
     @classmethod
@@ -197,55 +195,27 @@ class Engine:
             raise TransitionRefused(
                 "(new)", START, "role", f"role {role!r} may not start {wf.id} (allowed: {allowed})"
             )
-        clean, errors = wf.schema.validate(data or {})
-        required = (*wf.schema.required, *wf.definition.start.requires)
-        errors += [
-            f"{name}: required" for name in dict.fromkeys(required) if clean.get(name) is None
-        ]
+        clean, errors = start_data(wf, data or {})
         if errors:
             raise InvalidData(wf.id, errors)
-        clean = {k: v for k, v in clean.items() if v is not None}
         now = self.clock.now()
-        instance_id = str(uuid.uuid4())
-        changes = self._redactor.changes({}, clean, wf.schema.personal)
-        record = make_record(
-            instance_id=instance_id,
-            seq=1,
-            at=now,
-            actor=actor,
-            role=role,
-            workflow_id=wf.id,
-            workflow_version=wf.version,
-            trigger=START,
-            from_state=None,
-            to_state=wf.initial,
-            outcome=STARTED,
-            reason=reason,
-            changes=changes,
-            prev_hash=GENESIS,
-        )
-        instance = Instance(
-            id=instance_id,
-            workflow_id=wf.id,
-            workflow_version=wf.version,
-            state=wf.initial,
-            data=clean,
-            version=1,
-            parent_id=parent_id,
-            created_at=now,
-            updated_at=now,
-            state_entered_at=now,
-            audit_seq=1,
-            audit_head=record.hash,
-        )
         with self.store.write() as conn:
             if parent_id is not None:
                 self.store.lock_instance(conn, parent_id)  # raises InstanceNotFound
-            self.store.insert_instance(conn, instance)
-            self.store.insert_audit(conn, record)
+            instance = self._writes.insert_new(
+                conn,
+                wf,
+                clean,
+                actor=actor,
+                role=role,
+                now=now,
+                parent_id=parent_id,
+                reason=reason,
+                instance_id=str(uuid.uuid4()),
+            )
         self.log.info(
             "instance_started",
-            instance_id=instance_id,
+            instance_id=instance.id,
             workflow=wf.id,
             workflow_version=wf.version,
             state=wf.initial,
@@ -276,16 +246,17 @@ class Engine:
                 :class:`ConcurrentUpdate` instead of acting on stale information.
 
         Returns:
-            The instance as stored after the transition.
+            The instance as stored after the transition (children it opened are linked to
+            it: see :meth:`children`).
 
         Raises:
             InstanceNotFound: no such instance.
             ConcurrentUpdate: ``expected_version`` is stale (nothing is stored).
             TransitionRefused: unknown trigger, wrong state or role, bad data, a guard said
-                no, or an action failed. The refusal is stored in the audit trail first.
+                no, an action failed, or a child could not be opened. The refusal is stored
+                in the audit trail first.
         """
         now = self.clock.now()
-        supplied = data or {}
         with self.store.write() as conn:
             current = self.store.lock_instance(conn, instance_id)
             if expected_version is not None and current.version != expected_version:
@@ -299,61 +270,37 @@ class Engine:
                 trigger=trigger,
                 actor=actor,
                 role=role,
-                supplied=supplied,
+                supplied=data or {},
                 now=now,
                 reason=reason,
             )
-            seq = current.audit_seq + 1
-            if isinstance(outcome, Refused):
-                record = self._record(
-                    current,
-                    seq=seq,
-                    now=now,
-                    actor=actor,
-                    role=role,
-                    trigger=trigger,
-                    to_state=None,
-                    outcome=REFUSED,
-                    reason=outcome.reason,
-                    changes="{}",
+            refusal = outcome if isinstance(outcome, Refused) else None
+            children: list[Child] = []
+            if isinstance(outcome, Applied):
+                planned = self._writes.plan_children(outcome)
+                if isinstance(planned, Refused):
+                    refusal = planned
+                else:
+                    children = planned
+            if refusal is not None:
+                self._writes.store_refusal(
+                    conn, current, trigger=trigger, actor=actor, role=role, now=now, refusal=refusal
                 )
-                self.store.insert_audit(conn, record)
-                if not self.store.advance_audit_head(conn, instance_id, seq, record.hash):
-                    raise ConcurrentUpdate(instance_id, current.version, current.version + 1)
-                updated = None
             else:
-                changes = self._redactor.changes(current.data, outcome.data, wf.schema.personal)
-                record = self._record(
+                assert isinstance(outcome, Applied)
+                updated = self._writes.store_applied(
+                    conn,
+                    wf,
                     current,
-                    seq=seq,
-                    now=now,
+                    outcome,
+                    children,
+                    trigger=trigger,
                     actor=actor,
                     role=role,
-                    trigger=trigger,
-                    to_state=outcome.state,
-                    outcome=APPLIED,
+                    now=now,
                     reason=reason,
-                    changes=changes,
                 )
-                updated = Instance(
-                    id=instance_id,
-                    workflow_id=current.workflow_id,
-                    workflow_version=current.workflow_version,
-                    state=outcome.state,
-                    data=outcome.data,
-                    version=current.version + 1,
-                    parent_id=current.parent_id,
-                    created_at=current.created_at,
-                    updated_at=now,
-                    state_entered_at=now if outcome.state_changed else current.state_entered_at,
-                    audit_seq=seq,
-                    audit_head=record.hash,
-                )
-                if not self.store.update_instance(conn, updated, current.version):
-                    raise ConcurrentUpdate(instance_id, current.version, current.version + 1)
-                self.store.insert_audit(conn, record)
-        if updated is None:
-            assert isinstance(outcome, Refused)
+        if refusal is not None:
             self.log.info(
                 "transition_refused",
                 instance_id=instance_id,
@@ -362,10 +309,10 @@ class Engine:
                 state=current.state,
                 actor=actor,
                 role=role,
-                kind=outcome.kind,
-                reason=outcome.reason,
+                kind=refusal.kind,
+                reason=refusal.reason,
             )
-            raise TransitionRefused(instance_id, trigger, outcome.kind, outcome.reason)
+            raise TransitionRefused(instance_id, trigger, refusal.kind, refusal.reason)
         self.log.info(
             "transition_applied",
             instance_id=instance_id,
@@ -376,39 +323,9 @@ class Engine:
             actor=actor,
             role=role,
             version=updated.version,
+            opened=[c.instance_id for c in children],
         )
         return updated
-
-    def _record(
-        self,
-        current: Instance,
-        *,
-        seq: int,
-        now: datetime,
-        actor: str,
-        role: str,
-        trigger: str,
-        to_state: str | None,
-        outcome: str,
-        reason: str | None,
-        changes: str,
-    ) -> AuditRecord:
-        return make_record(
-            instance_id=current.id,
-            seq=seq,
-            at=now,
-            actor=actor,
-            role=role,
-            workflow_id=current.workflow_id,
-            workflow_version=current.workflow_version,
-            trigger=trigger,
-            from_state=current.state,
-            to_state=to_state,
-            outcome=outcome,
-            reason=reason,
-            changes=changes,
-            prev_hash=current.audit_head,
-        )
 
     # -- reads -----------------------------------------------------------------------------
 

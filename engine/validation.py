@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from pydantic import ValidationError
 
-from opcatflow.engine.definition import FieldType, TransitionSpec, WorkflowDefinition
+from opcatflow.engine.definition import FieldType, OpenSpec, TransitionSpec, WorkflowDefinition
 from opcatflow.engine.durations import parse_due
 from opcatflow.engine.errors import Problem
 from opcatflow.engine.expressions import CONTEXT_NAMES, ExpressionError, referenced_names
@@ -102,6 +102,8 @@ class _Checker:
                 self.check_name((*at, "requires", j), "field", name, self.wf.fields)
             if t.when is not None:
                 self.check_expression((*at, "when"), t.when)
+            for j, spec in enumerate(t.opens):
+                self.check_open((*at, "opens", j), spec)
             for src in self.expand(t):
                 key = (t.trigger, src)
                 if key in seen:
@@ -117,13 +119,25 @@ class _Checker:
                 else:
                     seen[key] = (i, t)
 
-    def check_expression(self, loc: Path, source: str) -> None:
+    def check_open(self, loc: Path, spec: OpenSpec) -> None:
+        extra: set[str] = set()
+        if spec.for_each is not None:
+            field = self.wf.fields.get(spec.for_each)
+            if field is None or field.type is not FieldType.LIST:
+                self.add((*loc, "for_each"), f"for_each needs a list field, not {spec.for_each!r}")
+            extra.add("item")
+        if spec.role is not None:
+            self.check_name((*loc, "role"), "role", spec.role, self.roles)
+        for name, source in spec.data.items():
+            self.check_expression((*loc, "data", name), source, extra)
+
+    def check_expression(self, loc: Path, source: str, extra: set[str] | None = None) -> None:
         try:
             names = referenced_names(source)
         except ExpressionError as err:
             self.add(loc, str(err))
             return
-        known = set(self.wf.fields) | CONTEXT_NAMES | {"data"}
+        known = set(self.wf.fields) | CONTEXT_NAMES | {"data"} | (extra or set())
         for name in sorted(names - known):
             self.add(loc, f"expression reads undeclared field {name!r}{did_you_mean(name, known)}")
 

@@ -1,0 +1,50 @@
+"""What the engine tells in-transaction participants (timers, the outbox) about each change.
+
+A hook runs inside the transaction that applies the change, on the same connection: what it
+writes commits or rolls back with the transition. Hooks must not do I/O beyond that
+connection (no email, no HTTP): that is what the outbox is for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from opcatflow.engine.compiled import CompiledWorkflow
+    from opcatflow.engine.instance import Instance
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionEvent:
+    """One applied change: an instance started or a trigger applied.
+
+    Attributes:
+        workflow: the compiled workflow of the instance.
+        instance: the instance as it is being stored.
+        previous: the instance before (``None`` when it was just started).
+        trigger: the trigger applied (``start`` for a new instance).
+        entered: the state entered, or ``None`` for an internal transition.
+        left: the state left, or ``None`` for a start or an internal transition.
+    """
+
+    workflow: CompiledWorkflow
+    instance: Instance
+    previous: Instance | None
+    trigger: str
+    actor: str
+    role: str
+    at: datetime
+    reason: str | None
+    entered: str | None
+    left: str | None
+
+
+class TransactionHook(Protocol):
+    """Something that must change in the same transaction as every applied transition."""
+
+    def on_change(self, conn: Connection, event: TransitionEvent) -> None:
+        """Write what follows from ``event`` through ``conn``. Raising rolls everything back."""

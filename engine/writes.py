@@ -1,0 +1,302 @@
+"""The write side of the engine: what one transaction stores for a start or a trigger.
+
+:class:`~opcatflow.engine.runtime.Engine` opens the transaction and decides; this module
+writes the instance row, its audit records, the children a transition opens, and runs the
+in-transaction hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from opcatflow.engine.audit import (
+    APPLIED,
+    GENESIS,
+    OPENED,
+    REFUSED,
+    STARTED,
+    AuditRecord,
+    Redactor,
+    make_record,
+)
+from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.errors import ConcurrentUpdate
+from opcatflow.engine.events import TransactionHook, TransitionEvent
+from opcatflow.engine.firing import Applied, Refused
+from opcatflow.engine.instance import Instance
+from opcatflow.engine.loader import Catalog
+from opcatflow.engine.store import SQLAlchemyStore
+
+START = "start"
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    workflow: CompiledWorkflow
+    role: str
+    data: dict[str, Any]
+    reason: str | None
+    instance_id: str
+
+
+def start_data(wf: CompiledWorkflow, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    clean, errors = wf.schema.validate(data)
+    required = (*wf.schema.required, *wf.definition.start.requires)
+    errors += [f"{name}: required" for name in dict.fromkeys(required) if clean.get(name) is None]
+    return {k: v for k, v in clean.items() if v is not None}, errors
+
+
+class Writes:
+    """Stores the outcome of a decision inside an open transaction."""
+
+    def __init__(
+        self,
+        store: SQLAlchemyStore,
+        catalog: Catalog,
+        redactor: Redactor,
+        hooks: Sequence[TransactionHook],
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.redactor = redactor
+        self.hooks = tuple(hooks)
+
+    def insert_new(
+        self,
+        conn: Connection,
+        wf: CompiledWorkflow,
+        data: dict[str, Any],
+        *,
+        actor: str,
+        role: str,
+        now: datetime,
+        parent_id: str | None,
+        reason: str | None,
+        instance_id: str,
+    ) -> Instance:
+        record = make_record(
+            instance_id=instance_id,
+            seq=1,
+            at=now,
+            actor=actor,
+            role=role,
+            workflow_id=wf.id,
+            workflow_version=wf.version,
+            trigger=START,
+            from_state=None,
+            to_state=wf.initial,
+            outcome=STARTED,
+            reason=reason,
+            changes=self.redactor.changes({}, data, wf.schema.personal),
+            prev_hash=GENESIS,
+        )
+        instance = Instance(
+            id=instance_id,
+            workflow_id=wf.id,
+            workflow_version=wf.version,
+            state=wf.initial,
+            data=data,
+            version=1,
+            parent_id=parent_id,
+            created_at=now,
+            updated_at=now,
+            state_entered_at=now,
+            audit_seq=1,
+            audit_head=record.hash,
+        )
+        self.store.insert_instance(conn, instance)
+        self.store.insert_audit(conn, record)
+        event = TransitionEvent(
+            workflow=wf,
+            instance=instance,
+            previous=None,
+            trigger=START,
+            actor=actor,
+            role=role,
+            at=now,
+            reason=reason,
+            entered=wf.initial,
+            left=None,
+        )
+        for hook in self.hooks:
+            hook.on_change(conn, event)
+        return instance
+
+    def plan_children(self, outcome: Applied) -> list[Child] | Refused:
+        """Work out, in memory, every child the transition opens; any problem refuses it."""
+        planned: list[Child] = []
+        for spec in outcome.option.opens:
+            child_wf = self.catalog.get(spec.workflow)
+            role = spec.role or outcome.ctx.role
+            if role not in child_wf.start_roles:
+                return Refused("role", f"role {role!r} may not open {child_wf.id!r}")
+            try:
+                datasets = spec.children(outcome.ctx)
+            except Exception as err:
+                return Refused("data", f"cannot open {child_wf.id!r}: {err}")
+            for values in datasets:
+                clean, errors = start_data(child_wf, values)
+                if errors:
+                    return Refused("data", f"cannot open {child_wf.id!r}: {'; '.join(errors)}")
+                planned.append(Child(child_wf, role, clean, spec.reason, str(uuid.uuid4())))
+        return planned
+
+    def store_refusal(
+        self,
+        conn: Connection,
+        current: Instance,
+        *,
+        trigger: str,
+        actor: str,
+        role: str,
+        now: datetime,
+        refusal: Refused,
+    ) -> None:
+        seq = current.audit_seq + 1
+        record = self._record(
+            current,
+            seq=seq,
+            prev=current.audit_head,
+            now=now,
+            actor=actor,
+            role=role,
+            trigger=trigger,
+            to_state=None,
+            outcome=REFUSED,
+            reason=refusal.reason,
+            changes="{}",
+        )
+        self.store.insert_audit(conn, record)
+        if not self.store.advance_audit_head(conn, current.id, seq, record.hash):
+            raise ConcurrentUpdate(current.id, current.version, current.version + 1)
+
+    def store_applied(
+        self,
+        conn: Connection,
+        wf: CompiledWorkflow,
+        current: Instance,
+        outcome: Applied,
+        children: list[Child],
+        *,
+        trigger: str,
+        actor: str,
+        role: str,
+        now: datetime,
+        reason: str | None,
+    ) -> Instance:
+        seq, prev = current.audit_seq + 1, current.audit_head
+        records = [
+            self._record(
+                current,
+                seq=seq,
+                prev=prev,
+                now=now,
+                actor=actor,
+                role=role,
+                trigger=trigger,
+                to_state=outcome.state,
+                outcome=APPLIED,
+                reason=reason,
+                changes=self.redactor.changes(current.data, outcome.data, wf.schema.personal),
+            )
+        ]
+        for child in children:  # the parent's side of each link, in its own chain
+            records.append(
+                self._record(
+                    current,
+                    seq=records[-1].seq + 1,
+                    prev=records[-1].hash,
+                    now=now,
+                    actor=actor,
+                    role=role,
+                    trigger=trigger,
+                    to_state=outcome.state,
+                    outcome=OPENED,
+                    reason=child.reason,
+                    changes=json.dumps({"opened": [child.workflow.id, child.instance_id]}),
+                )
+            )
+        updated = Instance(
+            id=current.id,
+            workflow_id=current.workflow_id,
+            workflow_version=current.workflow_version,
+            state=outcome.state,
+            data=outcome.data,
+            version=current.version + 1,
+            parent_id=current.parent_id,
+            created_at=current.created_at,
+            updated_at=now,
+            state_entered_at=now if outcome.state_changed else current.state_entered_at,
+            audit_seq=records[-1].seq,
+            audit_head=records[-1].hash,
+        )
+        if not self.store.update_instance(conn, updated, current.version):
+            raise ConcurrentUpdate(current.id, current.version, current.version + 1)
+        for record in records:
+            self.store.insert_audit(conn, record)
+        event = TransitionEvent(
+            workflow=wf,
+            instance=updated,
+            previous=current,
+            trigger=trigger,
+            actor=actor,
+            role=role,
+            at=now,
+            reason=reason,
+            entered=outcome.state if outcome.state_changed else None,
+            left=current.state if outcome.state_changed else None,
+        )
+        for hook in self.hooks:
+            hook.on_change(conn, event)
+        for child in children:
+            self.insert_new(
+                conn,
+                child.workflow,
+                child.data,
+                actor=actor,
+                role=child.role,
+                now=now,
+                parent_id=current.id,
+                instance_id=child.instance_id,
+                reason=child.reason or f"opened by {wf.id} {current.id} ({trigger})",
+            )
+        return updated
+
+    def _record(
+        self,
+        current: Instance,
+        *,
+        seq: int,
+        prev: str,
+        now: datetime,
+        actor: str,
+        role: str,
+        trigger: str,
+        to_state: str | None,
+        outcome: str,
+        reason: str | None,
+        changes: str,
+    ) -> AuditRecord:
+        return make_record(
+            instance_id=current.id,
+            seq=seq,
+            at=now,
+            actor=actor,
+            role=role,
+            workflow_id=current.workflow_id,
+            workflow_version=current.workflow_version,
+            trigger=trigger,
+            from_state=current.state,
+            to_state=to_state,
+            outcome=outcome,
+            reason=reason,
+            changes=changes,
+            prev_hash=prev,
+        )

@@ -25,7 +25,8 @@ from opcatflow.engine.errors import (
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_text, load_catalog
 from opcatflow.engine.registry import GuardRefusal, Registry, RuleContext
-from opcatflow.engine.runtime import Engine
+from opcatflow.engine.events import DeadlineEvent, TransactionHook, TransitionEvent
+from opcatflow.engine.runtime import Engine, FireResult
 from opcatflow.engine.store import SQLAlchemyStore
 
 __all__ = [
@@ -35,8 +36,10 @@ __all__ = [
     "Clock",
     "CompiledWorkflow",
     "ConcurrentUpdate",
+    "DeadlineEvent",
     "DefinitionError",
     "Engine",
+    "FireResult",
     "FrozenClock",
     "GuardRefusal",
     "Instance",
@@ -51,6 +54,8 @@ __all__ = [
     "SchemaMismatch",
     "StoreError",
     "SystemClock",
+    "TransactionHook",
+    "TransitionEvent",
     "TransitionRefused",
     "TriggerOption",
     "VerifyReport",

@@ -43,8 +43,29 @@ class TransitionEvent:
     left: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class DeadlineEvent:
+    """A deadline reminder or due date reached, as the scheduler processes it.
+
+    Attributes:
+        kind: ``reminder`` or ``due``.
+        deadline: the deadline id declared on the state.
+        due_at: when the deadline is (or was) due.
+    """
+
+    workflow: CompiledWorkflow
+    instance: Instance
+    deadline: str
+    kind: str
+    due_at: datetime
+    at: datetime
+
+
 class TransactionHook(Protocol):
     """Something that must change in the same transaction as every applied transition."""
 
     def on_change(self, conn: Connection, event: TransitionEvent) -> None:
         """Write what follows from ``event`` through ``conn``. Raising rolls everything back."""
+
+    def on_deadline(self, conn: Connection, event: DeadlineEvent) -> None:
+        """Write what follows from a reminder or a due date (e.g. an outbox message)."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import structlog
+from sqlalchemy.engine import Connection
 
 from opcatflow.engine.audit import (
     AuditRecord,
@@ -37,6 +39,19 @@ from opcatflow.engine.loader import Catalog, compile_text, load_catalog
 from opcatflow.engine.registry import Registry, RuleContext
 from opcatflow.engine.store import SQLAlchemyStore
 from opcatflow.engine.writes import START, Child, Writes, start_data
+
+
+@dataclass(frozen=True, slots=True)
+class FireResult:
+    """What :meth:`Engine.fire_within` did: the new instance, or the (stored) refusal."""
+
+    previous: Instance
+    instance: Instance | None
+    refusal: TransitionRefused | None
+    trigger: str
+    actor: str
+    role: str
+    opened: tuple[str, ...]
 
 
 class Engine:
@@ -256,76 +271,117 @@ class Engine:
                 no, an action failed, or a child could not be opened. The refusal is stored
                 in the audit trail first.
         """
-        now = self.clock.now()
         with self.store.write() as conn:
-            current = self.store.lock_instance(conn, instance_id)
-            if expected_version is not None and current.version != expected_version:
-                raise ConcurrentUpdate(instance_id, expected_version, current.version)
-            wf = self.workflow(current.workflow_id, current.workflow_version)
-            outcome = decide(
-                wf,
-                instance_id=instance_id,
-                state=current.state,
-                data=current.data,
-                trigger=trigger,
+            result = self.fire_within(
+                conn,
+                instance_id,
+                trigger,
                 actor=actor,
                 role=role,
-                supplied=data or {},
-                now=now,
+                data=data,
                 reason=reason,
+                expected_version=expected_version,
             )
-            refusal = outcome if isinstance(outcome, Refused) else None
-            children: list[Child] = []
-            if isinstance(outcome, Applied):
-                planned = self._writes.plan_children(outcome)
-                if isinstance(planned, Refused):
-                    refusal = planned
-                else:
-                    children = planned
-            if refusal is not None:
-                self._writes.store_refusal(
-                    conn, current, trigger=trigger, actor=actor, role=role, now=now, refusal=refusal
-                )
-            else:
-                assert isinstance(outcome, Applied)
-                updated = self._writes.store_applied(
-                    conn,
-                    wf,
-                    current,
-                    outcome,
-                    children,
-                    trigger=trigger,
-                    actor=actor,
-                    role=role,
-                    now=now,
-                    reason=reason,
-                )
-        if refusal is not None:
-            self.log.info(
-                "transition_refused",
-                instance_id=instance_id,
-                workflow=current.workflow_id,
-                trigger=trigger,
-                state=current.state,
-                actor=actor,
-                role=role,
-                kind=refusal.kind,
-                reason=refusal.reason,
-            )
-            raise TransitionRefused(instance_id, trigger, refusal.kind, refusal.reason)
-        self.log.info(
-            "transition_applied",
+        self.log_result(result)
+        if result.refusal is not None:
+            raise result.refusal
+        assert result.instance is not None
+        return result.instance
+
+    def fire_within(
+        self,
+        conn: Connection,
+        instance_id: str,
+        trigger: str,
+        *,
+        actor: str,
+        role: str,
+        data: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> FireResult:
+        """:meth:`fire` inside a transaction the caller holds (the scheduler marks its timer
+        done in the same one). A refusal is stored and returned, not raised.
+
+        Raises:
+            InstanceNotFound, ConcurrentUpdate: as :meth:`fire`; the caller rolls back.
+        """
+        now = self.clock.now()
+        current = self.store.lock_instance(conn, instance_id)
+        if expected_version is not None and current.version != expected_version:
+            raise ConcurrentUpdate(instance_id, expected_version, current.version)
+        wf = self.workflow(current.workflow_id, current.workflow_version)
+        outcome = decide(
+            wf,
             instance_id=instance_id,
-            workflow=current.workflow_id,
+            state=current.state,
+            data=current.data,
             trigger=trigger,
-            from_state=current.state,
-            to_state=updated.state,
             actor=actor,
             role=role,
-            version=updated.version,
-            opened=[c.instance_id for c in children],
+            supplied=data or {},
+            now=now,
+            reason=reason,
         )
-        return updated
+        refusal = outcome if isinstance(outcome, Refused) else None
+        children: list[Child] = []
+        if isinstance(outcome, Applied):
+            planned = self._writes.plan_children(outcome)
+            if isinstance(planned, Refused):
+                refusal = planned
+            else:
+                children = planned
+        if refusal is not None:
+            self._writes.store_refusal(
+                conn, current, trigger=trigger, actor=actor, role=role, now=now, refusal=refusal
+            )
+            error = TransitionRefused(instance_id, trigger, refusal.kind, refusal.reason)
+            return FireResult(current, None, error, trigger, actor, role, ())
+        assert isinstance(outcome, Applied)
+        updated = self._writes.store_applied(
+            conn,
+            wf,
+            current,
+            outcome,
+            children,
+            trigger=trigger,
+            actor=actor,
+            role=role,
+            now=now,
+            reason=reason,
+        )
+        opened = tuple(c.instance_id for c in children)
+        return FireResult(current, updated, None, trigger, actor, role, opened)
+
+    def log_result(self, result: FireResult) -> None:
+        """Log a fire's outcome (call it after the commit, so the log never runs ahead)."""
+        previous = result.previous
+        if result.refusal is not None:
+            self.log.info(
+                "transition_refused",
+                instance_id=previous.id,
+                workflow=previous.workflow_id,
+                trigger=result.trigger,
+                state=previous.state,
+                actor=result.actor,
+                role=result.role,
+                kind=result.refusal.kind,
+                reason=result.refusal.reason,
+            )
+            return
+        assert result.instance is not None
+        self.log.info(
+            "transition_applied",
+            instance_id=previous.id,
+            workflow=previous.workflow_id,
+            trigger=result.trigger,
+            from_state=previous.state,
+            to_state=result.instance.state,
+            actor=result.actor,
+            role=result.role,
+            version=result.instance.version,
+            opened=list(result.opened),
+        )
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from opcatflow.engine import (
     TransitionRefused,
     load_catalog,
 )
-from opcatflow.engine.events import TransitionEvent
+from opcatflow.engine.events import DeadlineEvent, TransitionEvent
 
 LINKED = EXAMPLE_DIR / "linked"
 
@@ -95,11 +95,17 @@ class Recorder:
     def on_change(self, conn: Connection, event: TransitionEvent) -> None:
         self.events.append(event)
 
+    def on_deadline(self, conn: Connection, event: DeadlineEvent) -> None:
+        raise AssertionError("no deadline here")
+
 
 class Breaks:
     def on_change(self, conn: Connection, event: TransitionEvent) -> None:
         if event.trigger == "close":
             raise RuntimeError("disk full")
+
+    def on_deadline(self, conn: Connection, event: DeadlineEvent) -> None:
+        raise AssertionError("no deadline here")
 
 
 def test_hooks_see_every_change_with_states_entered_and_left(

@@ -34,6 +34,7 @@ def test_every_listed_package_imports() -> None:
 
 ENGINE_API = {
     "AuditRecord", "Catalog", "ChainBreak", "Clock", "CompiledWorkflow", "ConcurrentUpdate",
+    "DeadlineEvent", "FireResult", "TransactionHook", "TransitionEvent",
     "DefinitionError", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
     "InvalidData", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
     "SQLAlchemyStore", "SchemaMismatch", "StoreError", "SystemClock", "TransitionRefused",

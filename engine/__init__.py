@@ -22,10 +22,10 @@ from opcatflow.engine.errors import (
     TransitionRefused,
     WorkflowNotFound,
 )
+from opcatflow.engine.events import DeadlineEvent, TransactionHook, TransitionEvent
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_text, load_catalog
 from opcatflow.engine.registry import GuardRefusal, Registry, RuleContext
-from opcatflow.engine.events import DeadlineEvent, TransactionHook, TransitionEvent
 from opcatflow.engine.runtime import Engine, FireResult
 from opcatflow.engine.store import SQLAlchemyStore
 

@@ -37,7 +37,8 @@ def _has_any(wf: CompiledWorkflow) -> bool:
 
 
 def edge_label(spec: TransitionSpec) -> str:
-    """``trigger (role, role)``, followed by ``[guard, ...]`` when the transition is guarded.
+    """``trigger (role, role)``, then ``[guard, ...]`` when the transition is guarded, then
+    ``/ opens workflow`` when it opens child instances (UML's ``trigger [guard] / effect``).
 
     An expression guard shows as ``condition``; its text is in the Markdown page.
     """
@@ -45,7 +46,13 @@ def edge_label(spec: TransitionSpec) -> str:
     guards = [*spec.guards, *(["condition"] if spec.when else [])]
     if guards:
         label += f" [{', '.join(guards)}]"
+    if spec.opens:
+        label += f" / opens {', '.join(_opened(spec))}"
     return label
+
+
+def _opened(spec: TransitionSpec) -> list[str]:
+    return [f"{o.workflow} per {o.for_each}" if o.for_each else o.workflow for o in spec.opens]
 
 
 def _title(wf: CompiledWorkflow) -> str:
@@ -150,12 +157,14 @@ def markdown(wf: CompiledWorkflow) -> str:
         kind = "initial" if state.initial else "final" if state.final else ""
         deadlines = "; ".join(f"`{x.id}`: {x.due}" for x in state.deadlines)
         out.append(f"| `{name}` | {_cell(state.label or '')} | {kind} | {_cell(deadlines)} |")
+    opens = any(spec.opens for spec in d.transitions)
     out += [
         "",
         "## Transitions",
         "",
-        "| Trigger | Label | From | To | Roles | Requires | Guards |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| Trigger | Label | From | To | Roles | Requires | Guards |"
+        + (" Opens |" if opens else ""),
+        "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if opens else ""),
     ]
     for spec in d.transitions:
         source = "any non-final state" if spec.source == "*" else _codes(spec.sources)
@@ -163,11 +172,14 @@ def markdown(wf: CompiledWorkflow) -> str:
         guards = [f"`{g}`" for g in spec.guards]
         if spec.when:
             guards.append(f"`{spec.when}`")
-        out.append(
+        row = (
             f"| `{spec.trigger}` | {_cell(spec.label or '')} | {source} | {dest} "
             f"| {_codes(spec.roles)} | {_cell(_codes(spec.requires))} "
             f"| {_cell(', '.join(guards))} |"
         )
+        if opens:
+            row += f" {_cell(', '.join(_opened(spec)))} |"
+        out.append(row)
     return "\n".join(out) + "\n"
 
 

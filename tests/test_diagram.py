@@ -44,8 +44,8 @@ def complaint() -> CompiledWorkflow:
 
 def test_mermaid_is_a_state_diagram_with_its_title_first(small: CompiledWorkflow) -> None:
     lines = mermaid(small).splitlines()
-    assert ["---", "title: Small\ua789 a test, with punctuation (small v2)", "---"] == lines[:3]
-    assert "stateDiagram-v2" == lines[3]
+    assert lines[:3] == ["---", "title: Small\ua789 a test, with punctuation (small v2)", "---"]
+    assert lines[3] == "stateDiagram-v2"
 
 
 def test_mermaid_enters_the_initial_state_and_leaves_from_each_final(
@@ -53,7 +53,7 @@ def test_mermaid_enters_the_initial_state_and_leaves_from_each_final(
 ) -> None:
     lines = [line.strip() for line in mermaid(small).splitlines()]
     assert "[*] --> draft" in lines
-    assert ["done --> [*]"] == [line for line in lines if line.endswith("--> [*]")]
+    assert [line for line in lines if line.endswith("--> [*]")] == ["done --> [*]"]
 
 
 def test_mermaid_labels_transitions_with_trigger_roles_and_guards(
@@ -94,7 +94,7 @@ def test_every_declared_transition_has_an_edge(complaint: CompiledWorkflow) -> N
 def test_edge_label_lists_guards_then_condition() -> None:
     wf = compile_text(SMALL, "small.yaml", registry)
     approve = next(t for t in wf.definition.transitions if t.trigger == "approve")
-    assert "approve (boss) [condition]" == edge_label(approve)
+    assert edge_label(approve) == "approve (boss) [condition]"
 
 
 def test_dot_is_a_digraph_with_start_point_and_double_bordered_finals(
@@ -132,3 +132,45 @@ def test_committed_diagram_docs_are_current() -> None:
         "docs/diagrams is out of date: run `opcatflow diagram --write-docs docs/diagrams` "
         "from the repository root (and delete pages of removed workflows)"
     )
+
+
+PARENT = """
+id: parent
+version: 1
+title: Parent
+roles: {clerk: Clerk}
+fields:
+  items: {type: list, items: string}
+states:
+  open: {initial: true}
+  done: {final: true}
+transitions:
+  - trigger: finish
+    source: open
+    dest: done
+    roles: [clerk]
+    opens:
+      - {workflow: child, for_each: items, data: {text: item}}
+"""
+CHILD = """
+id: child
+version: 1
+title: Child
+roles: {clerk: Clerk}
+fields:
+  text: {type: string}
+states:
+  open: {initial: true}
+  done: {final: true}
+transitions:
+  - {trigger: finish, source: open, dest: done, roles: [clerk]}
+"""
+
+
+def test_transitions_that_open_children_say_so(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text(PARENT)
+    (tmp_path / "child.yaml").write_text(CHILD)
+    parent = load_catalog([tmp_path], registry).get("parent")
+    assert "open --> done : finish (clerk) / opens child per items" in mermaid(parent)
+    assert "| Opens |" in markdown(parent)
+    assert "| Opens |" not in markdown(load_catalog([tmp_path], registry).get("child"))

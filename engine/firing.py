@@ -13,7 +13,7 @@ from typing import Any
 from transitions.core import MachineError
 
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor, Option
-from opcatflow.engine.registry import RuleContext
+from opcatflow.engine.registry import Lookup, RuleContext, no_lookup
 from opcatflow.engine.suggest import did_you_mean
 
 
@@ -44,8 +44,12 @@ def decide(
     supplied: Mapping[str, Any],
     now: datetime,
     reason: str | None = None,
+    lookup: Lookup = no_lookup,
 ) -> Applied | Refused:
-    """Apply ``trigger`` to an instance in ``state`` with ``data``, or say why not."""
+    """Apply ``trigger`` to an instance in ``state`` with ``data``, or say why not.
+
+    ``lookup`` is handed to the rules (see :class:`RuleContext`).
+    """
     options = wf.options.get((state, trigger))
     if options is None:
         if trigger not in wf.triggers:
@@ -76,6 +80,7 @@ def decide(
         supplied=clean,
         data=merged,
         reason=reason,
+        lookup=lookup,
     )
     cursor = Cursor(state, ctx)
     try:

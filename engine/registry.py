@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from opcatflow.engine.instance import Instance
+
 
 class GuardRefusal(Exception):
     """Raised by a guard to refuse with a specific reason."""
@@ -20,12 +22,22 @@ class GuardRefusal(Exception):
         super().__init__(reason)
 
 
+Lookup = Callable[[str], Instance | None]
+"""Reads another instance by id; ``None`` when there is no such instance."""
+
+
+def no_lookup(instance_id: str) -> Instance | None:
+    """The lookup of a context with no store behind it: every instance is unknown."""
+    return None
+
+
 @dataclass(frozen=True)
 class RuleContext:
     """What a guard or action sees.
 
     ``data`` is the instance data with the supplied data merged in. Actions may change it;
-    guards must not.
+    guards must not. ``lookup`` reads another instance (read-only, in the transaction of the
+    call), for rules that depend on other instances: a visit's team refers to experts.
     """
 
     instance_id: str
@@ -39,6 +51,7 @@ class RuleContext:
     data: dict[str, Any]
     reason: str | None = None
     notes: list[str] = field(default_factory=list)
+    lookup: Lookup = field(default=no_lookup, repr=False, compare=False)
 
 
 Guard = Callable[[RuleContext], bool]

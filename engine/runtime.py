@@ -28,6 +28,7 @@ from opcatflow.engine.compiled import CompiledWorkflow, Cursor
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
     DefinitionError,
+    InstanceNotFound,
     InvalidData,
     Problem,
     TransitionRefused,
@@ -36,7 +37,7 @@ from opcatflow.engine.events import TransactionHook
 from opcatflow.engine.firing import Applied, Refused, decide
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_text, load_catalog
-from opcatflow.engine.registry import Registry, RuleContext
+from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.store import SQLAlchemyStore
 from opcatflow.engine.writes import START, Child, Writes, start_data
 
@@ -322,6 +323,7 @@ class Engine:
             supplied=data or {},
             now=now,
             reason=reason,
+            lookup=self._lookup(conn),
         )
         refusal = outcome if isinstance(outcome, Refused) else None
         children: list[Child] = []
@@ -427,9 +429,27 @@ class Engine:
 
     def available_triggers(self, instance_id: str, role: str) -> list[TriggerOption]:
         """The triggers ``role`` may fire now, each saying whether its guards would pass."""
-        instance = self.get(instance_id)
+        with self.store.read() as conn:
+            return self._available_triggers(conn, instance_id, role)
+
+    def _lookup(self, conn: Connection) -> Lookup:
+        # Rules read other instances through the caller's connection, so what they see is
+        # what the transaction sees; they get no way to write.
+        def lookup(instance_id: str) -> Instance | None:
+            try:
+                return self.store.get_instance(conn, instance_id)
+            except InstanceNotFound:
+                return None
+
+        return lookup
+
+    def _available_triggers(
+        self, conn: Connection, instance_id: str, role: str
+    ) -> list[TriggerOption]:
+        instance = self.store.get_instance(conn, instance_id)
         wf = self.workflow(instance.workflow_id, instance.workflow_version)
         now = self.clock.now()
+        lookup = self._lookup(conn)
         result = []
         for trigger in wf.triggers_from(instance.state):
             options = [o for o in wf.options[(instance.state, trigger)] if role in o.roles]
@@ -447,6 +467,7 @@ class Engine:
                     now=now,
                     supplied={},
                     data=dict(instance.data),
+                    lookup=lookup,
                 )
                 cursor = Cursor(instance.state, ctx)
                 if option.admit(cursor):

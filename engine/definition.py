@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from opcatflow.engine.durations import parse_due, parse_duration
+from opcatflow.engine.durations import parse_due, parse_period
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
@@ -87,18 +87,47 @@ class NotificationSpec(_Model):
 
 
 class OnDue(_Model):
-    trigger: Name | None = Field(None, description="Trigger fired by the scheduler when due.")
+    """What happens when a deadline falls due (besides notifications declared on it)."""
+
+    trigger: Name | None = Field(
+        None,
+        description="Trigger the scheduler fires (actor and role 'scheduler'): an escalation. "
+        "Its transition must allow the role 'scheduler'.",
+    )
     notify: Name | None = Field(None, description="Notification event emitted when due.")
 
 
 class DeadlineSpec(_Model):
-    """A deadline declared on a state: armed on entry, cancelled on exit."""
+    """A deadline declared on a state: armed on entry, cancelled on exit.
+
+    Periods are ``<n> <unit>`` (hours, days, working days, weeks, months, years) or
+    ``config:<key>``, a duration the NPM sets in its settings file. Periods of a day or more
+    fall due at the end of their last day in the NPM's time zone; working days skip its
+    weekend and public holidays (docs/deadlines.md).
+    """
 
     id: Name
-    due: str = Field(description="'<n> <unit> [before|after <anchor>]', e.g. '10 working days'.")
+    due: str = Field(
+        description="'<period> [before|after <anchor>]', e.g. '10 working days', "
+        "'config:visit.factual_check', '7 months before session_start'. The anchor is "
+        "'entered' (default: when the state was entered) or a date/datetime field."
+    )
     label: str | None = None
-    reminders: list[str] = Field(default_factory=list, description="Durations before due.")
-    every: str | None = Field(None, description="Repeat this often while in the state.")
+    reminders: list[str] = Field(
+        default_factory=list,
+        description="Periods before the due date, e.g. ['7 days', '1 working day']; each "
+        "fires once.",
+    )
+    every: str | None = Field(
+        None,
+        description="Repeat this often while in the state, counted from the previous due "
+        "date (occurrences missed during downtime fire once).",
+    )
+    published: Name | None = Field(
+        None,
+        description="A date/datetime field holding a date published by the body concerned "
+        "(e.g. an OHCHR deadline): when set, it replaces the computed due date.",
+    )
     on_due: OnDue = Field(default_factory=OnDue)
 
     @field_validator("due")
@@ -111,14 +140,14 @@ class DeadlineSpec(_Model):
     @classmethod
     def _reminders(cls, value: list[str]) -> list[str]:
         for item in value:
-            parse_duration(item)
+            parse_period(item)
         return value
 
     @field_validator("every")
     @classmethod
     def _every(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_duration(value)
+            parse_period(value)
         return value
 
 
@@ -164,6 +193,15 @@ class TransitionSpec(_Model):
     )
     actions: list[Name] = Field(default_factory=list, description="Registered actions.")
     opens: list[OpenSpec] = Field(default_factory=list, description="Child instances to open.")
+    pauses: list[Name] = Field(
+        default_factory=list,
+        description="Deadlines of the state whose clock stops (e.g. waiting on another "
+        "party); the remaining time is kept.",
+    )
+    resumes: list[Name] = Field(
+        default_factory=list,
+        description="Paused deadlines whose clock starts again with the time that remained.",
+    )
 
     @property
     def sources(self) -> tuple[str, ...]:

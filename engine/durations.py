@@ -1,8 +1,8 @@
 """Durations and deadline expressions as written in definitions: ``10 working days``,
-``2 months``, ``7 months before session_start``.
+``2 months``, ``7 months before session_start``, ``config:visit.factual_check``.
 
 Only parsing lives here; turning a duration into a due date (calendars, time zones) belongs to
-the scheduler.
+:mod:`opcatflow.engine.calendar`.
 """
 
 from __future__ import annotations
@@ -43,10 +43,23 @@ _UNITS = {
     "years": Unit.YEARS,
 }
 
-_DURATION = re.compile(r"^\s*(\d{1,5})\s*([a-z]+(?: days?)?)\s*$")
+# About a century in each unit: longer is a typo, and would overflow date arithmetic.
+LIMITS = {
+    Unit.HOURS: 876_000,
+    Unit.DAYS: 36_500,
+    Unit.WORKING_DAYS: 26_000,
+    Unit.WEEKS: 5_200,
+    Unit.MONTHS: 1_200,
+    Unit.YEARS: 100,
+}
+
+SETTING_PREFIX = "config:"
+SETTING_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_DURATION = re.compile(r"^\s*(\d{1,6})\s*([a-z]+(?: days?)?)\s*$")
 _EXPRESSION = re.compile(
     r"^(?P<duration>.+?)(?:\s+(?P<direction>before|after)\s+(?P<anchor>\w+))?$"
 )
+ENTERED = "entered"
 
 
 @dataclass(frozen=True)
@@ -55,16 +68,47 @@ class Duration:
     unit: Unit
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.unit.value.replace('_', ' ')}"
+        unit = self.unit.value.replace("_", " ")
+        return f"{self.amount} {unit[:-1] if self.amount == 1 else unit}"
+
+    @property
+    def calendar_based(self) -> bool:
+        """Counted in dates (due at the end of a day), not in hours."""
+        return self.unit is not Unit.HOURS
+
+    def days_range(self) -> tuple[float, float]:
+        """The shortest and longest this duration can last, in days (for sanity checks)."""
+        n = self.amount
+        return {
+            Unit.HOURS: (n / 24, n / 24),
+            Unit.DAYS: (n, n),
+            Unit.WORKING_DAYS: (n, n * 7 / 5 + 30),  # weekends, and a generous holiday margin
+            Unit.WEEKS: (7 * n, 7 * n),
+            Unit.MONTHS: (28 * n, 31 * n),
+            Unit.YEARS: (365 * n, 366 * n),
+        }[self.unit]
+
+
+@dataclass(frozen=True)
+class SettingRef:
+    """A duration the NPM sets in its settings file, under ``deadlines: {key: ...}``."""
+
+    key: str
+
+    def __str__(self) -> str:
+        return f"{SETTING_PREFIX}{self.key}"
+
+
+Period = Duration | SettingRef
 
 
 @dataclass(frozen=True)
 class DueExpression:
-    """``<duration> [before|after <anchor>]``; the anchor is ``entered`` or a date field."""
+    """``<period> [before|after <anchor>]``; the anchor is ``entered`` or a date field."""
 
-    duration: Duration
+    duration: Period
     direction: str = "after"
-    anchor: str = "entered"
+    anchor: str = ENTERED
 
 
 def parse_duration(text: str) -> Duration:
@@ -78,23 +122,53 @@ def parse_duration(text: str) -> Duration:
     if match is None or unit is None:
         raise ValueError(
             f"malformed duration {text!r}: expected '<number> <unit>' with a unit among "
-            "hours, days, working days (wd), weeks, months, years"
+            "hours, days, working days (wd), weeks, months, years, or 'config:<key>' for a "
+            "duration set in the NPM's settings"
         )
     amount = int(match.group(1))
     if amount == 0:
         raise ValueError(f"malformed duration {text!r}: must be at least 1")
+    if amount > LIMITS[unit]:
+        raise ValueError(
+            f"duration {text!r} is longer than a century ({LIMITS[unit]} {unit.value} at most)"
+        )
     return Duration(amount, unit)
 
 
-def parse_due(text: str) -> DueExpression:
-    """Parse ``<duration> [before|after <anchor>]``.
+def parse_period(text: str) -> Period:
+    """Parse ``<n> <unit>`` or ``config:<key>``.
 
     Raises:
-        ValueError: when the duration is malformed.
+        ValueError: a malformed duration or settings key.
+    """
+    stripped = text.strip()
+    if stripped.startswith(SETTING_PREFIX):
+        key = stripped.removeprefix(SETTING_PREFIX).strip()
+        if not SETTING_KEY.match(key):
+            raise ValueError(
+                f"malformed settings key {key!r}: expected dotted lower-case names such as "
+                "'visit.factual_check'"
+            )
+        return SettingRef(key)
+    return parse_duration(stripped)
+
+
+def parse_due(text: str) -> DueExpression:
+    """Parse ``<period> [before|after <anchor>]``.
+
+    Raises:
+        ValueError: when the period is malformed, or the expression counts back from the
+            moment the deadline is armed (``before entered``).
     """
     match = _EXPRESSION.match(text.strip())
-    assert match is not None  # the pattern matches any non-empty text
-    duration = parse_duration(match.group("duration"))
-    return DueExpression(
-        duration, match.group("direction") or "after", match.group("anchor") or "entered"
-    )
+    if match is None:
+        raise ValueError("a deadline needs a duration, e.g. '10 working days'")
+    duration = parse_period(match.group("duration"))
+    direction = match.group("direction") or "after"
+    anchor = match.group("anchor") or ENTERED
+    if anchor == ENTERED and direction == "before":
+        raise ValueError(
+            f"{text!r} would fall due before the state is entered: "
+            "count 'before' a date field, or 'after entered'"
+        )
+    return DueExpression(duration, direction, anchor)

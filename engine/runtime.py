@@ -38,7 +38,9 @@ from opcatflow.engine.firing import Applied, Refused, decide
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_text, load_catalog
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
+from opcatflow.engine.settings import Settings
 from opcatflow.engine.store import SQLAlchemyStore
+from opcatflow.engine.timers import TimerHook
 from opcatflow.engine.writes import START, Child, Writes, start_data
 
 
@@ -68,8 +70,9 @@ class Engine:
         logger: a structlog logger; the engine logs events, never configures logging.
         audit_key: key for the keyed hashes of personal values in the audit trail; by default
             a random key kept in the database.
-        hooks: participants that write in the transaction of every applied change (timers,
-            the notification outbox).
+        hooks: participants that write in the transaction of every applied change (the
+            notification outbox). The deadline timers' hook always comes first.
+        settings: the NPM's calendar and deadline durations (default: the shipped ones).
 
     Raises:
         DefinitionError: a catalog workflow has the id and version of a stored definition with
@@ -86,6 +89,7 @@ class Engine:
         logger: Any = None,
         audit_key: bytes | None = None,
         hooks: Sequence[TransactionHook] = (),
+        settings: Settings | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -93,7 +97,11 @@ class Engine:
         self.clock = clock or SystemClock()
         self.log = logger or structlog.get_logger("opcatflow")
         redactor = Redactor(audit_key or store.secret("audit_key"))
-        self._writes = Writes(store, catalog, redactor, hooks)
+        self.settings = settings or Settings.default()
+        self.timers = TimerHook(self.settings)
+        self.timers.check(catalog)  # a definition naming an unknown config: key fails here
+        self.hooks: tuple[TransactionHook, ...] = (self.timers, *hooks)
+        self._writes = Writes(store, catalog, redactor, self.hooks)
         self._register(catalog)
 
     @classmethod
@@ -107,6 +115,7 @@ class Engine:
         logger: Any = None,
         synchronous: str = "FULL",
         create: bool = True,
+        settings: Settings | None = None,
     ) -> Engine:
         """Open a store at ``url`` (creating the schema in an empty database) and load the
         definitions found under ``workflows``.
@@ -119,7 +128,7 @@ class Engine:
         store = SQLAlchemyStore(url, synchronous=synchronous)
         try:
             store.ensure_schema(create=create)
-            return cls(store, catalog, registry, clock=clock, logger=logger)
+            return cls(store, catalog, registry, clock=clock, logger=logger, settings=settings)
         except BaseException:
             store.close()
             raise

@@ -96,14 +96,23 @@ timers = sa.Table(
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("instance_id", sa.String(36), sa.ForeignKey("instances.id"), nullable=False),
+    sa.Column("state", sa.String(64), nullable=False),  # the state that armed it
     sa.Column("deadline", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # reminder | due
+    sa.Column("occurrence", sa.Integer, nullable=False, server_default="1"),  # of an `every`
     sa.Column("due_at", UTCDateTime, nullable=False),
+    # pending | paused | fired | refused | failed | cancelled
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("paused_at", UTCDateTime, nullable=True),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    sa.Column("note", sa.Text, nullable=True),  # refusal reason or last error
     sa.Column("payload", Json, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # The sweep reads only (status='pending', due_at <= now): this index answers it without
+    # touching the pending timers that are not due.
     sa.Index("ix_timers_status_due", "status", "due_at"),
+    sa.Index("ix_timers_instance", "instance_id", "status"),
 )
 
 outbox = sa.Table(

@@ -84,15 +84,21 @@ def upgrade() -> None:
         "timers",
         sa.Column("id", BigId, primary_key=True),
         sa.Column("instance_id", sa.String(36), sa.ForeignKey("instances.id"), nullable=False),
+        sa.Column("state", sa.String(64), nullable=False),
         sa.Column("deadline", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("occurrence", sa.Integer, nullable=False, server_default="1"),
         sa.Column("due_at", When, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("paused_at", When, nullable=True),
+        sa.Column("closed_at", When, nullable=True),
+        sa.Column("note", sa.Text, nullable=True),
         sa.Column("payload", Json, nullable=True),
         sa.Column("created_at", When, nullable=False),
     )
     op.create_index("ix_timers_status_due", "timers", ["status", "due_at"])
+    op.create_index("ix_timers_instance", "timers", ["instance_id", "status"])
     op.create_table(
         "outbox",
         sa.Column("id", BigId, primary_key=True),

@@ -1,0 +1,367 @@
+"""The scheduler: claims due timers and fires them, each exactly once, on any number of workers.
+
+The timers table is the truth. A batch is one transaction: claim up to ``batch_size`` due
+timers (PostgreSQL: ``FOR UPDATE ... SKIP LOCKED``, so workers never claim the same row;
+SQLite: the ``BEGIN IMMEDIATE`` write lock serialises workers), then for each, in a savepoint:
+fire its trigger through :meth:`Engine.fire_within` as actor and role ``scheduler`` (or write
+a reminder / due audit record), mark the timer closed, arm the next occurrence of a repeating
+deadline, and let the hooks write their outbox rows. A worker killed mid-batch commits none of
+it: its rows unlock and another worker fires them. A timer never fires twice because only a
+``pending`` row is ever claimed and the same transaction closes it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from opcatflow.engine import tables as t
+from opcatflow.engine.audit import make_record
+from opcatflow.engine.deadlines import REMINDER, DeadlinePlanner, find_deadline
+from opcatflow.engine.errors import ConcurrentUpdate
+from opcatflow.engine.events import DeadlineEvent
+from opcatflow.engine.instance import Instance
+from opcatflow.engine.runtime import Engine, FireResult
+from opcatflow.engine.timers import FAILED, FIRED, PENDING, REFUSED, insert_timers
+
+SCHEDULER = "scheduler"  # the actor and the role of every firing
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """What processing one timer did.
+
+    Attributes:
+        outcome: ``reminded``, ``due`` (notified, no trigger), ``applied`` or ``refused`` (the
+            escalation trigger), or ``error`` (rolled back; retried until ``failed``).
+    """
+
+    timer_id: int
+    instance_id: str
+    workflow: str
+    state: str
+    deadline: str
+    kind: str
+    due_at: datetime
+    outcome: str
+    trigger: str | None = None
+    detail: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "timer_id": self.timer_id,
+            "instance_id": self.instance_id,
+            "workflow": self.workflow,
+            "state": self.state,
+            "deadline": self.deadline,
+            "kind": self.kind,
+            "due_at": self.due_at.isoformat(),
+            "outcome": self.outcome,
+            "trigger": self.trigger,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class TickReport:
+    """Everything one :meth:`Scheduler.tick` processed, in due order."""
+
+    now: datetime
+    firings: list[Firing] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.firings)
+
+    @property
+    def late(self) -> list[Firing]:
+        """Firings whose due time had passed before this tick: caught up after downtime."""
+        return [f for f in self.firings if f.due_at < self.now]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by outcome and by (workflow, deadline, kind), and the oldest due time."""
+        return {
+            "now": self.now.isoformat(),
+            "processed": len(self.firings),
+            "outcomes": dict(Counter(f.outcome for f in self.firings)),
+            "deadlines": {
+                f"{w}.{d}.{k}": n
+                for (w, d, k), n in sorted(
+                    Counter((f.workflow, f.deadline, f.kind) for f in self.firings).items()
+                )
+            },
+            "oldest_due": min((f.due_at for f in self.firings), default=self.now).isoformat(),
+        }
+
+
+def deadline_due(row: Any) -> datetime:
+    """When the timer's deadline is due (a reminder's row is due before its deadline)."""
+    due = (row.payload or {}).get("due")
+    return datetime.fromisoformat(due) if due else row.due_at
+
+
+class Scheduler:
+    """Fires due timers through an :class:`Engine`.
+
+    Args:
+        engine: the engine whose store holds the timers; its clock says what "now" is.
+        batch_size: timers claimed per transaction.
+        max_attempts: a timer whose processing keeps failing (a broken rule or hook) is marked
+            ``failed`` after this many attempts, so it shows up instead of looping.
+        on_firing: called after each committed batch for every firing (e.g. to log it).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_size: int = 100,
+        max_attempts: int = 5,
+        on_firing: Callable[[Firing], None] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.engine = engine
+        self.store = engine.store
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.on_firing = on_firing
+        self.planner = DeadlinePlanner(engine.settings)
+        self._skip_locked = self.store.dialect == "postgresql"
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def next_due(self) -> datetime | None:
+        """The earliest due time of a pending timer (served by the (status, due_at) index)."""
+        c = t.timers.c
+        with self.store.read() as conn:
+            value: datetime | None = conn.execute(
+                sa.select(c.due_at).where(c.status == PENDING).order_by(c.due_at).limit(1)
+            ).scalar()
+        return value
+
+    def due_count(self, now: datetime | None = None) -> int:
+        """How many pending timers are due at ``now`` (claimed ones included)."""
+        c = t.timers.c
+        now = now or self.engine.clock.now()
+        with self.store.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(t.timers)
+                    .where(c.status == PENDING, c.due_at <= now)
+                ).scalar_one()
+            )
+
+    def claim_query(self, now: datetime, limit: int, high_water: int | None = None) -> Any:
+        """The claim statement (also used by the benchmark to show its plan)."""
+        c = t.timers.c
+        query = (
+            sa.select(t.timers, t.instances.c.workflow_id, t.instances.c.workflow_version)
+            .join(t.instances, t.instances.c.id == c.instance_id)
+            .where(c.status == PENDING, c.due_at <= now)
+            .order_by(c.due_at, c.id)
+            .limit(limit)
+        )
+        if high_water is not None:
+            query = query.where(c.id <= high_water)
+        if self._skip_locked:
+            # Locking the instance too keeps two workers off one instance (no deadlock between
+            # a reminder and a due date of the same case), and skips a case a person is
+            # changing right now: it is claimed by the next sweep.
+            query = query.with_for_update(skip_locked=True, of=[t.timers, t.instances])
+        return query
+
+    # -- processing ------------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None, *, max_rounds: int = 10) -> TickReport:
+        """Process every timer due at ``now`` (default: the engine clock's now), in due order.
+
+        Timers armed by this tick's own firings that are already due (an escalation into a
+        state whose deadline has passed) are processed in a further round, up to
+        ``max_rounds``, so a cycle of overdue escalations cannot spin forever.
+        """
+        now = now or self.engine.clock.now()
+        report = TickReport(now)
+        for _ in range(max_rounds):
+            with self.store.read() as conn:
+                high_water = conn.execute(sa.select(sa.func.max(t.timers.c.id))).scalar()
+            if high_water is None:
+                break
+            processed = 0
+            while True:
+                batch = self.run_batch(now, high_water)
+                report.firings.extend(batch)
+                processed += len(batch)
+                if len(batch) < self.batch_size:
+                    break
+            if not processed:
+                break
+        return report
+
+    def run_batch(self, now: datetime, high_water: int | None = None) -> list[Firing]:
+        """Claim and process one batch in one transaction; returns what it did."""
+        firings: list[Firing] = []
+        results: list[FireResult] = []
+        with self.store.write() as conn:
+            rows = conn.execute(self.claim_query(now, self.batch_size, high_water)).all()
+            for row in rows:
+                # An earlier firing of this batch may have moved the case on and cancelled
+                # this timer with the state it belonged to.
+                status = conn.execute(
+                    sa.select(t.timers.c.status).where(t.timers.c.id == row.id)
+                ).scalar()
+                if status != PENDING:
+                    continue
+                try:
+                    with conn.begin_nested():
+                        firing, result = self._process(conn, row, now)
+                except Exception as err:  # any failure rolls back this timer only
+                    firing = self._failed(conn, row, now, err)
+                    result = None
+                firings.append(firing)
+                if result is not None:
+                    results.append(result)
+        for result in results:
+            self.engine.log_result(result)
+        for firing in firings:
+            self._log(firing)
+            if self.on_firing is not None:
+                self.on_firing(firing)
+        return firings
+
+    def _process(
+        self, conn: Connection, row: Row[Any], now: datetime
+    ) -> tuple[Firing, FireResult | None]:
+        engine = self.engine
+        wf = engine.workflow(row.workflow_id, row.workflow_version)
+        spec = find_deadline(wf, row.state, row.deadline)
+        trigger = spec.on_due.trigger if spec is not None and row.kind != REMINDER else None
+        result: FireResult | None = None
+        detail = None
+        if trigger is not None:
+            result = engine.fire_within(
+                conn,
+                row.instance_id,
+                trigger,
+                actor=SCHEDULER,
+                role=SCHEDULER,
+                reason=f"deadline {row.deadline!r} due {row.due_at.isoformat()}",
+            )
+            instance = result.instance or result.previous
+            outcome, status = ("applied", FIRED) if result.refusal is None else ("refused", REFUSED)
+            detail = result.refusal.reason if result.refusal is not None else None
+        else:
+            instance = self._audit(conn, row, now)
+            outcome, status = ("reminded" if row.kind == REMINDER else "due"), FIRED
+        conn.execute(
+            t.timers.update()
+            .where(t.timers.c.id == row.id)
+            .values(status=status, closed_at=now, attempts=row.attempts + 1, note=detail)
+        )
+        if spec is not None and row.kind != REMINDER and instance.state == row.state:
+            # Still in the state after its due date (the escalation, if any, kept it there):
+            # a repeating deadline comes round again.
+            upcoming = self.planner.repeat(spec, row.due_at, row.occurrence, now=now)
+            insert_timers(conn, row.instance_id, row.state, upcoming, now)
+        event = DeadlineEvent(
+            workflow=wf,
+            instance=instance,
+            deadline=row.deadline,
+            kind=row.kind,
+            due_at=deadline_due(row),
+            at=now,
+        )
+        for hook in engine.hooks:
+            hook.on_deadline(conn, event)
+        firing = Firing(
+            row.id,
+            row.instance_id,
+            row.workflow_id,
+            row.state,
+            row.deadline,
+            row.kind,
+            row.due_at,
+            outcome,
+            trigger,
+            detail,
+        )
+        return firing, result
+
+    def _audit(self, conn: Connection, row: Row[Any], now: datetime) -> Instance:
+        # A reminder, or a due date with nothing to fire, is still a deadline event of the
+        # instance: it goes into the instance's hash chain like a transition.
+        store = self.store
+        instance = store.lock_instance(conn, row.instance_id)
+        seq = instance.audit_seq + 1
+        what = "reminder" if row.kind == REMINDER else "due date reached"
+        offset = (row.payload or {}).get("offset")
+        due = deadline_due(row)
+        record = make_record(
+            instance_id=instance.id,
+            seq=seq,
+            at=now,
+            actor=SCHEDULER,
+            role=SCHEDULER,
+            workflow_id=instance.workflow_id,
+            workflow_version=instance.workflow_version,
+            trigger=row.deadline,
+            from_state=instance.state,
+            to_state=None,
+            outcome=row.kind,
+            reason=f"deadline {row.deadline!r} {what}"
+            + (f" ({offset} before)" if offset else "")
+            + f", due {due.isoformat()}",
+            changes="{}",
+            prev_hash=instance.audit_head,
+        )
+        store.insert_audit(conn, record)
+        if not store.advance_audit_head(conn, instance.id, seq, record.hash):
+            raise ConcurrentUpdate(instance.id, instance.version, instance.version)
+        return instance
+
+    def _failed(self, conn: Connection, row: Row[Any], now: datetime, err: Exception) -> Firing:
+        attempts = row.attempts + 1
+        failed = attempts >= self.max_attempts
+        conn.execute(
+            t.timers.update()
+            .where(t.timers.c.id == row.id)
+            .values(
+                attempts=attempts,
+                status=FAILED if failed else PENDING,
+                closed_at=now if failed else None,
+                note=f"{type(err).__name__}: {err}"[:2000],
+            )
+        )
+        return Firing(
+            row.id,
+            row.instance_id,
+            row.workflow_id,
+            row.state,
+            row.deadline,
+            row.kind,
+            row.due_at,
+            "failed" if failed else "error",
+            detail=f"{type(err).__name__}: {err}",
+        )
+
+    def _log(self, firing: Firing) -> None:
+        level = "error" if firing.outcome in ("error", "failed") else "info"
+        getattr(self.engine.log, level)(
+            "deadline_processed",
+            timer_id=firing.timer_id,
+            instance_id=firing.instance_id,
+            workflow=firing.workflow,
+            state=firing.state,
+            deadline=firing.deadline,
+            kind=firing.kind,
+            due_at=firing.due_at.isoformat(),
+            outcome=firing.outcome,
+            trigger=firing.trigger,
+            detail=firing.detail,
+        )

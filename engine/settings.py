@@ -1,0 +1,223 @@
+"""The NPM's settings: its calendar (time zone, holidays) and the durations of its deadlines.
+
+The shipped defaults are ``opcatflow/config/opcatflow.yaml`` (package data). An NPM writes its
+own file with only what differs; it is read over the defaults:
+
+.. code-block:: yaml
+
+    calendar: {timezone: Europe/Paris, country: FR}
+    deadlines:
+      visit.factual_check: 15 working days   # overrides a known key (typos are refused)
+    custom_deadlines:
+      visit.translation: 20 days             # a key of the NPM's own
+
+Definitions refer to a key as ``due: config:visit.factual_check``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from opcatflow.engine.calendar import WorkingCalendar
+from opcatflow.engine.durations import SETTING_KEY, Duration, Period, parse_duration
+from opcatflow.engine.errors import DefinitionError, OpcatflowError, Problem
+from opcatflow.engine.suggest import did_you_mean
+from opcatflow.engine.validation import pydantic_problems
+from opcatflow.engine.yamlsource import Located, load_yaml
+
+DEFAULTS_RESOURCE = ("opcatflow.config", "opcatflow.yaml")
+
+
+class SettingsError(OpcatflowError):
+    """A settings file is invalid; ``problems`` lists each one as ``path:line:column``."""
+
+    code = "invalid-settings"
+    exit_code = 6
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid settings: " + "; ".join(str(p) for p in self.problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CalendarSpec(_Model):
+    """Where working days are counted."""
+
+    timezone: str = Field("UTC", description="IANA time zone of the NPM, e.g. Europe/Paris.")
+    country: str | None = Field(
+        None, description="ISO 3166 country code for public holidays (the holidays package)."
+    )
+    subdivision: str | None = Field(None, description="Region, state or canton code.")
+    weekend: list[int] | None = Field(
+        None, description="Weekday numbers (Monday 0 ... Sunday 6); default: the country's."
+    )
+    closures: dict[date, str] = Field(
+        default_factory=dict, description="Days the NPM itself is closed: date -> name."
+    )
+
+
+class SettingsFile(_Model):
+    """One settings file as written."""
+
+    calendar: CalendarSpec = Field(default_factory=CalendarSpec)
+    deadlines: dict[str, str] = Field(
+        default_factory=dict, description="Durations of the known deadline keys."
+    )
+    custom_deadlines: dict[str, str] = Field(
+        default_factory=dict, description="Deadline keys of the NPM's own."
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings: a working calendar and one duration per deadline key."""
+
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
+    deadlines: Mapping[str, Duration] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+    def duration(self, period: Period) -> Duration:
+        """The duration a period stands for.
+
+        Raises:
+            SettingsError: an unknown ``config:`` key.
+        """
+        if isinstance(period, Duration):
+            return period
+        found = self.deadlines.get(period.key)
+        if found is None:
+            hint = did_you_mean(period.key, self.deadlines)
+            raise SettingsError(
+                [Problem(self.source, 1, 1, f"no deadline key {period.key!r}{hint}")]
+            )
+        return found
+
+    @classmethod
+    def default(cls) -> Settings:
+        """The shipped defaults (UTC, no public holidays, the DEADLINES.md durations)."""
+        return _defaults()
+
+    @classmethod
+    def load(cls, path: str | Path) -> Settings:
+        """Read an NPM's settings file over the defaults.
+
+        Raises:
+            SettingsError: every problem, located.
+        """
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise SettingsError([Problem(str(path), 1, 1, f"cannot read: {err}")]) from None
+        return cls.from_text(text, str(path))
+
+    @classmethod
+    def from_text(cls, text: str, path: str = "<settings>") -> Settings:
+        """Parse settings text over the defaults. Raises: SettingsError."""
+        base_doc, base = _defaults_file()
+        doc, spec = _parse(text, path)
+        known = dict(base.deadlines)
+        problems: list[Problem] = []
+        for key in spec.deadlines:
+            if key not in known:
+                problems.append(
+                    doc.problem(
+                        ("deadlines", key),
+                        f"unknown deadline key {key!r}{did_you_mean(key, known)}; "
+                        "keys of your own go under 'custom_deadlines'",
+                    )
+                )
+        for key in spec.custom_deadlines:
+            if key in known:
+                problems.append(
+                    doc.problem(
+                        ("custom_deadlines", key),
+                        f"{key!r} is a known key: set it under 'deadlines'",
+                    )
+                )
+        calendar = base.calendar.model_copy(
+            update={k: getattr(spec.calendar, k) for k in spec.calendar.model_fields_set}
+        )
+        raw = {**known, **spec.deadlines, **spec.custom_deadlines}
+        origin = dict.fromkeys(known, (base_doc, "deadlines"))
+        origin.update(dict.fromkeys(spec.deadlines, (doc, "deadlines")))
+        origin.update(dict.fromkeys(spec.custom_deadlines, (doc, "custom_deadlines")))
+        return _build(calendar, raw, origin, doc=doc, problems=problems, path=path)
+
+
+def _parse(text: str, path: str) -> tuple[Located, SettingsFile]:
+    try:
+        doc = load_yaml(text, path)
+    except DefinitionError as err:
+        raise SettingsError(list(err.problems)) from None
+    value: Any = doc.value
+    if not isinstance(value, dict):
+        raise SettingsError([Problem(path, 1, 1, "settings must be a mapping")])
+    try:
+        return doc, SettingsFile.model_validate(value)
+    except ValidationError as err:
+        raise SettingsError(pydantic_problems(doc, err)) from None
+
+
+def _build(
+    spec: CalendarSpec,
+    raw: Mapping[str, str],
+    origin: Mapping[str, tuple[Located, str]],
+    *,
+    doc: Located,
+    problems: list[Problem],
+    path: str,
+) -> Settings:
+    durations: dict[str, Duration] = {}
+    for key, text in raw.items():
+        where, section = origin[key]
+        if not SETTING_KEY.match(key):
+            problems.append(
+                where.problem((section, key), f"malformed key {key!r}: e.g. 'visit.factual_check'")
+            )
+            continue
+        try:
+            durations[key] = parse_duration(text)
+        except ValueError as err:
+            problems.append(where.problem((section, key), str(err)))
+    calendar = WorkingCalendar()
+    try:
+        calendar = WorkingCalendar(
+            spec.timezone, spec.country, spec.subdivision, spec.weekend, spec.closures
+        )
+    except ValueError as err:
+        message = str(err)
+        key = (
+            "timezone"
+            if "time zone" in message
+            else "weekend"
+            if "weekend" in message
+            else ("subdivision" if "subdivision" in message else "country")
+        )
+        problems.append(doc.problem(("calendar", key), message))
+    if problems:
+        raise SettingsError(sorted(problems, key=lambda p: (p.path, p.line, p.column)))
+    return Settings(calendar, durations, path)
+
+
+@cache
+def _defaults_file() -> tuple[Located, SettingsFile]:
+    resource = resources.files(DEFAULTS_RESOURCE[0]) / DEFAULTS_RESOURCE[1]
+    return _parse(resource.read_text(encoding="utf-8"), f"<defaults {DEFAULTS_RESOURCE[1]}>")
+
+
+@cache
+def _defaults() -> Settings:
+    doc, spec = _defaults_file()
+    origin = dict.fromkeys(spec.deadlines, (doc, "deadlines"))
+    return _build(spec.calendar, spec.deadlines, origin, doc=doc, problems=[], path=doc.path)

@@ -34,6 +34,7 @@ RECORD += ["-s", "theme=use of force"]
 ASSESS = ["-s", "seriousness=high", "-s", "urgency=urgent", "-s", "npm_best_placed=false"]
 INTAKE = ["--actor", "m.okafor", "--role", "intake"]
 HEAD = ["--actor", "r.haddad", "--role", "head"]
+BUNDLED_IDS = ["complaint", "expert", "recommendation", "referral", "reprisal", "visit"]
 
 # The caller's environment must not leak into the tests.
 CLEAN_ENV = {
@@ -162,7 +163,7 @@ def test_validate_json_lists_problems_with_their_positions(tmp_path: Path) -> No
 def test_validate_json_summarises_valid_workflows() -> None:
     result = invoke(["validate", "--json", str(BUNDLED)])
     report = json.loads(result.stdout)
-    assert (report["ok"], [w["id"] for w in report["workflows"]]) == (True, ["complaint"])
+    assert (report["ok"], sorted(w["id"] for w in report["workflows"])) == (True, BUNDLED_IDS)
 
 
 def test_validate_a_missing_path_is_a_usage_error(tmp_path: Path) -> None:
@@ -193,7 +194,7 @@ def test_diagram_of_a_definition_file() -> None:
 def test_diagram_write_docs_writes_a_page_per_workflow(tmp_path: Path) -> None:
     result = invoke(["diagram", "--write-docs", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["complaint.md"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{i}.md" for i in BUNDLED_IDS]
 
 
 def test_diagram_of_an_unknown_workflow_exits_5_with_a_hint() -> None:
@@ -492,9 +493,9 @@ def test_demo_runs_a_complaint_and_ends_with_the_chain_verified(tmp_path: Path) 
     assert "REFUSED" in result.stdout
     assert "no consent recorded for 'refer_with_evidence'" in result.stdout
     tail = result.stdout.split("Audit chain", 1)[1]
-    assert "9 records over 1 instance, every hash and link recomputed: intact" in tail
+    assert "11 records over 2 instances, every hash and link recomputed: intact" in tail
     verified = json.loads(invoke(["--db", str(db), "audit", "verify", "--json"]).stdout)
-    assert (verified["ok"], verified["records"]) == (True, 9)
+    assert (verified["ok"], verified["records"]) == (True, 11)
     closed = json.loads(invoke(["--db", str(db), "list", "--state", "closed", "--json"]).stdout)
     assert len(closed) == 1
 

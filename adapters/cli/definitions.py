@@ -131,7 +131,8 @@ def diagram(
         raise fail("give a WORKFLOW (an id or a file), or --write-docs FOLDER", USAGE)
     path = Path(workflow)
     if path.suffix in (".yaml", ".yml") and path.is_file():
-        wf = load_catalog([path], registry).latest()[0]
+        # one file alone: the workflows it opens are not needed to draw it
+        wf = compile_text(path.read_text("utf-8"), str(path), registry)
     else:
         wf = settings(ctx).catalog().get(workflow, version)
     out.echo((mermaid(wf) if fmt is DiagramFormat.MERMAID else dot(wf)).rstrip("\n"))

@@ -78,12 +78,59 @@ class NotifyOn(_Model):
         return self
 
 
+class RecipientSpec(_Model):
+    """One kind of recipient of a notification: exactly one of ``role``, ``assignees``,
+    ``address``. A plain name in ``to`` is short for ``{role: name}``."""
+
+    role: Name | None = Field(
+        None, description="Everyone the recipients directory gives this role."
+    )
+    assignees: Name | None = Field(
+        None,
+        description="A field holding the directory ids of the people assigned to the instance "
+        "(text, or a list of text).",
+    )
+    address: Name | None = Field(
+        None,
+        description="A text field holding an email address, e.g. the authority's focal point.",
+    )
+    body: str | None = Field(
+        None,
+        max_length=200,
+        description="For an address: the body it belongs to, matched against a do-no-harm "
+        "decision's recipient.",
+    )
+    consent_uses: list[Name] = Field(
+        default_factory=list,
+        description="For an address: the consent uses that cover sending personal data to it.",
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if sum(x is not None for x in (self.role, self.assignees, self.address)) != 1:
+            raise ValueError("give exactly one of 'role', 'assignees', 'address'")
+        if self.address is None and (self.body is not None or self.consent_uses):
+            raise ValueError(
+                "'body' and 'consent_uses' are for addresses; the recipients directory says "
+                "them for people"
+            )
+        return self
+
+
 class NotificationSpec(_Model):
     """Who hears of an event, and with which template (sent by the notifications layer)."""
 
     on: NotifyOn
-    to: list[Name] = Field(min_length=1, description="Roles to notify.")
+    to: list[Name | RecipientSpec] = Field(
+        min_length=1,
+        description="Recipients: role names, or {role|assignees|address: ...} entries.",
+    )
     template: Name
+
+    @property
+    def recipients(self) -> tuple[RecipientSpec, ...]:
+        """``to`` with plain role names spelled out."""
+        return tuple(RecipientSpec(role=r) if isinstance(r, str) else r for r in self.to)
 
 
 class OnDue(_Model):

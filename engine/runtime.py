@@ -116,6 +116,7 @@ class Engine:
         synchronous: str = "FULL",
         create: bool = True,
         settings: Settings | None = None,
+        hooks: Sequence[TransactionHook] = (),
     ) -> Engine:
         """Open a store at ``url`` (creating the schema in an empty database) and load the
         definitions found under ``workflows``.
@@ -128,7 +129,15 @@ class Engine:
         store = SQLAlchemyStore(url, synchronous=synchronous)
         try:
             store.ensure_schema(create=create)
-            return cls(store, catalog, registry, clock=clock, logger=logger, settings=settings)
+            return cls(
+                store,
+                catalog,
+                registry,
+                clock=clock,
+                logger=logger,
+                hooks=hooks,
+                settings=settings,
+            )
         except BaseException:
             store.close()
             raise

@@ -120,7 +120,7 @@ outbox = sa.Table(
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("instance_id", sa.String(36), nullable=True),
-    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(200), nullable=False),
     sa.Column("channel", sa.String(32), nullable=False),
     sa.Column("recipient", sa.Text, nullable=False),
     sa.Column("payload", Json, nullable=False),
@@ -129,6 +129,10 @@ outbox = sa.Table(
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # who holds the row while it is being sent; next_attempt_at is then the lease's end
+    sa.Column("claim_token", sa.String(32), nullable=True),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
     sa.Index("ix_outbox_status_next", "status", "next_attempt_at"),
 )
 

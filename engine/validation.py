@@ -289,8 +289,26 @@ class _Checker:
                 self.check_name((*at, "on", "transition"), "trigger", n.on.transition, triggers)
             if n.on.deadline is not None:
                 self.check_name((*at, "on", "deadline"), "deadline", n.on.deadline, deadlines)
-            for j, role in enumerate(n.to):
-                self.check_name((*at, "to", j), "role", role, self.roles)
+            for j, to in enumerate(n.to):
+                if isinstance(to, str):
+                    self.check_name((*at, "to", j), "role", to, self.roles)
+                    continue
+                if to.role is not None:
+                    self.check_name((*at, "to", j, "role"), "role", to.role, self.roles)
+                if to.assignees is not None:
+                    self.check_text_field((*at, "to", j, "assignees"), to.assignees, lists=True)
+                if to.address is not None:
+                    self.check_text_field((*at, "to", j, "address"), to.address, lists=False)
+
+    def check_text_field(self, loc: Path, name: str, *, lists: bool) -> None:
+        if not self.check_name(loc, "field", name, self.wf.fields):
+            return
+        spec = self.wf.fields[name]
+        text = (FieldType.STRING, FieldType.TEXT)
+        if spec.type in text or (lists and spec.type is FieldType.LIST and spec.items in text):
+            return
+        wanted = "text or a list of text" if lists else "text"
+        self.add(loc, f"field {name!r} is {spec.type.value}, not {wanted}")
 
 
 def check_definition(doc: Located, wf: WorkflowDefinition, registry: Registry) -> list[Problem]:

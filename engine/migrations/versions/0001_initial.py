@@ -103,7 +103,7 @@ def upgrade() -> None:
         "outbox",
         sa.Column("id", BigId, primary_key=True),
         sa.Column("instance_id", sa.String(36), nullable=True),
-        sa.Column("event", sa.String(64), nullable=False),
+        sa.Column("event", sa.String(200), nullable=False),
         sa.Column("channel", sa.String(32), nullable=False),
         sa.Column("recipient", sa.Text, nullable=False),
         sa.Column("payload", Json, nullable=False),
@@ -112,6 +112,9 @@ def upgrade() -> None:
         sa.Column("next_attempt_at", When, nullable=False),
         sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
         sa.Column("created_at", When, nullable=False),
+        sa.Column("claim_token", sa.String(32), nullable=True),
+        sa.Column("sent_at", When, nullable=True),
+        sa.Column("last_error", sa.Text, nullable=True),
     )
     op.create_index("ix_outbox_status_next", "outbox", ["status", "next_attempt_at"])
     op.create_table(

@@ -1,0 +1,156 @@
+"""Notifications assembled from a settings file: the outbox hook engines write through, the
+channels, the dispatcher, and :func:`run_dispatcher` for a worker process.
+
+The settings file is ``$OPCATFLOW_NOTIFICATIONS`` (or a path given explicitly); see
+``config/notifications.example.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from opcatflow.adapters.channels import FileChannel, LogChannel, SmtpChannel, WebhookChannel
+from opcatflow.engine.clock import Clock
+from opcatflow.engine.errors import DefinitionError, Problem
+from opcatflow.engine.loader import Catalog
+from opcatflow.engine.store import SQLAlchemyStore
+from opcatflow.notifications.channel import Channel
+from opcatflow.notifications.check import check_catalog
+from opcatflow.notifications.directory import ConfigError, DirectoryFile
+from opcatflow.notifications.dispatcher import Dispatcher
+from opcatflow.notifications.outbox import OutboxWriter
+from opcatflow.notifications.settings import ENV, NotificationSettings, load_settings
+from opcatflow.notifications.templates import TemplateSet
+
+
+@dataclass
+class Notifications:
+    """The pieces one settings file describes."""
+
+    settings: NotificationSettings
+    directory: DirectoryFile
+    templates: TemplateSet
+    logger: Any
+
+    @classmethod
+    def load(cls, path: str | Path, *, logger: Any = None) -> Notifications:
+        """Read the settings, the recipients directory and the template folders.
+
+        Raises:
+            ConfigError: the settings or the directory are invalid (every problem located).
+        """
+        log = logger or structlog.get_logger("opcatflow.notifications")
+        settings = load_settings(path)
+        directory = DirectoryFile(settings.directory_path, logger=log)
+        templates = TemplateSet(settings.template_folders, limits=settings.render.limits())
+        return cls(settings, directory, templates, log)
+
+    def writer(self) -> OutboxWriter:
+        return OutboxWriter(self.directory, logger=self.logger)
+
+    def check(self, catalog: Catalog) -> None:
+        """Raises: DefinitionError when a definition's notifications name a missing template or
+        read a variable that does not exist."""
+        problems = check_catalog(catalog, self.templates)
+        if problems:
+            raise DefinitionError(problems)
+
+    def channels(self, *, clock: Clock | None = None) -> dict[str, Channel]:
+        """Every channel the settings configure (``log`` always; ``webhook`` always, for the
+        directory's endpoints; ``email`` with ``smtp``; ``file`` with ``file``)."""
+        s = self.settings
+        channels: dict[str, Channel] = {
+            "log": LogChannel(self.logger),
+            "webhook": WebhookChannel(self.directory, timeout=s.webhook.timeout, clock=clock),
+        }
+        if s.smtp is not None:
+            password = os.environ.get(s.smtp.password_env) if s.smtp.password_env else None
+            channels["email"] = SmtpChannel(
+                s.smtp.host,
+                s.smtp.port,
+                sender=s.smtp.sender,
+                starttls=s.smtp.starttls,
+                use_ssl=s.smtp.ssl,
+                username=s.smtp.username,
+                password=password,
+                timeout=s.smtp.timeout,
+            )
+        if s.file is not None:
+            channels["file"] = FileChannel(s.path(s.file.path))
+        return channels
+
+    def dispatcher(
+        self,
+        store: SQLAlchemyStore,
+        *,
+        clock: Clock | None = None,
+        channels: Mapping[str, Channel] | None = None,
+    ) -> Dispatcher:
+        return Dispatcher(
+            store,
+            channels if channels is not None else self.channels(clock=clock),
+            templates=self.templates,
+            directory=self.directory,
+            policy=self.settings.dispatch.policy(),
+            clock=clock,
+            logger=self.logger,
+        )
+
+
+def settings_path(explicit: str | Path | None = None) -> Path | None:
+    """The settings file: the one given, else ``$OPCATFLOW_NOTIFICATIONS``, else none."""
+    if explicit is not None:
+        return Path(explicit)
+    value = os.environ.get(ENV)
+    return Path(value) if value else None
+
+
+def engine_hooks(catalog: Catalog, *, logger: Any = None) -> list[OutboxWriter]:
+    """The hooks an application edge gives the engines it builds: the outbox writer when
+    ``$OPCATFLOW_NOTIFICATIONS`` names a settings file, else none.
+
+    Raises:
+        ConfigError, DefinitionError: invalid settings, or templates the definitions need.
+    """
+    path = settings_path()
+    if path is None:
+        return []
+    notifications = Notifications.load(path, logger=logger)
+    notifications.check(catalog)
+    return [notifications.writer()]
+
+
+def run_dispatcher(
+    db_url: str,
+    settings: str | Path | None = None,
+    *,
+    stop: threading.Event | None = None,
+    clock: Clock | None = None,
+    logger: Any = None,
+) -> None:
+    """Deliver the outbox of ``db_url`` until ``stop`` is set (for a worker process or
+    thread). Several may run against one PostgreSQL database.
+
+    Raises:
+        ConfigError: no settings file, or an invalid one.
+    """
+    path = settings_path(settings)
+    if path is None:
+        raise ConfigError(
+            [Problem("<environment>", 1, 1, f"no notifications settings: set {ENV}=FILE")]
+        )
+    notifications = Notifications.load(path, logger=logger)
+    store = SQLAlchemyStore(db_url)
+    try:
+        store.ensure_schema(create=False)
+        dispatcher = notifications.dispatcher(store, clock=clock)
+        dispatcher.run(stop or threading.Event(), idle=notifications.settings.dispatch.idle)
+    finally:
+        store.close()

@@ -1,0 +1,315 @@
+"""From an engine event to outbox messages: which notifications apply, to whom, saying what.
+
+Recipients are resolved and personal data redacted here, when the message is written: the
+outbox never holds a personal value that its recipient may not see. Templates are rendered
+later, by the dispatcher, from the stored (redacted) context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.definition import NotificationSpec, RecipientSpec
+from opcatflow.engine.events import DeadlineEvent, TransitionEvent
+from opcatflow.engine.instance import Instance
+from opcatflow.notifications.directory import EMAIL, Directory, Target
+from opcatflow.notifications.model import DEAD, ROUTE, WEBHOOK, NewMessage, idempotency_key
+from opcatflow.notifications.redaction import NOBODY, WITHHELD, Audience, ConsentConvention, redact
+
+CLOUDEVENT_TYPES = {
+    "started": "org.opcatflow.instance.started",
+    "transition": "org.opcatflow.transition.applied",
+    "reminder": "org.opcatflow.deadline.reminder",
+    "due": "org.opcatflow.deadline.due",
+}
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """What happened, in the terms templates and webhooks use."""
+
+    workflow: CompiledWorkflow
+    instance: Instance
+    kind: str  # started | transition | reminder | due
+    at: datetime
+    trigger: str | None = None
+    left: str | None = None
+    entered: str | None = None
+    actor: str | None = None
+    role: str | None = None
+    reason: str | None = None
+    deadline: str | None = None
+    due_at: datetime | None = None
+
+    @classmethod
+    def of_change(cls, event: TransitionEvent) -> Occurrence:
+        return cls(
+            workflow=event.workflow,
+            instance=event.instance,
+            kind="started" if event.previous is None else "transition",
+            at=event.at,
+            trigger=event.trigger,
+            left=event.left,
+            entered=event.entered,
+            actor=event.actor,
+            role=event.role,
+            reason=event.reason,
+        )
+
+    @classmethod
+    def of_deadline(cls, event: DeadlineEvent) -> Occurrence:
+        return cls(
+            workflow=event.workflow,
+            instance=event.instance,
+            kind=event.kind,
+            at=event.at,
+            deadline=event.deadline,
+            due_at=event.due_at,
+        )
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """What makes this occurrence unique among all of the instance's."""
+        if self.kind in ("started", "transition"):
+            return (self.instance.id, self.instance.audit_seq)
+        assert self.due_at is not None
+        return (self.instance.id, self.deadline, self.kind, self.due_at.isoformat(), self.at)
+
+    def matches(self, spec: NotificationSpec) -> bool:
+        on = spec.on
+        if on.enter is not None:
+            return on.enter == self.entered
+        if on.transition is not None:
+            return self.kind == "transition" and on.transition == self.trigger
+        return on.deadline == self.deadline and on.at == self.kind
+
+    def event_name(self, spec: NotificationSpec | None = None) -> str:
+        wf = self.workflow.id
+        if spec is not None and spec.on.enter is not None:
+            return f"{wf}.enter.{spec.on.enter}"
+        if self.kind in ("reminder", "due"):
+            return f"{wf}.{self.kind}.{self.deadline}"
+        return f"{wf}.{self.kind}.{self.trigger}"
+
+
+def _labels(wf: CompiledWorkflow) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    d = wf.definition
+    states = {name: s.label or name for name, s in d.states.items()}
+    triggers: dict[str, str] = {}
+    for t in d.transitions:
+        triggers.setdefault(t.trigger, t.label or t.trigger)
+    deadlines = {x.id: x.label or x.id for s in d.states.values() for x in s.deadlines}
+    return states, triggers, deadlines
+
+
+def base_context(occ: Occurrence) -> dict[str, Any]:
+    """The template context without ``data``, ``withheld``, ``reason`` and ``recipient``."""
+    wf, inst = occ.workflow, occ.instance
+    states, triggers, deadlines = _labels(wf)
+    return {
+        "workflow": {"id": wf.id, "version": wf.version, "title": wf.definition.title},
+        "instance": {
+            "id": inst.id,
+            "state": inst.state,
+            "state_label": states.get(inst.state, inst.state),
+            "version": inst.version,
+            "parent_id": inst.parent_id,
+            "created_at": inst.created_at.isoformat(),
+        },
+        "event": {
+            "kind": occ.kind,
+            "trigger": occ.trigger,
+            "trigger_label": triggers.get(occ.trigger or "", occ.trigger),
+            "from_state": occ.left,
+            "from_label": states.get(occ.left) if occ.left else None,
+            "to_state": occ.entered,
+            "to_label": states.get(occ.entered) if occ.entered else None,
+            "deadline": occ.deadline,
+            "deadline_label": deadlines.get(occ.deadline) if occ.deadline else None,
+            "due_at": occ.due_at.isoformat() if occ.due_at else None,
+            "at": occ.at.isoformat(),
+            "actor": occ.actor,
+            "role": occ.role,
+        },
+        "labels": {n: f.label or n.replace("_", " ") for n, f in wf.definition.fields.items()},
+    }
+
+
+def context_for(
+    occ: Occurrence,
+    base: Mapping[str, Any],
+    audience: Audience,
+    recipient: Mapping[str, Any],
+    convention: ConsentConvention,
+) -> dict[str, Any]:
+    """The context one recipient's template renders from, personal data redacted."""
+    schema = occ.workflow.schema
+    shown = redact(occ.instance.data, schema.fields, schema.personal, audience, convention)
+    reason = occ.reason if shown.reason_allowed or occ.reason is None else WITHHELD
+    return {
+        **base,
+        "data": shown.data,
+        "withheld": list(shown.withheld),
+        "reason": reason,
+        "recipient": dict(recipient),
+    }
+
+
+def cloudevent(occ: Occurrence, key: str) -> dict[str, Any]:
+    """The CloudEvents 1.0 (structured JSON) body of a webhook: ids, workflow, states,
+    trigger and the non-personal fields only."""
+    inst, schema = occ.instance, occ.workflow.schema
+    data = {
+        "instance_id": inst.id,
+        "workflow": occ.workflow.id,
+        "workflow_version": occ.workflow.version,
+        "version": inst.version,
+        "state": inst.state,
+        "trigger": occ.trigger,
+        "from_state": occ.left,
+        "to_state": occ.entered,
+        "deadline": occ.deadline,
+        "due_at": occ.due_at.isoformat() if occ.due_at else None,
+        "parent_id": inst.parent_id,
+        "data": {
+            k: v for k, v in inst.data.items() if k in schema.fields and k not in schema.personal
+        },
+    }
+    return {
+        "specversion": "1.0",
+        "id": key,
+        "source": f"urn:opcatflow:workflow:{occ.workflow.id}",
+        "type": CLOUDEVENT_TYPES[occ.kind],
+        "subject": inst.id,
+        "time": occ.at.isoformat(),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+class Composer:
+    """Builds the outbox messages of an occurrence against a recipients directory."""
+
+    def __init__(self, convention: ConsentConvention | None = None) -> None:
+        self.convention = convention or ConsentConvention()
+
+    def messages(self, occ: Occurrence, directory: Directory) -> list[NewMessage]:
+        specs = [(i, s) for i, s in enumerate(occ.workflow.definition.notifications)]
+        matching = [(i, s) for i, s in specs if occ.matches(s)]
+        hooks = directory.subscribers(occ.workflow.id, _event_type(occ.kind))
+        if not matching and not hooks:
+            return []
+        result: list[NewMessage] = []
+        base = base_context(occ) if matching else {}
+        for i, spec in matching:
+            result += self._notification(occ, i, spec, base, directory)
+        for endpoint in hooks:
+            key = idempotency_key(*occ.key, "webhook", endpoint.id)
+            result.append(
+                NewMessage(
+                    occ.instance.id,
+                    occ.event_name(),
+                    WEBHOOK,
+                    endpoint.id,
+                    {"cloudevent": cloudevent(occ, key)},
+                    key,
+                )
+            )
+        return result
+
+    def _notification(
+        self,
+        occ: Occurrence,
+        index: int,
+        spec: NotificationSpec,
+        base: Mapping[str, Any],
+        directory: Directory,
+    ) -> list[NewMessage]:
+        event = occ.event_name(spec)
+        targets: dict[tuple[str, str], Target] = {}
+        unresolved: list[tuple[dict[str, Any], str, bool]] = []  # (route, error, retryable)
+        for to in spec.recipients:
+            found, problem = self._resolve(occ, to, directory)
+            for target in found:
+                targets.setdefault((target.channel, target.address or target.key), target)
+            if problem is not None:
+                unresolved.append(problem)
+        messages = []
+        for target in targets.values():
+            key = idempotency_key(*occ.key, index, target.channel, target.key)
+            ctx = context_for(
+                occ,
+                base,
+                target.audience,
+                {"name": target.name, "locale": target.locale},
+                self.convention,
+            )
+            payload = {
+                "template": spec.template,
+                "locale": target.locale,
+                "to": {"name": target.name, "address": target.address},
+                "context": ctx,
+            }
+            messages.append(
+                NewMessage(occ.instance.id, event, target.channel, target.key, payload, key)
+            )
+        for route, error, retryable in unresolved:
+            label = ":".join(str(v) for v in route.values())
+            key = idempotency_key(*occ.key, index, ROUTE, label)
+            recipient = {"name": "", "locale": directory.defaults.locale}
+            ctx = context_for(occ, base, NOBODY, recipient, self.convention)
+            payload = {"template": spec.template, "route": route, "context": ctx}
+            status = "pending" if retryable else DEAD
+            messages.append(
+                NewMessage(occ.instance.id, event, ROUTE, label, payload, key, status, error)
+            )
+        return messages
+
+    def _resolve(
+        self, occ: Occurrence, to: RecipientSpec, directory: Directory
+    ) -> tuple[list[Target], tuple[dict[str, Any], str, bool] | None]:
+        wf = occ.workflow.id
+        if to.role is not None:
+            found = directory.with_role(wf, to.role)
+            if found:
+                return found, None
+            route: dict[str, Any] = {"workflow": wf, "role": to.role}
+            return [], (route, f"no one in the recipients directory has role {to.role!r}", True)
+        if to.assignees is not None:
+            ids = _texts(occ.instance.data.get(to.assignees))
+            if not ids:
+                return [], None  # nobody assigned yet: nothing to send
+            found, missing = directory.by_ids(ids)
+            if not missing:
+                return found, None
+            route = {"people": missing}
+            error = f"not in the recipients directory (or unreachable): {', '.join(missing)}"
+            return found, (route, error, True)
+        assert to.address is not None
+        address = occ.instance.data.get(to.address)
+        if not isinstance(address, str) or not EMAIL.match(address):
+            route = {"address_field": to.address}
+            error = f"field {to.address!r} holds no email address"
+            return [], (route, error, False)
+        audience = Audience(to.body, frozenset(to.consent_uses))
+        name = occ.workflow.definition.fields[to.address].label or to.address
+        target = Target(
+            f"address:{address}", "email", name, address, directory.defaults.locale, audience
+        )
+        return [target], None
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, Iterable):
+        return [v for v in value if isinstance(v, str) and v]
+    return []
+
+
+def _event_type(kind: str) -> str:
+    return "deadline" if kind in ("reminder", "due") else kind

@@ -1,0 +1,67 @@
+"""``OutboxWriter``: the engine hook that writes notifications in the transition's transaction.
+
+Hand it to the engine (``Engine(..., hooks=[OutboxWriter(directory)])``): every start,
+applied trigger and deadline event then writes its messages through the same connection, so
+they commit with the change or not at all. It does no I/O besides those inserts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import Connection
+
+from opcatflow.engine.events import DeadlineEvent, TransitionEvent
+from opcatflow.notifications import queue
+from opcatflow.notifications.compose import Composer, Occurrence
+from opcatflow.notifications.directory import DirectorySource
+from opcatflow.notifications.model import NewMessage
+from opcatflow.notifications.redaction import ConsentConvention
+
+
+class OutboxWriter:
+    """A :class:`~opcatflow.engine.TransactionHook` writing outbox messages.
+
+    Args:
+        directory: the recipients directory (a :class:`DirectoryFile` is re-read when its file
+            changes).
+        convention: the consent and do-no-harm fields redaction reads.
+        logger: a structlog logger.
+    """
+
+    def __init__(
+        self,
+        directory: DirectorySource,
+        *,
+        convention: ConsentConvention | None = None,
+        logger: Any = None,
+    ) -> None:
+        self.directory = directory
+        self.composer = Composer(convention)
+        self.log = logger or structlog.get_logger("opcatflow.notifications")
+
+    def on_change(self, conn: Connection, event: TransitionEvent) -> None:
+        """Write the messages of a start or an applied trigger."""
+        self._write(conn, Occurrence.of_change(event))
+
+    def on_deadline(self, conn: Connection, event: DeadlineEvent) -> None:
+        """Write the messages of a reminder or a due date."""
+        self._write(conn, Occurrence.of_deadline(event))
+
+    def _write(self, conn: Connection, occ: Occurrence) -> None:
+        messages = self.composer.messages(occ, self.directory.current())
+        queue.insert(conn, messages, occ.at)
+        for m in messages:
+            if m.last_error is not None:
+                self._unrouted(m)
+
+    def _unrouted(self, m: NewMessage) -> None:
+        self.log.warning(
+            "notification_unrouted",
+            instance_id=m.instance_id,
+            event=m.event,
+            recipient=m.recipient,
+            status=m.status,
+            error=m.last_error,
+        )

@@ -1,0 +1,128 @@
+"""Which personal fields a recipient may see (OPCAT art. 21(2); PROCESSES.md cross-cutting 1).
+
+Personal data of a person deprived of liberty leaves the system in a notification only when
+the instance records, for that recipient, either
+
+- **consent**: the ``consent`` field (a list) holds a use that the recipient is covered by.
+  Which uses cover a recipient is said where the recipient is defined: ``consent_uses`` of a
+  person or webhook in the recipients directory, or of an ``address`` recipient in the
+  definition. A use covers every personal field; or
+- **a do-no-harm decision**: every one of ``dnh_decided_by``, ``dnh_reason``,
+  ``dnh_recipient`` and ``dnh_shared`` is filled in, and ``dnh_recipient`` (text, or a list of
+  text) names the recipient's ``body`` (compared ignoring case and spacing). If ``dnh_shared``
+  is a list, it names the fields shared; if it is text, the decision covers every personal
+  field (it says what is shared in words, which no program can read).
+
+Anything else withholds every personal field, and the actor's free-text reason with them.
+Webhooks never receive personal fields or the reason, whatever the instance records.
+Workflows that use other field names pass their own :class:`ConsentConvention`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+WITHHELD = "[withheld]"
+
+
+@dataclass(frozen=True)
+class ConsentConvention:
+    """The instance data fields redaction reads (see the module docstring)."""
+
+    consent: str = "consent"
+    dnh_decided_by: str = "dnh_decided_by"
+    dnh_reason: str = "dnh_reason"
+    dnh_recipient: str = "dnh_recipient"
+    dnh_shared: str = "dnh_shared"
+
+    @property
+    def dnh_fields(self) -> tuple[str, str, str, str]:
+        return (self.dnh_decided_by, self.dnh_reason, self.dnh_recipient, self.dnh_shared)
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a message goes to, as far as redaction is concerned.
+
+    Attributes:
+        body: the organisation the recipient belongs to, matched against a do-no-harm
+            decision's recipient.
+        consent_uses: consent uses that cover sending personal data to this recipient.
+        machine: a webhook: never sees personal fields.
+    """
+
+    body: str | None = None
+    consent_uses: frozenset[str] = field(default_factory=frozenset)
+    machine: bool = False
+
+
+NOBODY = Audience()
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def allowed_fields(
+    data: Mapping[str, Any],
+    personal: Iterable[str],
+    audience: Audience,
+    convention: ConsentConvention = ConsentConvention(),
+) -> frozenset[str]:
+    """The personal fields ``audience`` may see in a notification about an instance whose data
+    is ``data``."""
+    personal = frozenset(personal)
+    if audience.machine or not personal:
+        return frozenset()
+    consented = {str(u) for u in _as_list(data.get(convention.consent))}
+    if consented & audience.consent_uses:
+        return personal
+    if audience.body and all(data.get(name) for name in convention.dnh_fields):
+        named = {_norm(str(r)) for r in _as_list(data.get(convention.dnh_recipient))}
+        if _norm(audience.body) in named:
+            shared = data.get(convention.dnh_shared)
+            if isinstance(shared, list):
+                return personal & {str(s) for s in shared}
+            return personal
+    return frozenset()
+
+
+@dataclass(frozen=True)
+class Redacted:
+    """Instance data as one recipient may see it."""
+
+    data: dict[str, Any]
+    withheld: tuple[str, ...]
+    reason_allowed: bool
+
+
+def redact(
+    data: Mapping[str, Any],
+    fields: Iterable[str],
+    personal: Iterable[str],
+    audience: Audience,
+    convention: ConsentConvention = ConsentConvention(),
+) -> Redacted:
+    """Every declared field (``None`` when unset), with the personal ones the audience may not
+    see replaced by :data:`WITHHELD` (``[WITHHELD]`` for a list)."""
+    personal = frozenset(personal)
+    allowed = allowed_fields(data, personal, audience, convention)
+    values: dict[str, Any] = {}
+    withheld = []
+    for name in fields:
+        value = data.get(name)
+        if name in personal and name not in allowed:
+            if value not in (None, "", []):
+                withheld.append(name)
+            value = [WITHHELD] if isinstance(value, list) else (None if value is None else WITHHELD)
+        values[name] = value
+    reason_allowed = not audience.machine and allowed >= personal
+    return Redacted(values, tuple(withheld), reason_allowed)

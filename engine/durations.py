@@ -82,7 +82,7 @@ class Duration:
         return {
             Unit.HOURS: (n / 24, n / 24),
             Unit.DAYS: (n, n),
-            Unit.WORKING_DAYS: (n, n * 7 / 5 + 30),  # weekends, and a generous holiday margin
+            Unit.WORKING_DAYS: (n, n * 7 / 5 + 14),  # weekends, and a margin for holidays
             Unit.WEEKS: (7 * n, 7 * n),
             Unit.MONTHS: (28 * n, 31 * n),
             Unit.YEARS: (365 * n, 366 * n),

@@ -13,7 +13,7 @@ it: its rows unlock and another worker fires them. A timer never fires twice bec
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -158,7 +158,13 @@ class Scheduler:
                 ).scalar_one()
             )
 
-    def claim_query(self, now: datetime, limit: int, high_water: int | None = None) -> Any:
+    def claim_query(
+        self,
+        now: datetime,
+        limit: int,
+        high_water: int | None = None,
+        exclude: Collection[int] = (),
+    ) -> Any:
         """The claim statement (also used by the benchmark to show its plan)."""
         c = t.timers.c
         query = (
@@ -170,6 +176,8 @@ class Scheduler:
         )
         if high_water is not None:
             query = query.where(c.id <= high_water)
+        if exclude:
+            query = query.where(c.id.not_in(sorted(exclude)))
         if self._skip_locked:
             # Locking the instance too keeps two workers off one instance (no deadlock between
             # a reminder and a due date of the same case), and skips a case a person is
@@ -188,6 +196,7 @@ class Scheduler:
         """
         now = now or self.engine.clock.now()
         report = TickReport(now)
+        failed: set[int] = set()  # retried by a later tick, not straight away
         for _ in range(max_rounds):
             with self.store.read() as conn:
                 high_water = conn.execute(sa.select(sa.func.max(t.timers.c.id))).scalar()
@@ -195,8 +204,9 @@ class Scheduler:
                 break
             processed = 0
             while True:
-                batch = self.run_batch(now, high_water)
+                batch = self.run_batch(now, high_water, failed)
                 report.firings.extend(batch)
+                failed.update(f.timer_id for f in batch if f.outcome == "error")
                 processed += len(batch)
                 if len(batch) < self.batch_size:
                     break
@@ -204,12 +214,15 @@ class Scheduler:
                 break
         return report
 
-    def run_batch(self, now: datetime, high_water: int | None = None) -> list[Firing]:
+    def run_batch(
+        self, now: datetime, high_water: int | None = None, exclude: Collection[int] = ()
+    ) -> list[Firing]:
         """Claim and process one batch in one transaction; returns what it did."""
         firings: list[Firing] = []
         results: list[FireResult] = []
         with self.store.write() as conn:
-            rows = conn.execute(self.claim_query(now, self.batch_size, high_water)).all()
+            query = self.claim_query(now, self.batch_size, high_water, exclude)
+            rows = conn.execute(query).all()
             for row in rows:
                 # An earlier firing of this batch may have moved the case on and cancelled
                 # this timer with the state it belonged to.

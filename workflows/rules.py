@@ -257,6 +257,13 @@ def record_review(ctx: RuleContext) -> None:
     ctx.data["review_note"] = None
 
 
+@registry.action("last_contact_on_report")
+def last_contact_on_report(ctx: RuleContext) -> None:
+    """Until someone records a contact, the report of the risk is the last contact."""
+    if not ctx.data.get("last_contact_on"):
+        ctx.data["last_contact_on"] = ctx.data.get("reported_on")
+
+
 @registry.action("record_contact_check")
 def record_contact_check(ctx: RuleContext) -> None:
     """Count a contact with the people concerned and keep its date (today unless given)."""

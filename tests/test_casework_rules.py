@@ -1,0 +1,282 @@
+"""The cross-cutting rules, one refusal at a time: what is refused, the reason given, and the
+refusal kept in the audit trail (``Desk.refused`` checks that nothing else changed)."""
+
+from __future__ import annotations
+
+import pytest
+from casework import (
+    ASSESS,
+    CASEWORKER,
+    COMPLAINT,
+    COORDINATOR,
+    HEAD,
+    INTAKE,
+    LIAISON,
+    MEMBER,
+    PLACE,
+    RECORD,
+    Desk,
+)
+
+from opcatflow.engine import FrozenClock
+
+DO_NO_HARM = {
+    "dnh_decided_by": "R. Haddad, head of the NPM",
+    "dnh_reason": "Serious ill-treatment; the person was transferred and cannot be reached.",
+    "dnh_recipient": "Prison director",
+    "dnh_shared": "The date and place of the incident and the injuries seen.",
+}
+
+
+@pytest.fixture
+def desk(db_url: str, clock: FrozenClock) -> Desk:
+    return Desk(db_url, clock)
+
+
+def assessed_complaint(desk: Desk) -> str:
+    complaint = desk.start("complaint", INTAKE, COMPLAINT)
+    desk.fire(complaint, "record", INTAKE, RECORD)
+    desk.fire(complaint, "assess", CASEWORKER, ASSESS)
+    return complaint
+
+
+# -- consent and do no harm ------------------------------------------------------------------
+
+
+def test_informing_the_management_needs_consent(desk: Desk) -> None:
+    complaint = assessed_complaint(desk)
+    refused = desk.refused(complaint, "inform_management", HEAD)
+    assert refused.reason == (
+        "consent_or_do_no_harm: no consent recorded for 'inform_management' and no do-no-harm "
+        "decision (who decided, why, which body receives what)"
+    )
+    desk.fire(complaint, "record_consent", CASEWORKER, {"consent": ["inform_management"]})
+    assert desk.fire(complaint, "inform_management", HEAD).state == "acting"
+
+
+def test_consent_to_one_use_does_not_cover_another(desk: Desk) -> None:
+    complaint = assessed_complaint(desk)
+    desk.fire(complaint, "record_consent", CASEWORKER, {"consent": ["inform_management"]})
+    evidence = {"referral_body": "ombudsperson", "referral_shares": "evidence"}
+    refused = desk.refused(complaint, "refer", HEAD, evidence)
+    assert "no consent recorded for 'refer_with_evidence'" in refused.reason
+
+
+def test_a_referral_of_preliminary_findings_shares_no_personal_data(desk: Desk) -> None:
+    complaint = assessed_complaint(desk)
+    findings = {"referral_body": "ombudsperson", "referral_shares": "preliminary_findings"}
+    assert desk.fire(complaint, "refer", HEAD, findings).state == "acting"
+
+
+def test_an_incomplete_do_no_harm_decision_says_what_is_missing(desk: Desk) -> None:
+    complaint = assessed_complaint(desk)
+    desk.fire(complaint, "record_consent", HEAD, {"dnh_decided_by": "R. Haddad"})
+    refused = desk.refused(complaint, "inform_management", HEAD)
+    assert refused.reason == (
+        "consent_or_do_no_harm: the do-no-harm decision is incomplete: dnh_reason, "
+        "dnh_recipient, dnh_shared missing"
+    )
+
+
+def test_a_do_no_harm_decision_allows_sharing_and_stays_in_the_audit_trail(desk: Desk) -> None:
+    complaint = assessed_complaint(desk)
+    desk.fire(complaint, "record_consent", HEAD, DO_NO_HARM, reason="consulted the caseworker")
+    assert desk.fire(complaint, "inform_management", HEAD).state == "acting"
+    [decision] = [r for r in desk.history(complaint) if r.trigger == "record_consent"]
+    assert (decision.actor, decision.role, decision.reason) == (
+        "r.haddad",
+        "head",
+        "consulted the caseworker",
+    )
+    assert {k: v[1] for k, v in decision.changed.items()} == DO_NO_HARM
+
+
+# -- the visit team ----------------------------------------------------------------------------
+
+
+def team_visit(desk: Desk, experts: list[str], members: list[str] | None = None) -> str:
+    visit = desk.start("visit", COORDINATOR, {"kind": "reactive", "place": PLACE})
+    team = {"team_members": ["A. Diallo"] if members is None else members}
+    desk.fire(
+        visit,
+        "plan",
+        COORDINATOR,
+        {**team, "team_experts": experts, "experts_no_conflict": experts},
+    )
+    return visit
+
+
+def start_refused(desk: Desk, visit: str) -> str:
+    return desk.refused(visit, "start_visit", COORDINATOR).reason.removeprefix("visit_team_ready: ")
+
+
+def test_a_visit_without_an_npm_member_or_staff_member_cannot_start(desk: Desk) -> None:
+    visit = team_visit(desk, [desk.available_expert()], members=[])
+    assert start_refused(desk, visit) == (
+        "the team has no NPM member or staff member (external experts never visit alone)"
+    )
+
+
+def test_an_expert_not_yet_accredited_cannot_start_a_visit(desk: Desk) -> None:
+    expert = desk.start("expert", COORDINATOR, {"name": "Dr Lee", "recruitment": "ad_hoc"})
+    desk.fire(
+        expert,
+        "sign_contract",
+        COORDINATOR,
+        {"contract_signed_on": "2026-01-05", "confidentiality_signed": True},
+    )
+    desk.fire(expert, "complete_training", COORDINATOR, {"training_completed_on": "2026-02-01"})
+    visit = team_visit(desk, [expert])
+    assert (
+        start_refused(desk, visit)
+        == "expert Dr Lee is not accredited and available (state: trained)"
+    )
+    desk.fire(
+        expert, "accredit", LIAISON, {"accredited_on": "2026-03-01", "accreditation_reference": "R"}
+    )
+    desk.fire(expert, "make_available", COORDINATOR)
+    assert desk.fire(visit, "start_visit", COORDINATOR).state == "conducting"
+
+
+def test_a_suspended_expert_cannot_start_a_visit(desk: Desk) -> None:
+    expert = desk.available_expert()
+    desk.fire(expert, "suspend", HEAD, {"suspension_reason": "Inquiry."})
+    visit = team_visit(desk, [expert])
+    assert (
+        start_refused(desk, visit)
+        == "expert Dr Ama Osei is not accredited and available (state: suspended)"
+    )
+
+
+def test_an_id_that_is_not_an_expert_record_is_refused(desk: Desk) -> None:
+    complaint = desk.start("complaint", INTAKE, COMPLAINT)
+    visit = team_visit(desk, [complaint, "no-such-id"])
+    assert start_refused(desk, visit) == (
+        f"{complaint} is not an expert record; no-such-id is not an expert record"
+    )
+
+
+def test_an_expert_without_the_confidentiality_agreement_is_refused(desk: Desk) -> None:
+    expert = desk.available_expert()
+    desk.fire(
+        expert,
+        "declare_conflict",
+        COORDINATOR,
+        {"conflicts_of_interest": ["Elsewhere"], "confidentiality_signed": False},
+    )
+    visit = team_visit(desk, [expert])
+    assert (
+        start_refused(desk, visit)
+        == "expert Dr Ama Osei has not signed the confidentiality agreement"
+    )
+
+
+def test_an_untrained_expert_is_refused(desk: Desk) -> None:
+    expert = desk.available_expert()
+    desk.fire(
+        expert,
+        "declare_conflict",
+        COORDINATOR,
+        {"conflicts_of_interest": ["Elsewhere"], "training_completed_on": None},
+    )
+    visit = team_visit(desk, [expert])
+    assert start_refused(desk, visit) == "expert Dr Ama Osei has not completed the initial training"
+
+
+def test_an_expert_with_a_conflict_of_interest_for_the_place_is_refused(desk: Desk) -> None:
+    expert = desk.available_expert()
+    desk.fire(expert, "declare_conflict", COORDINATOR, {"conflicts_of_interest": [PLACE]})
+    visit = team_visit(desk, [expert])
+    assert (
+        start_refused(desk, visit)
+        == f"expert Dr Ama Osei declared a conflict of interest for {PLACE}"
+    )
+
+
+def test_every_problem_of_the_team_is_listed(desk: Desk) -> None:
+    first, second = desk.available_expert(), desk.available_expert("Dr Z. Haq", "z.haq")
+    visit = desk.start("visit", COORDINATOR, {"kind": "regular", "place": PLACE})
+    desk.fire(
+        visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"], "team_experts": [first, second]}
+    )
+    assert start_refused(desk, visit) == (
+        f"expert Dr Ama Osei has not declared that they have no conflict of interest for {PLACE}; "
+        f"expert Dr Z. Haq has not declared that they have no conflict of interest for {PLACE}"
+    )
+
+
+def test_only_experts_who_took_part_comment_on_the_draft(desk: Desk) -> None:
+    expert = desk.available_expert()
+    visit = team_visit(desk, [expert])
+    desk.fire(visit, "start_visit", COORDINATOR)
+    desk.fire(visit, "end_visit", MEMBER, {"ended_on": "2026-03-04", "people_interviewed": 0})
+    desk.fire(visit, "start_drafting", MEMBER, {"debrief_notes": "-"})
+    refused = desk.refused(visit, "comment_draft", ("dr.other", "expert"), {"draft_comment": "x"})
+    assert (
+        refused.reason
+        == "expert_took_part: dr.other was not on this visit's team as an external expert"
+    )
+    assert desk.fire(visit, "comment_draft", MEMBER, {"draft_comment": "ok"}).state == "drafting"
+
+
+# -- the factual check -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["finding", "recommendation"])
+def test_the_authorities_cannot_correct_findings_or_recommendations(
+    desk: Desk, target: str
+) -> None:
+    visit = desk.start("visit", COORDINATOR, {"kind": "regular", "place": PLACE})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "start_visit", MEMBER)
+    desk.fire(visit, "end_visit", MEMBER, {"ended_on": "2026-03-04", "people_interviewed": 0})
+    desk.fire(visit, "start_drafting", MEMBER, {"debrief_notes": "-"})
+    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": "Ministry"})
+    refused = desk.refused(
+        visit,
+        "record_correction",
+        LIAISON,
+        {"correction": "Staff did not use excessive force.", "correction_to": target},
+    )
+    assert refused.reason == (
+        f"factual_corrections_only: a correction to a {target} is refused: the authorities may "
+        "correct facts only; findings and recommendations are the NPM's own"
+    )
+
+
+# -- publication -------------------------------------------------------------------------------
+
+
+def test_a_report_is_not_published_before_anyone_says_whose_data_it_carries(desk: Desk) -> None:
+    visit = desk.final_report()
+    refused = desk.refused(visit, "publish", HEAD)
+    assert refused.reason == (
+        "publication_consent: nobody has recorded whose personal data the report carries "
+        "(record an empty list when it carries none)"
+    )
+    desk.fire(visit, "set_report_persons", COORDINATOR, {"report_persons": []})
+    assert desk.fire(visit, "publish", HEAD).state == "published"
+
+
+def test_a_report_with_data_of_persons_who_did_not_consent_is_not_published(desk: Desk) -> None:
+    persons = ["Ana Pereira", "Rui Costa", "Tomás Varga"]
+    visit = desk.final_report()
+    desk.fire(visit, "set_report_persons", COORDINATOR, {"report_persons": persons})
+    desk.fire(visit, "record_publication_consents", MEMBER, {"publication_consents": persons[1:2]})
+    refused = desk.refused(visit, "publish", HEAD)
+    assert refused.reason == (
+        "publication_consent: the report carries personal data of 2 person(s) who have not "
+        "consented to publication: obtain their consent or remove their data"
+    )  # a count: the reason is audited, so it never names them
+    desk.fire(visit, "record_publication_consents", MEMBER, {"publication_consents": persons})
+    assert desk.fire(visit, "publish", HEAD).state == "published"
+
+
+def test_persons_and_consents_cannot_be_changed_in_the_publishing_step(desk: Desk) -> None:
+    visit = desk.final_report()
+    desk.fire(visit, "set_report_persons", COORDINATOR, {"report_persons": ["A"]})
+    refused = desk.refused(visit, "publish", HEAD, {"report_persons": []})
+    assert refused.reason == (
+        "publication_consent: record whose data the report carries, and their consents, "
+        "before publishing, not in the publishing step"
+    )

@@ -1,7 +1,8 @@
 """``opcatflow demo``: one complaint from receipt to closure, on a fresh SQLite file.
 
 Runs through the same :class:`Engine` every command uses, on a simulated clock so the
-timeline spans weeks, then shows what the audit trail keeps and verifies its chain.
+timeline spans weeks: the complaint, and the referral record its referral opens. Then it
+shows what the audit trail keeps and verifies its chain.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from opcatflow.engine import Engine, FrozenClock, TransitionRefused
 from opcatflow.workflows import BUNDLED
 
 WORKFLOW = "complaint"
+CHILD = "referral"  # the record the complaint's `refer` opens
 INTAKE = ("m.okafor", "intake")
 CASEWORKER = ("l.ferreira", "caseworker")
 HEAD = ("r.haddad", "head")
@@ -54,6 +56,7 @@ class Step:
     trigger: str
     data: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
+    on: str = WORKFLOW
 
 
 def _at(month: int, day: int, hour: int, minute: int) -> datetime:
@@ -77,6 +80,11 @@ STEPS = [
          reason="Referred under the do-no-harm decision of 10 March"),
     Step(_at(3, 11, 9, 0), CASEWORKER, "follow_up",
          reason="Asked the police ombudsperson to confirm that an investigation is open"),
+    Step(_at(3, 16, 12, 15), CASEWORKER, "confirm_receipt", {"acknowledged_on": "2026-03-16"},
+         reason="The ombudsperson's office confirmed receipt by phone", on=CHILD),
+    Step(_at(4, 2, 10, 0), CASEWORKER, "record_outcome",
+         {"result": "investigated", "mechanism_worked": True},
+         reason="Investigation opened on 2 April", on=CHILD),
     Step(_at(4, 27, 15, 0), HEAD, "close",
          {"told_limits": True,
           "outcome": "Investigation opened by the police ombudsperson on 2 April; "
@@ -118,15 +126,18 @@ def demo(
 
 def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
     wf = engine.workflow(WORKFLOW)
-    d = wf.definition
     echo = out.echo
     echo(out.bold("opcatflow demo") + ": one complaint from receipt to closure")
     echo()
     echo(f"  database  {path} {out.dim('(a fresh SQLite file)')}")
-    echo(
-        f"  workflow  {wf.id} v{wf.version}, {d.title} "
-        + out.dim(f"({len(d.states)} states, {len(d.transitions)} transitions)")
-    )
+    for label, shown in (("workflow", wf), ("opens", engine.workflow(CHILD))):
+        echo(
+            f"  {label.ljust(8)}  {shown.id} v{shown.version}, {shown.definition.title} "
+            + out.dim(
+                f"({len(shown.definition.states)} states, "
+                f"{len(shown.definition.transitions)} transitions)"
+            )
+        )
     first, last = clock.now(), STEPS[-1].at
     echo(f"  clock     simulated, {first.day} {first:%B} to {last.day} {last:%B %Y} (UTC)")
 
@@ -138,38 +149,55 @@ def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
         data=COMPLAINT,
         reason="Raised in a private interview during the visit to Central Remand Prison",
     )
+    ids = {WORKFLOW: instance.id}
     refusals: list[TransitionRefused] = []
     for step in STEPS:
         clock.set(step.at)
         actor, role = step.who
+        if step.on not in ids:
+            ids.update((c.workflow_id, c.id) for c in engine.children(instance.id))
         try:
             engine.fire(
-                instance.id, step.trigger, actor=actor, role=role, data=step.data,
+                ids[step.on], step.trigger, actor=actor, role=role, data=step.data,
                 reason=step.reason,
             )  # fmt: skip
         except TransitionRefused as refused:
             refusals.append(refused)
 
     records = engine.history(instance.id)
+    everything = sorted(
+        (r for i in ids.values() for r in engine.history(i)), key=lambda r: r.id or 0
+    )
     echo()
-    echo(out.bold("Timeline") + out.dim(", read back from the audit trail"))
-    echo("\n".join(out.timeline(records, indent=2)))
+    echo(out.bold("Timeline") + out.dim(", read back from the audit trail of both records"))
+    echo("\n".join(out.timeline(everything, indent=2, workflows=True)))
 
     echo()
     echo(out.bold("The refusal"))
     kinds = ", ".join(sorted({r.kind for r in refusals}))
     refused_at = next(r.at for r in records if r.outcome == "refused")
-    echo(
-        f"  On {refused_at.day} {refused_at:%B} the head tried to refer the case to the police\n"
-        "  ombudsperson with the evidence, before the person had consented to that use and\n"
-        "  before anyone had decided that sharing it does no harm. The engine refused\n"
-        f"  ({kinds}), said why, and changed nothing but the audit trail, which keeps the\n"
-        "  refusal (from the command line, a refusal is exit code 3). Once the do-no-harm\n"
-        "  decision was on record - who decided, why, which body receives what - the same\n"
-        "  referral went through."
+    out.paragraph(
+        f"On {refused_at.day} {refused_at:%B} the head tried to refer the case to the police "
+        "ombudsperson with the evidence, before the person had consented to that use and "
+        f"before anyone had decided that sharing it does no harm. The engine refused ({kinds}), "
+        "said why, and changed nothing but the audit trail, which keeps the refusal (from the "
+        "command line, a refusal is exit code 3). Once the do-no-harm decision was on record "
+        "- who decided, why, which body receives what - the same referral went through, and "
+        "opened a referral record, linked both ways, that the caseworker followed to its "
+        "outcome."
     )
 
     _personal_data(engine, instance.id, records[0].changed)
+
+    echo()
+    echo(out.bold("Look around") + out.dim(" (the database stays where it is)"))
+    for command in (
+        f"show {instance.id}",
+        f"history {ids[CHILD]}",
+        f"triggers {instance.id} --role head",
+        "audit verify",
+    ):
+        echo(f"  opcatflow --db {path} {command}")
 
     echo()
     echo(out.bold("Audit chain"))
@@ -181,16 +209,6 @@ def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
         f"{out.plural(report.instances, 'instance')}, every hash and link recomputed: "
         f"{out.green('intact')}"
     )
-
-    echo()
-    echo(out.bold("Look around") + out.dim(" (the database stays where it is)"))
-    for command in (
-        f"show {instance.id}",
-        f"history {instance.id}",
-        f"triggers {instance.id} --role head",
-        "audit verify",
-    ):
-        echo(f"  opcatflow --db {path} {command}")
 
 
 def _personal_data(engine: Engine, instance_id: str, first_changes: dict[str, Any]) -> None:

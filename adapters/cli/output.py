@@ -91,6 +91,13 @@ def changes_text(changed: Mapping[str, Any]) -> str:
     )
 
 
+def paragraph(text: str, indent: int = 2) -> None:
+    """Echo prose wrapped to the terminal (at most 90 columns), indented."""
+    width = min(90, max(60, shutil.get_terminal_size((100, 24)).columns - 1))
+    pad = " " * indent
+    typer.echo(textwrap.fill(text, width, initial_indent=pad, subsequent_indent=pad))
+
+
 def wrapped(label: str, text: str, indent: int, style: Callable[[str], str] = dim) -> list[str]:
     """``label text`` wrapped to the terminal, continuation lines aligned after the label."""
     width = max(60, shutil.get_terminal_size((100, 24)).columns - 1)
@@ -177,33 +184,50 @@ def triggers_lines(options: Sequence[TriggerOption], role: str) -> list[str]:
 
 
 def record_lines(
-    record: AuditRecord, who_width: int = 0, trigger_width: int = 0, indent: int = 0
+    record: AuditRecord,
+    who_width: int = 0,
+    trigger_width: int = 0,
+    indent: int = 0,
+    workflow_width: int | None = None,
 ) -> list[str]:
-    """One audit record as a timeline entry: a headline, then what changed or why refused."""
+    """One audit record as a timeline entry: a headline, then what changed or why refused.
+
+    ``workflow_width`` adds a column naming the record's workflow (for mixed timelines).
+    """
     who = f"{record.actor} ({record.role})".ljust(who_width)
     trigger = record.trigger.ljust(trigger_width)
+    changed = record.changed
     if record.outcome == "refused":
         move = red("REFUSED")
+    elif record.outcome == "opened":
+        workflow, child = changed.get("opened", ["?", "?"])
+        move = f"opened {bold(workflow)} {child}"
+        changed = {}
     elif record.from_state is None:
         move = f"{ARROW} {bold(record.to_state or '')}"
     elif record.from_state == record.to_state:
         move = f"{record.to_state} {dim('(data only)')}"
     else:
         move = f"{record.from_state} {ARROW} {bold(record.to_state or '')}"
-    lines = [" " * indent + f"{when(record.at)}  {who}  {trigger}  {move}".rstrip()]
-    hang = indent + 18
+    column = "" if workflow_width is None else record.workflow_id.ljust(workflow_width) + "  "
+    lines = [" " * indent + f"{when(record.at)}  {column}{who}  {trigger}  {move}".rstrip()]
+    hang = indent + 18 + len(column)
     if record.outcome == "refused":
         lines.extend(wrapped("why: ", record.reason or "", hang, red))
     elif record.reason:
         lines.extend(wrapped("note:", record.reason, hang))
-    lines.extend(wrapped("set: ", changes_text(record.changed), hang))
+    lines.extend(wrapped("set: ", changes_text(changed), hang))
     return lines
 
 
-def timeline(records: Sequence[AuditRecord], indent: int = 0) -> list[str]:
+def timeline(
+    records: Sequence[AuditRecord], indent: int = 0, *, workflows: bool = False
+) -> list[str]:
+    """Audit records as aligned timeline entries (with a workflow column if ``workflows``)."""
     who_width = max((len(f"{r.actor} ({r.role})") for r in records), default=0)
     trigger_width = max((len(r.trigger) for r in records), default=0)
+    workflow_width = max((len(r.workflow_id) for r in records), default=0) if workflows else None
     lines: list[str] = []
     for r in records:
-        lines.extend(record_lines(r, who_width, trigger_width, indent))
+        lines.extend(record_lines(r, who_width, trigger_width, indent, workflow_width))
     return lines

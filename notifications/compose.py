@@ -76,8 +76,11 @@ class Occurrence:
         """What makes this occurrence unique among all of the instance's."""
         if self.kind in ("started", "transition"):
             return (self.instance.id, self.instance.audit_seq)
+        # the scheduler writes an audit record per deadline event, so audit_seq tells apart
+        # two reminders of one deadline processed together (catch-up after downtime)
         assert self.due_at is not None
-        return (self.instance.id, self.deadline, self.kind, self.due_at.isoformat(), self.at)
+        inst = self.instance
+        return (inst.id, inst.audit_seq, self.deadline, self.kind, self.due_at.isoformat(), self.at)
 
     def matches(self, spec: NotificationSpec) -> bool:
         on = spec.on
@@ -258,7 +261,7 @@ class Composer:
                 NewMessage(occ.instance.id, event, target.channel, target.key, payload, key)
             )
         for route, error, retryable in unresolved:
-            label = ":".join(str(v) for v in route.values())
+            label = _route_label(route)
             key = idempotency_key(*occ.key, index, ROUTE, label)
             recipient = {"name": "", "locale": directory.defaults.locale}
             ctx = context_for(occ, base, NOBODY, recipient, self.convention)
@@ -301,6 +304,14 @@ class Composer:
             f"address:{address}", "email", name, address, directory.defaults.locale, audience
         )
         return [target], None
+
+
+def _route_label(route: dict[str, Any]) -> str:
+    if "role" in route:
+        return f"role:{route['workflow']}.{route['role']}"
+    if "people" in route:
+        return "people:" + ",".join(route["people"])
+    return f"field:{route['address_field']}"
 
 
 def _texts(value: Any) -> list[str]:

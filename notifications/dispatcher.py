@@ -241,7 +241,7 @@ class Dispatcher:
 
     def _count(self, outcome: Outcome, stats: DispatchStats) -> None:
         e = outcome.entry
-        fields = {"message_id": e.id, "event": e.event, "channel": e.channel}
+        fields = {"message_id": e.id, "notification_event": e.event, "channel": e.channel}
         if outcome.status == SENT:
             stats.sent += 1
             self.log.debug("notification_sent", attempts=e.attempts, **fields)

@@ -60,7 +60,7 @@ class OutboxWriter:
         self.log.warning(
             "notification_unrouted",
             instance_id=m.instance_id,
-            event=m.event,
+            notification_event=m.event,
             recipient=m.recipient,
             status=m.status,
             error=m.last_error,

@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from opcatflow.adapters.cli import admin, definitions, demo, instances
+from opcatflow.adapters.cli import deadlines as deadline_commands
 from opcatflow.adapters.cli.errors import UNEXPECTED, describe, fail, one_line
 from opcatflow.adapters.cli.options import DEFAULT_DB, LogFormat, LogLevel, Settings
 from opcatflow.workflows import BUNDLED
@@ -98,6 +99,16 @@ def root(
             "[default: the bundled workflows]",
         ),
     ] = None,
+    npm_settings: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings",
+            envvar="OPCATFLOW_SETTINGS",
+            metavar="FILE",
+            help="The NPM's settings (calendar, deadline durations), read over the shipped "
+            "defaults (opcatflow/config/opcatflow.yaml).",
+        ),
+    ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
     ] = False,
@@ -121,6 +132,7 @@ def root(
     ctx.obj = Settings(
         db=db,
         workflows=tuple(workflows) if workflows else (BUNDLED,),
+        npm_settings=npm_settings,
         debug=debug,
         log_format=log_format,
         log_level=log_level,
@@ -144,6 +156,7 @@ for name, command in (
     app.command(name)(command)
 app.add_typer(admin.audit_app, name="audit")
 app.add_typer(admin.db_app, name="db")
+deadline_commands.register(app)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import structlog
 import typer
 
 from opcatflow.engine import Catalog, Clock, Engine, load_catalog
+from opcatflow.engine.settings import Settings as DeadlineSettings
 from opcatflow.workflows import BUNDLED, registry
 
 DEFAULT_DB = "opcatflow.db"
@@ -46,9 +47,20 @@ class Settings:
     debug: bool = False
     log_format: LogFormat = LogFormat.PRETTY
     log_level: LogLevel = LogLevel.WARNING
+    npm_settings: Path | None = None
 
     def logger(self) -> Any:
         return make_logger(self.log_format, self.log_level)
+
+    def deadline_settings(self) -> DeadlineSettings:
+        """The NPM's calendar and deadline durations (``--settings``) over the defaults.
+
+        Raises:
+            SettingsError
+        """
+        if self.npm_settings is None:
+            return DeadlineSettings.default()
+        return DeadlineSettings.load(self.npm_settings)
 
     def catalog(self) -> Catalog:
         """The workflows under ``--workflows``. Raises DefinitionError."""
@@ -58,7 +70,12 @@ class Settings:
     def engine(self, clock: Clock | None = None) -> Iterator[Engine]:
         """The engine every command (and the demo) works through."""
         with Engine.open(
-            self.db, self.workflows, registry, clock=clock, logger=self.logger()
+            self.db,
+            self.workflows,
+            registry,
+            clock=clock,
+            logger=self.logger(),
+            settings=self.deadline_settings(),
         ) as engine:
             yield engine
 

@@ -1,0 +1,140 @@
+"""Upcoming and overdue deadlines, as staff see them: one line per armed due date."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from opcatflow.engine import tables as t
+from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.deadlines import DUE, find_deadline
+from opcatflow.engine.runtime import Engine
+from opcatflow.engine.scheduler import SCHEDULER, deadline_due
+from opcatflow.engine.timers import OPEN, PAUSED
+
+
+@dataclass(frozen=True, slots=True)
+class AgendaEntry:
+    """One armed deadline (or, with reminders, one reminder) of one instance.
+
+    Attributes:
+        due_at: when the deadline is due (for a reminder: the deadline it announces).
+        fires_at: when the scheduler acts on this row (the reminder's own time).
+        roles: who can act on it: the roles that may move the instance on from its state,
+            and those notified of this deadline.
+    """
+
+    timer_id: int
+    instance_id: str
+    workflow: str
+    state: str
+    deadline: str
+    label: str | None
+    kind: str
+    due_at: datetime
+    fires_at: datetime
+    paused: bool
+    overdue: bool
+    roles: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "timer_id": self.timer_id,
+            "instance_id": self.instance_id,
+            "workflow": self.workflow,
+            "state": self.state,
+            "deadline": self.deadline,
+            "label": self.label,
+            "kind": self.kind,
+            "due_at": self.due_at.isoformat(),
+            "fires_at": self.fires_at.isoformat(),
+            "paused": self.paused,
+            "overdue": self.overdue,
+            "roles": list(self.roles),
+        }
+
+
+def responsible_roles(wf: CompiledWorkflow, state: str, deadline: str) -> tuple[str, ...]:
+    """Roles that may act in ``state``, plus the roles notified of ``deadline``."""
+    roles = {
+        r for (s, _), options in wf.options.items() if s == state for o in options for r in o.roles
+    }
+    for n in wf.definition.notifications:
+        if n.on.deadline == deadline:
+            for to in n.to:
+                role = to if isinstance(to, str) else getattr(to, "role", None)
+                if role:
+                    roles.add(role)
+    roles.discard(SCHEDULER)
+    return tuple(sorted(roles))
+
+
+def agenda(
+    engine: Engine,
+    *,
+    now: datetime,
+    workflow: str | None = None,
+    state: str | None = None,
+    role: str | None = None,
+    within: timedelta | None = None,
+    overdue_only: bool = False,
+    reminders: bool = False,
+    limit: int = 1000,
+) -> list[AgendaEntry]:
+    """Armed deadlines, soonest first.
+
+    Args:
+        now: what counts as overdue.
+        within: only those due before ``now + within`` (overdue ones included).
+        overdue_only: only those already due.
+        reminders: include reminder rows too.
+    """
+    c = t.timers.c
+    i = t.instances.c
+    query = (
+        sa.select(t.timers, i.workflow_id, i.workflow_version)
+        .join(t.instances, i.id == c.instance_id)
+        .where(c.status.in_(OPEN))
+        .order_by(c.due_at, c.id)
+    )
+    if not reminders:
+        query = query.where(c.kind == DUE)
+    if workflow is not None:
+        query = query.where(i.workflow_id == workflow)
+    if state is not None:
+        query = query.where(c.state == state)
+    if overdue_only:
+        query = query.where(c.due_at <= now)
+    elif within is not None:
+        query = query.where(c.due_at <= now + within)
+    entries: list[AgendaEntry] = []
+    with engine.store.read() as conn:
+        rows = conn.execute(query.limit(limit if role is None else limit * 10)).all()
+    for row in rows:
+        wf = engine.workflow(row.workflow_id, row.workflow_version)
+        roles = responsible_roles(wf, row.state, row.deadline)
+        if role is not None and role not in roles:
+            continue
+        spec = find_deadline(wf, row.state, row.deadline)
+        entries.append(
+            AgendaEntry(
+                timer_id=row.id,
+                instance_id=row.instance_id,
+                workflow=row.workflow_id,
+                state=row.state,
+                deadline=row.deadline,
+                label=spec.label if spec is not None else None,
+                kind=row.kind,
+                due_at=deadline_due(row),
+                fires_at=row.due_at,
+                paused=row.status == PAUSED,
+                overdue=row.status != PAUSED and deadline_due(row) <= now,
+                roles=roles,
+            )
+        )
+        if len(entries) >= limit:
+            break
+    return entries

@@ -69,11 +69,11 @@ class SmtpChannel:
         email["Message-ID"] = f"<{message.idempotency_key}@opcatflow>"
         email["X-Opcatflow-Idempotency-Key"] = message.idempotency_key
         email["X-Opcatflow-Event"] = message.event
-        if message.locale:
-            email["Content-Language"] = message.locale
         email.set_content(message.text)
         if message.html:
             email.add_alternative(message.html, subtype="html")
+        if message.locale:  # after the content: set_content drops Content-* headers
+            email["Content-Language"] = message.locale
         return email
 
     def _connect(self) -> smtplib.SMTP:

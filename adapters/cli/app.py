@@ -16,6 +16,7 @@ from opcatflow.adapters.cli import admin, definitions, demo, instances
 from opcatflow.adapters.cli import deadlines as deadline_commands
 from opcatflow.adapters.cli.errors import UNEXPECTED, describe, fail, one_line
 from opcatflow.adapters.cli.options import DEFAULT_DB, LogFormat, LogLevel, Settings
+from opcatflow.adapters.cli.report import report_app
 from opcatflow.workflows import BUNDLED
 
 
@@ -154,6 +155,7 @@ for name, command in (
     ("demo", demo.demo),
 ):
     app.command(name)(command)
+app.add_typer(report_app, name="report")
 app.add_typer(admin.audit_app, name="audit")
 app.add_typer(admin.db_app, name="db")
 deadline_commands.register(app)

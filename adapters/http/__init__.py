@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI) for systems that embed opcatflow without importing Python."""

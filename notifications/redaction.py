@@ -13,8 +13,11 @@ the instance records, for that recipient, either
   is a list, it names the fields shared; if it is text, the decision covers every personal
   field (it says what is shared in words, which no program can read).
 
-Anything else withholds every personal field, and the actor's free-text reason with them.
-Webhooks never receive personal fields or the reason, whatever the instance records.
+Anything else withholds every personal field. The actor's free-text reason for a transition
+is treated as personal data too, in every workflow (people type names into it): it reaches
+only a recipient that consent or a do-no-harm decision covers (a decision that lists what it
+shares must list ``reason``). Webhooks never receive personal fields or the reason, whatever
+the instance records.
 Workflows that use other field names pass their own :class:`ConsentConvention`.
 """
 
@@ -36,6 +39,7 @@ class ConsentConvention:
     dnh_reason: str = "dnh_reason"
     dnh_recipient: str = "dnh_recipient"
     dnh_shared: str = "dnh_shared"
+    reason_is_personal: bool = True
 
     @property
     def dnh_fields(self) -> tuple[str, str, str, str]:
@@ -71,6 +75,30 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
+REASON = "reason"
+
+
+def coverage(
+    data: Mapping[str, Any],
+    audience: Audience,
+    convention: ConsentConvention = ConsentConvention(),
+) -> frozenset[str] | None:
+    """What the instance's consent or do-no-harm decision lets ``audience`` see: ``None`` for
+    everything, a set of field names (and ``reason``) for a decision that lists them, an
+    empty set for nothing."""
+    if audience.machine:
+        return frozenset()
+    consented = {str(u) for u in _as_list(data.get(convention.consent))}
+    if consented & audience.consent_uses:
+        return None
+    if audience.body and all(data.get(name) for name in convention.dnh_fields):
+        named = {_norm(str(r)) for r in _as_list(data.get(convention.dnh_recipient))}
+        if _norm(audience.body) in named:
+            shared = data.get(convention.dnh_shared)
+            return frozenset(str(s) for s in shared) if isinstance(shared, list) else None
+    return frozenset()
+
+
 def allowed_fields(
     data: Mapping[str, Any],
     personal: Iterable[str],
@@ -80,19 +108,8 @@ def allowed_fields(
     """The personal fields ``audience`` may see in a notification about an instance whose data
     is ``data``."""
     personal = frozenset(personal)
-    if audience.machine or not personal:
-        return frozenset()
-    consented = {str(u) for u in _as_list(data.get(convention.consent))}
-    if consented & audience.consent_uses:
-        return personal
-    if audience.body and all(data.get(name) for name in convention.dnh_fields):
-        named = {_norm(str(r)) for r in _as_list(data.get(convention.dnh_recipient))}
-        if _norm(audience.body) in named:
-            shared = data.get(convention.dnh_shared)
-            if isinstance(shared, list):
-                return personal & {str(s) for s in shared}
-            return personal
-    return frozenset()
+    covered = coverage(data, audience, convention)
+    return personal if covered is None else personal & covered
 
 
 @dataclass(frozen=True)
@@ -114,7 +131,8 @@ def redact(
     """Every declared field (``None`` when unset), with the personal ones the audience may not
     see replaced by :data:`WITHHELD` (``[WITHHELD]`` for a list)."""
     personal = frozenset(personal)
-    allowed = allowed_fields(data, personal, audience, convention)
+    covered = coverage(data, audience, convention)
+    allowed = personal if covered is None else personal & covered
     values: dict[str, Any] = {}
     withheld = []
     for name in fields:
@@ -124,5 +142,10 @@ def redact(
                 withheld.append(name)
             value = [WITHHELD] if isinstance(value, list) else (None if value is None else WITHHELD)
         values[name] = value
-    reason_allowed = not audience.machine and allowed >= personal
+    if audience.machine:
+        reason_allowed = False
+    elif convention.reason_is_personal:
+        reason_allowed = covered is None or REASON in covered
+    else:
+        reason_allowed = True
     return Redacted(values, tuple(withheld), reason_allowed)

@@ -106,6 +106,7 @@ class TemplateSet:
             "trim_blocks": True,
             "lstrip_blocks": True,
         }
+        self._catalogue: tuple[tuple[int, ...], dict[str, dict[str, Path]]] | None = None
         self._plain = BoundedSandbox(autoescape=False, **common)
         self._html = BoundedSandbox(autoescape=True, **common)
 
@@ -121,10 +122,18 @@ class TemplateSet:
                     yield parts[0], parts[1], path
 
     def catalogue(self) -> dict[str, dict[str, Path]]:
-        """Message name -> locale -> the file used (operator folders first)."""
+        """Message name -> locale -> the file used (operator folders first).
+
+        Listed again only when a folder changes (a file added, removed or renamed).
+        """
+        stamp = tuple(_mtime(f) for f in self.folders)
+        cached = self._catalogue
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         found: dict[str, dict[str, Path]] = {}
         for name, locale, path in self._files():
             found.setdefault(name, {}).setdefault(locale, path)
+        self._catalogue = (stamp, found)
         return found
 
     def names(self) -> set[str]:
@@ -224,6 +233,13 @@ class TemplateSet:
             problems.append(f"unknown variable {name!r}")
         problems += _attribute_problems(ast, fields)
         return problems
+
+
+def _mtime(folder: Path) -> int:
+    try:
+        return folder.stat().st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _attribute_problems(ast: nodes.Template, fields: frozenset[str]) -> list[str]:

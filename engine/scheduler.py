@@ -223,14 +223,14 @@ class Scheduler:
         with self.store.write() as conn:
             query = self.claim_query(now, self.batch_size, high_water, exclude)
             rows = conn.execute(query).all()
+            touched: set[str] = set()
             for row in rows:
-                # An earlier firing of this batch may have moved the case on and cancelled
-                # this timer with the state it belonged to.
-                status = conn.execute(
-                    sa.select(t.timers.c.status).where(t.timers.c.id == row.id)
-                ).scalar()
-                if status != PENDING:
+                # An earlier firing of this batch may have moved the same case on and
+                # cancelled this timer with the state it belonged to. (No other transaction
+                # can: the claim holds these rows.)
+                if row.instance_id in touched and not self._still_pending(conn, row.id):
                     continue
+                touched.add(row.instance_id)
                 try:
                     with conn.begin_nested():
                         firing, result = self._process(conn, row, now)
@@ -247,6 +247,11 @@ class Scheduler:
             if self.on_firing is not None:
                 self.on_firing(firing)
         return firings
+
+    @staticmethod
+    def _still_pending(conn: Connection, timer_id: int) -> bool:
+        c = t.timers.c
+        return conn.execute(sa.select(c.status).where(c.id == timer_id)).scalar() == PENDING
 
     def _process(
         self, conn: Connection, row: Row[Any], now: datetime

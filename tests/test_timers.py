@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from timerload import open_engine
 
-from opcatflow.engine import DeadlineEvent, Engine, FrozenClock, Registry, TransitionEvent
+from opcatflow.engine import DeadlineEvent, Engine, FrozenClock, TransitionEvent
 from opcatflow.engine import tables as t
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.settings import Settings
@@ -47,11 +48,8 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def eng(db_url: str, recorder: Recorder) -> Iterator[Engine]:
-    clock = FrozenClock(START)
     settings = Settings.from_text("calendar: {timezone: Europe/Paris, country: FR}\n")
-    with Engine.open(
-        db_url, [DEADLINES], Registry(), clock=clock, settings=settings, hooks=[recorder]
-    ) as engine:
+    with open_engine(db_url, FrozenClock(START), [recorder], DEADLINES, settings) as engine:
         yield engine
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -203,6 +203,17 @@ class CompiledWorkflow:
     @cached_property
     def roles(self) -> Mapping[str, str]:
         return self.definition.roles
+
+    def hidden_fields(self, roles: Iterable[str]) -> frozenset[str]:
+        """The personal fields none of ``roles`` may read (declared with ``visible_to`` on
+        the field, else ``personal_visible_to`` on the workflow)."""
+        held = frozenset(roles)
+        default = self.definition.personal_visible_to
+        return frozenset(
+            name
+            for name in self.schema.personal
+            if held.isdisjoint(self.definition.fields[name].visible_to or default)
+        )
 
     def __repr__(self) -> str:
         return f"<CompiledWorkflow {self.id} v{self.version}>"

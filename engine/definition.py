@@ -46,6 +46,11 @@ class FieldSpec(_Model):
     )
     values: list[str] | None = Field(None, description="Allowed values (enum, list of enum).")
     items: FieldType | None = Field(None, description="Item type of a list.")
+    visible_to: list[Name] | None = Field(
+        None,
+        description="For a personal field: the roles that may read its value through the HTTP "
+        "API (others see it redacted). Default: the workflow's 'personal_visible_to'.",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
@@ -275,6 +280,11 @@ class WorkflowDefinition(_Model):
     description: str | None = None
     roles: dict[Name, str] = Field(min_length=1, description="Role name -> what it is.")
     fields: dict[Name, FieldSpec] = Field(default_factory=dict)
+    personal_visible_to: list[Name] = Field(
+        default_factory=list,
+        description="Roles that may read personal field values through the HTTP API (a field's "
+        "own 'visible_to' overrides this); every other role sees them redacted. Default: none.",
+    )
     start: StartSpec = Field(default_factory=StartSpec)
     states: dict[Name, StateSpec] = Field(min_length=1)
     transitions: list[TransitionSpec] = Field(min_length=1)

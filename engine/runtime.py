@@ -223,6 +223,39 @@ class Engine:
             InvalidData: the data does not fit the schema or misses required fields.
             InstanceNotFound: ``parent_id`` does not exist.
         """
+        with self.store.write() as conn:
+            instance = self.start_within(
+                conn,
+                workflow,
+                actor=actor,
+                role=role,
+                data=data,
+                parent_id=parent_id,
+                reason=reason,
+                version=version,
+            )
+        self.log_started(instance, actor=actor, role=role)
+        return instance
+
+    def start_within(
+        self,
+        conn: Connection,
+        workflow: str,
+        *,
+        actor: str,
+        role: str,
+        data: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        reason: str | None = None,
+        version: int | None = None,
+    ) -> Instance:
+        """:meth:`start` inside a transaction the caller holds (the HTTP API stores its
+        idempotency record in the same one). Call :meth:`log_started` after the commit.
+
+        Raises:
+            WorkflowNotFound, TransitionRefused, InvalidData, InstanceNotFound: as :meth:`start`;
+            the caller rolls back.
+        """
         wf = self.workflow(workflow, version)
         if role not in wf.start_roles:
             allowed = ", ".join(sorted(wf.start_roles))
@@ -233,31 +266,32 @@ class Engine:
         if errors:
             raise InvalidData(wf.id, errors)
         now = self.clock.now()
-        with self.store.write() as conn:
-            if parent_id is not None:
-                self.store.lock_instance(conn, parent_id)  # raises InstanceNotFound
-            instance = self._writes.insert_new(
-                conn,
-                wf,
-                clean,
-                actor=actor,
-                role=role,
-                now=now,
-                parent_id=parent_id,
-                reason=reason,
-                instance_id=str(uuid.uuid4()),
-            )
+        if parent_id is not None:
+            self.store.lock_instance(conn, parent_id)  # raises InstanceNotFound
+        return self._writes.insert_new(
+            conn,
+            wf,
+            clean,
+            actor=actor,
+            role=role,
+            now=now,
+            parent_id=parent_id,
+            reason=reason,
+            instance_id=str(uuid.uuid4()),
+        )
+
+    def log_started(self, instance: Instance, *, actor: str, role: str) -> None:
+        """Log a start (call it after the commit, so the log never runs ahead)."""
         self.log.info(
             "instance_started",
             instance_id=instance.id,
-            workflow=wf.id,
-            workflow_version=wf.version,
-            state=wf.initial,
+            workflow=instance.workflow_id,
+            workflow_version=instance.workflow_version,
+            state=instance.state,
             actor=actor,
             role=role,
-            parent_id=parent_id,
+            parent_id=instance.parent_id,
         )
-        return instance
 
     def fire(
         self,

@@ -136,6 +136,35 @@ outbox = sa.Table(
     sa.Index("ix_outbox_status_next", "status", "next_attempt_at"),
 )
 
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),  # public: shown in lists, part of the key
+    sa.Column("secret_hash", sa.String(64), nullable=False),  # SHA-256 of the secret part
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("roles", Json, nullable=False),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+# The first response to a POST that carried an Idempotency-Key, replayed to its retries.
+idempotency = sa.Table(
+    "idempotency",
+    metadata,
+    sa.Column("api_key_id", sa.String(16), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # SHA-256 of the request body
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("response", Json, nullable=False),
+    sa.Column("headers", Json, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_idempotency_expires", "expires_at"),
+)
+
 meta = sa.Table(
     "opcatflow_meta",
     metadata,

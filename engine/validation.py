@@ -48,6 +48,7 @@ class _Checker:
         self.problems.append(self.doc.problem(loc, message))
 
     def run(self) -> list[Problem]:
+        self.check_fields()
         self.check_states()
         self.check_transitions()
         self.check_graph()
@@ -63,6 +64,21 @@ class _Checker:
             return True
         self.add(loc, f"unknown {kind} {name!r}{did_you_mean(name, known)}")
         return False
+
+    def check_fields(self) -> None:
+        # Who may read personal values: declared roles only (the scheduler reads nothing).
+        for j, role in enumerate(self.wf.personal_visible_to):
+            self.check_name(("personal_visible_to", j), "role", role, self.wf.roles)
+        for name, spec in self.wf.fields.items():
+            if spec.visible_to is None:
+                continue
+            if not spec.personal:
+                self.add(
+                    ("fields", name, "visible_to"),
+                    f"field {name!r} is not personal: 'visible_to' is only for personal fields",
+                )
+            for j, role in enumerate(spec.visible_to):
+                self.check_name(("fields", name, "visible_to", j), "role", role, self.wf.roles)
 
     def check_states(self) -> None:
         initials = [n for n, s in self.wf.states.items() if s.initial]

@@ -1,4 +1,5 @@
-"""Initial schema: definitions, instances, audit (append-only), timers, outbox, meta.
+"""Initial schema: definitions, instances, audit (append-only), timers, outbox, API keys,
+idempotency records, meta.
 
 Revision ID: 0001
 Revises:
@@ -118,6 +119,30 @@ def upgrade() -> None:
     )
     op.create_index("ix_outbox_status_next", "outbox", ["status", "next_attempt_at"])
     op.create_table(
+        "api_keys",
+        sa.Column("id", sa.String(16), primary_key=True),
+        sa.Column("secret_hash", sa.String(64), nullable=False),
+        sa.Column("actor", sa.String(200), nullable=False),
+        sa.Column("roles", Json, nullable=False),
+        sa.Column("note", sa.Text, nullable=True),
+        sa.Column("created_at", When, nullable=False),
+        sa.Column("revoked_at", When, nullable=True),
+    )
+    op.create_table(
+        "idempotency",
+        sa.Column("api_key_id", sa.String(16), primary_key=True),
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("method", sa.String(8), nullable=False),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("status", sa.Integer, nullable=False),
+        sa.Column("response", Json, nullable=False),
+        sa.Column("headers", Json, nullable=False),
+        sa.Column("created_at", When, nullable=False),
+        sa.Column("expires_at", When, nullable=False),
+    )
+    op.create_index("ix_idempotency_expires", "idempotency", ["expires_at"])
+    op.create_table(
         "opcatflow_meta",
         sa.Column("key", sa.String(64), primary_key=True),
         sa.Column("value", sa.Text, nullable=False),
@@ -137,5 +162,14 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER audit_append_only ON audit")
         op.execute("DROP FUNCTION opcatflow_audit_append_only()")
-    for table in ("opcatflow_meta", "outbox", "timers", "audit", "instances", "definitions"):
+    for table in (
+        "opcatflow_meta",
+        "idempotency",
+        "api_keys",
+        "outbox",
+        "timers",
+        "audit",
+        "instances",
+        "definitions",
+    ):
         op.drop_table(table)

@@ -1,0 +1,143 @@
+"""Who may read personal values (``personal_visible_to``, a field's ``visible_to``), and
+``Engine.start_within`` for callers that hold the transaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from helpers import make_registry
+
+from opcatflow.engine import (
+    DefinitionError,
+    Engine,
+    FrozenClock,
+    Problem,
+    TransitionRefused,
+    compile_text,
+    load_catalog,
+)
+from opcatflow.engine import tables as t
+from opcatflow.workflows import BUNDLED, registry
+
+EXAMPLE = (Path(__file__).parent / "definitions" / "example.yaml").read_text()
+
+
+def edit(old: str, new: str) -> str:
+    assert old in EXAMPLE, old
+    return EXAMPLE.replace(old, new, 1)
+
+
+def problems_of(text: str) -> list[Problem]:
+    with pytest.raises(DefinitionError) as caught:
+        compile_text(text, "wf.yaml", make_registry())
+    return list(caught.value.problems)
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+WITH_VISIBILITY = edit(
+    "  name: {type: string, personal: true}\n",
+    "  name: {type: string, personal: true}\n"
+    "  address: {type: string, personal: true, visible_to: [clerk]}\n",
+).replace("fields:\n", "personal_visible_to: [reviewer]\nfields:\n", 1)
+
+
+def test_personal_fields_are_hidden_from_every_role_by_default() -> None:
+    wf = compile_text(EXAMPLE, "example.yaml", make_registry())
+    assert wf.hidden_fields(["clerk", "reviewer"]) == frozenset({"name"})
+
+
+def test_the_workflow_default_and_a_fields_own_list_decide_who_reads_what() -> None:
+    wf = compile_text(WITH_VISIBILITY, "wf.yaml", make_registry())
+    assert wf.hidden_fields(["reviewer"]) == frozenset({"address"})
+    assert wf.hidden_fields(["clerk"]) == frozenset({"name"})
+    assert wf.hidden_fields(["clerk", "reviewer"]) == frozenset()
+    assert wf.hidden_fields([]) == frozenset({"name", "address"})
+
+
+def test_an_unknown_role_in_personal_visible_to_is_located() -> None:
+    text = WITH_VISIBILITY.replace(
+        "personal_visible_to: [reviewer]", "personal_visible_to: [reviwer]"
+    )
+    [problem] = problems_of(text)
+    assert problem.message == "unknown role 'reviwer' (did you mean 'reviewer'?)"
+    assert (problem.line, problem.column) == (line_of(text, "personal_visible_to"), 23)
+
+
+def test_an_unknown_role_in_a_fields_visible_to_is_located() -> None:
+    text = WITH_VISIBILITY.replace("visible_to: [clerk]", "visible_to: [clerc]")
+    [problem] = problems_of(text)
+    assert problem.message == "unknown role 'clerc' (did you mean 'clerk'?)"
+    assert problem.line == line_of(text, "visible_to: [clerc]")
+
+
+def test_the_scheduler_may_not_read_personal_values() -> None:
+    text = WITH_VISIBILITY.replace("visible_to: [clerk]", "visible_to: [scheduler]")
+    [problem] = problems_of(text)
+    assert problem.message.startswith("unknown role 'scheduler'")
+
+
+def test_visible_to_on_a_field_that_is_not_personal_is_located() -> None:
+    text = edit("  score: {type: integer}\n", "  score: {type: integer, visible_to: [clerk]}\n")
+    [problem] = problems_of(text)
+    assert problem.message == (
+        "field 'score' is not personal: 'visible_to' is only for personal fields"
+    )
+    assert problem.line == line_of(text, "score: {type: integer, visible_to")
+
+
+def test_the_bundled_workflows_say_who_reads_personal_values() -> None:
+    catalog = load_catalog([BUNDLED], registry)
+    complaint = catalog.get("complaint")
+    assert complaint.hidden_fields(["intake"]) == frozenset()
+    reprisal = catalog.get("reprisal")
+    assert reprisal.hidden_fields(["coordinator"]) == reprisal.schema.personal
+    assert reprisal.hidden_fields(["caseworker"]) == frozenset()
+    visit = catalog.get("visit")
+    assert visit.hidden_fields(["expert", "liaison"]) == visit.schema.personal
+
+
+COMPLAINT = {
+    "source": "detained_person",
+    "channel": "during_visit",
+    "received_on": "2026-03-01",
+}
+
+
+def test_start_within_stores_nothing_when_the_callers_transaction_rolls_back(
+    db_url: str, clock: FrozenClock
+) -> None:
+    with Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine:
+
+        def start_then_fail() -> None:
+            with engine.store.write() as conn:
+                engine.start_within(conn, "complaint", actor="a", role="intake", data=COMPLAINT)
+                raise RuntimeError("the caller's own write failed")
+
+        with pytest.raises(RuntimeError):
+            start_then_fail()
+        with engine.store.read() as conn:
+            count = conn.execute(sa.select(sa.func.count()).select_from(t.instances)).scalar()
+        assert count == 0
+        assert engine.query() == []
+
+
+def test_start_within_commits_with_the_callers_transaction(db_url: str, clock: FrozenClock) -> None:
+    with Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine:
+        with engine.store.write() as conn:
+            started = engine.start_within(
+                conn, "complaint", actor="a", role="intake", data=COMPLAINT
+            )
+        assert engine.get(started.id) == started
+        assert [r.outcome for r in engine.history(started.id)] == ["started"]
+
+
+def test_start_within_refuses_a_role_that_may_not_start(db_url: str, clock: FrozenClock) -> None:
+    with Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine:
+        with pytest.raises(TransitionRefused) as caught, engine.store.write() as conn:
+            engine.start_within(conn, "visit", actor="a", role="expert", data={})
+        assert caught.value.kind == "role"

@@ -64,3 +64,12 @@ def test_bundled_data_ships_as_package_data() -> None:
     data = SETUPTOOLS["package-data"]
     assert "*.yaml" in data["opcatflow.workflows"]
     assert "script.py.mako" in data["opcatflow.engine.migrations"]
+
+
+def test_schema_revision_constant_is_the_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    from opcatflow.engine import tables
+    from opcatflow.engine.store import MIGRATIONS
+
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == tables.SCHEMA_REVISION

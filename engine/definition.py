@@ -10,7 +10,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from opcatflow.engine.durations import parse_due, parse_period
 
@@ -122,11 +130,22 @@ class RecipientSpec(_Model):
         return self
 
 
+def _recipient_kind(value: object) -> str:
+    return "role" if isinstance(value, str) else "recipient"
+
+
+# Tagged, so a bad entry reports what is wrong with it rather than "should be a valid string"
+Recipient = Annotated[
+    Annotated[Name, Tag("role")] | Annotated[RecipientSpec, Tag("recipient")],
+    Discriminator(_recipient_kind),
+]
+
+
 class NotificationSpec(_Model):
     """Who hears of an event, and with which template (sent by the notifications layer)."""
 
     on: NotifyOn
-    to: list[Name | RecipientSpec] = Field(
+    to: list[Recipient] = Field(
         min_length=1,
         description="Recipients: role names, or {role|assignees|address: ...} entries.",
     )

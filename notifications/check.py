@@ -60,7 +60,7 @@ def check_workflow(
                         (*at, "to", j, "consent_uses", k),
                         f"unknown consent use {use!r}{did_you_mean(use, uses)}",
                     )
-    return problems
+    return sorted(problems, key=lambda p: (p.line, p.column))
 
 
 def check_catalog(

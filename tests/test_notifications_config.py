@@ -1,0 +1,228 @@
+"""The recipients directory and the settings file (validated, every problem located, the
+directory re-read when it changes), and the checks `opcatflow validate` runs on a
+definition's notifications."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+import structlog
+from notify_helpers import NOTICE, SECRET, TEMPLATES
+
+from opcatflow.config import __file__ as config_init
+from opcatflow.engine import DefinitionError, Registry, compile_text
+from opcatflow.notifications.check import check_workflow
+from opcatflow.notifications.directory import ConfigError, DirectoryFile, parse_directory
+from opcatflow.notifications.redaction import Audience, allowed_fields, redact
+from opcatflow.notifications.settings import load_settings
+from opcatflow.notifications.templates import TemplateSet
+
+CONFIG = Path(config_init).parent
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_directory(text, "dir.yaml", environ=lambda name: None)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_the_example_directory_and_settings_are_valid(tmp_path: Path) -> None:
+    secret_env = {"OPCATFLOW_WEBHOOK_CASE_SYSTEM": SECRET}.get
+    text = (CONFIG / "recipients.example.yaml").read_text()
+    directory = parse_directory(text, "recipients.example.yaml", environ=secret_env)
+    assert [t.key for t in directory.with_role("complaint", "head")] == ["r.haddad"]
+    assert [t.key for t in directory.with_role("complaint", "management")] == [
+        "focal.central-prison"
+    ]
+    assert directory.with_role("visit", "management") == []
+    assert [e.id for e in directory.subscribers("complaint", "transition")] == ["case-system"]
+    settings_text = (CONFIG / "notifications.example.yaml").read_text()
+    (tmp_path / "notifications.yaml").write_text(settings_text)
+    settings = load_settings(
+        tmp_path / "notifications.yaml", environ={"OPCATFLOW_SMTP_PASSWORD": "x"}.get
+    )
+    assert settings.directory_path == tmp_path / "recipients.yaml"
+    assert settings.dispatch.policy().max_attempts == 8
+
+
+def test_directory_problems_are_all_reported_with_their_position() -> None:
+    text = """\
+defaults: {locale: en}
+people:
+  - {id: a, name: A, email: not-an-address, roles: [head]}
+  - {id: a, name: B, email: b@npm.example, roles: [Head]}
+  - {id: c, name: C}
+  - {id: d, name: D, channel: pigeon}
+webhooks:
+  - {id: w, url: 'ftp://x', secret: whsec_abc}
+  - {id: v, url: 'https://x.example/h', secret: 'whsec_!!'}
+  - {id: u, url: 'https://x.example/h', secret_env: MISSING_VAR}
+"""
+    found = problems(text)
+    assert "dir.yaml:3:29: 'not-an-address' is not an email address" in found
+    assert any(p.startswith("dir.yaml:4:52: String should match pattern") for p in found)
+    assert "dir.yaml:6:31: Input should be 'email', 'log' or 'file'" in found
+    assert any(p.startswith("dir.yaml:8:18: String should match pattern") for p in found)
+
+
+def test_directory_cross_checks_are_located() -> None:
+    text = """\
+people:
+  - {id: a, name: A, email: a@npm.example}
+  - {id: a, name: B, email: b@npm.example}
+  - {id: c, name: C}
+webhooks:
+  - {id: v, url: 'https://x.example/h', secret: 'whsec_!!'}
+  - {id: u, url: 'https://x.example/h', secret_env: MISSING_VAR}
+  - {id: t, url: 'https://x.example/h', secret: 'whsec_c2hvcnQ='}
+"""
+    assert problems(text) == [
+        "dir.yaml:3:10: person id 'a' is used twice",
+        "dir.yaml:4:5: 'c' is reached by email but has no 'email'",
+        "dir.yaml:6:49: a webhook secret is 'whsec_' followed by base64",
+        "dir.yaml:7:53: environment variable MISSING_VAR is not set",
+        "dir.yaml:8:49: a webhook secret needs at least 24 bytes of key (32 recommended)",
+    ]
+
+
+def test_yaml_errors_in_the_directory_are_located() -> None:
+    assert problems("people: [\n") == [
+        "dir.yaml:2:1: YAML: expected the node content, but found '<stream end>'"
+    ]
+    assert problems("- 1\n") == ["dir.yaml:1:1: the recipients directory must be a mapping"]
+
+
+def test_the_directory_file_is_reread_when_it_changes_and_a_bad_edit_is_ignored(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "recipients.yaml"
+    path.write_text("people: [{id: a, name: A, email: a@npm.example, roles: [head]}]\n")
+    ticks = itertools.count()
+    with structlog.testing.capture_logs() as logs:
+        source = DirectoryFile(path, interval=10, timer=lambda: float(next(ticks)) * 5)
+        assert [t.key for t in source.current().with_role("w", "head")] == ["a"]
+        path.write_text("people: [{id: b, name: B, email: b@npm.example, roles: [head]}]\n")
+        os.utime(path, ns=(1, 1))
+        assert [t.key for t in source.current().with_role("w", "head")] == ["b"]
+        path.write_text("people: [{id: c, name: C, roles: [head]}]\n")  # no email
+        os.utime(path, ns=(2, 2))
+        for _ in range(3):
+            assert [t.key for t in source.current().with_role("w", "head")] == ["b"]
+    assert [e["event"] for e in logs] == [
+        "recipients_directory_loaded",
+        "recipients_directory_invalid",
+    ]
+    assert "has no 'email'" in logs[1]["problems"][0]
+
+
+def test_settings_problems_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "n.yaml"
+    path.write_text(
+        "directory: r.yaml\ntemplates: [missing]\nsmtp: {sender: nobody, ssl: true, starttls: true}\n"
+        "dispatch: {max_attempts: 0}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    found = [str(p) for p in caught.value.problems]
+    assert found == [
+        f"{path}:3:16: 'nobody' is not an email address",
+        f"{path}:4:26: Input should be greater than or equal to 1",
+    ]
+
+
+def test_inactive_people_and_unknown_ids_are_not_recipients() -> None:
+    text = "people: [{id: a, name: A, email: a@x.example, roles: [head], active: false}]\n"
+    directory = parse_directory(text, "d")
+    assert directory.with_role("w", "head") == []
+    assert directory.by_ids(["a", "zz"]) == ([], ["a", "zz"])
+
+
+# -- redaction rules ----------------------------------------------------------------------------
+
+
+def test_a_do_no_harm_decision_that_lists_what_it_shares_shares_only_that() -> None:
+    data = {
+        "story": "s",
+        "person": "p",
+        "dnh_decided_by": "h",
+        "dnh_reason": "r",
+        "dnh_recipient": ["Ombuds", "Ministry"],
+        "dnh_shared": ["story"],
+    }
+    audience = Audience(body="ombuds")
+    assert allowed_fields(data, {"story", "person"}, audience) == {"story"}
+    shown = redact(data, ["story", "person"], {"story", "person"}, audience)
+    assert shown.data == {"story": "s", "person": "[withheld]"}
+    assert shown.reason_allowed is False
+    assert allowed_fields(data, {"story"}, Audience(body="ombuds", machine=True)) == frozenset()
+
+
+# -- definitions -------------------------------------------------------------------------------
+
+
+def notice(change: tuple[str, str] | None = None) -> str:
+    text = NOTICE.read_text()
+    return text.replace(*change) if change else text
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("to: [head]", "to: [chief]"), "notice.yaml:42:10: unknown role 'chief'"),
+        (
+            ("{assignees: assigned}", "{assignees: assignee}"),
+            "notice.yaml:47:21: unknown field 'assignee' (did you mean 'assigned'?)",
+        ),
+        (
+            ("{assignees: assigned}", "{assignees: count}"),
+            "notice.yaml:47:21: field 'count' is integer, not text or a list of text",
+        ),
+        (
+            ("{address: focal_email,", "{address: relatives,"),
+            "notice.yaml:48:19: field 'relatives' is list, not text",
+        ),
+        (
+            ("to: [{role: authority}]", "to: [{role: authority, body: X}]"),
+            "notice.yaml:51:10: 'body' and 'consent_uses' are for addresses; the recipients directory says them for people",
+        ),
+        (
+            ("to: [{role: authority}]", "to: [{roles: authority}]"),
+            "notice.yaml:51:10: unknown key 'roles'",
+        ),
+    ],
+)
+def test_definition_recipients_are_checked_with_their_position(
+    change: tuple[str, str], expected: str
+) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        compile_text(notice(change), "notice.yaml", Registry())
+    assert expected in [str(p) for p in caught.value.problems]
+
+
+def test_templates_and_consent_uses_of_a_definition_are_checked_with_their_position() -> None:
+    text = notice(
+        (
+            "template: notice_opened\n  - on: {enter: done}",
+            "template: notice_openned\n  - on: {enter: done}",
+        )
+    )
+    text = text.replace("consent_uses: [inform_authority]", "consent_uses: [inform_autority]")
+    wf = compile_text(text, "notice.yaml", Registry())
+    found = [str(p) for p in check_workflow(wf, TemplateSet([TEMPLATES], include_bundled=False))]
+    assert found == [
+        "notice.yaml:48:63: unknown consent use 'inform_autority' (did you mean 'inform_authority'?)",
+        "notice.yaml:49:15: unknown template 'notice_openned': no notice_openned.en.jinja (known: notice_opened) (did you mean 'notice_opened'?)",
+    ]
+
+
+def test_a_template_reading_a_field_the_workflow_lacks_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "notice_opened.en.jinja").write_text(
+        "{% block subject %}{{ data.ghost }}{% endblock %}{% block text %}{{ nobody }}{% endblock %}"
+    )
+    wf = compile_text(notice(), "notice.yaml", Registry())
+    found = [str(p) for p in check_workflow(wf, TemplateSet([tmp_path], include_bundled=False))]
+    assert "notice.yaml:43:15: notice_opened.en.jinja: unknown variable 'nobody'" in found
+    assert "notice.yaml:43:15: notice_opened.en.jinja: line 1: data.ghost is not a field" in found

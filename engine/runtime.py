@@ -27,10 +27,8 @@ from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
-    DefinitionError,
     InstanceNotFound,
     InvalidData,
-    Problem,
     TransitionRefused,
 )
 from opcatflow.engine.events import TransactionHook
@@ -73,10 +71,14 @@ class Engine:
         hooks: participants that write in the transaction of every applied change (the
             notification outbox). The deadline timers' hook always comes first.
         settings: the NPM's calendar and deadline durations (default: the shipped ones).
+        register: store every catalog definition now, failing at once if one has the id and
+            version of a stored definition with different content. Without it (read-only
+            tools), a definition is stored when its first instance starts, and the conflict
+            is raised then.
 
     Raises:
-        DefinitionError: a catalog workflow has the id and version of a stored definition with
-            different content.
+        DefinitionError: with ``register``, a catalog workflow has the id and version of a
+            stored definition with different content.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class Engine:
         audit_key: bytes | None = None,
         hooks: Sequence[TransactionHook] = (),
         settings: Settings | None = None,
+        register: bool = True,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -102,7 +105,8 @@ class Engine:
         self.timers.check(catalog)  # a definition naming an unknown config: key fails here
         self.hooks: tuple[TransactionHook, ...] = (self.timers, *hooks)
         self._writes = Writes(store, catalog, redactor, self.hooks)
-        self._register(catalog)
+        if register:
+            self._register(catalog)
 
     @classmethod
     def open(
@@ -117,6 +121,7 @@ class Engine:
         create: bool = True,
         settings: Settings | None = None,
         hooks: Sequence[TransactionHook] = (),
+        register: bool = True,
     ) -> Engine:
         """Open a store at ``url`` (creating the schema in an empty database) and load the
         definitions found under ``workflows``.
@@ -137,6 +142,7 @@ class Engine:
                 logger=logger,
                 hooks=hooks,
                 settings=settings,
+                register=register,
             )
         except BaseException:
             store.close()
@@ -154,33 +160,9 @@ class Engine:
     # -- definitions -----------------------------------------------------------------------
 
     def _register(self, catalog: Catalog) -> None:
-        now = self.clock.now()
         with self.store.write() as conn:
             for wf in catalog:
-                stored = self.store.stored_definition(conn, wf.id, wf.version)
-                if stored is None:
-                    self.store.insert_definition(
-                        conn,
-                        workflow=wf.id,
-                        version=wf.version,
-                        fingerprint=wf.fingerprint,
-                        title=wf.definition.title,
-                        source=wf.source,
-                        now=now,
-                    )
-                elif stored.fingerprint != wf.fingerprint:
-                    raise DefinitionError(
-                        [
-                            Problem(
-                                "<database>",
-                                1,
-                                1,
-                                f"workflow {wf.id!r} version {wf.version} is already stored "
-                                "with different content: give the changed definition a new "
-                                "version (running instances stay on the version they started)",
-                            )
-                        ]
-                    )
+                self._writes.ensure_registered(conn, wf, self.clock.now())
 
     def workflow(self, workflow: str, version: int | None = None) -> CompiledWorkflow:
         """A compiled workflow: the latest loaded version, or a given (possibly stored) one.

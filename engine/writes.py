@@ -27,7 +27,7 @@ from opcatflow.engine.audit import (
     make_record,
 )
 from opcatflow.engine.compiled import CompiledWorkflow
-from opcatflow.engine.errors import ConcurrentUpdate
+from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, Problem
 from opcatflow.engine.events import TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.instance import Instance
@@ -67,6 +67,36 @@ class Writes:
         self.catalog = catalog
         self.redactor = redactor
         self.hooks = tuple(hooks)
+        self._registered: set[tuple[str, int]] = set()
+
+    def ensure_registered(self, conn: Connection, wf: CompiledWorkflow, now: datetime) -> None:
+        """Store the definition an instance is pinned to (once per process).
+
+        Raises:
+            DefinitionError: the id and version are stored with different content.
+        """
+        key = (wf.id, wf.version)
+        if key in self._registered:
+            return
+        stored = self.store.stored_definition(conn, wf.id, wf.version)
+        if stored is None:
+            self.store.insert_definition(
+                conn,
+                workflow=wf.id,
+                version=wf.version,
+                fingerprint=wf.fingerprint,
+                title=wf.definition.title,
+                source=wf.source,
+                now=now,
+            )
+        elif stored.fingerprint != wf.fingerprint:
+            message = (
+                f"workflow {wf.id!r} version {wf.version} is already stored with different "
+                "content: give the changed definition a new version (running instances stay "
+                "on the version they started with)"
+            )
+            raise DefinitionError([Problem("<database>", 1, 1, message)])
+        self._registered.add(key)
 
     def insert_new(
         self,
@@ -81,6 +111,7 @@ class Writes:
         reason: str | None,
         instance_id: str,
     ) -> Instance:
+        self.ensure_registered(conn, wf, now)
         record = make_record(
             instance_id=instance_id,
             seq=1,

@@ -350,3 +350,17 @@ def test_schema_mismatch_names_both_revisions(db_url: str, clock: FrozenClock) -
     assert (caught.value.found, caught.value.expected) == ("9999", "0001")
     assert "9999" in str(caught.value)
     assert "0001" in str(caught.value)
+
+
+def test_read_only_engine_opens_despite_a_changed_definition_and_start_names_the_conflict(
+    db_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    text = (EXAMPLE_DIR / "example.yaml").read_text()
+    (tmp_path / "example.yaml").write_text(text)
+    with Engine.open(db_url, [tmp_path], make_registry(), clock=clock) as eng:
+        instance_id = start(eng)
+    (tmp_path / "example.yaml").write_text(text.replace("title: Example case", "title: Edited"))
+    with Engine.open(db_url, [tmp_path], make_registry(), clock=clock, register=False) as eng:
+        assert eng.get(instance_id).state == "draft"
+        with pytest.raises(DefinitionError, match="already stored with different content"):
+            start(eng)

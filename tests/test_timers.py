@@ -19,6 +19,7 @@ from opcatflow.engine import DeadlineEvent, Engine, FrozenClock, TransitionEvent
 from opcatflow.engine import tables as t
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.settings import Settings
+from opcatflow.engine.worker import PeriodicJob, Worker
 
 DEADLINES = Path(__file__).parent / "definitions" / "deadlines"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
@@ -234,3 +235,24 @@ def test_next_due_and_due_count_read_pending_timers(eng: Engine) -> None:
     start(eng)
     assert scheduler.next_due() == datetime(2026, 3, 12, 23, 0, tzinfo=UTC)
     assert scheduler.due_count(REPLY_DUE) == 3
+
+
+def test_worker_catches_up_then_plans_its_wake_up_at_the_next_due_time(db_url: str) -> None:
+    calls: list[str] = []
+    now = datetime.now(UTC).replace(microsecond=0)
+    with open_engine(db_url, FrozenClock(now), (), DEADLINES) as engine:
+        case = engine.start("casefile", actor="ana", role="clerk", data={}).id
+        worker = Worker(
+            Scheduler(engine),
+            sweep_seconds=3600,
+            jobs=[PeriodicJob("outbox", lambda: calls.append("outbox"), 3600)],
+        )
+        report = worker.start()
+        try:
+            assert report.firings == []
+            first = min(due for _, _, due in pending(engine, case))
+            assert worker.next_wake() == first
+            assert {job.id for job in worker.aps.get_jobs()} >= {"opcatflow-sweep", "outbox"}
+        finally:
+            worker.stop()
+        assert not worker.aps.running

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,11 @@ import structlog
 from opcatflow.adapters.channels import FileChannel, LogChannel, SmtpChannel, WebhookChannel
 from opcatflow.engine.clock import Clock
 from opcatflow.engine.errors import DefinitionError, Problem
-from opcatflow.engine.loader import Catalog
+from opcatflow.engine.loader import Catalog, load_catalog
+from opcatflow.engine.registry import Registry
+from opcatflow.engine.runtime import Engine
 from opcatflow.engine.store import SQLAlchemyStore
+from opcatflow.engine.worker import PeriodicJob
 from opcatflow.notifications.channel import Channel
 from opcatflow.notifications.check import check_catalog
 from opcatflow.notifications.directory import ConfigError, DirectoryFile
@@ -61,6 +64,12 @@ class Notifications:
         problems = check_catalog(catalog, self.templates)
         if problems:
             raise DefinitionError(problems)
+
+    def channel_names(self) -> list[str]:
+        """The channels :meth:`channels` builds."""
+        s = self.settings
+        names = ["log", "webhook"] + ["email"] * (s.smtp is not None)
+        return sorted(names + ["file"] * (s.file is not None))
 
     def channels(self, *, clock: Clock | None = None) -> dict[str, Channel]:
         """Every channel the settings configure (``log`` always; ``webhook`` always, for the
@@ -112,7 +121,9 @@ def settings_path(explicit: str | Path | None = None) -> Path | None:
     return Path(value) if value else None
 
 
-def engine_hooks(catalog: Catalog, *, logger: Any = None) -> list[OutboxWriter]:
+def engine_hooks(
+    workflows: Iterable[str | Path], registry: Registry, *, logger: Any = None
+) -> list[OutboxWriter]:
     """The hooks an application edge gives the engines it builds: the outbox writer when
     ``$OPCATFLOW_NOTIFICATIONS`` names a settings file, else none.
 
@@ -123,8 +134,32 @@ def engine_hooks(catalog: Catalog, *, logger: Any = None) -> list[OutboxWriter]:
     if path is None:
         return []
     notifications = Notifications.load(path, logger=logger)
-    notifications.check(catalog)
+    notifications.check(load_catalog(workflows, registry))
     return [notifications.writer()]
+
+
+def template_problems(catalog: Catalog) -> list[Problem]:
+    """What ``opcatflow validate`` adds: templates missing, broken, or reading unknown
+    variables, from the operator's folders (when settings are configured) and the bundled
+    ones."""
+    path = settings_path()
+    folders = load_settings(path).template_folders if path is not None else []
+    return check_catalog(catalog, TemplateSet(folders))
+
+
+def worker_jobs(engine: Engine, *, logger: Any = None) -> list[PeriodicJob]:
+    """The notification dispatcher as a job of ``opcatflow worker`` (every ``dispatch.idle``
+    seconds it delivers what is due), when ``$OPCATFLOW_NOTIFICATIONS`` is set.
+
+    Raises:
+        ConfigError: invalid settings or directory.
+    """
+    path = settings_path()
+    if path is None:
+        return []
+    notifications = Notifications.load(path, logger=logger or engine.log)
+    dispatcher = notifications.dispatcher(engine.store, clock=engine.clock)
+    return [PeriodicJob("notifications", dispatcher.drain, notifications.settings.dispatch.idle)]
 
 
 def run_dispatcher(

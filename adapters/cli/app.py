@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from opcatflow.adapters.cli import admin, definitions, demo, instances
+from opcatflow.adapters.cli import admin, definitions, demo, instances, outbox
 from opcatflow.adapters.cli import deadlines as deadline_commands
 from opcatflow.adapters.cli.errors import UNEXPECTED, describe, fail, one_line
 from opcatflow.adapters.cli.options import DEFAULT_DB, LogFormat, LogLevel, Settings
@@ -159,6 +159,8 @@ app.add_typer(report_app, name="report")
 app.add_typer(admin.audit_app, name="audit")
 app.add_typer(admin.db_app, name="db")
 deadline_commands.register(app)
+app.add_typer(outbox.outbox_app, name="outbox")
+app.add_typer(outbox.notify_app, name="notify")
 
 
 def main() -> None:

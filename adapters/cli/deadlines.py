@@ -14,6 +14,7 @@ from icalendar import Alarm, Calendar, Event
 
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.options import Json, parse_data, settings
+from opcatflow.adapters.notifier import worker_jobs
 from opcatflow.engine import FrozenClock, SystemClock
 from opcatflow.engine.agenda import AgendaEntry, agenda
 from opcatflow.engine.calendar import WorkingCalendar
@@ -215,7 +216,8 @@ def worker(
     ] = 60.0,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Timers per transaction.")] = 100,
 ) -> None:
-    """Run the deadline scheduler until stopped (Ctrl-C or SIGTERM), logging each firing.
+    """Run the deadline scheduler until stopped (Ctrl-C or SIGTERM), logging each firing; with
+    $OPCATFLOW_NOTIFICATIONS set, the notification dispatcher runs in it too.
 
     On start it catches up on every deadline that fell due while nothing ran. Run several
     workers on one PostgreSQL database if you like: each timer still fires once.
@@ -224,7 +226,8 @@ def worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with settings(ctx).engine() as engine:
-        Worker(Scheduler(engine, batch_size=batch), sweep_seconds=sweep).run_until(stop)
+        jobs = worker_jobs(engine)  # the notification dispatcher, when configured
+        Worker(Scheduler(engine, batch_size=batch), sweep_seconds=sweep, jobs=jobs).run_until(stop)
 
 
 def simulate(

@@ -11,6 +11,7 @@ import typer
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.errors import INVALID_DEFINITION, USAGE, fail
 from opcatflow.adapters.cli.options import Json, settings
+from opcatflow.adapters.notifier import template_problems
 from opcatflow.engine import (
     CompiledWorkflow,
     DefinitionError,
@@ -54,9 +55,11 @@ def validate(
     ]
     valid: list[tuple[Path, CompiledWorkflow]] = []
     try:
-        load_catalog(files, registry)  # also catches one id and version defined twice
+        catalog = load_catalog(files, registry)  # also catches one id and version defined twice
     except DefinitionError as err:
         problems.extend(err.problems)
+    else:
+        problems.extend(template_problems(catalog))  # notifications' templates and variables
     if not problems:
         valid = [(f, compile_text(f.read_text("utf-8"), str(f), registry)) for f in files]
     if as_json:

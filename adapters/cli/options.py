@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import structlog
 import typer
 
+from opcatflow.adapters.notifier import engine_hooks
 from opcatflow.engine import Catalog, Clock, Engine, load_catalog
 from opcatflow.engine.settings import Settings as DeadlineSettings
 from opcatflow.workflows import BUNDLED, registry
@@ -69,12 +70,15 @@ class Settings:
     @contextmanager
     def engine(self, clock: Clock | None = None) -> Iterator[Engine]:
         """The engine every command (and the demo) works through."""
+        log = self.logger()
+        hooks = engine_hooks(self.workflows, registry, logger=log)  # the notification outbox
         with Engine.open(
             self.db,
             self.workflows,
             registry,
             clock=clock,
-            logger=self.logger(),
+            logger=log,
+            hooks=hooks,
             settings=self.deadline_settings(),
         ) as engine:
             yield engine

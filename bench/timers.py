@@ -1,0 +1,313 @@
+"""Timer benchmark: with many pending timers, claim and fire the due ones; what a sweep costs
+when nothing is due, and the plan that proves it reads the index.
+
+Run with ``python -m bench.timers`` (``--help`` for the sizes). For each backend (a SQLite
+file, a fresh PostgreSQL schema):
+
+1. setup (not measured): ``--pending`` timers due in a year, bulk-inserted with Core over
+   parked instances (``--per-instance`` each); ``--due`` ticket instances with their start
+   audit record and one timer due an hour ago; ``--engine-fires`` more for the engine's rate;
+2. the engine's own rate: ``Engine.fire`` of an escalation, one transaction per call;
+3. the scheduler: ``tick()`` claims and fires every due timer, each a real transition with
+   its audit record, ``--batch`` per transaction;
+4. the empty sweep: the claim with nothing due, timed, and its query plan (EXPLAIN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+
+from opcatflow.engine import Engine, FrozenClock, Registry, SQLAlchemyStore, load_catalog
+from opcatflow.engine import tables as t
+from opcatflow.engine.audit import GENESIS, STARTED, Redactor, make_record
+from opcatflow.engine.scheduler import Scheduler
+from opcatflow.engine.store import normalise_url
+
+TICKET = """\
+id: ticket
+version: 1
+title: Ticket with one escalating deadline
+roles: {clerk: Handles tickets}
+fields: {n: {type: integer}}
+states:
+  waiting:
+    initial: true
+    deadlines:
+      - {id: answer, due: 1 hours, on_due: {trigger: escalate}}
+  parked:
+    deadlines:
+      - {id: far, due: 1 years}
+  escalated: {}
+  done: {final: true}
+transitions:
+  - {trigger: escalate, source: waiting, dest: escalated, roles: [scheduler, clerk]}
+  - {trigger: park, source: waiting, dest: parked, roles: [clerk]}
+  - {trigger: close, source: [waiting, parked, escalated], dest: done, roles: [clerk]}
+"""
+CREATED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+NOW = CREATED + timedelta(hours=2)
+DEFAULT_PG = "postgresql://root@127.0.0.1:5432/test"
+
+
+def _logger() -> Any:
+    return structlog.wrap_logger(
+        structlog.ReturnLogger(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+    )
+
+
+def _engine(url: str, folder: Path) -> Engine:
+    store = SQLAlchemyStore(url, synchronous="NORMAL")
+    store.ensure_schema()
+    return Engine(
+        store,
+        load_catalog([folder], Registry()),
+        Registry(),
+        clock=FrozenClock(NOW),
+        logger=_logger(),
+    )
+
+
+def _instances(
+    engine: Engine, count: int, state: str, redactor: Redactor
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    wf = engine.workflow("ticket")
+    instances, records = [], []
+    for n in range(count):
+        instance_id = str(uuid.uuid4())
+        record = make_record(
+            instance_id=instance_id, seq=1, at=CREATED, actor="bench", role="clerk",
+            workflow_id=wf.id, workflow_version=wf.version, trigger="start", from_state=None,
+            to_state=state, outcome=STARTED, reason=None,
+            changes=redactor.changes({}, {"n": n}, frozenset()), prev_hash=GENESIS,
+        )  # fmt: skip
+        instances.append(
+            {
+                "id": instance_id, "workflow_id": wf.id, "workflow_version": wf.version,
+                "state": state, "data": {"n": n}, "version": 1, "parent_id": None,
+                "created_at": CREATED, "updated_at": CREATED, "state_entered_at": CREATED,
+                "audit_seq": 1, "audit_head": record.hash,
+            }
+        )  # fmt: skip
+        records.append({k: getattr(record, k) for k in t.audit.c.keys() if k != "id"})  # noqa: SIM118
+    return instances, records
+
+
+def _timer(instance_id: str, state: str, deadline: str, due: datetime) -> dict[str, Any]:
+    return {
+        "instance_id": instance_id, "state": state, "deadline": deadline, "kind": "due",
+        "occurrence": 1, "due_at": due, "status": "pending", "attempts": 0, "payload": {},
+        "created_at": CREATED,
+    }  # fmt: skip
+
+
+def _insert(engine: Engine, table: sa.Table, rows: list[dict[str, Any]], chunk: int = 5000) -> None:
+    for start in range(0, len(rows), chunk):
+        with engine.store.write() as conn:
+            conn.execute(table.insert(), rows[start : start + chunk])
+
+
+def seed(engine: Engine, *, pending: int, per_instance: int, due: int, extra: int) -> list[str]:
+    """The pending, due and engine-rate instances; returns the engine-rate instance ids."""
+    redactor = Redactor(b"bench")
+    parked_count = max(1, pending // per_instance)
+    parked, records = _instances(engine, parked_count, "parked", redactor)
+    _insert(engine, t.instances, parked)
+    _insert(engine, t.audit, records)
+    far = NOW + timedelta(days=365)
+    for start in range(0, pending, 100_000):
+        rows = [
+            _timer(parked[i % parked_count]["id"], "parked", "far", far + timedelta(seconds=i))
+            for i in range(start, min(pending, start + 100_000))
+        ]
+        _insert(engine, t.timers, rows)
+    waiting, records = _instances(engine, due + extra, "waiting", redactor)
+    _insert(engine, t.instances, waiting)
+    _insert(engine, t.audit, records)
+    due_at = CREATED + timedelta(hours=1)
+    _insert(engine, t.timers, [_timer(w["id"], "waiting", "answer", due_at) for w in waiting[:due]])
+    # the engine-rate instances have no timer: their escalation is fired by hand
+    return [w["id"] for w in waiting[due:]]
+
+
+def explain(engine: Engine, scheduler: Scheduler) -> list[str]:
+    """The plan of the claim statement as the sweep runs it."""
+    query = scheduler.claim_query(NOW, scheduler.batch_size)
+    with engine.store.write() as conn:
+        compiled = query.compile(dialect=conn.dialect)
+        params = compiled.construct_params()
+        if conn.dialect.name == "sqlite":
+            values = [params[k] for k in compiled.positiontup or ()]
+            values = [v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in values]
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), tuple(values))
+            return [str(row[-1]) for row in rows]
+        rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + str(compiled), params)
+        return [str(row[0]) for row in rows]
+
+
+def run_backend(name: str, url: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    def say(message: str) -> None:
+        print(f"... {name}: {message}", file=sys.stderr, flush=True)
+
+    engine = _engine(url, folder)
+    try:
+        began = time.perf_counter()
+        extra = seed(
+            engine,
+            pending=args.pending,
+            per_instance=args.per_instance,
+            due=args.due,
+            extra=args.engine_fires,
+        )
+        setup_s = time.perf_counter() - began
+        say(f"seeded {args.pending:,} pending and {args.due:,} due timers in {setup_s:.0f} s")
+        if engine.store.dialect == "postgresql":
+            with engine.store.write() as conn:
+                conn.exec_driver_sql("ANALYZE")
+        began = time.perf_counter()
+        for instance_id in extra:
+            engine.fire(instance_id, "escalate", actor="bench", role="clerk")
+        engine_rate = len(extra) / (time.perf_counter() - began)
+        say(f"engine fire: {engine_rate:.0f}/s")
+        scheduler = Scheduler(engine, batch_size=args.batch)
+        began = time.perf_counter()
+        report = scheduler.tick(NOW)
+        elapsed = time.perf_counter() - began
+        fired = sum(f.outcome == "applied" for f in report.firings)
+        say(f"scheduler: {fired:,} fired in {elapsed:.1f} s ({fired / elapsed:.0f}/s)")
+        sweeps = []
+        for _ in range(args.sweeps):
+            start = time.perf_counter()
+            assert scheduler.run_batch(NOW) == []
+            sweeps.append(time.perf_counter() - start)
+        plan = explain(engine, scheduler)
+        with engine.store.read() as conn:
+            audited = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.audit)
+                .where(t.audit.c.actor == "scheduler")
+            ).scalar_one()
+            pending = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.timers)
+                .where(t.timers.c.status == "pending")
+            ).scalar_one()
+        return {
+            "pending_timers": int(pending),
+            "due_timers": args.due,
+            "fired": fired,
+            "scheduler_audit_records": int(audited),
+            "setup_s": round(setup_s, 1),
+            "scheduler_fired_per_s": round(fired / elapsed, 1),
+            "engine_fire_per_s": round(engine_rate, 1),
+            "ratio": round((fired / elapsed) / engine_rate, 2),
+            "empty_sweep_ms_median": round(statistics.median(sweeps) * 1000, 3),
+            "empty_sweep_ms_p95": round(sorted(sweeps)[int(len(sweeps) * 0.95) - 1] * 1000, 3),
+            "plan": plan,
+        }
+    finally:
+        engine.close()
+
+
+@contextmanager
+def databases(backends: list[str], pg_url: str) -> Iterator[list[tuple[str, str]]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        found: list[tuple[str, str]] = []
+        schema = None
+        admin = None
+        if "sqlite" in backends:
+            found.append(("sqlite", os.path.join(tmp, "timers.db")))
+        if "postgresql" in backends:
+            admin = sa.create_engine(normalise_url(pg_url), isolation_level="AUTOCOMMIT")
+            schema = f"bench_timers_{uuid.uuid4().hex[:8]}"
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+            sep = "&" if "?" in pg_url else "?"
+            found.append(("postgresql", f"{pg_url}{sep}options=-csearch_path%3D{schema}"))
+        try:
+            yield found
+        finally:
+            if admin is not None:
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.timers", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--pending", type=int, default=1_000_000, help="pending timers (default 1,000,000)"
+    )
+    parser.add_argument(
+        "--per-instance",
+        type=int,
+        default=100,
+        help="pending timers per parked instance (default 100)",
+    )
+    parser.add_argument(
+        "--due", type=int, default=10_000, help="due timers to fire (default 10,000)"
+    )
+    parser.add_argument(
+        "--engine-fires",
+        type=int,
+        default=1_000,
+        help="Engine.fire calls for its rate (default 1,000)",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=100, help="timers per claim transaction (default 100)"
+    )
+    parser.add_argument("--sweeps", type=int, default=200, help="empty sweeps timed (default 200)")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--pg-url", default=os.environ.get("OPCATFLOW_BENCH_PG", DEFAULT_PG))
+    parser.add_argument(
+        "--output", type=Path, default=Path(__file__).parent / "results" / "timers-latest.json"
+    )
+    args = parser.parse_args(argv)
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    results: dict[str, Any] = {
+        "settings": {k: v for k, v in vars(args).items() if k not in ("output", "pg_url")}
+    }
+    results["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory() as wf_dir, databases(backends, args.pg_url) as dbs:
+        (Path(wf_dir) / "ticket.yaml").write_text(TICKET)
+        for name, url in dbs:
+            results[name] = run_backend(name, url, args, Path(wf_dir))
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    for name in backends:
+        r = results[name]
+        print(f"\n== {name}: {r['pending_timers']:,} pending timers ==")
+        print(
+            f"scheduler fired {r['fired']:,} due timers at {r['scheduler_fired_per_s']}/s "
+            f"(engine.fire: {r['engine_fire_per_s']}/s, ratio {r['ratio']})"
+        )
+        print(f"audit records by the scheduler: {r['scheduler_audit_records']:,}")
+        print(
+            f"empty sweep: median {r['empty_sweep_ms_median']} ms, p95 {r['empty_sweep_ms_p95']} ms"
+        )
+        print("claim plan:\n  " + "\n  ".join(r["plan"]))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

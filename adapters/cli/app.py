@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from opcatflow.adapters.cli import admin, definitions, demo, instances, outbox
+from opcatflow.adapters.cli import admin, apikey, definitions, demo, instances, outbox, serve
 from opcatflow.adapters.cli import deadlines as deadline_commands
 from opcatflow.adapters.cli.errors import UNEXPECTED, describe, fail, one_line
 from opcatflow.adapters.cli.options import DEFAULT_DB, LogFormat, LogLevel, Settings
@@ -153,6 +153,7 @@ for name, command in (
     ("triggers", instances.triggers),
     ("list", instances.list_),
     ("demo", demo.demo),
+    ("serve", serve.serve),
 ):
     app.command(name)(command)
 app.add_typer(report_app, name="report")
@@ -161,6 +162,7 @@ app.add_typer(admin.db_app, name="db")
 deadline_commands.register(app)
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(outbox.notify_app, name="notify")
+app.add_typer(apikey.apikey_app, name="apikey")
 
 
 def main() -> None:

@@ -1,0 +1,116 @@
+"""The FastAPI application over one engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+from opcatflow.adapters.http import health, instances, operations, problems, workflows
+from opcatflow.adapters.http.context import Api, ApiConfig
+from opcatflow.adapters.http.idempotency import IdempotencyRecords
+from opcatflow.adapters.http.keys import ApiKeys
+from opcatflow.adapters.http.middleware import BodyLimit, RequestLog
+from opcatflow.engine.runtime import Engine
+
+DESCRIPTION = """\
+Drive opcatflow workflows from other systems.
+
+Every call but `/health` and `/ready` needs an API key (`opcatflow apikey create --actor NAME
+--role ROLE...`), sent as `Authorization: Bearer opf_...`; it acts as the key's actor, in one
+of its roles, and the engine decides whether that role may. Personal fields are returned only
+to the roles the workflow definition names (`personal_visible_to`, or a field's `visible_to`);
+others see `"[withheld]"`.
+
+Every instance response carries an `ETag` (its version): send it back as `If-Match` on a
+transition and a stale version answers 412. Send an `Idempotency-Key` on a POST and a retry
+gets the first response instead of acting twice.
+
+Errors are RFC 9457 problem details (`application/problem+json`) whose `type` is one of
+`urn:opcatflow:problem:` + `refused`, `invalid-data`, `conflict`, `not-found`,
+`invalid-definition`, `schema-mismatch`, `store-error`, `unauthorized`, `forbidden`,
+`malformed-request`, `invalid-request`, `payload-too-large`, `unsupported-media-type`,
+`method-not-allowed`, `idempotency-key-reused`, `internal-error`.
+"""
+
+
+def _version() -> str:
+    try:
+        return package_version("opcatflow")
+    except PackageNotFoundError:  # pragma: no cover - a bare checkout
+        return "0"
+
+
+def _build(config: ApiConfig, log: Any, lifespan: Any = None) -> FastAPI:
+    app = FastAPI(
+        title="opcatflow",
+        version=_version(),
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    problems.install(app, log)
+    for module in (health, workflows, instances, operations):
+        app.include_router(module.router)
+    # Added last, so it runs first: an oversized body never reaches routing.
+    app.add_middleware(RequestLog, log=log)
+    app.add_middleware(BodyLimit, max_body=config.max_body)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.problem_content(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def create_app(
+    engine: Engine,
+    config: ApiConfig | None = None,
+    *,
+    logger: Any = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The HTTP API over ``engine`` (which the caller opens and closes).
+
+    Args:
+        config: limits (body size, idempotency retention, page size).
+        logger: a structlog logger for request and error events (default: the engine's).
+        on_shutdown: called when the server running the app shuts down (to close the engine
+            of a worker process).
+    """
+    config = config or ApiConfig()
+    log = logger or engine.log
+    lifespan = None
+    if on_shutdown is not None:
+        close = on_shutdown
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            yield
+            close()
+
+    app = _build(config, log, lifespan)
+    app.state.api = Api(
+        engine=engine,
+        keys=ApiKeys(engine.store, engine.clock),
+        idempotency=IdempotencyRecords(engine.store, engine.clock, config.idempotency_retention),
+        config=config,
+        log=log,
+        schema_revision=engine.store.head_revision(),
+    )
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document (the same for every engine; docs/openapi.json is a copy)."""
+    document: dict[str, Any] = _build(ApiConfig(), structlog.get_logger("opcatflow")).openapi()
+    return document

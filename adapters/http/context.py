@@ -1,0 +1,45 @@
+"""What every route works with: the engine, the API keys, the idempotency records, limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from fastapi import Request
+
+from opcatflow.adapters.http.idempotency import IdempotencyRecords
+from opcatflow.adapters.http.keys import ApiKeys
+from opcatflow.adapters.http.limits import DEFAULT_MAX_BODY, DEFAULT_PAGE_LIMIT, DEFAULT_RETENTION
+from opcatflow.engine.runtime import Engine
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Limits of one API.
+
+    Attributes:
+        max_body: largest request body accepted, in bytes (larger: 413).
+        idempotency_retention: how long the first response to an ``Idempotency-Key`` is kept
+            for its retries.
+        page_limit: the most instances one page lists.
+    """
+
+    max_body: int = DEFAULT_MAX_BODY
+    idempotency_retention: timedelta = DEFAULT_RETENTION
+    page_limit: int = DEFAULT_PAGE_LIMIT
+
+
+@dataclass
+class Api:
+    engine: Engine
+    keys: ApiKeys
+    idempotency: IdempotencyRecords
+    config: ApiConfig
+    log: Any
+    schema_revision: str
+
+
+def api(request: Request) -> Api:
+    context: Api = request.app.state.api
+    return context

@@ -1,0 +1,401 @@
+"""``/instances``: start, list, read, what the caller may fire, history, and firing a trigger.
+
+A key reads the instances of workflows one of its roles belongs to (``admin`` reads all).
+Starting and firing act as the key's actor in one of its roles; the engine alone decides
+whether that role may, and audits a refusal like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Connection
+
+from opcatflow.adapters.http.auth import Caller, caller, forbidden, pick_role
+from opcatflow.adapters.http.context import Api, api
+from opcatflow.adapters.http.idempotency import HEADER, Outcome, Reply, parse_key
+from opcatflow.adapters.http.problems import MEDIA_TYPE, ApiProblem, refusal_body, responses
+from opcatflow.adapters.http.schemas import (
+    AuditRecordOut,
+    FiredOut,
+    InstanceOut,
+    InstancePage,
+    StartIn,
+    TransitionIn,
+    TriggerOut,
+)
+from opcatflow.adapters.http.views import (
+    decode_cursor,
+    encode_cursor,
+    etag,
+    instance_view,
+    record_view,
+)
+from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.instance import Instance
+from opcatflow.engine.runtime import Engine
+
+router = APIRouter(tags=["instances"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=HEADER,
+        description="Any unique string (a UUID): a retry with the same key and body gets the "
+        "first response instead of acting twice.",
+    ),
+]
+_FIELD = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_ETAG = re.compile(r'\s*(W/)?"([^"]*)"\s*')
+_SCAN = 10  # a filtered page reads at most this many pages' worth of rows
+_ETAG_HEADER = {"ETag": {"description": 'The version, e.g. "3".', "schema": {"type": "string"}}}
+
+
+def _reply(reply: Reply) -> JSONResponse:
+    media = MEDIA_TYPE if reply.status >= 400 else "application/json"
+    return JSONResponse(reply.body, reply.status, headers=reply.headers, media_type=media)
+
+
+def _readable(ctx: Api, who: Caller, instance: Instance) -> CompiledWorkflow:
+    wf = ctx.engine.workflow(instance.workflow_id, instance.workflow_version)
+    if not who.may_read(wf):
+        raise forbidden()
+    return wf
+
+
+def _read(ctx: Api, who: Caller, instance_id: str) -> tuple[Instance, CompiledWorkflow]:
+    instance = ctx.engine.get(instance_id)
+    return instance, _readable(ctx, who, instance)
+
+
+def _where(items: list[str]) -> dict[str, Any]:
+    where: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not _FIELD.match(name):
+            raise ApiProblem("invalid-request", f"expected where=FIELD=VALUE, got {item!r}")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if not isinstance(value, str | int | bool):
+            value = raw
+        where[name] = value
+    return where
+
+
+# -- start and list ---------------------------------------------------------------------------
+
+
+@router.post(
+    "/instances",
+    status_code=201,
+    response_model=InstanceOut,
+    responses={
+        201: {
+            "headers": {
+                **_ETAG_HEADER,
+                "Location": {"description": "The instance.", "schema": {"type": "string"}},
+            }
+        },
+        **responses("forbidden", "not-found", "invalid-data", "idempotency-key-reused"),
+    },
+)
+def start_instance(
+    *,
+    body: StartIn,
+    request: Request,
+    ctx: Annotated[Api, Depends(api)],
+    who: Annotated[Caller, Depends(caller)],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Start an instance (``Location`` and ``ETag`` say where it is and its version)."""
+    engine = ctx.engine
+    wf = engine.workflow(body.workflow, body.version)
+    if not who.may_read(wf):
+        raise forbidden()
+    if body.parent_id is not None:
+        _read(ctx, who, body.parent_id)
+    mine = who.roles_in(wf)
+    role = pick_role(who, body.role, [r for r in mine if r in wf.start_roles] + mine)
+    hidden = who.hidden(wf)
+
+    def work(conn: Connection) -> Outcome:
+        instance = engine.start_within(
+            conn,
+            wf.id,
+            actor=who.actor,
+            role=role,
+            data=body.data,
+            parent_id=body.parent_id,
+            reason=body.reason,
+            version=body.version,
+        )
+        headers = {
+            "ETag": etag(instance),
+            "Location": str(request.url_for("get_instance", instance_id=instance.id)),
+        }
+        reply = Reply(201, instance_view(instance, hidden), headers)
+        return reply, lambda: engine.log_started(instance, actor=who.actor, role=role)
+
+    key = parse_key(idempotency_key)
+    payload = body.model_dump(mode="json")
+    return _reply(
+        ctx.idempotency.run(
+            work, key_id=who.key_id, key=key, method="POST", path="/instances", body=payload
+        )
+    )
+
+
+@router.get(
+    "/instances",
+    response_model=InstancePage,
+    responses=responses("forbidden", "not-found", "invalid-request"),
+)
+def list_instances(
+    *,
+    ctx: Annotated[Api, Depends(api)],
+    who: Annotated[Caller, Depends(caller)],
+    workflow: Annotated[str | None, Query(max_length=64, description="Workflow id.")] = None,
+    state: Annotated[str | None, Query(max_length=64)] = None,
+    parent_id: Annotated[str | None, Query(max_length=36)] = None,
+    where: Annotated[
+        list[str] | None,
+        Query(
+            description="FIELD=VALUE, repeatable; VALUE is read as JSON when it parses "
+            "(true, 3), else as text. Personal fields the key may not read are refused."
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200, description="From next_cursor.")] = None,
+) -> dict[str, Any]:
+    """Instances oldest first, a page at a time (a page may hold fewer than ``limit`` when
+    the key may not read some workflows; follow ``next_cursor`` until it is null)."""
+    engine = ctx.engine
+    readable = [wf for wf in engine.catalog.latest() if who.may_read(wf)]
+    if workflow is not None:
+        wanted = engine.workflow(workflow)
+        if not who.may_read(wanted):
+            raise forbidden()
+        readable = [wanted]
+    filters = _where(where or [])
+    for name in filters:
+        if any(name in who.hidden(wf) for wf in readable):
+            raise ApiProblem(
+                "invalid-request",
+                f"field {name!r} is personal and withheld from this key: it cannot be a filter",
+            )
+    after = engine.get(decode_cursor(cursor)) if cursor else None
+    items: list[dict[str, Any]] = []
+    done = False
+    for _ in range(_SCAN):
+        batch = engine.query(
+            workflow=workflow,
+            state=state,
+            where=filters,
+            parent_id=parent_id,
+            after=after,
+            limit=limit,
+        )
+        for instance in batch:
+            after = instance
+            wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+            if who.may_read(wf):
+                items.append(instance_view(instance, who.hidden(wf)))
+                if len(items) == limit:
+                    break
+        if len(batch) < limit and (not batch or after is batch[-1]):
+            done = True  # the last rows there are, all read
+            break
+        if len(items) == limit:
+            break
+    next_cursor = None if done or after is None else encode_cursor(after.id)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+# -- one instance -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/instances/{instance_id}",
+    response_model=InstanceOut,
+    responses={200: {"headers": _ETAG_HEADER}, **responses("forbidden", "not-found")},
+)
+def get_instance(
+    instance_id: str,
+    ctx: Annotated[Api, Depends(api)],
+    who: Annotated[Caller, Depends(caller)],
+) -> JSONResponse:
+    """One instance; its ``ETag`` is its version."""
+    instance, wf = _read(ctx, who, instance_id)
+    return JSONResponse(instance_view(instance, who.hidden(wf)), headers={"ETag": etag(instance)})
+
+
+@router.get(
+    "/instances/{instance_id}/triggers",
+    response_model=list[TriggerOut],
+    responses=responses("forbidden", "not-found"),
+)
+def get_triggers(
+    instance_id: str,
+    ctx: Annotated[Api, Depends(api)],
+    who: Annotated[Caller, Depends(caller)],
+) -> list[dict[str, Any]]:
+    """The triggers the key's roles may fire now, each saying whether its guards pass."""
+    _, wf = _read(ctx, who, instance_id)
+    merged: dict[str, dict[str, Any]] = {}
+    for role in who.roles_in(wf):
+        for option in ctx.engine.available_triggers(instance_id, role):
+            entry = merged.setdefault(
+                option.trigger,
+                {
+                    "trigger": option.trigger,
+                    "label": option.label,
+                    "dest": option.dest,
+                    "ready": False,
+                    "blocked_by": option.blocked_by,
+                    "roles": [],
+                },
+            )
+            entry["roles"].append(role)
+            if option.ready and not entry["ready"]:
+                entry.update(ready=True, blocked_by=None, dest=option.dest, label=option.label)
+    return list(merged.values())
+
+
+@router.get(
+    "/instances/{instance_id}/history",
+    response_model=list[AuditRecordOut],
+    responses=responses("forbidden", "not-found"),
+)
+def get_history(
+    instance_id: str,
+    ctx: Annotated[Api, Depends(api)],
+    who: Annotated[Caller, Depends(caller)],
+) -> list[dict[str, Any]]:
+    """The instance's audit trail, oldest first."""
+    _, wf = _read(ctx, who, instance_id)
+    hidden = who.hidden(wf)
+    return [record_view(r, hidden) for r in ctx.engine.history(instance_id)]
+
+
+# -- firing -----------------------------------------------------------------------------------
+
+
+def expected_version(if_match: str | None, current: Callable[[], int]) -> int | None:
+    """The version an ``If-Match`` header allows (``None``: any).
+
+    Raises:
+        ApiProblem: 400 for a malformed header; 412 when no tag can match (weak tags never
+            match, RFC 9110 section 13.1.1).
+    """
+    if if_match is None or if_match.strip() == "*":
+        return None
+    versions: set[int] = set()
+    for part in if_match.split(","):
+        match = _ETAG.fullmatch(part)
+        if match is None:
+            raise ApiProblem("malformed-request", "If-Match must list entity tags", status=400)
+        weak, tag = match.groups()
+        if not weak and tag.isdigit() and len(tag) < 10:
+            versions.add(int(tag))
+    if len(versions) == 1:
+        return versions.pop()
+    now = current() if versions else -1
+    if now in versions:
+        return now
+    raise ApiProblem(
+        "conflict",
+        "If-Match names no version this instance is at",
+        extra={"current_version": now} if now >= 0 else {},
+    )
+
+
+def _fire_role(
+    engine: Engine, who: Caller, instance_id: str, wanted: str | None, trigger: str
+) -> str:
+    if wanted is not None or len(who.roles) == 1:
+        return pick_role(who, wanted, who.roles)
+    # A key with several roles: the first the engine says may fire this trigger now, else
+    # the first that may fire it at all, else its first role of the workflow.
+    instance = engine.get(instance_id)
+    wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+    ready: list[str] = []
+    listed: list[str] = []
+    for role in who.roles_in(wf):
+        for option in engine.available_triggers(instance_id, role):
+            if option.trigger == trigger:
+                (ready if option.ready else listed).append(role)
+    return pick_role(who, None, [*ready, *listed, *who.roles_in(wf)])
+
+
+@router.post(
+    "/instances/{instance_id}/transitions",
+    response_model=FiredOut,
+    responses={
+        200: {"headers": _ETAG_HEADER},
+        **responses(
+            "forbidden",
+            "not-found",
+            "refused",
+            "invalid-data",
+            "conflict",
+            "idempotency-key-reused",
+        ),
+    },
+)
+def fire_transition(
+    *,
+    instance_id: str,
+    body: TransitionIn,
+    ctx: Annotated[Api, Depends(api)],
+    who: Annotated[Caller, Depends(caller)],
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description='The ETag last read (e.g. "3"): a newer version answers 412.',
+        ),
+    ] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Fire a trigger, in one transaction. A refusal is audited, then answered as a problem
+    (``refused``; a role the key acts in that may not: 403)."""
+    engine = ctx.engine
+    key = parse_key(idempotency_key)
+    expected = expected_version(if_match, lambda: engine.get(instance_id).version)
+    role = _fire_role(engine, who, instance_id, body.role, body.trigger)
+
+    def work(conn: Connection) -> Outcome:
+        result = engine.fire_within(
+            conn,
+            instance_id,
+            body.trigger,
+            actor=who.actor,
+            role=role,
+            data=body.data,
+            reason=body.reason,
+            expected_version=expected,
+        )
+        if result.refusal is not None:
+            problem = refusal_body(result.refusal)
+            return Reply(problem["status"], problem), lambda: engine.log_result(result)
+        instance = result.instance
+        assert instance is not None
+        wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+        view = instance_view(instance, who.hidden(wf))
+        view["opened"] = list(result.opened)
+        reply = Reply(200, view, {"ETag": etag(instance)})
+        return reply, lambda: engine.log_result(result)
+
+    path = f"/instances/{instance_id}/transitions"
+    payload = body.model_dump(mode="json")
+    reply = ctx.idempotency.run(
+        work, key_id=who.key_id, key=key, method="POST", path=path, body=payload
+    )
+    return _reply(reply)

@@ -1,0 +1,146 @@
+"""API keys: an actor and the roles it acts in, stored hashed, revocable, listable.
+
+A key reads ``opf_<id>_<secret>``. The id is public (it names the key in lists, logs and
+the idempotency records); only the SHA-256 of the secret is stored, so a copy of the
+database lets nobody call the API. The secret is 256 random bits, so a plain hash is enough
+(a slow password hash protects guessable secrets, which these are not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from opcatflow.engine.clock import Clock
+from opcatflow.engine.store import SQLAlchemyStore
+from opcatflow.engine.tables import api_keys
+
+PREFIX = "opf_"
+ADMIN = "admin"  # the API's own role: outbox status, audit verification and export
+RESERVED = frozenset({"scheduler"})  # acts only through the deadline scheduler
+_c = api_keys.c
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One key, without its secret."""
+
+    id: str
+    actor: str
+    roles: tuple[str, ...]
+    note: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "actor": self.actor,
+            "roles": list(self.roles),
+            "note": self.note,
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _key(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        actor=row.actor,
+        roles=tuple(row.roles),
+        note=row.note,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class ApiKeys:
+    """The API keys of one store."""
+
+    def __init__(self, store: SQLAlchemyStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def create(
+        self, actor: str, roles: Sequence[str], note: str | None = None
+    ) -> tuple[ApiKey, str]:
+        """A new key; returns it and the token to hand over (shown once, never stored).
+
+        Raises:
+            ValueError: no roles, a reserved role, or an empty actor.
+        """
+        roles = tuple(dict.fromkeys(roles))
+        if not actor.strip():
+            raise ValueError("a key needs an actor")
+        if not roles:
+            raise ValueError("a key needs at least one role")
+        reserved = sorted(RESERVED.intersection(roles))
+        if reserved:
+            raise ValueError(f"role {reserved[0]!r} is reserved for the deadline scheduler")
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        now = self.clock.now()
+        with self.store.write() as conn:
+            conn.execute(
+                api_keys.insert().values(
+                    id=key_id,
+                    secret_hash=_digest(secret),
+                    actor=actor,
+                    roles=list(roles),
+                    note=note,
+                    created_at=now,
+                    revoked_at=None,
+                )
+            )
+        return ApiKey(key_id, actor, roles, note, now, None), f"{PREFIX}{key_id}_{secret}"
+
+    def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        query = sa.select(api_keys).order_by(_c.created_at, _c.id)
+        if not include_revoked:
+            query = query.where(_c.revoked_at.is_(None))
+        with self.store.read() as conn:
+            return [_key(row) for row in conn.execute(query)]
+
+    def revoke(self, key_id: str) -> ApiKey | None:
+        """Revoke a key (already revoked: unchanged). Returns it, or ``None`` if unknown."""
+        with self.store.write() as conn:
+            conn.execute(
+                api_keys.update()
+                .where(_c.id == key_id, _c.revoked_at.is_(None))
+                .values(revoked_at=self.clock.now())
+            )
+            row = conn.execute(sa.select(api_keys).where(_c.id == key_id)).first()
+        return _key(row) if row is not None else None
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        """The live key this token belongs to, or ``None`` (unknown, wrong secret, revoked)."""
+        if not token.startswith(PREFIX):
+            return None
+        key_id, sep, secret = token[len(PREFIX) :].partition("_")
+        if not sep or not key_id or not secret or len(key_id) > 16:
+            return None
+        with self.store.read() as conn:
+            row = conn.execute(sa.select(api_keys).where(_c.id == key_id)).first()
+        # compare even when there is no row, so timing says nothing about which ids exist
+        stored = row.secret_hash if row is not None else "0" * 64
+        if not hmac.compare_digest(stored, _digest(secret)) or row is None:
+            return None
+        if row.revoked_at is not None:
+            return None
+        return _key(row)
+
+
+def known_roles(role_sets: Iterable[Iterable[str]]) -> set[str]:
+    """The roles a key may hold: every workflow role, and ``admin``."""
+    return {ADMIN}.union(*role_sets)

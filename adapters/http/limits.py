@@ -1,0 +1,10 @@
+"""Default limits of the HTTP API (a module of its own so the CLI can show them without
+importing FastAPI)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+DEFAULT_MAX_BODY = 256 * 1024  # bytes
+DEFAULT_RETENTION = timedelta(hours=24)  # of Idempotency-Key replies
+DEFAULT_PAGE_LIMIT = 500

@@ -1,0 +1,175 @@
+"""Request and response bodies, as the OpenAPI document describes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME = r"^[a-z][a-z0-9_]*$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartIn(_In):
+    workflow: str = Field(pattern=NAME, max_length=64, description="Workflow id.")
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="Field values (checked against the workflow's data)."
+    )
+    reason: str | None = Field(None, max_length=4000, description="Why, for the audit trail.")
+    parent_id: str | None = Field(None, max_length=36, description="A parent instance.")
+    role: str | None = Field(
+        None,
+        max_length=64,
+        description="Which of the key's roles acts; default: the first that may start it.",
+    )
+    version: int | None = Field(
+        None, ge=1, le=1_000_000, description="A definition version; default: the latest."
+    )
+
+
+class TransitionIn(_In):
+    trigger: str = Field(min_length=1, max_length=64, description="The trigger to fire.")
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="Fields to set with it (null clears a field)."
+    )
+    reason: str | None = Field(None, max_length=4000, description="Why, for the audit trail.")
+    role: str | None = Field(
+        None,
+        max_length=64,
+        description="Which of the key's roles acts; default: the first the engine lists for "
+        "this trigger now.",
+    )
+
+
+class InstanceOut(BaseModel):
+    """An instance as this key may see it: personal fields it may not read are replaced by
+    ``"[withheld]"`` (``["[withheld]"]`` for a list) and named in ``withheld``."""
+
+    id: str
+    workflow_id: str
+    workflow_version: int
+    state: str
+    data: dict[str, Any]
+    version: int = Field(description="Also the ETag; send it back in If-Match.")
+    parent_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    state_entered_at: datetime
+    withheld: list[str]
+
+
+class FiredOut(InstanceOut):
+    opened: list[str] = Field(description="Ids of the child instances the transition opened.")
+
+
+class InstancePage(BaseModel):
+    items: list[InstanceOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: done.")
+
+
+class TriggerOut(BaseModel):
+    trigger: str
+    label: str | None
+    dest: str | None
+    ready: bool = Field(description="Its guards pass now (for at least one of the roles).")
+    blocked_by: str | None
+    roles: list[str] = Field(description="The key's roles that may fire it.")
+
+
+class AuditRecordOut(BaseModel):
+    """One audit record. Personal values are keyed hashes, and ``[withheld]`` (with the
+    reason) for a key that may not read every personal field of the workflow."""
+
+    id: int | None
+    instance_id: str
+    seq: int
+    at: datetime
+    actor: str
+    role: str
+    workflow_id: str
+    workflow_version: int
+    trigger: str
+    from_state: str | None
+    to_state: str | None
+    outcome: str
+    reason: str | None
+    changes: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class WorkflowOut(BaseModel):
+    id: str
+    version: int
+    title: str
+    description: str | None
+    roles: dict[str, str]
+    start_roles: list[str]
+    states: list[str]
+    initial: str
+    finals: list[str]
+    triggers: list[str]
+    personal_fields: list[str]
+
+
+class DeadlineOut(BaseModel):
+    timer_id: int
+    instance_id: str
+    workflow: str
+    state: str
+    deadline: str
+    label: str | None
+    kind: str
+    due_at: datetime
+    fires_at: datetime
+    paused: bool
+    overdue: bool
+    roles: list[str]
+
+
+class OutboxMessageOut(BaseModel):
+    id: int
+    instance_id: str | None
+    event: str
+    channel: str
+    recipient: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    idempotency_key: str
+    created_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+
+
+class OutboxOut(BaseModel):
+    counts: dict[str, int]
+    messages: list[OutboxMessageOut]
+
+
+class ChainBreakOut(BaseModel):
+    id: int | None
+    instance_id: str
+    seq: int
+    problem: str
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    records: int
+    instances: int
+    first_break: ChainBreakOut | None
+    breaks: list[ChainBreakOut]
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    status: str
+    schema_revision: str

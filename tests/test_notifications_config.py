@@ -226,3 +226,27 @@ def test_a_template_reading_a_field_the_workflow_lacks_is_reported(tmp_path: Pat
     found = [str(p) for p in check_workflow(wf, TemplateSet([tmp_path], include_bundled=False))]
     assert "notice.yaml:43:15: notice_opened.en.jinja: unknown variable 'nobody'" in found
     assert "notice.yaml:43:15: notice_opened.en.jinja: line 1: data.ghost is not a field" in found
+
+
+NOTIFICATIONS_API = {
+    "STATUSES", "WITHHELD", "Audience", "Channel", "ConfigError", "ConsentConvention",
+    "DeliveryError", "Directory", "DirectoryFile", "DirectorySource", "DispatchPolicy",
+    "DispatchStats", "Dispatcher", "Limits", "NotificationSettings", "Outgoing", "OutboxEntry",
+    "OutboxWriter", "RenderLimitExceeded", "Rendered", "TemplateProblem", "TemplateSet",
+    "check_catalog", "check_workflow", "load_directory", "load_settings", "parse_directory",
+}  # fmt: skip
+
+
+def test_the_public_api_of_notifications_and_channels_is_pinned() -> None:
+    from opcatflow import notifications
+    from opcatflow.adapters import channels
+
+    assert set(notifications.__all__) == NOTIFICATIONS_API
+    assert all(hasattr(notifications, name) for name in notifications.__all__)
+    assert set(channels.__all__) == {
+        "FileChannel",
+        "LogChannel",
+        "SmtpChannel",
+        "WebhookChannel",
+        "sign",
+    }

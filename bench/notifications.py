@@ -37,7 +37,7 @@ from aiosmtpd.controller import Controller
 
 from opcatflow.adapters.channels import SmtpChannel, WebhookChannel
 from opcatflow.adapters.channels.webhook import CONTENT_TYPE, sign
-from opcatflow.engine import FrozenClock, Instance, SQLAlchemyStore, load_catalog
+from opcatflow.engine import FrozenClock, Instance, SQLAlchemyStore, compile_text
 from opcatflow.notifications import queue
 from opcatflow.notifications.compose import Composer, Occurrence
 from opcatflow.notifications.directory import Directory, decode_secret, parse_directory
@@ -143,7 +143,8 @@ def directory(url: str, channel: str) -> Directory:
 
 def messages(n: int, dirs: Directory) -> list[NewMessage]:
     """N outbox messages as the hook writes them for newly received complaints."""
-    wf = load_catalog([BUNDLED], registry).get("complaint")
+    path = BUNDLED / "complaint.yaml"
+    wf = compile_text(path.read_text("utf-8"), str(path), registry)
     composer = Composer()
     out: list[NewMessage] = []
     while len(out) < n:

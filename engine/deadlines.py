@@ -6,15 +6,17 @@ writes the result as rows, and ``simulate`` keeps it in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import DeadlineSpec, FieldType
 from opcatflow.engine.durations import ENTERED, Duration, SettingRef, Unit, parse_due, parse_period
 from opcatflow.engine.errors import Problem
+from opcatflow.engine.expressions import CONTEXT_NAMES, compile_guard, referenced_names
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.suggest import did_you_mean
 
@@ -45,9 +47,24 @@ def find_deadline(wf: CompiledWorkflow, state: str, deadline: str) -> DeadlineSp
 
 
 def watched_fields(spec: DeadlineSpec) -> set[str]:
-    """The data fields a deadline's due date depends on (anchor, published date)."""
+    """The data fields a deadline's due date depends on (anchor, published date, and those
+    its ``when`` condition reads)."""
     fields = {parse_due(spec.due).anchor, spec.published}
+    if spec.when is not None:
+        fields |= referenced_names(spec.when) - CONTEXT_NAMES - {"data"}
     return {f for f in fields if f is not None and f != ENTERED}
+
+
+@cache
+def _condition(source: str) -> Callable[..., Any]:
+    return compile_guard(source)
+
+
+def applies(spec: DeadlineSpec, data: Mapping[str, Any]) -> bool:
+    """Whether ``spec`` is armed for an instance with ``data`` (its ``when`` holds)."""
+    if spec.when is None:
+        return True
+    return bool(_condition(spec.when)(**{**data, "data": data}))
 
 
 class DeadlinePlanner:
@@ -119,7 +136,10 @@ class DeadlinePlanner:
         data: Mapping[str, Any],
         now: datetime,
     ) -> list[PlannedTimer]:
-        """The first occurrence of ``spec``: its reminders still ahead, and its due date."""
+        """The first occurrence of ``spec``: its reminders still ahead, and its due date;
+        nothing when its ``when`` condition does not hold."""
+        if not applies(spec, data):
+            return []
         due_at = self.due(wf, spec, entered=entered, data=data)
         if due_at is None:
             return []

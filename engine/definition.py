@@ -199,6 +199,12 @@ class DeadlineSpec(_Model):
         description="A date/datetime field holding a date published by the body concerned "
         "(e.g. an OHCHR deadline): when set, it replaces the computed due date.",
     )
+    when: str | None = Field(
+        None,
+        description="Sandboxed expression over the instance data: the deadline is armed only "
+        "when it holds, e.g. \"session_season == 'oct_nov'\". A field it reads that changes "
+        "re-arms or cancels the deadline, like a changed anchor.",
+    )
     on_due: OnDue = Field(default_factory=OnDue)
 
     @field_validator("due")

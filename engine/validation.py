@@ -221,6 +221,8 @@ class _Checker:
                         f"published date {d.published!r} is not a date or datetime field"
                         + did_you_mean(d.published, dates),
                     )
+                if d.when is not None:
+                    self.check_expression((*at, "when"), d.when)
                 trigger = d.on_due.trigger
                 if trigger is not None and trigger not in triggers:
                     self.add(

@@ -1,0 +1,225 @@
+"""UN calendar knowledge for the international engagement cycles (spt_visit, spt_advisory,
+cat_cycle, upr_cycle, sp_visit), and the actions those definitions name.
+
+The UN publishes the exact dates of its sessions late, sometimes years after a cycle opens.
+Until it does, a cycle carries estimates computed here from the rules in DEADLINES.md, each
+with a ``<field>_estimated`` flag; a date the user enters replaces the estimate and clears
+the flag. Deadlines count from these dates (the engine re-arms them when one changes), so
+entering a published date moves every pending timer in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from opcatflow.engine import RuleContext
+from opcatflow.workflows.rules import registry
+
+# The UPR working group meets three times a year; the next cycle of a State is reviewed in the
+# session 14 sessions after its previous review (HRC resolution 16/21, session numbering).
+UPR_SESSIONS_PER_YEAR = 3
+UPR_CYCLE_SESSIONS = 14
+UPR_SEASONS = ("jan_feb", "apr_may", "oct_nov")
+# The Monday on or after these days opened the recent sessions (42nd-50th: 23 January 2023,
+# 1 May 2023, 6 November 2023, 22 January 2024 ... 3 November 2025); a session lasts two weeks.
+UPR_SESSION_OPENS = ((1, 20), (4, 28), (11, 3))
+UPR_SESSION_DAYS = 12  # Monday of the first week to Friday of the second
+# The Human Rights Council session that adopts an outcome: a January/February review -> the
+# June session, April/May -> September, October/November -> March of the next year. Recent
+# openings: 19 June 2023, 11 September 2023, 26 February 2024, 18 June 2024, 24 February 2025.
+HRC_ADOPTION_OPENS = ((6, 15, 0), (9, 8, 0), (2, 24, 1))  # month, day, years after the review
+
+
+def _monday_on_or_after(day: date) -> date:
+    return day + timedelta(days=(7 - day.weekday()) % 7)
+
+
+def upr_season(session_start: date) -> int:
+    """Which of the three yearly working-group sessions a start date belongs to (0, 1, 2)."""
+    if session_start.month <= 3:
+        return 0
+    return 1 if session_start.month <= 7 else 2
+
+
+def upr_session_estimate(session_start: date, sessions_later: int) -> date:
+    """The estimated opening day of the working-group session ``sessions_later`` sessions after
+    the one that opened on ``session_start`` (three a year, in their usual weeks)."""
+    season = upr_season(session_start) + sessions_later
+    year = session_start.year + season // UPR_SESSIONS_PER_YEAR
+    month, day = UPR_SESSION_OPENS[season % UPR_SESSIONS_PER_YEAR]
+    return _monday_on_or_after(date(year, month, day))
+
+
+def hrc_adoption_estimate(review_on: date) -> date:
+    """The estimated opening day of the Human Rights Council session that adopts the outcome
+    of a review held on ``review_on``."""
+    month, day, years = HRC_ADOPTION_OPENS[upr_season(review_on)]
+    return _monday_on_or_after(date(review_on.year + years, month, day))
+
+
+def _date(ctx: RuleContext, name: str) -> date | None:
+    value = ctx.data.get(name)
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _set_estimate(ctx: RuleContext, name: str, estimate: date | None) -> None:
+    """Fill ``name`` with ``estimate`` unless the actor entered it (then it is no estimate)."""
+    flag = f"{name}_estimated"
+    if ctx.supplied.get(name) is not None:
+        ctx.data[flag] = False
+    elif ctx.data.get(name) is None or ctx.data.get(flag):
+        ctx.data[name] = estimate.isoformat() if estimate else None
+        ctx.data[flag] = estimate is not None
+
+
+def _append(ctx: RuleContext, field: str, entry: str) -> None:
+    ctx.data[field] = [*(ctx.data.get(field) or []), entry]
+
+
+def _today(ctx: RuleContext) -> str:
+    return ctx.now.date().isoformat()
+
+
+# -- UPR --------------------------------------------------------------------------------------
+
+
+@registry.action("upr_session_dates")
+def upr_session_dates(ctx: RuleContext) -> None:
+    """From the working-group session: its season (which sets how early the stakeholder
+    submission is due), its last day, the review day, and the Human Rights Council session
+    that will adopt the outcome; each an estimate until entered."""
+    start = _date(ctx, "session_start")
+    if start is None:
+        return
+    if ctx.supplied.get("session_start") is not None:
+        ctx.data["session_start_estimated"] = False
+    ctx.data["session_season"] = UPR_SEASONS[upr_season(start)]
+    _set_estimate(ctx, "session_end", start + timedelta(days=UPR_SESSION_DAYS - 1))
+    _set_estimate(ctx, "review_on", start)
+    review = _date(ctx, "review_on") or start
+    _set_estimate(ctx, "hrc_session_start", hrc_adoption_estimate(review))
+
+
+@registry.action("upr_next_cycle")
+def upr_next_cycle(ctx: RuleContext) -> None:
+    """The next review: in the working-group session 14 sessions after the one that held this
+    review (an estimate until the UN publishes its dates)."""
+    start = _date(ctx, "session_start")
+    assert start is not None  # the review took place: its session is recorded
+    ctx.data["next_session_start"] = upr_session_estimate(start, UPR_CYCLE_SESSIONS).isoformat()
+    number = ctx.data.get("session_number")
+    ctx.data["next_session_number"] = number + UPR_CYCLE_SESSIONS if number else None
+    ctx.data["next_cycle"] = (ctx.data.get("cycle") or 1) + 1
+
+
+@registry.guard("review_held", reason="the review has not taken place")
+def review_held(ctx: RuleContext) -> bool:
+    """A cycle closes (and anchors the next) only on a review that took place."""
+    return bool(ctx.data.get("review_held_on"))
+
+
+# -- moved and postponed sessions or visits --------------------------------------------------
+
+
+def _moved(*fields: str) -> None:
+    def action(ctx: RuleContext) -> None:
+        was = ", ".join(f"{f} {ctx.data[f]}" for f in fields if ctx.data.get(f))
+        reason = ctx.data.get("postponement_reason") or "no reason recorded"
+        _append(ctx, "postponements", f"{_today(ctx)}: {was or 'no dates yet'} ({reason})")
+        for name in fields:
+            ctx.data[name] = None
+            ctx.data[f"{name}_estimated"] = None
+        ctx.data["postponement_reason"] = None
+
+    action.__doc__ = (
+        f"Keep the dates that will not hold ({', '.join(fields)}) in 'postponements' and clear "
+        "them: a session or visit that did not take place never anchors a deadline."
+    )
+    registry.action(f"postpone_{fields[0]}")(action)
+
+
+_moved("session_start", "session_end", "review_on", "hrc_session_start")
+_moved("cat_session_start", "cat_session_last_day")
+_moved("visit_starts_on", "visit_ends_on")
+
+
+# -- CAT --------------------------------------------------------------------------------------
+
+
+@registry.guard(
+    "written_information_sent",
+    reason="only those who sent written information to the Committee may brief it in private",
+)
+def written_information_sent(ctx: RuleContext) -> bool:
+    """The closed briefing is for those who sent written information in this cycle."""
+    return bool(ctx.data.get("loi_information_sent_on") or ctx.data.get("information_sent_on"))
+
+
+@registry.action("cat_observations_session")
+def cat_observations_session(ctx: RuleContext) -> None:
+    """The concluding observations count from the last day of the session that adopted them:
+    by default the session of the examination."""
+    if ctx.supplied.get("observations_session_last_day") is None:
+        ctx.data["observations_session_last_day"] = ctx.data.get("cat_session_last_day")
+    ctx.data["next_cycle"] = (ctx.data.get("cycle") or 1) + 1
+
+
+# -- SPT advisory, SPT and special procedure visits -------------------------------------------
+
+
+@registry.action("next_reporting_year")
+def next_reporting_year(ctx: RuleContext) -> None:
+    """The next reporting year starts a year after this one."""
+    start = _date(ctx, "year_starts_on")
+    assert start is not None  # required when the cycle starts
+    try:
+        ctx.data["next_year_starts_on"] = start.replace(year=start.year + 1).isoformat()
+    except ValueError:  # 29 February
+        ctx.data["next_year_starts_on"] = date(start.year + 1, 3, 1).isoformat()
+
+
+@registry.action("record_visit_activity")
+def record_visit_activity(ctx: RuleContext) -> None:
+    """Log a meeting, joint visit or briefing with its date."""
+    activity = ctx.data.get("activity")
+    note = ctx.data.get("activity_note")
+    _append(ctx, "activities", f"{_today(ctx)}: {activity}" + (f" ({note})" if note else ""))
+    ctx.data["activity"] = ctx.data["activity_note"] = None
+
+
+@registry.action("record_advocacy")
+def record_advocacy(ctx: RuleContext) -> None:
+    _append(ctx, "advocacy", f"{_today(ctx)}: {ctx.data['advocacy_step']}")
+    ctx.data["advocacy_step"] = None
+
+
+@registry.guard("report_public", reason="the SPT report is not public")
+def report_public(ctx: RuleContext) -> bool:
+    """The Special Fund (OPCAT art. 26) finances recommendations of a published report."""
+    return bool(ctx.data.get("report_published_on"))
+
+
+def _stamp(field: str) -> None:
+    def stamp(ctx: RuleContext) -> None:
+        if ctx.supplied.get(field) is None:
+            ctx.data[field] = _today(ctx)
+
+    stamp.__doc__ = f"Set {field} to today, unless the actor supplied the date."
+    registry.action(f"stamp_{field}")(stamp)
+
+
+for _field in (
+    "information_sent_on",
+    "loi_information_sent_on",
+    "submitted_on",
+    "report_shared_on",
+    "followup_information_sent_on",
+    "npm_reply_sent_on",
+):
+    _stamp(_field)
+
+
+def estimated(data: dict[str, Any], name: str) -> bool:
+    """Whether the date in ``name`` is an estimate (no one has entered the real one)."""
+    return bool(data.get(f"{name}_estimated"))

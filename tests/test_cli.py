@@ -34,7 +34,19 @@ RECORD += ["-s", "theme=use of force"]
 ASSESS = ["-s", "seriousness=high", "-s", "urgency=urgent", "-s", "npm_best_placed=false"]
 INTAKE = ["--actor", "m.okafor", "--role", "intake"]
 HEAD = ["--actor", "r.haddad", "--role", "head"]
-BUNDLED_IDS = ["complaint", "expert", "recommendation", "referral", "reprisal", "visit"]
+BUNDLED_IDS = [
+    "cat_cycle",
+    "complaint",
+    "expert",
+    "recommendation",
+    "referral",
+    "reprisal",
+    "sp_visit",
+    "spt_advisory",
+    "spt_visit",
+    "upr_cycle",
+    "visit",
+]
 
 # The caller's environment must not leak into the tests.
 CLEAN_ENV = {

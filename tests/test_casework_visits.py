@@ -167,6 +167,34 @@ def test_urgent_concerns_open_urgent_recommendations_before_the_report(desk: Des
     assert desk.fire(urgent.id, "send", LIAISON).state == "awaiting_urgent_reply"
 
 
+def debrief_with_urgent_concerns(desk: Desk) -> str:
+    visit = desk.start("visit", COORDINATOR, {"kind": "reactive", "place": PLACE})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "start_visit", MEMBER)
+    ended = {"ended_on": "2026-03-02", "people_interviewed": 0, "urgent_found": True}
+    desk.fire(visit, "end_visit", MEMBER, ended)
+    return visit
+
+
+def due(desk: Desk) -> list[tuple[str, str]]:
+    with desk.engine() as eng:
+        return [(f.deadline, f.kind) for f in Scheduler(eng).tick().firings]
+
+
+def test_urgent_concerns_not_notified_within_a_week_fall_due(desk: Desk) -> None:
+    debrief_with_urgent_concerns(desk)
+    desk.later(days=8)
+    assert ("urgent_notification_debrief", "due") in due(desk)
+
+
+def test_urgent_concerns_notified_in_time_raise_no_deadline(desk: Desk) -> None:
+    visit = debrief_with_urgent_concerns(desk)
+    concerns = {"urgent_concerns": ["Cells at 41 °C."], "report_addressee": "Ministry"}
+    desk.fire(visit, "send_urgent_notification", HEAD, concerns)
+    desk.later(days=8)
+    assert [d for d in due(desk) if d[0].startswith("urgent_notification")] == []
+
+
 def test_the_scheduler_records_a_factual_check_without_reply(desk: Desk) -> None:
     visit = visit_in_factual_check(desk)
     desk.later(days=30)

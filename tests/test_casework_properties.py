@@ -1,0 +1,318 @@
+"""Random casework never breaks the cross-cutting rules (hypothesis, on both backends).
+
+Random triggers, roles and data (mostly plausible, sometimes not; sensitive fields smuggled
+into unrelated steps) over experts, visits and complaints. After every applied step an oracle
+written here, independent of the rules module, checks that:
+- a visit started only with an NPM member or staff member on the team, and with every
+  external expert available, bound by confidentiality, trained, free of a declared conflict
+  for the place, and declared free of one for this visit;
+- a report was published only when everyone whose data it carries had consented;
+- a complaint's personal data went to the management, or as evidence to another body, only
+  with consent for that use or a complete do-no-harm decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from casework import catalog
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    rule,
+    run_state_machine_as_test,
+)
+
+from opcatflow.engine import (
+    Engine,
+    FrozenClock,
+    Instance,
+    InstanceNotFound,
+    SQLAlchemyStore,
+    TransitionRefused,
+)
+from opcatflow.workflows import registry
+
+PLACES = ["Central Remand Prison", "Northern Psychiatric Hospital"]
+PERSONS = ["Ana Pereira", "Rui Costa", "Tomás Varga"]
+ROLES = ["intake", "caseworker", "member", "coordinator", "expert", "liaison", "head", "visitor"]
+DO_NO_HARM = ("dnh_decided_by", "dnh_reason", "dnh_recipient", "dnh_shared")
+
+QUIET = structlog.wrap_logger(structlog.ReturnLogger())  # thousands of steps: no log lines
+
+SETTINGS = settings(
+    max_examples=10,
+    stateful_step_count=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+def subsets(items: list[str]) -> st.SearchStrategy[list[str]]:
+    return (
+        st.lists(st.sampled_from(items), max_size=len(items), unique=True) if items else st.just([])
+    )
+
+
+def sometimes(extra: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    """Extra fields slipped into a step, one time in two."""
+    return st.one_of(st.just({}), extra)
+
+
+def expert_data(trigger: str) -> st.SearchStrategy[dict[str, Any]]:
+    plausible: dict[str, st.SearchStrategy[Any]] = {
+        "sign_contract": st.fixed_dictionaries(
+            {"contract_signed_on": st.just("2026-01-05"), "confidentiality_signed": st.booleans()}
+        ),
+        "complete_training": st.just({"training_completed_on": "2026-01-20"}),
+        "accredit": st.just({"accredited_on": "2026-02-01", "accreditation_reference": "R-1"}),
+        "declare_conflict": st.fixed_dictionaries({"conflicts_of_interest": subsets(PLACES)}),
+        "suspend": st.just({"suspension_reason": "inquiry"}),
+        "end": st.just({"end_reason": "left"}),
+    }
+    smuggled = st.fixed_dictionaries(
+        {},
+        optional={
+            "confidentiality_signed": st.booleans(),
+            "training_completed_on": st.sampled_from([None, "2026-01-20"]),
+        },
+    )
+    return st.builds(
+        lambda a, b: {**a, **b}, plausible.get(trigger, st.just({})), sometimes(smuggled)
+    )
+
+
+def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    team = {
+        "team_members": st.sampled_from([["A. Diallo"], [], ["  "], ["A. Diallo", "S. Nakamura"]]),
+        "team_experts": subsets([*experts, "not-an-expert"]),
+        "experts_no_conflict": subsets(experts),
+    }
+    plausible: dict[str, st.SearchStrategy[Any]] = {
+        "plan": st.fixed_dictionaries(team),
+        "record_no_conflict": st.fixed_dictionaries({"experts_no_conflict": subsets(experts)}),
+        "end_visit": st.fixed_dictionaries(
+            {"ended_on": st.just("2026-03-10"), "people_interviewed": st.sampled_from([0, 3])}
+        ),
+        "start_drafting": st.just({"debrief_notes": "notes"}),
+        "comment_draft": st.just({"draft_comment": "comment"}),
+        "send_for_factual_check": st.just(
+            {"report_addressee": "Ministry", "report_recommendations": ["Open the yard."]}
+        ),
+        "record_correction": st.fixed_dictionaries(
+            {
+                "correction": st.just("412 people, not 450"),
+                "correction_to": st.sampled_from(["fact", "finding", "recommendation"]),
+            }
+        ),
+        "record_meeting": st.just({"factual_check_meeting_on": "2026-04-01"}),
+        "set_report_persons": st.fixed_dictionaries({"report_persons": subsets(PERSONS)}),
+        "record_publication_consents": st.fixed_dictionaries(
+            {"publication_consents": subsets(PERSONS)}
+        ),
+        "send_urgent_notification": st.just(
+            {"urgent_concerns": ["No fire alarm."], "report_addressee": "Ministry"}
+        ),
+        "cancel": st.just({"cancellation_reason": "closed"}),
+        "close": st.just({"outcome": "done"}),
+    }
+    smuggled = st.fixed_dictionaries(
+        {},
+        optional={
+            **team,
+            "report_persons": subsets(PERSONS),
+            "publication_consents": subsets(PERSONS),
+        },
+    )
+    return st.builds(
+        lambda a, b: {**a, **b}, plausible.get(trigger, st.just({})), sometimes(smuggled)
+    )
+
+
+def complaint_data(trigger: str) -> st.SearchStrategy[dict[str, Any]]:
+    plausible: dict[str, st.SearchStrategy[Any]] = {
+        "record": st.just({"complaint_type": "other", "institution": PLACES[0], "theme": "food"}),
+        "assess": st.just({"seriousness": "high", "urgency": "urgent", "npm_best_placed": True}),
+        "refer": st.fixed_dictionaries(
+            {
+                "referral_body": st.just("ombudsperson"),
+                "referral_shares": st.sampled_from(["evidence", "preliminary_findings"]),
+            }
+        ),
+        "recommend_to_authority": st.just({"authority": "Ministry", "recommendation_text": "x"}),
+        "close": st.fixed_dictionaries({"outcome": st.just("done"), "told_limits": st.booleans()}),
+        "withdraw": st.just({"outcome": "withdrawn"}),
+    }
+    dnh = st.fixed_dictionaries({}, optional={name: st.just("someone") for name in DO_NO_HARM})
+    smuggled = st.fixed_dictionaries(
+        {},
+        optional={
+            "consent": subsets(["inform_management", "refer_with_evidence", "publish"]),
+            "dnh": dnh,
+        },
+    )
+
+    def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        return {**a, **{k: v for k, v in b.items() if k != "dnh"}, **b.get("dnh", {})}
+
+    return st.builds(merge, plausible.get(trigger, st.just({})), sometimes(smuggled))
+
+
+# -- the oracle --------------------------------------------------------------------------------
+
+
+def check_visit_start(after: Instance, experts: Mapping[str, Instance | None]) -> None:
+    data = after.data
+    assert any(m.strip() for m in data.get("team_members") or []), "started without a member"
+    declared = set(data.get("experts_no_conflict") or [])
+    for expert_id in data.get("team_experts") or []:
+        expert = experts[expert_id]
+        assert expert is not None, expert_id
+        assert expert.workflow_id == "expert", expert_id
+        assert expert.state == "available", expert.state
+        assert expert.data.get("confidentiality_signed") is True
+        assert expert.data.get("training_completed_on")
+        assert data["place"] not in (expert.data.get("conflicts_of_interest") or [])
+        assert expert_id in declared
+
+
+def check_publication(after: Instance) -> None:
+    assert "report_persons" in after.data
+    consents = set(after.data.get("publication_consents") or [])
+    assert set(after.data.get("report_persons") or []) <= consents
+
+
+def check_sharing(after: Instance, trigger: str) -> None:
+    data = after.data
+    if trigger == "refer" and data.get("referral_shares") != "evidence":
+        return
+    use = "inform_management" if trigger == "inform_management" else "refer_with_evidence"
+    assert use in (data.get("consent") or []) or all(data.get(n) for n in DO_NO_HARM)
+
+
+# The way forward from each state: three steps in four take it, so random runs get deep (a team
+# formed, visits started, reports published) instead of stalling at the first state.
+FORWARD = {
+    "expert": {
+        "recruitment": ["sign_contract"],
+        "contracted": ["complete_training"],
+        "trained": ["accredit"],
+        "accredited": ["make_available"],
+        "available": ["declare_conflict", "suspend"],
+        "suspended": ["reinstate"],
+    },
+    "visit": {
+        "planning": ["plan", "record_no_conflict", "start_visit"],
+        "postponed": ["reschedule"],
+        "conducting": ["end_visit"],
+        "debrief": ["start_drafting"],
+        "drafting": ["send_for_factual_check", "set_report_persons"],
+        "factual_check": ["adopt_final_report", "record_correction"],
+        "final_report": ["set_report_persons", "record_publication_consents", "publish"],
+    },
+    "complaint": {
+        "received": ["record"],
+        "recorded": ["assess"],
+        "assessed": ["inform_management", "refer", "record_consent"],
+        "acting": ["inform_management", "refer", "record_consent"],
+    },
+}
+
+
+def casework_rules(url: str) -> type[RuleBasedStateMachine]:
+    workflows = catalog()
+
+    class Casework(RuleBasedStateMachine):
+        @initialize()
+        def open_engine(self) -> None:
+            self.clock = FrozenClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
+            self.engine = Engine(
+                SQLAlchemyStore(url), workflows, registry, clock=self.clock, logger=QUIET
+            )
+            expert = {"name": "Expert", "recruitment": "ad_hoc"}
+            complaint = {
+                "source": "detained_person",
+                "channel": "mail",
+                "received_on": "2026-03-01",
+                "persons_concerned": PERSONS[:1],
+            }
+            self.ids: dict[str, list[str]] = {
+                "expert": [self.new("expert", "coordinator", expert) for _ in range(2)],
+                "visit": [
+                    self.new("visit", "coordinator", {"kind": "regular", "place": place})
+                    for place in PLACES
+                ],
+                "complaint": [self.new("complaint", "intake", complaint)],
+            }
+            self.checked = {"start_visit": 0, "publish": 0, "shared": 0}
+
+        def new(self, workflow: str, role: str, data: dict[str, Any]) -> str:
+            return self.engine.start(workflow, actor="x", role=role, data=data).id
+
+        def teardown(self) -> None:
+            if hasattr(self, "engine"):
+                assert self.engine.verify_audit().ok
+                self.engine.close()
+
+        def data_for(self, workflow: str, trigger: str) -> st.SearchStrategy[dict[str, Any]]:
+            if workflow == "expert":
+                return expert_data(trigger)
+            if workflow == "visit":
+                return visit_data(trigger, self.ids["expert"])
+            return complaint_data(trigger)
+
+        @rule(
+            workflow=st.sampled_from(["visit", "visit", "visit", "expert", "expert", "complaint"]),
+            forward=st.integers(0, 3).map(bool),
+            draw=st.data(),
+        )
+        def step(self, workflow: str, forward: bool, draw: st.DataObject) -> None:
+            """Fire a trigger on an instance: the way forward by a role allowed to take it,
+            or anything by anyone (most of which is refused)."""
+            instance_id = draw.draw(st.sampled_from(self.ids[workflow]))
+            current = self.engine.get(instance_id)
+            wf = workflows.get(workflow)
+            ahead = FORWARD[workflow].get(current.state, [])
+            if forward and ahead:
+                trigger = draw.draw(st.sampled_from(ahead))
+                options = wf.options.get((current.state, trigger), [])
+                role = draw.draw(st.sampled_from(sorted({r for o in options for r in o.roles})))
+            else:
+                trigger = draw.draw(st.sampled_from(sorted(wf.triggers)))
+                role = draw.draw(st.sampled_from(ROLES))
+            data = draw.draw(self.data_for(workflow, trigger))
+            self.clock.advance(timedelta(hours=1))
+            try:
+                after = self.engine.fire(instance_id, trigger, actor="x", role=role, data=data)
+            except TransitionRefused:
+                return
+            if workflow == "visit" and trigger == "start_visit":
+                team = after.data.get("team_experts") or []
+                check_visit_start(after, {e: self.lookup(e) for e in team})
+                self.checked["start_visit"] += 1
+            elif workflow == "visit" and trigger == "publish":
+                check_publication(after)
+                self.checked["publish"] += 1
+            elif workflow == "complaint" and trigger in ("inform_management", "refer"):
+                check_sharing(after, trigger)
+                self.checked["shared"] += 1
+
+        def lookup(self, instance_id: str) -> Instance | None:
+            try:
+                return self.engine.get(instance_id)
+            except InstanceNotFound:
+                return None
+
+    return Casework
+
+
+def test_random_casework_never_breaks_the_cross_cutting_rules(db_url: str) -> None:
+    store = SQLAlchemyStore(db_url)
+    store.ensure_schema()
+    store.close()
+    run_state_machine_as_test(casework_rules(db_url), settings=SETTINGS)

@@ -15,8 +15,11 @@ from casework import COORDINATOR, HEAD, LIAISON, MEMBER, Desk
 from opcatflow.engine import FrozenClock, compile_text
 from opcatflow.engine.agenda import agenda
 from opcatflow.engine.errors import DefinitionError
+from opcatflow.engine.settings import Settings
 from opcatflow.workflows import registry
 from opcatflow.workflows.engagement import hrc_adoption_estimate, upr_session_estimate
+
+ENGAGEMENT = {"spt", "npm", "cat", "upr"}
 
 
 @pytest.fixture
@@ -431,3 +434,23 @@ def test_a_deadline_condition_reading_an_undeclared_field_is_located() -> None:
         compile_text(CONDITIONAL, "conditional.yaml", registry)
     [problem] = caught.value.problems
     assert (problem.line, "undeclared field 'sesion_start'" in problem.message) == (12, True)
+
+
+def test_the_shipped_settings_declare_the_engagement_defaults() -> None:
+    defaults = {k: str(v) for k, v in Settings.default().deadlines.items()}
+    assert {k: v for k, v in defaults.items() if k.split(".")[0] in ENGAGEMENT} == {
+        "spt.state_reply": "6 months",
+        "spt.npm_reply": "6 months",
+        "spt.npm_information": "4 weeks",
+        "npm.annual_report": "12 months",
+        "cat.periodic_report": "4 years",
+        "cat.followup_reply": "1 year",
+        "cat.written_information": "8 weeks",
+        "upr.stakeholder_submission": "6 months",
+        "upr.stakeholder_submission_oct_nov": "7 months",
+        "upr.national_report": "12 weeks",
+        "upr.documents_public": "6 weeks",
+        "upr.recommendations_out": "48 hours",
+        "upr.state_responses": "14 days",
+        "upr.mid_term_report": "2 years",
+    }

@@ -2,7 +2,7 @@
 session, serving the app each test builds over its own database (``db_url``), reached with a
 real httpx client over TCP.
 
-Test modules import the fixtures: ``from http_server import api, live_server``.
+Test modules import the fixtures: ``from http_server import api_fixture, live_server_fixture``.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ class LiveServer:
         self.sock.close()
 
 
-@pytest.fixture(scope="session")
-def live_server() -> Iterator[LiveServer]:
+@pytest.fixture(scope="session", name="live_server")
+def live_server_fixture() -> Iterator[LiveServer]:
     server = LiveServer()
     server.start()
     yield server
@@ -116,8 +116,8 @@ class ApiUnderTest:
         return self.post(f"/instances/{instance_id}/transitions", who, json=body, **kw)
 
 
-@pytest.fixture
-def api(
+@pytest.fixture(name="api")
+def api_fixture(
     live_server: LiveServer, db_url: str, clock: FrozenClock, request: pytest.FixtureRequest
 ) -> Iterator[ApiUnderTest]:
     """The API over the test definitions (casefile, permit) on this test's database, with a

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from http_server import ApiUnderTest, api, live_server  # noqa: F401
+from http_server import ApiUnderTest, api_fixture, live_server_fixture  # noqa: F401
 
 from opcatflow.engine.audit import REFUSED
 

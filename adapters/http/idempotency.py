@@ -162,7 +162,7 @@ class IdempotencyRecords:
                 f"this {HEADER} was used for another request in the last "
                 f"{self.retention}; use a new key for a new request",
             )
-        return Reply(row.status, row.response, {**row.headers, REPLAYED: "true"})
+        return Reply(row.status, json.loads(row.response), {**row.headers, REPLAYED: "true"})
 
     def _insert(
         self,
@@ -185,7 +185,7 @@ class IdempotencyRecords:
                     path=path,
                     fingerprint=wanted,
                     status=reply.status,
-                    response=reply.body,
+                    response=json.dumps(reply.body, ensure_ascii=False),
                     headers=reply.headers,
                     created_at=now,
                     expires_at=now + self.retention,

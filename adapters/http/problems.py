@@ -8,6 +8,7 @@ logged with their traceback and answered with a bare ``internal-error``.
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,11 +204,11 @@ def install(app: FastAPI, log: Any) -> None:
         return _json(problem_body(code, detail, status), dict(err.headers or {}) or None)
 
     async def on_unexpected(request: Request, err: Exception) -> JSONResponse:
-        log.error(
+        log.error(  # the traceback goes to the operators' log, never to the client
             "http_unexpected_error",
             path=request.url.path,
             error=f"{type(err).__name__}: {err}",
-            exc_info=err,
+            traceback="".join(traceback.format_exception(err)),
         )
         return _json(problem_body("internal-error"))
 

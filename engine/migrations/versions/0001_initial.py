@@ -136,7 +136,7 @@ def upgrade() -> None:
         sa.Column("path", sa.Text, nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("status", sa.Integer, nullable=False),
-        sa.Column("response", Json, nullable=False),
+        sa.Column("response", sa.Text, nullable=False),
         sa.Column("headers", Json, nullable=False),
         sa.Column("created_at", When, nullable=False),
         sa.Column("expires_at", When, nullable=False),

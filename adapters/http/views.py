@@ -13,7 +13,7 @@ from opcatflow.engine.definition import FieldSpec, FieldType
 from opcatflow.engine.instance import Instance
 from opcatflow.notifications.redaction import WITHHELD
 
-_EMPTY = (None, "", [])
+_EMPTY: tuple[Any, ...] = (None, "", [])
 
 
 def etag(instance: Instance) -> str:

@@ -1,8 +1,10 @@
 """``opcatflow demo``: one complaint from receipt to closure, on a fresh SQLite file.
 
 Runs through the same :class:`Engine` every command uses, on a simulated clock so the
-timeline spans weeks: the complaint, and the referral record its referral opens. Then it
-shows what the audit trail keeps and verifies its chain.
+timeline spans weeks: the complaint, the referral record its referral opens, the reactive
+visit it opens (refused once: its external expert was not yet accredited), and the
+recommendations of the visit's report. Then it shows what the audit trail keeps and verifies
+its chain.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import io
 import json
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,9 +28,16 @@ from opcatflow.workflows import BUNDLED
 
 WORKFLOW = "complaint"
 CHILD = "referral"  # the record the complaint's `refer` opens
+VISIT = "visit"  # opened by the complaint's `open_visit`
+EXPERT_RECORD = "expert"
+OPENED = (CHILD, VISIT, "recommendation", "reprisal")  # what the complaint leads to
 INTAKE = ("m.okafor", "intake")
 CASEWORKER = ("l.ferreira", "caseworker")
 HEAD = ("r.haddad", "head")
+COORDINATOR = ("s.nakamura", "coordinator")
+MEMBER = ("a.diallo", "member")
+LIAISON = ("j.moreau", "liaison")
+EXPERT = ("dr.osei", "expert")
 
 COMPLAINT = {
     "source": "detained_person",
@@ -39,6 +48,17 @@ COMPLAINT = {
     "a doctor; bruising on his left arm seen by the visiting team.",
 }
 REFERRAL = {"referral_body": "police_ombudsperson", "referral_shares": "evidence"}
+EXPERT_DATA = {
+    "name": "Dr Ama Osei",
+    "user": EXPERT[0],
+    "expertise": ["forensic medicine"],
+    "recruitment": "public_call_pool",
+}
+REPORT_RECOMMENDATIONS = [
+    "Record every use of force in the register and review the camera footage within 48 hours.",
+    "Give every person who alleges ill-treatment a medical examination by an independent "
+    "doctor within 24 hours.",
+]
 DO_NO_HARM = {
     "dnh_decided_by": "R. Haddad, head of the complaints unit",
     "dnh_reason": "Transferred and unreachable for consent; the evidence of serious "
@@ -56,7 +76,7 @@ class Step:
     trigger: str
     data: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
-    on: str = WORKFLOW
+    on: str = WORKFLOW  # the workflow of the instance acted on (the first one of it)
 
 
 def _at(month: int, day: int, hour: int, minute: int) -> datetime:
@@ -66,25 +86,63 @@ def _at(month: int, day: int, hour: int, minute: int) -> datetime:
 STEPS = [
     Step(_at(3, 3, 9, 10), INTAKE, "acknowledge",
          reason="Receipt acknowledged by letter through the confidential mail channel"),
+    Step(_at(3, 3, 11, 0), COORDINATOR, "sign_contract",
+         {"contract_signed_on": "2026-03-03", "confidentiality_signed": True},
+         on=EXPERT_RECORD),
     Step(_at(3, 4, 14, 25), INTAKE, "record",
          {"complaint_type": "ill_treatment", "institution": "Central Remand Prison",
           "theme": "use of force by staff"}),
+    Step(_at(3, 5, 16, 0), COORDINATOR, "complete_training",
+         {"training_completed_on": "2026-03-05"}, on=EXPERT_RECORD),
     Step(_at(3, 6, 11, 0), CASEWORKER, "assess",
          {"seriousness": "high", "urgency": "urgent", "npm_best_placed": False},
          reason="Criminal allegation: the police ombudsperson is best placed to investigate"),
+    Step(_at(3, 6, 15, 0), HEAD, "open_visit",
+         reason="See cell 14, the use-of-force register and the medical records ourselves"),
     Step(_at(3, 9, 16, 20), HEAD, "refer", REFERRAL,
          reason="Send the medical notes and photographs to the police ombudsperson"),
     Step(_at(3, 10, 10, 5), HEAD, "record_consent", DO_NO_HARM,
          reason="Do-no-harm decision, after consulting the caseworker"),
     Step(_at(3, 10, 10, 30), HEAD, "refer", REFERRAL,
          reason="Referred under the do-no-harm decision of 10 March"),
+    Step(_at(3, 10, 14, 0), COORDINATOR, "plan",
+         {"planned_on": "2026-03-11", "priorities": ["use of force by staff", "health care"],
+          "team_members": ["A. Diallo", "S. Nakamura"], "team_experts": ["@expert"],
+          "experts_no_conflict": ["@expert"]},
+         reason="Dr Osei declared no conflict of interest for Central Remand Prison", on=VISIT),
+    Step(_at(3, 11, 8, 30), COORDINATOR, "start_visit",
+         reason="Unannounced visit, the team at the gate", on=VISIT),
     Step(_at(3, 11, 9, 0), CASEWORKER, "follow_up",
          reason="Asked the police ombudsperson to confirm that an investigation is open"),
+    Step(_at(3, 11, 12, 0), LIAISON, "accredit",
+         {"accredited_on": "2026-03-11", "accreditation_reference": "MJ/OPCAT/2026/031"},
+         reason="Accreditation granted by the Ministry of Justice", on=EXPERT_RECORD),
+    Step(_at(3, 11, 12, 30), COORDINATOR, "make_available", on=EXPERT_RECORD),
+    Step(_at(3, 12, 8, 0), MEMBER, "start_visit",
+         reason="Management met at the gate; the mandate explained in every interview",
+         on=VISIT),
+    Step(_at(3, 12, 18, 30), MEMBER, "end_visit",
+         {"ended_on": "2026-03-12", "people_interviewed": 9}, on=VISIT),
     Step(_at(3, 16, 12, 15), CASEWORKER, "confirm_receipt", {"acknowledged_on": "2026-03-16"},
          reason="The ombudsperson's office confirmed receipt by phone", on=CHILD),
+    Step(_at(3, 16, 17, 0), MEMBER, "start_drafting",
+         {"debrief_notes": "Force register incomplete; no medical examination after incidents."},
+         on=VISIT),
+    Step(_at(3, 20, 10, 0), EXPERT, "comment_draft",
+         {"draft_comment": "The bruising recorded in the medical log matches the account."},
+         on=VISIT),
+    Step(_at(3, 23, 9, 0), COORDINATOR, "send_for_factual_check",
+         {"report_addressee": "Prison Service, Ministry of Justice",
+          "report_recommendations": REPORT_RECOMMENDATIONS},
+         reason="Sent confidentially; the authorities have 10 working days", on=VISIT),
+    Step(_at(4, 1, 15, 0), LIAISON, "record_correction",
+         {"correction": "The prison held 412 people on 12 March, not 450.",
+          "correction_to": "fact"}, on=VISIT),
     Step(_at(4, 2, 10, 0), CASEWORKER, "record_outcome",
          {"result": "investigated", "mechanism_worked": True},
          reason="Investigation opened on 2 April", on=CHILD),
+    Step(_at(4, 7, 11, 0), HEAD, "adopt_final_report",
+         reason="Final report sent to the Prison Service", on=VISIT),
     Step(_at(4, 27, 15, 0), HEAD, "close",
          {"told_limits": True,
           "outcome": "Investigation opened by the police ombudsperson on 2 April; "
@@ -116,9 +174,9 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Run a complaint from receipt to closure on a fresh database, and verify the audit trail."""
+    """Run a complaint, and the visit it opens, on a fresh database; verify the audit trail."""
     path = _fresh(db)
-    clock = FrozenClock(_at(3, 2, 10, 40))
+    clock = FrozenClock(_at(3, 2, 10, 30))
     run = dataclasses.replace(settings(ctx), db=str(path), workflows=(BUNDLED,))
     with run.engine(clock) as engine:
         _run(engine, clock, path)
@@ -127,10 +185,18 @@ def demo(
 def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
     wf = engine.workflow(WORKFLOW)
     echo = out.echo
-    echo(out.bold("opcatflow demo") + ": one complaint from receipt to closure")
+    echo(
+        out.bold("opcatflow demo")
+        + ": one complaint from receipt to closure, and the visit it opens"
+    )
     echo()
     echo(f"  database  {path} {out.dim('(a fresh SQLite file)')}")
-    for label, shown in (("workflow", wf), ("opens", engine.workflow(CHILD))):
+    shown_workflows = [
+        ("workflow", wf),
+        *(("opens" if i == 0 else "", engine.workflow(w)) for i, w in enumerate(OPENED)),
+        ("and", engine.workflow(EXPERT_RECORD)),
+    ]
+    for label, shown in shown_workflows:
         echo(
             f"  {label.ljust(8)}  {shown.id} v{shown.version}, {shown.definition.title} "
             + out.dim(
@@ -141,6 +207,15 @@ def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
     first, last = clock.now(), STEPS[-1].at
     echo(f"  clock     simulated, {first.day} {first:%B} to {last.day} {last:%B %Y} (UTC)")
 
+    actor, role = COORDINATOR
+    expert = engine.start(
+        EXPERT_RECORD,
+        actor=actor,
+        role=role,
+        data=EXPERT_DATA,
+        reason="Forensic doctor from the pool of the 2025 public call",
+    )
+    clock.advance(timedelta(minutes=10))
     actor, role = INTAKE
     instance = engine.start(
         WORKFLOW,
@@ -149,31 +224,34 @@ def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
         data=COMPLAINT,
         reason="Raised in a private interview during the visit to Central Remand Prison",
     )
-    ids = {WORKFLOW: instance.id}
+    ids = {WORKFLOW: instance.id, EXPERT_RECORD: expert.id}
     refusals: list[TransitionRefused] = []
     for step in STEPS:
         clock.set(step.at)
         actor, role = step.who
         if step.on not in ids:
-            ids.update((c.workflow_id, c.id) for c in engine.children(instance.id))
+            for parent in list(ids.values()):
+                for child in engine.children(parent):
+                    ids.setdefault(child.workflow_id, child.id)
         try:
             engine.fire(
-                ids[step.on], step.trigger, actor=actor, role=role, data=step.data,
-                reason=step.reason,
+                ids[step.on], step.trigger, actor=actor, role=role,
+                data=_resolve(step.data, ids), reason=step.reason,
             )  # fmt: skip
         except TransitionRefused as refused:
             refusals.append(refused)
 
     records = engine.history(instance.id)
     everything = sorted(
-        (r for i in ids.values() for r in engine.history(i)), key=lambda r: r.id or 0
+        (r for i in _family(engine, [expert.id, instance.id]) for r in engine.history(i)),
+        key=lambda r: r.id or 0,
     )
     echo()
-    echo(out.bold("Timeline") + out.dim(", read back from the audit trail of both records"))
+    echo(out.bold("Timeline") + out.dim(", read back from the audit trail of every record"))
     echo("\n".join(out.timeline(everything, indent=2, workflows=True)))
 
     echo()
-    echo(out.bold("The refusal"))
+    echo(out.bold("The refusals"))
     kinds = ", ".join(sorted({r.kind for r in refusals}))
     refused_at = next(r.at for r in records if r.outcome == "refused")
     out.paragraph(
@@ -186,6 +264,23 @@ def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
         "opened a referral record, linked both ways, that the caseworker followed to its "
         "outcome."
     )
+    visit = engine.get(ids[VISIT])
+    refused_visit = next(r.at for r in engine.history(visit.id) if r.outcome == "refused")
+    recommendations = [c for c in engine.children(visit.id) if c.workflow_id == "recommendation"]
+    echo()
+    out.paragraph(
+        f"The complaint also opened a reactive visit. On {refused_visit.day} "
+        f"{refused_visit:%B} the coordinator tried to start it with Dr Osei on the team, "
+        "before the authorities had accredited her. The engine refused: an external expert "
+        "joins a visit only once accredited (an expert record in state 'available'), bound by "
+        "confidentiality, trained and free of conflicts of interest for the place, and never "
+        "without an NPM member or staff member. Accredited the same day, she joined the visit "
+        "the next morning. Ending the visit opened a reprisal follow-up for the "
+        f"{visit.data['people_interviewed']} people interviewed; the authorities corrected a "
+        "fact in the draft (never a finding); adopting the final report opened "
+        f"{len(recommendations)} recommendation records, each to be followed until the "
+        "authority's written reply."
+    )
 
     _personal_data(engine, instance.id, records[0].changed)
 
@@ -193,8 +288,10 @@ def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
     echo(out.bold("Look around") + out.dim(" (the database stays where it is)"))
     for command in (
         f"show {instance.id}",
-        f"history {ids[CHILD]}",
-        f"triggers {instance.id} --role head",
+        f"history {ids[VISIT]}",
+        "list --workflow recommendation",
+        f"triggers {ids[VISIT]} --role head",
+        "report complaints --by institution,theme",
         "audit verify",
     ):
         echo(f"  opcatflow --db {path} {command}")
@@ -209,6 +306,30 @@ def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
         f"{out.plural(report.instances, 'instance')}, every hash and link recomputed: "
         f"{out.green('intact')}"
     )
+
+
+def _family(engine: Engine, roots: list[str]) -> list[str]:
+    """The ids of ``roots`` and of every instance they opened, directly or not."""
+    found: list[str] = []
+    pending = list(roots)
+    while pending:
+        current = pending.pop(0)
+        found.append(current)
+        pending.extend(c.id for c in engine.children(current))
+    return found
+
+
+def _resolve(data: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+    """Step data with ``@workflow`` placeholders replaced by that instance's id."""
+
+    def one(value: Any) -> Any:
+        if isinstance(value, list):
+            return [one(v) for v in value]
+        if isinstance(value, str) and value.startswith("@"):
+            return ids[value[1:]]
+        return value
+
+    return {name: one(value) for name, value in data.items()}
 
 
 def _personal_data(engine: Engine, instance_id: str, first_changes: dict[str, Any]) -> None:

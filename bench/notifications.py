@@ -126,6 +126,14 @@ def webhook_receiver() -> Iterator[tuple[_Counter, str]]:
 # -- the messages -------------------------------------------------------------------------------
 
 
+def templates() -> TemplateSet:
+    # the checkout's own folder: an editable reinstall by someone else mid-run rebuilds the
+    # installed tree and would hide the bundled files for a moment
+    return TemplateSet(
+        [Path(__file__).parent.parent / "notifications" / "templates"], include_bundled=False
+    )
+
+
 def directory(url: str, channel: str) -> Directory:
     people = [
         {
@@ -232,7 +240,7 @@ def run_outbox(
             Dispatcher(
                 store,
                 {channel.name: channel},
-                templates=TemplateSet(),
+                templates=templates(),
                 directory=dirs,
                 policy=DispatchPolicy(batch_size=batch),
                 clock=FrozenClock(NOW),
@@ -301,10 +309,10 @@ def main(argv: list[str] | None = None) -> None:
         for channel_name in ("email", "webhook"):
             dirs = directory(hook_url, channel_name)
             rows = messages(args.n, dirs)
-            templates = TemplateSet()
+            bundled = templates()
             if channel_name == "email":
                 sender = SmtpChannel("127.0.0.1", port, sender="NPM <noreply@npm.example>")
-                probe = Dispatcher(store_stub(), {}, templates=templates, directory=dirs)
+                probe = Dispatcher(store_stub(), {}, templates=bundled, directory=dirs)
                 prepared = [
                     (
                         m.payload["to"]["address"],

@@ -224,6 +224,8 @@ class Dispatcher:
         try:
             channel.send(self.outgoing(entry))
         except TemplateProblem as err:
+            if err.missing:  # perhaps being deployed: retry; a broken template will not mend
+                return self._retry(entry, f"template: {err}")
             return Outcome(entry, DEAD, error=f"template: {err}")
         except DeliveryError as err:
             if err.permanent:

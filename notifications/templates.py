@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError, nodes
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    nodes,
+)
 from jinja2 import meta as jinja_meta
 from jinja2.environment import Template
 
@@ -61,7 +68,15 @@ _MAPPING_METHODS = frozenset({"items", "keys", "values", "get"})
 
 
 class TemplateProblem(Exception):
-    """A template is missing, does not compile, or failed to render (with the reason)."""
+    """A template is missing, does not compile, or failed to render (with the reason).
+
+    ``missing`` says the file was not found (it may be on its way: a deployment), as opposed
+    to a template that is broken.
+    """
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        self.missing = missing
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +162,9 @@ class TemplateSet:
         for candidate in (wanted, wanted.split("-")[0].lower(), DEFAULT_LOCALE):
             if candidate in locales:
                 return candidate
-        raise TemplateProblem(f"no template {name!r} (looked for {name}.{DEFAULT_LOCALE}{SUFFIX})")
+        raise TemplateProblem(
+            f"no template {name!r} (looked for {name}.{DEFAULT_LOCALE}{SUFFIX})", missing=True
+        )
 
     # -- rendering ------------------------------------------------------------------------
 
@@ -156,6 +173,8 @@ class TemplateSet:
             return env.get_template(f"{name}.{locale}{SUFFIX}")
         except TemplateSyntaxError as err:
             raise TemplateProblem(f"{err.filename}:{err.lineno}: {err.message}") from err
+        except TemplateNotFound as err:
+            raise TemplateProblem(f"template {name}.{locale}{SUFFIX}: {err}", missing=True) from err
         except TemplateError as err:
             raise TemplateProblem(f"template {name}.{locale}{SUFFIX}: {err}") from err
 

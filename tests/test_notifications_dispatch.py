@@ -156,6 +156,17 @@ def test_a_broken_template_sends_the_message_dead_until_it_is_fixed_and_retried(
     assert len(channels["email"].sent) == 2
 
 
+def test_a_missing_template_is_retried_rather_than_given_up(
+    db_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    with notice_engine(db_url, clock) as engine:
+        start(engine)
+        empty = TemplateSet([tmp_path], include_bundled=False)
+        assert dispatcher(engine, clock, recorders(), templates=empty).run_once().failed == 2
+        assert {m.status for m in rows(engine)} == {FAILED}
+        assert all("no template 'notice_opened'" in (m.last_error or "") for m in rows(engine))
+
+
 def test_a_message_for_a_channel_that_is_not_configured_goes_dead(
     db_url: str, clock: FrozenClock
 ) -> None:

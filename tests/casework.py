@@ -51,6 +51,8 @@ COMPLAINT = {
 RECORD = {"complaint_type": "ill_treatment", "institution": PLACE, "theme": "use of force"}
 ASSESS = {"seriousness": "high", "urgency": "urgent", "npm_best_placed": True}
 
+CASEWORK = ("complaint", "expert", "recommendation", "referral", "reprisal", "visit")
+
 PATHS: dict[str, tuple[str, list[str]]] = {
     name: (workflow, path.split())
     for name, workflow, path in [

@@ -9,6 +9,7 @@ import io
 import pytest
 from casework import (
     ASSESS,
+    CASEWORK,
     CASEWORKER,
     COMPLAINT,
     HEAD,
@@ -157,7 +158,7 @@ def test_every_state_is_reached_by_some_scenario() -> None:
     reached: dict[str, set[str]] = {}
     for workflow, path in PATHS.values():
         reached.setdefault(workflow, set()).update(path)
-    declared = {wf.id: set(wf.definition.states) for wf in catalog().latest()}
-    assert {w: declared[w] - reached.get(w, set()) for w in declared} == {
-        w: set() for w in declared
+    unreached = {
+        w: set(catalog().get(w).definition.states) - reached.get(w, set()) for w in CASEWORK
     }
+    assert {w: states for w, states in unreached.items() if states} == {}

@@ -1,0 +1,215 @@
+"""``opcatflow apikey`` (in process, both backends) and ``opcatflow serve`` as real processes:
+first start on a new SQLite file with the example seeded, JSON log lines, a clean stop on
+SIGTERM; two replicas (one with two API workers) sharing one PostgreSQL schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from channel_servers import free_port
+from typer.testing import CliRunner, Result
+
+from opcatflow.adapters.cli import app
+from opcatflow.adapters.http.app import openapi_document
+from opcatflow.engine import SQLAlchemyStore
+from opcatflow.engine import tables as t
+
+CLEAN_ENV = {
+    "OPCATFLOW_DB": None,
+    "OPCATFLOW_LOG_LEVEL": None,
+    "OPCATFLOW_NOTIFICATIONS": None,
+    "OPCATFLOW_SETTINGS": None,
+    "COLUMNS": "160",
+}
+
+
+def cli(db_url: str, *args: str) -> Result:
+    return CliRunner().invoke(app, ["--db", db_url, *args], env=CLEAN_ENV)
+
+
+# -- apikey ------------------------------------------------------------------------------------
+
+
+def test_a_key_is_shown_once_and_stored_only_as_a_hash(db_url: str) -> None:
+    created = cli(
+        db_url, "apikey", "create", "--actor", "cms", "--role", "intake", "--role", "head"
+    )
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip()
+    assert token.startswith("opf_")
+    assert "shown only now" in created.stderr
+    listed = cli(db_url, "apikey", "list", "--json")
+    [key] = json.loads(listed.stdout)
+    assert (key["actor"], key["roles"], key["revoked_at"]) == ("cms", ["intake", "head"], None)
+    assert token not in listed.stdout
+    store = SQLAlchemyStore(db_url)
+    try:
+        with store.read() as conn:
+            row = conn.execute(sa.select(t.api_keys)).one()
+    finally:
+        store.close()
+    assert token.split("_")[2] not in str(tuple(row))
+
+
+def test_a_revoked_key_is_listed_only_on_request(db_url: str) -> None:
+    created = cli(db_url, "apikey", "create", "--actor", "cms", "--role", "admin", "--json")
+    key_id = json.loads(created.stdout)["id"]
+    revoked = cli(db_url, "apikey", "revoke", key_id)
+    assert revoked.exit_code == 0
+    assert revoked.stdout.strip() == f"key {key_id} (cms) revoked"
+    assert cli(db_url, "apikey", "list").stdout.strip() == "no API keys"
+    everything = json.loads(cli(db_url, "apikey", "list", "--revoked", "--json").stdout)
+    assert everything[0]["revoked_at"] is not None
+
+
+def test_apikey_errors(db_url: str) -> None:
+    for args, code, message in [
+        (
+            ["create", "--actor", "x", "--role", "intkae"],
+            2,
+            "unknown role 'intkae' (did you mean 'intake'?)",
+        ),
+        (
+            ["create", "--actor", "x", "--role", "scheduler"],
+            2,
+            "reserved for the deadline scheduler",
+        ),
+        (["revoke", "nope"], 5, "no API key nope"),
+    ]:
+        result = cli(db_url, "apikey", *args)
+        assert (result.exit_code, message in result.stderr) == (code, True), result.output
+
+
+def test_serve_writes_the_openapi_document(tmp_path: Path) -> None:
+    target = tmp_path / "openapi.json"
+    result = CliRunner().invoke(app, ["serve", "--openapi", str(target)], env=CLEAN_ENV)
+    assert result.exit_code == 0, result.output
+    assert json.loads(target.read_text()) == openapi_document()
+
+
+# -- serve as a process -----------------------------------------------------------------------
+
+
+def environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPCATFLOW_")}
+    return {**env, "PYTHONUNBUFFERED": "1"}
+
+
+@contextmanager
+def serving(args: Sequence[str], cwd: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``opcatflow ARGS`` started in ``cwd``; yields it and its URL once it is ready. Its
+    standard error goes to ``cwd/serve-<port>.log`` (a pipe nobody reads could fill up)."""
+    port = free_port()
+    command = [sys.executable, "-m", "opcatflow.adapters.cli", *args, "--port", str(port)]
+    log = cwd / f"serve-{port}.log"
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=environment(), stdout=subprocess.DEVNULL, stderr=err
+        )
+    process.log = log  # type: ignore[attr-defined]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not become ready"
+            time.sleep(0.2)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
+                process.kill()
+                process.wait()
+                raise
+
+
+def stop(process: subprocess.Popen[bytes]) -> tuple[int, list[dict[str, Any]]]:
+    """SIGTERM, then the exit code and every log line (each must be JSON)."""
+    process.send_signal(signal.SIGTERM)
+    process.wait(60)
+    log: Path = process.log  # type: ignore[attr-defined]
+    return process.returncode, [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_serve_starts_on_a_new_sqlite_file_with_the_example_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    with serving(["serve", "--example"], tmp_path) as (process, url):
+        assert (tmp_path / "opcatflow.db").exists()  # the default database, created
+        key_file = tmp_path / "example.key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        auth = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
+        [complaint] = httpx.get(f"{url}/instances", headers=auth).json()["items"]
+        assert complaint["data"]["persons_concerned"] == ["Tomás Varga"]  # the key reads it all
+        fired = httpx.post(
+            f"{url}/instances/{complaint['id']}/transitions",
+            json={"trigger": "acknowledge", "role": "intake"},
+            headers={**auth, "If-Match": '"1"'},
+        )
+        assert fired.status_code == 200, fired.text
+        assert httpx.get(f"{url}/audit/verify", headers=auth).json()["ok"] is True
+        code, lines = stop(process)
+    assert code == 0
+    events = [line["event"] for line in lines]
+    assert events[0] == "instance_started"
+    assert {"example_ready", "worker_started", "http_request", "serve_stopped"} <= set(events)
+    assert events[-1] == "serve_stopped"
+    requests = [line for line in lines if line["event"] == "http_request"]
+    assert {r["route"] for r in requests} >= {"/ready", "/instances/{instance_id}/transitions"}
+    assert "Tomás" not in "\n".join(json.dumps(line) for line in lines)
+    # a second start finds the example in place: nothing seeded twice, the same key
+    with serving(["serve", "--example"], tmp_path) as (_, url):
+        listed = httpx.get(f"{url}/instances", headers=auth).json()["items"]
+    assert [i["state"] for i in listed] == ["acknowledged"]
+
+
+@pytest.mark.slow
+def test_two_replicas_share_one_postgresql_database(pg_admin: sa.Engine, tmp_path: Path) -> None:
+    from conftest import new_pg_schema
+
+    schema, url = new_pg_schema(pg_admin)
+    try:
+        token = cli(url, "apikey", "create", "--actor", "cms", "--role", "intake").stdout.strip()
+        auth = {"Authorization": f"Bearer {token}"}
+        body = {
+            "workflow": "complaint",
+            "data": {"source": "staff", "channel": "mail", "received_on": "2026-03-02"},
+        }
+        with (
+            serving(["serve", "--db", url], tmp_path) as (one, url_one),
+            serving(["serve", "--db", url, "--workers", "2"], tmp_path) as (two, url_two),
+        ):
+            headers = {**auth, "Idempotency-Key": "replica-test"}
+            first = httpx.post(f"{url_one}/instances", json=body, headers=headers)
+            again = httpx.post(f"{url_two}/instances", json=body, headers=headers)
+            assert (first.status_code, again.status_code) == (201, 201)
+            assert again.json() == first.json()
+            assert again.headers["idempotent-replayed"] == "true"
+            listed = httpx.get(f"{url_two}/instances", headers=auth).json()["items"]
+            assert [i["id"] for i in listed] == [first.json()["id"]]
+            for process in (one, two):
+                code, _ = stop(process)
+                assert code == 0
+    finally:
+        with pg_admin.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from opcatflow.engine import tables as t
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.deadlines import DUE, find_deadline
+from opcatflow.engine.durations import ENTERED, SettingRef, parse_due
 from opcatflow.engine.runtime import Engine
 from opcatflow.engine.scheduler import SCHEDULER, deadline_due
 from opcatflow.engine.timers import OPEN, PAUSED
@@ -138,3 +140,38 @@ def agenda(
         if len(entries) >= limit:
             break
     return entries
+
+
+@dataclass(frozen=True, slots=True)
+class DueRule:
+    """Where a due date comes from, in words: ``7 months before the session start of
+    2027-01-25``. ``estimate`` is true when the anchor date is itself an estimate (flagged by
+    a ``<field>_estimated`` value on the instance)."""
+
+    text: str
+    estimate: bool
+
+
+def due_rule(engine: Engine, entry: AgendaEntry, data: Mapping[str, Any]) -> DueRule:
+    """Explain ``entry``'s due date from its deadline declaration and the instance data."""
+    wf = engine.workflow(entry.workflow)
+    spec = find_deadline(wf, entry.state, entry.deadline)
+    if spec is None:  # a state or deadline since removed from the definition
+        return DueRule("armed under an earlier definition", False)
+    if spec.published is not None and data.get(spec.published) is not None:
+        return DueRule(f"published date ({_field_label(wf, spec.published)})", False)
+    expr = parse_due(spec.due)
+    duration = engine.settings.duration(expr.duration)
+    source = f" [{expr.duration}]" if isinstance(expr.duration, SettingRef) else ""
+    if expr.anchor == ENTERED:
+        return DueRule(f"{duration}{source} after entering {entry.state!r}", False)
+    estimate = bool(data.get(f"{expr.anchor}_estimated"))
+    anchor = f"the {_field_label(wf, expr.anchor)} of {data.get(expr.anchor)}"
+    text = f"{duration}{source} {expr.direction} {anchor}"
+    return DueRule(text + (" (estimated)" if estimate else ""), estimate)
+
+
+def _field_label(wf: CompiledWorkflow, name: str) -> str:
+    spec = wf.definition.fields.get(name)
+    label = spec.label if spec is not None and spec.label else name.replace("_", " ")
+    return label[:1].lower() + label[1:]

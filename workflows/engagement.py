@@ -16,6 +16,9 @@ from typing import Any
 from opcatflow.engine import RuleContext
 from opcatflow.workflows.rules import registry
 
+# The engagement cycles, as `opcatflow calendar` lists them.
+CYCLES = ("spt_visit", "spt_advisory", "cat_cycle", "upr_cycle", "sp_visit")
+
 # The UPR working group meets three times a year; the next cycle of a State is reviewed in the
 # session 14 sessions after its previous review (HRC resolution 16/21, session numbering).
 UPR_SESSIONS_PER_YEAR = 3

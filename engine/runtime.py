@@ -105,6 +105,7 @@ class Engine:
         self.timers.check(catalog)  # a definition naming an unknown config: key fails here
         self.hooks: tuple[TransactionHook, ...] = (self.timers, *hooks)
         self._writes = Writes(store, catalog, redactor, self.hooks)
+        self._pinned: dict[tuple[str, int], CompiledWorkflow] = {}
         if register:
             self._register(catalog)
 
@@ -163,25 +164,43 @@ class Engine:
         with self.store.write() as conn:
             for wf in catalog:
                 self._writes.ensure_registered(conn, wf, self.clock.now())
+                self._pinned[(wf.id, wf.version)] = wf
 
     def workflow(self, workflow: str, version: int | None = None) -> CompiledWorkflow:
-        """A compiled workflow: the latest loaded version, or a given (possibly stored) one.
+        """The latest loaded version of a workflow, or the given version as stored.
+
+        An instance runs on the definition stored for its version. When the loaded file of
+        that version differs from the stored copy (edited without a new version), the stored
+        copy wins: an instance never changes rules under its feet.
 
         Raises:
             WorkflowNotFound
         """
         if version is None:
             return self.catalog.get(workflow)
+        key = (workflow, version)
+        pinned = self._pinned.get(key)
+        if pinned is not None:
+            return pinned
         found = self.catalog.find(workflow, version)
-        if found is not None:
-            return found
         with self.store.read() as conn:
             stored = self.store.stored_definition(conn, workflow, version)
         if stored is None:
-            return self.catalog.get(workflow, version)  # raises WorkflowNotFound
-        compiled = compile_text(stored.source, f"<stored {workflow} v{version}>", self.registry)
-        self.catalog.add(compiled)
-        return compiled
+            pinned = found or self.catalog.get(workflow, version)  # raises WorkflowNotFound
+            return pinned  # not stored yet: checked again once an instance pins it
+        if found is not None and found.fingerprint == stored.fingerprint:
+            pinned = found
+        else:
+            if found is not None:
+                self.log.warning(
+                    "definition_differs_from_stored",
+                    workflow=workflow,
+                    version=version,
+                    using="stored",
+                )
+            pinned = compile_text(stored.source, f"<stored {workflow} v{version}>", self.registry)
+        self._pinned[key] = pinned
+        return pinned
 
     # -- writes ----------------------------------------------------------------------------
 

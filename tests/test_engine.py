@@ -359,8 +359,15 @@ def test_read_only_engine_opens_despite_a_changed_definition_and_start_names_the
     (tmp_path / "example.yaml").write_text(text)
     with Engine.open(db_url, [tmp_path], make_registry(), clock=clock) as eng:
         instance_id = start(eng)
-    (tmp_path / "example.yaml").write_text(text.replace("title: Example case", "title: Edited"))
+    (tmp_path / "example.yaml").write_text(
+        text.replace("title: Example case", "title: Edited").replace(
+            "requires: [score]", "requires: [due_on]"
+        )
+    )
     with Engine.open(db_url, [tmp_path], make_registry(), clock=clock, register=False) as eng:
         assert eng.get(instance_id).state == "draft"
         with pytest.raises(DefinitionError, match="already stored with different content"):
             start(eng)
+        # the running instance keeps the rules stored for its version, not the edited file
+        with pytest.raises(TransitionRefused, match="missing required field\\(s\\): score"):
+            eng.fire(instance_id, "submit", actor="c", role="clerk")

@@ -69,7 +69,11 @@ class Settings:
 
     @contextmanager
     def engine(self, clock: Clock | None = None) -> Iterator[Engine]:
-        """The engine every command (and the demo) works through."""
+        """The engine every command (and the demo) works through.
+
+        Definitions are stored when their first instance starts (``register=False``), so a
+        read command still works after a definition file changed without a new version.
+        """
         log = self.logger()
         hooks = engine_hooks(self.workflows, registry, logger=log)  # the notification outbox
         with Engine.open(
@@ -80,6 +84,7 @@ class Settings:
             logger=log,
             hooks=hooks,
             settings=self.deadline_settings(),
+            register=False,
         ) as engine:
             yield engine
 

@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI
 
 from opcatflow.adapters.http import health, instances, operations, problems, workflows
+from opcatflow.adapters.http.auth import KeyCache
 from opcatflow.adapters.http.context import Api, ApiConfig
 from opcatflow.adapters.http.idempotency import IdempotencyRecords
 from opcatflow.adapters.http.keys import ApiKeys
@@ -106,6 +107,7 @@ def create_app(
         config=config,
         log=log,
         schema_revision=engine.store.head_revision(),
+        key_cache=KeyCache(config.key_cache_seconds),
     )
     return app
 

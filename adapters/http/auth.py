@@ -7,15 +7,17 @@ engine's decision, from the definition.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from opcatflow.adapters.http.context import Api, api
-from opcatflow.adapters.http.keys import ADMIN
+from opcatflow.adapters.http.keys import ADMIN, ApiKey
 from opcatflow.adapters.http.problems import FORBIDDEN_DETAIL, ApiProblem
 from opcatflow.engine.compiled import CompiledWorkflow
 
@@ -61,7 +63,29 @@ def unauthorized() -> ApiProblem:
     )
 
 
-def caller(
+class KeyCache:
+    """Keys recently found live, for ``seconds``: most calls then skip the database. A key
+    revoked meanwhile keeps working at most that long in this process."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._found: dict[str, tuple[ApiKey, float]] = {}
+
+    def get(self, token: str) -> ApiKey | None:
+        entry = self._found.get(token)
+        if entry is None:
+            return None
+        if entry[1] < time.monotonic():
+            self._found.pop(token, None)
+            return None
+        return entry[0]
+
+    def put(self, token: str, key: ApiKey) -> None:
+        if self.seconds > 0:
+            self._found[token] = (key, time.monotonic() + self.seconds)
+
+
+async def caller(
     request: Request,
     context: Annotated[Api, Depends(api)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -70,9 +94,13 @@ def caller(
     answer is the same for each, so it tells nothing about which keys exist)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized()
-    key = context.keys.authenticate(credentials.credentials)
+    token = credentials.credentials
+    key = context.key_cache.get(token)
     if key is None:
-        raise unauthorized()
+        key = await run_in_threadpool(context.keys.authenticate, token)
+        if key is None:
+            raise unauthorized()
+        context.key_cache.put(token, key)
     request.state.key_id = key.id  # for the request log
     return Caller(key.id, key.actor, key.roles)
 

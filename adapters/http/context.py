@@ -10,7 +10,12 @@ from fastapi import Request
 
 from opcatflow.adapters.http.idempotency import IdempotencyRecords
 from opcatflow.adapters.http.keys import ApiKeys
-from opcatflow.adapters.http.limits import DEFAULT_MAX_BODY, DEFAULT_PAGE_LIMIT, DEFAULT_RETENTION
+from opcatflow.adapters.http.limits import (
+    DEFAULT_KEY_CACHE,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PAGE_LIMIT,
+    DEFAULT_RETENTION,
+)
 from opcatflow.engine.runtime import Engine
 
 
@@ -23,11 +28,15 @@ class ApiConfig:
         idempotency_retention: how long the first response to an ``Idempotency-Key`` is kept
             for its retries.
         page_limit: the most instances one page lists.
+        key_cache_seconds: how long a key found live is trusted without asking the database
+            again (so how long a revoked key may still work in a running server); 0: ask
+            every time.
     """
 
     max_body: int = DEFAULT_MAX_BODY
     idempotency_retention: timedelta = DEFAULT_RETENTION
     page_limit: int = DEFAULT_PAGE_LIMIT
+    key_cache_seconds: float = DEFAULT_KEY_CACHE
 
 
 @dataclass
@@ -38,8 +47,9 @@ class Api:
     config: ApiConfig
     log: Any
     schema_revision: str
+    key_cache: Any  # auth.KeyCache (auth imports this module)
 
 
-def api(request: Request) -> Api:
+async def api(request: Request) -> Api:
     context: Api = request.app.state.api
     return context

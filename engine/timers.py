@@ -98,7 +98,10 @@ class TimerHook:
     def on_change(self, conn: Connection, event: TransitionEvent) -> None:
         instance = event.instance
         c = t.timers.c
-        if event.left is not None:
+        states = event.workflow.definition.states
+        # Only states that declare deadlines ever hold timers: skip the UPDATE for the others
+        # (most transitions), which keeps the hot path at the instance and audit writes.
+        if event.left is not None and states[event.left].deadlines:
             conn.execute(
                 t.timers.update()
                 .where(c.instance_id == instance.id, c.state == event.left, c.status.in_(OPEN))

@@ -1,4 +1,4 @@
-# Two entry points (see README): `make demo` and `make test`. Both create .venv on first use.
+# Two entry points (see README): `make serve` and `make test`. Both create .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,8 +10,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
 	touch $(STAMP)
 
-.PHONY: install demo test lint bench wheel-test
+.PHONY: install serve demo test lint bench wheel-test
 install: $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/opcatflow --db example.db serve --example
 
 demo: $(STAMP)
 	$(BIN)/opcatflow demo

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -102,6 +103,24 @@ def test_serve_writes_the_openapi_document(tmp_path: Path) -> None:
 # -- serve as a process -----------------------------------------------------------------------
 
 
+def readme_session() -> str:
+    """The shell session under the README's "The HTTP API"."""
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    section = text.split("## The HTTP API", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def json_values(text: str) -> list[Any]:
+    decoder = json.JSONDecoder()
+    values, at = [], 0
+    while at < len(text):
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return values
+
+
 def environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPCATFLOW_")}
     return {**env, "PYTHONUNBUFFERED": "1"}
@@ -151,6 +170,10 @@ def stop(process: subprocess.Popen[bytes]) -> tuple[int, list[dict[str, Any]]]:
     return process.returncode, [json.loads(line) for line in log.read_text().splitlines()]
 
 
+@pytest.mark.skipif(
+    shutil.which("curl") is None or not (Path(__file__).parent.parent / "README.md").exists(),
+    reason="needs curl, and the README (outside a checkout: the wheel test)",
+)
 def test_serve_starts_on_a_new_sqlite_file_with_the_example_and_stops_cleanly(
     tmp_path: Path,
 ) -> None:
@@ -161,12 +184,21 @@ def test_serve_starts_on_a_new_sqlite_file_with_the_example_and_stops_cleanly(
         auth = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
         [complaint] = httpx.get(f"{url}/instances", headers=auth).json()["items"]
         assert complaint["data"]["persons_concerned"] == ["Tomás Varga"]  # the key reads it all
-        fired = httpx.post(
-            f"{url}/instances/{complaint['id']}/transitions",
-            json={"trigger": "acknowledge", "role": "intake"},
-            headers={**auth, "If-Match": '"1"'},
-        )
-        assert fired.status_code == 200, fired.text
+        # the README's session, as written (but for the port), twice: the POST is idempotent
+        session = readme_session().replace("127.0.0.1:8000", url.removeprefix("http://"))
+        for _ in range(2):
+            ran = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", session],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert ran.returncode == 0, ran.stderr
+        *_, fired, history = json_values(ran.stdout)  # curl -s prints them back to back
+        assert (fired["state"], fired["version"]) == ("acknowledged", 2)
+        assert [r["trigger"] for r in history] == ["start", "acknowledge"]
         assert httpx.get(f"{url}/audit/verify", headers=auth).json()["ok"] is True
         code, lines = stop(process)
     assert code == 0

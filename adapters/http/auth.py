@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from opcatflow.adapters.http.context import Api, api
+from opcatflow.adapters.http.context import context_of
 from opcatflow.adapters.http.keys import ADMIN, ApiKey
 from opcatflow.adapters.http.problems import FORBIDDEN_DETAIL, ApiProblem
 from opcatflow.engine.compiled import CompiledWorkflow
@@ -87,13 +87,13 @@ class KeyCache:
 
 async def caller(
     request: Request,
-    context: Annotated[Api, Depends(api)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     """The authenticated caller. Raises 401 for a missing, unknown or revoked key (the
     answer is the same for each, so it tells nothing about which keys exist)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized()
+    context = context_of(request)
     token = credentials.credentials
     key = context.key_cache.get(token)
     if key is None:

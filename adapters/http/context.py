@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 
@@ -17,6 +20,8 @@ from opcatflow.adapters.http.limits import (
     DEFAULT_RETENTION,
 )
 from opcatflow.engine.runtime import Engine
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,19 @@ class Api:
     log: Any
     schema_revision: str
     key_cache: Any  # auth.KeyCache (auth imports this module)
+    executor: ThreadPoolExecutor
+
+    async def blocking(self, work: Callable[[], T]) -> T:
+        """Run database work on the API's own threads, off the event loop (one hop, lighter
+        than a sync route's)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+
+
+def context_of(request: Request) -> Api:
+    context: Api = request.app.state.api
+    return context
 
 
 async def api(request: Request) -> Api:
-    context: Api = request.app.state.api
-    return context
+    """The dependency form of :func:`context_of`."""
+    return context_of(request)

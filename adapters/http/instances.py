@@ -12,12 +12,12 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
 from opcatflow.adapters.http.auth import Caller, caller, forbidden, pick_role
-from opcatflow.adapters.http.context import Api, api
+from opcatflow.adapters.http.context import Api, api, context_of
 from opcatflow.adapters.http.idempotency import HEADER, Outcome, Reply, parse_key
 from opcatflow.adapters.http.problems import MEDIA_TYPE, ApiProblem, refusal_body, responses
 from opcatflow.adapters.http.schemas import (
@@ -42,14 +42,23 @@ from opcatflow.engine.runtime import Engine
 
 router = APIRouter(tags=["instances"])
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias=HEADER,
-        description="Any unique string (a UUID): a retry with the same key and body gets the "
-        "first response instead of acting twice.",
-    ),
-]
+# Headers the write routes read themselves (FastAPI's header parameters cost more per call
+# than the rest of the route); the OpenAPI document still describes them.
+IDEMPOTENCY_PARAMETER = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Any unique string (a UUID): a retry with the same key and body gets the "
+    "first response instead of acting twice.",
+}
+IF_MATCH_PARAMETER = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": 'The ETag last read (e.g. "3"): a newer version answers 412.',
+}
 _FIELD = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _ETAG = re.compile(r'\s*(W/)?"([^"]*)"\s*')
 _SCAN = 10  # a filtered page reads at most this many pages' worth of rows
@@ -89,6 +98,135 @@ def _where(items: list[str]) -> dict[str, Any]:
     return where
 
 
+# -- firing (declared first: routes are matched in order) -----------------------------------------
+
+
+def expected_version(if_match: str | None, current: Callable[[], int]) -> int | None:
+    """The version an ``If-Match`` header allows (``None``: any).
+
+    Raises:
+        ApiProblem: 400 for a malformed header; 412 when no tag can match (weak tags never
+            match, RFC 9110 section 13.1.1).
+    """
+    if if_match is None or if_match.strip() == "*":
+        return None
+    versions: set[int] = set()
+    for part in if_match.split(","):
+        match = _ETAG.fullmatch(part)
+        if match is None:
+            raise ApiProblem("malformed-request", "If-Match must list entity tags", status=400)
+        weak, tag = match.groups()
+        if not weak and tag.isdigit() and len(tag) < 10:
+            versions.add(int(tag))
+    if len(versions) == 1:
+        return versions.pop()
+    now = current() if versions else -1
+    if now in versions:
+        return now
+    raise ApiProblem(
+        "conflict",
+        "If-Match names no version this instance is at",
+        extra={"current_version": now} if now >= 0 else {},
+    )
+
+
+def _fire_role(
+    engine: Engine, who: Caller, instance_id: str, wanted: str | None, trigger: str
+) -> str:
+    if wanted is not None or len(who.roles) == 1:
+        return pick_role(who, wanted, who.roles)
+    # A key with several roles: the first the engine says may fire this trigger now, else
+    # the first that may fire it at all, else its first role of the workflow.
+    instance = engine.get(instance_id)
+    wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+    ready: list[str] = []
+    listed: list[str] = []
+    for role in who.roles_in(wf):
+        for option in engine.available_triggers(instance_id, role):
+            if option.trigger == trigger:
+                (ready if option.ready else listed).append(role)
+    return pick_role(who, None, [*ready, *listed, *who.roles_in(wf)])
+
+
+@router.post(
+    "/instances/{instance_id}/transitions",
+    response_model=FiredOut,
+    responses={
+        200: {"headers": _ETAG_HEADER},
+        **responses(
+            "forbidden",
+            "not-found",
+            "refused",
+            "invalid-data",
+            "conflict",
+            "idempotency-key-reused",
+        ),
+    },
+    openapi_extra={"parameters": [IF_MATCH_PARAMETER, IDEMPOTENCY_PARAMETER]},
+)
+async def fire_transition(
+    *,
+    instance_id: str,
+    body: TransitionIn,
+    request: Request,
+    who: Annotated[Caller, Depends(caller)],
+) -> Response:
+    """Fire a trigger, in one transaction. A refusal is audited, then answered as a problem
+    (``refused``; a role the key acts in that may not: 403)."""
+    ctx = context_of(request)
+    engine = ctx.engine
+    key = parse_key(request.headers.get(HEADER))
+    if_match = request.headers.get("if-match")
+    path = f"/instances/{instance_id}/transitions"
+    payload = body.model_dump(mode="json")
+
+    def act() -> Reply:
+        expected = expected_version(if_match, lambda: engine.get(instance_id).version)
+        role = _fire_role(engine, who, instance_id, body.role, body.trigger)
+        work = _firing(
+            engine, who, instance_id=instance_id, body=body, role=role, expected=expected
+        )
+        return ctx.idempotency.run(
+            work, key_id=who.key_id, key=key, method="POST", path=path, body=payload
+        )
+
+    return _reply(await ctx.blocking(act))
+
+
+def _firing(
+    engine: Engine,
+    who: Caller,
+    *,
+    instance_id: str,
+    body: TransitionIn,
+    role: str,
+    expected: int | None,
+) -> Callable[[Connection], Outcome]:
+    def work(conn: Connection) -> Outcome:
+        result = engine.fire_within(
+            conn,
+            instance_id,
+            body.trigger,
+            actor=who.actor,
+            role=role,
+            data=body.data,
+            reason=body.reason,
+            expected_version=expected,
+        )
+        if result.refusal is not None:
+            problem = refusal_body(result.refusal)
+            return Reply(problem["status"], problem), lambda: engine.log_result(result)
+        instance = result.instance
+        assert instance is not None
+        wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+        view = instance_view(instance, who.hidden(wf))
+        view["opened"] = list(result.opened)
+        reply = Reply(200, view, {"ETag": etag(instance)})
+        return reply, lambda: engine.log_result(result)
+
+    return work
+
+
 # -- start and list ---------------------------------------------------------------------------
 
 
@@ -105,16 +243,13 @@ def _where(items: list[str]) -> dict[str, Any]:
         },
         **responses("forbidden", "not-found", "invalid-data", "idempotency-key-reused"),
     },
+    openapi_extra={"parameters": [IDEMPOTENCY_PARAMETER]},
 )
 def start_instance(
-    *,
-    body: StartIn,
-    request: Request,
-    ctx: Annotated[Api, Depends(api)],
-    who: Annotated[Caller, Depends(caller)],
-    idempotency_key: IdempotencyKey = None,
+    *, body: StartIn, request: Request, who: Annotated[Caller, Depends(caller)]
 ) -> Response:
     """Start an instance (``Location`` and ``ETag`` say where it is and its version)."""
+    ctx = context_of(request)
     engine = ctx.engine
     wf = engine.workflow(body.workflow, body.version)
     if not who.may_read(wf):
@@ -143,7 +278,7 @@ def start_instance(
         reply = Reply(201, instance_view(instance, hidden), headers)
         return reply, lambda: engine.log_started(instance, actor=who.actor, role=role)
 
-    key = parse_key(idempotency_key)
+    key = parse_key(request.headers.get(HEADER))
     payload = body.model_dump(mode="json")
     return _reply(
         ctx.idempotency.run(
@@ -282,120 +417,3 @@ def get_history(
     _, wf = _read(ctx, who, instance_id)
     hidden = who.hidden(wf)
     return [record_view(r, hidden) for r in ctx.engine.history(instance_id)]
-
-
-# -- firing -----------------------------------------------------------------------------------
-
-
-def expected_version(if_match: str | None, current: Callable[[], int]) -> int | None:
-    """The version an ``If-Match`` header allows (``None``: any).
-
-    Raises:
-        ApiProblem: 400 for a malformed header; 412 when no tag can match (weak tags never
-            match, RFC 9110 section 13.1.1).
-    """
-    if if_match is None or if_match.strip() == "*":
-        return None
-    versions: set[int] = set()
-    for part in if_match.split(","):
-        match = _ETAG.fullmatch(part)
-        if match is None:
-            raise ApiProblem("malformed-request", "If-Match must list entity tags", status=400)
-        weak, tag = match.groups()
-        if not weak and tag.isdigit() and len(tag) < 10:
-            versions.add(int(tag))
-    if len(versions) == 1:
-        return versions.pop()
-    now = current() if versions else -1
-    if now in versions:
-        return now
-    raise ApiProblem(
-        "conflict",
-        "If-Match names no version this instance is at",
-        extra={"current_version": now} if now >= 0 else {},
-    )
-
-
-def _fire_role(
-    engine: Engine, who: Caller, instance_id: str, wanted: str | None, trigger: str
-) -> str:
-    if wanted is not None or len(who.roles) == 1:
-        return pick_role(who, wanted, who.roles)
-    # A key with several roles: the first the engine says may fire this trigger now, else
-    # the first that may fire it at all, else its first role of the workflow.
-    instance = engine.get(instance_id)
-    wf = engine.workflow(instance.workflow_id, instance.workflow_version)
-    ready: list[str] = []
-    listed: list[str] = []
-    for role in who.roles_in(wf):
-        for option in engine.available_triggers(instance_id, role):
-            if option.trigger == trigger:
-                (ready if option.ready else listed).append(role)
-    return pick_role(who, None, [*ready, *listed, *who.roles_in(wf)])
-
-
-@router.post(
-    "/instances/{instance_id}/transitions",
-    response_model=FiredOut,
-    responses={
-        200: {"headers": _ETAG_HEADER},
-        **responses(
-            "forbidden",
-            "not-found",
-            "refused",
-            "invalid-data",
-            "conflict",
-            "idempotency-key-reused",
-        ),
-    },
-)
-def fire_transition(
-    *,
-    instance_id: str,
-    body: TransitionIn,
-    ctx: Annotated[Api, Depends(api)],
-    who: Annotated[Caller, Depends(caller)],
-    if_match: Annotated[
-        str | None,
-        Header(
-            alias="If-Match",
-            description='The ETag last read (e.g. "3"): a newer version answers 412.',
-        ),
-    ] = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    """Fire a trigger, in one transaction. A refusal is audited, then answered as a problem
-    (``refused``; a role the key acts in that may not: 403)."""
-    engine = ctx.engine
-    key = parse_key(idempotency_key)
-    expected = expected_version(if_match, lambda: engine.get(instance_id).version)
-    role = _fire_role(engine, who, instance_id, body.role, body.trigger)
-
-    def work(conn: Connection) -> Outcome:
-        result = engine.fire_within(
-            conn,
-            instance_id,
-            body.trigger,
-            actor=who.actor,
-            role=role,
-            data=body.data,
-            reason=body.reason,
-            expected_version=expected,
-        )
-        if result.refusal is not None:
-            problem = refusal_body(result.refusal)
-            return Reply(problem["status"], problem), lambda: engine.log_result(result)
-        instance = result.instance
-        assert instance is not None
-        wf = engine.workflow(instance.workflow_id, instance.workflow_version)
-        view = instance_view(instance, who.hidden(wf))
-        view["opened"] = list(result.opened)
-        reply = Reply(200, view, {"ETag": etag(instance)})
-        return reply, lambda: engine.log_result(result)
-
-    path = f"/instances/{instance_id}/transitions"
-    payload = body.model_dump(mode="json")
-    reply = ctx.idempotency.run(
-        work, key_id=who.key_id, key=key, method="POST", path=path, body=payload
-    )
-    return _reply(reply)

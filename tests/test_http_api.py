@@ -36,6 +36,7 @@ def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
 # -- the document ------------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(not OPENAPI.exists(), reason="outside a checkout (the wheel test)")
 def test_the_openapi_document_in_docs_is_current() -> None:
     # regenerate with: opcatflow serve --openapi docs/openapi.json
     assert json.loads(OPENAPI.read_text()) == openapi_document()

@@ -16,6 +16,19 @@ from http_server import ApiUnderTest, api_fixture, live_server_fixture  # noqa: 
 
 from opcatflow.adapters.http import ApiConfig
 from opcatflow.adapters.http.app import openapi_document
+from opcatflow.adapters.http.problems import engine_error_body
+from opcatflow.engine import (
+    ConcurrentUpdate,
+    DefinitionError,
+    InstanceNotFound,
+    InvalidData,
+    OpcatflowError,
+    Problem,
+    SchemaMismatch,
+    StoreError,
+    TransitionRefused,
+    WorkflowNotFound,
+)
 from opcatflow.engine import tables as t
 from opcatflow.engine.audit import APPLIED, REFUSED
 from opcatflow.engine.store import SQLAlchemyStore
@@ -60,6 +73,30 @@ def test_the_new_tables_match_their_migration(db_url: str) -> None:
             ]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (TransitionRefused("i", "t", "guard", "no"), 409, "refused"),
+        (TransitionRefused("i", "t", "state", "no"), 409, "refused"),
+        (TransitionRefused("i", "t", "data", "no"), 422, "refused"),
+        (TransitionRefused("i", "t", "trigger", "no"), 422, "refused"),
+        (TransitionRefused("i", "t", "role", "no"), 403, "forbidden"),
+        (InvalidData("w", ["x: required"]), 422, "invalid-data"),
+        (ConcurrentUpdate("i", 1, 2), 412, "conflict"),
+        (InstanceNotFound("i"), 404, "not-found"),
+        (WorkflowNotFound("w"), 404, "not-found"),
+        (DefinitionError([Problem("f", 1, 1, "bad")]), 500, "invalid-definition"),
+        (SchemaMismatch("0000", "0001"), 503, "schema-mismatch"),
+        (StoreError("database error"), 503, "store-error"),
+    ],
+)
+def test_each_engine_error_has_one_stable_problem_type(
+    error: OpcatflowError, status: int, code: str
+) -> None:
+    body = engine_error_body(error)
+    assert (body["type"], body["status"]) == (f"urn:opcatflow:problem:{code}", status)
 
 
 # -- workflows ------------------------------------------------------------------------------------

@@ -36,8 +36,8 @@ gets the first response instead of acting twice.
 Errors are RFC 9457 problem details (`application/problem+json`) whose `type` is one of
 `urn:opcatflow:problem:` + `refused`, `invalid-data`, `conflict`, `not-found`,
 `invalid-definition`, `schema-mismatch`, `store-error`, `unauthorized`, `forbidden`,
-`malformed-request`, `invalid-request`, `payload-too-large`, `unsupported-media-type`,
-`method-not-allowed`, `idempotency-key-reused`, `internal-error`.
+`malformed-request`, `invalid-request`, `payload-too-large`, `method-not-allowed`,
+`idempotency-key-reused`, `internal-error`.
 """
 
 
@@ -85,7 +85,7 @@ def create_app(
     """The HTTP API over ``engine`` (which the caller opens and closes).
 
     Args:
-        config: limits (body size, idempotency retention, page size).
+        config: limits (body size, idempotency retention, how long a key is trusted).
         logger: a structlog logger for request and error events (default: the engine's).
         on_shutdown: called when the server running the app shuts down (to close the engine
             of a worker process).

@@ -16,7 +16,6 @@ from opcatflow.adapters.http.keys import ApiKeys
 from opcatflow.adapters.http.limits import (
     DEFAULT_KEY_CACHE,
     DEFAULT_MAX_BODY,
-    DEFAULT_PAGE_LIMIT,
     DEFAULT_RETENTION,
 )
 from opcatflow.engine.runtime import Engine
@@ -32,7 +31,6 @@ class ApiConfig:
         max_body: largest request body accepted, in bytes (larger: 413).
         idempotency_retention: how long the first response to an ``Idempotency-Key`` is kept
             for its retries.
-        page_limit: the most instances one page lists.
         key_cache_seconds: how long a key found live is trusted without asking the database
             again (so how long a revoked key may still work in a running server); 0: ask
             every time.
@@ -40,7 +38,6 @@ class ApiConfig:
 
     max_body: int = DEFAULT_MAX_BODY
     idempotency_retention: timedelta = DEFAULT_RETENTION
-    page_limit: int = DEFAULT_PAGE_LIMIT
     key_cache_seconds: float = DEFAULT_KEY_CACHE
 
 

@@ -7,5 +7,4 @@ from datetime import timedelta
 
 DEFAULT_MAX_BODY = 256 * 1024  # bytes
 DEFAULT_RETENTION = timedelta(hours=24)  # of Idempotency-Key replies
-DEFAULT_PAGE_LIMIT = 500
 DEFAULT_KEY_CACHE = 2.0  # seconds a key found live is trusted without a database read

@@ -46,7 +46,6 @@ TYPES: dict[str, tuple[int, str]] = {
     "malformed-request": (400, "Malformed request"),
     "invalid-request": (422, "Invalid request"),
     "payload-too-large": (413, "Request body too large"),
-    "unsupported-media-type": (415, "Unsupported media type"),
     "method-not-allowed": (405, "Method not allowed"),
     "idempotency-key-reused": (422, "Idempotency key reused for another request"),
     "internal-error": (500, "Internal error"),
@@ -194,7 +193,6 @@ def install(app: FastAPI, log: Any) -> None:
             404: "not-found",
             405: "method-not-allowed",
             413: "payload-too-large",
-            415: "unsupported-media-type",
         }
         code = codes.get(err.status_code, "malformed-request" if err.status_code < 500 else "")
         if not code:

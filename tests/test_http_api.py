@@ -260,9 +260,39 @@ def test_list_filters_by_state_and_data(api: ApiUnderTest) -> None:
     api.start(score=1)
     api.fire(urgent["id"], "submit", "clerk")
     by_state = api.get("/instances", "clerk", params={"state": "review"}).json()["items"]
-    by_score = api.get("/instances", "clerk", params={"where": "score=7"}).json()["items"]
+    where = {"workflow": "casefile", "where": "score=7"}
+    by_score = api.get("/instances", "clerk", params=where).json()["items"]
     assert [i["id"] for i in by_state] == [i["id"] for i in by_score] == [urgent["id"]]
-    problem(api.get("/instances", "clerk", params={"where": "score"}), 422, "invalid-request")
+    by_text = {"workflow": "casefile", "where": ["title=5", "score=7"]}  # compared as text
+    assert api.get("/instances", "clerk", params=by_text).json()["items"] == []
+
+
+def test_filters_are_typed_by_the_workflows_fields(api: ApiUnderTest) -> None:
+    for params, detail in [
+        ({"where": "score=7"}, "where needs workflow=ID"),
+        ({"workflow": "casefile", "where": "score"}, "expected where=FIELD=VALUE"),
+        ({"workflow": "casefile", "where": "scroe=7"}, "did you mean 'score'"),
+        ({"workflow": "casefile", "where": "score=high"}, "integer field"),
+        ({"workflow": "casefile", "where": "score=99999999999999999999"}, "integer field"),
+        ({"workflow": "casefile", "where": "tags=a"}, "lists cannot be filtered"),
+    ]:
+        body = problem(api.get("/instances", "clerk", params=params), 422, "invalid-request")
+        assert detail in body["detail"]
+
+
+def test_nul_never_reaches_the_database(api: ApiUnderTest) -> None:
+    case = api.start()
+    problem(api.get("/instances/a%00b", "clerk"), 400, "malformed-request")
+    problem(api.get("/instances?state=a%00", "clerk"), 400, "malformed-request")
+    for body in [
+        {"trigger": "edit", "reason": "a\x00b"},
+        {"trigger": "edit", "data": {"ti\x00tle": "x"}},
+        {"trigger": "edit", "data": {"tags": ["\x00"]}},
+        {"trigger": "ed\x00it"},
+    ]:
+        sent = api.post(f"/instances/{case['id']}/transitions", "clerk", json=body)
+        problem(sent, 422, "invalid-request")
+    assert len(api.engine.history(case["id"])) == 1
 
 
 def test_a_cursor_not_given_out_by_the_api_is_a_400(api: ApiUnderTest) -> None:

@@ -7,7 +7,6 @@ whether that role may, and audits a refusal like any other.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -37,8 +36,11 @@ from opcatflow.adapters.http.views import (
     record_view,
 )
 from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.definition import FieldType
+from opcatflow.engine.errors import InstanceNotFound
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.runtime import Engine
+from opcatflow.engine.suggest import did_you_mean
 
 router = APIRouter(tags=["instances"])
 
@@ -82,20 +84,46 @@ def _read(ctx: Api, who: Caller, instance_id: str) -> tuple[Instance, CompiledWo
     return instance, _readable(ctx, who, instance)
 
 
-def _where(items: list[str]) -> dict[str, Any]:
+def _where(items: list[str], wf: CompiledWorkflow | None, hidden: frozenset[str]) -> dict[str, Any]:
+    """``FIELD=VALUE`` filters, each VALUE read as its field's type says (so the database
+    compares like with like)."""
+    if items and wf is None:
+        raise ApiProblem(
+            "invalid-request", "where needs workflow=ID: its fields say how to compare"
+        )
     where: dict[str, Any] = {}
     for item in items:
         name, sep, raw = item.partition("=")
         if not sep or not _FIELD.match(name):
             raise ApiProblem("invalid-request", f"expected where=FIELD=VALUE, got {item!r}")
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        if not isinstance(value, str | int | bool):
-            value = raw
-        where[name] = value
+        assert wf is not None
+        spec = wf.definition.fields.get(name)
+        if spec is None:
+            known = wf.definition.fields
+            raise ApiProblem(
+                "invalid-request", f"unknown field {name!r}{did_you_mean(name, known)}"
+            )
+        if name in hidden:
+            raise ApiProblem(
+                "invalid-request",
+                f"field {name!r} is personal and withheld from this key: it cannot be a filter",
+            )
+        where[name] = _typed(name, spec.type, raw)
     return where
+
+
+def _typed(name: str, kind: FieldType, raw: str) -> Any:
+    if kind is FieldType.INTEGER:
+        if re.fullmatch(r"-?[0-9]{1,18}", raw) is None:
+            raise ApiProblem("invalid-request", f"{name} is an integer field, not {raw!r}")
+        return int(raw)
+    if kind is FieldType.BOOLEAN:
+        if raw not in ("true", "false"):
+            raise ApiProblem("invalid-request", f"{name} is true or false, not {raw!r}")
+        return raw == "true"
+    if kind is FieldType.LIST:
+        raise ApiProblem("invalid-request", f"{name} is a list: lists cannot be filtered on")
+    return raw
 
 
 # -- firing (declared first: routes are matched in order) -----------------------------------------
@@ -302,8 +330,9 @@ def list_instances(
     where: Annotated[
         list[str] | None,
         Query(
-            description="FIELD=VALUE, repeatable; VALUE is read as JSON when it parses "
-            "(true, 3), else as text. Personal fields the key may not read are refused."
+            description="FIELD=VALUE, repeatable, with workflow=: VALUE is read as the field's "
+            "type (an integer, true or false, else text). Personal fields the key may not "
+            "read are refused."
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -312,20 +341,17 @@ def list_instances(
     """Instances oldest first, a page at a time (a page may hold fewer than ``limit`` when
     the key may not read some workflows; follow ``next_cursor`` until it is null)."""
     engine = ctx.engine
-    readable = [wf for wf in engine.catalog.latest() if who.may_read(wf)]
-    if workflow is not None:
-        wanted = engine.workflow(workflow)
-        if not who.may_read(wanted):
-            raise forbidden()
-        readable = [wanted]
-    filters = _where(where or [])
-    for name in filters:
-        if any(name in who.hidden(wf) for wf in readable):
-            raise ApiProblem(
-                "invalid-request",
-                f"field {name!r} is personal and withheld from this key: it cannot be a filter",
-            )
-    after = engine.get(decode_cursor(cursor)) if cursor else None
+    wanted = engine.workflow(workflow) if workflow is not None else None
+    if wanted is not None and not who.may_read(wanted):
+        raise forbidden()
+    hidden = who.hidden(wanted) if wanted is not None else frozenset()
+    filters = _where(where or [], wanted, hidden)
+    after = None
+    if cursor:
+        try:
+            after = engine.get(decode_cursor(cursor))
+        except InstanceNotFound:
+            raise ApiProblem("malformed-request", "not a cursor this API gave out", 400) from None
     items: list[dict[str, Any]] = []
     done = False
     for _ in range(_SCAN):

@@ -38,7 +38,8 @@ async def _send_problem(send: Send, body: dict[str, Any]) -> None:
 
 class BodyLimit:
     """Answers 413 to a body over ``max_body`` bytes, by its Content-Length or, when it
-    streams without one, as soon as it grows past the limit (nothing past it is buffered)."""
+    streams without one, as soon as it grows past the limit (nothing past it is buffered);
+    and 400 to a URL holding NUL."""
 
     def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app = app
@@ -47,6 +48,10 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+            # no identifier, state or field name holds NUL; PostgreSQL could not even compare
+            await _send_problem(send, problem_body("malformed-request", "NUL in the URL", 400))
             return
         detail = f"request bodies are limited to {self.max_body} bytes"
         too_large = problem_body("payload-too-large", detail)

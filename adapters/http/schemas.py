@@ -5,13 +5,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME = r"^[a-z][a-z0-9_]*$"
+TEXT = r"^[^\x00]*$"  # PostgreSQL cannot store NUL, and no person types it
+
+
+def _no_nul(value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item)
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("data", check_fields=False)
+    @classmethod
+    def _data(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _no_nul(value)
+        return value
 
 
 class StartIn(_In):
@@ -19,11 +39,16 @@ class StartIn(_In):
     data: dict[str, Any] = Field(
         default_factory=dict, description="Field values (checked against the workflow's data)."
     )
-    reason: str | None = Field(None, max_length=4000, description="Why, for the audit trail.")
-    parent_id: str | None = Field(None, max_length=36, description="A parent instance.")
+    reason: str | None = Field(
+        None, max_length=4000, pattern=TEXT, description="Why, for the audit trail."
+    )
+    parent_id: str | None = Field(
+        None, max_length=36, pattern=TEXT, description="A parent instance."
+    )
     role: str | None = Field(
         None,
         max_length=64,
+        pattern=NAME,
         description="Which of the key's roles acts; default: the first that may start it.",
     )
     version: int | None = Field(
@@ -32,14 +57,17 @@ class StartIn(_In):
 
 
 class TransitionIn(_In):
-    trigger: str = Field(min_length=1, max_length=64, description="The trigger to fire.")
+    trigger: str = Field(max_length=64, pattern=NAME, description="The trigger to fire.")
     data: dict[str, Any] = Field(
         default_factory=dict, description="Fields to set with it (null clears a field)."
     )
-    reason: str | None = Field(None, max_length=4000, description="Why, for the audit trail.")
+    reason: str | None = Field(
+        None, max_length=4000, pattern=TEXT, description="Why, for the audit trail."
+    )
     role: str | None = Field(
         None,
         max_length=64,
+        pattern=NAME,
         description="Which of the key's roles acts; default: the first the engine lists for "
         "this trigger now.",
     )

@@ -14,20 +14,28 @@ from typing import Any
 RESULTS = Path(__file__).with_name("results")
 
 
-def environment(pg_version: str | None) -> dict[str, Any]:
+def _git(*args: str) -> str | None:
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+        return subprocess.run(
+            ["git", *args],
             capture_output=True,
             text=True,
             check=True,
             cwd=Path(__file__).parent,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        commit = None
+        return None
+
+
+def environment(pg_version: str | None) -> dict[str, Any]:
+    # The editable install links the working tree: uncommitted engine changes are measured too.
+    dirty = _git("status", "--porcelain", "--", "../engine")
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": commit,
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "engine_uncommitted": [line.split(maxsplit=1)[1] for line in dirty.splitlines()]
+        if dirty
+        else [],
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,13 +16,13 @@ from icalendar import Alarm, Calendar, Event
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.options import Json, parse_data, settings
 from opcatflow.adapters.notifier import worker_jobs
-from opcatflow.engine import FrozenClock, SystemClock
+from opcatflow.engine import Engine, FrozenClock, SystemClock
 from opcatflow.engine.agenda import AgendaEntry, agenda
 from opcatflow.engine.calendar import WorkingCalendar
 from opcatflow.engine.durations import parse_duration
 from opcatflow.engine.scheduler import Firing, Scheduler
 from opcatflow.engine.simulate import simulate as simulate_timeline
-from opcatflow.engine.worker import Worker
+from opcatflow.engine.worker import PeriodicJob, Worker
 
 PRODID = "-//opcatflow//deadlines//EN"
 
@@ -226,8 +227,18 @@ def worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with settings(ctx).engine() as engine:
-        jobs = worker_jobs(engine)  # the notification dispatcher, when configured
-        Worker(Scheduler(engine, batch_size=batch), sweep_seconds=sweep, jobs=jobs).run_until(stop)
+        background(engine, sweep=sweep, batch=batch).run_until(stop)
+
+
+def background(
+    engine: Engine, *, sweep: float, batch: int, jobs: Sequence[PeriodicJob] = ()
+) -> Worker:
+    """The work that runs beside the requests (``serve``) or alone (``worker``): the deadline
+    scheduler, the notification dispatcher when configured, and ``jobs``."""
+    dispatcher = worker_jobs(engine)  # the notification dispatcher, when configured
+    return Worker(
+        Scheduler(engine, batch_size=batch), sweep_seconds=sweep, jobs=[*dispatcher, *jobs]
+    )
 
 
 def simulate(

@@ -26,13 +26,13 @@ import structlog
 import typer
 
 from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.deadlines import background
 from opcatflow.adapters.cli.options import LogFormat, LogLevel, Settings, settings
 from opcatflow.adapters.http.keys import ADMIN, ApiKeys
 from opcatflow.adapters.http.limits import DEFAULT_MAX_BODY
-from opcatflow.adapters.notifier import worker_jobs
 from opcatflow.engine.runtime import Engine
-from opcatflow.engine.scheduler import SCHEDULER, Scheduler
-from opcatflow.engine.worker import PeriodicJob, Worker
+from opcatflow.engine.scheduler import SCHEDULER
+from opcatflow.engine.worker import PeriodicJob
 
 if TYPE_CHECKING:  # FastAPI and uvicorn load only when serving, not for every command
     from fastapi import FastAPI
@@ -211,8 +211,8 @@ def serve(
             token = seed_example(engine, EXAMPLE_KEY)
             log.info("example_ready", key_file=str(EXAMPLE_KEY), new_key=token is not None)
         purge = IdempotencyRecords(engine.store, engine.clock, config.idempotency_retention)
-        jobs = [*worker_jobs(engine), PeriodicJob("idempotency-purge", purge.purge, PURGE_SECONDS)]
-        worker = Worker(Scheduler(engine, batch_size=batch), sweep_seconds=sweep, jobs=jobs)
+        jobs = [PeriodicJob("idempotency-purge", purge.purge, PURGE_SECONDS)]
+        worker = background(engine, sweep=sweep, batch=batch, jobs=jobs)  # as `worker` runs
         # uvicorn restores these after its own shutdown and re-raises the signal it caught: it
         # then lands here, and the scheduler and the dispatcher stop cleanly below.
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -4,7 +4,7 @@ never a state without its audit record. Real threads and real processes, on both
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 from helpers import EXAMPLE_DIR, edit_many, make_registry
@@ -57,9 +57,14 @@ def test_threads_racing_on_versions_conflict_instead_of_overwriting(
 @pytest.mark.parametrize("use_versions", [False, True])
 def test_processes_on_one_instance(shared: tuple[str, str], use_versions: bool) -> None:
     url, instance_id = shared
+    # ProcessPoolExecutor, not Pool: a worker that dies raises BrokenProcessPool instead of
+    # leaving the test waiting forever for a result that will never come.
     spawn = multiprocessing.get_context("spawn")
-    with spawn.Pool(WRITERS) as pool:
-        results = pool.starmap(edit_many, [(url, instance_id, EDITS, use_versions)] * WRITERS)
+    with ProcessPoolExecutor(WRITERS, mp_context=spawn) as pool:
+        futures = [
+            pool.submit(edit_many, url, instance_id, EDITS, use_versions) for _ in range(WRITERS)
+        ]
+        results = [f.result(timeout=300) for f in futures]
     applied = sum(a for a, _ in results)
     assert applied + sum(c for _, c in results) == WRITERS * EDITS
     if not use_versions:

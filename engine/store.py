@@ -24,6 +24,31 @@ from opcatflow.engine.instance import Instance
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+# The hot path's statements, built once: constructing a Core statement per call (coercions,
+# cache keys) cost more than executing it on SQLite.
+_I = t.instances.c
+_SELECT_INSTANCE = sa.select(t.instances).where(_I.id == sa.bindparam("instance_id"))
+_LOCK_INSTANCE = _SELECT_INSTANCE.with_for_update()
+_UPDATE_INSTANCE = (
+    t.instances.update()
+    .where(_I.id == sa.bindparam("b_id"), _I.version == sa.bindparam("b_expected"))
+    .values(
+        state=sa.bindparam("state"),
+        data=sa.bindparam("data", type_=_I.data.type),
+        version=sa.bindparam("version"),
+        updated_at=sa.bindparam("updated_at", type_=_I.updated_at.type),
+        state_entered_at=sa.bindparam("state_entered_at", type_=_I.state_entered_at.type),
+        audit_seq=sa.bindparam("audit_seq"),
+        audit_head=sa.bindparam("audit_head"),
+    )
+)
+_ADVANCE_HEAD = (
+    t.instances.update()
+    .where(_I.id == sa.bindparam("b_id"), _I.audit_seq == sa.bindparam("b_seq"))
+    .values(audit_seq=sa.bindparam("audit_seq"), audit_head=sa.bindparam("audit_head"))
+)
+_INSERT_AUDIT = t.audit.insert()
+
 
 def normalise_url(url: str) -> str:
     """Accept ``postgresql://`` and plain file paths; pick our drivers."""
@@ -184,10 +209,8 @@ class SQLAlchemyStore:
         Raises:
             InstanceNotFound
         """
-        query = sa.select(t.instances).where(t.instances.c.id == instance_id)
-        if self._lock_suffix:
-            query = query.with_for_update()
-        row = conn.execute(query).first()
+        query = _LOCK_INSTANCE if self._lock_suffix else _SELECT_INSTANCE
+        row = conn.execute(query, {"instance_id": instance_id}).first()
         if row is None:
             raise InstanceNotFound(instance_id)
         return _instance(row)
@@ -218,28 +241,26 @@ class SQLAlchemyStore:
 
     def update_instance(self, conn: Connection, instance: Instance, expected_version: int) -> bool:
         """Write a new state of the instance if its stored version is still ``expected_version``."""
-        c = t.instances.c
         result = conn.execute(
-            t.instances.update()
-            .where(c.id == instance.id, c.version == expected_version)
-            .values(
-                state=instance.state,
-                data=dict(instance.data),
-                version=instance.version,
-                updated_at=instance.updated_at,
-                state_entered_at=instance.state_entered_at,
-                audit_seq=instance.audit_seq,
-                audit_head=instance.audit_head,
-            )
+            _UPDATE_INSTANCE,
+            {
+                "b_id": instance.id,
+                "b_expected": expected_version,
+                "state": instance.state,
+                "data": dict(instance.data),
+                "version": instance.version,
+                "updated_at": instance.updated_at,
+                "state_entered_at": instance.state_entered_at,
+                "audit_seq": instance.audit_seq,
+                "audit_head": instance.audit_head,
+            },
         )
         return result.rowcount == 1
 
     def advance_audit_head(self, conn: Connection, instance_id: str, seq: int, head: str) -> bool:
-        c = t.instances.c
         result = conn.execute(
-            t.instances.update()
-            .where(c.id == instance_id, c.audit_seq == seq - 1)
-            .values(audit_seq=seq, audit_head=head)
+            _ADVANCE_HEAD,
+            {"b_id": instance_id, "b_seq": seq - 1, "audit_seq": seq, "audit_head": head},
         )
         return result.rowcount == 1
 
@@ -283,7 +304,7 @@ class SQLAlchemyStore:
 
     def insert_audit(self, conn: Connection, record: AuditRecord) -> None:
         conn.execute(
-            t.audit.insert(),
+            _INSERT_AUDIT,
             {
                 "instance_id": record.instance_id,
                 "seq": record.seq,

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from helpers import make_registry
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -87,6 +88,7 @@ def live_server_fixture() -> Iterator[LiveServer]:
 
 @dataclass
 class ApiUnderTest:
+    app: FastAPI
     engine: Engine
     client: httpx.Client
     tokens: dict[str, str]
@@ -128,9 +130,10 @@ def api_fixture(
         tokens = {name: keys.create(f"{name}-actor", roles)[1] for name, roles in KEYS.items()}
         revoked, tokens["revoked"] = keys.create("revoked-actor", ["clerk"])
         keys.revoke(revoked.id)
-        live_server.slot.app = create_app(engine, config)
+        app = create_app(engine, config)
+        live_server.slot.app = app
         try:
             with httpx.Client(base_url=live_server.url, timeout=30) as client:
-                yield ApiUnderTest(engine, client, tokens, clock, live_server.url)
+                yield ApiUnderTest(app, engine, client, tokens, clock, live_server.url)
         finally:
             live_server.slot.app = None

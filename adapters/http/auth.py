@@ -8,7 +8,7 @@ engine's decision, from the definition.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -67,22 +67,23 @@ class KeyCache:
     """Keys recently found live, for ``seconds``: most calls then skip the database. A key
     revoked meanwhile keeps working at most that long in this process."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, now: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
+        self.now = now
         self._found: dict[str, tuple[ApiKey, float]] = {}
 
     def get(self, token: str) -> ApiKey | None:
         entry = self._found.get(token)
         if entry is None:
             return None
-        if entry[1] < time.monotonic():
+        if entry[1] < self.now():
             self._found.pop(token, None)
             return None
         return entry[0]
 
     def put(self, token: str, key: ApiKey) -> None:
         if self.seconds > 0:
-            self._found[token] = (key, time.monotonic() + self.seconds)
+            self._found[token] = (key, self.now() + self.seconds)
 
 
 async def caller(

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 GENESIS = "0" * 64
 
@@ -24,9 +24,12 @@ STARTED = "started"
 OPENED = "opened"  # a child instance was opened
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    """One audited event. ``id`` is the global sequence, given by the store."""
+class AuditRecord(NamedTuple):
+    """One audited event. ``id`` is the global sequence, given by the store.
+
+    A named tuple: immutable, and several times cheaper to build than a frozen dataclass,
+    which matters because one is built on every transition.
+    """
 
     instance_id: str
     seq: int
@@ -93,8 +96,11 @@ class AuditRecord:
         }
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def record_hash(content: Sequence[Any]) -> str:

@@ -48,6 +48,7 @@ _ADVANCE_HEAD = (
     .values(audit_seq=sa.bindparam("audit_seq"), audit_head=sa.bindparam("audit_head"))
 )
 _INSERT_AUDIT = t.audit.insert()
+_INSERT_INSTANCE = t.instances.insert()
 
 
 def normalise_url(url: str) -> str:
@@ -223,20 +224,21 @@ class SQLAlchemyStore:
 
     def insert_instance(self, conn: Connection, instance: Instance) -> None:
         conn.execute(
-            t.instances.insert().values(
-                id=instance.id,
-                workflow_id=instance.workflow_id,
-                workflow_version=instance.workflow_version,
-                state=instance.state,
-                data=dict(instance.data),
-                version=instance.version,
-                parent_id=instance.parent_id,
-                created_at=instance.created_at,
-                updated_at=instance.updated_at,
-                state_entered_at=instance.state_entered_at,
-                audit_seq=instance.audit_seq,
-                audit_head=instance.audit_head,
-            )
+            _INSERT_INSTANCE,
+            {
+                "id": instance.id,
+                "workflow_id": instance.workflow_id,
+                "workflow_version": instance.workflow_version,
+                "state": instance.state,
+                "data": dict(instance.data),
+                "version": instance.version,
+                "parent_id": instance.parent_id,
+                "created_at": instance.created_at,
+                "updated_at": instance.updated_at,
+                "state_entered_at": instance.state_entered_at,
+                "audit_seq": instance.audit_seq,
+                "audit_head": instance.audit_head,
+            },
         )
 
     def update_instance(self, conn: Connection, instance: Instance, expected_version: int) -> bool:

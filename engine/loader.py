@@ -103,8 +103,14 @@ def _duplicate(wf: CompiledWorkflow) -> Problem:
     )
 
 
-def load_catalog(paths: Iterable[str | Path], registry: Registry) -> Catalog:
+def load_catalog(
+    paths: Iterable[str | Path], registry: Registry, *, context: Catalog | None = None
+) -> Catalog:
     """Load every definition under ``paths``.
+
+    Args:
+        context: other workflows that ``opens`` entries may name (when validating one file
+            that opens bundled workflows, say); they are not added to the result.
 
     Raises:
         DefinitionError: with the problems of every file at once, including two files that
@@ -139,13 +145,13 @@ def load_catalog(paths: Iterable[str | Path], registry: Registry) -> Catalog:
             continue
         origin.setdefault(key, str(path))
         catalog.add(wf)
-    problems.extend(check_links(catalog))
+    problems.extend(check_links(catalog, context))
     if problems:
         raise DefinitionError(problems)
     return catalog
 
 
-def check_links(catalog: Catalog) -> list[Problem]:
+def check_links(catalog: Catalog, context: Catalog | None = None) -> list[Problem]:
     """Problems with ``opens`` entries that name other workflows: the workflow, its fields,
     the role it is started under."""
     problems = []
@@ -154,7 +160,7 @@ def check_links(catalog: Catalog) -> list[Problem]:
             for j, spec in enumerate(t.opens):
                 loc = ("transitions", i, "opens", j)
                 try:
-                    child = catalog.get(spec.workflow)
+                    child = _resolve(spec.workflow, catalog, context)
                 except WorkflowNotFound as err:
                     message = str(err).replace("no workflow", "unknown workflow", 1)
                     problems.append(_located(wf, (*loc, "workflow"), message))
@@ -169,6 +175,15 @@ def check_links(catalog: Catalog) -> list[Problem]:
                     message = f"role {spec.role!r} may not start {child.id!r}"
                     problems.append(_located(wf, (*loc, "role"), message))
     return problems
+
+
+def _resolve(workflow: str, catalog: Catalog, context: Catalog | None) -> CompiledWorkflow:
+    try:
+        return catalog.get(workflow)
+    except WorkflowNotFound:
+        if context is None:
+            raise
+        return context.get(workflow)
 
 
 def _located(wf: CompiledWorkflow, loc: tuple[str | int, ...], message: str) -> Problem:

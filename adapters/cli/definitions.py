@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from opcatflow.adapters.cli.errors import INVALID_DEFINITION, USAGE, fail
 from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.adapters.notifier import template_problems
 from opcatflow.engine import (
+    Catalog,
     CompiledWorkflow,
     DefinitionError,
     Problem,
@@ -39,7 +41,16 @@ def _summary(wf: CompiledWorkflow) -> dict[str, object]:
     }
 
 
+def _context(workflows: Sequence[Path]) -> Catalog | None:
+    """The --workflows catalog, for names a validated file opens; None if it does not load."""
+    try:
+        return load_catalog(workflows, registry)
+    except DefinitionError:
+        return None
+
+
 def validate(
+    ctx: typer.Context,
     paths: Annotated[
         list[Path],
         typer.Argument(help="Definition files, or folders of .yaml files.", exists=True),
@@ -55,7 +66,8 @@ def validate(
     ]
     valid: list[tuple[Path, CompiledWorkflow]] = []
     try:
-        catalog = load_catalog(files, registry)  # also catches one id and version defined twice
+        # also catches one id and version defined twice; `opens` may name --workflows ones
+        catalog = load_catalog(files, registry, context=_context(settings(ctx).workflows))
     except DefinitionError as err:
         problems.extend(err.problems)
     else:

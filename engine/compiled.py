@@ -149,6 +149,10 @@ class CompiledWorkflow:
         self.triggers = frozenset(t.trigger for t in definition.transitions)
         self.options: dict[tuple[str, str], list[Option]] = {}
 
+        # Entering the initial state at start runs its on_enter actions too, as every later
+        # entry does: an instance is born in that state (``transitions`` itself does not
+        # call on_enter for the initial state, so the engine runs them; see ``Writes``).
+        self.on_start = tuple(registry.actions[a] for a in states[self.initial].on_enter)
         field_names = tuple(n for n in definition.fields if n not in CONTEXT_NAMES)
         machine_states = [
             State(name, on_enter=[_run_actions(tuple(registry.actions[a] for a in s.on_enter))])

@@ -48,7 +48,7 @@ class TransitionRefused(OpcatflowError):
     Attributes:
         instance_id: the instance the trigger was aimed at.
         trigger: the trigger name as given.
-        kind: one of ``trigger``, ``state``, ``role``, ``guard``, ``data``.
+        kind: one of ``trigger``, ``state``, ``role``, ``guard``, ``data``, ``action``.
         reason: a sentence an operator can act on.
     """
 

@@ -39,7 +39,7 @@ from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.store import SQLAlchemyStore
 from opcatflow.engine.timers import TimerHook
-from opcatflow.engine.writes import START, Child, Writes, start_data
+from opcatflow.engine.writes import START, Child, Writes, enter_initial, start_data
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +219,8 @@ class Engine:
 
         Raises:
             WorkflowNotFound: no such workflow.
-            TransitionRefused: the role may not start it (nothing is stored: there is no
-                instance to audit it on).
+            TransitionRefused: the role may not start it, or an on_enter action of the
+                initial state failed (nothing is stored: there is no instance to audit it on).
             InvalidData: the data does not fit the schema or misses required fields.
             InstanceNotFound: ``parent_id`` does not exist.
         """
@@ -269,6 +269,20 @@ class Engine:
         now = self.clock.now()
         if parent_id is not None:
             self.store.lock_instance(conn, parent_id)  # raises InstanceNotFound
+        instance_id = str(uuid.uuid4())
+        try:
+            clean = enter_initial(
+                wf,
+                clean,
+                instance_id=instance_id,
+                actor=actor,
+                role=role,
+                now=now,
+                reason=reason,
+                lookup=self._lookup(conn),
+            )
+        except Exception as err:  # nothing is stored: there is no instance to audit it on
+            raise TransitionRefused("(new)", START, "action", f"action failed: {err!r}") from err
         return self._writes.insert_new(
             conn,
             wf,
@@ -278,7 +292,7 @@ class Engine:
             now=now,
             parent_id=parent_id,
             reason=reason,
-            instance_id=str(uuid.uuid4()),
+            instance_id=instance_id,
         )
 
     def log_started(self, instance: Instance, *, actor: str, role: str) -> None:

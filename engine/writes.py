@@ -32,6 +32,7 @@ from opcatflow.engine.events import TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.loader import Catalog
+from opcatflow.engine.registry import Lookup, RuleContext
 from opcatflow.engine.store import SQLAlchemyStore
 
 START = "start"
@@ -51,6 +52,39 @@ def start_data(wf: CompiledWorkflow, data: Mapping[str, Any]) -> tuple[dict[str,
     required = (*wf.schema.required, *wf.definition.start.requires)
     errors += [f"{name}: required" for name in dict.fromkeys(required) if clean.get(name) is None]
     return {k: v for k, v in clean.items() if v is not None}, errors
+
+
+def enter_initial(
+    wf: CompiledWorkflow,
+    data: dict[str, Any],
+    *,
+    instance_id: str,
+    actor: str,
+    role: str,
+    now: datetime,
+    reason: str | None,
+    lookup: Lookup,
+) -> dict[str, Any]:
+    """The start data after the initial state's on_enter actions (the caller's data is
+    everything supplied). An action's exception propagates: the caller refuses the start."""
+    if not wf.on_start:
+        return data
+    ctx = RuleContext(
+        instance_id=instance_id,
+        workflow=wf.id,
+        state=wf.initial,
+        trigger=START,
+        actor=actor,
+        role=role,
+        now=now,
+        supplied=data,
+        data=dict(data),
+        reason=reason,
+        lookup=lookup,
+    )
+    for action in wf.on_start:
+        action(ctx)
+    return {k: v for k, v in ctx.data.items() if v is not None}
 
 
 class Writes:
@@ -176,7 +210,21 @@ class Writes:
                 clean, errors = start_data(child_wf, values)
                 if errors:
                     return Refused("data", f"cannot open {child_wf.id!r}: {'; '.join(errors)}")
-                planned.append(Child(child_wf, role, clean, spec.reason, str(uuid.uuid4())))
+                child_id = str(uuid.uuid4())
+                try:
+                    clean = enter_initial(
+                        child_wf,
+                        clean,
+                        instance_id=child_id,
+                        actor=outcome.ctx.actor,
+                        role=role,
+                        now=outcome.ctx.now,
+                        reason=spec.reason,
+                        lookup=outcome.ctx.lookup,
+                    )
+                except Exception as err:  # an on_enter action failed: open nothing
+                    return Refused("action", f"cannot open {child_wf.id!r}: {err!r}")
+                planned.append(Child(child_wf, role, clean, spec.reason, child_id))
         return planned
 
     def store_refusal(

@@ -170,6 +170,13 @@ def test_a_upr_review_moved_to_another_session_anchors_the_next_cycle_on_the_hel
         True,
     )
     assert due(desk, following.id)["stakeholder_submission"] == date(2031, 7, 26)
+    # The next cycle is born with its estimates: season, last day and adopting Council session.
+    assert (
+        following.data["session_season"],
+        following.data["session_end"],
+        following.data["hrc_session_start"],
+        following.data["hrc_session_start_estimated"],
+    ) == ("jan_feb", "2032-02-06", "2032-06-21", True)
     # The UN publishes the dates: an October/November-style start moves the rule to 7 months.
     confirmed = desk.fire(following.id, "record_session", MEMBER, {"session_start": "2031-11-03"})
     assert confirmed.data["session_start_estimated"] is False
@@ -177,6 +184,31 @@ def test_a_upr_review_moved_to_another_session_anchors_the_next_cycle_on_the_hel
         "stakeholder_submission_oct_nov": date(2031, 4, 3),
         "national_report": date(2031, 8, 11),
     }
+    desk.verify()
+
+
+def test_a_upr_cycle_started_by_hand_carries_its_estimated_dates_from_the_first_step(
+    desk: Desk,
+) -> None:
+    on(desk, "2026-03-02")
+    cycle = desk.start("upr_cycle", MEMBER, {"cycle": 5, "session_start": "2027-01-25"})
+    data = desk.get(cycle).data
+    # The session opens Monday 25 January 2027 and ends Friday of the second week; the review
+    # is placed on the first day until known; a January review is adopted at the June Council
+    # session (the Monday on or after 15 June: 21 June 2027). Only the entered date is firm.
+    assert {
+        name: (data[name], data[f"{name}_estimated"])
+        for name in ("session_start", "session_end", "review_on", "hrc_session_start")
+    } == {
+        "session_start": ("2027-01-25", False),
+        "session_end": ("2027-02-05", True),
+        "review_on": ("2027-01-25", True),
+        "hrc_session_start": ("2027-06-21", True),
+    }
+    assert data["session_season"] == "jan_feb"
+    # Entering the real review day replaces that estimate and moves the adoption estimate.
+    data = desk.fire(cycle, "record_session", MEMBER, {"review_on": "2027-01-28"}).data
+    assert (data["review_on_estimated"], data["hrc_session_start"]) == (False, "2027-06-21")
     desk.verify()
 
 

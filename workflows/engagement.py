@@ -95,8 +95,8 @@ def upr_session_dates(ctx: RuleContext) -> None:
     start = _date(ctx, "session_start")
     if start is None:
         return
-    if ctx.supplied.get("session_start") is not None:
-        ctx.data["session_start_estimated"] = False
+    if ctx.supplied.get("session_start") is not None:  # entered: no estimate, unless it says so
+        ctx.data["session_start_estimated"] = bool(ctx.supplied.get("session_start_estimated"))
     ctx.data["session_season"] = UPR_SEASONS[upr_season(start)]
     _set_estimate(ctx, "session_end", start + timedelta(days=UPR_SESSION_DAYS - 1))
     _set_estimate(ctx, "review_on", start)
@@ -127,7 +127,14 @@ def review_held(ctx: RuleContext) -> bool:
 
 def _moved(*fields: str) -> None:
     def action(ctx: RuleContext) -> None:
-        was = ", ".join(f"{f} {ctx.data[f]}" for f in fields if ctx.data.get(f))
+        # the dates someone entered; estimates derive from them (or, alone, from the rules)
+        entered = [
+            f"{f} {ctx.data[f]}" for f in fields if ctx.data.get(f) and not estimated(ctx.data, f)
+        ]
+        anchor = fields[0]
+        if not entered and ctx.data.get(anchor):
+            entered = [f"{anchor} {ctx.data[anchor]} (estimated)"]
+        was = ", ".join(entered)
         reason = ctx.data.get("postponement_reason") or "no reason recorded"
         _append(ctx, "postponements", f"{_today(ctx)}: {was or 'no dates yet'} ({reason})")
         for name in fields:

@@ -8,7 +8,7 @@ connection (no email, no HTTP): that is what the outbox is for.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.engine import Connection
@@ -51,6 +51,9 @@ class DeadlineEvent:
         kind: ``reminder`` or ``due``.
         deadline: the deadline id declared on the state.
         due_at: when the deadline is (or was) due.
+        last_day: the NPM's local date that ends at ``due_at``: what people read as "due
+            on" (a period of days ends at the next local midnight, so ``due_at``'s own date
+            is the day after).
     """
 
     workflow: CompiledWorkflow
@@ -59,6 +62,7 @@ class DeadlineEvent:
     kind: str
     due_at: datetime
     at: datetime
+    last_day: date | None = None
 
 
 class TransactionHook(Protocol):

@@ -287,13 +287,15 @@ class Scheduler:
             # a repeating deadline comes round again.
             upcoming = self.planner.repeat(spec, row.due_at, row.occurrence, now=now)
             insert_timers(conn, row.instance_id, row.state, upcoming, now)
+        due_at = deadline_due(row)
         event = DeadlineEvent(
             workflow=wf,
             instance=instance,
             deadline=row.deadline,
             kind=row.kind,
-            due_at=deadline_due(row),
+            due_at=due_at,
             at=now,
+            last_day=engine.settings.calendar.last_day(due_at),
         )
         for hook in engine.hooks:
             hook.on_deadline(conn, event)

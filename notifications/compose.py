@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from opcatflow.engine.compiled import CompiledWorkflow
@@ -44,6 +44,7 @@ class Occurrence:
     reason: str | None = None
     deadline: str | None = None
     due_at: datetime | None = None
+    due_on: date | None = None  # the last day, in the NPM's calendar
 
     @classmethod
     def of_change(cls, event: TransitionEvent) -> Occurrence:
@@ -69,6 +70,8 @@ class Occurrence:
             at=event.at,
             deadline=event.deadline,
             due_at=event.due_at,
+            # an event built without the calendar: the last day in UTC
+            due_on=event.last_day or (event.due_at - timedelta(microseconds=1)).date(),
         )
 
     @property
@@ -134,6 +137,7 @@ def base_context(occ: Occurrence) -> dict[str, Any]:
             "deadline": occ.deadline,
             "deadline_label": deadlines.get(occ.deadline) if occ.deadline else None,
             "due_at": occ.due_at.isoformat() if occ.due_at else None,
+            "due_on": occ.due_on.isoformat() if occ.due_on else None,
             "at": occ.at.isoformat(),
             "actor": occ.actor,
             "role": occ.role,
@@ -177,6 +181,7 @@ def cloudevent(occ: Occurrence, key: str) -> dict[str, Any]:
         "to_state": occ.entered,
         "deadline": occ.deadline,
         "due_at": occ.due_at.isoformat() if occ.due_at else None,
+        "due_on": occ.due_on.isoformat() if occ.due_on else None,
         "parent_id": inst.parent_id,
         "data": {
             k: v for k, v in inst.data.items() if k in schema.fields and k not in schema.personal

@@ -53,6 +53,7 @@ CONTEXT: dict[str, frozenset[str] | None] = {
             "deadline",
             "deadline_label",
             "due_at",
+            "due_on",
             "at",
             "actor",
             "role",

@@ -38,9 +38,9 @@ def usable(wf: CompiledWorkflow, name: str) -> bool:
 
 
 PAIRS = [(wf, name) for wf in CATALOG for name in NAMES if usable(wf, name)]
-# templates about a deadline read event.due_at: render them for deadline events only
+# templates about a deadline read event.due_on: render them for deadline events only
 DEADLINE_TEMPLATES = {
-    name for name in NAMES if "due_at" in (BUNDLED_TEMPLATES / f"{name}.en.jinja").read_text()
+    name for name in NAMES if "due_on" in (BUNDLED_TEMPLATES / f"{name}.en.jinja").read_text()
 }
 
 secret = st.text(alphabet=SECRET_LETTERS, min_size=3, max_size=40)
@@ -135,6 +135,7 @@ def scenario(
         reason=draw(st.none() | secret),
         deadline=draw(st.sampled_from(deadlines)) if kind in ("reminder", "due") else None,
         due_at=NOW + timedelta(days=3) if kind in ("reminder", "due") else None,
+        due_on=(NOW + timedelta(days=2)).date() if kind in ("reminder", "due") else None,
     )
     return wf, name, draw(st.sampled_from(LOCALES)), data, audience, occurrence
 

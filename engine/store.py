@@ -6,9 +6,11 @@ Core, not the ORM: the hot path is a handful of compiled statements per transiti
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,21 @@ def _sqlite_setup(engine: Engine, synchronous: str) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+# One writer lock per SQLite file, shared by every store on it in this process. SQLite lets one
+# writer in at a time; a thread refused by BEGIN IMMEDIATE sleeps in SQLite's busy handler
+# (1, 2, 5 ... 100 ms steps) and the lock can sit free while it sleeps. Queuing this
+# process's writers on a Python lock hands the database over at once; busy_timeout still
+# arbitrates between processes.
+_SQLITE_WRITERS: dict[str, threading.RLock] = {}
+_SQLITE_WRITERS_GUARD = threading.Lock()
+
+
+def _sqlite_writer(database: str | None) -> threading.RLock:
+    key = os.path.realpath(database) if database and database != ":memory:" else ""
+    with _SQLITE_WRITERS_GUARD:
+        return _SQLITE_WRITERS.setdefault(key, threading.RLock())
+
+
 class SQLAlchemyStore:
     """Instances, audit records and definitions in one relational database.
 
@@ -98,8 +115,10 @@ class SQLAlchemyStore:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine = sa.create_engine(self.url, **kwargs)
         self.dialect = self.engine.dialect.name
+        self._writer: AbstractContextManager[Any] = nullcontext()
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine, synchronous.upper())
+            self._writer = _sqlite_writer(self.engine.url.database)
         self._lock_suffix = self.dialect == "postgresql"
 
     def close(self) -> None:
@@ -151,7 +170,7 @@ class SQLAlchemyStore:
     def write(self) -> Iterator[Connection]:
         """One read-write transaction; commits on success, rolls back on any exception."""
         try:
-            with self.engine.begin() as conn:
+            with self._writer, self.engine.begin() as conn:
                 yield conn
         except sa.exc.DBAPIError as err:
             raise StoreError(f"database error: {err.orig!r}") from err

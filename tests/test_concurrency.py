@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import EXAMPLE_DIR, edit_many, make_registry
+from sqlalchemy import event
 
 from opcatflow.engine import Engine
 
@@ -51,6 +54,39 @@ def test_threads_racing_on_versions_conflict_instead_of_overwriting(
     assert applied + sum(c for _, c in results) == WRITERS * EDITS
     assert applied >= EDITS  # someone always wins
     check_history(url, instance_id, applied)
+
+
+def test_writers_of_one_process_queue_for_a_sqlite_file_instead_of_meeting_its_lock(
+    tmp_path: Path,
+) -> None:
+    # Without SQLite's busy handler, a writer that found the file locked would fail at once:
+    # every write here succeeds only because the process queues its writers itself, across
+    # the two engines on the file as within each.
+    url = str(tmp_path / "queue.db")
+    engines = [Engine.open(url, [EXAMPLE_DIR], make_registry()) for _ in range(2)]
+    try:
+        for engine in engines:
+            engine.store.engine.dispose()
+
+            @event.listens_for(engine.store.engine, "connect")
+            def no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+        ids = [
+            engines[0].start("example", actor="a", role="clerk", data={"title": "t"}).id
+            for _ in range(WRITERS * 2)
+        ]
+
+        def edit(i: int) -> None:
+            for _ in range(EDITS):
+                engines[i % 2].fire(ids[i], "edit", actor="w", role="clerk")
+
+        with ThreadPoolExecutor(WRITERS * 2) as pool:
+            list(pool.map(edit, range(WRITERS * 2)))
+        assert [engines[1].get(i).version for i in ids] == [1 + EDITS] * (WRITERS * 2)
+    finally:
+        for engine in engines:
+            engine.close()
 
 
 @pytest.mark.slow

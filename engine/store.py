@@ -86,7 +86,9 @@ def _sqlite_setup(engine: Engine, synchronous: str) -> None:
 # writer in at a time; a thread refused by BEGIN IMMEDIATE sleeps in SQLite's busy handler
 # (1, 2, 5 ... 100 ms steps) and the lock can sit free while it sleeps. Queuing this
 # process's writers on a Python lock hands the database over at once; busy_timeout still
-# arbitrates between processes.
+# arbitrates between processes. (No at-fork handling: SQLite forbids carrying connections
+# across fork(), and a child forked during a write could not write even through new
+# connections when we tried; fork before opening a store, or spawn.)
 _SQLITE_WRITERS: dict[str, threading.RLock] = {}
 _SQLITE_WRITERS_GUARD = threading.Lock()
 

@@ -135,3 +135,24 @@ class StoreError(OpcatflowError):
 
     code = "store-error"
     exit_code = 1
+
+
+class SchemaLocked(StoreError):
+    """Another process or thread held the database's schema lock (creating or upgrading the
+    schema) for longer than the store waits.
+
+    Attributes:
+        database: the database, as a URL without its password or a SQLite file path.
+        timeout: the seconds waited.
+    """
+
+    code = "schema-locked"
+    exit_code = 9
+
+    def __init__(self, database: str, timeout: float) -> None:
+        self.database = database
+        self.timeout = timeout
+        super().__init__(
+            f"waited {timeout:g} s for the schema lock of {database}: another process is "
+            "creating or upgrading its schema; try again once it has finished"
+        )

@@ -12,19 +12,24 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, Row
 
 from opcatflow.engine import tables as t
 from opcatflow.engine.audit import AuditRecord
 from opcatflow.engine.errors import InstanceNotFound, SchemaMismatch, StoreError
 from opcatflow.engine.instance import Instance
-
-MIGRATIONS = Path(__file__).parent / "migrations"
+from opcatflow.engine.schemalock import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    database_name,
+    schema_lock,
+    upgrade_to_head,
+)
 
 # The hot path's statements, built once: constructing a Core statement per call (coercions,
 # cache keys) cost more than executing it on SQLite.
@@ -70,10 +75,11 @@ def _sqlite_setup(engine: Engine, synchronous: str) -> None:
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # First: turning a new file to WAL needs a lock another process may be holding.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -106,10 +112,20 @@ class SQLAlchemyStore:
         url: a SQLAlchemy URL, ``postgresql://...``, or a path to a SQLite file.
         synchronous: SQLite's ``PRAGMA synchronous`` (FULL survives power loss; NORMAL may
             lose the last commits on power loss but never corrupts).
+        schema_lock_timeout: seconds to wait while another process or thread creates or
+            upgrades the schema, before ``SchemaLocked``.
     """
 
-    def __init__(self, url: str, *, synchronous: str = "FULL", pool_size: int = 5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str = "FULL",
+        pool_size: int = 5,
+        schema_lock_timeout: float = 60.0,
+    ) -> None:
         self.url = normalise_url(url)
+        self.schema_lock_timeout = schema_lock_timeout
         if synchronous.upper() not in ("FULL", "NORMAL", "OFF", "EXTRA"):
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
         kwargs: dict[str, Any] = {}
@@ -118,9 +134,10 @@ class SQLAlchemyStore:
         self.engine = sa.create_engine(self.url, **kwargs)
         self.dialect = self.engine.dialect.name
         self._writer: AbstractContextManager[Any] = nullcontext()
+        self._writer_lock: threading.RLock | None = None
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine, synchronous.upper())
-            self._writer = _sqlite_writer(self.engine.url.database)
+            self._writer = self._writer_lock = _sqlite_writer(self.engine.url.database)
         self._lock_suffix = self.dialect == "postgresql"
 
     def close(self) -> None:
@@ -134,37 +151,53 @@ class SQLAlchemyStore:
         return t.SCHEMA_REVISION
 
     def current_revision(self) -> str | None:
-        with self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table("alembic_version"):
-                return None
-            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        with self.read() as conn:
+            return _revision(conn)
 
     def upgrade(self) -> tuple[str | None, str]:
-        """Migrate to the newest schema; returns (before, after) revisions."""
-        from alembic import command
-        from alembic.config import Config
+        """Migrate to the newest schema; returns (before, after) revisions.
 
-        before = self.current_revision()
-        with self.engine.begin() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        Raises:
+            SchemaLocked: another process held the schema lock past ``schema_lock_timeout``.
+        """
+        with schema_lock(self.engine, self._writer_lock, self.schema_lock_timeout) as (
+            conn,
+            deadline,
+        ):
+            before = _revision(conn)
+            upgrade_to_head(conn, deadline, database_name(self.engine))
         return before, self.head_revision()
 
     def ensure_schema(self, *, create: bool = True) -> None:
         """Create the schema in an empty database; refuse a database at another revision.
 
+        A database another process is creating or upgrading is waited for (up to
+        ``schema_lock_timeout``), then checked again.
+
         Raises:
             SchemaMismatch: naming the found and expected revisions.
+            SchemaLocked: another process held the schema lock past ``schema_lock_timeout``.
         """
-        found, expected = self.current_revision(), self.head_revision()
-        if found == expected:
+        expected = self.head_revision()
+        if self.current_revision() == expected:
             return
-        if found is None and create and not sa.inspect(self.engine).get_table_names():
-            self.upgrade()
-            return
+        with schema_lock(self.engine, self._writer_lock, self.schema_lock_timeout) as (
+            conn,
+            deadline,
+        ):
+            found = _revision(conn)
+            if found == expected:
+                return
+            if found is None and create and not sa.inspect(conn).get_table_names():
+                upgrade_to_head(conn, deadline, database_name(self.engine))
+                return
         raise SchemaMismatch(found, expected)
+
+    def _insert_new(self, table: sa.Table) -> Any:
+        # INSERT ... ON CONFLICT DO NOTHING: on PostgreSQL it waits for a concurrent insert of
+        # the same key and then skips, where a plain insert would fail on the primary key.
+        insert = postgresql_insert if self.dialect == "postgresql" else sqlite_insert
+        return insert(table).on_conflict_do_nothing()
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -185,12 +218,16 @@ class SQLAlchemyStore:
     # -- meta ------------------------------------------------------------------------------
 
     def secret(self, key: str) -> bytes:
-        """A per-database secret, created on first use (e.g. the audit redaction key)."""
+        """A per-database secret, created on first use (e.g. the audit redaction key).
+
+        Processes opening a new database together all get the secret stored first.
+        """
+        query = sa.select(t.meta.c.value).where(t.meta.c.key == key)
         with self.write() as conn:
-            value = conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == key)).scalar()
+            value = conn.execute(query).scalar()
             if value is None:
-                value = secrets.token_hex(32)
-                conn.execute(t.meta.insert().values(key=key, value=value))
+                conn.execute(self._insert_new(t.meta).values(key=key, value=secrets.token_hex(32)))
+                value = conn.execute(query).scalar_one()
         return bytes.fromhex(value)
 
     # -- definitions -------------------------------------------------------------------------
@@ -212,8 +249,10 @@ class SQLAlchemyStore:
         source: str,
         now: datetime,
     ) -> None:
+        """Store a definition unless another transaction stored this id and version first
+        (read it back to compare)."""
         conn.execute(
-            t.definitions.insert().values(
+            self._insert_new(t.definitions).values(
                 workflow_id=workflow,
                 version=version,
                 fingerprint=fingerprint,
@@ -375,6 +414,12 @@ class SQLAlchemyStore:
                 row.hash,
                 row.id,
             )
+
+
+def _revision(conn: Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def _instance(row: Row[Any]) -> Instance:

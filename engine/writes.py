@@ -123,7 +123,10 @@ class Writes:
                 source=wf.source,
                 now=now,
             )
-        elif stored.fingerprint != wf.fingerprint:
+            # Another process starting on the same definitions may have stored it first.
+            stored = self.store.stored_definition(conn, wf.id, wf.version)
+            assert stored is not None  # inserted, or skipped because the key is taken
+        if stored.fingerprint != wf.fingerprint:
             message = (
                 f"workflow {wf.id!r} version {wf.version} is already stored with different "
                 "content: give the changed definition a new version (running instances stay "

@@ -37,7 +37,7 @@ ENGINE_API = {
     "DeadlineEvent", "FireResult", "TransactionHook", "TransitionEvent",
     "DefinitionError", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
     "InvalidData", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
-    "SQLAlchemyStore", "SchemaMismatch", "StoreError", "SystemClock", "TransitionRefused",
+    "SQLAlchemyStore", "SchemaLocked", "SchemaMismatch", "StoreError", "SystemClock", "TransitionRefused",
     "TriggerOption", "VerifyReport", "WorkflowDefinition", "WorkflowNotFound", "compile_text",
     "load_catalog",
 }  # fmt: skip
@@ -70,6 +70,6 @@ def test_schema_revision_constant_is_the_newest_migration() -> None:
     from alembic.script import ScriptDirectory
 
     from opcatflow.engine import tables
-    from opcatflow.engine.store import MIGRATIONS
+    from opcatflow.engine.schemalock import MIGRATIONS
 
     assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == tables.SCHEMA_REVISION

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from opcatflow.engine import GuardRefusal, Registry, RuleContext
 
@@ -56,3 +57,21 @@ def edit_many(url: str, instance_id: str, times: int, use_versions: bool) -> tup
             except ConcurrentUpdate:
                 conflicts += 1
     return applied, conflicts
+
+
+_STARTING_GATE: dict[str, Any] = {}
+
+
+def set_starting_gate(barrier: Any) -> None:
+    """Process pool initializer: the barrier ``open_at_once`` waits on."""
+    _STARTING_GATE["barrier"] = barrier
+
+
+def open_at_once(url: str) -> str | None:
+    """Wait until every worker of the pool is here, then open an engine on ``url`` (creating
+    the schema of a new database); returns the schema revision it found open."""
+    from opcatflow.engine import Engine
+
+    _STARTING_GATE["barrier"].wait(timeout=60)
+    with Engine.open(url, [EXAMPLE_DIR], make_registry()) as engine:
+        return engine.store.current_revision()

@@ -11,6 +11,7 @@
 | 6    | invalid workflow definition                          |
 | 7    | database schema at another revision (run db upgrade) |
 | 8    | audit chain broken                                   |
+| 9    | schema locked by another process's upgrade (waited)  |
 """
 
 from __future__ import annotations

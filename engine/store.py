@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, Row
 
 from opcatflow.engine import tables as t
@@ -50,7 +52,18 @@ _ADVANCE_HEAD = (
     .values(audit_seq=sa.bindparam("audit_seq"), audit_head=sa.bindparam("audit_head"))
 )
 _INSERT_AUDIT = t.audit.insert()
+_A = t.audit.c
+# The time of the last record of the instance's chain, read with the instance in one statement.
+_HEAD_AT = (
+    sa.select(_A.at)
+    .where(_A.instance_id == _I.id, _A.seq == _I.audit_seq)
+    .scalar_subquery()
+    .label("head_at")
+)
+_SELECT_FOR_APPEND = sa.select(t.instances, _HEAD_AT).where(_I.id == sa.bindparam("instance_id"))
+_LOCK_FOR_APPEND = _SELECT_FOR_APPEND.with_for_update(of=t.instances)
 _INSERT_INSTANCE = t.instances.insert()
+TIMES_ORDERED_FROM = "audit_times_ordered_from"  # the key of the marker in opcatflow_meta
 
 
 def normalise_url(url: str) -> str:
@@ -237,6 +250,22 @@ class SQLAlchemyStore:
             raise InstanceNotFound(instance_id)
         return _instance(row)
 
+    def lock_for_append(
+        self, conn: Connection, instance_id: str
+    ) -> tuple[Instance, datetime | None]:
+        """:meth:`lock_instance`, with the time of the last record of the instance's audit chain
+        (``None`` only if that record is missing), so a new record can be stamped after it.
+
+        Raises:
+            InstanceNotFound
+        """
+        query = _LOCK_FOR_APPEND if self._lock_suffix else _SELECT_FOR_APPEND
+        row = conn.execute(query, {"instance_id": instance_id}).first()
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        head_at: datetime | None = row.head_at
+        return _instance(row), head_at
+
     def get_instance(self, conn: Connection, instance_id: str) -> Instance:
         row = conn.execute(sa.select(t.instances).where(t.instances.c.id == instance_id)).first()
         if row is None:
@@ -346,6 +375,32 @@ class SQLAlchemyStore:
                 "hash": record.hash,
             },
         )
+
+    def audit_times_ordered_from(self) -> int:
+        """The global audit id up to which records are older data: every later record was
+        written by an engine that stamps a chain's records in order. Set, to the newest id, the
+        first time an engine of this release opens the database (0 for a new database).
+        """
+        m = t.meta.c
+        select = sa.select(m.value).where(m.key == TIMES_ORDERED_FROM)
+        with self.read() as conn:
+            value = conn.execute(select).scalar()
+        if value is None:
+            newest = sa.func.coalesce(sa.func.max(_A.id), 0)
+            insert = (pg_insert if self.dialect == "postgresql" else sqlite_insert)(t.meta)
+            with self.write() as conn:
+                # Several processes may open the database at once: the first one sets it.
+                conn.execute(
+                    insert.from_select(
+                        ["key", "value"],
+                        # (the WHERE lets SQLite parse ON CONFLICT after a SELECT)
+                        sa.select(sa.literal(TIMES_ORDERED_FROM), sa.cast(newest, sa.Text)).where(
+                            sa.true()
+                        ),
+                    ).on_conflict_do_nothing()
+                )
+                value = conn.execute(select).scalar_one()
+        return int(value)
 
     def audit_records(
         self, conn: Connection, instance_id: str | None = None, *, batch: int = 2000

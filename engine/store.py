@@ -53,15 +53,9 @@ _ADVANCE_HEAD = (
 )
 _INSERT_AUDIT = t.audit.insert()
 _A = t.audit.c
-# The time of the last record of the instance's chain, read with the instance in one statement.
-_HEAD_AT = (
-    sa.select(_A.at)
-    .where(_A.instance_id == _I.id, _A.seq == _I.audit_seq)
-    .scalar_subquery()
-    .label("head_at")
+_RECORD_AT = sa.select(_A.at).where(
+    _A.instance_id == sa.bindparam("instance_id"), _A.seq == sa.bindparam("seq")
 )
-_SELECT_FOR_APPEND = sa.select(t.instances, _HEAD_AT).where(_I.id == sa.bindparam("instance_id"))
-_LOCK_FOR_APPEND = _SELECT_FOR_APPEND.with_for_update(of=t.instances)
 _INSERT_INSTANCE = t.instances.insert()
 TIMES_ORDERED_FROM = "audit_times_ordered_from"  # the key of the marker in opcatflow_meta
 
@@ -259,12 +253,14 @@ class SQLAlchemyStore:
         Raises:
             InstanceNotFound
         """
-        query = _LOCK_FOR_APPEND if self._lock_suffix else _SELECT_FOR_APPEND
-        row = conn.execute(query, {"instance_id": instance_id}).first()
-        if row is None:
-            raise InstanceNotFound(instance_id)
-        head_at: datetime | None = row.head_at
-        return _instance(row), head_at
+        instance = self.lock_instance(conn, instance_id)
+        # A statement of its own, not a subquery of the lock: on PostgreSQL a statement that
+        # waited for the lock still reads other tables as they were when it began, before
+        # the record of the writer it waited for was committed.
+        at: datetime | None = conn.execute(
+            _RECORD_AT, {"instance_id": instance_id, "seq": instance.audit_seq}
+        ).scalar()
+        return instance, at
 
     def get_instance(self, conn: Connection, instance_id: str) -> Instance:
         row = conn.execute(sa.select(t.instances).where(t.instances.c.id == instance_id)).first()

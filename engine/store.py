@@ -56,6 +56,15 @@ _A = t.audit.c
 _RECORD_AT = sa.select(_A.at).where(
     _A.instance_id == sa.bindparam("instance_id"), _A.seq == sa.bindparam("seq")
 )
+# The instance with the time of the last record of its chain, in one statement.
+_SELECT_FOR_APPEND = sa.select(
+    t.instances,
+    sa.select(_A.at)
+    .where(_A.instance_id == _I.id, _A.seq == _I.audit_seq)
+    .scalar_subquery()
+    .label("head_at"),
+).where(_I.id == sa.bindparam("instance_id"))
+_LOCK_FOR_APPEND = _SELECT_FOR_APPEND.with_for_update(of=t.instances)
 _INSERT_INSTANCE = t.instances.insert()
 TIMES_ORDERED_FROM = "audit_times_ordered_from"  # the key of the marker in opcatflow_meta
 
@@ -253,13 +262,20 @@ class SQLAlchemyStore:
         Raises:
             InstanceNotFound
         """
-        instance = self.lock_instance(conn, instance_id)
-        # A statement of its own, not a subquery of the lock: on PostgreSQL a statement that
-        # waited for the lock still reads other tables as they were when it began, before
-        # the record of the writer it waited for was committed.
-        at: datetime | None = conn.execute(
-            _RECORD_AT, {"instance_id": instance_id, "seq": instance.audit_seq}
-        ).scalar()
+        query = _LOCK_FOR_APPEND if self._lock_suffix else _SELECT_FOR_APPEND
+        row = conn.execute(query, {"instance_id": instance_id}).first()
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        instance = _instance(row)
+        at: datetime | None = row.head_at
+        if at is None:
+            # On PostgreSQL a statement that waited for the lock returns the row as the
+            # writer it waited for left it, but its subquery reads the audit table as it was
+            # when the statement began, without that writer's record: the record's seq is
+            # the row's, so it finds nothing. A statement begun now sees it.
+            at = conn.execute(
+                _RECORD_AT, {"instance_id": instance_id, "seq": instance.audit_seq}
+            ).scalar()
         return instance, at
 
     def get_instance(self, conn: Connection, instance_id: str) -> Instance:

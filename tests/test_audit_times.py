@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from opcatflow.adapters.cli import app
 from opcatflow.engine import Engine, FrozenClock, TransitionRefused
 from opcatflow.engine import tables as t
-from opcatflow.engine.audit import REFUSED, make_record
+from opcatflow.engine.audit import REFUSED, AuditRecord, make_record
 from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.store import TIMES_ORDERED_FROM
@@ -106,29 +106,44 @@ def wait_until_blocked(engine: Engine, holder_pid: int | None, waiter: threading
     pytest.fail("the second writer never waited for the lock")
 
 
+def first_while_second_waits(first: Engine, second: Engine, case: str) -> list[AuditRecord]:
+    """``first`` locks the case; ``second`` fires and waits for the lock; ``first`` fires,
+    commits and lets it go. Returns the case's history."""
+    waiter = threading.Thread(
+        target=lambda: second.fire(case, "edit", actor="second", role="clerk")
+    )
+    with first.store.write() as conn:
+        first.store.lock_instance(conn, case)
+        postgresql = first.store.dialect == "postgresql"
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() if postgresql else None
+        waiter.start()
+        wait_until_blocked(first, pid, waiter)
+        first.fire_within(conn, case, "edit", actor="first", role="clerk")
+    waiter.join(10)
+    history = first.history(case)
+    assert [r.actor for r in history] == ["ana", "first", "second"]
+    assert first.verify_audit().ok
+    return history
+
+
 def test_a_writer_that_waited_for_the_lock_is_stamped_after_the_writer_it_waited_for(
     db_url: str,
 ) -> None:
     with open_engine(db_url, TickingClock(T0)) as engine:
-        case = new_case(engine)
-        waiter = threading.Thread(
-            target=lambda: engine.fire(case, "edit", actor="second", role="clerk")
-        )
-        with engine.store.write() as conn:
-            engine.store.lock_instance(conn, case)
-            pid = (
-                conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-                if engine.store.dialect == "postgresql"
-                else None
-            )
-            waiter.start()
-            wait_until_blocked(engine, pid, waiter)
-            engine.fire_within(conn, case, "edit", actor="first", role="clerk")
-        waiter.join(10)
-        history = engine.history(case)
-        assert [r.actor for r in history] == ["ana", "first", "second"]
-        assert history[1].at < history[2].at
-        assert engine.verify_audit().ok
+        history = first_while_second_waits(engine, engine, new_case(engine))
+    assert history[1].at < history[2].at
+
+
+def test_a_writer_whose_clock_is_behind_the_one_it_waited_for_takes_that_ones_time(
+    db_url: str,
+) -> None:
+    ahead = T0 + timedelta(days=1)
+    with (
+        open_engine(db_url, FrozenClock(ahead)) as first,
+        open_engine(db_url, TickingClock(T0)) as second,
+    ):
+        history = first_while_second_waits(first, second, new_case(second))
+    assert [r.at for r in history[1:]] == [ahead, ahead]
 
 
 def test_along_every_chain_times_never_decrease_under_writers_with_skewed_clocks(

@@ -164,6 +164,9 @@ class Redactor:
 
 @dataclass
 class ChainBreak:
+    """A problem at one record of a chain: a break, or (in ``VerifyReport.warnings``) a
+    warning."""
+
     id: int | None
     instance_id: str
     seq: int
@@ -180,6 +183,7 @@ class VerifyReport:
     records: int = 0
     instances: int = 0
     breaks: list[ChainBreak] = field(default_factory=list)
+    warnings: list[ChainBreak] = field(default_factory=list)  # older data; not a break
 
     @property
     def ok(self) -> bool:
@@ -192,17 +196,24 @@ class VerifyReport:
 
 
 def verify_chain(
-    records: Iterable[AuditRecord], heads: Mapping[str, tuple[int, str]]
+    records: Iterable[AuditRecord],
+    heads: Mapping[str, tuple[int, str]],
+    *,
+    times_ordered_from: int = 0,
 ) -> VerifyReport:
-    """Recompute every hash and link.
+    """Recompute every hash and link, and check that times never go back along a chain.
 
     Args:
         records: every record, ordered by instance then ``seq``.
         heads: per instance, the ``(seq, hash)`` its row says its chain ends with.
+        times_ordered_from: the global id up to which records are older data, written before
+            the engine stamped records in chain order: a record stamped earlier than the one
+            before it is a warning up to this id, and a break after it.
     """
     report = VerifyReport()
     current: str | None = None
     expected_seq, prev = 1, GENESIS
+    prev_at: datetime | None = None
     broken_instance = False
     seen: set[str] = set()
 
@@ -229,6 +240,7 @@ def verify_chain(
             if current is not None:
                 close(current)
             current, expected_seq, prev, broken_instance = r.instance_id, 1, GENESIS, False
+            prev_at = None
             seen.add(r.instance_id)
         if broken_instance:
             continue
@@ -243,7 +255,17 @@ def verify_chain(
             report.breaks.append(ChainBreak(r.id, r.instance_id, r.seq, problem))
             broken_instance = True
             continue
-        expected_seq, prev = r.seq + 1, r.hash
+        if prev_at is not None and r.at < prev_at:
+            regression = ChainBreak(
+                r.id,
+                r.instance_id,
+                r.seq,
+                f"recorded at {r.at.isoformat()}, earlier than the record before it "
+                f"({prev_at.isoformat()})",
+            )
+            older = r.id is not None and r.id <= times_ordered_from
+            (report.warnings if older else report.breaks).append(regression)
+        expected_seq, prev, prev_at = r.seq + 1, r.hash, r.at
     if current is not None:
         close(current)
     for instance_id, (seq, _) in heads.items():

@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -100,6 +101,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.log = logger or structlog.get_logger("opcatflow")
         redactor = Redactor(audit_key or store.secret("audit_key"))
+        self._times_ordered_from = store.audit_times_ordered_from()
         self.settings = settings or Settings.default()
         self.timers = TimerHook(self.settings)
         self.timers.check(catalog)  # a definition naming an unknown config: key fails here
@@ -266,9 +268,9 @@ class Engine:
         clean, errors = start_data(wf, data or {})
         if errors:
             raise InvalidData(wf.id, errors)
-        now = self.clock.now()
         if parent_id is not None:
             self.store.lock_instance(conn, parent_id)  # raises InstanceNotFound
+        now = self.clock.now()  # after the parent's lock, like every write
         instance_id = str(uuid.uuid4())
         try:
             clean = enter_initial(
@@ -374,8 +376,7 @@ class Engine:
         Raises:
             InstanceNotFound, ConcurrentUpdate: as :meth:`fire`; the caller rolls back.
         """
-        now = self.clock.now()
-        current = self.store.lock_instance(conn, instance_id)
+        current, now = self.lock_for_record(conn, instance_id)
         if expected_version is not None and current.version != expected_version:
             raise ConcurrentUpdate(instance_id, expected_version, current.version)
         wf = self.workflow(current.workflow_id, current.workflow_version)
@@ -421,6 +422,31 @@ class Engine:
         )
         opened = tuple(c.instance_id for c in children)
         return FireResult(current, updated, None, trigger, actor, role, opened)
+
+    def lock_for_record(self, conn: Connection, instance_id: str) -> tuple[Instance, datetime]:
+        """Lock an instance to append to its audit chain; returns it and the time to stamp
+        the new record with.
+
+        The clock is read once the lock is held: a writer that waited for the lock must not
+        stamp its record with the time it started waiting, before the record of the writer
+        it waited for. If the clock is behind the chain's last record (a clock set back, or
+        another server's clock), the new record takes that record's time, and the engine
+        logs ``clock_behind_audit_chain``.
+
+        Raises:
+            InstanceNotFound
+        """
+        current, last = self.store.lock_for_append(conn, instance_id)
+        now = self.clock.now()
+        if last is not None and now < last:
+            self.log.warning(
+                "clock_behind_audit_chain",
+                instance_id=instance_id,
+                clock=now.isoformat(),
+                last_record=last.isoformat(),
+            )
+            return current, last
+        return current, now
 
     def log_result(self, result: FireResult) -> None:
         """Log a fire's outcome (call it after the commit, so the log never runs ahead)."""
@@ -551,10 +577,17 @@ class Engine:
     # -- audit -----------------------------------------------------------------------------
 
     def verify_audit(self) -> VerifyReport:
-        """Recompute every audit chain; the report names the first broken record."""
+        """Recompute every audit chain; the report names the first broken record.
+
+        A record stamped earlier than the record before it is a break if this release wrote
+        it, and a warning if it is older data (see
+        :meth:`SQLAlchemyStore.audit_times_ordered_from`).
+        """
         with self.store.read() as conn:
             heads = self.store.audit_heads(conn)
-            return verify_chain(self.store.audit_records(conn), heads)
+            return verify_chain(
+                self.store.audit_records(conn), heads, times_ordered_from=self._times_ordered_from
+            )
 
     def export_audit(self, out: IO[str], instance_id: str | None = None) -> int:
         """Write the audit trail as JSON Lines; returns the number of records written."""

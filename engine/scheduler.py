@@ -275,7 +275,7 @@ class Scheduler:
             outcome, status = ("applied", FIRED) if result.refusal is None else ("refused", REFUSED)
             detail = result.refusal.reason if result.refusal is not None else None
         else:
-            instance = self._audit(conn, row, now)
+            instance = self._audit(conn, row)
             outcome, status = ("reminded" if row.kind == REMINDER else "due"), FIRED
         conn.execute(
             t.timers.update()
@@ -313,11 +313,13 @@ class Scheduler:
         )
         return firing, result
 
-    def _audit(self, conn: Connection, row: Row[Any], now: datetime) -> Instance:
+    def _audit(self, conn: Connection, row: Row[Any]) -> Instance:
         # A reminder, or a due date with nothing to fire, is still a deadline event of the
         # instance: it goes into the instance's hash chain like a transition.
         store = self.store
-        instance = store.lock_instance(conn, row.instance_id)
+        # Stamped with the clock read under the instance's lock, like a transition, not with
+        # the tick's time: a change committed since the tick began may precede it in the chain.
+        instance, at = self.engine.lock_for_record(conn, row.instance_id)
         seq = instance.audit_seq + 1
         what = "reminder" if row.kind == REMINDER else "due date reached"
         offset = (row.payload or {}).get("offset")
@@ -325,7 +327,7 @@ class Scheduler:
         record = make_record(
             instance_id=instance.id,
             seq=seq,
-            at=now,
+            at=at,
             actor=SCHEDULER,
             role=SCHEDULER,
             workflow_id=instance.workflow_id,

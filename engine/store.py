@@ -55,7 +55,21 @@ _ADVANCE_HEAD = (
     .values(audit_seq=sa.bindparam("audit_seq"), audit_head=sa.bindparam("audit_head"))
 )
 _INSERT_AUDIT = t.audit.insert()
+_A = t.audit.c
+_RECORD_AT = sa.select(_A.at).where(
+    _A.instance_id == sa.bindparam("instance_id"), _A.seq == sa.bindparam("seq")
+)
+# The instance with the time of the last record of its chain, in one statement.
+_SELECT_FOR_APPEND = sa.select(
+    t.instances,
+    sa.select(_A.at)
+    .where(_A.instance_id == _I.id, _A.seq == _I.audit_seq)
+    .scalar_subquery()
+    .label("head_at"),
+).where(_I.id == sa.bindparam("instance_id"))
+_LOCK_FOR_APPEND = _SELECT_FOR_APPEND.with_for_update(of=t.instances)
 _INSERT_INSTANCE = t.instances.insert()
+TIMES_ORDERED_FROM = "audit_times_ordered_from"  # the key of the marker in opcatflow_meta
 
 
 def normalise_url(url: str) -> str:
@@ -276,6 +290,31 @@ class SQLAlchemyStore:
             raise InstanceNotFound(instance_id)
         return _instance(row)
 
+    def lock_for_append(
+        self, conn: Connection, instance_id: str
+    ) -> tuple[Instance, datetime | None]:
+        """:meth:`lock_instance`, with the time of the last record of the instance's audit chain
+        (``None`` only if that record is missing), so a new record can be stamped after it.
+
+        Raises:
+            InstanceNotFound
+        """
+        query = _LOCK_FOR_APPEND if self._lock_suffix else _SELECT_FOR_APPEND
+        row = conn.execute(query, {"instance_id": instance_id}).first()
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        instance = _instance(row)
+        at: datetime | None = row.head_at
+        if at is None:
+            # On PostgreSQL a statement that waited for the lock returns the row as the
+            # writer it waited for left it, but its subquery reads the audit table as it was
+            # when the statement began, without that writer's record: the record's seq is
+            # the row's, so it finds nothing. A statement begun now sees it.
+            at = conn.execute(
+                _RECORD_AT, {"instance_id": instance_id, "seq": instance.audit_seq}
+            ).scalar()
+        return instance, at
+
     def get_instance(self, conn: Connection, instance_id: str) -> Instance:
         row = conn.execute(sa.select(t.instances).where(t.instances.c.id == instance_id)).first()
         if row is None:
@@ -385,6 +424,32 @@ class SQLAlchemyStore:
                 "hash": record.hash,
             },
         )
+
+    def audit_times_ordered_from(self) -> int:
+        """The global audit id up to which records are older data: every later record was
+        written by an engine that stamps a chain's records in order. Set, to the newest id, the
+        first time an engine of this release opens the database (0 for a new database).
+        """
+        m = t.meta.c
+        select = sa.select(m.value).where(m.key == TIMES_ORDERED_FROM)
+        with self.read() as conn:
+            value = conn.execute(select).scalar()
+        if value is None:
+            newest = sa.func.coalesce(sa.func.max(_A.id), 0)
+            insert = (postgresql_insert if self.dialect == "postgresql" else sqlite_insert)(t.meta)
+            with self.write() as conn:
+                # Several processes may open the database at once: the first one sets it.
+                conn.execute(
+                    insert.from_select(
+                        ["key", "value"],
+                        # (the WHERE lets SQLite parse ON CONFLICT after a SELECT)
+                        sa.select(sa.literal(TIMES_ORDERED_FROM), sa.cast(newest, sa.Text)).where(
+                            sa.true()
+                        ),
+                    ).on_conflict_do_nothing()
+                )
+                value = conn.execute(select).scalar_one()
+        return int(value)
 
     def audit_records(
         self, conn: Connection, instance_id: str | None = None, *, batch: int = 2000

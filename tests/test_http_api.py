@@ -540,6 +540,7 @@ def test_audit_verify_and_export_for_admin(api: ApiUnderTest) -> None:
     api.fire(case["id"], "edit", "clerk")
     verified = api.get("/audit/verify", "admin").json()
     assert (verified["ok"], verified["records"], verified["first_break"]) == (True, 2, None)
+    assert verified["warnings"] == []
     export = api.get("/audit/export", "admin", params={"instance_id": case["id"]})
     assert export.headers["content-type"].startswith("application/x-ndjson")
     lines = [json.loads(line) for line in export.text.splitlines()]

@@ -25,13 +25,15 @@ def report_json(report: VerifyReport) -> dict[str, object]:
         "records": report.records,
         "instances": report.instances,
         "breaks": [asdict(b) for b in report.breaks],
+        "warnings": [asdict(w) for w in report.warnings],
         "first_break": asdict(first) if first else None,
     }
 
 
 @audit_app.command("verify")
 def verify(ctx: typer.Context, as_json: Json = False) -> None:
-    """Recompute every hash and link of the audit trail. Exit 8 names the first broken record."""
+    """Recompute every hash and link of the audit trail. Exit 8 names the first broken record;
+    a record of older data stamped earlier than the one before it is a warning (exit 0)."""
     with settings(ctx).engine() as engine:
         report = engine.verify_audit()
     if as_json:
@@ -45,6 +47,11 @@ def verify(ctx: typer.Context, as_json: Json = False) -> None:
         out.echo(f"audit chain {out.red('BROKEN')}: {len(report.breaks)} break(s)")
         for b in report.breaks:
             out.echo(f"  {b}")
+    if report.warnings and not as_json:
+        # Older data only (the engine no longer writes these): shown, not failed on.
+        out.echo(f"{out.plural(len(report.warnings), 'warning')} on records of older data:")
+        for w in report.warnings:
+            out.echo(f"  {w}")
     if report.first_break is not None:
         raise fail(f"audit chain broken at {report.first_break}", AUDIT_BROKEN)
 

@@ -97,7 +97,8 @@ def verify_audit(
     ctx: Annotated[Api, Depends(api)], who: Annotated[Caller, Depends(require_admin)]
 ) -> dict[str, Any]:
     """Recompute every hash chain of the audit trail; ``first_break`` names the first
-    broken record."""
+    broken record; ``warnings`` name records of older data stamped earlier than the record
+    before them."""
     report = ctx.engine.verify_audit()
 
     def brk(b: Any) -> dict[str, Any]:
@@ -109,6 +110,7 @@ def verify_audit(
         "instances": report.instances,
         "first_break": brk(report.first_break) if report.first_break else None,
         "breaks": [brk(b) for b in report.breaks],
+        "warnings": [brk(w) for w in report.warnings],
     }
 
 

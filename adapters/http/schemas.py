@@ -192,6 +192,7 @@ class VerifyOut(BaseModel):
     instances: int
     first_break: ChainBreakOut | None
     breaks: list[ChainBreakOut]
+    warnings: list[ChainBreakOut]
 
 
 class HealthOut(BaseModel):

@@ -275,3 +275,12 @@ def test_only_so_many_addresses_are_remembered() -> None:
     for client in ("a", "b", "c"):
         limit.failed(client)
     assert [limit.retry_after(c) for c in ("a", "b", "c")] == [None, 60, 60]
+
+
+def test_an_oversized_body_is_refused_and_logged(serve: Serve) -> None:
+    api = serve(ApiConfig(max_body=2048))
+    body = {**CASE, "data": {"title": "x" * 4096}}
+    response = api.client.post("/instances", json=body, headers=api.auth("clerk"))
+    assert_problem(response, 413, "payload-too-large")
+    assert [e["status"] for e in api.events("http_request")] == [413]
+    assert api.instances() == 0

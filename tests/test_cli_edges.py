@@ -122,43 +122,30 @@ def test_an_empty_database_created_on_purpose_is_read(tmp_path: Path) -> None:
 # -- --data @FILE ----------------------------------------------------------------------------
 
 
-def start_with(db_url: str, data: str, **kw: Any) -> str:
-    assert invoke(["--db", db_url, "db", "upgrade"]).exit_code == 0
-    result = invoke(["--db", db_url, "start", "complaint", *INTAKE, "--data", data], **kw)
-    line = assert_error(result, USAGE)
-    listed = invoke(["--db", db_url, "list", "--json"])
-    assert json.loads(listed.stdout) == []  # nothing stored
-    return line
-
-
-def test_data_from_a_device_is_refused_without_reading_it(db_url: str) -> None:
-    line = start_with(db_url, "@/dev/zero")
-    assert "/dev/zero is a character device; give a regular file (at most 1 MiB)" in line
-
-
-def test_data_from_a_folder_is_refused(db_url: str, tmp_path: Path) -> None:
-    line = start_with(db_url, f"@{tmp_path}")
-    assert f"{tmp_path} is a folder; give a regular file" in line
-
-
-def test_data_from_a_file_over_1_mib_is_refused(db_url: str, tmp_path: Path) -> None:
+def test_data_files_that_are_not_small_regular_utf8_files_are_refused(
+    db_url: str, tmp_path: Path
+) -> None:
     big = tmp_path / "big.json"
     big.write_text(json.dumps({**COMPLAINT, "summary": "x" * DATA_FILE_LIMIT}))
-    line = start_with(db_url, f"@{big}")
-    assert f"{big} is over the limit of 1 MiB (1048576 bytes)" in line
-
-
-def test_data_from_standard_input_is_bounded_too(db_url: str) -> None:
-    text = json.dumps({**COMPLAINT, "summary": "x" * DATA_FILE_LIMIT})
-    line = start_with(db_url, "@-", input=text.encode())
-    assert "standard input is over the limit of 1 MiB (1048576 bytes)" in line
-
-
-def test_data_that_is_not_utf8_is_refused(db_url: str, tmp_path: Path) -> None:
     latin1 = tmp_path / "latin1.json"
-    latin1.write_bytes(json.dumps(COMPLAINT).replace("Ana", "Ren\\u00e9").encode() + b"\xe9")
-    line = start_with(db_url, f"@{latin1}")
-    assert f"{latin1} is not valid UTF-8" in line
+    latin1.write_bytes(json.dumps(COMPLAINT).encode() + b"\xe9")
+    cases: list[tuple[str, bytes | None, str]] = [
+        (
+            "@/dev/zero",
+            None,
+            "/dev/zero is a character device; give a regular file (at most 1 MiB)",
+        ),
+        (f"@{tmp_path}", None, f"{tmp_path} is a folder; give a regular file"),
+        (f"@{big}", None, f"{big} is over the limit of 1 MiB (1048576 bytes)"),
+        ("@-", big.read_bytes(), "standard input is over the limit of 1 MiB (1048576 bytes)"),
+        (f"@{latin1}", None, f"{latin1} is not valid UTF-8"),
+    ]
+    assert invoke(["--db", db_url, "db", "upgrade"]).exit_code == 0
+    for data, stdin, message in cases:
+        args = ["--db", db_url, "start", "complaint", *INTAKE, "--data", data]
+        assert message in assert_error(invoke(args, input=stdin), USAGE)
+    listed = invoke(["--db", db_url, "list", "--json"])
+    assert json.loads(listed.stdout) == []  # nothing stored
 
 
 def test_data_from_standard_input_within_the_limit_is_read(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 import structlog
 from helpers import make_registry
 from http_server import DEFINITIONS, LiveServer, live_server_fixture  # noqa: F401
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -211,6 +211,7 @@ def test_no_presented_secret_reaches_the_log(serve: Serve) -> None:
     @settings(max_examples=25, deadline=None)
     @given(key_id=st.sampled_from(["0123456789ab", "", "XYZ", "0123456789abcdef0"]), secret=secrets)
     def check(key_id: str, secret: str) -> None:
+        assume(secret not in ("0123456789ab", "wrong_secret"))  # words the event holds anyway
         api.log.seek(0)
         api.log.truncate()
         header = {"Authorization": f"Bearer opf_{key_id}_{secret}"}

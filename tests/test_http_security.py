@@ -123,7 +123,12 @@ def test_without_a_public_url_location_names_the_trusted_host(serve: Serve) -> N
     headers = {**api.auth("clerk"), "Host": "api.npm.test:8443"}
     response = api.client.post("/instances", json=CASE, headers=headers)
     assert response.headers["location"].startswith("http://api.npm.test:8443/instances/")
-    assert_problem(api.client.get("/health", headers={"Host": "localhost"}), 400, "untrusted-host")
+    assert_problem(
+        api.client.get("/workflows", headers={"Host": "localhost"}), 400, "untrusted-host"
+    )
+    # probes answer whatever host an orchestrator names: they build no URL and hold nothing
+    for probe in ("/health", "/ready"):
+        assert api.client.get(probe, headers={"Host": "10.0.0.7:8000"}).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from opcatflow.adapters.http.problems import MEDIA_TYPE, problem_body
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+# Probes name the host they were configured with (an orchestrator's: the pod's address); these
+# answers build no URL and hold nothing, so refusing them would only push operators to trust *.
+PROBES = frozenset({"/health", "/ready"})
 
 
 def host_name(header: str) -> str:
@@ -58,14 +61,14 @@ def trusted(pattern: str, host: str) -> bool:
 
 class TrustedHosts:
     """Answers 400 (``untrusted-host``) to a request whose ``Host`` matches none of
-    ``patterns``; passes the others on."""
+    ``patterns``, but for the health and readiness probes; passes the others on."""
 
     def __init__(self, app: ASGIApp, patterns: Iterable[str]) -> None:
         self.app = app
         self.patterns = tuple(patterns)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
         header = next((v for k, v in scope["headers"] if k == b"host"), b"")

@@ -18,6 +18,7 @@ from opcatflow.adapters.http.context import Api, ApiConfig
 from opcatflow.adapters.http.hosts import TrustedHosts
 from opcatflow.adapters.http.idempotency import IdempotencyRecords
 from opcatflow.adapters.http.keys import ApiKeys
+from opcatflow.adapters.http.limits import AUTH_FAILURE_WINDOW
 from opcatflow.adapters.http.middleware import BodyLimit, RequestLog
 from opcatflow.adapters.http.throttle import FailureLimit
 from opcatflow.engine.runtime import Engine
@@ -120,7 +121,7 @@ def create_app(
         schema_revision=engine.store.head_revision(),
         key_cache=KeyCache(config.key_cache_seconds),
         executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="opcatflow-api"),
-        auth_failures=FailureLimit(config.auth_failure_limit, config.auth_failure_window),
+        auth_failures=FailureLimit(config.auth_failure_limit, AUTH_FAILURE_WINDOW),
     )
     return app
 

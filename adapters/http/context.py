@@ -16,7 +16,6 @@ from opcatflow.adapters.http.idempotency import IdempotencyRecords
 from opcatflow.adapters.http.keys import ApiKeys
 from opcatflow.adapters.http.limits import (
     DEFAULT_AUTH_FAILURES,
-    DEFAULT_AUTH_WINDOW,
     DEFAULT_KEY_CACHE,
     DEFAULT_MAX_BODY,
     DEFAULT_RETENTION,
@@ -44,8 +43,8 @@ class ApiConfig:
         trusted_hosts: the ``Host`` names a request may carry (``*.example.org`` for
             subdomains, ``*`` for any); any other is answered 400. The public URL's host is
             added.
-        auth_failure_limit: failed authentications an address may make within
-            ``auth_failure_window`` seconds before its requests are answered 429; 0: no limit.
+        auth_failure_limit: failed authentications an address may make within a minute
+            before its requests are answered 429; 0: no limit.
     """
 
     max_body: int = DEFAULT_MAX_BODY
@@ -54,13 +53,12 @@ class ApiConfig:
     public_url: str | None = None
     trusted_hosts: tuple[str, ...] = LOCAL_HOSTS
     auth_failure_limit: int = DEFAULT_AUTH_FAILURES
-    auth_failure_window: float = DEFAULT_AUTH_WINDOW
 
     def __post_init__(self) -> None:
         if self.public_url is not None:
             public_host(self.public_url)  # raises ValueError for a URL that is not one
-        if self.auth_failure_limit < 0 or self.auth_failure_window <= 0:
-            raise ValueError("auth_failure_limit must be >= 0 and auth_failure_window > 0")
+        if self.auth_failure_limit < 0:
+            raise ValueError("auth_failure_limit must be 0 (no limit) or more")
 
     def hosts(self) -> tuple[str, ...]:
         """The trusted ``Host`` names, with the public URL's."""

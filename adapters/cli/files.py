@@ -64,8 +64,9 @@ def read_data_source(source: str, option: str = "--data") -> str:
     """
     if source == "-":
         stream = getattr(sys.stdin, "buffer", None)
-        raw = stream.read(DATA_FILE_LIMIT + 1) if stream is not None else b""
-        if stream is None:  # a text stream without bytes underneath (embedding, tests)
+        if stream is not None:
+            raw = stream.read(DATA_FILE_LIMIT + 1)
+        else:  # a text stream with no bytes underneath (an embedding application's)
             raw = sys.stdin.read(DATA_FILE_LIMIT + 1).encode("utf-8", "surrogatepass")
         if len(raw) > DATA_FILE_LIMIT:
             raise _too_large("standard input", option)

@@ -112,10 +112,9 @@ def test_a_folder_given_as_the_database_is_named(tmp_path: Path) -> None:
     assert line == f"error: no database at {tmp_path}: it is a folder, not a database file"
 
 
-def test_an_empty_database_created_on_purpose_is_read(tmp_path: Path) -> None:
-    db = str(tmp_path / "npm.db")
-    assert invoke(["--db", db, "db", "upgrade"]).exit_code == 0
-    result = invoke(["--db", db, "list"])
+def test_an_empty_database_created_on_purpose_is_read(db_url: str) -> None:
+    assert invoke(["--db", db_url, "db", "upgrade"]).exit_code == 0
+    result = invoke(["--db", db_url, "list"])
     assert (result.exit_code, result.stdout) == (0, "no instances\n")
 
 
@@ -148,11 +147,11 @@ def test_data_files_that_are_not_small_regular_utf8_files_are_refused(
     assert json.loads(listed.stdout) == []  # nothing stored
 
 
-def test_data_from_standard_input_within_the_limit_is_read(tmp_path: Path) -> None:
-    db = str(tmp_path / "npm.db")
-    args = ["--db", db, "start", "complaint", *INTAKE, "--data", "@-", "-q"]
+def test_data_from_standard_input_within_the_limit_is_read(db_url: str) -> None:
+    args = ["--db", db_url, "start", "complaint", *INTAKE, "--data", "@-", "--json"]
     result = invoke(args, input=json.dumps(COMPLAINT).encode())
     assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["data"]["summary"] == COMPLAINT["summary"]
 
 
 def test_data_from_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
@@ -173,29 +172,30 @@ def test_data_from_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def demo_db(tmp_path: Path) -> str:
-    db = str(tmp_path / "npm.db")
-    args = ["--db", db, "start", "complaint", *INTAKE, "--data", json.dumps(COMPLAINT)]
+def demo_db(db_url: str) -> str:
+    args = ["--db", db_url, "start", "complaint", *INTAKE, "--data", json.dumps(COMPLAINT)]
     assert invoke(args).exit_code == 0
-    return db
+    return db_url
 
 
-@pytest.mark.parametrize(
-    ("target", "reason"),
-    [
+def test_an_output_that_cannot_be_written_is_named(demo_db: str, tmp_path: Path) -> None:
+    cases = [
         ("/proc/opcatflow-audit.jsonl", "cannot write /proc/opcatflow-audit.jsonl: "),
-        ("{tmp}/no-such-folder/audit.jsonl", "the folder {tmp}/no-such-folder does not exist"),
-        ("{tmp}", "cannot write {tmp}: it is a folder"),
-    ],
-)
-def test_an_output_that_cannot_be_written_is_named(
-    demo_db: str, tmp_path: Path, target: str, reason: str
-) -> None:
-    path = target.format(tmp=tmp_path)
-    for args in (["audit", "export", "--output", path], ["deadlines", "--ical", path]):
-        line = assert_error(invoke(["--db", demo_db, *args]), USAGE)
-        assert reason.format(tmp=tmp_path) in line
+        (
+            f"{tmp_path}/no-such-folder/a.jsonl",
+            f"the folder {tmp_path}/no-such-folder does not exist",
+        ),
+        (str(tmp_path), f"cannot write {tmp_path}: it is a folder"),
+    ]
+    for path, reason in cases:
+        line = assert_error(invoke(["--db", demo_db, "audit", "export", "--output", path]), USAGE)
+        assert reason in line
+    path, reason = cases[1]  # the other writers go through the same function
+    for args in (["deadlines", "--ical", path], ["calendar", "--ical", path]):
+        assert reason in assert_error(invoke(["--db", demo_db, *args]), USAGE)
     assert not Path("/proc/opcatflow-audit.jsonl").exists()
+    left = [p.name for p in tmp_path.iterdir() if not p.name.startswith("opcatflow.db")]
+    assert left == []  # no temporary file either (the SQLite database lives here too)
 
 
 def test_an_export_replaces_the_file_whole_and_leaves_no_temporary_file(

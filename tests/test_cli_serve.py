@@ -219,18 +219,20 @@ def test_serve_starts_on_a_new_sqlite_file_with_the_example_and_stops_cleanly(
     # a second start finds the example in place: nothing seeded twice, the same key; and it
     # answers to the hosts it is told of, building Location on the public URL
     public = ["--public-url", "https://npm.example.org/api", "--trusted-host", "*.npm.test"]
-    with serving(["serve", "--example", *public], tmp_path) as (_, url):
+    limit = ["--auth-failure-limit", "1"]
+    with serving(["serve", "--example", *public, *limit], tmp_path) as (_, url):
         listed = httpx.get(f"{url}/instances", headers=auth).json()["items"]
         as_named = {**auth, "Host": "opcatflow.npm.test"}
         started = httpx.post(f"{url}/instances", json=STARTED, headers=as_named)
         forged = httpx.get(f"{url}/instances", headers={**auth, "Host": "attacker.test"})
+        guess = {"Authorization": "Bearer opf_0123456789ab_guess"}
+        guessed = [httpx.get(f"{url}/workflows", headers=guess).status_code for _ in range(2)]
     assert [i["state"] for i in listed] == ["acknowledged"]
     location = f"https://npm.example.org/api/instances/{started.json()['id']}"
     assert (started.status_code, started.headers["location"]) == (201, location)
-    assert (forged.status_code, forged.json()["type"]) == (
-        400,
-        "urn:opcatflow:problem:untrusted-host",
-    )
+    assert forged.status_code == 400
+    assert forged.json()["type"] == "urn:opcatflow:problem:untrusted-host"
+    assert guessed == [401, 429]
 
 
 @pytest.mark.slow

@@ -124,7 +124,9 @@ def api_fixture(
 ) -> Iterator[ApiUnderTest]:
     """The API over the test definitions (casefile, permit) on this test's database, with a
     key for each entry of KEYS and a revoked one (``revoked``, role clerk)."""
-    config = getattr(request, "param", None) or ApiConfig()
+    # every test calls from 127.0.0.1, and the key matrix fails on purpose far more than the
+    # default limit of failed authentications allows (test_http_security tests that limit)
+    config = getattr(request, "param", None) or ApiConfig(auth_failure_limit=0)
     with Engine.open(db_url, [DEFINITIONS], make_registry(), clock=clock) as engine:
         keys = ApiKeys(engine.store, clock)
         tokens = {name: keys.create(f"{name}-actor", roles)[1] for name, roles in KEYS.items()}

@@ -244,7 +244,9 @@ def test_version() -> None:
 
 
 def test_an_unusable_database_is_one_line_exit_1(tmp_path: Path) -> None:
-    line = assert_error(invoke(["--db", str(tmp_path), "list"]), 1)  # a folder, not a file
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("not a database\n" * 100)
+    line = assert_error(invoke(["--db", str(garbage), "list"]), 1)
     assert "database error" in line
 
 
@@ -351,12 +353,14 @@ def test_a_stale_expected_version_exits_4(cli: Run, started: str) -> None:
     ],
 )
 def test_not_found_exits_5(cli: Run, args: list[str]) -> None:
+    assert cli("db", "upgrade").exit_code == 0  # a database that exists, without that instance
     line = assert_error(cli(*args), 5)
     assert "no instance no-such-id" in line or "no workflow complain" in line
 
 
 def test_commands_refuse_invalid_definitions_with_exit_6(db_url: str, tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(BROKEN_A)
+    assert invoke(["--db", db_url, "db", "upgrade"]).exit_code == 0
     result = invoke(["--db", db_url, "--workflows", str(tmp_path), "list"])
     line = assert_error(result, 6)
     assert "invalid workflow definition: " in line
@@ -364,7 +368,7 @@ def test_commands_refuse_invalid_definitions_with_exit_6(db_url: str, tmp_path: 
 
 
 def test_a_database_at_another_schema_revision_exits_7(cli: Run, db_url: str) -> None:
-    assert cli("list").exit_code == 0  # creates the schema
+    assert cli("db", "upgrade").exit_code == 0
     store = SQLAlchemyStore(db_url)
     try:
         with store.write() as conn:
@@ -482,11 +486,13 @@ def test_logs_are_json_events_on_stderr(db_url: str) -> None:
 
 
 def test_debug_lets_the_exception_through(cli: Run, db_url: str) -> None:
+    assert cli("db", "upgrade").exit_code == 0
     result = invoke(["--db", db_url, "--debug", "show", "no-such-id"])
     assert isinstance(result.exception, InstanceNotFound)
 
 
-def test_the_console_script_prints_one_line_and_exits_with_the_code(db_url: str) -> None:
+def test_the_console_script_prints_one_line_and_exits_with_the_code(cli: Run, db_url: str) -> None:
+    assert cli("db", "upgrade").exit_code == 0
     command = [sys.executable, "-m", "opcatflow.adapters.cli", "--db", db_url, "show", "nope"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 5

@@ -150,7 +150,9 @@ def test_simulate_shows_the_timeline_without_a_database(tmp_path: Path) -> None:
 def test_bad_settings_file_is_one_located_line(tmp_path: Path) -> None:
     settings = tmp_path / "npm.yaml"
     settings.write_text("calendar: {timezone: Europe/Pariss}\n")
-    result = run(str(tmp_path / "x.db"), settings, "deadlines")
+    db = str(tmp_path / "x.db")
+    assert CliRunner().invoke(app, ["--db", db, "db", "upgrade"], env=CLEAN_ENV).exit_code == 0
+    result = run(db, settings, "deadlines")
     assert result.exit_code == 6
     assert "npm.yaml:1:22: unknown time zone 'Europe/Pariss'" in result.output
 

@@ -27,6 +27,11 @@ from opcatflow.adapters.http.app import openapi_document
 from opcatflow.engine import SQLAlchemyStore
 from opcatflow.engine import tables as t
 
+STARTED = {
+    "workflow": "complaint",
+    "role": "intake",
+    "data": {"source": "staff", "channel": "email", "received_on": "2026-03-02"},
+}
 CLEAN_ENV = {
     "OPCATFLOW_DB": None,
     "OPCATFLOW_LOG_LEVEL": None,
@@ -211,10 +216,23 @@ def test_serve_starts_on_a_new_sqlite_file_with_the_example_and_stops_cleanly(
     requests = [line for line in lines if line["event"] == "http_request"]
     assert {r["route"] for r in requests} >= {"/ready", "/instances/{instance_id}/transitions"}
     assert "Tomás" not in "\n".join(json.dumps(line) for line in lines)
-    # a second start finds the example in place: nothing seeded twice, the same key
-    with serving(["serve", "--example"], tmp_path) as (_, url):
+    # a second start finds the example in place: nothing seeded twice, the same key; and it
+    # answers to the hosts it is told of, building Location on the public URL
+    public = ["--public-url", "https://npm.example.org/api", "--trusted-host", "*.npm.test"]
+    limit = ["--auth-failure-limit", "1"]
+    with serving(["serve", "--example", *public, *limit], tmp_path) as (_, url):
         listed = httpx.get(f"{url}/instances", headers=auth).json()["items"]
+        as_named = {**auth, "Host": "opcatflow.npm.test"}
+        started = httpx.post(f"{url}/instances", json=STARTED, headers=as_named)
+        forged = httpx.get(f"{url}/instances", headers={**auth, "Host": "attacker.test"})
+        guess = {"Authorization": "Bearer opf_0123456789ab_guess"}
+        guessed = [httpx.get(f"{url}/workflows", headers=guess).status_code for _ in range(2)]
     assert [i["state"] for i in listed] == ["acknowledged"]
+    location = f"https://npm.example.org/api/instances/{started.json()['id']}"
+    assert (started.status_code, started.headers["location"]) == (201, location)
+    assert forged.status_code == 400
+    assert forged.json()["type"] == "urn:opcatflow:problem:untrusted-host"
+    assert guessed == [401, 429]
 
 
 @pytest.mark.slow

@@ -64,6 +64,7 @@ def test_bundled_data_ships_as_package_data() -> None:
     data = SETUPTOOLS["package-data"]
     assert "*.yaml" in data["opcatflow.workflows"]
     assert "script.py.mako" in data["opcatflow.engine.migrations"]
+    assert "static/swagger-ui/*" in data["opcatflow.adapters.http"]  # the docs pages' files
 
 
 def test_schema_revision_constant_is_the_newest_migration() -> None:

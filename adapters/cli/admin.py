@@ -11,6 +11,7 @@ import typer
 
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.errors import AUDIT_BROKEN, fail
+from opcatflow.adapters.cli.files import write_text_output
 from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.engine import SQLAlchemyStore, VerifyReport
 
@@ -34,7 +35,7 @@ def report_json(report: VerifyReport) -> dict[str, object]:
 def verify(ctx: typer.Context, as_json: Json = False) -> None:
     """Recompute every hash and link of the audit trail. Exit 8 names the first broken record;
     a record of older data stamped earlier than the one before it is a warning (exit 0)."""
-    with settings(ctx).engine() as engine:
+    with settings(ctx).engine(existing=True) as engine:
         report = engine.verify_audit()
     if as_json:
         out.print_json(report_json(report))
@@ -70,14 +71,13 @@ def export(
     as_json: Json = False,
 ) -> None:
     """Write the audit trail as JSON Lines (personal values appear only as keyed hashes)."""
-    with settings(ctx).engine() as engine:
+    with settings(ctx).engine(existing=True) as engine:
         if instance is not None:
             engine.get(instance)  # a typo should say "not found", not export nothing
         if output is None:
             engine.export_audit(sys.stdout, instance)
             return
-        with output.open("w", encoding="utf-8") as fh:
-            count = engine.export_audit(fh, instance)
+        count = write_text_output(output, "--output", lambda fh: engine.export_audit(fh, instance))
     if as_json:
         out.print_json({"records": count, "output": str(output)})
     else:

@@ -74,7 +74,7 @@ def list_(
     as_json: Json = False,
 ) -> None:
     """List keys (never their secrets), oldest first."""
-    with settings(ctx).engine() as engine:
+    with settings(ctx).engine(existing=True) as engine:
         keys = ApiKeys(engine.store, engine.clock).list(include_revoked=revoked)
     if as_json:
         out.print_json([k.as_json() for k in keys])

@@ -10,6 +10,7 @@ import typer
 
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.deadlines import to_ical
+from opcatflow.adapters.cli.files import write_output
 from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.engine import Engine
 from opcatflow.engine.agenda import AgendaEntry, DueRule, agenda, due_rule
@@ -61,12 +62,14 @@ def calendar(
     """Every engagement deadline (SPT, CAT, UPR, special procedures) in date order, with the
     rule each date comes from."""
     start, end = _day(since, "--from"), _day(until, "--to")
-    with settings(ctx).engine() as engine:
+    with settings(ctx).engine(existing=True) as engine:
         now = engine.clock.now()
         entries = engagement_calendar(engine, start=start, end=end, now=now)
         cal = engine.settings.calendar
     if ical is not None:
-        ical.write_bytes(to_ical([e for e, _ in entries], now, cal))
+        write_output(
+            ical, "--ical", lambda fh: fh.write(to_ical([e for e, _ in entries], now, cal))
+        )
         out.echo(f"wrote {out.plural(len(entries), 'deadline')} to {ical}")
     elif as_json:
         out.print_json(

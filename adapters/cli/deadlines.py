@@ -14,6 +14,7 @@ import typer
 from icalendar import Alarm, Calendar, Event
 
 from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.files import write_output
 from opcatflow.adapters.cli.options import Json, parse_data, settings
 from opcatflow.adapters.notifier import worker_jobs
 from opcatflow.engine import Engine, FrozenClock, SystemClock
@@ -86,7 +87,7 @@ def deadlines(
     """List upcoming and overdue deadlines, soonest first."""
     window = _window(within)
     clock = FrozenClock(_instant(now, "--now")) if now is not None else SystemClock()
-    with settings(ctx).engine(clock=clock) as engine:
+    with settings(ctx).engine(clock=clock, existing=True) as engine:
         now = engine.clock.now()
         calendar = engine.settings.calendar
         entries = agenda(
@@ -101,7 +102,7 @@ def deadlines(
             limit=limit,
         )
     if ical is not None:
-        ical.write_bytes(to_ical(entries, clock.now(), calendar))
+        write_output(ical, "--ical", lambda fh: fh.write(to_ical(entries, clock.now(), calendar)))
         count = len({(e.instance_id, e.deadline, e.due_at) for e in entries})
         out.echo(f"wrote {count} deadline(s) to {ical}")
         return

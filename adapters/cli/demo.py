@@ -151,11 +151,12 @@ STEPS = [
 ]  # fmt: skip
 
 
-def _fresh(db: Path | None) -> Path:
-    if db is None:
+def _fresh(given: str | None) -> Path:
+    if given is None:
         return Path(tempfile.mkdtemp(prefix="opcatflow-demo-")) / "demo.db"
-    if "://" in str(db):
+    if "://" in given:  # checked on the text: Path() would fold "://" into ":/"
         raise typer.BadParameter("the demo runs on a SQLite file: give a path", param_hint="--db")
+    db = Path(given)
     if db.exists() and (db.is_dir() or db.stat().st_size > 0):
         raise typer.BadParameter(
             f"{db} exists and is not empty; the demo needs a fresh file", param_hint="--db"
@@ -164,18 +165,30 @@ def _fresh(db: Path | None) -> Path:
     return db
 
 
+def _global_db(ctx: typer.Context) -> str | None:
+    """The global ``--db`` (or ``$OPCATFLOW_DB``) when one was given, not its default."""
+    root = ctx.find_root()
+    source = root.get_parameter_source("db")
+    if source is None or source.name == "DEFAULT":
+        return None
+    return settings(ctx).db
+
+
 def demo(
     ctx: typer.Context,
     *,
     db: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "--db", help="A new SQLite file to run on (default: one in a new temporary folder)."
+            "--db",
+            metavar="PATH",
+            help="A new SQLite file to run on (default: the global --db or $OPCATFLOW_DB if "
+            "given, else one in a new temporary folder).",
         ),
     ] = None,
 ) -> None:
     """Run a complaint, and the visit it opens, on a fresh database; verify the audit trail."""
-    path = _fresh(db)
+    path = _fresh(db if db is not None else _global_db(ctx))
     clock = FrozenClock(_at(3, 2, 10, 30))
     run = dataclasses.replace(settings(ctx), db=str(path), workflows=(BUNDLED,))
     with run.engine(clock) as engine:

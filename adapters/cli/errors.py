@@ -4,10 +4,11 @@
 | ---- | ---------------------------------------------------- |
 | 0    | ok                                                   |
 | 1    | unexpected error (a bug, or the database failed)     |
-| 2    | usage: unknown command or option, bad option value   |
+| 2    | usage: unknown command or option, bad option value,  |
+|      | --data unreadable or over 1 MiB, --output unwritable |
 | 3    | refused: role, state, guard or data                  |
 | 4    | conflict: the instance changed (stale --expect-version) |
-| 5    | not found: no such instance or workflow              |
+| 5    | not found: no such instance, workflow or database    |
 | 6    | invalid workflow definition                          |
 | 7    | database schema at another revision (run db upgrade) |
 | 8    | audit chain broken                                   |

@@ -84,7 +84,7 @@ def fire(
 ) -> None:
     """Fire a trigger on an instance: one transaction, audited whether applied or refused."""
     fields = parse_data(data, assignments)
-    with settings(ctx).engine() as engine:
+    with settings(ctx).engine(existing=True) as engine:
         before = engine.get(instance_id).state
         instance = engine.fire(
             instance_id,
@@ -103,7 +103,7 @@ def fire(
 
 def show(ctx: typer.Context, instance_id: InstanceId, as_json: Json = False) -> None:
     """Show an instance: state, version, times and data."""
-    with settings(ctx).engine() as engine:
+    with settings(ctx).engine(existing=True) as engine:
         instance = engine.get(instance_id)
         wf = engine.workflow(instance.workflow_id, instance.workflow_version)
         children = engine.children(instance_id)
@@ -119,7 +119,7 @@ def show(ctx: typer.Context, instance_id: InstanceId, as_json: Json = False) -> 
 
 def history(ctx: typer.Context, instance_id: InstanceId, as_json: Json = False) -> None:
     """Show the audit trail of an instance as a timeline (times in UTC)."""
-    with settings(ctx).engine() as engine:
+    with settings(ctx).engine(existing=True) as engine:
         records = engine.history(instance_id)
     if as_json:
         out.print_json([r.as_json() for r in records])
@@ -138,7 +138,7 @@ def triggers(
     ctx: typer.Context, instance_id: InstanceId, role: Role, as_json: Json = False
 ) -> None:
     """List the triggers a role may fire now, and whether their guards would let them pass."""
-    with settings(ctx).engine() as engine:
+    with settings(ctx).engine(existing=True) as engine:
         options = engine.available_triggers(instance_id, role)
     if as_json:
         out.print_json([asdict(o) for o in options])
@@ -164,7 +164,7 @@ def list_(
 ) -> None:
     """List instances, oldest first."""
     conditions = parse_assignments(where or (), "--where")
-    with settings(ctx).engine() as engine:
+    with settings(ctx).engine(existing=True) as engine:
         found = engine.query(workflow=workflow, state=state, where=conditions, limit=limit)
     if as_json:
         out.print_json([i.as_json() for i in found])

@@ -19,8 +19,17 @@ from typing import Annotated, Any
 import structlog
 import typer
 
+from opcatflow.adapters.cli.database import missing_tables, require_existing, require_folder
+from opcatflow.adapters.cli.files import read_data_source
 from opcatflow.adapters.notifier import engine_hooks
-from opcatflow.engine import Catalog, Clock, Engine, load_catalog
+from opcatflow.engine import (
+    Catalog,
+    Clock,
+    Engine,
+    SchemaMismatch,
+    SQLAlchemyStore,
+    load_catalog,
+)
 from opcatflow.engine.settings import Settings as DeadlineSettings
 from opcatflow.workflows import BUNDLED, registry
 
@@ -68,25 +77,42 @@ class Settings:
         return load_catalog(self.workflows, registry)
 
     @contextmanager
-    def engine(self, clock: Clock | None = None) -> Iterator[Engine]:
+    def engine(self, clock: Clock | None = None, *, existing: bool = False) -> Iterator[Engine]:
         """The engine every command (and the demo) works through.
 
         Definitions are stored when their first instance starts (``register=False``), so a
         read command still works after a definition file changed without a new version.
+
+        Args:
+            existing: refuse (exit 5, naming it) a database that does not exist yet, instead
+                of creating it: for commands that only read.
         """
+        (require_existing if existing else require_folder)(self.db)
+        deadline_settings = self.deadline_settings()
+        catalog = self.catalog()
         log = self.logger()
         hooks = engine_hooks(self.workflows, registry, logger=log)  # the notification outbox
-        with Engine.open(
-            self.db,
-            self.workflows,
-            registry,
-            clock=clock,
-            logger=log,
-            hooks=hooks,
-            settings=self.deadline_settings(),
-            register=False,
-        ) as engine:
+        store = SQLAlchemyStore(self.db)
+        try:
+            try:
+                store.ensure_schema(create=not existing)
+            except SchemaMismatch as err:
+                if existing and err.found is None:
+                    raise missing_tables(self.db) from None
+                raise
+            engine = Engine(
+                store,
+                catalog,
+                registry,
+                clock=clock,
+                logger=log,
+                hooks=hooks,
+                settings=deadline_settings,
+                register=False,
+            )
             yield engine
+        finally:
+            store.close()
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -169,13 +195,7 @@ def parse_data(data: str | None, assignments: Sequence[str] | None = None) -> di
     if data is not None:
         text = data
         if data.startswith("@"):
-            source = data[1:]
-            try:
-                text = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8")
-            except OSError as err:
-                raise typer.BadParameter(
-                    f"cannot read {source}: {err.strerror}", param_hint="--data"
-                ) from None
+            text = read_data_source(data[1:])
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError as err:

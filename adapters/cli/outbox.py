@@ -103,7 +103,7 @@ def outbox(
     unknown = [s for s in wanted if s not in STATUSES]
     if unknown:
         raise fail(f"unknown status {unknown[0]!r} (use {', '.join(STATUSES)})", USAGE)
-    with settings(ctx).engine() as engine, engine.store.read() as conn:
+    with settings(ctx).engine(existing=True) as engine, engine.store.read() as conn:
         entries = queue.listing(conn, wanted, limit=limit)
         counts = queue.counts(conn)
     if as_json:

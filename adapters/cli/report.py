@@ -63,7 +63,7 @@ def complaints(
     problems = grouping_problems(run.catalog().get(COMPLAINT), fields)
     if problems:
         raise typer.BadParameter("; ".join(problems), param_hint="--by")
-    with run.engine() as engine:
+    with run.engine(existing=True) as engine:
         counts = count_complaints(all_complaints(engine), fields, cutoff)
     if as_json:
         out.print_json(counts.as_json())

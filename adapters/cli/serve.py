@@ -29,7 +29,7 @@ from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.deadlines import background
 from opcatflow.adapters.cli.options import LogFormat, LogLevel, Settings, settings
 from opcatflow.adapters.http.keys import ADMIN, ApiKeys
-from opcatflow.adapters.http.limits import DEFAULT_MAX_BODY
+from opcatflow.adapters.http.limits import DEFAULT_AUTH_FAILURES, DEFAULT_MAX_BODY
 from opcatflow.engine.runtime import Engine
 from opcatflow.engine.scheduler import SCHEDULER
 from opcatflow.engine.worker import PeriodicJob
@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # FastAPI and uvicorn load only when serving, not for every c
 ENV = "OPCATFLOW_SERVE"  # the settings handed to --workers processes
 PURGE_SECONDS = 3600.0
 EXAMPLE_KEY = Path("example.key")
+WILDCARDS = ("0.0.0.0", "::", "")  # listening on every address names no host to trust
 
 
 def log_config(level: LogLevel) -> dict[str, Any]:
@@ -80,6 +81,9 @@ def _settings_json(opts: Settings, config: ApiConfig) -> str:
             "log_level": opts.log_level.value,
             "max_body": config.max_body,
             "retention_seconds": config.idempotency_retention.total_seconds(),
+            "public_url": config.public_url,
+            "trusted_hosts": list(config.trusted_hosts),
+            "auth_failure_limit": config.auth_failure_limit,
         }
     )
 
@@ -100,6 +104,9 @@ def worker_app() -> FastAPI:
     config = ApiConfig(
         max_body=raw["max_body"],
         idempotency_retention=timedelta(seconds=raw["retention_seconds"]),
+        public_url=raw["public_url"],
+        trusted_hosts=tuple(raw["trusted_hosts"]),
+        auth_failure_limit=raw["auth_failure_limit"],
     )
     stack = ExitStack()
     engine = stack.enter_context(opts.engine())  # as every command builds it
@@ -137,6 +144,25 @@ def seed_example(engine: Engine, key_file: Path) -> str | None:
     key_file.write_text(token + "\n", "utf-8")
     key_file.chmod(0o600)
     return token
+
+
+def api_config(host: str, public_url: str | None, trusted: list[str], **limits: Any) -> ApiConfig:
+    """The API's settings from ``serve``'s options: the Host names it answers to are the
+    address it listens on (unless a wildcard), the local names, the public URL's host and
+    ``--trusted-host``.
+
+    Raises:
+        typer.BadParameter: a public URL that is not an absolute http(s) URL.
+    """
+    from opcatflow.adapters.http.context import ApiConfig
+    from opcatflow.adapters.http.hosts import LOCAL_HOSTS
+
+    bound = () if host in WILDCARDS else (host.strip("[]").lower(),)
+    hosts = tuple(dict.fromkeys((*bound, *LOCAL_HOSTS, *trusted)))
+    try:
+        return ApiConfig(public_url=public_url, trusted_hosts=hosts, **limits)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--public-url") from None
 
 
 def serve(
@@ -178,6 +204,34 @@ def serve(
             f"./{EXAMPLE_KEY}, so you can call the API at once.",
         ),
     ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            metavar="URL",
+            help="Where clients reach the API (e.g. https://npm.example.org/api, behind a "
+            "proxy): Location headers are built on it, and its host is trusted.",
+        ),
+    ] = None,
+    trusted_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-host",
+            metavar="HOST",
+            help="A Host header to answer to (repeatable; *.example.org for subdomains, * for "
+            "any) besides --host, localhost, 127.0.0.1 and ::1; any other is answered 400.",
+        ),
+    ] = None,
+    auth_failure_limit: Annotated[
+        int,
+        typer.Option(
+            "--auth-failure-limit",
+            min=0,
+            metavar="N",
+            help="Failed authentications an address may make per minute before its requests "
+            "are answered 429 (0: no limit).",
+        ),
+    ] = DEFAULT_AUTH_FAILURES,
     openapi: Annotated[
         Path | None,
         typer.Option(
@@ -190,7 +244,6 @@ def serve(
     import uvicorn
 
     from opcatflow.adapters.http.app import create_app, openapi_document
-    from opcatflow.adapters.http.context import ApiConfig
     from opcatflow.adapters.http.idempotency import IdempotencyRecords
 
     if openapi is not None:
@@ -203,13 +256,26 @@ def serve(
     if source is None or source.name == "DEFAULT":  # serve logs its requests unless told not to
         level = LogLevel.INFO
     opts = replace(opts, db=db or opts.db, log_format=LogFormat.JSON, log_level=level)
-    config = ApiConfig(max_body=max_body, idempotency_retention=timedelta(hours=retention))
+    config = api_config(
+        host,
+        public_url,
+        trusted_host or [],
+        max_body=max_body,
+        idempotency_retention=timedelta(hours=retention),
+        auth_failure_limit=auth_failure_limit,
+    )
     stop = threading.Event()
     with opts.engine() as engine:
         log = engine.log
         if example:
             token = seed_example(engine, EXAMPLE_KEY)
             log.info("example_ready", key_file=str(EXAMPLE_KEY), new_key=token is not None)
+        log.info(
+            "serve_config",
+            public_url=config.public_url,
+            trusted_hosts=list(config.hosts()),
+            auth_failure_limit=config.auth_failure_limit,
+        )
         purge = IdempotencyRecords(engine.store, engine.clock, config.idempotency_retention)
         jobs = [PeriodicJob("idempotency-purge", purge.purge, PURGE_SECONDS)]
         worker = background(engine, sweep=sweep, batch=batch, jobs=jobs)  # as `worker` runs

@@ -12,12 +12,15 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
-from opcatflow.adapters.http import health, instances, operations, problems, workflows
+from opcatflow.adapters.http import docs, health, instances, operations, problems, workflows
 from opcatflow.adapters.http.auth import KeyCache
 from opcatflow.adapters.http.context import Api, ApiConfig
+from opcatflow.adapters.http.hosts import TrustedHosts
 from opcatflow.adapters.http.idempotency import IdempotencyRecords
 from opcatflow.adapters.http.keys import ApiKeys
+from opcatflow.adapters.http.limits import AUTH_FAILURE_WINDOW
 from opcatflow.adapters.http.middleware import BodyLimit, RequestLog
+from opcatflow.adapters.http.throttle import FailureLimit
 from opcatflow.engine.runtime import Engine
 
 DESCRIPTION = """\
@@ -37,7 +40,9 @@ Errors are RFC 9457 problem details (`application/problem+json`) whose `type` is
 `urn:opcatflow:problem:` + `refused`, `invalid-data`, `conflict`, `not-found`,
 `invalid-definition`, `schema-mismatch`, `store-error`, `unauthorized`, `forbidden`,
 `malformed-request`, `invalid-request`, `payload-too-large`, `method-not-allowed`,
-`idempotency-key-reused`, `internal-error`.
+`idempotency-key-reused`, `untrusted-host` (400: the `Host` header names a host the server
+was not told to answer to), `too-many-requests` (429, with `Retry-After`: too many failed
+authentications from one address), `internal-error`.
 """
 
 
@@ -53,17 +58,22 @@ def _build(config: ApiConfig, log: Any, lifespan: Any = None) -> FastAPI:
         title="opcatflow",
         version=_version(),
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: docs.install serves ours
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        servers=[{"url": config.public_url}] if config.public_url else None,
         lifespan=lifespan,
     )
     problems.install(app, log)
     # Routes are matched in order: the busiest first.
     for module in (instances, workflows, operations, health):
         app.include_router(module.router)
-    # Added last, so it runs first: an oversized body never reaches routing.
-    app.add_middleware(RequestLog, log=log)
+    docs.install(app)
+    # Added last, so it runs first: an oversized body never reaches routing, and a request
+    # naming an untrusted Host is refused before anything else (but still logged).
     app.add_middleware(BodyLimit, max_body=config.max_body)
+    app.add_middleware(TrustedHosts, patterns=config.hosts())
+    app.add_middleware(RequestLog, log=log)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -111,6 +121,7 @@ def create_app(
         schema_revision=engine.store.head_revision(),
         key_cache=KeyCache(config.key_cache_seconds),
         executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="opcatflow-api"),
+        auth_failures=FailureLimit(config.auth_failure_limit, AUTH_FAILURE_WINDOW),
     )
     return app
 

@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from opcatflow.adapters.http.context import context_of
-from opcatflow.adapters.http.keys import ADMIN, ApiKey
+from opcatflow.adapters.http.keys import ADMIN, ApiKey, token_key_id
 from opcatflow.adapters.http.problems import FORBIDDEN_DETAIL, ApiProblem
 from opcatflow.engine.compiled import CompiledWorkflow
 
@@ -86,21 +86,57 @@ class KeyCache:
             self._found[token] = (key, self.now() + self.seconds)
 
 
+def too_many_failures(retry_after: int) -> ApiProblem:
+    return ApiProblem(
+        "too-many-requests",
+        "too many failed authentications from this address; try again later",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _refuse(request: Request, reason: str, token: str | None) -> ApiProblem:
+    """Log the failed authentication as a security event and return the 401 to raise (or a
+    429 once this address has failed too often). Never logs the token or its secret."""
+    context = context_of(request)
+    client = request.client.host if request.client else None
+    context.log.warning(
+        "auth_failed",
+        reason=reason,
+        key_id=token_key_id(token) if token else None,
+        client=client,
+        method=request.method,
+        path=request.url.path,
+    )
+    if token is not None and client is not None and context.auth_failures.failed(client):
+        limit = context.auth_failures
+        context.log.warning(
+            "auth_limit_reached", client=client, failures=limit.limit, window_s=limit.window
+        )
+    return unauthorized()
+
+
 async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     """The authenticated caller. Raises 401 for a missing, unknown or revoked key (the
-    answer is the same for each, so it tells nothing about which keys exist)."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise unauthorized()
+    answer is the same for each, so it tells nothing about which keys exist), and 429 to an
+    address that has failed too often lately (``ApiConfig.auth_failure_limit``)."""
     context = context_of(request)
+    client = request.client.host if request.client else None
+    wait = context.auth_failures.retry_after(client) if client is not None else None
+    if wait is not None:
+        raise too_many_failures(wait)
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        # no key at all is not a guess: logged, but not counted against the address
+        reason = "missing" if "authorization" not in request.headers else "not_bearer"
+        raise _refuse(request, reason, None)
     token = credentials.credentials
     key = context.key_cache.get(token)
     if key is None:
-        key = await run_in_threadpool(context.keys.authenticate, token)
+        key, failure = await run_in_threadpool(context.keys.check, token)
         if key is None:
-            raise unauthorized()
+            raise _refuse(request, failure or "unknown_key", token)
         context.key_cache.put(token, key)
     request.state.key_id = key.id  # for the request log
     return Caller(key.id, key.actor, key.roles)

@@ -11,13 +11,16 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
+from opcatflow.adapters.http.hosts import LOCAL_HOSTS, public_host
 from opcatflow.adapters.http.idempotency import IdempotencyRecords
 from opcatflow.adapters.http.keys import ApiKeys
 from opcatflow.adapters.http.limits import (
+    DEFAULT_AUTH_FAILURES,
     DEFAULT_KEY_CACHE,
     DEFAULT_MAX_BODY,
     DEFAULT_RETENTION,
 )
+from opcatflow.adapters.http.throttle import FailureLimit
 from opcatflow.engine.runtime import Engine
 
 T = TypeVar("T")
@@ -34,11 +37,39 @@ class ApiConfig:
         key_cache_seconds: how long a key found live is trusted without asking the database
             again (so how long a revoked key may still work in a running server); 0: ask
             every time.
+        public_url: where clients reach the API (``https://npm.example.org/api``): absolute
+            URLs (``Location``) are built on it, and its host is trusted. ``None``: on the
+            request's (trusted) ``Host``.
+        trusted_hosts: the ``Host`` names a request may carry (``*.example.org`` for
+            subdomains, ``*`` for any); any other is answered 400. The public URL's host is
+            added.
+        auth_failure_limit: failed authentications an address may make within a minute
+            before its requests are answered 429; 0: no limit.
     """
 
     max_body: int = DEFAULT_MAX_BODY
     idempotency_retention: timedelta = DEFAULT_RETENTION
     key_cache_seconds: float = DEFAULT_KEY_CACHE
+    public_url: str | None = None
+    trusted_hosts: tuple[str, ...] = LOCAL_HOSTS
+    auth_failure_limit: int = DEFAULT_AUTH_FAILURES
+
+    def __post_init__(self) -> None:
+        if self.public_url is not None:
+            public_host(self.public_url)  # raises ValueError for a URL that is not one
+        if self.auth_failure_limit < 0:
+            raise ValueError("auth_failure_limit must be 0 (no limit) or more")
+
+    def hosts(self) -> tuple[str, ...]:
+        """The trusted ``Host`` names, with the public URL's."""
+        extra = (public_host(self.public_url),) if self.public_url else ()
+        return tuple(dict.fromkeys((*self.trusted_hosts, *extra)))
+
+    def absolute(self, path: str) -> str | None:
+        """``path`` (from the root of the API) on the public URL, if one is set."""
+        if self.public_url is None:
+            return None
+        return self.public_url.rstrip("/") + path
 
 
 @dataclass
@@ -51,6 +82,7 @@ class Api:
     schema_revision: str
     key_cache: Any  # auth.KeyCache (auth imports this module)
     executor: ThreadPoolExecutor
+    auth_failures: FailureLimit
 
     async def blocking(self, work: Callable[[], T]) -> T:
         """Run database work on the API's own threads, off the event loop (one hop, lighter

@@ -67,6 +67,14 @@ _SCAN = 10  # a filtered page reads at most this many pages' worth of rows
 _ETAG_HEADER = {"ETag": {"description": 'The version, e.g. "3".', "schema": {"type": "string"}}}
 
 
+def instance_url(request: Request, instance_id: str) -> str:
+    """The absolute URL of an instance: on the public URL when the server knows it, else on
+    the request's ``Host`` (which the trusted-host check has let through)."""
+    path = request.app.url_path_for("get_instance", instance_id=instance_id)
+    public = context_of(request).config.absolute(str(path))
+    return public or str(request.url_for("get_instance", instance_id=instance_id))
+
+
 def _reply(reply: Reply) -> JSONResponse:
     media = MEDIA_TYPE if reply.status >= 400 else "application/json"
     return JSONResponse(reply.body, reply.status, headers=reply.headers, media_type=media)
@@ -301,7 +309,7 @@ def start_instance(
         )
         headers = {
             "ETag": etag(instance),
-            "Location": str(request.url_for("get_instance", instance_id=instance.id)),
+            "Location": instance_url(request, instance.id),
         }
         reply = Reply(201, instance_view(instance, hidden), headers)
         return reply, lambda: engine.log_started(instance, actor=who.actor, role=role)

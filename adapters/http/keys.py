@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -26,6 +27,10 @@ PREFIX = "opf_"
 ADMIN = "admin"  # the API's own role: outbox status, audit verification and export
 RESERVED = frozenset({"scheduler"})  # acts only through the deadline scheduler
 _c = api_keys.c
+_KEY_ID = re.compile(r"[0-9a-f]{1,16}")  # create() makes 12 hex digits
+
+# Why a presented token did not authenticate (logged, never answered).
+AuthFailure = Literal["malformed", "unknown_key", "wrong_secret", "revoked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,20 +130,36 @@ class ApiKeys:
 
     def authenticate(self, token: str) -> ApiKey | None:
         """The live key this token belongs to, or ``None`` (unknown, wrong secret, revoked)."""
-        if not token.startswith(PREFIX):
-            return None
-        key_id, sep, secret = token[len(PREFIX) :].partition("_")
-        if not sep or not key_id or not secret or len(key_id) > 16:
-            return None
+        return self.check(token)[0]
+
+    def check(self, token: str) -> tuple[ApiKey | None, AuthFailure | None]:
+        """The live key this token belongs to, or why there is none (for the operators' log;
+        a client is never told which)."""
+        key_id = token_key_id(token)
+        secret = token[len(PREFIX) + len(key_id or "") + 1 :]
+        if key_id is None or not secret:
+            return None, "malformed"
         with self.store.read() as conn:
             row = conn.execute(sa.select(api_keys).where(_c.id == key_id)).first()
         # compare even when there is no row, so timing says nothing about which ids exist
         stored = row.secret_hash if row is not None else "0" * 64
         if not hmac.compare_digest(stored, _digest(secret)) or row is None:
-            return None
+            return None, "unknown_key" if row is None else "wrong_secret"
         if row.revoked_at is not None:
-            return None
-        return _key(row)
+            return None, "revoked"
+        return _key(row), None
+
+
+def token_key_id(token: str) -> str | None:
+    """The key id a token names (``opf_<id>_<secret>``), or ``None`` when it is not of that
+    shape. Only an id of the shape ``create`` makes is returned, so nothing else the caller
+    sent (a secret pasted in the wrong place) reaches a log."""
+    if not token.startswith(PREFIX):
+        return None
+    key_id, sep, _ = token[len(PREFIX) :].partition("_")
+    if not sep or not _KEY_ID.fullmatch(key_id):
+        return None
+    return key_id
 
 
 def known_roles(role_sets: Iterable[Iterable[str]]) -> set[str]:

@@ -86,7 +86,8 @@ class BodyLimit:
 
 class RequestLog:
     """Logs ``http_request`` (method, route, status, duration, key id) after each request,
-    and marks every response ``Cache-Control: no-store`` (they may hold personal data)."""
+    and marks every response ``Cache-Control: no-store`` (they may hold personal data) but
+    the documentation pages' files under ``/static/``, which hold none."""
 
     def __init__(self, app: ASGIApp, log: Any) -> None:
         self.app = app
@@ -98,12 +99,13 @@ class RequestLog:
             return
         began = time.perf_counter()
         status = 500
+        cache = b"no-cache" if scope["path"].startswith("/static/") else b"no-store"
 
         async def logging_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"cache-control", b"no-store")]
+                message["headers"] = [*message.get("headers", []), (b"cache-control", cache)]
             await send(message)
 
         try:

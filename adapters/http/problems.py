@@ -48,6 +48,8 @@ TYPES: dict[str, tuple[int, str]] = {
     "payload-too-large": (413, "Request body too large"),
     "method-not-allowed": (405, "Method not allowed"),
     "idempotency-key-reused": (422, "Idempotency key reused for another request"),
+    "untrusted-host": (400, "Untrusted Host header"),
+    "too-many-requests": (429, "Too many failed authentications"),
     "internal-error": (500, "Internal error"),
 }
 
@@ -193,6 +195,7 @@ def install(app: FastAPI, log: Any) -> None:
             404: "not-found",
             405: "method-not-allowed",
             413: "payload-too-large",
+            429: "too-many-requests",
         }
         code = codes.get(err.status_code, "malformed-request" if err.status_code < 500 else "")
         if not code:
@@ -217,7 +220,14 @@ def install(app: FastAPI, log: Any) -> None:
     app.add_exception_handler(Exception, on_unexpected)
 
 
-ALWAYS = ("unauthorized", "malformed-request", "invalid-request", "payload-too-large")
+ALWAYS = (
+    "unauthorized",
+    "too-many-requests",
+    "malformed-request",
+    "untrusted-host",
+    "invalid-request",
+    "payload-too-large",
+)
 
 
 def responses(*codes: str) -> dict[int | str, dict[str, Any]]:

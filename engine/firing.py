@@ -13,6 +13,7 @@ from typing import Any
 from transitions.core import MachineError
 
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor, Option
+from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.registry import Lookup, RuleContext, no_lookup
 from opcatflow.engine.suggest import did_you_mean
 
@@ -93,7 +94,11 @@ def decide(
         return _refusal(cursor.failures)
     new_data = {k: v for k, v in ctx.data.items() if v is not None}
     assert cursor.applied is not None
-    return Applied(cursor.state, new_data, cursor.state != state, cursor.applied, ctx)
+    changed = cursor.state != state
+    problem = condition_refusal(wf, cursor.state, new_data, None if changed else data)
+    if problem is not None:
+        return Refused("guard", problem)
+    return Applied(cursor.state, new_data, changed, cursor.applied, ctx)
 
 
 def _refusal(failures: list[tuple[str, str]]) -> Refused:

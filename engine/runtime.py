@@ -25,6 +25,7 @@ from opcatflow.engine.audit import (
 )
 from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor
+from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
     InstanceNotFound,
@@ -283,6 +284,9 @@ class Engine:
             )
         except Exception as err:  # nothing is stored: there is no instance to audit it on
             raise TransitionRefused("(new)", START, "action", f"action failed: {err!r}") from err
+        problem = condition_refusal(wf, wf.initial, clean)
+        if problem is not None:
+            raise TransitionRefused("(new)", START, "guard", problem)
         return self._writes.insert_new(
             conn,
             wf,

@@ -27,12 +27,14 @@ from opcatflow.engine.audit import (
     make_record,
 )
 from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, Problem
 from opcatflow.engine.events import TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.loader import Catalog
 from opcatflow.engine.registry import Lookup, RuleContext
+from opcatflow.engine.sandbox import BudgetExceeded
 from opcatflow.engine.store import SQLAlchemyStore
 
 START = "start"
@@ -204,6 +206,8 @@ class Writes:
                 return Refused("role", f"role {role!r} may not open {child_wf.id!r}")
             try:
                 datasets = spec.children(outcome.ctx)
+            except BudgetExceeded as err:
+                return Refused("guard", f"cannot open {child_wf.id!r}: data stopped: {err}")
             except Exception as err:
                 return Refused("data", f"cannot open {child_wf.id!r}: {err}")
             for values in datasets:
@@ -224,6 +228,9 @@ class Writes:
                     )
                 except Exception as err:  # an on_enter action failed: open nothing
                     return Refused("action", f"cannot open {child_wf.id!r}: {err!r}")
+                problem = condition_refusal(child_wf, child_wf.initial, clean)
+                if problem is not None:
+                    return Refused("guard", f"cannot open {child_wf.id!r}: {problem}")
                 planned.append(Child(child_wf, role, clean, spec.reason, child_id))
         return planned
 

@@ -14,6 +14,7 @@ from transitions.core import MachineError
 
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor, Option
 from opcatflow.engine.deadlines import condition_refusal
+from opcatflow.engine.inputs import check_size
 from opcatflow.engine.registry import Lookup, RuleContext, no_lookup
 from opcatflow.engine.suggest import did_you_mean
 
@@ -50,6 +51,9 @@ def decide(
     """Apply ``trigger`` to an instance in ``state`` with ``data``, or say why not.
 
     ``lookup`` is handed to the rules (see :class:`RuleContext`).
+
+    Raises:
+        LimitExceeded: a field's value, or the data it would leave, past its limit.
     """
     options = wf.options.get((state, trigger))
     if options is None:
@@ -93,6 +97,7 @@ def decide(
     if not applied:
         return _refusal(cursor.failures)
     new_data = {k: v for k, v in ctx.data.items() if v is not None}
+    check_size(new_data)  # each change within the limit may still add up past it
     assert cursor.applied is not None
     changed = cursor.state != state
     problem = condition_refusal(wf, cursor.state, new_data, None if changed else data)

@@ -34,6 +34,7 @@ from opcatflow.engine.errors import (
 )
 from opcatflow.engine.events import TransactionHook
 from opcatflow.engine.firing import Applied, Refused, decide
+from opcatflow.engine.inputs import check_call, check_data
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_text, load_catalog
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
@@ -224,7 +225,11 @@ class Engine:
                 initial state failed (nothing is stored: there is no instance to audit it on).
             InvalidData: the data does not fit the schema or misses required fields.
             InstanceNotFound: ``parent_id`` does not exist.
+            LimitExceeded, InvalidText: an input past a limit (docs/limits.md), or text that
+                is not valid Unicode; raised before any transaction.
         """
+        check_call(actor=actor, role=role, reason=reason)
+        check_data(data or {})
         with self.store.write() as conn:
             instance = self.start_within(
                 conn,
@@ -255,9 +260,11 @@ class Engine:
         idempotency record in the same one). Call :meth:`log_started` after the commit.
 
         Raises:
-            WorkflowNotFound, TransitionRefused, InvalidData, InstanceNotFound: as :meth:`start`;
-            the caller rolls back.
+            WorkflowNotFound, TransitionRefused, InvalidData, InstanceNotFound, LimitExceeded,
+            InvalidText: as :meth:`start`; the caller rolls back.
         """
+        check_call(actor=actor, role=role, reason=reason)
+        check_data(data or {})
         wf = self.workflow(workflow, version)
         if role not in wf.start_roles:
             allowed = ", ".join(sorted(wf.start_roles))
@@ -342,7 +349,11 @@ class Engine:
             TransitionRefused: unknown trigger, wrong state or role, bad data, a guard said
                 no, an action failed, or a child could not be opened. The refusal is stored
                 in the audit trail first.
+            LimitExceeded, InvalidText: an input past a limit (docs/limits.md), or text that
+                is not valid Unicode; raised before any transaction, so nothing is stored.
         """
+        check_call(actor=actor, role=role, reason=reason, trigger=trigger)
+        check_data(data or {})
         with self.store.write() as conn:
             result = self.fire_within(
                 conn,
@@ -376,8 +387,11 @@ class Engine:
         done in the same one). A refusal is stored and returned, not raised.
 
         Raises:
-            InstanceNotFound, ConcurrentUpdate: as :meth:`fire`; the caller rolls back.
+            InstanceNotFound, ConcurrentUpdate, LimitExceeded, InvalidText: as :meth:`fire`;
+            the caller rolls back.
         """
+        check_call(actor=actor, role=role, reason=reason, trigger=trigger)
+        check_data(data or {})
         now = self.clock.now()
         current = self.store.lock_instance(conn, instance_id)
         if expected_version is not None and current.version != expected_version:

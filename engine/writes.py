@@ -31,6 +31,7 @@ from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, Problem
 from opcatflow.engine.events import TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
+from opcatflow.engine.inputs import check_size
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.loader import Catalog
 from opcatflow.engine.registry import Lookup, RuleContext
@@ -50,7 +51,13 @@ class Child:
 
 
 def start_data(wf: CompiledWorkflow, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The checked data a new instance starts with, and what is wrong with it.
+
+    Raises:
+        LimitExceeded: a value, or the whole, past its limit.
+    """
     clean, errors = wf.schema.validate(data)
+    check_size(clean)
     required = (*wf.schema.required, *wf.definition.start.requires)
     errors += [f"{name}: required" for name in dict.fromkeys(required) if clean.get(name) is None]
     return {k: v for k, v in clean.items() if v is not None}, errors

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from opcatflow.engine.limits import REASON
+
 NAME = r"^[a-z][a-z0-9_]*$"
 TEXT = r"^[^\x00]*$"  # PostgreSQL cannot store NUL, and no person types it
 
@@ -40,7 +42,7 @@ class StartIn(_In):
         default_factory=dict, description="Field values (checked against the workflow's data)."
     )
     reason: str | None = Field(
-        None, max_length=4000, pattern=TEXT, description="Why, for the audit trail."
+        None, max_length=REASON.maximum, pattern=TEXT, description="Why, for the audit trail."
     )
     parent_id: str | None = Field(
         None, max_length=36, pattern=TEXT, description="A parent instance."
@@ -62,7 +64,7 @@ class TransitionIn(_In):
         default_factory=dict, description="Fields to set with it (null clears a field)."
     )
     reason: str | None = Field(
-        None, max_length=4000, pattern=TEXT, description="Why, for the audit trail."
+        None, max_length=REASON.maximum, pattern=TEXT, description="Why, for the audit trail."
     )
     role: str | None = Field(
         None,

@@ -38,9 +38,7 @@ from opcatflow.adapters.http.views import (
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import FieldType
 from opcatflow.engine.errors import InstanceNotFound
-from opcatflow.engine.inputs import check_call, check_data, check_text
 from opcatflow.engine.instance import Instance
-from opcatflow.engine.limits import REASON
 from opcatflow.engine.runtime import Engine
 from opcatflow.engine.suggest import did_you_mean
 
@@ -213,9 +211,6 @@ async def fire_transition(
     payload = body.model_dump(mode="json")
 
     def act() -> Reply:
-        check_data(body.data)  # before anything reads the instance or hashes the body
-        if body.reason is not None:
-            check_text("reason", body.reason, REASON)
         expected = expected_version(if_match, lambda: engine.get(instance_id).version)
         role = _fire_role(engine, who, instance_id, body.role, body.trigger)
         work = _firing(
@@ -293,10 +288,6 @@ def start_instance(
     """Start an instance (``Location`` and ``ETag`` say where it is and its version)."""
     ctx = context_of(request)
     engine = ctx.engine
-    check_data(body.data)  # before anything is read, hashed or stored
-    check_call(actor=who.actor, role=body.role or "", reason=body.reason)
-    if body.parent_id is not None:
-        check_text("parent_id", body.parent_id)
     wf = engine.workflow(body.workflow, body.version)
     if not who.may_read(wf):
         raise forbidden()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from opcatflow.engine.inputs import check_data, check_text
 from opcatflow.engine.limits import REASON
 
 NAME = r"^[a-z][a-z0-9_]*$"
@@ -28,6 +29,23 @@ def _no_nul(value: Any) -> None:
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    # The engine's own checks, first (mode="before"): past a limit or not Unicode, they
+    # raise the engine's error, answered as its problem (422, 413), before anything reads,
+    # hashes or stores the body.
+    @field_validator("data", mode="before", check_fields=False)
+    @classmethod
+    def _data_limits(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            check_data(value)
+        return value
+
+    @field_validator("reason", "parent_id", mode="before", check_fields=False)
+    @classmethod
+    def _text(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            check_text(str(info.field_name), value, REASON if info.field_name == "reason" else None)
+        return value
 
     @field_validator("data", check_fields=False)
     @classmethod

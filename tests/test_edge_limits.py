@@ -68,6 +68,9 @@ def test_cli_inputs_past_a_limit_exit_2_and_store_nothing(db_url: str, tmp_path:
     latin1.write_bytes(b'{"theme": "caf\xe9"}')
     refused(run(db_url, *fire, "--data", f"@{latin1}"), "not UTF-8")
     assert versions(db_url) == [1]
+    key = ["apikey", "create", "--role", "intake"]
+    refused(run(db_url, *key, "--actor", "a" * 201), "actor limit: at most 200 characters")
+    refused(run(db_url, *key, "--actor", "a", "--note", "caf\udce9"), "not valid Unicode")
 
 
 def test_the_console_script_refuses_argv_that_is_not_utf8() -> None:

@@ -49,9 +49,15 @@ def _parse(source: str) -> nodes.Expr:
     return expr
 
 
+def _names(node: nodes.Node) -> set[str]:
+    """The names ``node`` reads, itself included (``find_all`` looks only below it)."""
+    found = [node] if isinstance(node, nodes.Name) else []
+    return {n.name for n in (*found, *node.find_all(nodes.Name)) if n.ctx == "load"}
+
+
 def referenced_names(source: str) -> set[str]:
     """Names an expression reads (``data.x`` counts as ``data``)."""
-    return {n.name for n in _parse(source).find_all(nodes.Name) if n.ctx == "load"}
+    return _names(_parse(source))
 
 
 class Expression:
@@ -96,9 +102,7 @@ def compile_guard(source: str, timer: Callable[[], float] = time.monotonic) -> E
 
 def _constant_parts(node: nodes.Node, variables: frozenset[str]) -> Iterator[nodes.Expr]:
     """The largest sub-expressions that read no variable: their value is known at load."""
-    names = {n.name for n in node.find_all(nodes.Name)}
-    if isinstance(node, nodes.Name):
-        names.add(node.name)
+    names = _names(node)
     constant = not names & variables and names <= set(_env.globals)
     if constant and isinstance(node, nodes.Expr) and not isinstance(node, nodes.Const | nodes.Name):
         yield node

@@ -40,6 +40,8 @@ JSON_DEPTH = Limit("JSON nesting", 32, "levels")
 INTEGER = Limit("integer", 2**63 - 1, "in absolute value")
 
 # -- definition files -----------------------------------------------------------------------
+YAML_BYTES = Limit("definition file", 1_000_000, "bytes")
+YAML_NODES = Limit("definition expansion", 100_000, "nodes")  # aliases counted as expanded
 YAML_DEPTH = Limit("YAML nesting", 64, "levels")
 
 # -- sandboxed expressions (transition and deadline `when`, `opens.data`) -------------------

@@ -13,10 +13,10 @@ from typing import Any
 import yaml
 
 from opcatflow.engine.errors import DefinitionError, Problem
-from opcatflow.engine.limits import YAML_DEPTH
+from opcatflow.engine.limits import YAML_BYTES, YAML_DEPTH, YAML_NODES
 
-MAX_BYTES = 1_000_000
-MAX_NODES = 100_000
+MAX_BYTES = YAML_BYTES.maximum
+MAX_NODES = YAML_NODES.maximum
 
 Path = tuple[str | int, ...]
 

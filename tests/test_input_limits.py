@@ -183,3 +183,29 @@ def test_a_lone_surrogate_anywhere_in_data_is_refused(
     bad = text[:at] + surrogate + text[at:]
     with pytest.raises(InvalidText):
         check_data({bad: "x"} if as_key else {"tags": ["ok", bad]})
+
+
+DOCS = Path(__file__).parent.parent / "docs" / "limits.md"
+
+
+@pytest.mark.skipif(not DOCS.exists(), reason="outside a checkout (the wheel test)")
+def test_docs_limits_lists_every_limit_with_its_number() -> None:
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2].strip()
+        for line in DOCS.read_text().splitlines()
+        if line.startswith("| ") and not line.startswith("| ---")
+    }
+    table = [v for v in vars(lim).values() if isinstance(v, lim.Limit)]
+    assert {limit.name: f"{limit.maximum:,} {limit.unit}" for limit in table} == {
+        limit.name: rows.get(limit.name) for limit in table
+    }
+    budgets = DOCS.read_text()
+    for number in (
+        f"{lim.EXPRESSION_SECONDS * 1000:g} ms",
+        f"{lim.EXPRESSION_ITERATIONS:,}",
+        f"{lim.EXPRESSION_VALUE:,} characters",
+        f"{lim.TEMPLATE_SECONDS:g} s",
+        f"{lim.TEMPLATE_ITERATIONS:,}",
+        f"{lim.TEMPLATE_OUTPUT:,} characters",
+    ):
+        assert number in budgets

@@ -160,3 +160,10 @@ def test_http_data_over_1_mib_is_a_413_naming_the_limit(api: ApiUnderTest) -> No
         "bytes of JSON",
     )
     assert api.engine.query() == []
+
+
+def test_http_a_body_nested_past_the_parser_is_422_naming_the_limit(api: ApiUnderTest) -> None:
+    deep = b'{"workflow": "casefile", "data": {"title": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+    found = problem(raw(api, "/instances", deep), 422, "limit-exceeded")
+    assert (found["limit"], found["maximum"], found["location"]) == ("JSON nesting", 32, "body")
+    assert api.engine.query() == []

@@ -30,7 +30,7 @@ from opcatflow.engine.errors import (
     StoreError,
     TransitionRefused,
 )
-from opcatflow.engine.limits import SIZE_LIMITS
+from opcatflow.engine.limits import JSON_DEPTH, SIZE_LIMITS
 
 MEDIA_TYPE = "application/problem+json"
 PREFIX = "urn:opcatflow:problem:"
@@ -215,9 +215,12 @@ def install(app: FastAPI, log: Any) -> None:
         code = codes.get(err.status_code, "malformed-request" if err.status_code < 500 else "")
         if not code:
             return _json(problem_body("internal-error"))
-        if isinstance(err.__cause__, UnicodeDecodeError):  # FastAPI reading a JSON body
-            detail = f"the body is not UTF-8 text (byte {err.__cause__.start})"
+        cause = err.__cause__  # FastAPI reading a JSON body
+        if isinstance(cause, UnicodeDecodeError):
+            detail = f"the body is not UTF-8 text (byte {cause.start})"
             return _json(problem_body("invalid-text", detail, location="body"))
+        if isinstance(cause, RecursionError):  # nested past Python's JSON parser
+            return _json(engine_error_body(LimitExceeded(JSON_DEPTH, "body")))
         detail = err.detail if isinstance(err.detail, str) else None
         status = err.status_code if err.status_code < 500 else None
         return _json(problem_body(code, detail, status), dict(err.headers or {}) or None)

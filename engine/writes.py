@@ -28,7 +28,7 @@ from opcatflow.engine.audit import (
 )
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.deadlines import condition_refusal
-from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, Problem
+from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, LimitExceeded, Problem
 from opcatflow.engine.events import TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.inputs import check_size
@@ -218,7 +218,10 @@ class Writes:
             except Exception as err:
                 return Refused("data", f"cannot open {child_wf.id!r}: {err}")
             for values in datasets:
-                clean, errors = start_data(child_wf, values)
+                try:
+                    clean, errors = start_data(child_wf, values)
+                except LimitExceeded as err:  # computed by the definition, not supplied
+                    return Refused("data", f"cannot open {child_wf.id!r}: {err}")
                 if errors:
                     return Refused("data", f"cannot open {child_wf.id!r}: {'; '.join(errors)}")
                 child_id = str(uuid.uuid4())

@@ -146,6 +146,16 @@ def test_a_deadline_condition_past_its_budget_refuses_entering_the_state(engine:
     assert_unchanged(engine, instance_id, err.reason)
 
 
+def test_child_data_past_a_field_limit_refuses_opening_it(engine: Engine) -> None:
+    instance = engine.start("budgeted", actor="a", role="clerk", data={"s": "x" * 1_000})
+    with pytest.raises(TransitionRefused) as caught:  # 101,000 characters: under the budget
+        engine.fire(instance.id, "spawn", actor="a", role="clerk", data={"n": 101})
+    assert caught.value.kind == "data"
+    assert "data.text is over the text field limit" in caught.value.reason
+    assert engine.children(instance.id) == []
+    assert engine.get(instance.id).version == 1
+
+
 def test_within_the_budgets_the_same_expressions_apply(engine: Engine) -> None:
     instance = engine.start("budgeted", actor="a", role="clerk", data=START)
     engine.fire(instance.id, "spawn", actor="a", role="clerk", data={"n": 2})

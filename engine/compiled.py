@@ -18,8 +18,9 @@ from transitions import Machine, State
 
 from opcatflow.engine.data import DataSchema
 from opcatflow.engine.definition import TransitionSpec, WorkflowDefinition
-from opcatflow.engine.expressions import CONTEXT_NAMES, compile_guard
+from opcatflow.engine.expressions import CONTEXT_NAMES, Expression, compile_guard
 from opcatflow.engine.registry import GuardRefusal, GuardRule, Registry, RuleContext
+from opcatflow.engine.sandbox import EXPRESSION_LIMITS, BudgetExceeded, shared_budget
 from opcatflow.engine.yamlsource import Located
 
 
@@ -39,20 +40,27 @@ class ChildSpec:
 
     workflow: str
     role: str | None
-    data: tuple[tuple[str, Callable[..., Any]], ...]
+    data: tuple[tuple[str, Expression], ...]
     for_each: str | None
     reason: str | None
 
     def children(self, ctx: RuleContext) -> list[dict[str, Any]]:
-        """The data of each child to open, evaluated over the parent's new data."""
+        """The data of each child to open, evaluated over the parent's new data.
+
+        Every expression of every child shares one budget.
+
+        Raises:
+            BudgetExceeded: the expressions went past the budget.
+        """
         names: dict[str, Any] = {**ctx.data, "data": ctx.data, "actor": ctx.actor}
         names.update(role=ctx.role, trigger=ctx.trigger, now=ctx.now)
         items = (ctx.data.get(self.for_each) or []) if self.for_each else [None]
         result = []
-        for item in items:
-            scope = {**names, "item": item}
-            values = {name: expr(**scope) for name, expr in self.data}
-            result.append({k: v for k, v in values.items() if v is not None})
+        with shared_budget(EXPRESSION_LIMITS):
+            for item in items:
+                scope = {**names, "item": item}
+                values = {name: expr(**scope) for name, expr in self.data}
+                result.append({k: v for k, v in values.items() if v is not None})
         return result
 
 
@@ -63,7 +71,7 @@ class Option:
     spec: TransitionSpec
     roles: frozenset[str]
     guards: tuple[GuardRule, ...]
-    when: Callable[..., Any] | None
+    when: Expression | None
     field_names: tuple[str, ...]
     opens: tuple[ChildSpec, ...] = ()
 
@@ -92,6 +100,9 @@ class Option:
         if self.when is not None:
             try:
                 allowed = bool(self.when(**self._names(ctx)))
+            except BudgetExceeded as err:
+                cursor.failures.append(("guard", f"condition {self.spec.when!r} stopped: {err}"))
+                return False
             except Exception as err:
                 cursor.failures.append(("guard", f"condition {self.spec.when!r} failed: {err}"))
                 return False

@@ -11,6 +11,8 @@ from datetime import date, datetime
 from typing import Any
 
 from opcatflow.engine.definition import FieldSpec, FieldType
+from opcatflow.engine.errors import LimitExceeded
+from opcatflow.engine.limits import LIST, Limit
 from opcatflow.engine.suggest import did_you_mean
 
 Check = Callable[[Any], Any]
@@ -83,21 +85,50 @@ _SCALARS: dict[FieldType, Check] = {
 }
 
 
-def field_check(spec: FieldSpec) -> Check:
-    """The function that checks and normalises one value of this field (None clears it)."""
+def _bounded(check: Check, name: str, limit: Limit | None) -> Check:
+    """``check``, then the field's text length: past it, the input is refused as a whole
+    (:class:`LimitExceeded`), not reported as one more data error."""
+    if limit is None:
+        return check
+
+    def bounded(value: Any, where: str = f"data.{name}") -> Any:
+        value = check(value)
+        if len(value) > limit.maximum:
+            raise LimitExceeded(limit, where, len(value))
+        return value
+
+    return bounded
+
+
+def field_check(name: str, spec: FieldSpec) -> Check:
+    """The function that checks and normalises one value of this field (None clears it).
+
+    Raises (from the function):
+        ValueError: the value does not fit the field.
+        LimitExceeded: text longer than the field's limit, a list with too many items.
+    """
+    limit = spec.length_limit()
     if spec.type is FieldType.LIST:
         assert spec.items is not None
-        item = _enum(spec.values or []) if spec.items is FieldType.ENUM else _SCALARS[spec.items]
+        item: Callable[..., Any] = (
+            _enum(spec.values or [])
+            if spec.items is FieldType.ENUM
+            else _bounded(_SCALARS[spec.items], name, limit)
+        )
 
         def check_list(value: Any) -> Any:
             if not isinstance(value, list):
                 raise ValueError("expected a list")
-            return [item(v) for v in value]
+            if len(value) > LIST.maximum:
+                raise LimitExceeded(LIST, f"data.{name}", len(value))
+            if limit is None:
+                return [item(v) for v in value]
+            return [item(v, f"data.{name}[{i}]") for i, v in enumerate(value)]
 
         return check_list
     if spec.type is FieldType.ENUM:
         return _enum(spec.values or [])
-    return _SCALARS[spec.type]
+    return _bounded(_SCALARS[spec.type], name, limit)
 
 
 class DataSchema:
@@ -105,7 +136,7 @@ class DataSchema:
 
     def __init__(self, fields: Mapping[str, FieldSpec]) -> None:
         self.fields = dict(fields)
-        self.checks = {name: field_check(spec) for name, spec in fields.items()}
+        self.checks = {name: field_check(name, spec) for name, spec in fields.items()}
         self.personal = frozenset(n for n, s in fields.items() if s.personal)
         self.required = tuple(n for n, s in fields.items() if s.required)
 

@@ -17,6 +17,7 @@ from opcatflow.engine.definition import DeadlineSpec, FieldType
 from opcatflow.engine.durations import ENTERED, Duration, SettingRef, Unit, parse_due, parse_period
 from opcatflow.engine.errors import Problem
 from opcatflow.engine.expressions import CONTEXT_NAMES, compile_guard, referenced_names
+from opcatflow.engine.sandbox import BudgetExceeded
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.suggest import did_you_mean
 
@@ -61,10 +62,40 @@ def _condition(source: str) -> Callable[..., Any]:
 
 
 def applies(spec: DeadlineSpec, data: Mapping[str, Any]) -> bool:
-    """Whether ``spec`` is armed for an instance with ``data`` (its ``when`` holds)."""
+    """Whether ``spec`` is armed for an instance with ``data`` (its ``when`` holds).
+
+    Raises:
+        BudgetExceeded: the condition went past its budget (or any error it raises).
+    """
     if spec.when is None:
         return True
     return bool(_condition(spec.when)(**{**data, "data": data}))
+
+
+def condition_refusal(
+    wf: CompiledWorkflow,
+    state: str,
+    data: Mapping[str, Any],
+    before: Mapping[str, Any] | None = None,
+) -> str | None:
+    """Why the ``when`` conditions the timer hook will evaluate for a change cannot be: one
+    that fails or goes past its budget. Checked while deciding, so the change is refused
+    (and audited) instead of failing in the hook. ``before``: the data before a change
+    within ``state`` (only deadlines whose watched fields changed are re-evaluated); ``None``
+    when ``state`` is entered.
+    """
+    for spec in wf.definition.states[state].deadlines:
+        if spec.when is None:
+            continue
+        if before is not None and all(before.get(f) == data.get(f) for f in watched_fields(spec)):
+            continue
+        try:
+            applies(spec, data)
+        except BudgetExceeded as err:
+            return f"deadline {spec.id!r}: condition {spec.when!r} stopped: {err}"
+        except Exception as err:
+            return f"deadline {spec.id!r}: condition {spec.when!r} failed: {err}"
+    return None
 
 
 class DeadlinePlanner:

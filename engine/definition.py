@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from opcatflow.engine.durations import parse_due, parse_period
+from opcatflow.engine.limits import STRING, TEXT, Limit
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
@@ -38,6 +39,9 @@ class FieldType(StrEnum):
     DATETIME = "datetime"
     ENUM = "enum"
     LIST = "list"
+
+
+TEXT_LIMITS = {FieldType.STRING: STRING, FieldType.TEXT: TEXT}
 
 
 class FieldSpec(_Model):
@@ -59,6 +63,22 @@ class FieldSpec(_Model):
         description="For a personal field: the roles that may read its value through the HTTP "
         "API (others see it redacted). Default: the workflow's 'personal_visible_to'.",
     )
+    max_length: int | None = Field(
+        None,
+        ge=1,
+        description="For text (a string or text field, or a list of them: each item): the "
+        "most characters a value may have, at most the global limit (string: 1,000; text: "
+        "100,000; see docs/limits.md).",
+    )
+
+    def length_limit(self) -> Limit | None:
+        """The limit on this field's text (or each item's): the global one for its type,
+        lowered by ``max_length``."""
+        item = self.items if self.type is FieldType.LIST else self.type
+        limit = TEXT_LIMITS.get(item) if item is not None else None
+        if limit is None or self.max_length is None:
+            return limit
+        return Limit(limit.name, min(self.max_length, limit.maximum), limit.unit)
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
@@ -73,6 +93,14 @@ class FieldSpec(_Model):
             raise ValueError("an enum needs 'values'")
         if item is not FieldType.ENUM and self.values is not None:
             raise ValueError("'values' is only for enum fields")
+        if self.max_length is not None:
+            limit = TEXT_LIMITS.get(item) if item is not None else None
+            if limit is None:
+                raise ValueError("'max_length' is only for string and text fields")
+            if self.max_length > limit.maximum:
+                raise ValueError(
+                    f"max_length {self.max_length:,} is above the global {limit.describe()}"
+                )
         return self
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from opcatflow.engine.limits import Limit
+
 
 class OpcatflowError(Exception):
     """Base class of every error opcatflow raises on purpose."""
@@ -155,4 +157,47 @@ class SchemaLocked(StoreError):
         super().__init__(
             f"waited {timeout:g} s for the schema lock of {database}: another process is "
             "creating or upgrading its schema; try again once it has finished"
+        )
+
+
+class LimitExceeded(OpcatflowError):
+    """An input goes past one of the limits of :mod:`opcatflow.engine.limits`; refused before
+    any transaction, so nothing is stored (not even a refusal).
+
+    Attributes:
+        limit: the limit (its ``name`` is what messages say, e.g. ``reason``).
+        where: what went past it: ``actor``, ``reason``, ``data.summary``, ``data.tags[3]``.
+        size: how large the input was, in the limit's unit (``None`` when not measured:
+            nesting is counted only up to the limit).
+    """
+
+    code = "limit-exceeded"
+    exit_code = 2
+
+    def __init__(self, limit: Limit, where: str, size: int | None = None) -> None:
+        self.limit = limit
+        self.where = where
+        self.size = size
+        found = f" ({size:,})" if size is not None else ""
+        super().__init__(f"{where} is over the {limit.describe()}{found}")
+
+
+class InvalidText(OpcatflowError):
+    """Text that is not a sequence of Unicode scalar values (a lone surrogate such as
+    ``"\\ud800"``, or bytes that were not UTF-8); refused before any transaction.
+
+    Attributes:
+        where: which input: ``actor``, ``reason``, ``data.summary``, ``data`` (a key).
+        position: the index of the first offending character.
+    """
+
+    code = "invalid-text"
+    exit_code = 2
+
+    def __init__(self, where: str, position: int) -> None:
+        self.where = where
+        self.position = position
+        super().__init__(
+            f"{where} is not valid Unicode text (a lone surrogate or bytes that were not UTF-8 "
+            f"at character {position})"
         )

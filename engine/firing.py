@@ -13,6 +13,8 @@ from typing import Any
 from transitions.core import MachineError
 
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor, Option
+from opcatflow.engine.deadlines import condition_refusal
+from opcatflow.engine.inputs import check_size
 from opcatflow.engine.registry import Lookup, RuleContext, no_lookup
 from opcatflow.engine.suggest import did_you_mean
 
@@ -49,6 +51,9 @@ def decide(
     """Apply ``trigger`` to an instance in ``state`` with ``data``, or say why not.
 
     ``lookup`` is handed to the rules (see :class:`RuleContext`).
+
+    Raises:
+        LimitExceeded: a field's value, or the data it would leave, past its limit.
     """
     options = wf.options.get((state, trigger))
     if options is None:
@@ -92,8 +97,13 @@ def decide(
     if not applied:
         return _refusal(cursor.failures)
     new_data = {k: v for k, v in ctx.data.items() if v is not None}
+    check_size(new_data)  # each change within the limit may still add up past it
     assert cursor.applied is not None
-    return Applied(cursor.state, new_data, cursor.state != state, cursor.applied, ctx)
+    changed = cursor.state != state
+    problem = condition_refusal(wf, cursor.state, new_data, None if changed else data)
+    if problem is not None:
+        return Refused("guard", problem)
+    return Applied(cursor.state, new_data, changed, cursor.applied, ctx)
 
 
 def _refusal(failures: list[tuple[str, str]]) -> Refused:

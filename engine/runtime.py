@@ -26,6 +26,7 @@ from opcatflow.engine.audit import (
 )
 from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor
+from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
     InstanceNotFound,
@@ -34,6 +35,7 @@ from opcatflow.engine.errors import (
 )
 from opcatflow.engine.events import TransactionHook
 from opcatflow.engine.firing import Applied, Refused, decide
+from opcatflow.engine.inputs import check_call, check_data
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_text, load_catalog
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
@@ -225,7 +227,11 @@ class Engine:
                 initial state failed (nothing is stored: there is no instance to audit it on).
             InvalidData: the data does not fit the schema or misses required fields.
             InstanceNotFound: ``parent_id`` does not exist.
+            LimitExceeded, InvalidText: an input past a limit (docs/limits.md), or text that
+                is not valid Unicode; raised before any transaction.
         """
+        check_call(actor=actor, role=role, reason=reason)
+        check_data(data or {})
         with self.store.write() as conn:
             instance = self.start_within(
                 conn,
@@ -256,9 +262,11 @@ class Engine:
         idempotency record in the same one). Call :meth:`log_started` after the commit.
 
         Raises:
-            WorkflowNotFound, TransitionRefused, InvalidData, InstanceNotFound: as :meth:`start`;
-            the caller rolls back.
+            WorkflowNotFound, TransitionRefused, InvalidData, InstanceNotFound, LimitExceeded,
+            InvalidText: as :meth:`start`; the caller rolls back.
         """
+        check_call(actor=actor, role=role, reason=reason)
+        check_data(data or {})
         wf = self.workflow(workflow, version)
         if role not in wf.start_roles:
             allowed = ", ".join(sorted(wf.start_roles))
@@ -285,6 +293,9 @@ class Engine:
             )
         except Exception as err:  # nothing is stored: there is no instance to audit it on
             raise TransitionRefused("(new)", START, "action", f"action failed: {err!r}") from err
+        problem = condition_refusal(wf, wf.initial, clean)
+        if problem is not None:
+            raise TransitionRefused("(new)", START, "guard", problem)
         return self._writes.insert_new(
             conn,
             wf,
@@ -340,7 +351,11 @@ class Engine:
             TransitionRefused: unknown trigger, wrong state or role, bad data, a guard said
                 no, an action failed, or a child could not be opened. The refusal is stored
                 in the audit trail first.
+            LimitExceeded, InvalidText: an input past a limit (docs/limits.md), or text that
+                is not valid Unicode; raised before any transaction, so nothing is stored.
         """
+        check_call(actor=actor, role=role, reason=reason, trigger=trigger)
+        check_data(data or {})
         with self.store.write() as conn:
             result = self.fire_within(
                 conn,
@@ -374,8 +389,11 @@ class Engine:
         done in the same one). A refusal is stored and returned, not raised.
 
         Raises:
-            InstanceNotFound, ConcurrentUpdate: as :meth:`fire`; the caller rolls back.
+            InstanceNotFound, ConcurrentUpdate, LimitExceeded, InvalidText: as :meth:`fire`;
+            the caller rolls back.
         """
+        check_call(actor=actor, role=role, reason=reason, trigger=trigger)
+        check_data(data or {})
         current, now = self.lock_for_record(conn, instance_id)
         if expected_version is not None and current.version != expected_version:
             raise ConcurrentUpdate(instance_id, expected_version, current.version)

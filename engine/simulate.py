@@ -12,9 +12,17 @@ from datetime import datetime
 from typing import Any
 
 from opcatflow.engine.compiled import CompiledWorkflow
-from opcatflow.engine.deadlines import DUE, REMINDER, DeadlinePlanner, PlannedTimer, find_deadline
-from opcatflow.engine.errors import InvalidData
+from opcatflow.engine.deadlines import (
+    DUE,
+    REMINDER,
+    DeadlinePlanner,
+    PlannedTimer,
+    condition_refusal,
+    find_deadline,
+)
+from opcatflow.engine.errors import InvalidData, TransitionRefused
 from opcatflow.engine.firing import Applied, decide
+from opcatflow.engine.inputs import check_data
 from opcatflow.engine.scheduler import SCHEDULER
 from opcatflow.engine.settings import Settings
 
@@ -58,11 +66,18 @@ def simulate(
 
     Raises:
         InvalidData: ``data`` does not fit the workflow's schema.
+        LimitExceeded, InvalidText: ``data`` past a limit, or not valid Unicode.
+        TransitionRefused: a deadline condition of the initial state fails or goes past its
+            budget (later states: the refusal is part of the timeline).
     """
+    check_data(data or {})
     clean, errors = wf.schema.validate(data or {})
     if errors:
         raise InvalidData(wf.id, errors)
     current = {k: v for k, v in clean.items() if v is not None}
+    problem = condition_refusal(wf, wf.initial, current)
+    if problem is not None:
+        raise TransitionRefused("(simulated)", "start", "guard", problem)
     planner = DeadlinePlanner(settings)
     state = wf.initial
     timeline = [TimelineEvent(start, "enter", state)]

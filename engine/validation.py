@@ -13,7 +13,12 @@ from pydantic import ValidationError
 from opcatflow.engine.definition import FieldType, OpenSpec, TransitionSpec, WorkflowDefinition
 from opcatflow.engine.durations import ENTERED, Duration, parse_due, parse_period
 from opcatflow.engine.errors import Problem
-from opcatflow.engine.expressions import CONTEXT_NAMES, ExpressionError, referenced_names
+from opcatflow.engine.expressions import (
+    CONTEXT_NAMES,
+    ExpressionError,
+    budget_problem,
+    referenced_names,
+)
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.yamlsource import Located, Path
@@ -157,6 +162,9 @@ class _Checker:
         known = set(self.wf.fields) | CONTEXT_NAMES | {"data"} | (extra or set())
         for name in sorted(names - known):
             self.add(loc, f"expression reads undeclared field {name!r}{did_you_mean(name, known)}")
+        problem = budget_problem(source, frozenset(self.wf.fields))
+        if problem is not None:
+            self.add(loc, problem)
 
     def expand(self, t: TransitionSpec) -> list[str]:
         if t.source == "*":

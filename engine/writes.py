@@ -27,12 +27,15 @@ from opcatflow.engine.audit import (
     make_record,
 )
 from opcatflow.engine.compiled import CompiledWorkflow
-from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, Problem
+from opcatflow.engine.deadlines import condition_refusal
+from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, LimitExceeded, Problem
 from opcatflow.engine.events import TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
+from opcatflow.engine.inputs import check_size
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.loader import Catalog
 from opcatflow.engine.registry import Lookup, RuleContext
+from opcatflow.engine.sandbox import BudgetExceeded
 from opcatflow.engine.store import SQLAlchemyStore
 
 START = "start"
@@ -48,7 +51,13 @@ class Child:
 
 
 def start_data(wf: CompiledWorkflow, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The checked data a new instance starts with, and what is wrong with it.
+
+    Raises:
+        LimitExceeded: a value, or the whole, past its limit.
+    """
     clean, errors = wf.schema.validate(data)
+    check_size(clean)
     required = (*wf.schema.required, *wf.definition.start.requires)
     errors += [f"{name}: required" for name in dict.fromkeys(required) if clean.get(name) is None]
     return {k: v for k, v in clean.items() if v is not None}, errors
@@ -207,10 +216,15 @@ class Writes:
                 return Refused("role", f"role {role!r} may not open {child_wf.id!r}")
             try:
                 datasets = spec.children(outcome.ctx)
+            except BudgetExceeded as err:
+                return Refused("guard", f"cannot open {child_wf.id!r}: data stopped: {err}")
             except Exception as err:
                 return Refused("data", f"cannot open {child_wf.id!r}: {err}")
             for values in datasets:
-                clean, errors = start_data(child_wf, values)
+                try:
+                    clean, errors = start_data(child_wf, values)
+                except LimitExceeded as err:  # computed by the definition, not supplied
+                    return Refused("data", f"cannot open {child_wf.id!r}: {err}")
                 if errors:
                     return Refused("data", f"cannot open {child_wf.id!r}: {'; '.join(errors)}")
                 child_id = str(uuid.uuid4())
@@ -227,6 +241,9 @@ class Writes:
                     )
                 except Exception as err:  # an on_enter action failed: open nothing
                     return Refused("action", f"cannot open {child_wf.id!r}: {err!r}")
+                problem = condition_refusal(child_wf, child_wf.initial, clean)
+                if problem is not None:
+                    return Refused("guard", f"cannot open {child_wf.id!r}: {problem}")
                 planned.append(Child(child_wf, role, clean, spec.reason, child_id))
         return planned
 

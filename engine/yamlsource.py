@@ -13,9 +13,10 @@ from typing import Any
 import yaml
 
 from opcatflow.engine.errors import DefinitionError, Problem
+from opcatflow.engine.limits import YAML_BYTES, YAML_DEPTH, YAML_NODES
 
-MAX_BYTES = 1_000_000
-MAX_NODES = 100_000
+MAX_BYTES = YAML_BYTES.maximum
+MAX_NODES = YAML_NODES.maximum
 
 Path = tuple[str | int, ...]
 
@@ -48,6 +49,31 @@ class Located:
     def problem(self, loc: Path, message: str) -> Problem:
         line, column = self.where(loc)
         return Problem(self.path, line, column, message)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe composer, refusing collections nested deeper than the limit as it meets
+    them (its composer recurses once per level: 50,000 levels would be a RecursionError)."""
+
+    def __init__(self, text: str, path: str) -> None:
+        super().__init__(text)
+        self.path = path
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        nested = isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent)
+        if nested:
+            self.depth += 1
+            if self.depth > YAML_DEPTH.maximum:
+                mark = event.start_mark
+                message = f"collections nested too deep: over the {YAML_DEPTH.describe()}"
+                raise DefinitionError([Problem(self.path, mark.line + 1, mark.column + 1, message)])
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if nested:
+                self.depth -= 1
 
 
 class _Builder:
@@ -110,20 +136,23 @@ def load_yaml(text: str, path: str) -> Located:
     """Parse one YAML document safely.
 
     Raises:
-        DefinitionError: on a syntax error, a disallowed tag, a document too large, or an alias
-            bomb; the single problem names the position.
+        DefinitionError: on a syntax error, a disallowed tag, a document too large or nested
+            too deep, or an alias bomb; the single problem names the position.
     """
     located = Located(path, None)
     if len(text.encode()) > MAX_BYTES:
         raise DefinitionError([Problem(path, 1, 1, f"file is larger than {MAX_BYTES} bytes")])
+    loader = _Loader(text, path)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise DefinitionError([Problem(path, line, column, f"YAML: {err.problem}")]) from err
     except yaml.YAMLError as err:
         raise DefinitionError([Problem(path, 1, 1, f"YAML: {err}")]) from err
+    finally:
+        loader.dispose()
     if node is None:
         raise DefinitionError([Problem(path, 1, 1, "file is empty")])
     located.value = _Builder(located).build(node, ())

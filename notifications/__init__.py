@@ -7,6 +7,8 @@ Embed it: ``Engine(..., hooks=[OutboxWriter(DirectoryFile(path))])``, then run a
 
 from __future__ import annotations
 
+from opcatflow.engine.sandbox import BudgetExceeded as RenderLimitExceeded
+from opcatflow.engine.sandbox import Limits
 from opcatflow.notifications.channel import Channel, DeliveryError, Outgoing
 from opcatflow.notifications.check import check_catalog, check_workflow
 from opcatflow.notifications.directory import (
@@ -21,7 +23,6 @@ from opcatflow.notifications.dispatcher import Dispatcher, DispatchPolicy, Dispa
 from opcatflow.notifications.model import STATUSES, OutboxEntry
 from opcatflow.notifications.outbox import OutboxWriter
 from opcatflow.notifications.redaction import WITHHELD, Audience, ConsentConvention
-from opcatflow.notifications.sandbox import Limits, RenderLimitExceeded
 from opcatflow.notifications.settings import NotificationSettings, load_settings
 from opcatflow.notifications.templates import Rendered, TemplateProblem, TemplateSet
 

@@ -23,11 +23,12 @@ from pydantic import (
 )
 
 from opcatflow.engine.errors import DefinitionError, Problem
+from opcatflow.engine.limits import TEMPLATE_OUTPUT, TEMPLATE_SECONDS
+from opcatflow.engine.sandbox import Limits
 from opcatflow.engine.validation import pydantic_problems
 from opcatflow.engine.yamlsource import load_yaml
 from opcatflow.notifications.directory import ConfigError, check_email
 from opcatflow.notifications.dispatcher import DispatchPolicy
-from opcatflow.notifications.sandbox import Limits
 
 ENV = "OPCATFLOW_NOTIFICATIONS"
 
@@ -88,11 +89,11 @@ class DispatchSettings(_Model):
 
 
 class RenderSettings(_Model):
-    seconds: float = Field(0.5, gt=0, le=30)
-    output: int = Field(256_000, ge=1_000, le=10_000_000)
+    seconds: float = Field(TEMPLATE_SECONDS, gt=0, le=30)
+    output: int = Field(TEMPLATE_OUTPUT, ge=1_000, le=10_000_000)
 
     def limits(self) -> Limits:
-        return Limits(seconds=self.seconds, output=self.output)
+        return Limits(seconds=self.seconds, size=self.output)
 
 
 class NotificationSettings(_Model):

@@ -29,7 +29,7 @@ from jinja2 import (
 from jinja2 import meta as jinja_meta
 from jinja2.environment import Template
 
-from opcatflow.notifications.sandbox import BoundedSandbox, Limits, budget
+from opcatflow.engine.sandbox import BoundedSandbox, Limits, budget
 
 BUNDLED_TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_LOCALE = "en"

@@ -461,11 +461,17 @@ def test_a_malformed_idempotency_key_is_a_400(api: ApiUnderTest) -> None:
 
 def test_malformed_json_is_a_400_never_a_500(api: ApiUnderTest) -> None:
     deep = b"[" * 50_000 + b"]" * 50_000  # deeper than any parser's recursion limit
-    for content in [b"{", b'{"workflow": "casefile",}', b"\xff\xfe", deep, b"nul\x00"]:
+    cases = [
+        (b"{", 400, "malformed-request"),
+        (b'{"workflow": "casefile",}', 400, "malformed-request"),
+    ]
+    cases += [(b"nul\x00", 400, "malformed-request"), (b"\xff\xfe", 400, "malformed-request")]
+    cases += [(deep, 422, "limit-exceeded")]  # see docs/limits.md
+    for content, status, code in cases:
         response = api.post(
             "/instances", "clerk", content=content, headers={"content-type": "application/json"}
         )
-        problem(response, 400, "malformed-request")
+        problem(response, status, code)
 
 
 def test_a_body_of_the_wrong_shape_is_a_422_naming_the_field(api: ApiUnderTest) -> None:

@@ -15,9 +15,11 @@ from typer.core import TyperGroup
 from opcatflow.adapters.cli import admin, apikey, definitions, demo, instances, outbox, serve
 from opcatflow.adapters.cli import calendar as engagement
 from opcatflow.adapters.cli import deadlines as deadline_commands
-from opcatflow.adapters.cli.errors import UNEXPECTED, describe, fail, one_line
+from opcatflow.adapters.cli.errors import UNEXPECTED, USAGE, describe, fail, one_line
 from opcatflow.adapters.cli.options import DEFAULT_DB, LogFormat, LogLevel, Settings
 from opcatflow.adapters.cli.report import report_app
+from opcatflow.engine.errors import InvalidText
+from opcatflow.engine.inputs import check_text
 from opcatflow.workflows import BUNDLED
 
 
@@ -45,6 +47,7 @@ class OpcatflowGroup(TyperGroup):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
+        _refuse_invalid_text(sys.argv[1:] if args is None else args)
         try:
             result = super().main(args, prog_name, complete_var, False, **extra)
         except typer.TyperException as err:  # click's usage errors: one line, exit 2
@@ -56,6 +59,17 @@ class OpcatflowGroup(TyperGroup):
             typer.echo("error: aborted", err=True)
             sys.exit(UNEXPECTED)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _refuse_invalid_text(args: Sequence[str]) -> None:
+    """Exit 2 on an argument that is not valid Unicode: bytes that were not UTF-8 reach
+    Python as lone surrogates, which nothing downstream can store or print."""
+    for number, arg in enumerate(args, start=1):
+        try:
+            check_text(f"argument {number}", arg)
+        except InvalidText as err:
+            typer.echo(f"error: {err}", err=True)
+            sys.exit(USAGE)
 
 
 app = typer.Typer(

@@ -19,7 +19,10 @@ from typing import IO, TypeVar
 
 import typer
 
-DATA_FILE_LIMIT = 1024 * 1024  # bytes of --data @FILE or @- (1 MiB)
+from opcatflow.engine.limits import DATA
+
+# --data @FILE or @- is instance data, so it is bounded by the same limit, in bytes
+DATA_FILE_LIMIT = DATA.maximum
 
 T = TypeVar("T")
 

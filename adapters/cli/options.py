@@ -30,6 +30,7 @@ from opcatflow.engine import (
     SQLAlchemyStore,
     load_catalog,
 )
+from opcatflow.engine.limits import JSON_DEPTH
 from opcatflow.engine.settings import Settings as DeadlineSettings
 from opcatflow.workflows import BUNDLED, registry
 
@@ -196,10 +197,9 @@ def parse_data(data: str | None, assignments: Sequence[str] | None = None) -> di
         text = data
         if data.startswith("@"):
             text = read_data_source(data[1:])
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise typer.BadParameter(f"not valid JSON ({err})", param_hint="--data") from None
+        parsed, problem = _json(text, "--data")
+        if problem is not None:
+            raise typer.BadParameter(f"not valid JSON ({problem})", param_hint="--data")
         if not isinstance(parsed, dict):
             raise typer.BadParameter(
                 'expected a JSON object, e.g. {"field": "value"}', param_hint="--data"
@@ -209,6 +209,25 @@ def parse_data(data: str | None, assignments: Sequence[str] | None = None) -> di
     return fields
 
 
+def _json(text: str, option: str) -> tuple[Any, str | None]:
+    """``text`` parsed as JSON, or why it is not JSON.
+
+    Raises:
+        typer.BadParameter: JSON nested past the limit (the parser would recurse once per
+            level), or an integer too long to convert.
+    """
+    try:
+        return json.loads(text), None
+    except RecursionError:
+        raise typer.BadParameter(
+            f"nested too deep: over the {JSON_DEPTH.describe()}", param_hint=option
+        ) from None
+    except json.JSONDecodeError as err:
+        return None, str(err)
+    except ValueError as err:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise typer.BadParameter(f"not usable JSON ({err})", param_hint=option) from None
+
+
 def parse_assignments(items: Sequence[str], option: str) -> dict[str, Any]:
     """``FIELD=VALUE`` pairs; a VALUE that parses as JSON is taken as JSON, else as text."""
     result: dict[str, Any] = {}
@@ -216,9 +235,6 @@ def parse_assignments(items: Sequence[str], option: str) -> dict[str, Any]:
         name, sep, raw = item.partition("=")
         if not sep or not name.strip():
             raise typer.BadParameter(f"expected FIELD=VALUE, got {item!r}", param_hint=option)
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        result[name.strip()] = value
+        value, problem = _json(raw, option)
+        result[name.strip()] = raw if problem is not None else value
     return result

@@ -194,6 +194,8 @@ def _fire_role(
             "not-found",
             "refused",
             "invalid-data",
+            "limit-exceeded",
+            "invalid-text",
             "conflict",
             "idempotency-key-reused",
         ),
@@ -277,7 +279,14 @@ def _firing(
                 "Location": {"description": "The instance.", "schema": {"type": "string"}},
             }
         },
-        **responses("forbidden", "not-found", "invalid-data", "idempotency-key-reused"),
+        **responses(
+            "forbidden",
+            "not-found",
+            "invalid-data",
+            "limit-exceeded",
+            "invalid-text",
+            "idempotency-key-reused",
+        ),
     },
     openapi_extra={"parameters": [IDEMPOTENCY_PARAMETER]},
 )

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from opcatflow.engine.clock import Clock
+from opcatflow.engine.inputs import check_call
 from opcatflow.engine.store import SQLAlchemyStore
 from opcatflow.engine.tables import api_keys
 
@@ -84,7 +85,10 @@ class ApiKeys:
 
         Raises:
             ValueError: no roles, a reserved role, or an empty actor.
+            LimitExceeded, InvalidText: the actor (or the note, held to the limit of a
+                reason) past its limit or not valid Unicode.
         """
+        check_call(actor=actor, role="", reason=note)
         roles = tuple(dict.fromkeys(roles))
         if not actor.strip():
             raise ValueError("a key needs an actor")

@@ -22,12 +22,15 @@ from opcatflow.engine.errors import (
     ConcurrentUpdate,
     DefinitionError,
     InvalidData,
+    InvalidText,
+    LimitExceeded,
     NotFound,
     OpcatflowError,
     SchemaMismatch,
     StoreError,
     TransitionRefused,
 )
+from opcatflow.engine.limits import JSON_DEPTH, SIZE_LIMITS
 
 MEDIA_TYPE = "application/problem+json"
 PREFIX = "urn:opcatflow:problem:"
@@ -36,6 +39,8 @@ PREFIX = "urn:opcatflow:problem:"
 TYPES: dict[str, tuple[int, str]] = {
     "refused": (409, "Transition refused"),
     "invalid-data": (422, "Invalid instance data"),
+    "limit-exceeded": (422, "Input over a limit"),
+    "invalid-text": (422, "Text is not valid Unicode"),
     "conflict": (412, "The instance changed since you read it"),
     "not-found": (404, "Not found"),
     "invalid-definition": (500, "Invalid workflow definition"),
@@ -130,6 +135,19 @@ def engine_error_body(err: OpcatflowError) -> dict[str, Any]:
         return refusal_body(err)
     if isinstance(err, InvalidData):
         return problem_body("invalid-data", str(err), errors=list(err.errors))
+    if isinstance(err, LimitExceeded):
+        limit = err.limit
+        return problem_body(
+            "limit-exceeded",
+            str(err),
+            413 if limit.name in SIZE_LIMITS else None,
+            limit=limit.name,
+            maximum=limit.maximum,
+            unit=limit.unit,
+            location=err.where,
+        )
+    if isinstance(err, InvalidText):
+        return problem_body("invalid-text", str(err), location=err.where)
     if isinstance(err, ConcurrentUpdate):
         return problem_body(
             "conflict",
@@ -200,6 +218,12 @@ def install(app: FastAPI, log: Any) -> None:
         code = codes.get(err.status_code, "malformed-request" if err.status_code < 500 else "")
         if not code:
             return _json(problem_body("internal-error"))
+        cause = err.__cause__  # FastAPI reading a JSON body
+        if isinstance(cause, UnicodeDecodeError):
+            detail = f"the body is not UTF-8 text (byte {cause.start})"
+            return _json(problem_body("invalid-text", detail, location="body"))
+        if isinstance(cause, RecursionError):  # nested past Python's JSON parser
+            return _json(engine_error_body(LimitExceeded(JSON_DEPTH, "body")))
         detail = err.detail if isinstance(err.detail, str) else None
         status = err.status_code if err.status_code < 500 else None
         return _json(problem_body(code, detail, status), dict(err.headers or {}) or None)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from opcatflow.engine.inputs import check_data, check_text
+from opcatflow.engine.limits import REASON
 
 NAME = r"^[a-z][a-z0-9_]*$"
 TEXT = r"^[^\x00]*$"  # PostgreSQL cannot store NUL, and no person types it
@@ -27,6 +30,23 @@ def _no_nul(value: Any) -> None:
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # The engine's own checks, first (mode="before"): past a limit or not Unicode, they
+    # raise the engine's error, answered as its problem (422, 413), before anything reads,
+    # hashes or stores the body.
+    @field_validator("data", mode="before", check_fields=False)
+    @classmethod
+    def _data_limits(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            check_data(value)
+        return value
+
+    @field_validator("reason", "parent_id", mode="before", check_fields=False)
+    @classmethod
+    def _text(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            check_text(str(info.field_name), value, REASON if info.field_name == "reason" else None)
+        return value
+
     @field_validator("data", check_fields=False)
     @classmethod
     def _data(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +60,7 @@ class StartIn(_In):
         default_factory=dict, description="Field values (checked against the workflow's data)."
     )
     reason: str | None = Field(
-        None, max_length=4000, pattern=TEXT, description="Why, for the audit trail."
+        None, max_length=REASON.maximum, pattern=TEXT, description="Why, for the audit trail."
     )
     parent_id: str | None = Field(
         None, max_length=36, pattern=TEXT, description="A parent instance."
@@ -62,7 +82,7 @@ class TransitionIn(_In):
         default_factory=dict, description="Fields to set with it (null clears a field)."
     )
     reason: str | None = Field(
-        None, max_length=4000, pattern=TEXT, description="Why, for the audit trail."
+        None, max_length=REASON.maximum, pattern=TEXT, description="Why, for the audit trail."
     )
     role: str | None = Field(
         None,

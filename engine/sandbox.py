@@ -1,22 +1,29 @@
-"""A Jinja2 sandbox whose renders are bounded in time and size.
+"""A Jinja2 sandbox whose evaluations are bounded in time, iterations and size.
 
-Operators edit templates, so a template is untrusted code. Jinja2's sandbox refuses access to
-private and internal attributes (the known escapes go through those); this module adds what
-the sandbox leaves open: a template that loops for hours, or builds a gigabyte string in a
-few operations.
+Definitions (guard and deadline expressions, ``opens`` data) and notification templates are
+written by operators, so they are untrusted code. Jinja2's sandbox refuses access to private
+and internal attributes (the known escapes go through those); this module adds what the
+sandbox leaves open: an expression or template that loops for hours, or builds a gigabyte
+string (or a ten-million-digit number) in a few operations.
 
-Every operation a template can repeat or use to grow a value goes through a check of the
-current render's :class:`Budget`: loop iterations (the code generator wraps each ``for``),
-attribute and item access, calls, filters, intercepted operators, concatenation (``~``) and
-output, including output buffered by ``set`` blocks, macros and filter blocks. Operations that
-could build a huge value in one C call (``'a' * n``, ``'x'.ljust(n)``, format widths, ``join``,
-``replace``, ``indent``, ``wordwrap``) are checked before they run; every value produced is
-checked after.
+Every operation that can repeat or grow a value goes through a check of the current
+:class:`Budget`: loop iterations (the code generator wraps each ``for``), attribute and item
+access, calls, filters, intercepted operators (``+``, ``*``, ``**``, ``%``), concatenation
+(``~``) and output, including output buffered by ``set`` blocks, macros and filter blocks.
+Operations that could build a huge value in one C call (``'a' * n``, ``n ** m``,
+``'x'.ljust(n)``, format widths, ``join``, ``replace``, ``indent``, ``wordwrap``) are checked
+before they run, from the size of their result; every value produced is checked after.
+Intercepted operators are never folded at compile time, so loading a definition cannot
+compute ``10 ** 10000000`` either.
+
+The engine evaluates expressions under :data:`EXPRESSION_LIMITS`; notifications render
+templates under their own :class:`Limits` (see :mod:`opcatflow.engine.limits`).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
 import string
 import time
@@ -24,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
@@ -32,28 +39,46 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from opcatflow.engine import limits as lim
 
-class RenderLimitExceeded(SecurityError):
-    """A render went past its time or size budget, or tried to build an oversized value."""
+BudgetName = Literal["time", "iteration", "size"]
+
+
+class BudgetExceeded(SecurityError):
+    """An evaluation went past its time, iteration or size budget (``budget`` says which),
+    or tried to build a value larger than the size budget."""
+
+    def __init__(self, budget: BudgetName, detail: str) -> None:
+        self.budget = budget
+        self.detail = detail
+        super().__init__(f"{budget} budget exceeded: {detail}")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """How far one render may go.
+    """How far one evaluation (an expression, or one render of a message) may go.
 
     Attributes:
-        seconds: wall time for one render (subject, text and HTML together).
-        output: characters of output, and of any one value built on the way.
-        iterations: loop iterations in one render, all loops together.
+        seconds: wall time.
+        size: characters, items or decimal digits of any one value built on the way, and
+            characters of output (templates).
+        iterations: loop iterations, all loops together.
     """
 
-    seconds: float = 0.5
-    output: int = 256_000
-    iterations: int = 200_000
+    seconds: float = lim.TEMPLATE_SECONDS
+    size: int = lim.TEMPLATE_OUTPUT
+    iterations: int = lim.TEMPLATE_ITERATIONS
+
+
+EXPRESSION_LIMITS = Limits(
+    seconds=lim.EXPRESSION_SECONDS,
+    size=lim.EXPRESSION_VALUE,
+    iterations=lim.EXPRESSION_ITERATIONS,
+)
 
 
 class Budget:
-    """What one render has used so far; checked by every guarded operation."""
+    """What one evaluation has used so far; checked by every guarded operation."""
 
     __slots__ = ("deadline", "iterations", "limits", "output", "timer")
 
@@ -66,48 +91,47 @@ class Budget:
 
     def tick(self) -> None:
         if self.timer() > self.deadline:
-            raise RenderLimitExceeded(
-                f"rendering took longer than {self.limits.seconds:g} s and was stopped"
+            raise BudgetExceeded(
+                "time", f"took longer than {self.limits.seconds:g} s and was stopped"
             )
 
     def iterate(self) -> None:
         self.iterations += 1
         if self.iterations > self.limits.iterations:
-            raise RenderLimitExceeded(
-                f"rendering ran more than {self.limits.iterations} loop iterations"
+            raise BudgetExceeded(
+                "iteration", f"ran more than {self.limits.iterations:,} loop iterations"
             )
         self.tick()
 
     def emit(self, size: int) -> None:
         self.output += size
-        if self.output > self.limits.output:
-            raise RenderLimitExceeded(
-                f"rendering produced more than {self.limits.output} characters"
-            )
+        if self.output > self.limits.size:
+            raise BudgetExceeded("size", f"produced more than {self.limits.size:,} characters")
         self.tick()
 
     def value(self, size: int) -> None:
-        if size > self.limits.output:
-            raise RenderLimitExceeded(
-                f"a template built a value of {size} items or characters "
-                f"(limit {self.limits.output})"
+        if size > self.limits.size:
+            raise BudgetExceeded(
+                "size",
+                f"built a value of {size:,} characters, items or digits "
+                f"(at most {self.limits.size:,})",
             )
 
 
-_budget: ContextVar[Budget | None] = ContextVar("opcatflow_render_budget", default=None)
-_FALLBACK = Limits(seconds=60.0)
+_LOG10_2 = math.log10(2)
+_budget: ContextVar[Budget | None] = ContextVar("opcatflow_sandbox_budget", default=None)
 
 
 def current() -> Budget:
-    """The budget of the render under way; outside one (the compiler folding constants), a
-    fresh generous one, so sizes are still checked."""
-    budget = _budget.get()
-    return budget if budget is not None else Budget(_FALLBACK, time.monotonic)
+    """The budget of the evaluation under way; outside one (the compiler folding constants),
+    the expressions' budget, fresh."""
+    found = _budget.get()
+    return found if found is not None else Budget(EXPRESSION_LIMITS, time.monotonic)
 
 
 @contextmanager
 def budget(limits: Limits, timer: Callable[[], float] = time.monotonic) -> Iterator[Budget]:
-    """Run the renders in this block under one fresh budget."""
+    """Run the evaluations in this block under one fresh budget."""
     token = _budget.set(Budget(limits, timer))
     try:
         yield current()
@@ -115,10 +139,41 @@ def budget(limits: Limits, timer: Callable[[], float] = time.monotonic) -> Itera
         _budget.reset(token)
 
 
-def _size(value: Any) -> int:
+@contextmanager
+def shared_budget(limits: Limits, timer: Callable[[], float] = time.monotonic) -> Iterator[Budget]:
+    """The budget already running, if any (evaluations grouped under one); else a fresh one."""
+    running = _budget.get()
+    if running is not None:
+        yield running
+        return
+    with budget(limits, timer) as fresh:
+        yield fresh
+
+
+def _length(value: Any) -> int:
     if isinstance(value, str | bytes | list | tuple | dict | set | frozenset):
         return len(value)
     return 0
+
+
+def _digits(value: int) -> int:
+    """Decimal digits of an integer, from its bit length (no conversion to text)."""
+    return int(abs(value).bit_length() * _LOG10_2) + 1
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, int):
+        return _digits(value)
+    return _length(value)
+
+
+def _power_digits(base: Any, exponent: Any) -> int:
+    """Decimal digits of ``base ** exponent`` for integers, estimated before computing it."""
+    if not (isinstance(base, int) and isinstance(exponent, int)) or exponent <= 0:
+        return 0
+    if abs(base) < 2:
+        return 1
+    return int(exponent * math.log10(abs(base))) + 1
 
 
 def checked(value: Any) -> Any:
@@ -192,7 +247,9 @@ _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 def _check_ints(args: Iterable[Any], limit: int) -> None:
     for arg in args:
         if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > limit:
-            raise RenderLimitExceeded(f"a template passed the number {arg} (limit {limit})")
+            raise BudgetExceeded(
+                "size", f"passed the number {arg:,} where at most {limit:,} is allowed"
+            )
 
 
 def _check_brace_format(fmt: str, limit: int) -> None:
@@ -200,7 +257,7 @@ def _check_brace_format(fmt: str, limit: int) -> None:
         if field is None or not spec:
             continue
         if "{" in spec:
-            raise RenderLimitExceeded("nested format fields are not allowed in templates")
+            raise BudgetExceeded("size", "nested format fields are not allowed")
         _check_ints((int(n) for n in re.findall(r"\d+", spec)), limit)
 
 
@@ -208,7 +265,7 @@ def _check_percent_format(fmt: str, limit: int) -> None:
     for match in _PERCENT_SPEC.finditer(fmt):
         for width in match.groups():
             if width == "*":
-                raise RenderLimitExceeded("'*' widths are not allowed in templates")
+                raise BudgetExceeded("size", "'*' widths are not allowed")
             if width is not None:
                 _check_ints((int(width),), limit)
 
@@ -216,7 +273,7 @@ def _check_percent_format(fmt: str, limit: int) -> None:
 def _precheck_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     """Refuse, before they run, the filters that could build an oversized value."""
     budget = current()
-    limit = budget.limits.output
+    limit = budget.limits.size
     _check_ints((*args[1:], *kwargs.values()), limit)
     if not args:
         return args
@@ -263,9 +320,9 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _bounded_range(*args: int) -> Iterator[int]:
-    _check_ints(args, 1_000_000)
+    budget = current()
     for i in range(*args):
-        current().iterate()
+        budget.iterate()
         yield i
 
 
@@ -350,16 +407,15 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         budget = current()
         budget.tick()
-        limit = budget.limits.output
+        limit = budget.limits.size
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
-                if _size(seq) and isinstance(times, int):
-                    budget.value(_size(seq) * max(times, 0))
+                if _length(seq) and isinstance(times, int):
+                    budget.value(_length(seq) * max(times, 0))
             if isinstance(left, int) and isinstance(right, int):
-                _check_ints((left, right), 10**12)
+                budget.value(_digits(left) + _digits(right))
         elif operator == "**":
-            _check_ints((right,), 64)
-            _check_ints((left,), 10**6)
+            budget.value(_power_digits(left, right))
         elif operator == "%" and isinstance(left, str):
             _check_percent_format(left, limit)
             values = right if isinstance(right, tuple) else (right,)
@@ -370,7 +426,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         budget = current()
         budget.tick()
         if isinstance(getattr(__obj, "__self__", None), str):  # ljust, center, zfill...
-            _check_ints((*args, *kwargs.values()), budget.limits.output)
+            _check_ints((*args, *kwargs.values()), budget.limits.size)
         return checked(super().call(__context, __obj, *args, **kwargs))
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -380,7 +436,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         fmt: str = value.__self__
 
         def bounded(*args: Any, **kwargs: Any) -> str:
-            limit = current().limits.output
+            limit = current().limits.size
             _check_brace_format(fmt, limit)
             _check_ints((*args, *kwargs.values()), limit)
             return str(checked(wrapped(*args, **kwargs)))

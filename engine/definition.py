@@ -59,6 +59,13 @@ class FieldSpec(_Model):
         description="For a personal field: the roles that may read its value through the HTTP "
         "API (others see it redacted). Default: the workflow's 'personal_visible_to'.",
     )
+    write_roles: list[Name] | None = Field(
+        None,
+        description="Only callers in these roles may write this field, on top of the write "
+        "set of the transition (or start) they fire. Default: any role that may fire a "
+        "transition writing it. Writes by actions and the scheduler are system writes and "
+        "are not restricted.",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
@@ -251,6 +258,12 @@ class OpenSpec(_Model):
     )
     for_each: Name | None = Field(None, description="Open one child per item of this list field.")
     reason: str | None = Field(None, description="Why, for the audit trail of both instances.")
+    writes: list[Name] | None = Field(
+        None,
+        description="Child fields this opening may write beyond the child's own start write "
+        "set (e.g. a link a person starting the child may not set). Every key of 'data' must "
+        "be in the child's start write set or here; every name here must be a key of 'data'.",
+    )
 
 
 class TransitionSpec(_Model):
@@ -267,6 +280,19 @@ class TransitionSpec(_Model):
     when: str | None = Field(None, description="Sandboxed expression over the instance data.")
     requires: list[Name] = Field(
         default_factory=list, description="Fields that must be present or supplied."
+    )
+    writes: list[Name] | None = Field(
+        None,
+        description="Fields a caller firing it may set or clear, besides its 'requires' "
+        "(implied). Omitted: only its 'requires'. Other supplied fields are refused (kind "
+        "'data'). Its actions' declared writes must be within 'writes' and 'requires'.",
+    )
+    differs: str | None = Field(
+        None,
+        max_length=200,
+        description="Why this alternative of a (trigger, source) pair has different "
+        "'requires' or 'writes' from the others; without it they must be identical "
+        "(different roles alone never tell alternatives apart).",
     )
     actions: list[Name] = Field(default_factory=list, description="Registered actions.")
     opens: list[OpenSpec] = Field(default_factory=list, description="Child instances to open.")
@@ -288,6 +314,23 @@ class TransitionSpec(_Model):
 class StartSpec(_Model):
     roles: list[Name] | None = Field(None, description="Roles allowed to start; default all.")
     requires: list[Name] = Field(default_factory=list)
+    writes: list[Name] | None = Field(
+        None,
+        description="Fields a caller starting an instance may supply, besides 'requires' and "
+        "fields with 'required: true' (both implied). Omitted: only those. Other supplied "
+        "fields are refused (kind 'data').",
+    )
+
+
+class OwnerSpec(_Model):
+    """Instances that belong to one person (an expert's own record, say)."""
+
+    field: Name = Field(description="The field holding the owner's actor id.")
+    roles: list[Name] = Field(
+        min_length=1,
+        description="Roles that may act on an instance only when their actor equals the "
+        "owner field. The owner field is writable only by roles not listed here.",
+    )
 
 
 class WorkflowDefinition(_Model):
@@ -309,6 +352,9 @@ class WorkflowDefinition(_Model):
         default_factory=list,
         description="Roles that may read personal field values through the HTTP API (a field's "
         "own 'visible_to' overrides this); every other role sees them redacted. Default: none.",
+    )
+    owner: OwnerSpec | None = Field(
+        None, description="Who owns an instance, and which roles act only on their own."
     )
     start: StartSpec = Field(default_factory=StartSpec)
     states: dict[Name, StateSpec] = Field(min_length=1)

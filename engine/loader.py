@@ -16,8 +16,15 @@ from opcatflow.engine.validation import check_definition, pydantic_problems
 from opcatflow.engine.yamlsource import load_yaml
 
 
-def compile_text(text: str, path: str, registry: Registry) -> CompiledWorkflow:
+def compile_text(
+    text: str, path: str, registry: Registry, *, compat: bool = False
+) -> CompiledWorkflow:
     """Parse, validate and compile one definition.
+
+    Args:
+        compat: the text is a copy kept in the database (a version instances are pinned
+            to): checks added to the format after it was stored are not applied, and the
+            write rules it was written under hold (see :class:`CompiledWorkflow`).
 
     Raises:
         DefinitionError: listing every problem as ``path:line:column: message``.
@@ -29,10 +36,10 @@ def compile_text(text: str, path: str, registry: Registry) -> CompiledWorkflow:
         definition = WorkflowDefinition.model_validate(doc.value)
     except ValidationError as err:
         raise DefinitionError(pydantic_problems(doc, err)) from None
-    problems = check_definition(doc, definition, registry)
+    problems = check_definition(doc, definition, registry, compat=compat)
     if problems:
         raise DefinitionError(problems)
-    return CompiledWorkflow(definition, registry, text, doc)
+    return CompiledWorkflow(definition, registry, text, doc, compat=compat)
 
 
 def definition_files(paths: Iterable[str | Path]) -> Iterator[Path]:

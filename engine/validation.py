@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from pydantic import ValidationError
 
+from opcatflow.engine.contract import SYSTEM_ROLES
 from opcatflow.engine.definition import FieldType, OpenSpec, TransitionSpec, WorkflowDefinition
 from opcatflow.engine.durations import ENTERED, Duration, parse_due, parse_period
 from opcatflow.engine.errors import Problem
@@ -17,8 +18,6 @@ from opcatflow.engine.expressions import CONTEXT_NAMES, ExpressionError, referen
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.yamlsource import Located, Path
-
-SYSTEM_ROLES = frozenset({"scheduler"})  # the deadline scheduler acts under this role
 
 
 def pydantic_problems(doc: Located, err: ValidationError) -> list[Problem]:
@@ -37,7 +36,10 @@ def pydantic_problems(doc: Located, err: ValidationError) -> list[Problem]:
 
 
 class _Checker:
-    def __init__(self, doc: Located, wf: WorkflowDefinition, registry: Registry) -> None:
+    def __init__(
+        self, doc: Located, wf: WorkflowDefinition, registry: Registry, *, compat: bool
+    ) -> None:
+        self.compat = compat
         self.doc = doc
         self.wf = wf
         self.registry = registry
@@ -329,6 +331,11 @@ class _Checker:
         self.add(loc, f"field {name!r} is {spec.type.value}, not {wanted}")
 
 
-def check_definition(doc: Located, wf: WorkflowDefinition, registry: Registry) -> list[Problem]:
-    """Every cross-reference and graph problem of one parsed definition, in file order."""
-    return _Checker(doc, wf, registry).run()
+def check_definition(
+    doc: Located, wf: WorkflowDefinition, registry: Registry, *, compat: bool = False
+) -> list[Problem]:
+    """Every cross-reference and graph problem of one parsed definition, in file order.
+
+    ``compat``: a stored copy, checked only by the rules of the format it was stored under.
+    """
+    return _Checker(doc, wf, registry, compat=compat).run()

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.contract_checks import catalog_problems
 from opcatflow.engine.definition import WorkflowDefinition
 from opcatflow.engine.errors import DefinitionError, Problem, WorkflowNotFound
 from opcatflow.engine.registry import Registry
@@ -153,6 +154,8 @@ def load_catalog(
         origin.setdefault(key, str(path))
         catalog.add(wf)
     problems.extend(check_links(catalog, context))
+    everyone = [*catalog, *(context or ())]
+    problems.extend(catalog_problems(catalog.latest(), everyone, registry))
     if problems:
         raise DefinitionError(problems)
     return catalog

@@ -85,7 +85,7 @@ class FieldRules:
         parts = []
         for name in sorted(names):
             if name in self.unreadable.get(role, frozenset()):
-                parts.append(f"{name} (role {role!r} may not read it, so it may not write it)")
+                parts.append(f"{name} (it may not read it)")
             elif name == self.owner_field and role in self.owner_roles:
                 others = sorted(set(definition.roles) - self.owner_roles)
                 parts.append(

@@ -12,7 +12,7 @@ from typing import Any
 
 from transitions.core import MachineError
 
-from opcatflow.engine.compiled import CompiledWorkflow, Cursor, Option
+from opcatflow.engine.compiled import ActionWroteOutside, CompiledWorkflow, Cursor, Option
 from opcatflow.engine.registry import Lookup, RuleContext, no_lookup
 from opcatflow.engine.suggest import did_you_mean
 
@@ -50,6 +50,14 @@ def decide(
 
     ``lookup`` is handed to the rules (see :class:`RuleContext`).
     """
+    owner = wf.field_rules
+    if role in owner.owner_roles and data.get(owner.owner_field or "") != actor:
+        # Before anything else: a refusal must not tell what state someone else's instance is in
+        return Refused(
+            "role",
+            f"role {role!r} acts only on instances it owns (field {owner.owner_field!r}), "
+            "and this one is not its own",
+        )
     options = wf.options.get((state, trigger))
     if options is None:
         if trigger not in wf.triggers:
@@ -68,6 +76,11 @@ def decide(
     clean, errors = wf.schema.validate(supplied)
     if errors:
         return Refused("data", "; ".join(errors))
+    if clean:
+        rules = wf.field_rules
+        barred = rules.unwritable(role).intersection(clean)
+        if barred:
+            return Refused("data", rules.why(role, barred, wf.definition))
     merged = {**data, **clean} if clean else dict(data)
     ctx = RuleContext(
         instance_id=instance_id,
@@ -87,6 +100,8 @@ def decide(
         applied = wf.machine.events[trigger].trigger(cursor)
     except MachineError as err:  # cannot happen for a validated definition; refuse, never crash
         return Refused("state", str(err))
+    except ActionWroteOutside as err:
+        return Refused("action", str(err))
     except Exception as err:  # an action failed: nothing is stored
         return Refused("action", f"action failed: {err!r}")
     if not applied:

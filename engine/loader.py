@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.contract_checks import catalog_problems
 from opcatflow.engine.definition import WorkflowDefinition
 from opcatflow.engine.errors import DefinitionError, Problem, WorkflowNotFound
 from opcatflow.engine.registry import Registry
@@ -16,8 +17,15 @@ from opcatflow.engine.validation import check_definition, pydantic_problems
 from opcatflow.engine.yamlsource import load_yaml
 
 
-def compile_text(text: str, path: str, registry: Registry) -> CompiledWorkflow:
+def compile_text(
+    text: str, path: str, registry: Registry, *, compat: bool = False
+) -> CompiledWorkflow:
     """Parse, validate and compile one definition.
+
+    Args:
+        compat: the text is a copy kept in the database (a version instances are pinned
+            to): checks added to the format after it was stored are not applied, and the
+            write rules it was written under hold (see :class:`CompiledWorkflow`).
 
     Raises:
         DefinitionError: listing every problem as ``path:line:column: message``.
@@ -29,10 +37,10 @@ def compile_text(text: str, path: str, registry: Registry) -> CompiledWorkflow:
         definition = WorkflowDefinition.model_validate(doc.value)
     except ValidationError as err:
         raise DefinitionError(pydantic_problems(doc, err)) from None
-    problems = check_definition(doc, definition, registry)
+    problems = check_definition(doc, definition, registry, compat=compat)
     if problems:
         raise DefinitionError(problems)
-    return CompiledWorkflow(definition, registry, text, doc)
+    return CompiledWorkflow(definition, registry, text, doc, compat=compat)
 
 
 def definition_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -146,6 +154,8 @@ def load_catalog(
         origin.setdefault(key, str(path))
         catalog.add(wf)
     problems.extend(check_links(catalog, context))
+    everyone = [*catalog, *(context or ())]
+    problems.extend(catalog_problems(catalog.latest(), everyone, registry))
     if problems:
         raise DefinitionError(problems)
     return catalog

@@ -39,7 +39,14 @@ from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.store import SQLAlchemyStore
 from opcatflow.engine.timers import TimerHook
-from opcatflow.engine.writes import START, Child, Writes, enter_initial, start_data
+from opcatflow.engine.writes import (
+    START,
+    Child,
+    Writes,
+    enter_initial,
+    start_data,
+    start_refusal,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +205,9 @@ class Engine:
                     version=version,
                     using="stored",
                 )
-            pinned = compile_text(stored.source, f"<stored {workflow} v{version}>", self.registry)
+            pinned = compile_text(
+                stored.source, f"<stored {workflow} v{version}>", self.registry, compat=True
+            )
         self._pinned[key] = pinned
         return pinned
 
@@ -219,8 +228,10 @@ class Engine:
 
         Raises:
             WorkflowNotFound: no such workflow.
-            TransitionRefused: the role may not start it, or an on_enter action of the
-                initial state failed (nothing is stored: there is no instance to audit it on).
+            TransitionRefused: the role may not start it, the data holds a field outside the
+                start write set or one the role may not write (kind ``data``), or an on_enter
+                action of the initial state failed (nothing is stored: there is no instance
+                to audit it on).
             InvalidData: the data does not fit the schema or misses required fields.
             InstanceNotFound: ``parent_id`` does not exist.
         """
@@ -266,6 +277,9 @@ class Engine:
         clean, errors = start_data(wf, data or {})
         if errors:
             raise InvalidData(wf.id, errors)
+        barred = start_refusal(wf, role, clean)
+        if barred is not None:
+            raise TransitionRefused("(new)", START, "data", barred)
         now = self.clock.now()
         if parent_id is not None:
             self.store.lock_instance(conn, parent_id)  # raises InstanceNotFound

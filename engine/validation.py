@@ -10,6 +10,8 @@ from collections.abc import Iterable
 
 from pydantic import ValidationError
 
+from opcatflow.engine.contract import SYSTEM_ROLES
+from opcatflow.engine.contract_checks import file_problems
 from opcatflow.engine.definition import FieldType, OpenSpec, TransitionSpec, WorkflowDefinition
 from opcatflow.engine.durations import ENTERED, Duration, parse_due, parse_period
 from opcatflow.engine.errors import Problem
@@ -17,8 +19,6 @@ from opcatflow.engine.expressions import CONTEXT_NAMES, ExpressionError, referen
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.yamlsource import Located, Path
-
-SYSTEM_ROLES = frozenset({"scheduler"})  # the deadline scheduler acts under this role
 
 
 def pydantic_problems(doc: Located, err: ValidationError) -> list[Problem]:
@@ -37,7 +37,10 @@ def pydantic_problems(doc: Located, err: ValidationError) -> list[Problem]:
 
 
 class _Checker:
-    def __init__(self, doc: Located, wf: WorkflowDefinition, registry: Registry) -> None:
+    def __init__(
+        self, doc: Located, wf: WorkflowDefinition, registry: Registry, *, compat: bool
+    ) -> None:
+        self.compat = compat
         self.doc = doc
         self.wf = wf
         self.registry = registry
@@ -56,6 +59,8 @@ class _Checker:
         self.check_deadlines()
         self.check_clock_stops()
         self.check_notifications()
+        if not self.compat:  # rules of the data contract, newer than some stored copies
+            self.problems.extend(file_problems(self.doc, self.wf, self.registry))
         return sorted(self.problems, key=lambda p: (p.line, p.column))
 
     def check_name(self, loc: Path, kind: str, name: str, known: Iterable[str]) -> bool:
@@ -64,6 +69,18 @@ class _Checker:
             return True
         self.add(loc, f"unknown {kind} {name!r}{did_you_mean(name, known)}")
         return False
+
+    def check_guard(self, loc: Path, name: str) -> None:
+        known = self.registry.guards
+        if name in known:
+            return
+        self.add(
+            loc,
+            f"unknown guard {name!r}{did_you_mean(name, known)}: guards are Python functions "
+            "in the registry (the bundled ones in workflows/rules.py), not part of the "
+            f"definition; registered: {', '.join(sorted(known)) or 'none'} (for a condition "
+            "over the data, use 'when')",
+        )
 
     def check_fields(self) -> None:
         # Who may read personal values: declared roles only (the scheduler reads nothing).
@@ -112,7 +129,7 @@ class _Checker:
             for j, role in enumerate(t.roles):
                 self.check_name((*at, "roles", j), "role", role, self.roles)
             for j, guard in enumerate(t.guards):
-                self.check_name((*at, "guards", j), "guard", guard, self.registry.guards)
+                self.check_guard((*at, "guards", j), guard)
             for j, action in enumerate(t.actions):
                 self.check_name((*at, "actions", j), "action", action, self.registry.actions)
             for j, name in enumerate(t.requires):
@@ -329,6 +346,11 @@ class _Checker:
         self.add(loc, f"field {name!r} is {spec.type.value}, not {wanted}")
 
 
-def check_definition(doc: Located, wf: WorkflowDefinition, registry: Registry) -> list[Problem]:
-    """Every cross-reference and graph problem of one parsed definition, in file order."""
-    return _Checker(doc, wf, registry).run()
+def check_definition(
+    doc: Located, wf: WorkflowDefinition, registry: Registry, *, compat: bool = False
+) -> list[Problem]:
+    """Every cross-reference and graph problem of one parsed definition, in file order.
+
+    ``compat``: a stored copy, checked only by the rules of the format it was stored under.
+    """
+    return _Checker(doc, wf, registry, compat=compat).run()

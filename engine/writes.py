@@ -27,6 +27,7 @@ from opcatflow.engine.audit import (
     make_record,
 )
 from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.contract import outside_write_set
 from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, Problem
 from opcatflow.engine.events import TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
@@ -52,6 +53,33 @@ def start_data(wf: CompiledWorkflow, data: Mapping[str, Any]) -> tuple[dict[str,
     required = (*wf.schema.required, *wf.definition.start.requires)
     errors += [f"{name}: required" for name in dict.fromkeys(required) if clean.get(name) is None]
     return {k: v for k, v in clean.items() if v is not None}, errors
+
+
+def start_refusal(wf: CompiledWorkflow, role: str, data: Mapping[str, Any]) -> str | None:
+    """Why ``role`` may not start ``wf`` with the (schema-checked) ``data``, or ``None``:
+    a field outside the start write set, or one the role may not write (``write_roles``,
+    the read rule, the owner field)."""
+    if not data:
+        return None
+    allowed = wf.start_writes
+    if allowed is not None and not data.keys() <= allowed:
+        return outside_write_set(START, data.keys() - allowed, wf.writers)
+    rules = wf.field_rules
+    barred = rules.unwritable(role).intersection(data)
+    return rules.why(role, barred, wf.definition) if barred else None
+
+
+def open_refusal(
+    child: CompiledWorkflow, writes: frozenset[str], data: Mapping[str, Any]
+) -> str | None:
+    """Why an ``opens`` entry may not write ``data`` into a new ``child``, or ``None``: the
+    child's start write set and the entry's own ``writes`` bound it (``validate`` checks the
+    same, so this only catches a catalog that changed under a running process)."""
+    allowed = child.start_writes
+    if allowed is None or data.keys() <= allowed | writes:
+        return None
+    outside = ", ".join(sorted(data.keys() - allowed - writes))
+    return f"cannot open {child.id!r}: it does not let an opening write {outside}"
 
 
 def enter_initial(
@@ -210,6 +238,9 @@ class Writes:
                 clean, errors = start_data(child_wf, values)
                 if errors:
                     return Refused("data", f"cannot open {child_wf.id!r}: {'; '.join(errors)}")
+                outside = open_refusal(child_wf, spec.writes, clean)
+                if outside is not None:
+                    return Refused("data", outside)
                 child_id = str(uuid.uuid4())
                 try:
                     clean = enter_initial(

@@ -8,12 +8,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from opcatflow.adapters.http.problems import ApiProblem
-from opcatflow.engine.audit import AuditRecord
+from opcatflow.engine.audit import APPLIED, STARTED, AuditRecord
+from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import FieldSpec, FieldType
 from opcatflow.engine.instance import Instance
 from opcatflow.notifications.redaction import WITHHELD
-
-_EMPTY: tuple[Any, ...] = (None, "", [])
 
 
 def etag(instance: Instance) -> str:
@@ -21,29 +20,39 @@ def etag(instance: Instance) -> str:
     return f'"{instance.version}"'
 
 
-def _withhold(value: Any) -> Any:
-    return [WITHHELD] if isinstance(value, list) else WITHHELD
+def _withhold(spec: FieldSpec) -> Any:
+    return [WITHHELD] if spec.type is FieldType.LIST else WITHHELD
 
 
-def instance_view(instance: Instance, hidden: frozenset[str]) -> dict[str, Any]:
-    """The instance's JSON with the ``hidden`` fields that hold a value withheld."""
+def instance_view(
+    instance: Instance, wf: CompiledWorkflow, hidden: frozenset[str]
+) -> dict[str, Any]:
+    """The instance's JSON with every ``hidden`` field withheld, set or not (an empty value
+    left visible would say that nobody is at risk, say)."""
     body = instance.as_json()
     data = body["data"]
-    withheld = sorted(name for name in hidden if data.get(name) not in _EMPTY)
+    fields = wf.definition.fields
+    withheld = sorted(hidden)
     for name in withheld:
-        data[name] = _withhold(data[name])
+        data[name] = _withhold(fields[name])
     body["withheld"] = withheld
     return body
 
 
+_STORED = frozenset({STARTED, APPLIED})  # the records that carry data changes
+
+
 def record_view(record: AuditRecord, hidden: frozenset[str]) -> dict[str, Any]:
     """An audit record; with anything personal hidden, its hashes and the reason withheld
-    too (a keyed hash still says when two values are equal)."""
+    too (a keyed hash still says when two values are equal). Every record that stores data
+    lists every hidden field as withheld, changed or not: which records changed a field is
+    itself an answer (whether a written guess equalled the stored value, say)."""
     body = record.as_json()
     if hidden:
         changes = body["changes"]
-        for name in hidden.intersection(changes):
-            changes[name] = [None if v is None else WITHHELD for v in changes[name]]
+        if body["outcome"] in _STORED:
+            for name in hidden:
+                changes[name] = [WITHHELD, WITHHELD]
         if body["reason"] is not None:
             body["reason"] = WITHHELD
     return body

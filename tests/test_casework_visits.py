@@ -210,7 +210,9 @@ def test_the_scheduler_records_a_factual_check_without_reply(desk: Desk) -> None
 
 def test_an_expert_is_onboarded_suspended_reinstated_and_ended(desk: Desk) -> None:
     expert = desk.start(
-        "expert", COORDINATOR, {"name": "Dr K. Mensah", "recruitment": "via_organisation"}
+        "expert",
+        COORDINATOR,
+        {"name": "Dr K. Mensah", "user": EXPERT[0], "recruitment": "via_organisation"},
     )
     refused = desk.refused(
         expert,

@@ -117,14 +117,14 @@ def complainant_told_limits(ctx: RuleContext) -> bool:
     return bool(ctx.data.get("told_limits"))
 
 
-@registry.action("record_action_taken")
+@registry.action("record_action_taken", writes=["actions_taken"])
 def record_action_taken(ctx: RuleContext) -> None:
     """Keep the list of actions decided on a complaint (a complaint may get several)."""
     if ctx.trigger not in (ctx.data.get("actions_taken") or []):
         _append(ctx, "actions_taken", ctx.trigger)
 
 
-@registry.action("acknowledged_on_receipt")
+@registry.action("acknowledged_on_receipt", writes=["acknowledged_on"])
 def acknowledged_on_receipt(ctx: RuleContext) -> None:
     """A complaint recorded without a separate acknowledgement (made in person) counts as
     acknowledged the day it was received."""
@@ -138,7 +138,7 @@ def _stamp(field: str) -> None:
             ctx.data[field] = _today(ctx)
 
     stamp.__doc__ = f"Set {field} to today, unless the actor supplied the date."
-    registry.action(f"stamp_{field}")(stamp)
+    registry.action(f"stamp_{field}", writes=[field])(stamp)
 
 
 for _field in (
@@ -205,7 +205,7 @@ def expert_took_part(ctx: RuleContext) -> bool:
     raise GuardRefusal(f"{ctx.actor} was not on this visit's team as an external expert")
 
 
-@registry.action("record_draft_comment")
+@registry.action("record_draft_comment", writes=["draft_comments", "draft_comment"])
 def record_draft_comment(ctx: RuleContext) -> None:
     _append(ctx, "draft_comments", f"{ctx.actor} ({ctx.role}): {ctx.data['draft_comment']}")
     ctx.data["draft_comment"] = None
@@ -226,14 +226,16 @@ def factual_corrections_only(ctx: RuleContext) -> bool:
     )
 
 
-@registry.action("record_factual_correction")
+@registry.action(
+    "record_factual_correction", writes=["corrections", "correction", "correction_to"]
+)
 def record_factual_correction(ctx: RuleContext) -> None:
     """Keep the correction in the list, marked factual, and clear the one-off fields."""
     _append(ctx, "corrections", f"factual: {ctx.data['correction']}")
     ctx.data["correction"] = ctx.data["correction_to"] = None
 
 
-@registry.action("mark_factual_check_lapsed")
+@registry.action("mark_factual_check_lapsed", writes=["factual_check_lapsed"])
 def mark_factual_check_lapsed(ctx: RuleContext) -> None:
     ctx.data["factual_check_lapsed"] = True
 
@@ -241,7 +243,7 @@ def mark_factual_check_lapsed(ctx: RuleContext) -> None:
 # -- recommendations and reprisals ----------------------------------------------------------
 
 
-@registry.action("record_escalation")
+@registry.action("record_escalation", writes=["escalations", "escalation_step"])
 def record_escalation(ctx: RuleContext) -> None:
     """Log each escalation step with its date; the scheduler's says the deadline passed."""
     step = ctx.data.get("escalation_step") or (
@@ -251,20 +253,20 @@ def record_escalation(ctx: RuleContext) -> None:
     ctx.data["escalation_step"] = None
 
 
-@registry.action("record_review")
+@registry.action("record_review", writes=["reviews", "review_note"])
 def record_review(ctx: RuleContext) -> None:
     _append(ctx, "reviews", f"{_today(ctx)}: {ctx.data['review_note']}")
     ctx.data["review_note"] = None
 
 
-@registry.action("last_contact_on_report")
+@registry.action("last_contact_on_report", writes=["last_contact_on"])
 def last_contact_on_report(ctx: RuleContext) -> None:
     """Until someone records a contact, the report of the risk is the last contact."""
     if not ctx.data.get("last_contact_on"):
         ctx.data["last_contact_on"] = ctx.data.get("reported_on")
 
 
-@registry.action("record_contact_check")
+@registry.action("record_contact_check", writes=["last_contact_on", "contacts"])
 def record_contact_check(ctx: RuleContext) -> None:
     """Count a contact with the people concerned and keep its date (today unless given)."""
     if ctx.supplied.get("last_contact_on") is None:

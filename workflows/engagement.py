@@ -180,9 +180,7 @@ def written_information_sent(ctx: RuleContext) -> bool:
     return bool(ctx.data.get("loi_information_sent_on") or ctx.data.get("information_sent_on"))
 
 
-@registry.action(
-    "cat_observations_session", writes=["observations_session_last_day", "next_cycle"]
-)
+@registry.action("cat_observations_session", writes=["observations_session_last_day", "next_cycle"])
 def cat_observations_session(ctx: RuleContext) -> None:
     """The concluding observations count from the last day of the session that adopted them:
     by default the session of the examination."""
@@ -205,9 +203,7 @@ def next_reporting_year(ctx: RuleContext) -> None:
         ctx.data["next_year_starts_on"] = date(start.year + 1, 3, 1).isoformat()
 
 
-@registry.action(
-    "record_visit_activity", writes=["activities", "activity", "activity_note"]
-)
+@registry.action("record_visit_activity", writes=["activities", "activity", "activity_note"])
 def record_visit_activity(ctx: RuleContext) -> None:
     """Log a meeting, joint visit or briefing with its date."""
     activity = ctx.data.get("activity")

@@ -226,9 +226,7 @@ def factual_corrections_only(ctx: RuleContext) -> bool:
     )
 
 
-@registry.action(
-    "record_factual_correction", writes=["corrections", "correction", "correction_to"]
-)
+@registry.action("record_factual_correction", writes=["corrections", "correction", "correction_to"])
 def record_factual_correction(ctx: RuleContext) -> None:
     """Keep the correction in the list, marked factual, and clear the one-off fields."""
     _append(ctx, "corrections", f"factual: {ctx.data['correction']}")

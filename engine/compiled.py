@@ -215,7 +215,7 @@ class CompiledWorkflow:
         self.checks_writes = checks_write_sets(definition, compat=compat)
         self.start_writes = start_writes(definition) if self.checks_writes else None
         self.field_rules = field_rules(definition)
-        self.writers = writers(definition)
+        self.writers = writers(definition, self.field_rules)
         states = definition.states
         self.initial = next(name for name, s in states.items() if s.initial)
         self.finals = frozenset(name for name, s in states.items() if s.final)

@@ -122,14 +122,18 @@ def field_rules(definition: WorkflowDefinition) -> FieldRules:
     )
 
 
-def writers(definition: WorkflowDefinition) -> dict[str, list[str]]:
-    """Field -> the triggers (with their roles) a caller may write it through, for hints."""
+def writers(definition: WorkflowDefinition, rules: FieldRules) -> dict[str, list[str]]:
+    """Field -> the triggers, each with the roles that may write the field through it, for
+    the hint of a refusal."""
     found: dict[str, list[str]] = {}
     for t in definition.transitions:
-        label = f"{t.trigger} ({', '.join(t.roles)})"
         for name in sorted(transition_writes(t)):
+            roles = [
+                r for r in t.roles if r not in SYSTEM_ROLES and name not in rules.unwritable(r)
+            ]
+            label = f"{t.trigger} ({', '.join(roles)})"
             entries = found.setdefault(name, [])
-            if label not in entries:
+            if roles and label not in entries:
                 entries.append(label)
     return found
 

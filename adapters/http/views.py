@@ -8,54 +8,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from opcatflow.adapters.http.problems import ApiProblem
-from opcatflow.engine.audit import APPLIED, STARTED, AuditRecord
-from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.adapters.views import instance_view, record_view
 from opcatflow.engine.definition import FieldSpec, FieldType
 from opcatflow.engine.instance import Instance
-from opcatflow.notifications.redaction import WITHHELD
+
+__all__ = ["data_schema", "decode_cursor", "encode_cursor", "etag", "instance_view", "record_view"]
 
 
 def etag(instance: Instance) -> str:
     """The instance's ETag: its version, as a strong entity tag."""
     return f'"{instance.version}"'
-
-
-def _withhold(spec: FieldSpec) -> Any:
-    return [WITHHELD] if spec.type is FieldType.LIST else WITHHELD
-
-
-def instance_view(
-    instance: Instance, wf: CompiledWorkflow, hidden: frozenset[str]
-) -> dict[str, Any]:
-    """The instance's JSON with every ``hidden`` field withheld, set or not (an empty value
-    left visible would say that nobody is at risk, say)."""
-    body = instance.as_json()
-    data = body["data"]
-    fields = wf.definition.fields
-    withheld = sorted(hidden)
-    for name in withheld:
-        data[name] = _withhold(fields[name])
-    body["withheld"] = withheld
-    return body
-
-
-_STORED = frozenset({STARTED, APPLIED})  # the records that carry data changes
-
-
-def record_view(record: AuditRecord, hidden: frozenset[str]) -> dict[str, Any]:
-    """An audit record; with anything personal hidden, its hashes and the reason withheld
-    too (a keyed hash still says when two values are equal). Every record that stores data
-    lists every hidden field as withheld, changed or not: which records changed a field is
-    itself an answer (whether a written guess equalled the stored value, say)."""
-    body = record.as_json()
-    if hidden:
-        changes = body["changes"]
-        if body["outcome"] in _STORED:
-            for name in hidden:
-                changes[name] = [WITHHELD, WITHHELD]
-        if body["reason"] is not None:
-            body["reason"] = WITHHELD
-    return body
 
 
 def encode_cursor(instance_id: str) -> str:

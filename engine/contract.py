@@ -94,7 +94,10 @@ class FieldRules:
                 )
             else:
                 allowed = definition.fields[name].write_roles or []
-                parts.append(f"{name} (only {', '.join(allowed) or 'no role'} may write it)")
+                if allowed:
+                    parts.append(f"{name} (only {', '.join(allowed)} may write it)")
+                else:  # write_roles: [] - a log or a derived value the actions keep
+                    parts.append(f"{name} (no caller writes it: the workflow's actions keep it)")
         return f"role {role!r} may not write " + "; ".join(parts)
 
 

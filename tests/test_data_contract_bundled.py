@@ -24,6 +24,7 @@ from casework import (
     RECORD,
     Desk,
 )
+from http_server import BundledApi, bundled_api_fixture, live_server_fixture  # noqa: F401
 from typer.testing import CliRunner
 
 from opcatflow.adapters.cli import app
@@ -247,3 +248,51 @@ def test_a_pasted_copy_of_a_trigger_that_drops_its_requires_is_a_validate_error(
         "source with other 'requires' and 'writes': alternatives of one trigger must require "
         "and write the same fields (different roles alone never tell them apart)"
     ) in result.output
+
+
+def test_over_http_a_coordinator_may_not_write_who_is_at_risk_nor_learn_it_from_history(
+    bundled_api: BundledApi,
+) -> None:
+    api = bundled_api
+    case = {"origin": "npm_visit", "reported_on": "2026-03-01", "persons_at_risk": ["Ana Pereira"]}
+    body = {"workflow": "reprisal", "data": case}
+    created = api.client.post("/instances", json=body, headers=api.auth("caseworker"))
+    assert created.status_code == 201, created.text
+    path = f"/instances/{created.json()['id']}"
+    seen = []
+    for guess in (["Ana Pereira"], ["Rui Costa"]):  # the right name, then a wrong one
+        fire = {"trigger": "notify_focal_point", "data": {"persons_at_risk": guess}}
+        reply = api.client.post(f"{path}/transitions", json=fire, headers=api.auth("coordinator"))
+        assert reply.status_code == 422
+        problem = reply.json()
+        assert (problem["kind"], problem["detail"]) == (
+            "data",
+            "role 'coordinator' may not write persons_at_risk (it may not read it)",
+        )
+        history = api.client.get(f"{path}/history", headers=api.auth("coordinator")).json()
+        seen.append(history[-1])
+    moment = {"id", "seq", "at", "prev_hash", "hash"}  # which refusal, not what it says
+    assert [{k: v for k, v in r.items() if k not in moment} for r in seen] == [
+        {
+            "instance_id": created.json()["id"],
+            "actor": "coordinator-actor",
+            "role": "coordinator",
+            "workflow_id": "reprisal",
+            "workflow_version": 2,
+            "trigger": "notify_focal_point",
+            "from_state": "reported",
+            "to_state": None,
+            "outcome": "refused",
+            "reason": "[withheld]",
+            "changes": {},
+        }
+    ] * 2
+    applied = api.client.post(
+        f"{path}/transitions",
+        json={"trigger": "notify_focal_point"},
+        headers=api.auth("coordinator"),
+    )
+    assert applied.status_code == 200, applied.text
+    assert applied.json()["data"]["persons_at_risk"] == ["[withheld]"]
+    stored = api.client.get(path, headers=api.auth("caseworker")).json()
+    assert stored["data"]["persons_at_risk"] == ["Ana Pereira"]

@@ -9,12 +9,10 @@ a transaction, the audit trail and the views are in the way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 import structlog
 from casework import catalog
@@ -30,11 +28,10 @@ from contract_oracle import (
     may_not_read,
     owner_allows,
 )
-from http_server import LiveServer, live_server_fixture  # noqa: F401
+from http_server import BundledApi, bundled_api_fixture, live_server_fixture  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opcatflow.adapters.http import ApiConfig, ApiKeys, create_app
 from opcatflow.adapters.views import instance_view, record_view
 from opcatflow.engine import (
     CompiledWorkflow,
@@ -46,7 +43,7 @@ from opcatflow.engine import (
 )
 from opcatflow.engine.definition import TransitionSpec
 from opcatflow.engine.firing import Applied, decide
-from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows import registry
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 QUIET = structlog.wrap_logger(structlog.ReturnLogger())
@@ -221,28 +218,10 @@ def test_through_engine_no_step_writes_outside_its_transition(db_url: str) -> No
 # -- through the HTTP API ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def bundled_api(
-    live_server: LiveServer,
-    db_url: str,
-) -> Iterator[tuple[Engine, httpx.Client, dict[str, str]]]:
-    """The API over the bundled workflows, a key per role (actor: ``<role>-actor``)."""
-    roles = sorted({r for wf in catalog().latest() for r in wf.definition.roles})
-    with Engine.open(db_url, [BUNDLED], registry, clock=FrozenClock(NOW), logger=QUIET) as eng:
-        keys = ApiKeys(eng.store, eng.clock)
-        tokens = {role: keys.create(f"{role}-actor", [role])[1] for role in roles}
-        live_server.slot.app = create_app(eng, ApiConfig())
-        try:
-            with httpx.Client(base_url=live_server.url, timeout=30) as client:
-                yield eng, client, tokens
-        finally:
-            live_server.slot.app = None
-
-
 def test_through_http_no_step_writes_outside_its_transition_or_shows_a_withheld_value(
-    bundled_api: tuple[Engine, httpx.Client, dict[str, str]],
+    bundled_api: BundledApi,
 ) -> None:
-    eng, client, tokens = bundled_api
+    eng, client, tokens = bundled_api.engine, bundled_api.client, bundled_api.tokens
 
     def as_role(role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {tokens[role]}"}

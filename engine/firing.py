@@ -48,7 +48,11 @@ def decide(
 ) -> Applied | Refused:
     """Apply ``trigger`` to an instance in ``state`` with ``data``, or say why not.
 
-    ``lookup`` is handed to the rules (see :class:`RuleContext`).
+    The data contract is checked here, with the role and guards: an owner role acts only on
+    its own instances (kind ``role``); ``supplied`` may hold only fields of the option's write
+    set, and none the role may not write or read (kind ``data``); actions may change only
+    the fields they declare (kind ``action``). ``lookup`` is handed to the rules (see
+    :class:`RuleContext`).
     """
     owner = wf.field_rules
     if role in owner.owner_roles and data.get(owner.owner_field or "") != actor:

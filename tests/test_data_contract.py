@@ -171,3 +171,59 @@ def test_an_opening_writes_the_fields_it_declares_into_the_child(eng: Engine) ->
     with pytest.raises(TransitionRefused) as caught:
         eng.start("followup", actor="carl", role="clerk", data={"dossier_title": "forged"})
     assert caught.value.reason == "'start' does not write dossier_title (no transition writes it)"
+
+
+LEGACY = """
+id: memo
+version: {version}
+title: Memo
+roles: {{clerk: Writes memos}}{start}
+fields:
+  title: {{type: string, required: true}}
+  body: {{type: text}}
+  secret: {{type: text}}
+states:
+  open: {{initial: true}}
+  done: {{final: true}}
+transitions:
+  - trigger: edit
+    source: open
+    roles: [clerk]{writes}
+  - trigger: finish
+    source: open
+    dest: done
+    roles: [clerk]
+"""
+
+
+def test_instances_on_a_stored_version_without_writes_keep_the_any_field_rule(
+    db_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    folder = tmp_path / "wf"
+    folder.mkdir()
+    memo = folder / "memo.yaml"
+    memo.write_text(LEGACY.format(version=1, start="", writes=""))
+    with Engine.open(db_url, [folder], Registry(), clock=clock) as engine:
+        old = engine.start("memo", actor="a", role="clerk", data={"title": "T"}).id
+    v2 = LEGACY.format(
+        version=2, start="\nstart: {writes: [secret]}", writes="\n    writes: [body]"
+    )
+    memo.write_text(v2)
+    with Engine.open(db_url, [folder], Registry(), clock=clock) as engine:
+        pinned = engine.workflow("memo", 1)
+        assert (pinned.compat, pinned.checks_writes) == (True, False)
+        engine.fire(old, "edit", actor="a", role="clerk", data={"secret": "s"})
+        assert engine.get(old).data["secret"] == "s"
+        new = engine.start("memo", actor="a", role="clerk", data={"title": "T"}).id
+        err = refused(engine, new, "edit", actor="a", role="clerk", secret="s")
+        assert (err.kind, err.reason) == (
+            "data",
+            "'edit' does not write secret (no transition writes it)",
+        )
+
+
+def test_the_read_rule_is_one_engine_function(eng: Engine) -> None:
+    wf = eng.workflow("dossier")
+    assert wf.withheld_fields(["auditor"]) == {"persons_at_risk"}
+    assert wf.withheld_fields(["auditor", "clerk"]) == frozenset()
+    assert wf.readable_fields(["auditor"]) == set(wf.definition.fields) - {"persons_at_risk"}

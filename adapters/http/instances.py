@@ -269,14 +269,16 @@ def _firing(
                 "Location": {"description": "The instance.", "schema": {"type": "string"}},
             }
         },
-        **responses("forbidden", "not-found", "invalid-data", "idempotency-key-reused"),
+        **responses("forbidden", "not-found", "invalid-data", "refused", "idempotency-key-reused"),
     },
     openapi_extra={"parameters": [IDEMPOTENCY_PARAMETER]},
 )
 def start_instance(
     *, body: StartIn, request: Request, who: Annotated[Caller, Depends(caller)]
 ) -> Response:
-    """Start an instance (``Location`` and ``ETag`` say where it is and its version)."""
+    """Start an instance (``Location`` and ``ETag`` say where it is and its version). Data
+    outside what the workflow lets a start write, or that the role may not read, is refused
+    (``refused``, kind ``data``)."""
     ctx = context_of(request)
     engine = ctx.engine
     wf = engine.workflow(body.workflow, body.version)

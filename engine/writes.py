@@ -31,8 +31,8 @@ from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, Problem
 from opcatflow.engine.events import TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.instance import Instance
-from opcatflow.engine.loader import Catalog
-from opcatflow.engine.registry import Lookup, RuleContext
+from opcatflow.engine.loader import Catalog, same_content
+from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.store import SQLAlchemyStore
 
 START = "start"
@@ -96,15 +96,20 @@ class Writes:
         catalog: Catalog,
         redactor: Redactor,
         hooks: Sequence[TransactionHook],
+        registry: Registry,
     ) -> None:
         self.store = store
         self.catalog = catalog
+        self.registry = registry
         self.redactor = redactor
         self.hooks = tuple(hooks)
         self._registered: set[tuple[str, int]] = set()
 
     def ensure_registered(self, conn: Connection, wf: CompiledWorkflow, now: datetime) -> None:
         """Store the definition an instance is pinned to (once per process).
+
+        A copy stored under an earlier fingerprint formula with the same content gets the
+        current fingerprint, in place.
 
         Raises:
             DefinitionError: the id and version are stored with different content.
@@ -123,7 +128,11 @@ class Writes:
                 source=wf.source,
                 now=now,
             )
-        elif stored.fingerprint != wf.fingerprint:
+        elif stored.fingerprint == wf.fingerprint:
+            pass
+        elif same_content(wf, stored.fingerprint, stored.source, self.registry):
+            self.store.update_definition_fingerprint(conn, wf.id, wf.version, wf.fingerprint)
+        else:
             message = (
                 f"workflow {wf.id!r} version {wf.version} is already stored with different "
                 "content: give the changed definition a new version (running instances stay "

@@ -83,7 +83,7 @@ class _Checker:
         for name, spec in self.wf.fields.items():
             if spec.visible_to is None:
                 continue
-            if not spec.personal:
+            if not (spec.personal or spec.personal_parts):
                 self.add(
                     ("fields", name, "visible_to"),
                     f"field {name!r} is not personal: 'visible_to' is only for personal fields",

@@ -49,6 +49,8 @@ class Child:
 
 def start_data(wf: CompiledWorkflow, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     clean, errors = wf.schema.validate(data)
+    if not errors:
+        errors = wf.schema.resolve({}, clean)
     required = (*wf.schema.required, *wf.definition.start.requires)
     errors += [f"{name}: required" for name in dict.fromkeys(required) if clean.get(name) is None]
     return {k: v for k, v in clean.items() if v is not None}, errors
@@ -168,7 +170,7 @@ class Writes:
             to_state=wf.initial,
             outcome=STARTED,
             reason=reason,
-            changes=self.redactor.changes({}, data, wf.schema.personal),
+            changes=self.redactor.changes({}, data, wf.schema.personal, wf.schema.records),
             prev_hash=GENESIS,
         )
         instance = Instance(
@@ -292,7 +294,9 @@ class Writes:
                 to_state=outcome.state,
                 outcome=APPLIED,
                 reason=reason,
-                changes=self.redactor.changes(current.data, outcome.data, wf.schema.personal),
+                changes=self.redactor.changes(
+                    current.data, outcome.data, wf.schema.personal, wf.schema.records
+                ),
             )
         ]
         for child in children:  # the parent's side of each link, in its own chain

@@ -84,8 +84,8 @@ def test_its_version_1_instances_fire_on_their_stored_definitions(old_engine: En
     eng = old_engine
     complaint = _one(eng, "complaint", "received")
     assert (
-        "acknowledged"
-        == eng.fire(complaint.id, "acknowledge", actor=INTAKE[0], role=INTAKE[1]).state
+        eng.fire(complaint.id, "acknowledge", actor=INTAKE[0], role=INTAKE[1]).state
+        == "acknowledged"
     )
 
     expert = _one(eng, "expert", "available")
@@ -101,19 +101,19 @@ def test_its_version_1_instances_fire_on_their_stored_definitions(old_engine: En
     after = eng.fire(
         visit.id, "record_correction", actor=LIAISON[0], role=LIAISON[1], data=correction
     )
-    assert [
+    assert after.data["corrections"] == [
         "factual: Block C holds 40, not 60.",
         "factual: The yard is 30 m2, not 20.",
-    ] == after.data["corrections"]
+    ]
     adopted = eng.fire(visit.id, "adopt_final_report", actor=HEAD[0], role=HEAD[1])
-    assert ("final_report", 1) == (adopted.state, adopted.workflow_version)
+    assert (adopted.state, adopted.workflow_version) == ("final_report", 1)
     opened = [c.data["text"] for c in eng.children(visit.id) if c.workflow_id == "recommendation"]
-    assert ["End detention of children"] == opened
+    assert opened == ["End detention of children"]
 
     recommendation = _one(eng, "recommendation", "escalated")
     step = {"escalation_step": "Letter to parliament's committee"}
     after = eng.fire(recommendation.id, "escalate_further", actor=HEAD[0], role=HEAD[1], data=step)
-    assert 3 == len(after.data["escalations"])
+    assert len(after.data["escalations"]) == 3
     assert eng.verify_audit().ok
 
 
@@ -180,10 +180,10 @@ def test_compatibility_mode_tolerates_what_only_a_later_rule_refuses() -> None:
     with pytest.raises(DefinitionError, match="unknown field 'absent'"):
         compile_text(text, "stored.yaml", registry)
     wf = compile_text(text, "stored.yaml", registry, compat=True)
-    assert (True, ["unknown field 'absent'"]) == (
+    assert (
         wf.compat,
         [p.message.split(" (")[0] for p in wf.compat_problems],
-    )
+    ) == (True, ["unknown field 'absent'"])
 
 
 def test_compatibility_mode_still_refuses_what_cannot_run() -> None:

@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -24,7 +25,15 @@ from opcatflow.engine import (
 )
 
 LEDGER = Path(__file__).parent / "definitions" / "records"
-CLERK, HEAD = {"actor": "c.ruiz", "role": "clerk"}, {"actor": "h.haddad", "role": "head"}
+
+
+class Who(TypedDict):
+    actor: str
+    role: str
+
+
+CLERK: Who = {"actor": "c.ruiz", "role": "clerk"}
+HEAD: Who = {"actor": "h.haddad", "role": "head"}
 NAME = "Tomás Varga"
 
 
@@ -48,7 +57,7 @@ def refused(eng: Engine, instance_id: str, trigger: str, data: dict[str, object]
     before = eng.get(instance_id)
     with pytest.raises(TransitionRefused) as caught:
         eng.fire(instance_id, trigger, data=data, **HEAD)
-    assert "data" == caught.value.kind
+    assert caught.value.kind == "data"
     after = eng.get(instance_id)
     assert (before.version, before.data) == (after.version, after.data)
     assert caught.value.reason == eng.history(instance_id)[-1].reason
@@ -61,20 +70,21 @@ def test_appended_entries_get_the_next_number_and_edits_go_by_key(ledger: Engine
     ledger.fire(i, "note", data={"notes": add}, **CLERK)
     edit = {"edit": [{"n": 2, "on": "2026-03-02", "about": None}], "remove": [1]}
     after = ledger.fire(i, "note", data={"notes": edit}, **CLERK)
-    assert [
+    assert after.data["notes"] == [
         {"n": 2, "text": "second", "on": "2026-03-02"},
         {"n": 3, "text": "third", "tags": ["legal"]},
-    ] == after.data["notes"]
+    ]
 
 
 def test_a_full_list_is_compared_with_the_stored_entries_by_key(ledger: Engine) -> None:
     notes = [{"n": 1, "text": "a"}, {"n": 2, "text": "b"}]
     i = ledger.start("ledger", data={"notes": notes}, **CLERK).id
     after = ledger.fire(i, "note", data={"notes": [{"n": 2, "text": "B"}]}, **CLERK)
-    assert [{"n": 2, "text": "B"}] == after.data["notes"]
-    assert {"1": {"n": [1, None], "text": ["a", None]}, "2": {"text": ["b", "B"]}} == (
-        ledger.history(i)[-1].changed["notes"]
-    )
+    assert after.data["notes"] == [{"n": 2, "text": "B"}]
+    assert (ledger.history(i)[-1].changed["notes"]) == {
+        "1": {"n": [1, None], "text": ["a", None]},
+        "2": {"text": ["b", "B"]},
+    }
 
 
 def test_the_audit_names_entries_and_sub_fields_and_hashes_personal_values(
@@ -85,9 +95,9 @@ def test_the_audit_names_entries_and_sub_fields_and_hashes_personal_values(
     ledger.fire(i, "note", data={"notes": {"edit": [{"n": 1, "about": "Ana Pereira"}]}}, **CLERK)
     first, second = (r.changed["notes"] for r in ledger.history(i)[1:])
     assert {"n", "text", "about"} == set(first["1"])
-    assert [None, 1] == first["1"]["n"]
+    assert first["1"]["n"] == [None, 1]
     assert first["1"]["about"][1].startswith("hmac-sha256:")
-    assert ["about"] == list(second["1"])
+    assert list(second["1"]) == ["about"]
     assert first["1"]["about"][1] == second["1"]["about"][0]  # equal values, equal hashes
     exported = io.StringIO()
     ledger.export_audit(exported, i)
@@ -98,21 +108,21 @@ def test_the_audit_names_entries_and_sub_fields_and_hashes_personal_values(
 def test_errors_name_the_entry_and_the_sub_field_never_a_personal_value(ledger: Engine) -> None:
     i = ledger.start("ledger", **CLERK).id
     reason = refused(ledger, i, "note", {"notes": [{"n": 1, "text": "x", "about": 7}]})
-    assert "notes[1].about: not a valid value" == reason
+    assert reason == "notes[1].about: not a valid value"
     reason = refused(ledger, i, "note", {"notes": [{"n": 4, "text": 5}]})
-    assert "notes[4].text: expected text" == reason
+    assert reason == "notes[4].text: expected text"
     reason = refused(ledger, i, "note", {"notes": [{"n": 4, "txt": "x"}]})
-    assert "notes[4]: unknown sub-field 'txt' (did you mean 'text'?)" == reason
+    assert reason == "notes[4]: unknown sub-field 'txt' (did you mean 'text'?)"
     reason = refused(ledger, i, "note", {"notes": [{"n": 4}]})
-    assert "notes[4]: missing required sub-field(s) text" == reason
+    assert reason == "notes[4]: missing required sub-field(s) text"
     reason = refused(ledger, i, "note", {"notes": [{"text": "x"}]})
-    assert "notes: entry #1: missing its key 'n'" == reason
+    assert reason == "notes: entry #1: missing its key 'n'"
     reason = refused(ledger, i, "note", {"notes": [{"n": 1, "text": "a"}, {"n": 1, "text": "b"}]})
-    assert "notes[1]: key 'n' is used twice" == reason
+    assert reason == "notes[1]: key 'n' is used twice"
     reason = refused(ledger, i, "note", {"notes": {"edit": [{"n": 9, "text": "x"}]}})
-    assert "notes[9]: no entry to edit (append it instead)" == reason
+    assert reason == "notes[9]: no entry to edit (append it instead)"
     reason = refused(ledger, i, "note", {"notes": {"add": []}})
-    assert "notes: a change takes 'append', 'edit' and/or 'remove', not add" == reason
+    assert reason == "notes: a change takes 'append', 'edit' and/or 'remove', not add"
     with pytest.raises(InvalidData, match=r"log: entry #1: missing its key 'ref'"):
         ledger.start("ledger", data={"log": {"append": [{"text": "x"}]}}, **CLERK)
 
@@ -123,7 +133,7 @@ def test_append_only_records_take_new_entries_and_refuse_edits_and_removals(
     log = [{"ref": "D1", "text": "Visit Block C", "who": NAME}]
     i = ledger.start("ledger", data={"log": log}, **HEAD).id
     more = {"append": [{"ref": "D2", "text": "Refer to the ombudsperson"}]}
-    assert 2 == len(ledger.fire(i, "note", data={"log": more}, **HEAD).data["log"])
+    assert len(ledger.fire(i, "note", data={"log": more}, **HEAD).data["log"]) == 2
     edited = [{"ref": "D1", "text": "Visit Block D", "who": NAME}, more["append"][0]]
     reason = refused(ledger, i, "note", {"log": edited})
     assert "log is append-only: entries may be added, never edited or removed; " in reason

@@ -218,14 +218,15 @@ class Records:
                 result[str(key)] = changed
         return result
 
-    def redact(self, value: Any, replacement: Any, subs: frozenset[str] | None = None) -> Any:
-        """The entries with the values of personal sub-fields (or of ``subs``) replaced."""
-        hidden = self.personal if subs is None else subs
-        if not isinstance(value, list):
-            return value
-        return [
-            {k: (replacement if k in hidden and v is not None else v) for k, v in e.items()}
-            if isinstance(e, dict)
-            else e
-            for e in value
-        ]
+
+def withhold_parts(entries: Any, parts: frozenset[str], replacement: Any) -> Any:
+    """Records entries with the values of the sub-fields ``parts`` replaced (an entry that
+    is not an object, which the engine never stores, is replaced whole)."""
+    if not isinstance(entries, list):
+        return replacement
+    return [
+        {k: replacement if k in parts and v is not None else v for k, v in e.items()}
+        if isinstance(e, dict)
+        else replacement
+        for e in entries
+    ]

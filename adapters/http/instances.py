@@ -247,7 +247,7 @@ def _firing(
         instance = result.instance
         assert instance is not None
         wf = engine.workflow(instance.workflow_id, instance.workflow_version)
-        view = instance_view(instance, who.hidden(wf))
+        view = instance_view(instance, who.hidden(wf), wf.schema.personal_parts)
         view["opened"] = list(result.opened)
         reply = Reply(200, view, {"ETag": etag(instance)})
         return reply, lambda: engine.log_result(result)
@@ -303,7 +303,7 @@ def start_instance(
             "ETag": etag(instance),
             "Location": str(request.url_for("get_instance", instance_id=instance.id)),
         }
-        reply = Reply(201, instance_view(instance, hidden), headers)
+        reply = Reply(201, instance_view(instance, hidden, wf.schema.personal_parts), headers)
         return reply, lambda: engine.log_started(instance, actor=who.actor, role=role)
 
     key = parse_key(request.headers.get(HEADER))
@@ -367,7 +367,7 @@ def list_instances(
             after = instance
             wf = engine.workflow(instance.workflow_id, instance.workflow_version)
             if who.may_read(wf):
-                items.append(instance_view(instance, who.hidden(wf)))
+                items.append(instance_view(instance, who.hidden(wf), wf.schema.personal_parts))
                 if len(items) == limit:
                     break
         if len(batch) < limit and (not batch or after is batch[-1]):
@@ -394,7 +394,8 @@ def get_instance(
 ) -> JSONResponse:
     """One instance; its ``ETag`` is its version."""
     instance, wf = _read(ctx, who, instance_id)
-    return JSONResponse(instance_view(instance, who.hidden(wf)), headers={"ETag": etag(instance)})
+    view = instance_view(instance, who.hidden(wf), wf.schema.personal_parts)
+    return JSONResponse(view, headers={"ETag": etag(instance)})
 
 
 @router.get(
@@ -442,4 +443,5 @@ def get_history(
     """The instance's audit trail, oldest first."""
     _, wf = _read(ctx, who, instance_id)
     hidden = who.hidden(wf)
-    return [record_view(r, hidden) for r in ctx.engine.history(instance_id)]
+    parts = wf.schema.personal_parts
+    return [record_view(r, hidden, parts) for r in ctx.engine.history(instance_id)]

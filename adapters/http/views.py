@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opcatflow.adapters.http.problems import ApiProblem
 from opcatflow.engine.audit import AuditRecord
-from opcatflow.engine.definition import FieldSpec, FieldType
+from opcatflow.engine.definition import FieldSpec, FieldType, SubFieldSpec
 from opcatflow.engine.instance import Instance
+from opcatflow.engine.records import withhold_parts
 from opcatflow.notifications.redaction import WITHHELD
 
 _EMPTY: tuple[Any, ...] = (None, "", [])
@@ -25,25 +26,55 @@ def _withhold(value: Any) -> Any:
     return [WITHHELD] if isinstance(value, list) else WITHHELD
 
 
-def instance_view(instance: Instance, hidden: frozenset[str]) -> dict[str, Any]:
-    """The instance's JSON with the ``hidden`` fields that hold a value withheld."""
+def instance_view(
+    instance: Instance, hidden: frozenset[str], parts: Mapping[str, frozenset[str]] | None = None
+) -> dict[str, Any]:
+    """The instance's JSON with the ``hidden`` fields that hold a value withheld.
+
+    ``parts`` names, for a hidden records field, its personal sub-fields: only their values
+    are withheld, in every entry (without it, the whole field is)."""
     body = instance.as_json()
     data = body["data"]
+    parts = parts or {}
     withheld = sorted(name for name in hidden if data.get(name) not in _EMPTY)
     for name in withheld:
-        data[name] = _withhold(data[name])
+        if name in parts:
+            data[name] = withhold_parts(data[name], parts[name], WITHHELD)
+        else:
+            data[name] = _withhold(data[name])
     body["withheld"] = withheld
     return body
 
 
-def record_view(record: AuditRecord, hidden: frozenset[str]) -> dict[str, Any]:
+def _withhold_pair(pair: Any) -> Any:
+    return [None if v is None else WITHHELD for v in pair] if isinstance(pair, list) else WITHHELD
+
+
+def record_view(
+    record: AuditRecord, hidden: frozenset[str], parts: Mapping[str, frozenset[str]] | None = None
+) -> dict[str, Any]:
     """An audit record; with anything personal hidden, its hashes and the reason withheld
-    too (a keyed hash still says when two values are equal)."""
+    too (a keyed hash still says when two values are equal). For a records field named in
+    ``parts``, only the hashes of its personal sub-fields are withheld."""
     body = record.as_json()
+    parts = parts or {}
     if hidden:
         changes = body["changes"]
         for name in hidden.intersection(changes):
-            changes[name] = [None if v is None else WITHHELD for v in changes[name]]
+            change = changes[name]
+            if isinstance(change, dict):  # a records diff: {key: {sub-field: [old, new]}}
+                subs = parts.get(name)
+                changes[name] = {
+                    key: {
+                        sub: _withhold_pair(pair) if subs is None or sub in subs else pair
+                        for sub, pair in entry.items()
+                    }
+                    if isinstance(entry, dict)
+                    else WITHHELD
+                    for key, entry in change.items()
+                }
+            else:
+                changes[name] = _withhold_pair(change)
         if body["reason"] is not None:
             body["reason"] = WITHHELD
     return body
@@ -81,18 +112,53 @@ def _scalar(kind: FieldType, values: list[str] | None) -> dict[str, Any]:
     return dict(_JSON_TYPES[kind])
 
 
+def _value(spec: FieldSpec | SubFieldSpec) -> dict[str, Any]:
+    if spec.type is FieldType.LIST:
+        assert spec.items is not None
+        return {"type": "array", "items": _scalar(spec.items, spec.values)}
+    return _scalar(spec.type, spec.values)
+
+
+def _records(spec: FieldSpec) -> list[dict[str, Any]]:
+    """A records field: the full list of entries, or a change applied by key."""
+    assert spec.item is not None
+    subs: dict[str, Any] = {}
+    for sub, sub_spec in spec.item.items():
+        prop: dict[str, Any] = _value(sub_spec)
+        if sub_spec.label:
+            prop["title"] = sub_spec.label
+        if sub_spec.personal:
+            prop["x-personal"] = True
+        subs[sub] = prop
+    required = [n for n, s in spec.item.items() if s.required or n == spec.key]
+    entry = {"type": "object", "properties": subs, "additionalProperties": False}
+    edit = {**entry, "required": [spec.key]}
+    numbered = spec.item[spec.key or ""].type is FieldType.INTEGER  # the engine numbers it
+    appended = [n for n in required if not (numbered and n == spec.key)]
+    entry["required"] = required
+    change = {
+        "type": "object",
+        "properties": {
+            "append": {"type": "array", "items": {**entry, "required": appended}},
+            "edit": {"type": "array", "items": edit},
+            "remove": {"type": "array", "items": subs[spec.key or ""]},
+        },
+        "additionalProperties": False,
+        "minProperties": 1,
+    }
+    return [{"type": "array", "items": entry}, change]
+
+
 def data_schema(
     workflow: str, fields: dict[str, FieldSpec], required: Iterable[str]
 ) -> dict[str, Any]:
     """A JSON Schema (2020-12) of a workflow's instance data, as ``data`` of a start."""
     properties: dict[str, Any] = {}
     for name, spec in fields.items():
-        if spec.type is FieldType.LIST:
-            assert spec.items is not None
-            value = {"type": "array", "items": _scalar(spec.items, spec.values)}
+        if spec.type is FieldType.RECORDS:
+            prop: dict[str, Any] = {"anyOf": [*_records(spec), {"type": "null"}]}
         else:
-            value = _scalar(spec.type, spec.values)
-        prop: dict[str, Any] = {"anyOf": [value, {"type": "null"}]}
+            prop = {"anyOf": [_value(spec), {"type": "null"}]}
         if spec.label:
             prop["title"] = spec.label
         if spec.description:

@@ -101,7 +101,7 @@ def team_visit(desk: Desk, experts: list[str], members: list[str] | None = None)
         visit,
         "plan",
         COORDINATOR,
-        {**team, "team_experts": experts, "experts_no_conflict": experts},
+        {**team, "team_experts": experts, "experts_no_conflict": [{"expert": e} for e in experts]},
     )
     return visit
 
@@ -162,7 +162,7 @@ def test_an_expert_without_the_confidentiality_agreement_is_refused(desk: Desk) 
         expert,
         "declare_conflict",
         COORDINATOR,
-        {"conflicts_of_interest": ["Elsewhere"], "confidentiality_signed": False},
+        {"conflicts_of_interest": [{"place": "Elsewhere"}], "confidentiality_signed": False},
     )
     visit = team_visit(desk, [expert])
     assert (
@@ -177,7 +177,7 @@ def test_an_untrained_expert_is_refused(desk: Desk) -> None:
         expert,
         "declare_conflict",
         COORDINATOR,
-        {"conflicts_of_interest": ["Elsewhere"], "training_completed_on": None},
+        {"conflicts_of_interest": [{"place": "Elsewhere"}], "training_completed_on": None},
     )
     visit = team_visit(desk, [expert])
     assert start_refused(desk, visit) == "expert Dr Ama Osei has not completed the initial training"
@@ -185,7 +185,9 @@ def test_an_untrained_expert_is_refused(desk: Desk) -> None:
 
 def test_an_expert_with_a_conflict_of_interest_for_the_place_is_refused(desk: Desk) -> None:
     expert = desk.available_expert()
-    desk.fire(expert, "declare_conflict", COORDINATOR, {"conflicts_of_interest": [PLACE]})
+    desk.fire(
+        expert, "declare_conflict", COORDINATOR, {"conflicts_of_interest": [{"place": PLACE}]}
+    )
     visit = team_visit(desk, [expert])
     assert (
         start_refused(desk, visit)

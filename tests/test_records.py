@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TypedDict
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opcatflow.engine import (
     DefinitionError,
@@ -23,6 +25,9 @@ from opcatflow.engine import (
     TransitionRefused,
     compile_text,
 )
+from opcatflow.engine.audit import Redactor
+from opcatflow.notifications.compose import _machine_data
+from opcatflow.notifications.redaction import NOBODY, WITHHELD, redact
 
 LEDGER = Path(__file__).parent / "definitions" / "records"
 
@@ -184,3 +189,44 @@ def test_the_format_schema_describes_records() -> None:
     assert '"records"' in schema
     assert "append_only" in schema
     assert "SubFieldSpec" in schema
+
+
+# -- redaction and the audit diff, without a store --------------------------------------------
+
+SCHEMA = compile_text(LEDGER_TEXT, "ledger.yaml", ledger_registry()).schema
+PEOPLE = st.text(alphabet="ÁBCDEFGHIJKLMNOPQRSTUVWXYZáé", min_size=8, max_size=12)
+ENTRY = st.fixed_dictionaries(
+    {"text": st.sampled_from(["visit", "call", "letter"])},
+    optional={"about": PEOPLE, "on": st.just("2026-03-02")},
+)
+NOTES = st.lists(ENTRY, max_size=4).map(
+    lambda entries: [{"n": i + 1, **e} for i, e in enumerate(entries)]
+)
+
+
+def _people(*values: object) -> set[str]:
+    return {e["about"] for v in values for e in v or [] if "about" in e}  # type: ignore[attr-defined]
+
+
+@settings(max_examples=60, deadline=None)
+@given(before=NOTES, after=NOTES)
+def test_the_audit_diff_never_holds_a_personal_sub_field_value(
+    before: list[dict[str, object]], after: list[dict[str, object]]
+) -> None:
+    changes = Redactor(b"k" * 32).changes(
+        {"notes": before}, {"notes": after}, SCHEMA.personal, SCHEMA.records
+    )
+    assert not any(person in changes for person in _people(before, after))
+    diff = json.loads(changes).get("notes", {})
+    changed_keys = {str(e["n"]) for e in before if e not in after} | {
+        str(e["n"]) for e in after if e not in before
+    }
+    assert set(diff) == changed_keys
+
+
+def test_notifications_and_webhooks_withhold_personal_sub_fields_only() -> None:
+    data = {"notes": [{"n": 1, "text": "visit", "about": NAME}]}
+    shown = redact(data, SCHEMA.fields, SCHEMA.personal, NOBODY, parts=SCHEMA.personal_parts)
+    assert shown.data["notes"] == [{"n": 1, "text": "visit", "about": WITHHELD}]
+    assert shown.withheld == ("notes",)
+    assert _machine_data(data, SCHEMA) == {"notes": [{"n": 1, "text": "visit"}]}

@@ -40,9 +40,15 @@ def _copy_rows(url: str) -> None:
     store = SQLAlchemyStore(url)
     try:
         store.ensure_schema()
+        old = sa.MetaData()
+        old.reflect(source)  # the tables as the old release made them
         with source.connect() as src, store.engine.begin() as dst:
             for table in t.metadata.sorted_tables:
-                rows = [dict(r._mapping) for r in src.execute(sa.select(table))]
+                if table.name not in old.tables:
+                    continue
+                # typed as the current table, so dates and JSON come back as values
+                columns = [table.c[c.name] for c in old.tables[table.name].columns]
+                rows = [dict(r._mapping) for r in src.execute(sa.select(*columns))]
                 if rows:
                     dst.execute(table.insert(), rows)
             for table in (t.audit, t.timers, t.outbox):
@@ -64,6 +70,9 @@ def old_db(db_url: str, tmp_path: Path) -> str:
         return db_url
     copy = tmp_path / "previous_release.db"
     shutil.copy(FIXTURE, copy)
+    store = SQLAlchemyStore(str(copy))
+    store.upgrade()  # what `opcatflow db upgrade` does after installing a new release
+    store.close()
     return str(copy)
 
 

@@ -121,7 +121,7 @@ def _typed(name: str, kind: FieldType, raw: str) -> Any:
         if raw not in ("true", "false"):
             raise ApiProblem("invalid-request", f"{name} is true or false, not {raw!r}")
         return raw == "true"
-    if kind is FieldType.LIST:
+    if kind in (FieldType.LIST, FieldType.RECORDS):
         raise ApiProblem("invalid-request", f"{name} is a list: lists cannot be filtered on")
     return raw
 

@@ -27,6 +27,7 @@ from opcatflow.engine.contract import (
 )
 from opcatflow.engine.data import DataSchema
 from opcatflow.engine.definition import TransitionSpec, WorkflowDefinition
+from opcatflow.engine.errors import Problem
 from opcatflow.engine.expressions import CONTEXT_NAMES, compile_guard
 from opcatflow.engine.registry import GuardRefusal, GuardRule, Registry, RuleContext
 from opcatflow.engine.yamlsource import Located
@@ -179,10 +180,14 @@ def _run_actions(actions: tuple[ActionRun, ...]) -> Callable[[Any], None]:
 
 
 def fingerprint(definition: WorkflowDefinition) -> str:
-    """SHA-256 of the definition's content (not its formatting or comments)."""
-    canonical = json.dumps(
-        definition.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
-    )
+    """SHA-256 of the definition's content (not its formatting or comments).
+
+    Values equal to their default are left out, so a new optional key in the format (whose
+    default keeps the old behaviour) changes no stored fingerprint, and writing a default
+    out (``required: false``) is the same content as leaving it out.
+    """
+    content = definition.model_dump(mode="json", exclude_defaults=True)
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -203,11 +208,15 @@ class CompiledWorkflow:
         doc: Located | None = None,
         *,
         compat: bool = False,
+        compat_problems: tuple[Problem, ...] = (),
     ) -> None:
         self.definition = definition
         self.source = source
         self.doc = doc  # positions, for checks that need the whole catalog
+        # Compiled from the copy the database kept (docs/definitions.md, "Compatibility
+        # mode"): rules added to the format after it was stored are not applied as errors.
         self.compat = compat
+        self.compat_problems = compat_problems
         self.id = definition.id
         self.version = definition.version
         self.fingerprint = fingerprint(definition)

@@ -57,13 +57,14 @@ def start_writes(definition: WorkflowDefinition) -> frozenset[str]:
 
 def withheld_fields(definition: WorkflowDefinition, roles: Iterable[str]) -> frozenset[str]:
     """The personal fields none of ``roles`` may read: a field's ``visible_to``, else the
-    workflow's ``personal_visible_to``, names who may."""
+    workflow's ``personal_visible_to``, names who may. A records field with personal
+    sub-fields counts (views withhold only those sub-fields' values)."""
     held = frozenset(roles)
     default = definition.personal_visible_to
     return frozenset(
         name
         for name, spec in definition.fields.items()
-        if spec.personal and held.isdisjoint(spec.visible_to or default)
+        if (spec.personal or spec.personal_parts) and held.isdisjoint(spec.visible_to or default)
     )
 
 

@@ -38,6 +38,48 @@ class FieldType(StrEnum):
     DATETIME = "datetime"
     ENUM = "enum"
     LIST = "list"
+    RECORDS = "records"
+
+
+# The types a record's key may have: values that read the same in JSON and in an audit record.
+KEY_TYPES = frozenset({FieldType.STRING, FieldType.INTEGER, FieldType.DATE, FieldType.ENUM})
+
+
+def _check_scalar_shape(kind: FieldType, items: FieldType | None, values: list[str] | None) -> None:
+    item = items if kind is FieldType.LIST else kind
+    if kind is FieldType.LIST and items is None:
+        raise ValueError("a list field needs 'items' (its item type)")
+    if kind is not FieldType.LIST and items is not None:
+        raise ValueError("'items' is only for list fields")
+    if item is FieldType.LIST:
+        raise ValueError("lists of lists are not supported")
+    if item is FieldType.RECORDS:
+        raise ValueError("records are not supported inside a list or a record")
+    if item is FieldType.ENUM and not values:
+        raise ValueError("an enum needs 'values'")
+    if item is not FieldType.ENUM and values is not None:
+        raise ValueError("'values' is only for enum fields")
+
+
+class SubFieldSpec(_Model):
+    """One sub-field of the entries of a ``records`` field: any field type but ``records``."""
+
+    type: FieldType
+    label: str | None = None
+    description: str | None = None
+    required: bool = Field(False, description="Every entry must have a value for it.")
+    personal: bool = Field(
+        False,
+        description="Personal data: hashed in the audit trail, redacted like a personal "
+        "field (the entry's other sub-fields stay readable).",
+    )
+    values: list[str] | None = Field(None, description="Allowed values (enum, list of enum).")
+    items: FieldType | None = Field(None, description="Item type of a list.")
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        _check_scalar_shape(self.type, self.items, self.values)
+        return self
 
 
 class FieldSpec(_Model):
@@ -56,8 +98,23 @@ class FieldSpec(_Model):
     items: FieldType | None = Field(None, description="Item type of a list.")
     visible_to: list[Name] | None = Field(
         None,
-        description="For a personal field: the roles that may read its value through the HTTP "
-        "API (others see it redacted). Default: the workflow's 'personal_visible_to'.",
+        description="For a personal field (or records with personal sub-fields): the roles "
+        "that may read its personal values through the HTTP API (others see them redacted). "
+        "Default: the workflow's 'personal_visible_to'.",
+    )
+    item: dict[Name, SubFieldSpec] | None = Field(
+        None,
+        description="For records: the sub-fields of each entry (sub-field name -> its spec).",
+    )
+    key: Name | None = Field(
+        None,
+        description="For records: the sub-field that identifies an entry (unique, never "
+        "personal; string, integer, date or enum). An integer key may be left out when "
+        "appending: the engine numbers the entry.",
+    )
+    append_only: bool = Field(
+        False,
+        description="For records: entries may be added, never edited or removed (refused).",
     )
     write_roles: list[Name] | None = Field(
         None,
@@ -69,18 +126,35 @@ class FieldSpec(_Model):
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
-        item = self.items if self.type is FieldType.LIST else self.type
-        if self.type is FieldType.LIST and self.items is None:
-            raise ValueError("a list field needs 'items' (its item type)")
-        if self.type is not FieldType.LIST and self.items is not None:
-            raise ValueError("'items' is only for list fields")
-        if item is FieldType.LIST:
-            raise ValueError("lists of lists are not supported")
-        if item is FieldType.ENUM and not self.values:
-            raise ValueError("an enum needs 'values'")
-        if item is not FieldType.ENUM and self.values is not None:
-            raise ValueError("'values' is only for enum fields")
+        if self.type is not FieldType.RECORDS:
+            if self.item is not None or self.key is not None or self.append_only:
+                raise ValueError("'item', 'key' and 'append_only' are only for records fields")
+            _check_scalar_shape(self.type, self.items, self.values)
+            return self
+        if self.items is not None or self.values is not None:
+            raise ValueError("a records field takes 'item' (its sub-fields), not 'items'/'values'")
+        if not self.item:
+            raise ValueError("a records field needs 'item': its sub-fields")
+        if self.personal:
+            raise ValueError(
+                "a records field is not personal as a whole: mark its personal sub-fields"
+            )
+        if self.key is None:
+            raise ValueError("a records field needs 'key': the sub-field naming an entry")
+        key = self.item.get(self.key)
+        if key is None:
+            raise ValueError(f"key {self.key!r} is not one of its sub-fields")
+        if key.type not in KEY_TYPES or key.personal:
+            raise ValueError(
+                f"key {self.key!r} must be a string, integer, date or enum sub-field that is "
+                "not personal (it names the entry in the audit trail)"
+            )
         return self
+
+    @property
+    def personal_parts(self) -> frozenset[str]:
+        """For records: the personal sub-fields."""
+        return frozenset(n for n, s in (self.item or {}).items() if s.personal)
 
 
 class NotifyOn(_Model):

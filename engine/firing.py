@@ -78,6 +78,8 @@ def decide(
             "role", f"role {role!r} may not fire {trigger!r} (allowed: {', '.join(allowed)})"
         )
     clean, errors = wf.schema.validate(supplied)
+    if not errors:
+        errors = wf.schema.resolve(data, clean)
     if errors:
         return Refused("data", "; ".join(errors))
     if clean:
@@ -111,6 +113,11 @@ def decide(
     if not applied:
         return _refusal(cursor.failures)
     new_data = {k: v for k, v in ctx.data.items() if v is not None}
+    if wf.schema.records:
+        # After the actions ran: an append-only record is refused whoever rewrote it
+        problems = wf.schema.append_only_problems(data, new_data)
+        if problems:
+            return Refused("data", "; ".join(problems))
     assert cursor.applied is not None
     return Applied(cursor.state, new_data, cursor.state != state, cursor.applied, ctx)
 

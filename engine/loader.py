@@ -13,7 +13,11 @@ from opcatflow.engine.definition import WorkflowDefinition
 from opcatflow.engine.errors import DefinitionError, Problem, WorkflowNotFound
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.suggest import did_you_mean
-from opcatflow.engine.validation import check_definition, pydantic_problems
+from opcatflow.engine.validation import (
+    check_definition,
+    check_stored_definition,
+    pydantic_problems,
+)
 from opcatflow.engine.yamlsource import load_yaml
 
 
@@ -23,9 +27,11 @@ def compile_text(
     """Parse, validate and compile one definition.
 
     Args:
-        compat: the text is a copy kept in the database (a version instances are pinned
-            to): checks added to the format after it was stored are not applied, and the
-            write rules it was written under hold (see :class:`CompiledWorkflow`).
+        compat: compatibility mode, for a definition the database kept (the version running
+            instances are pinned to): only problems it cannot run with are errors; the
+            others (rules added to the format after it was stored) are kept in
+            ``compat_problems`` of the result, which has ``compat`` set, and the write rules
+            it was written under hold (see :class:`CompiledWorkflow`).
 
     Raises:
         DefinitionError: listing every problem as ``path:line:column: message``.
@@ -37,10 +43,42 @@ def compile_text(
         definition = WorkflowDefinition.model_validate(doc.value)
     except ValidationError as err:
         raise DefinitionError(pydantic_problems(doc, err)) from None
-    problems = check_definition(doc, definition, registry, compat=compat)
-    if problems:
-        raise DefinitionError(problems)
-    return CompiledWorkflow(definition, registry, text, doc, compat=compat)
+    if not compat:
+        problems = check_definition(doc, definition, registry)
+        if problems:
+            raise DefinitionError(problems)
+        return CompiledWorkflow(definition, registry, text, doc)
+    errors, tolerated = check_stored_definition(doc, definition, registry)
+    if errors:
+        raise DefinitionError(errors)
+    return CompiledWorkflow(
+        definition, registry, text, doc, compat=True, compat_problems=tuple(tolerated)
+    )
+
+
+def compile_stored(
+    source: str, workflow: str, version: int, registry: Registry
+) -> CompiledWorkflow:
+    """Compile the copy of a definition the database kept, in compatibility mode.
+
+    Raises:
+        DefinitionError: it cannot run with the current registry or format.
+    """
+    return compile_text(source, f"<stored {workflow} v{version}>", registry, compat=True)
+
+
+def same_content(
+    wf: CompiledWorkflow, stored_fingerprint: str, stored_source: str, registry: Registry
+) -> bool:
+    """Whether a stored definition is ``wf``: equal fingerprints, or (for one stored with an
+    earlier fingerprint formula) the stored source compiles to ``wf``'s fingerprint."""
+    if stored_fingerprint == wf.fingerprint:
+        return True
+    try:
+        stored = compile_stored(stored_source, wf.id, wf.version, registry)
+    except DefinitionError:
+        return False
+    return stored.fingerprint == wf.fingerprint
 
 
 def definition_files(paths: Iterable[str | Path]) -> Iterator[Path]:

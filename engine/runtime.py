@@ -34,7 +34,7 @@ from opcatflow.engine.errors import (
 from opcatflow.engine.events import TransactionHook
 from opcatflow.engine.firing import Applied, Refused, decide
 from opcatflow.engine.instance import Instance, TriggerOption
-from opcatflow.engine.loader import Catalog, compile_text, load_catalog
+from opcatflow.engine.loader import Catalog, compile_stored, load_catalog, same_content
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.store import SQLAlchemyStore
@@ -111,7 +111,7 @@ class Engine:
         self.timers = TimerHook(self.settings)
         self.timers.check(catalog)  # a definition naming an unknown config: key fails here
         self.hooks: tuple[TransactionHook, ...] = (self.timers, *hooks)
-        self._writes = Writes(store, catalog, redactor, self.hooks)
+        self._writes = Writes(store, catalog, redactor, self.hooks, registry)
         self._pinned: dict[tuple[str, int], CompiledWorkflow] = {}
         if register:
             self._register(catalog)
@@ -195,7 +195,9 @@ class Engine:
         if stored is None:
             pinned = found or self.catalog.get(workflow, version)  # raises WorkflowNotFound
             return pinned  # not stored yet: checked again once an instance pins it
-        if found is not None and found.fingerprint == stored.fingerprint:
+        if found is not None and same_content(
+            found, stored.fingerprint, stored.source, self.registry
+        ):
             pinned = found
         else:
             if found is not None:
@@ -205,9 +207,14 @@ class Engine:
                     version=version,
                     using="stored",
                 )
-            pinned = compile_text(
-                stored.source, f"<stored {workflow} v{version}>", self.registry, compat=True
-            )
+            pinned = compile_stored(stored.source, workflow, version, self.registry)
+            if pinned.compat_problems:
+                self.log.info(
+                    "stored_definition_compat",
+                    workflow=workflow,
+                    version=version,
+                    tolerated=[str(p) for p in pinned.compat_problems],
+                )
         self._pinned[key] = pinned
         return pinned
 

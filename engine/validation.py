@@ -36,6 +36,11 @@ def pydantic_problems(doc: Located, err: ValidationError) -> list[Problem]:
     return list(problems.values())
 
 
+# Names a definition cannot be compiled without: the machine needs its states, the registry
+# must hold its guards and actions. In compatibility mode only these stay errors.
+_FATAL_KINDS = frozenset({"guard", "action", "source state", "destination state"})
+
+
 class _Checker:
     def __init__(
         self, doc: Located, wf: WorkflowDefinition, registry: Registry, *, compat: bool
@@ -45,10 +50,14 @@ class _Checker:
         self.wf = wf
         self.registry = registry
         self.problems: list[Problem] = []
+        self.fatal: list[Problem] = []
         self.roles = set(wf.roles) | SYSTEM_ROLES
 
-    def add(self, loc: Path, message: str) -> None:
-        self.problems.append(self.doc.problem(loc, message))
+    def add(self, loc: Path, message: str, *, fatal: bool = False) -> None:
+        problem = self.doc.problem(loc, message)
+        self.problems.append(problem)
+        if fatal:
+            self.fatal.append(problem)
 
     def run(self) -> list[Problem]:
         self.check_fields()
@@ -67,7 +76,9 @@ class _Checker:
         known = list(known)
         if name in known:
             return True
-        self.add(loc, f"unknown {kind} {name!r}{did_you_mean(name, known)}")
+        self.add(
+            loc, f"unknown {kind} {name!r}{did_you_mean(name, known)}", fatal=kind in _FATAL_KINDS
+        )
         return False
 
     def check_guard(self, loc: Path, name: str) -> None:
@@ -80,6 +91,7 @@ class _Checker:
             "in the registry (the bundled ones in workflows/rules.py), not part of the "
             f"definition; registered: {', '.join(sorted(known)) or 'none'} (for a condition "
             "over the data, use 'when')",
+            fatal=True,  # a stored copy naming a guard the registry lacks cannot run either
         )
 
     def check_fields(self) -> None:
@@ -89,7 +101,7 @@ class _Checker:
         for name, spec in self.wf.fields.items():
             if spec.visible_to is None:
                 continue
-            if not spec.personal:
+            if not (spec.personal or spec.personal_parts):
                 self.add(
                     ("fields", name, "visible_to"),
                     f"field {name!r} is not personal: 'visible_to' is only for personal fields",
@@ -100,7 +112,8 @@ class _Checker:
     def check_states(self) -> None:
         initials = [n for n, s in self.wf.states.items() if s.initial]
         if not initials:
-            self.add(("states",), "no initial state: mark exactly one state 'initial: true'")
+            message = "no initial state: mark exactly one state 'initial: true'"
+            self.add(("states",), message, fatal=True)
         for extra in initials[1:]:
             self.add(
                 ("states", extra, "initial"),
@@ -169,7 +182,7 @@ class _Checker:
         try:
             names = referenced_names(source)
         except ExpressionError as err:
-            self.add(loc, str(err))
+            self.add(loc, str(err), fatal=True)
             return
         known = set(self.wf.fields) | CONTEXT_NAMES | {"data"} | (extra or set())
         for name in sorted(names - known):
@@ -354,3 +367,17 @@ def check_definition(
     ``compat``: a stored copy, checked only by the rules of the format it was stored under.
     """
     return _Checker(doc, wf, registry, compat=compat).run()
+
+
+def check_stored_definition(
+    doc: Located, wf: WorkflowDefinition, registry: Registry
+) -> tuple[list[Problem], list[Problem]]:
+    """The checks of compatibility mode, for a definition the database kept: ``(errors,
+    tolerated)``. Errors are the problems it cannot run with (an unknown state, guard or
+    action, an expression that does not parse); every other problem, such as one found by a
+    rule added to the format after the definition was stored, is tolerated. The data
+    contract's rules, newer than some stored copies, are not checked at all."""
+    checker = _Checker(doc, wf, registry, compat=True)
+    problems = checker.run()
+    fatal = set(map(id, checker.fatal))
+    return [p for p in problems if id(p) in fatal], [p for p in problems if id(p) not in fatal]

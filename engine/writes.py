@@ -32,8 +32,8 @@ from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, Problem
 from opcatflow.engine.events import TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.instance import Instance
-from opcatflow.engine.loader import Catalog
-from opcatflow.engine.registry import Lookup, RuleContext
+from opcatflow.engine.loader import Catalog, same_content
+from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.store import SQLAlchemyStore
 
 START = "start"
@@ -50,6 +50,8 @@ class Child:
 
 def start_data(wf: CompiledWorkflow, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     clean, errors = wf.schema.validate(data)
+    if not errors:
+        errors = wf.schema.resolve({}, clean)
     required = (*wf.schema.required, *wf.definition.start.requires)
     errors += [f"{name}: required" for name in dict.fromkeys(required) if clean.get(name) is None]
     return {k: v for k, v in clean.items() if v is not None}, errors
@@ -124,15 +126,20 @@ class Writes:
         catalog: Catalog,
         redactor: Redactor,
         hooks: Sequence[TransactionHook],
+        registry: Registry,
     ) -> None:
         self.store = store
         self.catalog = catalog
+        self.registry = registry
         self.redactor = redactor
         self.hooks = tuple(hooks)
         self._registered: set[tuple[str, int]] = set()
 
     def ensure_registered(self, conn: Connection, wf: CompiledWorkflow, now: datetime) -> None:
         """Store the definition an instance is pinned to (once per process).
+
+        A copy stored under an earlier fingerprint formula with the same content gets the
+        current fingerprint, in place.
 
         Raises:
             DefinitionError: the id and version are stored with different content.
@@ -151,7 +158,11 @@ class Writes:
                 source=wf.source,
                 now=now,
             )
-        elif stored.fingerprint != wf.fingerprint:
+        elif stored.fingerprint == wf.fingerprint:
+            pass
+        elif same_content(wf, stored.fingerprint, stored.source, self.registry):
+            self.store.update_definition_fingerprint(conn, wf.id, wf.version, wf.fingerprint)
+        else:
             message = (
                 f"workflow {wf.id!r} version {wf.version} is already stored with different "
                 "content: give the changed definition a new version (running instances stay "
@@ -187,7 +198,7 @@ class Writes:
             to_state=wf.initial,
             outcome=STARTED,
             reason=reason,
-            changes=self.redactor.changes({}, data, wf.schema.personal),
+            changes=self.redactor.changes({}, data, wf.schema.personal, wf.schema.records),
             prev_hash=GENESIS,
         )
         instance = Instance(
@@ -314,7 +325,9 @@ class Writes:
                 to_state=outcome.state,
                 outcome=APPLIED,
                 reason=reason,
-                changes=self.redactor.changes(current.data, outcome.data, wf.schema.personal),
+                changes=self.redactor.changes(
+                    current.data, outcome.data, wf.schema.personal, wf.schema.records
+                ),
             )
         ]
         for child in children:  # the parent's side of each link, in its own chain

@@ -105,7 +105,7 @@ def team_visit(desk: Desk, experts: list[str], members: list[str] | None = None)
         visit,
         "plan",
         COORDINATOR,
-        {**team, "team_experts": experts, "experts_no_conflict": experts},
+        {**team, "team_experts": experts, "experts_no_conflict": [{"expert": e} for e in experts]},
     )
     return visit
 
@@ -195,7 +195,9 @@ def test_an_expert_record_without_confidentiality_or_training_is_refused(
 
 def test_an_expert_with_a_conflict_of_interest_for_the_place_is_refused(desk: Desk) -> None:
     expert = desk.available_expert()
-    desk.fire(expert, "declare_conflict", COORDINATOR, {"conflicts_of_interest": [PLACE]})
+    desk.fire(
+        expert, "declare_conflict", COORDINATOR, {"conflicts_of_interest": [{"place": PLACE}]}
+    )
     visit = team_visit(desk, [expert])
     assert (
         start_refused(desk, visit)

@@ -169,9 +169,9 @@ def test_a_caseworker_may_not_record_a_do_no_harm_decision_on_a_reprisal_case(
 def test_an_expert_may_not_declare_conflicts_on_another_experts_record(desk: Desk) -> None:
     osei = desk.available_expert()
     desk.available_expert("Dr Z. Haq", "z.haq")
-    desk.fire(osei, "declare_conflict", EXPERT, {"conflicts_of_interest": ["Elsewhere"]})
+    desk.fire(osei, "declare_conflict", EXPERT, {"conflicts_of_interest": [{"place": "Elsewhere"}]})
     refused = desk.refused(
-        osei, "declare_conflict", ("z.haq", "expert"), {"conflicts_of_interest": [PLACE]}
+        osei, "declare_conflict", ("z.haq", "expert"), {"conflicts_of_interest": [{"place": PLACE}]}
     )
     assert refusal(refused) == (
         "role",
@@ -181,7 +181,7 @@ def test_an_expert_may_not_declare_conflicts_on_another_experts_record(desk: Des
 
 def test_an_expert_may_not_change_their_accreditation_or_their_account(desk: Desk) -> None:
     osei = desk.available_expert()
-    declared = {"conflicts_of_interest": ["Elsewhere"]}
+    declared = {"conflicts_of_interest": [{"place": "Elsewhere"}]}
     refused = desk.refused(
         osei, "declare_conflict", EXPERT, {**declared, "accreditation_reference": "FAKE/1"}
     )
@@ -195,6 +195,24 @@ def test_an_expert_may_not_change_their_accreditation_or_their_account(desk: Des
         "data",
         "role 'expert' may not write user "
         "(it names the instance's owner: only coordinator, head, liaison may write it)",
+    )
+
+
+@pytest.mark.parametrize(
+    "withdrawal",
+    [{"remove": [PLACE]}, [{"place": "Elsewhere"}]],  # as a change, or a list without it
+)
+def test_an_expert_may_not_withdraw_a_conflict_they_declared(
+    desk: Desk, withdrawal: object
+) -> None:
+    osei = desk.available_expert()
+    declared = {"append": [{"place": PLACE}, {"place": "Elsewhere"}]}
+    desk.fire(osei, "declare_conflict", EXPERT, {"conflicts_of_interest": declared})
+    refused = desk.refused(osei, "declare_conflict", EXPERT, {"conflicts_of_interest": withdrawal})
+    assert refusal(refused) == (
+        "data",
+        "conflicts_of_interest is append-only: entries may be added, never edited or removed; "
+        f"this removes {PLACE!r}",
     )
 
 

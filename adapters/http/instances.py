@@ -121,7 +121,7 @@ def _typed(name: str, kind: FieldType, raw: str) -> Any:
         if raw not in ("true", "false"):
             raise ApiProblem("invalid-request", f"{name} is true or false, not {raw!r}")
         return raw == "true"
-    if kind is FieldType.LIST:
+    if kind in (FieldType.LIST, FieldType.RECORDS):
         raise ApiProblem("invalid-request", f"{name} is a list: lists cannot be filtered on")
     return raw
 
@@ -446,4 +446,5 @@ def get_history(
     """The instance's audit trail, oldest first."""
     _, wf = _read(ctx, who, instance_id)
     hidden = who.hidden(wf)
-    return [record_view(r, hidden) for r in ctx.engine.history(instance_id)]
+    parts = wf.schema.personal_parts
+    return [record_view(r, hidden, parts) for r in ctx.engine.history(instance_id)]

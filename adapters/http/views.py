@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opcatflow.adapters.http.problems import ApiProblem
 from opcatflow.adapters.views import instance_view, record_view
-from opcatflow.engine.definition import FieldSpec, FieldType
+from opcatflow.engine.definition import FieldSpec, FieldType, SubFieldSpec
 from opcatflow.engine.instance import Instance
 
 __all__ = ["data_schema", "decode_cursor", "encode_cursor", "etag", "instance_view", "record_view"]
@@ -52,18 +52,53 @@ def _scalar(kind: FieldType, values: list[str] | None) -> dict[str, Any]:
     return dict(_JSON_TYPES[kind])
 
 
+def _value(spec: FieldSpec | SubFieldSpec) -> dict[str, Any]:
+    if spec.type is FieldType.LIST:
+        assert spec.items is not None
+        return {"type": "array", "items": _scalar(spec.items, spec.values)}
+    return _scalar(spec.type, spec.values)
+
+
+def _records(spec: FieldSpec) -> list[dict[str, Any]]:
+    """A records field: the full list of entries, or a change applied by key."""
+    assert spec.item is not None
+    subs: dict[str, Any] = {}
+    for sub, sub_spec in spec.item.items():
+        prop: dict[str, Any] = _value(sub_spec)
+        if sub_spec.label:
+            prop["title"] = sub_spec.label
+        if sub_spec.personal:
+            prop["x-personal"] = True
+        subs[sub] = prop
+    required = [n for n, s in spec.item.items() if s.required or n == spec.key]
+    entry = {"type": "object", "properties": subs, "additionalProperties": False}
+    edit = {**entry, "required": [spec.key]}
+    numbered = spec.item[spec.key or ""].type is FieldType.INTEGER  # the engine numbers it
+    appended = [n for n in required if not (numbered and n == spec.key)]
+    entry["required"] = required
+    change = {
+        "type": "object",
+        "properties": {
+            "append": {"type": "array", "items": {**entry, "required": appended}},
+            "edit": {"type": "array", "items": edit},
+            "remove": {"type": "array", "items": subs[spec.key or ""]},
+        },
+        "additionalProperties": False,
+        "minProperties": 1,
+    }
+    return [{"type": "array", "items": entry}, change]
+
+
 def data_schema(
     workflow: str, fields: dict[str, FieldSpec], required: Iterable[str]
 ) -> dict[str, Any]:
     """A JSON Schema (2020-12) of a workflow's instance data, as ``data`` of a start."""
     properties: dict[str, Any] = {}
     for name, spec in fields.items():
-        if spec.type is FieldType.LIST:
-            assert spec.items is not None
-            value = {"type": "array", "items": _scalar(spec.items, spec.values)}
+        if spec.type is FieldType.RECORDS:
+            prop: dict[str, Any] = {"anyOf": [*_records(spec), {"type": "null"}]}
         else:
-            value = _scalar(spec.type, spec.values)
-        prop: dict[str, Any] = {"anyOf": [value, {"type": "null"}]}
+            prop = {"anyOf": [_value(spec), {"type": "null"}]}
         if spec.label:
             prop["title"] = spec.label
         if spec.description:

@@ -212,7 +212,7 @@ def test_an_expert_may_not_withdraw_a_conflict_they_declared(
     assert refusal(refused) == (
         "data",
         "conflicts_of_interest is append-only: entries may be added, never edited or removed; "
-        f"this removes {PLACE!r}",
+        f"this removes [{PLACE}]",
     )
 
 

@@ -57,11 +57,25 @@ class _FileChecks:
             self.names(("transitions", i, "writes"), "field", t.writes or (), fields)
         for name, spec in fields.items():
             self.names(("fields", name, "write_roles"), "role", spec.write_roles or (), wf.roles)
+            self.check_writers_read(name)
         self.check_owner()
         self.check_alternatives()
         if checks_write_sets(wf, compat=False):
             self.check_action_writes()
         return self.problems
+
+    def check_writers_read(self, name: str) -> None:
+        spec = self.wf.fields[name]
+        if not spec.personal:
+            return
+        readers = spec.visible_to or self.wf.personal_visible_to
+        for j, role in enumerate(spec.write_roles or ()):
+            if role in self.wf.roles and role not in readers:
+                self.add(
+                    ("fields", name, "write_roles", j),
+                    f"role {role!r} may not read the personal field {name!r}, so it may never "
+                    "write it: add it to the field's 'visible_to' (or 'personal_visible_to')",
+                )
 
     def check_owner(self) -> None:
         owner = self.wf.owner

@@ -121,6 +121,20 @@ def test_an_unknown_guard_lists_the_registered_ones_and_says_they_are_python() -
     )
 
 
+def test_write_roles_naming_a_role_that_may_not_read_the_field_is_an_error() -> None:
+    text = edited(
+        DOSSIER,
+        "persons_at_risk: {type: list, items: string, personal: true}",
+        "persons_at_risk: {type: list, items: string, personal: true, write_roles: [auditor]}",
+    )
+    [problem] = file_problems(text)
+    assert problem.message == (
+        "role 'auditor' may not read the personal field 'persons_at_risk', so it may never "
+        "write it: add it to the field's 'visible_to' (or 'personal_visible_to')"
+    )
+    assert (problem.line, problem.column) == line_col(text, "auditor]}")
+
+
 def test_owner_rules_are_checked() -> None:
     text = edited(
         DOSSIER,

@@ -515,10 +515,16 @@ class Engine:
             self.store.get_instance(conn, instance_id)
             return list(self.store.audit_records(conn, instance_id))
 
-    def available_triggers(self, instance_id: str, role: str) -> list[TriggerOption]:
-        """The triggers ``role`` may fire now, each saying whether its guards would pass."""
+    def available_triggers(
+        self, instance_id: str, role: str, actor: str | None = None
+    ) -> list[TriggerOption]:
+        """The triggers ``role`` may fire now, each saying whether its guards would pass.
+
+        With ``actor``, an owner role (the definition's ``owner``) gets none on an instance
+        that is not the actor's own, as firing would be refused.
+        """
         with self.store.read() as conn:
-            return self._available_triggers(conn, instance_id, role)
+            return self._available_triggers(conn, instance_id, role, actor)
 
     def _lookup(self, conn: Connection) -> Lookup:
         # Rules read other instances through the caller's connection, so what they see is
@@ -532,10 +538,14 @@ class Engine:
         return lookup
 
     def _available_triggers(
-        self, conn: Connection, instance_id: str, role: str
+        self, conn: Connection, instance_id: str, role: str, actor: str | None
     ) -> list[TriggerOption]:
         instance = self.store.get_instance(conn, instance_id)
         wf = self.workflow(instance.workflow_id, instance.workflow_version)
+        rules = wf.field_rules
+        owner = instance.data.get(rules.owner_field or "")
+        if actor is not None and role in rules.owner_roles and owner != actor:
+            return []
         now = self.clock.now()
         lookup = self._lookup(conn)
         result = []

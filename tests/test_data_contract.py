@@ -135,6 +135,13 @@ def test_an_owner_role_acts_only_on_its_own_instances(eng: Engine) -> None:
     assert eng.fire(mine, "edit", actor="eve", role="expert", data={"comment": "ok"}).version == 2
 
 
+def test_an_owner_role_is_offered_no_trigger_on_an_instance_it_does_not_own(eng: Engine) -> None:
+    theirs = dossier(eng, assignee="bob")
+    assert eng.available_triggers(theirs, "expert", actor="eve") == []
+    offered = [o.trigger for o in eng.available_triggers(theirs, "expert", actor="bob")]
+    assert offered == ["edit", "reassign"]
+
+
 def test_the_owner_field_is_written_only_by_roles_that_are_not_owners(eng: Engine) -> None:
     mine = dossier(eng, assignee="eve")
     err = refused(eng, mine, "reassign", actor="eve", role="expert", assignee="mallory")

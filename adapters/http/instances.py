@@ -170,7 +170,7 @@ def _fire_role(
     ready: list[str] = []
     listed: list[str] = []
     for role in who.roles_in(wf):
-        for option in engine.available_triggers(instance_id, role):
+        for option in engine.available_triggers(instance_id, role, who.actor):
             if option.trigger == trigger:
                 (ready if option.ready else listed).append(role)
     return pick_role(who, None, [*ready, *listed, *who.roles_in(wf)])
@@ -415,7 +415,7 @@ def get_triggers(
     _, wf = _read(ctx, who, instance_id)
     merged: dict[str, dict[str, Any]] = {}
     for role in who.roles_in(wf):
-        for option in ctx.engine.available_triggers(instance_id, role):
+        for option in ctx.engine.available_triggers(instance_id, role, who.actor):
             entry = merged.setdefault(
                 option.trigger,
                 {

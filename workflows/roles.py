@@ -79,7 +79,7 @@ def table(workflows: Iterable[CompiledWorkflow]) -> str:
                 triggers = _names(fires)
                 lines.append(f"| `{role}` | `{wf.id}` | {'yes' if starts else ''} | {triggers} |")
     lines += ["", WRITES_INTRO, "", "| Role | Workflow | May write |", "| --- | --- | --- |"]
-    for role in _roles(workflows):
+    for role in [r for r in _roles(workflows) if r not in SYSTEM]:  # the scheduler sends no data
         for wf in workflows:
             fields = may_write(wf, role)
             owner = wf.definition.owner

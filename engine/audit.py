@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from opcatflow.engine.records import Records
+
 GENESIS = "0" * 64
 
 APPLIED = "applied"
@@ -148,13 +150,24 @@ class Redactor:
         return "hmac-sha256:" + mac.hexdigest()[:32]
 
     def changes(
-        self, old: Mapping[str, Any], new: Mapping[str, Any], personal: frozenset[str]
+        self,
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
+        personal: frozenset[str],
+        records: Mapping[str, Records] | None = None,
     ) -> str:
-        """The canonical ``{field: [old, new]}`` of what differs, personal values hashed."""
-        diff: dict[str, list[Any]] = {}
+        """The canonical ``{field: [old, new]}`` of what differs, personal values hashed.
+
+        A records field gives ``{field: {key: {sub-field: [old, new]}}}`` instead: which
+        entries changed and how, its personal sub-fields hashed."""
+        diff: dict[str, Any] = {}
+        records = records or {}
         for name in old.keys() | new.keys():
             before, after = old.get(name), new.get(name)
             if before != after:
+                if name in records:
+                    diff[name] = records[name].diff(before, after, self.digest)
+                    continue
                 if name in personal:
                     before = None if before is None else self.digest(before)
                     after = None if after is None else self.digest(after)

@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from opcatflow.engine.definition import FieldSpec, FieldType
+from opcatflow.engine.definition import TEXT_LIMITS, FieldSpec, FieldType, SubFieldSpec
 from opcatflow.engine.errors import LimitExceeded
 from opcatflow.engine.limits import LIST, Limit
+from opcatflow.engine.records import Records
 from opcatflow.engine.suggest import did_you_mean
 
 Check = Callable[[Any], Any]
@@ -100,14 +101,26 @@ def _bounded(check: Check, name: str, limit: Limit | None) -> Check:
     return bounded
 
 
-def field_check(name: str, spec: FieldSpec) -> Check:
+def _length_limit(spec: FieldSpec | SubFieldSpec) -> Limit | None:
+    if isinstance(spec, FieldSpec):
+        return spec.length_limit()
+    item = spec.items if spec.type is FieldType.LIST else spec.type
+    return TEXT_LIMITS.get(item) if item is not None else None
+
+
+def field_check(name: str, spec: FieldSpec | SubFieldSpec) -> Check:
     """The function that checks and normalises one value of this field (None clears it).
+
+    A records field's check returns its entries or a change to apply to them (see
+    :meth:`DataSchema.resolve`).
 
     Raises (from the function):
         ValueError: the value does not fit the field.
         LimitExceeded: text longer than the field's limit, a list with too many items.
     """
-    limit = spec.length_limit()
+    if isinstance(spec, FieldSpec) and spec.type is FieldType.RECORDS:
+        return records_of(name, spec).check
+    limit = _length_limit(spec)
     if spec.type is FieldType.LIST:
         assert spec.items is not None
         item: Callable[..., Any] = (
@@ -131,14 +144,59 @@ def field_check(name: str, spec: FieldSpec) -> Check:
     return _bounded(_SCALARS[spec.type], name, limit)
 
 
+def records_of(name: str, spec: FieldSpec) -> Records:
+    assert spec.item is not None
+    return Records(
+        name, spec, {sub: field_check(f"{name}.{sub}", s) for sub, s in spec.item.items()}
+    )
+
+
 class DataSchema:
     """The compiled checks of one definition's fields."""
 
     def __init__(self, fields: Mapping[str, FieldSpec]) -> None:
         self.fields = dict(fields)
-        self.checks = {name: field_check(name, spec) for name, spec in fields.items()}
-        self.personal = frozenset(n for n, s in fields.items() if s.personal)
+        self.records = {
+            name: records_of(name, spec)
+            for name, spec in fields.items()
+            if spec.type is FieldType.RECORDS
+        }
+        self.checks = {
+            name: self.records[name].check if name in self.records else field_check(name, spec)
+            for name, spec in fields.items()
+        }
+        # Fields that hold personal data: personal fields, and records with personal
+        # sub-fields. Code that knows records redacts only the sub-fields (personal_parts);
+        # code that does not withholds the whole field.
+        self.personal_parts = {n: r.personal for n, r in self.records.items() if r.personal}
+        self.personal = frozenset(n for n, s in fields.items() if s.personal) | frozenset(
+            self.personal_parts
+        )
         self.required = tuple(n for n, s in fields.items() if s.required)
+
+    def resolve(self, stored: Mapping[str, Any], clean: dict[str, Any]) -> list[str]:
+        """Apply the records changes in ``clean`` (from :meth:`validate`) to the ``stored``
+        entries, in place; returns the errors."""
+        errors = []
+        for name, value in clean.items():
+            if name in self.records and value is not None:
+                try:
+                    clean[name] = self.records[name].apply(stored.get(name), value)
+                except ValueError as err:
+                    errors.append(f"{name}{err}")
+        return errors
+
+    def append_only_problems(
+        self, before: Mapping[str, Any], after: Mapping[str, Any]
+    ) -> list[str]:
+        """Why ``after`` edits or removes entries of append-only records of ``before``."""
+        problems = []
+        for name, records in self.records.items():
+            if records.append_only and before.get(name) != after.get(name):
+                problem = records.append_only_problem(before.get(name), after.get(name))
+                if problem:
+                    problems.append(problem)
+        return problems
 
     def validate(self, supplied: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Check supplied values; returns the normalised values and a list of errors."""
@@ -155,5 +213,6 @@ class DataSchema:
                 try:
                     clean[name] = check(value)
                 except ValueError as err:
-                    errors.append(f"{name}: {err}")
+                    sep = "" if str(err).startswith("[") else ": "
+                    errors.append(f"{name}{sep}{err}")
         return clean, errors

@@ -39,6 +39,48 @@ class FieldType(StrEnum):
     DATETIME = "datetime"
     ENUM = "enum"
     LIST = "list"
+    RECORDS = "records"
+
+
+# The types a record's key may have: values that read the same in JSON and in an audit record.
+KEY_TYPES = frozenset({FieldType.STRING, FieldType.INTEGER, FieldType.DATE, FieldType.ENUM})
+
+
+def _check_scalar_shape(kind: FieldType, items: FieldType | None, values: list[str] | None) -> None:
+    item = items if kind is FieldType.LIST else kind
+    if kind is FieldType.LIST and items is None:
+        raise ValueError("a list field needs 'items' (its item type)")
+    if kind is not FieldType.LIST and items is not None:
+        raise ValueError("'items' is only for list fields")
+    if item is FieldType.LIST:
+        raise ValueError("lists of lists are not supported")
+    if item is FieldType.RECORDS:
+        raise ValueError("records are not supported inside a list or a record")
+    if item is FieldType.ENUM and not values:
+        raise ValueError("an enum needs 'values'")
+    if item is not FieldType.ENUM and values is not None:
+        raise ValueError("'values' is only for enum fields")
+
+
+class SubFieldSpec(_Model):
+    """One sub-field of the entries of a ``records`` field: any field type but ``records``."""
+
+    type: FieldType
+    label: str | None = None
+    description: str | None = None
+    required: bool = Field(False, description="Every entry must have a value for it.")
+    personal: bool = Field(
+        False,
+        description="Personal data: hashed in the audit trail, redacted like a personal "
+        "field (the entry's other sub-fields stay readable).",
+    )
+    values: list[str] | None = Field(None, description="Allowed values (enum, list of enum).")
+    items: FieldType | None = Field(None, description="Item type of a list.")
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        _check_scalar_shape(self.type, self.items, self.values)
+        return self
 
 
 TEXT_LIMITS = {FieldType.STRING: STRING, FieldType.TEXT: TEXT}
@@ -60,8 +102,30 @@ class FieldSpec(_Model):
     items: FieldType | None = Field(None, description="Item type of a list.")
     visible_to: list[Name] | None = Field(
         None,
-        description="For a personal field: the roles that may read its value through the HTTP "
-        "API (others see it redacted). Default: the workflow's 'personal_visible_to'.",
+        description="For a personal field (or records with personal sub-fields): the roles "
+        "that may read its personal values through the HTTP API (others see them redacted). "
+        "Default: the workflow's 'personal_visible_to'.",
+    )
+    item: dict[Name, SubFieldSpec] | None = Field(
+        None,
+        description="For records: the sub-fields of each entry (sub-field name -> its spec).",
+    )
+    key: Name | None = Field(
+        None,
+        description="For records: the sub-field that identifies an entry (unique, never "
+        "personal; string, integer, date or enum). An integer key may be left out when "
+        "appending: the engine numbers the entry.",
+    )
+    append_only: bool = Field(
+        False,
+        description="For records: entries may be added, never edited or removed (refused).",
+    )
+    write_roles: list[Name] | None = Field(
+        None,
+        description="Only callers in these roles may write this field, on top of the write "
+        "set of the transition (or start) they fire. Default: any role that may fire a "
+        "transition writing it. Writes by actions and the scheduler are system writes and "
+        "are not restricted.",
     )
     max_length: int | None = Field(
         None,
@@ -82,26 +146,50 @@ class FieldSpec(_Model):
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
-        item = self.items if self.type is FieldType.LIST else self.type
-        if self.type is FieldType.LIST and self.items is None:
-            raise ValueError("a list field needs 'items' (its item type)")
-        if self.type is not FieldType.LIST and self.items is not None:
-            raise ValueError("'items' is only for list fields")
-        if item is FieldType.LIST:
-            raise ValueError("lists of lists are not supported")
-        if item is FieldType.ENUM and not self.values:
-            raise ValueError("an enum needs 'values'")
-        if item is not FieldType.ENUM and self.values is not None:
-            raise ValueError("'values' is only for enum fields")
+        if self.type is not FieldType.RECORDS:
+            if self.item is not None or self.key is not None or self.append_only:
+                raise ValueError("'item', 'key' and 'append_only' are only for records fields")
+            _check_scalar_shape(self.type, self.items, self.values)
+            self._check_max_length()
+            return self
+        if self.items is not None or self.values is not None:
+            raise ValueError("a records field takes 'item' (its sub-fields), not 'items'/'values'")
+        if not self.item:
+            raise ValueError("a records field needs 'item': its sub-fields")
+        if self.personal:
+            raise ValueError(
+                "a records field is not personal as a whole: mark its personal sub-fields"
+            )
+        if self.key is None:
+            raise ValueError("a records field needs 'key': the sub-field naming an entry")
+        key = self.item.get(self.key)
+        if key is None:
+            raise ValueError(f"key {self.key!r} is not one of its sub-fields")
+        if key.type not in KEY_TYPES or key.personal:
+            raise ValueError(
+                f"key {self.key!r} must be a string, integer, date or enum sub-field that is "
+                "not personal (it names the entry in the audit trail)"
+            )
         if self.max_length is not None:
-            limit = TEXT_LIMITS.get(item) if item is not None else None
-            if limit is None:
-                raise ValueError("'max_length' is only for string and text fields")
-            if self.max_length > limit.maximum:
-                raise ValueError(
-                    f"max_length {self.max_length:,} is above the global {limit.describe()}"
-                )
+            raise ValueError("'max_length' is only for string and text fields")
         return self
+
+    def _check_max_length(self) -> None:
+        if self.max_length is None:
+            return
+        item = self.items if self.type is FieldType.LIST else self.type
+        limit = TEXT_LIMITS.get(item) if item is not None else None
+        if limit is None:
+            raise ValueError("'max_length' is only for string and text fields")
+        if self.max_length > limit.maximum:
+            raise ValueError(
+                f"max_length {self.max_length:,} is above the global {limit.describe()}"
+            )
+
+    @property
+    def personal_parts(self) -> frozenset[str]:
+        """For records: the personal sub-fields."""
+        return frozenset(n for n, s in (self.item or {}).items() if s.personal)
 
 
 class NotifyOn(_Model):
@@ -279,6 +367,12 @@ class OpenSpec(_Model):
     )
     for_each: Name | None = Field(None, description="Open one child per item of this list field.")
     reason: str | None = Field(None, description="Why, for the audit trail of both instances.")
+    writes: list[Name] | None = Field(
+        None,
+        description="Child fields this opening may write beyond the child's own start write "
+        "set (e.g. a link a person starting the child may not set). Every key of 'data' must "
+        "be in the child's start write set or here; every name here must be a key of 'data'.",
+    )
 
 
 class TransitionSpec(_Model):
@@ -295,6 +389,19 @@ class TransitionSpec(_Model):
     when: str | None = Field(None, description="Sandboxed expression over the instance data.")
     requires: list[Name] = Field(
         default_factory=list, description="Fields that must be present or supplied."
+    )
+    writes: list[Name] | None = Field(
+        None,
+        description="Fields a caller firing it may set or clear, besides its 'requires' "
+        "(implied). Omitted: only its 'requires'. Other supplied fields are refused (kind "
+        "'data'). Its actions' declared writes must be within 'writes' and 'requires'.",
+    )
+    differs: str | None = Field(
+        None,
+        max_length=200,
+        description="Why this alternative of a (trigger, source) pair has different "
+        "'requires' or 'writes' from the others; without it they must be identical "
+        "(different roles alone never tell alternatives apart).",
     )
     actions: list[Name] = Field(default_factory=list, description="Registered actions.")
     opens: list[OpenSpec] = Field(default_factory=list, description="Child instances to open.")
@@ -316,6 +423,23 @@ class TransitionSpec(_Model):
 class StartSpec(_Model):
     roles: list[Name] | None = Field(None, description="Roles allowed to start; default all.")
     requires: list[Name] = Field(default_factory=list)
+    writes: list[Name] | None = Field(
+        None,
+        description="Fields a caller starting an instance may supply, besides 'requires' and "
+        "fields with 'required: true' (both implied). Omitted: only those. Other supplied "
+        "fields are refused (kind 'data').",
+    )
+
+
+class OwnerSpec(_Model):
+    """Instances that belong to one person (an expert's own record, say)."""
+
+    field: Name = Field(description="The field holding the owner's actor id.")
+    roles: list[Name] = Field(
+        min_length=1,
+        description="Roles that may act on an instance only when their actor equals the "
+        "owner field. The owner field is writable only by roles not listed here.",
+    )
 
 
 class WorkflowDefinition(_Model):
@@ -337,6 +461,9 @@ class WorkflowDefinition(_Model):
         default_factory=list,
         description="Roles that may read personal field values through the HTTP API (a field's "
         "own 'visible_to' overrides this); every other role sees them redacted. Default: none.",
+    )
+    owner: OwnerSpec | None = Field(
+        None, description="Who owns an instance, and which roles act only on their own."
     )
     start: StartSpec = Field(default_factory=StartSpec)
     states: dict[Name, StateSpec] = Field(min_length=1)

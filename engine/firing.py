@@ -12,7 +12,7 @@ from typing import Any
 
 from transitions.core import MachineError
 
-from opcatflow.engine.compiled import CompiledWorkflow, Cursor, Option
+from opcatflow.engine.compiled import ActionWroteOutside, CompiledWorkflow, Cursor, Option
 from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.inputs import check_size
 from opcatflow.engine.registry import Lookup, RuleContext, no_lookup
@@ -50,11 +50,23 @@ def decide(
 ) -> Applied | Refused:
     """Apply ``trigger`` to an instance in ``state`` with ``data``, or say why not.
 
-    ``lookup`` is handed to the rules (see :class:`RuleContext`).
+    The data contract is checked here, with the role and guards: an owner role acts only on
+    its own instances (kind ``role``); ``supplied`` may hold only fields of the option's write
+    set, and none the role may not write or read (kind ``data``); actions may change only
+    the fields they declare (kind ``action``). ``lookup`` is handed to the rules (see
+    :class:`RuleContext`).
 
     Raises:
         LimitExceeded: a field's value, or the data it would leave, past its limit.
     """
+    owner = wf.field_rules
+    if role in owner.owner_roles and data.get(owner.owner_field or "") != actor:
+        # Before anything else: a refusal must not tell what state someone else's instance is in
+        return Refused(
+            "role",
+            f"role {role!r} acts only on instances it owns (field {owner.owner_field!r}), "
+            "and this one is not its own",
+        )
     options = wf.options.get((state, trigger))
     if options is None:
         if trigger not in wf.triggers:
@@ -71,8 +83,15 @@ def decide(
             "role", f"role {role!r} may not fire {trigger!r} (allowed: {', '.join(allowed)})"
         )
     clean, errors = wf.schema.validate(supplied)
+    if not errors:
+        errors = wf.schema.resolve(data, clean)
     if errors:
         return Refused("data", "; ".join(errors))
+    if clean:
+        rules = wf.field_rules
+        barred = rules.unwritable(role).intersection(clean)
+        if barred:
+            return Refused("data", rules.why(role, barred, wf.definition))
     merged = {**data, **clean} if clean else dict(data)
     ctx = RuleContext(
         instance_id=instance_id,
@@ -92,11 +111,18 @@ def decide(
         applied = wf.machine.events[trigger].trigger(cursor)
     except MachineError as err:  # cannot happen for a validated definition; refuse, never crash
         return Refused("state", str(err))
+    except ActionWroteOutside as err:
+        return Refused("action", str(err))
     except Exception as err:  # an action failed: nothing is stored
         return Refused("action", f"action failed: {err!r}")
     if not applied:
         return _refusal(cursor.failures)
     new_data = {k: v for k, v in ctx.data.items() if v is not None}
+    if wf.schema.records:
+        # After the actions ran: an append-only record is refused whoever rewrote it
+        problems = wf.schema.append_only_problems(data, new_data)
+        if problems:
+            return Refused("data", "; ".join(problems))
     check_size(new_data)  # each change within the limit may still add up past it
     assert cursor.applied is not None
     changed = cursor.state != state

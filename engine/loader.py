@@ -8,16 +8,30 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.contract_checks import catalog_problems
 from opcatflow.engine.definition import WorkflowDefinition
 from opcatflow.engine.errors import DefinitionError, Problem, WorkflowNotFound
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.suggest import did_you_mean
-from opcatflow.engine.validation import check_definition, pydantic_problems
+from opcatflow.engine.validation import (
+    check_definition,
+    check_stored_definition,
+    pydantic_problems,
+)
 from opcatflow.engine.yamlsource import load_yaml
 
 
-def compile_text(text: str, path: str, registry: Registry) -> CompiledWorkflow:
+def compile_text(
+    text: str, path: str, registry: Registry, *, compat: bool = False
+) -> CompiledWorkflow:
     """Parse, validate and compile one definition.
+
+    Args:
+        compat: compatibility mode, for a definition the database kept (the version running
+            instances are pinned to): only problems it cannot run with are errors; the
+            others (rules added to the format after it was stored) are kept in
+            ``compat_problems`` of the result, which has ``compat`` set, and the write rules
+            it was written under hold (see :class:`CompiledWorkflow`).
 
     Raises:
         DefinitionError: listing every problem as ``path:line:column: message``.
@@ -29,10 +43,42 @@ def compile_text(text: str, path: str, registry: Registry) -> CompiledWorkflow:
         definition = WorkflowDefinition.model_validate(doc.value)
     except ValidationError as err:
         raise DefinitionError(pydantic_problems(doc, err)) from None
-    problems = check_definition(doc, definition, registry)
-    if problems:
-        raise DefinitionError(problems)
-    return CompiledWorkflow(definition, registry, text, doc)
+    if not compat:
+        problems = check_definition(doc, definition, registry)
+        if problems:
+            raise DefinitionError(problems)
+        return CompiledWorkflow(definition, registry, text, doc)
+    errors, tolerated = check_stored_definition(doc, definition, registry)
+    if errors:
+        raise DefinitionError(errors)
+    return CompiledWorkflow(
+        definition, registry, text, doc, compat=True, compat_problems=tuple(tolerated)
+    )
+
+
+def compile_stored(
+    source: str, workflow: str, version: int, registry: Registry
+) -> CompiledWorkflow:
+    """Compile the copy of a definition the database kept, in compatibility mode.
+
+    Raises:
+        DefinitionError: it cannot run with the current registry or format.
+    """
+    return compile_text(source, f"<stored {workflow} v{version}>", registry, compat=True)
+
+
+def same_content(
+    wf: CompiledWorkflow, stored_fingerprint: str, stored_source: str, registry: Registry
+) -> bool:
+    """Whether a stored definition is ``wf``: equal fingerprints, or (for one stored with an
+    earlier fingerprint formula) the stored source compiles to ``wf``'s fingerprint."""
+    if stored_fingerprint == wf.fingerprint:
+        return True
+    try:
+        stored = compile_stored(stored_source, wf.id, wf.version, registry)
+    except DefinitionError:
+        return False
+    return stored.fingerprint == wf.fingerprint
 
 
 def definition_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -146,6 +192,8 @@ def load_catalog(
         origin.setdefault(key, str(path))
         catalog.add(wf)
     problems.extend(check_links(catalog, context))
+    everyone = [*catalog, *(context or ())]
+    problems.extend(catalog_problems(catalog.latest(), everyone, registry))
     if problems:
         raise DefinitionError(problems)
     return catalog

@@ -6,7 +6,7 @@ name rules, never code, so an operator editing YAML cannot run anything new.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -71,6 +71,7 @@ class Registry:
     def __init__(self) -> None:
         self.guards: dict[str, GuardRule] = {}
         self.actions: dict[str, Action] = {}
+        self.action_writes: dict[str, frozenset[str]] = {}
 
     def guard(self, name: str, *, reason: str) -> Callable[[Guard], Guard]:
         """Register a guard. It returns True to allow; ``reason`` explains a False.
@@ -86,13 +87,21 @@ class Registry:
 
         return register
 
-    def action(self, name: str) -> Callable[[Action], Action]:
-        """Register an action: it runs when its transition applies and may change ``data``."""
+    def action(self, name: str, *, writes: Iterable[str] = ()) -> Callable[[Action], Action]:
+        """Register an action: it runs when its transition applies and may change ``data``.
+
+        Args:
+            name: The name definitions refer to.
+            writes: The fields it may set or clear. ``validate`` refuses a transition (or
+                state) whose actions write outside the transition's write set, and at run
+                time an action that changes any other field fails (kind ``action``).
+        """
 
         def register(func: Action) -> Action:
             if name in self.actions:
                 raise ValueError(f"action {name!r} is already registered")
             self.actions[name] = func
+            self.action_writes[name] = frozenset(writes)
             return func
 
         return register

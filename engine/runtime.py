@@ -37,12 +37,19 @@ from opcatflow.engine.events import TransactionHook
 from opcatflow.engine.firing import Applied, Refused, decide
 from opcatflow.engine.inputs import check_call, check_data
 from opcatflow.engine.instance import Instance, TriggerOption
-from opcatflow.engine.loader import Catalog, compile_text, load_catalog
+from opcatflow.engine.loader import Catalog, compile_stored, load_catalog, same_content
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.store import SQLAlchemyStore
 from opcatflow.engine.timers import TimerHook
-from opcatflow.engine.writes import START, Child, Writes, enter_initial, start_data
+from opcatflow.engine.writes import (
+    START,
+    Child,
+    Writes,
+    enter_initial,
+    start_data,
+    start_refusal,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +115,7 @@ class Engine:
         self.timers = TimerHook(self.settings)
         self.timers.check(catalog)  # a definition naming an unknown config: key fails here
         self.hooks: tuple[TransactionHook, ...] = (self.timers, *hooks)
-        self._writes = Writes(store, catalog, redactor, self.hooks)
+        self._writes = Writes(store, catalog, redactor, self.hooks, registry)
         self._pinned: dict[tuple[str, int], CompiledWorkflow] = {}
         if register:
             self._register(catalog)
@@ -192,7 +199,9 @@ class Engine:
         if stored is None:
             pinned = found or self.catalog.get(workflow, version)  # raises WorkflowNotFound
             return pinned  # not stored yet: checked again once an instance pins it
-        if found is not None and found.fingerprint == stored.fingerprint:
+        if found is not None and same_content(
+            found, stored.fingerprint, stored.source, self.registry
+        ):
             pinned = found
         else:
             if found is not None:
@@ -202,7 +211,14 @@ class Engine:
                     version=version,
                     using="stored",
                 )
-            pinned = compile_text(stored.source, f"<stored {workflow} v{version}>", self.registry)
+            pinned = compile_stored(stored.source, workflow, version, self.registry)
+            if pinned.compat_problems:
+                self.log.info(
+                    "stored_definition_compat",
+                    workflow=workflow,
+                    version=version,
+                    tolerated=[str(p) for p in pinned.compat_problems],
+                )
         self._pinned[key] = pinned
         return pinned
 
@@ -223,8 +239,10 @@ class Engine:
 
         Raises:
             WorkflowNotFound: no such workflow.
-            TransitionRefused: the role may not start it, or an on_enter action of the
-                initial state failed (nothing is stored: there is no instance to audit it on).
+            TransitionRefused: the role may not start it, the data holds a field outside the
+                start write set or one the role may not write (kind ``data``), or an on_enter
+                action of the initial state failed (nothing is stored: there is no instance
+                to audit it on).
             InvalidData: the data does not fit the schema or misses required fields.
             InstanceNotFound: ``parent_id`` does not exist.
             LimitExceeded, InvalidText: an input past a limit (docs/limits.md), or text that
@@ -276,6 +294,9 @@ class Engine:
         clean, errors = start_data(wf, data or {})
         if errors:
             raise InvalidData(wf.id, errors)
+        barred = start_refusal(wf, role, clean)
+        if barred is not None:
+            raise TransitionRefused("(new)", START, "data", barred)
         if parent_id is not None:
             self.store.lock_instance(conn, parent_id)  # raises InstanceNotFound
         now = self.clock.now()  # after the parent's lock, like every write
@@ -538,10 +559,16 @@ class Engine:
             self.store.get_instance(conn, instance_id)
             return list(self.store.audit_records(conn, instance_id))
 
-    def available_triggers(self, instance_id: str, role: str) -> list[TriggerOption]:
-        """The triggers ``role`` may fire now, each saying whether its guards would pass."""
+    def available_triggers(
+        self, instance_id: str, role: str, actor: str | None = None
+    ) -> list[TriggerOption]:
+        """The triggers ``role`` may fire now, each saying whether its guards would pass.
+
+        With ``actor``, an owner role (the definition's ``owner``) gets none on an instance
+        that is not the actor's own, as firing would be refused.
+        """
         with self.store.read() as conn:
-            return self._available_triggers(conn, instance_id, role)
+            return self._available_triggers(conn, instance_id, role, actor)
 
     def _lookup(self, conn: Connection) -> Lookup:
         # Rules read other instances through the caller's connection, so what they see is
@@ -555,10 +582,14 @@ class Engine:
         return lookup
 
     def _available_triggers(
-        self, conn: Connection, instance_id: str, role: str
+        self, conn: Connection, instance_id: str, role: str, actor: str | None
     ) -> list[TriggerOption]:
         instance = self.store.get_instance(conn, instance_id)
         wf = self.workflow(instance.workflow_id, instance.workflow_version)
+        rules = wf.field_rules
+        owner = instance.data.get(rules.owner_field or "")
+        if actor is not None and role in rules.owner_roles and owner != actor:
+            return []
         now = self.clock.now()
         lookup = self._lookup(conn)
         result = []

@@ -276,6 +276,17 @@ class SQLAlchemyStore:
             )
         )
 
+    def update_definition_fingerprint(
+        self, conn: Connection, workflow: str, version: int, fingerprint: str
+    ) -> None:
+        """Replace a fingerprint of an earlier formula (the content is unchanged)."""
+        d = t.definitions.c
+        conn.execute(
+            t.definitions.update()
+            .where(d.workflow_id == workflow, d.version == version)
+            .values(fingerprint=fingerprint)
+        )
+
     # -- instances -------------------------------------------------------------------------
 
     def lock_instance(self, conn: Connection, instance_id: str) -> Instance:

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 
 from pydantic import ValidationError
 
+from opcatflow.engine.contract import SYSTEM_ROLES
+from opcatflow.engine.contract_checks import file_problems
 from opcatflow.engine.definition import FieldType, OpenSpec, TransitionSpec, WorkflowDefinition
 from opcatflow.engine.durations import ENTERED, Duration, parse_due, parse_period
 from opcatflow.engine.errors import Problem
@@ -22,8 +24,6 @@ from opcatflow.engine.expressions import (
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.yamlsource import Located, Path
-
-SYSTEM_ROLES = frozenset({"scheduler"})  # the deadline scheduler acts under this role
 
 
 def pydantic_problems(doc: Located, err: ValidationError) -> list[Problem]:
@@ -41,16 +41,28 @@ def pydantic_problems(doc: Located, err: ValidationError) -> list[Problem]:
     return list(problems.values())
 
 
+# Names a definition cannot be compiled without: the machine needs its states, the registry
+# must hold its guards and actions. In compatibility mode only these stay errors.
+_FATAL_KINDS = frozenset({"guard", "action", "source state", "destination state"})
+
+
 class _Checker:
-    def __init__(self, doc: Located, wf: WorkflowDefinition, registry: Registry) -> None:
+    def __init__(
+        self, doc: Located, wf: WorkflowDefinition, registry: Registry, *, compat: bool
+    ) -> None:
+        self.compat = compat
         self.doc = doc
         self.wf = wf
         self.registry = registry
         self.problems: list[Problem] = []
+        self.fatal: list[Problem] = []
         self.roles = set(wf.roles) | SYSTEM_ROLES
 
-    def add(self, loc: Path, message: str) -> None:
-        self.problems.append(self.doc.problem(loc, message))
+    def add(self, loc: Path, message: str, *, fatal: bool = False) -> None:
+        problem = self.doc.problem(loc, message)
+        self.problems.append(problem)
+        if fatal:
+            self.fatal.append(problem)
 
     def run(self) -> list[Problem]:
         self.check_fields()
@@ -61,14 +73,31 @@ class _Checker:
         self.check_deadlines()
         self.check_clock_stops()
         self.check_notifications()
+        if not self.compat:  # rules of the data contract, newer than some stored copies
+            self.problems.extend(file_problems(self.doc, self.wf, self.registry))
         return sorted(self.problems, key=lambda p: (p.line, p.column))
 
     def check_name(self, loc: Path, kind: str, name: str, known: Iterable[str]) -> bool:
         known = list(known)
         if name in known:
             return True
-        self.add(loc, f"unknown {kind} {name!r}{did_you_mean(name, known)}")
+        self.add(
+            loc, f"unknown {kind} {name!r}{did_you_mean(name, known)}", fatal=kind in _FATAL_KINDS
+        )
         return False
+
+    def check_guard(self, loc: Path, name: str) -> None:
+        known = self.registry.guards
+        if name in known:
+            return
+        self.add(
+            loc,
+            f"unknown guard {name!r}{did_you_mean(name, known)}: guards are Python functions "
+            "in the registry (the bundled ones in workflows/rules.py), not part of the "
+            f"definition; registered: {', '.join(sorted(known)) or 'none'} (for a condition "
+            "over the data, use 'when')",
+            fatal=True,  # a stored copy naming a guard the registry lacks cannot run either
+        )
 
     def check_fields(self) -> None:
         # Who may read personal values: declared roles only (the scheduler reads nothing).
@@ -77,7 +106,7 @@ class _Checker:
         for name, spec in self.wf.fields.items():
             if spec.visible_to is None:
                 continue
-            if not spec.personal:
+            if not (spec.personal or spec.personal_parts):
                 self.add(
                     ("fields", name, "visible_to"),
                     f"field {name!r} is not personal: 'visible_to' is only for personal fields",
@@ -88,7 +117,8 @@ class _Checker:
     def check_states(self) -> None:
         initials = [n for n, s in self.wf.states.items() if s.initial]
         if not initials:
-            self.add(("states",), "no initial state: mark exactly one state 'initial: true'")
+            message = "no initial state: mark exactly one state 'initial: true'"
+            self.add(("states",), message, fatal=True)
         for extra in initials[1:]:
             self.add(
                 ("states", extra, "initial"),
@@ -117,7 +147,7 @@ class _Checker:
             for j, role in enumerate(t.roles):
                 self.check_name((*at, "roles", j), "role", role, self.roles)
             for j, guard in enumerate(t.guards):
-                self.check_name((*at, "guards", j), "guard", guard, self.registry.guards)
+                self.check_guard((*at, "guards", j), guard)
             for j, action in enumerate(t.actions):
                 self.check_name((*at, "actions", j), "action", action, self.registry.actions)
             for j, name in enumerate(t.requires):
@@ -157,7 +187,7 @@ class _Checker:
         try:
             names = referenced_names(source)
         except ExpressionError as err:
-            self.add(loc, str(err))
+            self.add(loc, str(err), fatal=True)
             return
         known = set(self.wf.fields) | CONTEXT_NAMES | {"data"} | (extra or set())
         for name in sorted(names - known):
@@ -337,6 +367,25 @@ class _Checker:
         self.add(loc, f"field {name!r} is {spec.type.value}, not {wanted}")
 
 
-def check_definition(doc: Located, wf: WorkflowDefinition, registry: Registry) -> list[Problem]:
-    """Every cross-reference and graph problem of one parsed definition, in file order."""
-    return _Checker(doc, wf, registry).run()
+def check_definition(
+    doc: Located, wf: WorkflowDefinition, registry: Registry, *, compat: bool = False
+) -> list[Problem]:
+    """Every cross-reference and graph problem of one parsed definition, in file order.
+
+    ``compat``: a stored copy, checked only by the rules of the format it was stored under.
+    """
+    return _Checker(doc, wf, registry, compat=compat).run()
+
+
+def check_stored_definition(
+    doc: Located, wf: WorkflowDefinition, registry: Registry
+) -> tuple[list[Problem], list[Problem]]:
+    """The checks of compatibility mode, for a definition the database kept: ``(errors,
+    tolerated)``. Errors are the problems it cannot run with (an unknown state, guard or
+    action, an expression that does not parse); every other problem, such as one found by a
+    rule added to the format after the definition was stored, is tolerated. The data
+    contract's rules, newer than some stored copies, are not checked at all."""
+    checker = _Checker(doc, wf, registry, compat=True)
+    problems = checker.run()
+    fatal = set(map(id, checker.fatal))
+    return [p for p in problems if id(p) in fatal], [p for p in problems if id(p) not in fatal]

@@ -27,14 +27,15 @@ from opcatflow.engine.audit import (
     make_record,
 )
 from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.contract import outside_write_set
 from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, LimitExceeded, Problem
 from opcatflow.engine.events import TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.inputs import check_size
 from opcatflow.engine.instance import Instance
-from opcatflow.engine.loader import Catalog
-from opcatflow.engine.registry import Lookup, RuleContext
+from opcatflow.engine.loader import Catalog, same_content
+from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.sandbox import BudgetExceeded
 from opcatflow.engine.store import SQLAlchemyStore
 
@@ -58,9 +59,38 @@ def start_data(wf: CompiledWorkflow, data: Mapping[str, Any]) -> tuple[dict[str,
     """
     clean, errors = wf.schema.validate(data)
     check_size(clean)
+    if not errors:
+        errors = wf.schema.resolve({}, clean)
     required = (*wf.schema.required, *wf.definition.start.requires)
     errors += [f"{name}: required" for name in dict.fromkeys(required) if clean.get(name) is None]
     return {k: v for k, v in clean.items() if v is not None}, errors
+
+
+def start_refusal(wf: CompiledWorkflow, role: str, data: Mapping[str, Any]) -> str | None:
+    """Why ``role`` may not start ``wf`` with the (schema-checked) ``data``, or ``None``:
+    a field outside the start write set, or one the role may not write (``write_roles``,
+    the read rule, the owner field)."""
+    if not data:
+        return None
+    allowed = wf.start_writes
+    if allowed is not None and not data.keys() <= allowed:
+        return outside_write_set(START, data.keys() - allowed, wf.writers)
+    rules = wf.field_rules
+    barred = rules.unwritable(role).intersection(data)
+    return rules.why(role, barred, wf.definition) if barred else None
+
+
+def open_refusal(
+    child: CompiledWorkflow, writes: frozenset[str], data: Mapping[str, Any]
+) -> str | None:
+    """Why an ``opens`` entry may not write ``data`` into a new ``child``, or ``None``: the
+    child's start write set and the entry's own ``writes`` bound it (``validate`` checks the
+    same, so this only catches a catalog that changed under a running process)."""
+    allowed = child.start_writes
+    if allowed is None or data.keys() <= allowed | writes:
+        return None
+    outside = ", ".join(sorted(data.keys() - allowed - writes))
+    return f"cannot open {child.id!r}: it does not let an opening write {outside}"
 
 
 def enter_initial(
@@ -105,15 +135,20 @@ class Writes:
         catalog: Catalog,
         redactor: Redactor,
         hooks: Sequence[TransactionHook],
+        registry: Registry,
     ) -> None:
         self.store = store
         self.catalog = catalog
+        self.registry = registry
         self.redactor = redactor
         self.hooks = tuple(hooks)
         self._registered: set[tuple[str, int]] = set()
 
     def ensure_registered(self, conn: Connection, wf: CompiledWorkflow, now: datetime) -> None:
         """Store the definition an instance is pinned to (once per process).
+
+        A copy stored under an earlier fingerprint formula with the same content gets the
+        current fingerprint, in place.
 
         Raises:
             DefinitionError: the id and version are stored with different content.
@@ -135,7 +170,11 @@ class Writes:
             # Another process starting on the same definitions may have stored it first.
             stored = self.store.stored_definition(conn, wf.id, wf.version)
             assert stored is not None  # inserted, or skipped because the key is taken
-        if stored.fingerprint != wf.fingerprint:
+        if stored.fingerprint == wf.fingerprint:
+            pass
+        elif same_content(wf, stored.fingerprint, stored.source, self.registry):
+            self.store.update_definition_fingerprint(conn, wf.id, wf.version, wf.fingerprint)
+        else:
             message = (
                 f"workflow {wf.id!r} version {wf.version} is already stored with different "
                 "content: give the changed definition a new version (running instances stay "
@@ -171,7 +210,7 @@ class Writes:
             to_state=wf.initial,
             outcome=STARTED,
             reason=reason,
-            changes=self.redactor.changes({}, data, wf.schema.personal),
+            changes=self.redactor.changes({}, data, wf.schema.personal, wf.schema.records),
             prev_hash=GENESIS,
         )
         instance = Instance(
@@ -227,6 +266,9 @@ class Writes:
                     return Refused("data", f"cannot open {child_wf.id!r}: {err}")
                 if errors:
                     return Refused("data", f"cannot open {child_wf.id!r}: {'; '.join(errors)}")
+                outside = open_refusal(child_wf, spec.writes, clean)
+                if outside is not None:
+                    return Refused("data", outside)
                 child_id = str(uuid.uuid4())
                 try:
                     clean = enter_initial(
@@ -303,7 +345,9 @@ class Writes:
                 to_state=outcome.state,
                 outcome=APPLIED,
                 reason=reason,
-                changes=self.redactor.changes(current.data, outcome.data, wf.schema.personal),
+                changes=self.redactor.changes(
+                    current.data, outcome.data, wf.schema.personal, wf.schema.records
+                ),
             )
         ]
         for child in children:  # the parent's side of each link, in its own chain

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.data import DataSchema
 from opcatflow.engine.definition import NotificationSpec, RecipientSpec
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
 from opcatflow.engine.instance import Instance
@@ -155,7 +156,14 @@ def context_for(
 ) -> dict[str, Any]:
     """The context one recipient's template renders from, personal data redacted."""
     schema = occ.workflow.schema
-    shown = redact(occ.instance.data, schema.fields, schema.personal, audience, convention)
+    shown = redact(
+        occ.instance.data,
+        schema.fields,
+        schema.personal,
+        audience,
+        convention,
+        parts=schema.personal_parts,
+    )
     reason = occ.reason if shown.reason_allowed or occ.reason is None else WITHHELD
     return {
         **base,
@@ -164,6 +172,23 @@ def context_for(
         "reason": reason,
         "recipient": dict(recipient),
     }
+
+
+def _machine_data(data: Mapping[str, Any], schema: DataSchema) -> dict[str, Any]:
+    """What a webhook may carry: no personal field, and records without their personal
+    sub-fields."""
+    shown: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in schema.fields:
+            continue
+        parts = schema.personal_parts.get(name)
+        if parts is not None and isinstance(value, list):
+            shown[name] = [
+                {k: v for k, v in e.items() if k not in parts} for e in value if isinstance(e, dict)
+            ]
+        elif name not in schema.personal:
+            shown[name] = value
+    return shown
 
 
 def cloudevent(occ: Occurrence, key: str) -> dict[str, Any]:
@@ -183,9 +208,7 @@ def cloudevent(occ: Occurrence, key: str) -> dict[str, Any]:
         "due_at": occ.due_at.isoformat() if occ.due_at else None,
         "due_on": occ.due_on.isoformat() if occ.due_on else None,
         "parent_id": inst.parent_id,
-        "data": {
-            k: v for k, v in inst.data.items() if k in schema.fields and k not in schema.personal
-        },
+        "data": _machine_data(inst.data, schema),
     }
     return {
         "specversion": "1.0",

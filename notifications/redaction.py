@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from opcatflow.engine.records import withhold_parts
+
 WITHHELD = "[withheld]"
 
 
@@ -127,9 +129,12 @@ def redact(
     personal: Iterable[str],
     audience: Audience,
     convention: ConsentConvention = ConsentConvention(),
+    *,
+    parts: Mapping[str, frozenset[str]] | None = None,
 ) -> Redacted:
     """Every declared field (``None`` when unset), with the personal ones the audience may not
-    see replaced by :data:`WITHHELD` (``[WITHHELD]`` for a list)."""
+    see replaced by :data:`WITHHELD` (``[WITHHELD]`` for a list). For a records field named
+    in ``parts``, only its personal sub-fields are replaced, in every entry."""
     personal = frozenset(personal)
     covered = coverage(data, audience, convention)
     allowed = personal if covered is None else personal & covered
@@ -140,7 +145,12 @@ def redact(
         if name in personal and name not in allowed:
             if value not in (None, "", []):
                 withheld.append(name)
-            value = [WITHHELD] if isinstance(value, list) else (None if value is None else WITHHELD)
+            if parts and name in parts:
+                value = None if value is None else withhold_parts(value, parts[name], WITHHELD)
+            else:
+                value = (
+                    [WITHHELD] if isinstance(value, list) else (None if value is None else WITHHELD)
+                )
         values[name] = value
     if audience.machine:
         reason_allowed = False

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 import uvicorn
 from fastapi import FastAPI
 from helpers import make_registry
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opcatflow.adapters.http import ApiConfig, ApiKeys, create_app
 from opcatflow.engine import Engine, FrozenClock
+from opcatflow.workflows import BUNDLED, registry
 
 DEFINITIONS = Path(__file__).parent / "definitions" / "http"
 
@@ -137,5 +139,35 @@ def api_fixture(
         try:
             with httpx.Client(base_url=live_server.url, timeout=30) as client:
                 yield ApiUnderTest(app, engine, client, tokens, clock, live_server.url)
+        finally:
+            live_server.slot.app = None
+
+
+@dataclass
+class BundledApi:
+    """The API over the bundled workflows, with a key per role (actor: ``<role>-actor``)."""
+
+    engine: Engine
+    client: httpx.Client
+    tokens: dict[str, str]
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+@pytest.fixture(name="bundled_api")
+def bundled_api_fixture(
+    live_server: LiveServer, db_url: str, clock: FrozenClock
+) -> Iterator[BundledApi]:
+    """The API over the bundled workflows on this test's database, a key for each role."""
+    quiet = structlog.wrap_logger(structlog.ReturnLogger())
+    with Engine.open(db_url, [BUNDLED], registry, clock=clock, logger=quiet) as engine:
+        roles = sorted({r for wf in engine.catalog.latest() for r in wf.definition.roles})
+        keys = ApiKeys(engine.store, clock)
+        tokens = {role: keys.create(f"{role}-actor", [role])[1] for role in roles}
+        live_server.slot.app = create_app(engine, ApiConfig())
+        try:
+            with httpx.Client(base_url=live_server.url, timeout=30) as client:
+                yield BundledApi(engine, client, tokens)
         finally:
             live_server.slot.app = None

@@ -73,7 +73,9 @@ def test_an_urgent_notification_without_reply_is_escalated_by_the_scheduler(desk
     assert tick(desk) == [("urgent_reply", "due", "applied", "escalate")]
     escalated = desk.get(recommendation)
     assert escalated.state == "escalated"
-    assert escalated.data["escalations"] == ["2026-03-31: reply deadline passed"]
+    assert escalated.data["escalations"] == [
+        {"n": 1, "on": "2026-03-31", "step": "reply deadline passed", "by": SCHEDULER[0]}
+    ]
     assert desk.history(recommendation)[-1].actor == SCHEDULER[0]
     further = desk.fire(
         recommendation,
@@ -81,7 +83,12 @@ def test_an_urgent_notification_without_reply_is_escalated_by_the_scheduler(desk
         HEAD,
         {"escalation_step": "Meeting with the minister's office"},
     )
-    assert further.data["escalations"][-1] == "2026-03-31: Meeting with the minister's office"
+    assert further.data["escalations"][-1] == {
+        "n": 2,
+        "on": "2026-03-31",
+        "step": "Meeting with the minister's office",
+        "by": HEAD[0],
+    }
     desk.fire(recommendation, "record_reply", LIAISON, {"reply": "Alarms repaired in wing B."})
     desk.fire(
         recommendation, "assess_partially_implemented", HEAD, {"assessment": "Wing C not yet."}

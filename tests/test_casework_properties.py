@@ -59,6 +59,11 @@ def subsets(items: list[str]) -> st.SearchStrategy[list[str]]:
     )
 
 
+def entries(key: str, values: list[str]) -> list[dict[str, str]]:
+    """Records entries with only their key sub-field."""
+    return [{key: value} for value in values]
+
+
 def sometimes(extra: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
     """Extra fields slipped into a step, one time in two."""
     return st.one_of(st.just({}), extra)
@@ -71,7 +76,9 @@ def expert_data(trigger: str) -> st.SearchStrategy[dict[str, Any]]:
         ),
         "complete_training": st.just({"training_completed_on": "2026-01-20"}),
         "accredit": st.just({"accredited_on": "2026-02-01", "accreditation_reference": "R-1"}),
-        "declare_conflict": st.fixed_dictionaries({"conflicts_of_interest": subsets(PLACES)}),
+        "declare_conflict": st.fixed_dictionaries(
+            {"conflicts_of_interest": subsets(PLACES).map(lambda ps: entries("place", ps))}
+        ),
         "suspend": st.just({"suspension_reason": "inquiry"}),
         "end": st.just({"end_reason": "left"}),
     }
@@ -91,11 +98,13 @@ def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, 
     team = {
         "team_members": st.sampled_from([["A. Diallo"], [], ["  "], ["A. Diallo", "S. Nakamura"]]),
         "team_experts": subsets([*experts, "not-an-expert"]),
-        "experts_no_conflict": subsets(experts),
+        "experts_no_conflict": subsets(experts).map(lambda ids: entries("expert", ids)),
     }
     plausible: dict[str, st.SearchStrategy[Any]] = {
         "plan": st.fixed_dictionaries(team),
-        "record_no_conflict": st.fixed_dictionaries({"experts_no_conflict": subsets(experts)}),
+        "record_no_conflict": st.fixed_dictionaries(
+            {"experts_no_conflict": subsets(experts).map(lambda ids: entries("expert", ids))}
+        ),
         "end_visit": st.fixed_dictionaries(
             {"ended_on": st.just("2026-03-10"), "people_interviewed": st.sampled_from([0, 3])}
         ),
@@ -169,7 +178,7 @@ def complaint_data(trigger: str) -> st.SearchStrategy[dict[str, Any]]:
 def check_visit_start(after: Instance, experts: Mapping[str, Instance | None]) -> None:
     data = after.data
     assert any(m.strip() for m in data.get("team_members") or []), "started without a member"
-    declared = set(data.get("experts_no_conflict") or [])
+    declared = {e["expert"] for e in data.get("experts_no_conflict") or []}
     for expert_id in data.get("team_experts") or []:
         expert = experts[expert_id]
         assert expert is not None, expert_id
@@ -177,7 +186,8 @@ def check_visit_start(after: Instance, experts: Mapping[str, Instance | None]) -
         assert expert.state == "available", expert.state
         assert expert.data.get("confidentiality_signed") is True
         assert expert.data.get("training_completed_on")
-        assert data["place"] not in (expert.data.get("conflicts_of_interest") or [])
+        conflicts = {e["place"] for e in expert.data.get("conflicts_of_interest") or []}
+        assert data["place"] not in conflicts
         assert expert_id in declared
 
 

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 from casework import catalog
 
-from opcatflow.workflows.roles import BEGIN, END, SYSTEM, descriptions, rewrite, table
+from opcatflow.workflows.roles import (
+    BEGIN,
+    END,
+    SYSTEM,
+    descriptions,
+    may_write,
+    rewrite,
+    system_only,
+    table,
+)
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "roles.md"
 
@@ -46,3 +55,24 @@ def test_the_table_lists_what_a_role_may_start_and_fire() -> None:
 def test_rewrite_appends_a_missing_block_and_replaces_an_old_one() -> None:
     assert rewrite("# Roles\n", "B") == "# Roles\n\nB\n"
     assert rewrite(f"a\n{BEGIN}\nold\n{END}\nz\n", "NEW") == "a\nNEW\nz\n"
+
+
+def test_the_table_lists_what_a_role_may_write() -> None:
+    lines = table([catalog().get("visit"), catalog().get("expert")]).splitlines()
+    assert "| `expert` | `expert` | `conflicts_of_interest` (only on their own record) |" in lines
+    assert (
+        "| `liaison` | `visit` | `correction`, `correction_to`, `factual_check_meeting_on` |"
+        in lines
+    )
+    assert "| `visit` | `draft_comments`, `corrections`, `factual_check_lapsed` |" in lines
+
+
+def test_what_a_role_may_write_follows_the_roles_page() -> None:
+    complaint, reprisal = catalog().get("complaint"), catalog().get("reprisal")
+    do_no_harm = {"dnh_decided_by", "dnh_reason", "dnh_recipient", "dnh_shared"}
+    assert {"consent", *do_no_harm}.isdisjoint(may_write(complaint, "intake"))
+    assert do_no_harm.isdisjoint(may_write(complaint, "caseworker"))
+    assert "consent" in may_write(complaint, "caseworker")
+    assert do_no_harm <= set(may_write(complaint, "head"))
+    assert "persons_at_risk" not in may_write(reprisal, "coordinator")  # may not read it
+    assert system_only(complaint) == ["actions_taken"]

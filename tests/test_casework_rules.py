@@ -3,6 +3,9 @@ refusal kept in the audit trail (``Desk.refused`` checks that nothing else chang
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import pytest
 from casework import (
     ASSESS,
@@ -18,7 +21,8 @@ from casework import (
     Desk,
 )
 
-from opcatflow.engine import FrozenClock
+from opcatflow.engine import FrozenClock, GuardRefusal, RuleContext
+from opcatflow.workflows.rules import visit_team_ready
 
 DO_NO_HARM = {
     "dnh_decided_by": "R. Haddad, head of the NPM",
@@ -101,7 +105,7 @@ def team_visit(desk: Desk, experts: list[str], members: list[str] | None = None)
         visit,
         "plan",
         COORDINATOR,
-        {**team, "team_experts": experts, "experts_no_conflict": experts},
+        {**team, "team_experts": experts, "experts_no_conflict": [{"expert": e} for e in experts]},
     )
     return visit
 
@@ -156,36 +160,44 @@ def test_an_id_that_is_not_an_expert_record_is_refused(desk: Desk) -> None:
     )
 
 
-def test_an_expert_without_the_confidentiality_agreement_is_refused(desk: Desk) -> None:
-    expert = desk.available_expert()
-    desk.fire(
-        expert,
-        "declare_conflict",
-        COORDINATOR,
-        {"conflicts_of_interest": ["Elsewhere"], "confidentiality_signed": False},
+@pytest.mark.parametrize(
+    ("lost", "problem"),
+    [
+        ({"confidentiality_signed": False}, "has not signed the confidentiality agreement"),
+        ({"training_completed_on": None}, "has not completed the initial training"),
+    ],
+)
+def test_an_expert_record_without_confidentiality_or_training_is_refused(
+    desk: Desk, lost: dict[str, Any], problem: str
+) -> None:
+    # Such a record cannot be made through the bundled workflow any more: declaring a
+    # conflict writes only the conflicts (test_data_contract.py). The rule still refuses one
+    # (a record kept from an earlier version, written when any step wrote any field).
+    expert = desk.get(desk.available_expert())
+    record = replace(expert, data={**expert.data, **lost})
+    visit = desk.get(team_visit(desk, [record.id]))
+    ctx = RuleContext(
+        instance_id=visit.id,
+        workflow="visit",
+        state=visit.state,
+        trigger="start_visit",
+        actor=COORDINATOR[0],
+        role=COORDINATOR[1],
+        now=desk.clock.now(),
+        supplied={},
+        data=dict(visit.data),
+        lookup=lambda instance_id: record if instance_id == record.id else None,
     )
-    visit = team_visit(desk, [expert])
-    assert (
-        start_refused(desk, visit)
-        == "expert Dr Ama Osei has not signed the confidentiality agreement"
-    )
-
-
-def test_an_untrained_expert_is_refused(desk: Desk) -> None:
-    expert = desk.available_expert()
-    desk.fire(
-        expert,
-        "declare_conflict",
-        COORDINATOR,
-        {"conflicts_of_interest": ["Elsewhere"], "training_completed_on": None},
-    )
-    visit = team_visit(desk, [expert])
-    assert start_refused(desk, visit) == "expert Dr Ama Osei has not completed the initial training"
+    with pytest.raises(GuardRefusal) as caught:
+        visit_team_ready(ctx)
+    assert caught.value.reason == f"expert Dr Ama Osei {problem}"
 
 
 def test_an_expert_with_a_conflict_of_interest_for_the_place_is_refused(desk: Desk) -> None:
     expert = desk.available_expert()
-    desk.fire(expert, "declare_conflict", COORDINATOR, {"conflicts_of_interest": [PLACE]})
+    desk.fire(
+        expert, "declare_conflict", COORDINATOR, {"conflicts_of_interest": [{"place": PLACE}]}
+    )
     visit = team_visit(desk, [expert])
     assert (
         start_refused(desk, visit)
@@ -276,7 +288,8 @@ def test_persons_and_consents_cannot_be_changed_in_the_publishing_step(desk: Des
     visit = desk.final_report()
     desk.fire(visit, "set_report_persons", COORDINATOR, {"report_persons": ["A"]})
     refused = desk.refused(visit, "publish", HEAD, {"report_persons": []})
-    assert refused.reason == (
-        "publication_consent: record whose data the report carries, and their consents, "
-        "before publishing, not in the publishing step"
+    assert (refused.kind, refused.reason) == (
+        "data",
+        "'publish' does not write report_persons "
+        "(may be written by: set_report_persons (coordinator, member, head))",
     )

@@ -48,7 +48,12 @@ def planned_visit(desk: Desk, expert: str) -> str:
 def visit_in_factual_check(desk: Desk) -> str:
     expert = desk.available_expert()
     visit = planned_visit(desk, expert)
-    desk.fire(visit, "record_no_conflict", COORDINATOR, {"experts_no_conflict": [expert]})
+    desk.fire(
+        visit,
+        "record_no_conflict",
+        COORDINATOR,
+        {"experts_no_conflict": {"append": [{"expert": expert}]}},
+    )
     desk.fire(visit, "start_visit", MEMBER)
     desk.fire(visit, "end_visit", MEMBER, {"ended_on": "2026-03-18", "people_interviewed": 0})
     desk.fire(visit, "start_drafting", MEMBER, {"debrief_notes": "Overcrowding in wing B."})
@@ -71,7 +76,12 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
     )
     desk.fire(visit, "postpone", COORDINATOR, reason="lockdown at the prison")
     desk.fire(visit, "reschedule", COORDINATOR, {"planned_on": "2026-03-23"})
-    desk.fire(visit, "record_no_conflict", COORDINATOR, {"experts_no_conflict": [expert]})
+    desk.fire(
+        visit,
+        "record_no_conflict",
+        COORDINATOR,
+        {"experts_no_conflict": {"append": [{"expert": expert}]}},
+    )
     desk.fire(visit, "start_visit", MEMBER)
     ended = desk.fire(
         visit, "end_visit", MEMBER, {"ended_on": "2026-03-25", "people_interviewed": 14}
@@ -87,7 +97,9 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
 
     desk.fire(visit, "start_drafting", MEMBER, {"debrief_notes": "Two allegations of beatings."})
     commented = desk.fire(visit, "comment_draft", EXPERT, {"draft_comment": "Add the medical log."})
-    assert commented.data["draft_comments"] == ["dr.osei (expert): Add the medical log."]
+    assert commented.data["draft_comments"] == [
+        {"n": 1, "by": "dr.osei", "role": "expert", "text": "Add the medical log."}
+    ]
     assert "draft_comment" not in commented.data
 
     sent = desk.fire(
@@ -104,7 +116,12 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
         {"correction": "The prison held 412 people that day, not 450.", "correction_to": "fact"},
     )
     assert corrected.data["corrections"] == [
-        "factual: The prison held 412 people that day, not 450."
+        {
+            "n": 1,
+            "text": "The prison held 412 people that day, not 450.",
+            "by": LIAISON[0],
+            "on": "2026-03-03",
+        }
     ]
     desk.fire(visit, "record_meeting", LIAISON, {"factual_check_meeting_on": "2026-04-02"})
     desk.fire(visit, "adopt_final_report", HEAD)
@@ -153,7 +170,12 @@ def test_a_visit_where_nobody_was_interviewed_opens_no_reprisal_follow_up(desk: 
 def test_urgent_concerns_open_urgent_recommendations_before_the_report(desk: Desk) -> None:
     expert = desk.available_expert()
     visit = planned_visit(desk, expert)
-    desk.fire(visit, "record_no_conflict", COORDINATOR, {"experts_no_conflict": [expert]})
+    desk.fire(
+        visit,
+        "record_no_conflict",
+        COORDINATOR,
+        {"experts_no_conflict": {"append": [{"expert": expert}]}},
+    )
     desk.fire(visit, "start_visit", COORDINATOR)
     desk.fire(visit, "end_visit", MEMBER, {"ended_on": "2026-03-18", "people_interviewed": 0})
     desk.fire(
@@ -210,7 +232,9 @@ def test_the_scheduler_records_a_factual_check_without_reply(desk: Desk) -> None
 
 def test_an_expert_is_onboarded_suspended_reinstated_and_ended(desk: Desk) -> None:
     expert = desk.start(
-        "expert", COORDINATOR, {"name": "Dr K. Mensah", "recruitment": "via_organisation"}
+        "expert",
+        COORDINATOR,
+        {"name": "Dr K. Mensah", "user": EXPERT[0], "recruitment": "via_organisation"},
     )
     refused = desk.refused(
         expert,
@@ -237,7 +261,7 @@ def test_an_expert_is_onboarded_suspended_reinstated_and_ended(desk: Desk) -> No
         expert,
         "declare_conflict",
         EXPERT,
-        {"conflicts_of_interest": ["Northern Psychiatric Hospital"]},
+        {"conflicts_of_interest": [{"place": "Northern Psychiatric Hospital"}]},
     )
     desk.fire(expert, "suspend", HEAD, {"suspension_reason": "Disciplinary inquiry at employer."})
     assert desk.fire(expert, "reinstate", HEAD).state == "available"

@@ -214,10 +214,15 @@ def test_personal_values_never_reach_the_audit_trail(engine: Engine) -> None:
     instance = engine.start("complaint", actor="ana", role="intake", data=COMPLAINT)
     engine.fire(
         instance.id,
-        "record_consent",
+        "record",
         actor="bo",
-        role="head",
-        data={"persons_concerned": ["Rui Costa"]},
+        role="intake",
+        data={
+            "complaint_type": "other",
+            "institution": "Central Prison",
+            "theme": "food",
+            "persons_concerned": ["Rui Costa"],
+        },
     )
     out = io.StringIO()
     engine.export_audit(out)

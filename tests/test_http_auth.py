@@ -3,6 +3,7 @@ a real server; and what each role sees of personal data."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -194,7 +195,8 @@ def test_triggers_merge_what_each_of_the_keys_roles_may_fire(api: ApiUnderTest) 
 def test_personal_fields_reach_only_the_roles_the_definition_names(
     api: ApiUnderTest, who: str, name: str, health: str, withheld: list[str]
 ) -> None:
-    case = api.start(name="Ana Silva", health="asthma", score=1)
+    case = api.start(name="Ana Silva", score=1)
+    assert api.fire(case["id"], "edit", "reviewer", body={"data": {"health": "asthma"}}).is_success
     body = api.get(f"/instances/{case['id']}", who).json()
     assert (body["data"]["name"], body["data"]["health"], body["withheld"]) == (
         name,
@@ -205,26 +207,72 @@ def test_personal_fields_reach_only_the_roles_the_definition_names(
     assert [item["data"] for item in listed] == [body["data"]]
 
 
+def test_a_withheld_field_is_withheld_even_when_it_holds_nothing(api: ApiUnderTest) -> None:
+    case = api.start()
+    body = api.get(f"/instances/{case['id']}", "observer").json()
+    assert (body["data"]["name"], body["data"]["health"], body["withheld"]) == (
+        "[withheld]",
+        "[withheld]",
+        ["health", "name"],
+    )
+
+
 def test_the_response_to_a_write_is_redacted_for_the_writer_too(api: ApiUnderTest) -> None:
-    started = api.start(name="Ana Silva", health="asthma")
-    assert (started["data"]["name"], started["data"]["health"]) == ("Ana Silva", "[withheld]")
-    fired = api.fire(started["id"], "edit", "clerk", body={"data": {"health": "diabetes"}})
-    assert fired.json()["data"]["health"] == "[withheld]"
-    assert api.engine.get(started["id"]).data["health"] == "diabetes"
+    started = api.start(name="Ana Silva")
+    api.fire(started["id"], "edit", "reviewer", body={"data": {"health": "asthma"}})
+    fired = api.fire(started["id"], "edit", "clerk", body={"data": {"score": 3}})
+    assert (fired.json()["data"]["name"], fired.json()["data"]["health"]) == (
+        "Ana Silva",
+        "[withheld]",
+    )
+
+
+def test_a_key_may_not_write_a_field_it_may_not_read(api: ApiUnderTest) -> None:
+    case = api.start(name="Ana Silva")
+    api.fire(case["id"], "edit", "reviewer", body={"data": {"health": "asthma"}})
+    guess = api.fire(case["id"], "edit", "clerk", body={"data": {"health": "diabetes"}})
+    assert (guess.status_code, guess.json()["kind"], guess.json()["detail"]) == (
+        422,
+        "data",
+        "role 'clerk' may not write health (it may not read it)",
+    )
+    assert api.engine.get(case["id"]).data["health"] == "asthma"
+    assert api.engine.get(case["id"]).version == 2
+    refused = api.engine.history(case["id"])[-1]
+    assert (refused.outcome, refused.actor) == (REFUSED, "clerk-actor")
+    exported = io.StringIO()
+    api.engine.export_audit(exported, case["id"])
+    assert "diabetes" not in exported.getvalue()
 
 
 def test_history_withholds_personal_hashes_and_reasons_from_who_may_not_read_them(
     api: ApiUnderTest,
 ) -> None:
-    case = api.start(name="Ana Silva", health="asthma")
+    case = api.start(name="Ana Silva")
+    api.fire(case["id"], "edit", "reviewer", body={"data": {"health": "asthma"}})
     api.fire(case["id"], "edit", "clerk", body={"data": {"score": 2}, "reason": "Ana asked"})
     observer = api.get(f"/instances/{case['id']}/history", "observer").json()
     reviewer = api.get(f"/instances/{case['id']}/history", "reviewer").json()
-    assert observer[0]["changes"]["name"] == [None, "[withheld]"]
-    assert observer[1]["reason"] == "[withheld]"
+    assert observer[0]["changes"]["name"] == ["[withheld]", "[withheld]"]
+    assert observer[2]["reason"] == "[withheld]"
     assert reviewer[0]["changes"]["name"][1].startswith("hmac-sha256:")
-    assert reviewer[1]["reason"] == "Ana asked"
+    assert reviewer[2]["reason"] == "Ana asked"
     assert "Ana Silva" not in str(reviewer)
+
+
+def test_history_lists_every_withheld_field_in_every_change_whether_it_changed_or_not(
+    api: ApiUnderTest,
+) -> None:
+    """Which records changed a field one may not read would tell whether a written guess
+    equalled the stored value: every record that stores data lists it alike."""
+    case = api.start(name="Ana Silva")
+    api.fire(case["id"], "edit", "reviewer", body={"data": {"health": "asthma"}})
+    api.fire(case["id"], "edit", "clerk", body={"data": {"score": 2}})
+    api.fire(case["id"], "edit", "clerk", body={"data": {"health": "asthma"}})  # refused
+    clerk = api.get(f"/instances/{case['id']}/history", "clerk").json()
+    withheld = ["[withheld]", "[withheld]"]
+    assert [r["changes"].get("health") for r in clerk] == [withheld, withheld, withheld, None]
+    assert clerk[3]["outcome"] == REFUSED
 
 
 def test_a_personal_field_withheld_from_the_key_cannot_be_a_filter(api: ApiUnderTest) -> None:
@@ -243,3 +291,11 @@ def test_deadlines_list_those_the_keys_roles_act_on(api: ApiUnderTest) -> None:
     assert [(d["instance_id"], d["deadline"]) for d in clerk] == [(case["id"], "review_by")]
     assert api.get("/deadlines", "warden").json() == []
     assert len(api.get("/deadlines?reminders=true", "admin").json()) == 2
+
+
+def test_a_body_cannot_name_another_actor_the_key_is_the_actor(api: ApiUnderTest) -> None:
+    case = api.start()
+    forged = api.fire(case["id"], "edit", "clerk", body={"actor": "head-of-npm"})
+    assert forged.status_code == 422
+    assert api.fire(case["id"], "edit", "clerk").is_success
+    assert [r.actor for r in api.engine.history(case["id"])] == ["clerk-actor", "clerk-actor"]

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from opcatflow.engine import compile_text
+from opcatflow.engine.firing import Refused, decide
+from opcatflow.workflows import registry
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -16,4 +21,28 @@ def test_the_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(example, str(README), "exec"), {})  # our own README, nothing from outside
     printed = capsys.readouterr().out
     assert "data - missing required field(s): complaint_type, institution, theme" in printed
+    assert "data - role 'intake' may not write consent (only caseworker, head may write it)" in (
+        printed
+    )
     assert "stale: now at version 2" in printed
+
+
+@pytest.mark.skipif(not README.exists(), reason="outside a checkout (the wheel test)")
+def test_the_definition_example_is_valid() -> None:
+    [example] = re.findall(r"```yaml\n(id: .*?)```", README.read_text(), re.S)
+    workflow = compile_text(example, "README.md", registry)
+    answer = {"answer": "Yes.", "answered_by": "a visitor"}
+    refused = decide(
+        workflow,
+        instance_id="i",
+        state="sent",
+        data={},
+        trigger="record_answer",
+        actor="v",
+        role="visitor",
+        supplied=answer,
+        now=datetime(2026, 3, 2, tzinfo=UTC),
+    )
+    assert refused == Refused(
+        "data", "role 'visitor' may not write answered_by (only head may write it)"
+    )

@@ -106,7 +106,7 @@ def test_same_trigger_for_disjoint_roles_is_fine() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("guards: [not_friday]", "guards: [not_fridy]", "unknown guard 'not_fridy' (did you mean 'not_friday'?)"),
+        ("guards: [not_friday]", "guards: [not_fridy]", "unknown guard 'not_fridy' (did you mean 'not_friday'?): guards are Python functions in the registry (the bundled ones in workflows/rules.py), not part of the definition; registered: explodes, needs_title, not_friday (for a condition over the data, use 'when')"),
         ("on_enter: [stamp_review]", "on_enter: [stamp]", "unknown action 'stamp'"),
         ("    roles: [clerk]\n    requires", "    roles: [clerc]\n    requires", "unknown role 'clerc' (did you mean 'clerk'?)"),
         ("to: [reviewer]", "to: [auditor]", "unknown role 'auditor'"),

@@ -28,6 +28,8 @@ UPR_SEASONS = ("jan_feb", "apr_may", "oct_nov")
 # 1 May 2023, 6 November 2023, 22 January 2024 ... 3 November 2025); a session lasts two weeks.
 UPR_SESSION_OPENS = ((1, 20), (4, 28), (11, 3))
 UPR_SESSION_DAYS = 12  # Monday of the first week to Friday of the second
+# The dates upr_session_dates fills with an estimate until someone enters them
+UPR_ESTIMATES = ("session_end", "review_on", "hrc_session_start")
 # The Human Rights Council session that adopts an outcome: a January/February review -> the
 # June session, April/May -> September, October/November -> March of the next year. Recent
 # openings: 19 June 2023, 11 September 2023, 26 February 2024, 18 June 2024, 24 February 2025.
@@ -87,7 +89,14 @@ def _today(ctx: RuleContext) -> str:
 # -- UPR --------------------------------------------------------------------------------------
 
 
-@registry.action("upr_session_dates")
+@registry.action(
+    "upr_session_dates",
+    writes=[
+        "session_start_estimated",
+        "session_season",
+        *(f"{name}{flag}" for name in UPR_ESTIMATES for flag in ("", "_estimated")),
+    ],
+)
 def upr_session_dates(ctx: RuleContext) -> None:
     """From the working-group session: its season (which sets how early the stakeholder
     submission is due), its last day, the review day, and the Human Rights Council session
@@ -104,7 +113,9 @@ def upr_session_dates(ctx: RuleContext) -> None:
     _set_estimate(ctx, "hrc_session_start", hrc_adoption_estimate(review))
 
 
-@registry.action("upr_next_cycle")
+@registry.action(
+    "upr_next_cycle", writes=["next_session_start", "next_session_number", "next_cycle"]
+)
 def upr_next_cycle(ctx: RuleContext) -> None:
     """The next review: in the working-group session 14 sessions after the one that held this
     review (an estimate until the UN publishes its dates)."""
@@ -125,7 +136,7 @@ def review_held(ctx: RuleContext) -> bool:
 # -- moved and postponed sessions or visits --------------------------------------------------
 
 
-def _moved(*fields: str) -> None:
+def _moved(*fields: str, estimates: bool = False) -> None:
     def action(ctx: RuleContext) -> None:
         # the dates someone entered; estimates derive from them (or, alone, from the rules)
         entered = [
@@ -139,17 +150,20 @@ def _moved(*fields: str) -> None:
         _append(ctx, "postponements", f"{_today(ctx)}: {was or 'no dates yet'} ({reason})")
         for name in fields:
             ctx.data[name] = None
-            ctx.data[f"{name}_estimated"] = None
+            if estimates:
+                ctx.data[f"{name}_estimated"] = None
         ctx.data["postponement_reason"] = None
 
     action.__doc__ = (
         f"Keep the dates that will not hold ({', '.join(fields)}) in 'postponements' and clear "
         "them: a session or visit that did not take place never anchors a deadline."
     )
-    registry.action(f"postpone_{fields[0]}")(action)
+    flags = [f"{name}_estimated" for name in fields] if estimates else []
+    writes = [*fields, *flags, "postponements", "postponement_reason"]
+    registry.action(f"postpone_{fields[0]}", writes=writes)(action)
 
 
-_moved("session_start", "session_end", "review_on", "hrc_session_start")
+_moved("session_start", "session_end", "review_on", "hrc_session_start", estimates=True)
 _moved("cat_session_start", "cat_session_last_day")
 _moved("visit_starts_on", "visit_ends_on")
 
@@ -166,7 +180,7 @@ def written_information_sent(ctx: RuleContext) -> bool:
     return bool(ctx.data.get("loi_information_sent_on") or ctx.data.get("information_sent_on"))
 
 
-@registry.action("cat_observations_session")
+@registry.action("cat_observations_session", writes=["observations_session_last_day", "next_cycle"])
 def cat_observations_session(ctx: RuleContext) -> None:
     """The concluding observations count from the last day of the session that adopted them:
     by default the session of the examination."""
@@ -178,7 +192,7 @@ def cat_observations_session(ctx: RuleContext) -> None:
 # -- SPT advisory, SPT and special procedure visits -------------------------------------------
 
 
-@registry.action("next_reporting_year")
+@registry.action("next_reporting_year", writes=["next_year_starts_on"])
 def next_reporting_year(ctx: RuleContext) -> None:
     """The next reporting year starts a year after this one."""
     start = _date(ctx, "year_starts_on")
@@ -189,7 +203,7 @@ def next_reporting_year(ctx: RuleContext) -> None:
         ctx.data["next_year_starts_on"] = date(start.year + 1, 3, 1).isoformat()
 
 
-@registry.action("record_visit_activity")
+@registry.action("record_visit_activity", writes=["activities", "activity", "activity_note"])
 def record_visit_activity(ctx: RuleContext) -> None:
     """Log a meeting, joint visit or briefing with its date."""
     activity = ctx.data.get("activity")
@@ -198,7 +212,7 @@ def record_visit_activity(ctx: RuleContext) -> None:
     ctx.data["activity"] = ctx.data["activity_note"] = None
 
 
-@registry.action("record_advocacy")
+@registry.action("record_advocacy", writes=["advocacy", "advocacy_step"])
 def record_advocacy(ctx: RuleContext) -> None:
     _append(ctx, "advocacy", f"{_today(ctx)}: {ctx.data['advocacy_step']}")
     ctx.data["advocacy_step"] = None
@@ -216,7 +230,7 @@ def _stamp(field: str) -> None:
             ctx.data[field] = _today(ctx)
 
     stamp.__doc__ = f"Set {field} to today, unless the actor supplied the date."
-    registry.action(f"stamp_{field}")(stamp)
+    registry.action(f"stamp_{field}", writes=[field])(stamp)
 
 
 for _field in (

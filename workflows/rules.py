@@ -24,6 +24,19 @@ def _append(ctx: RuleContext, field: str, entry: str) -> None:
     ctx.data[field] = [*(ctx.data.get(field) or []), entry]
 
 
+def _append_entry(ctx: RuleContext, field: str, entry: dict[str, Any]) -> None:
+    """Append an entry to a records field keyed by a number ``n``: the next one."""
+    entries = ctx.data.get(field) or []
+    number = max((e["n"] for e in entries if isinstance(e, dict)), default=0) + 1
+    ctx.data[field] = [*entries, {"n": number, **entry}]
+
+
+def _keys(value: Any, key: str) -> set[str]:
+    """The keys of a records field; a plain list of text (version 1 of the workflow that
+    wrote it) is read as its keys."""
+    return {str(e.get(key)) if isinstance(e, dict) else str(e) for e in value or []}
+
+
 # -- consent and do no harm (cross-cutting rule 1, OPCAT art. 21(2)) -------------------------
 
 
@@ -117,14 +130,14 @@ def complainant_told_limits(ctx: RuleContext) -> bool:
     return bool(ctx.data.get("told_limits"))
 
 
-@registry.action("record_action_taken")
+@registry.action("record_action_taken", writes=["actions_taken"])
 def record_action_taken(ctx: RuleContext) -> None:
     """Keep the list of actions decided on a complaint (a complaint may get several)."""
     if ctx.trigger not in (ctx.data.get("actions_taken") or []):
         _append(ctx, "actions_taken", ctx.trigger)
 
 
-@registry.action("acknowledged_on_receipt")
+@registry.action("acknowledged_on_receipt", writes=["acknowledged_on"])
 def acknowledged_on_receipt(ctx: RuleContext) -> None:
     """A complaint recorded without a separate acknowledgement (made in person) counts as
     acknowledged the day it was received."""
@@ -138,7 +151,7 @@ def _stamp(field: str) -> None:
             ctx.data[field] = _today(ctx)
 
     stamp.__doc__ = f"Set {field} to today, unless the actor supplied the date."
-    registry.action(f"stamp_{field}")(stamp)
+    registry.action(f"stamp_{field}", writes=[field])(stamp)
 
 
 for _field in (
@@ -166,7 +179,7 @@ def _expert_problem(expert_id: str, expert: Instance | None, place: str, declare
         return f"expert {name} has not signed the confidentiality agreement"
     if not data.get("training_completed_on"):
         return f"expert {name} has not completed the initial training"
-    if place in (data.get("conflicts_of_interest") or []):
+    if place in _keys(data.get("conflicts_of_interest"), "place"):
         return f"expert {name} declared a conflict of interest for {place}"
     if expert_id not in declared:
         return f"expert {name} has not declared that they have no conflict of interest for {place}"
@@ -183,7 +196,7 @@ def visit_team_ready(ctx: RuleContext) -> bool:
             "the team has no NPM member or staff member (external experts never visit alone)"
         )
     place = ctx.data.get("place") or ""
-    declared = set(ctx.data.get("experts_no_conflict") or [])
+    declared = _keys(ctx.data.get("experts_no_conflict"), "expert")
     problems = [
         _expert_problem(expert_id, ctx.lookup(expert_id), place, declared)
         for expert_id in dict.fromkeys(ctx.data.get("team_experts") or [])
@@ -205,8 +218,17 @@ def expert_took_part(ctx: RuleContext) -> bool:
     raise GuardRefusal(f"{ctx.actor} was not on this visit's team as an external expert")
 
 
-@registry.action("record_draft_comment")
+@registry.action("append_draft_comment", writes=["draft_comments", "draft_comment"])
+def append_draft_comment(ctx: RuleContext) -> None:
+    """Keep the comment, with its author as the engine knows them (never as typed)."""
+    entry = {"by": ctx.actor, "role": ctx.role, "text": ctx.data["draft_comment"]}
+    _append_entry(ctx, "draft_comments", entry)
+    ctx.data["draft_comment"] = None
+
+
+@registry.action("record_draft_comment", writes=["draft_comments", "draft_comment"])
 def record_draft_comment(ctx: RuleContext) -> None:
+    """Version 1 of ``visit`` (its instances still run): comments as text."""
     _append(ctx, "draft_comments", f"{ctx.actor} ({ctx.role}): {ctx.data['draft_comment']}")
     ctx.data["draft_comment"] = None
 
@@ -226,14 +248,22 @@ def factual_corrections_only(ctx: RuleContext) -> bool:
     )
 
 
-@registry.action("record_factual_correction")
+@registry.action("append_factual_correction", writes=["corrections", "correction", "correction_to"])
+def append_factual_correction(ctx: RuleContext) -> None:
+    """Keep the (factual) correction, who recorded it and when; clear the one-off fields."""
+    entry = {"text": ctx.data["correction"], "by": ctx.actor, "on": _today(ctx)}
+    _append_entry(ctx, "corrections", entry)
+    ctx.data["correction"] = ctx.data["correction_to"] = None
+
+
+@registry.action("record_factual_correction", writes=["corrections", "correction", "correction_to"])
 def record_factual_correction(ctx: RuleContext) -> None:
-    """Keep the correction in the list, marked factual, and clear the one-off fields."""
+    """Version 1 of ``visit``: the correction kept as text, marked factual."""
     _append(ctx, "corrections", f"factual: {ctx.data['correction']}")
     ctx.data["correction"] = ctx.data["correction_to"] = None
 
 
-@registry.action("mark_factual_check_lapsed")
+@registry.action("mark_factual_check_lapsed", writes=["factual_check_lapsed"])
 def mark_factual_check_lapsed(ctx: RuleContext) -> None:
     ctx.data["factual_check_lapsed"] = True
 
@@ -241,9 +271,25 @@ def mark_factual_check_lapsed(ctx: RuleContext) -> None:
 # -- recommendations and reprisals ----------------------------------------------------------
 
 
-@registry.action("record_escalation")
+def _escalation_step(ctx: RuleContext) -> str:
+    step = ctx.data.get("escalation_step") or (
+        "reply deadline passed" if ctx.role == "scheduler" else "escalated"
+    )
+    return str(step)
+
+
+@registry.action("append_escalation", writes=["escalations", "escalation_step"])
+def append_escalation(ctx: RuleContext) -> None:
+    """Log each escalation step: its date, what was done, by whom (the scheduler's says the
+    deadline passed)."""
+    entry = {"on": _today(ctx), "step": _escalation_step(ctx), "by": ctx.actor}
+    _append_entry(ctx, "escalations", entry)
+    ctx.data["escalation_step"] = None
+
+
+@registry.action("record_escalation", writes=["escalations", "escalation_step"])
 def record_escalation(ctx: RuleContext) -> None:
-    """Log each escalation step with its date; the scheduler's says the deadline passed."""
+    """Version 1 of ``recommendation``: each step as text with its date."""
     step = ctx.data.get("escalation_step") or (
         "reply deadline passed" if ctx.role == "scheduler" else "escalated"
     )
@@ -251,20 +297,20 @@ def record_escalation(ctx: RuleContext) -> None:
     ctx.data["escalation_step"] = None
 
 
-@registry.action("record_review")
+@registry.action("record_review", writes=["reviews", "review_note"])
 def record_review(ctx: RuleContext) -> None:
     _append(ctx, "reviews", f"{_today(ctx)}: {ctx.data['review_note']}")
     ctx.data["review_note"] = None
 
 
-@registry.action("last_contact_on_report")
+@registry.action("last_contact_on_report", writes=["last_contact_on"])
 def last_contact_on_report(ctx: RuleContext) -> None:
     """Until someone records a contact, the report of the risk is the last contact."""
     if not ctx.data.get("last_contact_on"):
         ctx.data["last_contact_on"] = ctx.data.get("reported_on")
 
 
-@registry.action("record_contact_check")
+@registry.action("record_contact_check", writes=["last_contact_on", "contacts"])
 def record_contact_check(ctx: RuleContext) -> None:
     """Count a contact with the people concerned and keep its date (today unless given)."""
     if ctx.supplied.get("last_contact_on") is None:

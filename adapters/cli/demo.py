@@ -108,7 +108,7 @@ STEPS = [
     Step(_at(3, 10, 14, 0), COORDINATOR, "plan",
          {"planned_on": "2026-03-11", "priorities": ["use of force by staff", "health care"],
           "team_members": ["A. Diallo", "S. Nakamura"], "team_experts": ["@expert"],
-          "experts_no_conflict": ["@expert"]},
+          "experts_no_conflict": [{"expert": "@expert"}]},
          reason="Dr Osei declared no conflict of interest for Central Remand Prison", on=VISIT),
     Step(_at(3, 11, 8, 30), COORDINATOR, "start_visit",
          reason="Unannounced visit, the team at the gate", on=VISIT),
@@ -338,6 +338,8 @@ def _resolve(data: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
     def one(value: Any) -> Any:
         if isinstance(value, list):
             return [one(v) for v in value]
+        if isinstance(value, dict):  # a records entry
+            return {k: one(v) for k, v in value.items()}
         if isinstance(value, str) and value.startswith("@"):
             return ids[value[1:]]
         return value

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Annotated
 
 import typer
 
 from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.errors import USAGE, fail
 from opcatflow.adapters.cli.options import (
     Actor,
     Data,
@@ -19,11 +20,22 @@ from opcatflow.adapters.cli.options import (
     parse_data,
     settings,
 )
+from opcatflow.adapters.views import instance_view, withheld_record
+from opcatflow.engine.compiled import CompiledWorkflow
 
 InstanceId = Annotated[
     str, typer.Argument(help="The instance id (as printed by start or list).", metavar="ID")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the instance id.")]
+AsRole = Annotated[
+    str | None,
+    typer.Option(
+        "--role",
+        help="Show only what this role may read: the fields it may not read are withheld "
+        "(default: everything; the CLI is an operator's tool).",
+        metavar="ROLE",
+    ),
+]
 
 
 def start(
@@ -101,14 +113,23 @@ def fire(
         out.echo(out.applied_line(before, instance, trigger))
 
 
-def show(ctx: typer.Context, instance_id: InstanceId, as_json: Json = False) -> None:
+def show(
+    ctx: typer.Context, instance_id: InstanceId, role: AsRole = None, as_json: Json = False
+) -> None:
     """Show an instance: state, version, times and data."""
     with settings(ctx).engine(existing=True) as engine:
         instance = engine.get(instance_id)
         wf = engine.workflow(instance.workflow_id, instance.workflow_version)
         children = engine.children(instance_id)
+    if role is not None:
+        _known_role(wf, role)
+        view = instance_view(instance, wf, wf.withheld_fields([role]))
+        instance = replace(instance, data=view["data"])
     if as_json:
-        out.print_json({**instance.as_json(), "children": [c.id for c in children]})
+        body = instance.as_json()
+        if role is not None:
+            body["withheld"] = view["withheld"]
+        out.print_json({**body, "children": [c.id for c in children]})
         return
     lines = out.instance_lines(instance, wf)
     if children:
@@ -117,10 +138,18 @@ def show(ctx: typer.Context, instance_id: InstanceId, as_json: Json = False) -> 
     out.echo("\n".join(lines))
 
 
-def history(ctx: typer.Context, instance_id: InstanceId, as_json: Json = False) -> None:
+def history(
+    ctx: typer.Context, instance_id: InstanceId, role: AsRole = None, as_json: Json = False
+) -> None:
     """Show the audit trail of an instance as a timeline (times in UTC)."""
     with settings(ctx).engine(existing=True) as engine:
         records = engine.history(instance_id)
+        if role is not None:
+            instance = engine.get(instance_id)
+            wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+            _known_role(wf, role)
+            hidden = wf.withheld_fields([role])
+            records = [withheld_record(r, hidden) for r in records]
     if as_json:
         out.print_json([r.as_json() for r in records])
         return
@@ -132,6 +161,12 @@ def history(ctx: typer.Context, instance_id: InstanceId, as_json: Json = False) 
         )
     )
     out.echo("\n".join(out.timeline(records)))
+
+
+def _known_role(wf: CompiledWorkflow, role: str) -> None:
+    if role not in wf.roles:
+        known = ", ".join(sorted(wf.roles))
+        raise fail(f"workflow {wf.id!r} has no role {role!r} (roles: {known})", USAGE)
 
 
 def triggers(

@@ -85,10 +85,23 @@ def value_text(value: Any, width: int = 60, *, quote: bool = False) -> str:
 
 
 def changes_text(changed: Mapping[str, Any]) -> str:
-    """``field=new, ...`` for the fields an audit record says changed."""
-    return ", ".join(
-        f"{name}={value_text(pair[1], 40, quote=True)}" for name, pair in sorted(changed.items())
-    )
+    """``field=new, ...`` for the fields an audit record says changed; for records,
+    ``field[key].sub=new`` per entry and sub-field (``field[key]=removed`` for a removal)."""
+    parts = []
+    for name, change in sorted(changed.items()):
+        if not isinstance(change, dict):  # [old, new]
+            parts.append(f"{name}={value_text(change[1], 40, quote=True)}")
+            continue
+        for key, subs in change.items():
+            if all(pair[1] is None for pair in subs.values()):
+                parts.append(f"{name}[{key}]=removed")
+                continue
+            parts.extend(
+                f"{name}[{key}].{sub}={value_text(pair[1], 40, quote=True)}"
+                for sub, pair in subs.items()
+                if pair[1] is not None
+            )
+    return ", ".join(parts)
 
 
 def paragraph(text: str, indent: int = 2) -> None:

@@ -48,7 +48,7 @@ class Caller:
 
     def hidden(self, wf: CompiledWorkflow) -> frozenset[str]:
         """The personal fields of ``wf`` this key may not read (the definition says who may)."""
-        return wf.hidden_fields(self.roles)
+        return wf.withheld_fields(self.roles)
 
 
 def forbidden() -> ApiProblem:

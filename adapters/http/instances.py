@@ -129,7 +129,7 @@ def _typed(name: str, kind: FieldType, raw: str) -> Any:
         if raw not in ("true", "false"):
             raise ApiProblem("invalid-request", f"{name} is true or false, not {raw!r}")
         return raw == "true"
-    if kind is FieldType.LIST:
+    if kind in (FieldType.LIST, FieldType.RECORDS):
         raise ApiProblem("invalid-request", f"{name} is a list: lists cannot be filtered on")
     return raw
 
@@ -178,7 +178,7 @@ def _fire_role(
     ready: list[str] = []
     listed: list[str] = []
     for role in who.roles_in(wf):
-        for option in engine.available_triggers(instance_id, role):
+        for option in engine.available_triggers(instance_id, role, who.actor):
             if option.trigger == trigger:
                 (ready if option.ready else listed).append(role)
     return pick_role(who, None, [*ready, *listed, *who.roles_in(wf)])
@@ -257,7 +257,7 @@ def _firing(
         instance = result.instance
         assert instance is not None
         wf = engine.workflow(instance.workflow_id, instance.workflow_version)
-        view = instance_view(instance, who.hidden(wf))
+        view = instance_view(instance, wf, who.hidden(wf))
         view["opened"] = list(result.opened)
         reply = Reply(200, view, {"ETag": etag(instance)})
         return reply, lambda: engine.log_result(result)
@@ -283,6 +283,7 @@ def _firing(
             "forbidden",
             "not-found",
             "invalid-data",
+            "refused",
             "limit-exceeded",
             "invalid-text",
             "idempotency-key-reused",
@@ -293,7 +294,9 @@ def _firing(
 def start_instance(
     *, body: StartIn, request: Request, who: Annotated[Caller, Depends(caller)]
 ) -> Response:
-    """Start an instance (``Location`` and ``ETag`` say where it is and its version)."""
+    """Start an instance (``Location`` and ``ETag`` say where it is and its version). Data
+    outside what the workflow lets a start write, or that the role may not read, is refused
+    (``refused``, kind ``data``)."""
     ctx = context_of(request)
     engine = ctx.engine
     wf = engine.workflow(body.workflow, body.version)
@@ -320,7 +323,7 @@ def start_instance(
             "ETag": etag(instance),
             "Location": instance_url(request, instance.id),
         }
-        reply = Reply(201, instance_view(instance, hidden), headers)
+        reply = Reply(201, instance_view(instance, wf, hidden), headers)
         return reply, lambda: engine.log_started(instance, actor=who.actor, role=role)
 
     key = parse_key(request.headers.get(HEADER))
@@ -384,7 +387,7 @@ def list_instances(
             after = instance
             wf = engine.workflow(instance.workflow_id, instance.workflow_version)
             if who.may_read(wf):
-                items.append(instance_view(instance, who.hidden(wf)))
+                items.append(instance_view(instance, wf, who.hidden(wf)))
                 if len(items) == limit:
                     break
         if len(batch) < limit and (not batch or after is batch[-1]):
@@ -411,7 +414,9 @@ def get_instance(
 ) -> JSONResponse:
     """One instance; its ``ETag`` is its version."""
     instance, wf = _read(ctx, who, instance_id)
-    return JSONResponse(instance_view(instance, who.hidden(wf)), headers={"ETag": etag(instance)})
+    return JSONResponse(
+        instance_view(instance, wf, who.hidden(wf)), headers={"ETag": etag(instance)}
+    )
 
 
 @router.get(
@@ -428,7 +433,7 @@ def get_triggers(
     _, wf = _read(ctx, who, instance_id)
     merged: dict[str, dict[str, Any]] = {}
     for role in who.roles_in(wf):
-        for option in ctx.engine.available_triggers(instance_id, role):
+        for option in ctx.engine.available_triggers(instance_id, role, who.actor):
             entry = merged.setdefault(
                 option.trigger,
                 {
@@ -459,4 +464,5 @@ def get_history(
     """The instance's audit trail, oldest first."""
     _, wf = _read(ctx, who, instance_id)
     hidden = who.hidden(wf)
-    return [record_view(r, hidden) for r in ctx.engine.history(instance_id)]
+    parts = wf.schema.personal_parts
+    return [record_view(r, hidden, parts) for r in ctx.engine.history(instance_id)]

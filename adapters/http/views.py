@@ -8,45 +8,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from opcatflow.adapters.http.problems import ApiProblem
-from opcatflow.engine.audit import AuditRecord
-from opcatflow.engine.definition import FieldSpec, FieldType
+from opcatflow.adapters.views import instance_view, record_view
+from opcatflow.engine.definition import FieldSpec, FieldType, SubFieldSpec
 from opcatflow.engine.instance import Instance
-from opcatflow.notifications.redaction import WITHHELD
 
-_EMPTY: tuple[Any, ...] = (None, "", [])
+__all__ = ["data_schema", "decode_cursor", "encode_cursor", "etag", "instance_view", "record_view"]
 
 
 def etag(instance: Instance) -> str:
     """The instance's ETag: its version, as a strong entity tag."""
     return f'"{instance.version}"'
-
-
-def _withhold(value: Any) -> Any:
-    return [WITHHELD] if isinstance(value, list) else WITHHELD
-
-
-def instance_view(instance: Instance, hidden: frozenset[str]) -> dict[str, Any]:
-    """The instance's JSON with the ``hidden`` fields that hold a value withheld."""
-    body = instance.as_json()
-    data = body["data"]
-    withheld = sorted(name for name in hidden if data.get(name) not in _EMPTY)
-    for name in withheld:
-        data[name] = _withhold(data[name])
-    body["withheld"] = withheld
-    return body
-
-
-def record_view(record: AuditRecord, hidden: frozenset[str]) -> dict[str, Any]:
-    """An audit record; with anything personal hidden, its hashes and the reason withheld
-    too (a keyed hash still says when two values are equal)."""
-    body = record.as_json()
-    if hidden:
-        changes = body["changes"]
-        for name in hidden.intersection(changes):
-            changes[name] = [None if v is None else WITHHELD for v in changes[name]]
-        if body["reason"] is not None:
-            body["reason"] = WITHHELD
-    return body
 
 
 def encode_cursor(instance_id: str) -> str:
@@ -81,18 +52,53 @@ def _scalar(kind: FieldType, values: list[str] | None) -> dict[str, Any]:
     return dict(_JSON_TYPES[kind])
 
 
+def _value(spec: FieldSpec | SubFieldSpec) -> dict[str, Any]:
+    if spec.type is FieldType.LIST:
+        assert spec.items is not None
+        return {"type": "array", "items": _scalar(spec.items, spec.values)}
+    return _scalar(spec.type, spec.values)
+
+
+def _records(spec: FieldSpec) -> list[dict[str, Any]]:
+    """A records field: the full list of entries, or a change applied by key."""
+    assert spec.item is not None
+    subs: dict[str, Any] = {}
+    for sub, sub_spec in spec.item.items():
+        prop: dict[str, Any] = _value(sub_spec)
+        if sub_spec.label:
+            prop["title"] = sub_spec.label
+        if sub_spec.personal:
+            prop["x-personal"] = True
+        subs[sub] = prop
+    required = [n for n, s in spec.item.items() if s.required or n == spec.key]
+    entry = {"type": "object", "properties": subs, "additionalProperties": False}
+    edit = {**entry, "required": [spec.key]}
+    numbered = spec.item[spec.key or ""].type is FieldType.INTEGER  # the engine numbers it
+    appended = [n for n in required if not (numbered and n == spec.key)]
+    entry["required"] = required
+    change = {
+        "type": "object",
+        "properties": {
+            "append": {"type": "array", "items": {**entry, "required": appended}},
+            "edit": {"type": "array", "items": edit},
+            "remove": {"type": "array", "items": subs[spec.key or ""]},
+        },
+        "additionalProperties": False,
+        "minProperties": 1,
+    }
+    return [{"type": "array", "items": entry}, change]
+
+
 def data_schema(
     workflow: str, fields: dict[str, FieldSpec], required: Iterable[str]
 ) -> dict[str, Any]:
     """A JSON Schema (2020-12) of a workflow's instance data, as ``data`` of a start."""
     properties: dict[str, Any] = {}
     for name, spec in fields.items():
-        if spec.type is FieldType.LIST:
-            assert spec.items is not None
-            value = {"type": "array", "items": _scalar(spec.items, spec.values)}
+        if spec.type is FieldType.RECORDS:
+            prop: dict[str, Any] = {"anyOf": [*_records(spec), {"type": "null"}]}
         else:
-            value = _scalar(spec.type, spec.values)
-        prop: dict[str, Any] = {"anyOf": [value, {"type": "null"}]}
+            prop = {"anyOf": [_value(spec), {"type": "null"}]}
         if spec.label:
             prop["title"] = spec.label
         if spec.description:

@@ -1,0 +1,162 @@
+"""The data contract of one definition: what a start or a transition may write, which role
+may write or read each field, and whose an instance is.
+
+Compiled once per definition into sets the decision step checks in a few set operations
+(:mod:`opcatflow.engine.firing`, :mod:`opcatflow.engine.writes`). ``docs/data-contract.md``
+is the author's side of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from opcatflow.engine.definition import TransitionSpec, WorkflowDefinition
+
+SYSTEM_ROLES = frozenset({"scheduler"})  # the deadline scheduler acts under this role
+_NONE: frozenset[str] = frozenset()
+
+
+def writes_declared(definition: WorkflowDefinition) -> bool:
+    """Whether the definition says ``writes`` anywhere (a transition or ``start``)."""
+    return definition.start.writes is not None or any(
+        t.writes is not None for t in definition.transitions
+    )
+
+
+def interim_file_without_writes_is_compat(definition: WorkflowDefinition) -> bool:
+    """TEMPORARY, issue 11: a definition *file* that declares ``writes`` nowhere keeps the
+    old rule (any field), like a stored copy in compatibility mode.
+
+    Only so that the bundled workflows keep running until they declare their write sets;
+    once they do, this returns False and such a file writes only what ``requires`` says.
+    """
+    return not writes_declared(definition)
+
+
+def checks_write_sets(definition: WorkflowDefinition, *, compat: bool) -> bool:
+    """Whether write sets are enforced: always for a definition that declares ``writes``;
+    a stored definition (``compat``) that declares none keeps the old rule."""
+    if writes_declared(definition):
+        return True
+    return not (compat or interim_file_without_writes_is_compat(definition))
+
+
+def transition_writes(spec: TransitionSpec) -> frozenset[str]:
+    """What a caller firing ``spec`` may supply: its ``writes`` and its ``requires``."""
+    return frozenset(spec.writes or ()) | frozenset(spec.requires)
+
+
+def start_writes(definition: WorkflowDefinition) -> frozenset[str]:
+    """What a caller starting an instance may supply: ``start.writes``, ``start.requires``
+    and the fields with ``required: true``."""
+    start = definition.start
+    required = (n for n, f in definition.fields.items() if f.required)
+    return frozenset(start.writes or ()) | frozenset(start.requires) | frozenset(required)
+
+
+def withheld_fields(definition: WorkflowDefinition, roles: Iterable[str]) -> frozenset[str]:
+    """The personal fields none of ``roles`` may read: a field's ``visible_to``, else the
+    workflow's ``personal_visible_to``, names who may. A records field with personal
+    sub-fields counts (views withhold only those sub-fields' values)."""
+    held = frozenset(roles)
+    default = definition.personal_visible_to
+    return frozenset(
+        name
+        for name, spec in definition.fields.items()
+        if (spec.personal or spec.personal_parts) and held.isdisjoint(spec.visible_to or default)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRules:
+    """Per role, the fields it may not write whatever it fires, and why."""
+
+    barred: Mapping[str, frozenset[str]]  # role -> every field it may not write
+    unreadable: Mapping[str, frozenset[str]]  # role -> fields it may not read
+    owner_field: str | None
+    owner_roles: frozenset[str]
+
+    def unwritable(self, role: str) -> frozenset[str]:
+        """Every field ``role`` may not write (``write_roles``, the read rule, the owner)."""
+        return self.barred.get(role, _NONE)
+
+    def why(self, role: str, names: Iterable[str], definition: WorkflowDefinition) -> str:
+        """A refusal naming each field ``role`` may not write and the rule (never a value)."""
+        parts = []
+        for name in sorted(names):
+            if name in self.unreadable.get(role, frozenset()):
+                parts.append(f"{name} (it may not read it)")
+            elif name == self.owner_field and role in self.owner_roles:
+                others = sorted(set(definition.roles) - self.owner_roles)
+                parts.append(
+                    f"{name} (it names the instance's owner: only {', '.join(others) or 'no role'}"
+                    " may write it)"
+                )
+            else:
+                allowed = definition.fields[name].write_roles or []
+                if allowed:
+                    parts.append(f"{name} (only {', '.join(allowed)} may write it)")
+                else:  # write_roles: [] - a log or a derived value the actions keep
+                    parts.append(f"{name} (no caller writes it: the workflow's actions keep it)")
+        return f"role {role!r} may not write " + "; ".join(parts)
+
+
+def field_rules(definition: WorkflowDefinition) -> FieldRules:
+    roles = set(definition.roles) | SYSTEM_ROLES
+    write_roles = {
+        role: frozenset(
+            name
+            for name, spec in definition.fields.items()
+            if spec.write_roles is not None and role not in spec.write_roles
+        )
+        for role in roles
+    }
+    # Writing is barred for the fields withheld whole. A records field whose personal
+    # sub-fields a role may not read is withheld in views (those sub-fields only), but its
+    # entries stay writable: the rule per sub-field is not enforced yet (issue 11 follow-up).
+    unreadable = {
+        role: frozenset(
+            n for n in withheld_fields(definition, [role]) if definition.fields[n].personal
+        )
+        for role in roles
+    }
+    owner = definition.owner
+    barred = {role: write_roles[role] | unreadable[role] for role in roles}
+    if owner is not None:
+        for role in owner.roles:
+            barred[role] = barred.get(role, _NONE) | {owner.field}
+    return FieldRules(
+        barred={r: f for r, f in barred.items() if f},
+        unreadable={r: f for r, f in unreadable.items() if f},
+        owner_field=owner.field if owner else None,
+        owner_roles=frozenset(owner.roles) if owner else frozenset(),
+    )
+
+
+def writers(definition: WorkflowDefinition, rules: FieldRules) -> dict[str, list[str]]:
+    """Field -> the triggers, each with the roles that may write the field through it, for
+    the hint of a refusal."""
+    found: dict[str, list[str]] = {}
+    for t in definition.transitions:
+        for name in sorted(transition_writes(t)):
+            roles = [
+                r for r in t.roles if r not in SYSTEM_ROLES and name not in rules.unwritable(r)
+            ]
+            label = f"{t.trigger} ({', '.join(roles)})"
+            entries = found.setdefault(name, [])
+            if roles and label not in entries:
+                entries.append(label)
+    return found
+
+
+def outside_write_set(
+    trigger: str, names: Iterable[str], known_writers: Mapping[str, list[str]]
+) -> str:
+    """The refusal for fields a transition does not write, each with who may write it."""
+    parts = []
+    for name in sorted(names):
+        who = known_writers.get(name)
+        hint = f"may be written by: {', '.join(who)}" if who else "no transition writes it"
+        parts.append(f"{name} ({hint})")
+    return f"{trigger!r} does not write " + "; ".join(parts)

@@ -1,0 +1,56 @@
+"""The CLI's ``show --role`` and ``history --role`` withhold what the role may not read, by
+the engine's read rule; and the CLI, a trusted operator tool, is refused a write the role
+may not read like any other caller."""
+
+from __future__ import annotations
+
+import json
+
+from test_cli import Run, assert_error, cli  # noqa: F401
+
+REPRISAL = {"origin": "npm_visit", "reported_on": "2026-03-01", "place": "Prison A"}
+CASEWORKER = ["--actor", "c.ines", "--role", "caseworker"]
+COORDINATOR = ["--actor", "k.osei", "--role", "coordinator"]
+
+
+def reprisal(cli: Run) -> str:  # noqa: F811
+    data = {**REPRISAL, "persons_at_risk": ["Ana Pereira"]}
+    result = cli("start", "reprisal", *CASEWORKER, "--data", json.dumps(data), "-q")
+    assert result.exit_code == 0, result.output
+    return str(result.stdout.strip())
+
+
+def test_show_as_a_role_withholds_every_field_it_may_not_read(cli: Run) -> None:  # noqa: F811
+    case = reprisal(cli)
+    shown = json.loads(cli("show", case, "--role", "coordinator", "--json").stdout)
+    assert shown["data"]["persons_at_risk"] == ["[withheld]"]
+    assert shown["data"]["allegation"] == "[withheld]"  # never set: withheld all the same
+    assert shown["withheld"] == ["allegation", "persons_at_risk", "risk_assessment"]
+    human = cli("show", case, "--role", "coordinator").stdout
+    assert "Ana Pereira" not in human
+    assert "Ana Pereira" in cli("show", case, "--role", "caseworker").stdout
+    assert "Ana Pereira" in cli("show", case).stdout  # the operator's view
+
+
+def test_history_as_a_role_lists_withheld_fields_in_every_change(cli: Run) -> None:  # noqa: F811
+    case = reprisal(cli)
+    cli("fire", case, "notify_focal_point", *CASEWORKER)
+    records = json.loads(cli("history", case, "--role", "coordinator", "--json").stdout)
+    withheld = ["[withheld]", "[withheld]"]
+    assert [r["changes"].get("persons_at_risk") for r in records] == [withheld] * len(records)
+    assert "Ana Pereira" not in cli("history", case, "--role", "coordinator").stdout
+
+
+def test_a_role_the_workflow_does_not_know_is_a_usage_error(cli: Run) -> None:  # noqa: F811
+    case = reprisal(cli)
+    line = assert_error(cli("show", case, "--role", "warden"), 2)
+    assert "workflow 'reprisal' has no role 'warden'" in line
+
+
+def test_the_cli_may_not_write_a_field_its_role_may_not_read(cli: Run) -> None:  # noqa: F811
+    case = reprisal(cli)
+    guess = json.dumps({"persons_at_risk": ["Guessed Name"]})
+    result = cli("fire", case, "notify_focal_point", *COORDINATOR, "--data", guess)
+    line = assert_error(result, 3)
+    assert "may not write persons_at_risk (it may not read it)" in line
+    assert "Guessed Name" not in cli("audit", "export").stdout

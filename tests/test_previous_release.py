@@ -1,0 +1,214 @@
+"""A database written by the previous release opens with this one, and its instances run on.
+
+``tests/fixtures/previous_release.db`` was made at an earlier commit (see the README next to
+it): its definitions carry fingerprints of the earlier formula (defaults included), its
+instances are pinned to version 1 of the bundled workflows. On PostgreSQL the same rows are
+copied into a fresh schema, so both backends start from what the old release wrote.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from opcatflow.engine import (
+    DefinitionError,
+    Engine,
+    FrozenClock,
+    Instance,
+    SQLAlchemyStore,
+    compile_text,
+    load_catalog,
+)
+from opcatflow.engine import tables as t
+from opcatflow.engine.compiled import fingerprint
+from opcatflow.workflows import BUNDLED, registry
+
+FIXTURE = Path(__file__).parent / "fixtures" / "previous_release.db"
+HEAD, LIAISON, INTAKE = ("r.haddad", "head"), ("j.moreau", "liaison"), ("m.okafor", "intake")
+EXPERT = ("dr.osei", "expert")
+
+
+def _copy_rows(url: str) -> None:
+    """Copy every row of the fixture into the (empty, migrated) database at ``url``."""
+    source = sa.create_engine(f"sqlite:///{FIXTURE}")
+    store = SQLAlchemyStore(url)
+    try:
+        store.ensure_schema()
+        old = sa.MetaData()
+        old.reflect(source)  # the tables as the old release made them
+        with source.connect() as src, store.engine.begin() as dst:
+            for table in t.metadata.sorted_tables:
+                if table.name not in old.tables:
+                    continue
+                # typed as the current table, so dates and JSON come back as values
+                columns = [table.c[c.name] for c in old.tables[table.name].columns]
+                rows = [dict(r._mapping) for r in src.execute(sa.select(*columns))]
+                if rows:
+                    dst.execute(table.insert(), rows)
+            for table in (t.audit, t.timers, t.outbox):
+                dst.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                        f"(SELECT coalesce(max(id), 1) FROM {table.name}))"
+                    )
+                )
+    finally:
+        store.close()
+        source.dispose()
+
+
+@pytest.fixture
+def old_db(db_url: str, tmp_path: Path) -> str:
+    if db_url.startswith("postgresql"):
+        _copy_rows(db_url)
+        return db_url
+    copy = tmp_path / "previous_release.db"
+    shutil.copy(FIXTURE, copy)
+    store = SQLAlchemyStore(str(copy))
+    store.upgrade()  # what `opcatflow db upgrade` does after installing a new release
+    store.close()
+    return str(copy)
+
+
+@pytest.fixture
+def old_engine(old_db: str) -> Iterator[Engine]:
+    clock = FrozenClock(datetime(2026, 3, 9, 9, 0, tzinfo=UTC))
+    with Engine.open(old_db, [BUNDLED], registry, clock=clock) as eng:
+        yield eng
+
+
+def _one(eng: Engine, workflow: str, state: str) -> Instance:
+    (found,) = eng.query(workflow=workflow, state=state)
+    assert found.workflow_version == 1
+    return found
+
+
+def test_its_version_1_instances_fire_on_their_stored_definitions(old_engine: Engine) -> None:
+    eng = old_engine
+    complaint = _one(eng, "complaint", "received")
+    assert (
+        eng.fire(complaint.id, "acknowledge", actor=INTAKE[0], role=INTAKE[1]).state
+        == "acknowledged"
+    )
+
+    expert = _one(eng, "expert", "available")
+    declared = {"conflicts_of_interest": ["Northern Youth Centre", "Central Remand Prison"]}
+    after = eng.fire(expert.id, "declare_conflict", actor=EXPERT[0], role=EXPERT[1], data=declared)
+    assert (1, declared["conflicts_of_interest"]) == (
+        after.workflow_version,
+        after.data["conflicts_of_interest"],
+    )
+
+    visit = _one(eng, "visit", "factual_check")
+    correction = {"correction": "The yard is 30 m2, not 20.", "correction_to": "fact"}
+    after = eng.fire(
+        visit.id, "record_correction", actor=LIAISON[0], role=LIAISON[1], data=correction
+    )
+    assert after.data["corrections"] == [
+        "factual: Block C holds 40, not 60.",
+        "factual: The yard is 30 m2, not 20.",
+    ]
+    adopted = eng.fire(visit.id, "adopt_final_report", actor=HEAD[0], role=HEAD[1])
+    assert (adopted.state, adopted.workflow_version) == ("final_report", 1)
+    opened = [c.data["text"] for c in eng.children(visit.id) if c.workflow_id == "recommendation"]
+    assert opened == ["End detention of children"]
+
+    recommendation = _one(eng, "recommendation", "escalated")
+    step = {"escalation_step": "Letter to parliament's committee"}
+    after = eng.fire(recommendation.id, "escalate_further", actor=HEAD[0], role=HEAD[1], data=step)
+    assert len(after.data["escalations"]) == 3
+    assert eng.verify_audit().ok
+
+
+def test_unchanged_definitions_get_the_current_fingerprint(old_engine: Engine, old_db: str) -> None:
+    current = {(wf.id, wf.version): wf.fingerprint for wf in load_catalog([BUNDLED], registry)}
+    store = SQLAlchemyStore(old_db)
+    try:
+        with store.read() as conn:
+            rows = conn.execute(sa.select(t.definitions)).all()
+    finally:
+        store.close()
+    stored = {(r.workflow_id, r.version): r.fingerprint for r in rows}
+    for key, value in current.items():
+        if key in stored:
+            assert value == stored[key], key
+
+
+def test_a_version_stored_by_the_old_release_and_edited_since_is_refused(
+    old_db: str, tmp_path: Path
+) -> None:
+    fixture = sa.create_engine(f"sqlite:///{FIXTURE}")
+    d = t.definitions.c
+    with fixture.connect() as conn:
+        query = sa.select(d.source).where(d.workflow_id == "referral", d.version == 1)
+        source = conn.execute(query).scalar_one()
+    fixture.dispose()
+    (tmp_path / "referral.yaml").write_text(source.replace("title: ", "title: Edited ", 1))
+    with pytest.raises(DefinitionError, match="already stored with different content"):
+        Engine.open(old_db, [tmp_path / "referral.yaml"], registry)
+
+
+def test_versions_no_longer_in_the_catalog_compile_in_compatibility_mode(
+    old_engine: Engine,
+) -> None:
+    for wf in old_engine.catalog.latest():
+        v1 = old_engine.workflow(wf.id, 1)
+        assert (wf.version > 1) == v1.compat, wf.id
+        assert fingerprint(v1.definition) == v1.fingerprint
+
+
+STORED = """
+id: stored
+version: 1
+title: A definition as a database kept it
+roles: {clerk: Clerk}
+fields:
+  note: {type: text}
+states:
+  open: {initial: true}
+  shut: {final: true}
+transitions:
+  - trigger: shut
+    source: open
+    dest: shut
+    roles: [clerk]
+    requires: [{requires}]
+    guards: [{guards}]
+"""
+
+
+def test_compatibility_mode_tolerates_what_only_a_later_rule_refuses() -> None:
+    # An unknown field in 'requires' stands in for a rule added after the copy was stored.
+    text = STORED.replace("{requires}", "absent").replace("{guards}", "")
+    with pytest.raises(DefinitionError, match="unknown field 'absent'"):
+        compile_text(text, "stored.yaml", registry)
+    wf = compile_text(text, "stored.yaml", registry, compat=True)
+    assert (
+        wf.compat,
+        [p.message.split(" (")[0] for p in wf.compat_problems],
+    ) == (True, ["unknown field 'absent'"])
+
+
+def test_compatibility_mode_still_refuses_what_cannot_run() -> None:
+    text = STORED.replace("{requires}", "note").replace("{guards}", "no_such_guard")
+    with pytest.raises(DefinitionError, match="unknown guard 'no_such_guard'"):
+        compile_text(text, "stored.yaml", registry, compat=True)
+
+
+def test_a_definition_from_a_file_is_strict() -> None:
+    text = STORED.replace("{requires}", "note").replace("{guards}", "")
+    assert not compile_text(text, "s.yaml", registry).compat
+
+
+def test_a_default_written_out_is_the_same_content() -> None:
+    text = STORED.replace("{requires}", "note").replace("{guards}", "")
+    explicit = text.replace("{type: text}", "{type: text, required: false, personal: false}")
+    assert compile_text(text, "a.yaml", registry).fingerprint == (
+        compile_text(explicit, "b.yaml", registry).fingerprint
+    )

@@ -23,6 +23,7 @@ from opcatflow.engine.contract import (
     start_writes,
     transition_writes,
     withheld_fields,
+    Writers,
     writers,
 )
 from opcatflow.engine.data import DataSchema
@@ -86,7 +87,7 @@ class Option:
     field_names: tuple[str, ...]
     opens: tuple[ChildSpec, ...] = ()
     writable: frozenset[str] | None = None  # None: any field (a definition without writes)
-    writers: Mapping[str, list[str]] = field(default_factory=dict, repr=False)
+    writers: Writers = field(default_factory=lambda: Writers({}, declared=True), repr=False)
 
     def admit(self, cursor: Cursor) -> bool:
         """Check role, write set, required fields, guards and expression; record why not on

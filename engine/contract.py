@@ -24,22 +24,12 @@ def writes_declared(definition: WorkflowDefinition) -> bool:
     )
 
 
-def interim_file_without_writes_is_compat(definition: WorkflowDefinition) -> bool:
-    """TEMPORARY, issue 11: a definition *file* that declares ``writes`` nowhere keeps the
-    old rule (any field), like a stored copy in compatibility mode.
-
-    Only so that the bundled workflows keep running until they declare their write sets;
-    once they do, this returns False and such a file writes only what ``requires`` says.
-    """
-    return not writes_declared(definition)
-
-
 def checks_write_sets(definition: WorkflowDefinition, *, compat: bool) -> bool:
-    """Whether write sets are enforced: always for a definition that declares ``writes``;
-    a stored definition (``compat``) that declares none keeps the old rule."""
-    if writes_declared(definition):
-        return True
-    return not (compat or interim_file_without_writes_is_compat(definition))
+    """Whether write sets are enforced: always for a definition loaded from a file (one that
+    declares ``writes`` nowhere writes only its ``requires``); a stored copy (``compat``)
+    only when it declares ``writes`` somewhere, else it keeps the rule it was written under
+    (any transition may write any field)."""
+    return not compat or writes_declared(definition)
 
 
 def transition_writes(spec: TransitionSpec) -> frozenset[str]:
@@ -134,7 +124,22 @@ def field_rules(definition: WorkflowDefinition) -> FieldRules:
     )
 
 
-def writers(definition: WorkflowDefinition, rules: FieldRules) -> dict[str, list[str]]:
+NO_WRITES_HINT = (
+    "this definition declares 'writes' nowhere, so a transition writes only its 'requires' "
+    "(a start: its 'requires' and required fields); declare what each may write, see "
+    "docs/data-contract.md"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Writers:
+    """Who may write each field, for the refusal of data outside a write set."""
+
+    by_field: Mapping[str, list[str]]  # field -> "trigger (roles)" entries
+    declared: bool  # whether the definition declares ``writes`` anywhere
+
+
+def writers(definition: WorkflowDefinition, rules: FieldRules) -> Writers:
     """Field -> the triggers, each with the roles that may write the field through it, for
     the hint of a refusal."""
     found: dict[str, list[str]] = {}
@@ -147,16 +152,16 @@ def writers(definition: WorkflowDefinition, rules: FieldRules) -> dict[str, list
             entries = found.setdefault(name, [])
             if roles and label not in entries:
                 entries.append(label)
-    return found
+    return Writers(found, writes_declared(definition))
 
 
-def outside_write_set(
-    trigger: str, names: Iterable[str], known_writers: Mapping[str, list[str]]
-) -> str:
-    """The refusal for fields a transition does not write, each with who may write it."""
+def outside_write_set(trigger: str, names: Iterable[str], known_writers: Writers) -> str:
+    """The refusal for fields a transition does not write, each with who may write it; for a
+    definition written before write sets existed, why (an operator migrating it reads this)."""
     parts = []
     for name in sorted(names):
-        who = known_writers.get(name)
+        who = known_writers.by_field.get(name)
         hint = f"may be written by: {', '.join(who)}" if who else "no transition writes it"
         parts.append(f"{name} ({hint})")
-    return f"{trigger!r} does not write " + "; ".join(parts)
+    refusal = f"{trigger!r} does not write " + "; ".join(parts)
+    return refusal if known_writers.declared else f"{refusal}: {NO_WRITES_HINT}"

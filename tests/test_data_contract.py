@@ -196,11 +196,49 @@ transitions:
   - trigger: edit
     source: open
     roles: [clerk]{writes}
+  - trigger: seal
+    source: open
+    roles: [clerk]
+    requires: [secret]
   - trigger: finish
     source: open
     dest: done
     roles: [clerk]
+    requires: [body]
 """
+
+# A definition file written before write sets existed: it declares ``writes`` nowhere.
+PLAIN_MEMO = LEGACY.format(version=1, start="", writes="")
+
+
+def test_a_file_that_declares_no_writes_lets_a_transition_write_only_its_requires(
+    db_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    (tmp_path / "memo.yaml").write_text(PLAIN_MEMO)
+    hint = (
+        ": this definition declares 'writes' nowhere, so a transition writes only its "
+        "'requires' (a start: its 'requires' and required fields); declare what each may "
+        "write, see docs/data-contract.md"
+    )
+    with Engine.open(db_url, [tmp_path], Registry(), clock=clock) as engine:
+        with pytest.raises(TransitionRefused) as caught:
+            engine.start("memo", actor="a", role="clerk", data={"title": "T", "secret": "s"})
+        assert (caught.value.kind, caught.value.reason) == (
+            "data",
+            "'start' does not write secret (may be written by: seal (clerk))" + hint,
+        )
+        memo = engine.start("memo", actor="a", role="clerk", data={"title": "T"}).id
+        err = refused(engine, memo, "edit", actor="a", role="clerk", body="b", secret="s")
+        assert (err.kind, err.reason) == (
+            "data",
+            "'edit' does not write body (may be written by: finish (clerk)); "
+            "secret (may be written by: seal (clerk))" + hint,
+        )
+        engine.fire(memo, "finish", actor="a", role="clerk", data={"body": "b"})
+        assert (engine.get(memo).state, engine.get(memo).data) == (
+            "done",
+            {"title": "T", "body": "b"},
+        )
 
 
 def test_instances_on_a_stored_version_without_writes_keep_the_any_field_rule(
@@ -225,7 +263,7 @@ def test_instances_on_a_stored_version_without_writes_keep_the_any_field_rule(
         err = refused(engine, new, "edit", actor="a", role="clerk", secret="s")
         assert (err.kind, err.reason) == (
             "data",
-            "'edit' does not write secret (no transition writes it)",
+            "'edit' does not write secret (may be written by: seal (clerk))",
         )
 
 

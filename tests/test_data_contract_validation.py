@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_data_contract import CONTRACT, contract_registry
+from test_data_contract import CONTRACT, PLAIN_MEMO, contract_registry
 
-from opcatflow.engine import DefinitionError, Problem, compile_text, load_catalog
-from opcatflow.engine.contract import interim_file_without_writes_is_compat
+from opcatflow.engine import DefinitionError, Problem, Registry, compile_text, load_catalog
 
 DOSSIER = (CONTRACT / "dossier.yaml").read_text()
 FOLLOWUP = (CONTRACT / "followup.yaml").read_text()
@@ -218,20 +217,10 @@ def test_a_stored_copy_is_not_held_to_rules_added_after_it_was_stored() -> None:
 
 
 def test_a_stored_copy_that_declares_no_writes_keeps_the_any_field_rule() -> None:
-    plain = (Path(__file__).parent / "definitions" / "example.yaml").read_text()
-    from helpers import make_registry
-
-    stored = compile_text(plain, "<stored example v1>", make_registry(), compat=True)
+    stored = compile_text(PLAIN_MEMO, "<stored memo v1>", Registry(), compat=True)
     assert (stored.compat, stored.checks_writes, stored.start_writes) == (True, False, None)
 
 
-def test_interim_a_file_that_declares_no_writes_is_treated_like_a_stored_copy() -> None:
-    """TEMPORARY (issue 11): until the bundled workflows declare their write sets. When
-    ``interim_file_without_writes_is_compat`` goes, this test becomes: such a file writes
-    only its requires."""
-    plain = (Path(__file__).parent / "definitions" / "example.yaml").read_text()
-    from helpers import make_registry
-
-    wf = compile_text(plain, "example.yaml", make_registry())
-    assert interim_file_without_writes_is_compat(wf.definition)
-    assert (wf.compat, wf.checks_writes) == (False, False)
+def test_a_file_that_declares_no_writes_is_strict() -> None:
+    wf = compile_text(PLAIN_MEMO, "memo.yaml", Registry())
+    assert (wf.compat, wf.checks_writes, wf.start_writes) == (False, True, {"title"})

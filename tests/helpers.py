@@ -25,11 +25,11 @@ def make_registry() -> Registry:
             raise GuardRefusal("a title is needed")
         return True
 
-    @registry.action("count_edit")
+    @registry.action("count_edit", writes=["edits"])
     def count_edit(ctx: RuleContext) -> None:
         ctx.data["edits"] = (ctx.data.get("edits") or 0) + 1  # a lost update would lose a count
 
-    @registry.action("stamp_review")
+    @registry.action("stamp_review", writes=["approved_by"])
     def stamp_review(ctx: RuleContext) -> None:
         ctx.data["approved_by"] = None  # entering review clears a previous approval
 

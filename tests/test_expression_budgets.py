@@ -42,16 +42,18 @@ states:
         when: "(s * n) | length > 0"
   done: {final: true}
 transitions:
-  - {trigger: edit, source: [open, waiting], roles: [clerk]}
-  - {trigger: grow, source: open, dest: done, roles: [clerk], when: "(s * n) | length > 0"}
-  - {trigger: count, source: open, dest: done, roles: [clerk], when: "(items * n) | join"}
-  - {trigger: wait, source: open, dest: waiting, roles: [clerk]}
-  - {trigger: finish, source: waiting, dest: done, roles: [clerk]}
+  - {trigger: edit, source: [open, waiting], roles: [clerk], writes: [s, n, items]}
+  - {trigger: grow, source: open, dest: done, roles: [clerk], writes: [n], when: "(s * n) | length > 0"}
+  - {trigger: count, source: open, dest: done, roles: [clerk], writes: [n], when: "(items * n) | join"}
+  - {trigger: wait, source: open, dest: waiting, roles: [clerk], writes: [n]}
+  - {trigger: finish, source: waiting, dest: done, roles: [clerk], writes: [n]}
   - trigger: spawn
     source: open
     roles: [clerk]
+    writes: [n]
     opens:
       - {workflow: budgeted_child, data: {text: "s * n"}}
+start: {writes: [s, n, items]}
 """
 CHILD = """\
 id: budgeted_child
@@ -65,6 +67,7 @@ states:
   done: {final: true}
 transitions:
   - {trigger: finish, source: open, dest: done, roles: [clerk]}
+start: {writes: [text]}
 """
 
 

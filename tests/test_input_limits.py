@@ -27,6 +27,7 @@ from opcatflow.engine.inputs import check_data
 from opcatflow.engine.yamlsource import load_yaml
 
 TEXT_FIELDS = "".join(f"  t{i}: {{type: text}}\n" for i in range(1, 12))
+EVERY_FIELD = ", ".join(["code", "label", "body", "n", "tags"] + [f"t{i}" for i in range(1, 12)])
 LIMITED = f"""\
 id: limited
 version: 1
@@ -42,8 +43,9 @@ fields:
   open: {{initial: true}}
   done: {{final: true}}
 transitions:
-  - {{trigger: edit, source: open, roles: [clerk]}}
+  - {{trigger: edit, source: open, roles: [clerk], writes: [{EVERY_FIELD}]}}
   - {{trigger: close, source: open, dest: done, roles: [clerk]}}
+start: {{writes: [{EVERY_FIELD}]}}
 """
 
 

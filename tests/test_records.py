@@ -45,7 +45,7 @@ NAME = "Tomás Varga"
 def ledger_registry() -> Registry:
     registry = Registry()
 
-    @registry.action("tidy_log")
+    @registry.action("tidy_log", writes=["log"])
     def tidy_log(ctx: RuleContext) -> None:
         ctx.data["log"] = [{**e, "text": e["text"].lower()} for e in ctx.data.get("log") or []]
 

@@ -23,6 +23,7 @@ id: task
 version: 1
 title: A task that waits for another one
 roles: {clerk: Clerk}
+start: {writes: [blocker]}
 fields:
   blocker: {type: string}
 states:

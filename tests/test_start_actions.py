@@ -55,6 +55,7 @@ id: referral
 version: 1
 title: A referral stamped when opened
 roles: {officer: Handles cases}
+start: {writes: [place]}
 fields:
   place: {type: string}
   opened_on: {type: date}
@@ -70,6 +71,7 @@ id: fragile
 version: 1
 title: A workflow whose first action fails
 roles: {officer: Handles cases}
+start: {writes: [place]}
 fields:
   place: {type: string}
 states:
@@ -84,12 +86,12 @@ transitions:
 def registry() -> Registry:
     reg = Registry()
 
-    @reg.action("stamp_opened")
+    @reg.action("stamp_opened", writes=["opened_on", "opened_by"])
     def stamp_opened(ctx: RuleContext) -> None:
         ctx.data["opened_on"] = ctx.now.date().isoformat()
         ctx.data["opened_by"] = ctx.actor
 
-    @reg.action("count_entry")
+    @reg.action("count_entry", writes=["entries"])
     def count_entry(ctx: RuleContext) -> None:
         ctx.data["entries"] = (ctx.data.get("entries") or 0) + 1
 

@@ -139,6 +139,7 @@ id: parent
 version: 1
 title: Parent
 roles: {clerk: Clerk}
+start: {writes: [items]}
 fields:
   items: {type: list, items: string}
 states:
@@ -157,6 +158,7 @@ id: child
 version: 1
 title: Child
 roles: {clerk: Clerk}
+start: {writes: [text]}
 fields:
   text: {type: string}
 states:

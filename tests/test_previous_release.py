@@ -149,7 +149,14 @@ def test_a_version_stored_by_the_old_release_and_edited_since_is_refused(
         query = sa.select(d.source).where(d.workflow_id == "referral", d.version == 1)
         source = conn.execute(query).scalar_one()
     fixture.dispose()
-    (tmp_path / "referral.yaml").write_text(source.replace("title: ", "title: Edited ", 1))
+    # Its author migrated the file to write sets (a start that writes every field) but kept
+    # version 1: the content differs from the copy running instances are pinned to.
+    fields = ", ".join(compile_text(source, "<stored>", registry, compat=True).definition.fields)
+    start = "start:\n  roles: [caseworker, head]\n"
+    assert start in source
+    (tmp_path / "referral.yaml").write_text(
+        source.replace(start, f"{start}  writes: [{fields}]\n", 1)
+    )
     with pytest.raises(DefinitionError, match="already stored with different content"):
         Engine.open(old_db, [tmp_path / "referral.yaml"], registry)
 

@@ -17,13 +17,13 @@ from typing import Any
 from transitions import Machine, State
 
 from opcatflow.engine.contract import (
+    Writers,
     checks_write_sets,
     field_rules,
     outside_write_set,
     start_writes,
     transition_writes,
     withheld_fields,
-    Writers,
     writers,
 )
 from opcatflow.engine.data import DataSchema

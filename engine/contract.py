@@ -128,7 +128,7 @@ NO_WRITES_HINT = (
     "this definition declares 'writes' nowhere, so a transition writes only its 'requires' "
     "(a start: its 'requires' and required fields); declare what each may write, see "
     "docs/data-contract.md"
-)
+)  # the refusal of data outside a write set and ``validate`` say it to migrating authors
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from opcatflow.engine.contract import (
+    NO_WRITES_HINT,
     SYSTEM_ROLES,
-    checks_write_sets,
     start_writes,
     transition_writes,
 )
@@ -60,8 +60,7 @@ class _FileChecks:
             self.check_writers_read(name)
         self.check_owner()
         self.check_alternatives()
-        if checks_write_sets(wf, compat=False):
-            self.check_action_writes()
+        self.check_action_writes()
         return self.problems
 
     def check_writers_read(self, name: str) -> None:
@@ -171,6 +170,21 @@ def file_problems(doc: Located, wf: WorkflowDefinition, registry: Registry) -> l
     return _FileChecks(doc, wf, registry).run()
 
 
+def no_writes_hint(doc: Located) -> Problem | None:
+    """A hint, not a problem, for a definition document (valid or not) that declares
+    ``writes`` on no transition and not on ``start``: a file written before write sets
+    existed, which now writes only its ``requires``. ``validate`` prints it for an operator
+    migrating such a file."""
+    raw = doc.value
+    if not isinstance(raw, dict) or not isinstance(raw.get("transitions"), list):
+        return None
+    start = raw.get("start")
+    steps = [start, *raw["transitions"]]
+    if any(isinstance(step, dict) and "writes" in step for step in steps):
+        return None
+    return doc.problem(("transitions",), f"hint: {NO_WRITES_HINT}")
+
+
 # -- over a catalog: who can ever write each field --------------------------------------------
 
 
@@ -184,7 +198,7 @@ def catalog_problems(
     problems: list[Problem] = []
     for wf in workflows:
         problems.extend(_open_problems(wf, everyone))
-        if wf.compat or not wf.checks_writes:
+        if wf.compat:
             continue
         opened = {
             name

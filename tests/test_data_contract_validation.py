@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from test_data_contract import CONTRACT, PLAIN_MEMO, contract_registry
+from typer.testing import CliRunner
 
+from opcatflow.adapters.cli.app import app
 from opcatflow.engine import DefinitionError, Problem, Registry, compile_text, load_catalog
 
 DOSSIER = (CONTRACT / "dossier.yaml").read_text()
@@ -224,3 +227,39 @@ def test_a_stored_copy_that_declares_no_writes_keeps_the_any_field_rule() -> Non
 def test_a_file_that_declares_no_writes_is_strict() -> None:
     wf = compile_text(PLAIN_MEMO, "memo.yaml", Registry())
     assert (wf.compat, wf.checks_writes, wf.start_writes) == (False, True, {"title"})
+
+
+NO_WRITES_HINT = (
+    "hint: this definition declares 'writes' nowhere, so a transition writes only its "
+    "'requires' (a start: its 'requires' and required fields); declare what each may write, "
+    "see docs/data-contract.md"
+)
+
+
+def test_validate_hints_that_a_file_without_writes_writes_only_its_requires(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "memo.yaml").write_text(PLAIN_MEMO)
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "memo.yaml")])
+    line, column = line_col(PLAIN_MEMO, "transitions:")
+    hint = f"{tmp_path / 'memo.yaml'}:{line}:{column}: {NO_WRITES_HINT}"
+    assert (result.exit_code, result.stdout.splitlines()[0]) == (0, hint)
+
+
+def test_validate_adds_the_hint_to_the_problems_of_an_old_file(tmp_path: Path) -> None:
+    old = edited(
+        PLAIN_MEMO, "    requires: [secret]\n", ""
+    )  # written when any step wrote any field
+    (tmp_path / "memo.yaml").write_text(old)
+    result = CliRunner().invoke(app, ["validate", "--json", str(tmp_path)])
+    report = json.loads(result.stdout)
+    assert (result.exit_code, [p["message"][:40] for p in report["problems"]]) == (
+        6,
+        ["nothing can ever write field 'secret': n"],
+    )
+    assert [h["message"] for h in report["hints"]] == [NO_WRITES_HINT]
+
+
+def test_validate_gives_no_hint_for_a_file_that_declares_writes() -> None:
+    result = CliRunner().invoke(app, ["validate", "--json", str(CONTRACT)])
+    assert json.loads(result.stdout)["hints"] == []

@@ -22,8 +22,10 @@ from opcatflow.engine import (
     compile_text,
     load_catalog,
 )
+from opcatflow.engine.contract_checks import no_writes_hint
 from opcatflow.engine.diagram import doc_pages, dot, mermaid
 from opcatflow.engine.loader import definition_files
+from opcatflow.engine.yamlsource import load_yaml
 from opcatflow.workflows import registry
 
 
@@ -39,6 +41,20 @@ def _summary(wf: CompiledWorkflow) -> dict[str, object]:
         "initial": wf.initial,
         "finals": sorted(wf.finals),
     }
+
+
+def _hints(files: Sequence[Path]) -> list[Problem]:
+    """Hints that are not problems: a file written before write sets existed."""
+    hints = []
+    for f in files:
+        try:
+            doc = load_yaml(f.read_text("utf-8"), str(f))
+        except (OSError, UnicodeError, DefinitionError):
+            continue  # load_catalog reports it as a problem
+        hint = no_writes_hint(doc)
+        if hint is not None:
+            hints.append(hint)
+    return hints
 
 
 def _context(workflows: Sequence[Path]) -> Catalog | None:
@@ -74,6 +90,7 @@ def validate(
         problems.extend(template_problems(catalog))  # notifications' templates and variables
     if not problems:
         valid = [(f, compile_text(f.read_text("utf-8"), str(f), registry)) for f in files]
+    hints = _hints(files)
     if as_json:
         out.print_json(
             {
@@ -83,10 +100,14 @@ def validate(
                     {"path": p.path, "line": p.line, "column": p.column, "message": p.message}
                     for p in problems
                 ],
+                "hints": [
+                    {"path": p.path, "line": p.line, "column": p.column, "message": p.message}
+                    for p in hints
+                ],
             }
         )
     else:
-        for p in problems:
+        for p in [*problems, *hints]:
             out.echo(str(p))
         for f, wf in valid:
             s = _summary(wf)

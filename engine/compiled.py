@@ -86,7 +86,7 @@ class Option:
     when: Expression | None
     field_names: tuple[str, ...]
     opens: tuple[ChildSpec, ...] = ()
-    writable: frozenset[str] | None = None  # None: any field (a definition without writes)
+    writable: frozenset[str] | None = None  # None: any field (a stored copy without writes)
     writers: Writers = field(default_factory=lambda: Writers({}, declared=True), repr=False)
 
     def admit(self, cursor: Cursor) -> bool:

@@ -62,13 +62,13 @@ def test_the_first_role_in_the_workflows_order_that_may_applies_and_is_recorded(
 ) -> None:
     case = engine.start("choice", actor="a", role="clerk").id
     engine.fire(case, "check", actor="a", roles=["clerk", "reviewer"])
-    assert "reviewer" == engine.history(case)[-1].role
+    assert engine.history(case)[-1].role == "reviewer"
 
 
 def test_a_role_whose_write_check_fails_gives_way_to_the_next(engine: Engine) -> None:
     case = checked(engine, 1)
     engine.fire(case, "decide", actor="a", roles=["head", "clerk"], data={"verdict": "ok"})
-    assert ("head", "applied") == (engine.history(case)[-1].role, engine.history(case)[-1].outcome)
+    assert (engine.history(case)[-1].role, engine.history(case)[-1].outcome) == ("head", "applied")
 
 
 def test_a_role_whose_guard_fails_is_refused_once_under_the_first_role_allowed(
@@ -79,8 +79,8 @@ def test_a_role_whose_guard_fails_is_refused_once_under_the_first_role_allowed(
     with pytest.raises(TransitionRefused) as refused:
         engine.fire(case, "close", actor="a", roles=["clerk", "head", "reviewer"])
     records = engine.history(case)[before:]
-    assert [("reviewer", "refused")] == [(r.role, r.outcome) for r in records]
-    assert "guard" == refused.value.kind
+    assert [(r.role, r.outcome) for r in records] == [("reviewer", "refused")]
+    assert refused.value.kind == "guard"
 
 
 def test_roles_none_of_which_the_workflow_has_are_refused_without_naming_the_state(
@@ -89,7 +89,7 @@ def test_roles_none_of_which_the_workflow_has_are_refused_without_naming_the_sta
     case = checked(engine, 9)
     with pytest.raises(TransitionRefused) as refused:
         engine.fire(case, "nonsense", actor="a", roles=["warden", "observer"])
-    assert ("role", "warden") == (refused.value.kind, engine.history(case)[-1].role)
+    assert (refused.value.kind, engine.history(case)[-1].role) == ("role", "warden")
     assert "checked" not in refused.value.reason
 
 
@@ -120,21 +120,21 @@ def test_a_fire_by_a_key_with_several_roles_reads_the_instance_once(api: ApiUnde
     case = api.start()
     seen = selects_on_instances(api)
     response = api.fire(case["id"], "edit", "multi", body={"data": {"score": 1}})
-    assert 200 == response.status_code, response.text
-    assert 1 == len(seen)
-    assert "clerk" == api.engine.history(case["id"])[-1].role
+    assert response.status_code == 200, response.text
+    assert len(seen) == 1
+    assert api.engine.history(case["id"])[-1].role == "clerk"
 
 
 def test_a_refused_fire_by_a_key_with_several_roles_reads_the_instance_once(
     api: ApiUnderTest,
 ) -> None:
     case = api.start(score=1)
-    assert 200 == api.fire(case["id"], "submit", "clerk").status_code
+    assert api.fire(case["id"], "submit", "clerk").status_code == 200
     seen = selects_on_instances(api)
     response = api.fire(case["id"], "close", "multi")
-    assert 409 == response.status_code, response.text
-    assert 1 == len(seen)
-    assert ("reviewer", "refused") == (
+    assert response.status_code == 409, response.text
+    assert len(seen) == 1
+    assert (
         api.engine.history(case["id"])[-1].role,
         api.engine.history(case["id"])[-1].outcome,
-    )
+    ) == ("reviewer", "refused")

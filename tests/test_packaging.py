@@ -35,10 +35,10 @@ def test_every_listed_package_imports() -> None:
 ENGINE_API = {
     "AuditRecord", "Catalog", "ChainBreak", "Clock", "CompiledWorkflow", "ConcurrentUpdate",
     "DeadlineEvent", "FireResult", "TransactionHook", "TransitionEvent",
-    "DefinitionError", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
+    "DefinitionError", "DuplicateKey", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
     "InvalidData", "InvalidText", "LimitExceeded", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
-    "SQLAlchemyStore", "SchemaLocked", "SchemaMismatch", "StoreError", "SystemClock", "TransitionRefused",
-    "TriggerOption", "VerifyReport", "WorkflowDefinition", "WorkflowNotFound", "compile_text",
+    "SQLAlchemyStore", "SchemaLocked", "SchemaMismatch", "Store", "StoreError", "SystemClock",
+    "TransitionRefused", "TriggerOption", "UnitOfWork", "VerifyReport", "WorkflowDefinition", "WorkflowNotFound", "compile_text",
     "load_catalog",
 }  # fmt: skip
 
@@ -70,7 +70,7 @@ def test_bundled_data_ships_as_package_data() -> None:
 def test_schema_revision_constant_is_the_newest_migration() -> None:
     from alembic.script import ScriptDirectory
 
-    from opcatflow.engine import tables
-    from opcatflow.engine.schemalock import MIGRATIONS
+    from opcatflow.engine.sql import tables
+    from opcatflow.engine.sql.schemalock import MIGRATIONS
 
     assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == tables.SCHEMA_REVISION

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 from timerload import open_engine
 
 from opcatflow.engine import DeadlineEvent, Engine, FrozenClock, TransitionEvent
-from opcatflow.engine import tables as t
+from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.settings import Settings
+from opcatflow.engine.sql import tables as t
 from opcatflow.engine.worker import PeriodicJob, Worker
 
 DEADLINES = Path(__file__).parent / "definitions" / "deadlines"
@@ -33,10 +33,10 @@ class Recorder:
         self.events: list[tuple[str, str, datetime]] = []
         self.explode_on: str | None = None
 
-    def on_change(self, conn: Connection, event: TransitionEvent) -> None:
+    def on_change(self, uow: UnitOfWork, event: TransitionEvent) -> None:
         pass
 
-    def on_deadline(self, conn: Connection, event: DeadlineEvent) -> None:
+    def on_deadline(self, uow: UnitOfWork, event: DeadlineEvent) -> None:
         if event.deadline == self.explode_on:
             raise RuntimeError("outbox unavailable")
         self.events.append((event.deadline, event.kind, event.due_at))
@@ -64,7 +64,7 @@ def timers(engine: Engine, instance_id: str | None = None) -> list[tuple[Any, ..
     query = sa.select(c.state, c.deadline, c.kind, c.occurrence, c.due_at, c.status).order_by(c.id)
     if instance_id is not None:
         query = query.where(c.instance_id == instance_id)
-    with engine.store.read() as conn:
+    with engine.store.connect() as conn:
         return [tuple(row) for row in conn.execute(query)]
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy.engine import Connection
 
 from opcatflow.engine import (
     DeadlineEvent,
@@ -24,10 +23,11 @@ from opcatflow.engine import (
     TransitionEvent,
     load_catalog,
 )
-from opcatflow.engine import tables as t
 from opcatflow.engine.audit import GENESIS, STARTED, Redactor, make_record
+from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.settings import Settings
+from opcatflow.engine.sql import tables as t
 
 TIMERLOAD = Path(__file__).parent / "definitions" / "timerload"
 
@@ -120,7 +120,7 @@ def seed_due_tickets(url: str, count: int, created: datetime, due: datetime) -> 
                     "created_at": created,
                 }
             )
-        with engine.store.write() as conn:
+        with engine.store.connect(write=True) as conn:
             for table, rows in ((t.instances, instances), (t.audit, records), (t.timers, timers)):
                 for start in range(0, len(rows), 2000):
                     conn.execute(table.insert(), rows[start : start + 2000])
@@ -135,10 +135,10 @@ class Stall:
         self.reached = reached
         self.seen = 0
 
-    def on_change(self, conn: Connection, event: TransitionEvent) -> None:
+    def on_change(self, uow: UnitOfWork, event: TransitionEvent) -> None:
         pass
 
-    def on_deadline(self, conn: Connection, event: DeadlineEvent) -> None:
+    def on_deadline(self, uow: UnitOfWork, event: DeadlineEvent) -> None:
         self.seen += 1
         if self.seen == self.after:
             self.reached.set()

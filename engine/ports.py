@@ -1,0 +1,421 @@
+"""The store's interfaces: one repository per concern, a unit of work, and the store.
+
+Every contract is written here, once, in the docstrings; implementations
+(:class:`~opcatflow.engine.sql.SQLAlchemyStore`, the in-memory store) do not repeat it, and
+the contract test suite checks each of them against it.
+
+The engine opens and closes every transaction. A unit of work is what a transaction looks
+like from outside a store: typed repositories and nothing else; no database connection is
+ever handed out. Code that must write in the same transaction as a change (the outbox, the
+HTTP API's idempotency record) receives the unit of work from the engine, in a hook or in the
+``also`` callback of :meth:`Engine.fire <opcatflow.engine.Engine.fire>` and
+:meth:`Engine.start <opcatflow.engine.Engine.start>`.
+
+Repositories are only valid inside the ``with`` block of their unit of work; using one after
+it has closed is a programming error (an implementation may raise :class:`StoreError`).
+Values going in and out are immutable (:class:`Instance`, :class:`AuditRecord`, the rows of
+:mod:`opcatflow.engine.rows`): a repository never keeps a reference the caller can change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from opcatflow.engine.audit import AuditRecord
+from opcatflow.engine.deadlines import PlannedTimer
+from opcatflow.engine.errors import StoreError
+from opcatflow.engine.instance import Instance
+from opcatflow.engine.rows import (
+    ApiKeyRow,
+    IdempotencyRecord,
+    NewMessage,
+    OutboxEntry,
+    OutboxStatus,
+    SendOutcome,
+    StoredDefinition,
+    Timer,
+    TimerStatus,
+)
+
+__all__ = [
+    "ApiKeyRepository",
+    "AuditRepository",
+    "DefinitionRepository",
+    "DuplicateKey",
+    "IdempotencyRepository",
+    "InstanceRepository",
+    "OutboxRepository",
+    "Store",
+    "TimerRepository",
+    "UnitOfWork",
+]
+
+
+class DuplicateKey(StoreError):
+    """An insert met a row with the same unique key (written by another unit of work that
+    committed first, or earlier in this one). The unit of work must be abandoned: raise out
+    of it so it rolls back."""
+
+
+class InstanceRepository(Protocol):
+    """Workflow instances (one row each; the head of their audit chain lives on the row)."""
+
+    def lock(self, instance_id: str) -> Instance:
+        """Read an instance and hold it until the unit of work ends: no other write unit of
+        work can lock, update or append to it meanwhile (it waits), and a claim of its timers
+        skips it.
+
+        Raises:
+            InstanceNotFound
+        """
+
+    def lock_for_append(self, instance_id: str) -> tuple[Instance, datetime | None]:
+        """:meth:`lock`, with the time of the last record of the instance's audit chain
+        (``None`` only if that record is missing), read after the lock is held, so a new
+        record can be stamped no earlier than it.
+
+        Raises:
+            InstanceNotFound
+        """
+
+    def get(self, instance_id: str) -> Instance:
+        """Read an instance without locking it.
+
+        Raises:
+            InstanceNotFound
+        """
+
+    def insert(self, instance: Instance) -> None:
+        """Store a new instance.
+
+        Raises:
+            DuplicateKey: its id is taken.
+        """
+
+    def update(self, instance: Instance, expected_version: int) -> bool:
+        """Replace the stored instance of ``instance.id`` (state, data, version, times, audit
+        head) if its stored version is still ``expected_version``.
+
+        Returns:
+            whether it was written (``False``: no such instance, or another version).
+        """
+
+    def advance_audit_head(self, instance_id: str, seq: int, head: str) -> bool:
+        """Set the audit head to ``(seq, head)`` if it is still at ``seq - 1`` (a refusal
+        or a deadline record: the audit chain grows, the instance does not change).
+
+        Returns:
+            whether it was written.
+        """
+
+    def query(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[Instance]:
+        """Instances matching every given filter, ordered by ``(created_at, id)``.
+
+        Args:
+            where: data fields equal to the given values (``bool``, ``int`` or text; a
+                value of another type compares as its ``str``).
+            after: a ``(created_at, id)`` key: only instances ordered after it (paging).
+            limit: at most this many.
+        """
+
+    def audit_heads(self) -> dict[str, tuple[int, str]]:
+        """Every instance's ``(audit_seq, audit_head)``, by instance id."""
+
+
+class AuditRepository(Protocol):
+    """The append-only audit trail: one hash chain per instance."""
+
+    def append(self, record: AuditRecord) -> None:
+        """Add a record (its ``id`` is ignored: the store numbers records globally, in the
+        order their units of work commit on one writer, gap-free only per chain). Records
+        are never updated or deleted, by any path.
+
+        Raises:
+            DuplicateKey: the instance already has a record with this ``seq``.
+        """
+
+    def records(self, instance_id: str | None = None) -> Iterator[AuditRecord]:
+        """The records of one instance, or of all, ordered by instance id then ``seq``, with
+        their global ``id``; streamed (an implementation need not hold them all at once)."""
+
+
+class DefinitionRepository(Protocol):
+    """The copy of each workflow definition version kept when it was first registered."""
+
+    def get(self, workflow: str, version: int) -> StoredDefinition | None:
+        """The stored copy, or ``None``."""
+
+    def add(self, definition: StoredDefinition) -> None:
+        """Store a copy unless one with this id and version exists (then nothing changes:
+        read it back with :meth:`get` to compare). Never raises :class:`DuplicateKey`, so
+        processes registering the same definitions at once all succeed."""
+
+    def set_fingerprint(self, workflow: str, version: int, fingerprint: str) -> None:
+        """Replace the fingerprint of a stored copy (the content is unchanged: an earlier
+        fingerprint formula)."""
+
+
+class TimerRepository(Protocol):
+    """Deadline timers: rows armed, paused, resumed and closed in the transaction of the
+    change that causes it, and claimed by the scheduler."""
+
+    def arm(
+        self, instance_id: str, state: str, planned: Sequence[PlannedTimer], now: datetime
+    ) -> None:
+        """Add planned timers as ``pending`` rows created at ``now`` (none: nothing)."""
+
+    def of_deadline(self, instance_id: str, state: str, deadline: str) -> list[Timer]:
+        """Every timer (open or closed) one deadline armed in one state of an instance,
+        oldest first."""
+
+    def cancel(
+        self,
+        instance_id: str,
+        state: str,
+        *,
+        at: datetime,
+        note: str,
+        deadline: str | None = None,
+    ) -> None:
+        """Close the open (``pending`` or ``paused``) timers of an instance armed in
+        ``state`` (only those of ``deadline`` if given) as ``cancelled`` at ``at``."""
+
+    def pause(self, instance_id: str, state: str, deadlines: Collection[str], at: datetime) -> None:
+        """Mark the ``pending`` timers of these deadlines ``paused`` since ``at``."""
+
+    def resume(
+        self, instance_id: str, state: str, deadlines: Collection[str], at: datetime
+    ) -> None:
+        """Make the ``paused`` timers of these deadlines ``pending`` again, each due later by
+        as long as it was paused."""
+
+    def next_due(self) -> datetime | None:
+        """The earliest ``due_at`` of a ``pending`` timer."""
+
+    def due_count(self, now: datetime) -> int:
+        """How many ``pending`` timers are due at ``now`` (claimed ones included)."""
+
+    def newest_id(self) -> int | None:
+        """The highest timer id (``None``: no timers), to bound one round of processing."""
+
+    def claim(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        up_to: int | None = None,
+        exclude: Collection[int] = (),
+    ) -> list[Timer]:
+        """Take up to ``limit`` ``pending`` timers due at ``now``, ordered by ``(due_at,
+        id)``, for this unit of work: until it ends, no other unit of work claims them, and
+        rows held by another open unit of work (the timer, or its instance locked) are
+        skipped, not waited for.
+
+        Args:
+            up_to: only timers with an id up to this.
+            exclude: timer ids to leave out.
+        """
+
+    def status(self, timer_id: int) -> TimerStatus | None:
+        """A timer's status now (``None``: no such timer)."""
+
+    def close(
+        self,
+        timer_id: int,
+        status: TimerStatus,
+        *,
+        attempts: int,
+        at: datetime | None,
+        note: str | None,
+    ) -> None:
+        """Set a timer's status, attempts and note; ``at`` is its ``closed_at`` (``None``
+        leaves it open, e.g. ``pending`` again after a failed attempt)."""
+
+    def open_timers(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        reminders: bool = False,
+        due_before: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[Timer]:
+        """Open (``pending`` or ``paused``) timers, ordered by ``(due_at, id)``.
+
+        Args:
+            reminders: include ``reminder`` rows (else ``due`` rows only).
+            due_before: only those with ``due_at`` at or before it.
+        """
+
+
+class OutboxRepository(Protocol):
+    """Notification messages: written with the change, then claimed and sent afterwards.
+
+    A claim marks rows ``sending`` under a lease (``next_attempt_at`` becomes the lease's
+    end) and a claim token; finishing updates only rows still holding that token, so a
+    dispatcher whose lease ran out cannot overwrite the outcome of the one that claimed the
+    rows after it (delivery is at least once).
+    """
+
+    def add(self, messages: Sequence[NewMessage], now: datetime) -> None:
+        """Write messages due at ``now``, with no attempts yet.
+
+        Raises:
+            DuplicateKey: a message's ``key`` is already in the outbox.
+        """
+
+    def claim(self, *, now: datetime, lease: timedelta, limit: int) -> list[OutboxEntry]:
+        """Take up to ``limit`` messages due at ``now`` (``pending``, ``failed``, or
+        ``sending`` with a lapsed lease), oldest due first; rows another open unit of work
+        has claimed are skipped, not waited for. Each returned entry is ``sending``, its
+        attempts counted, with the token of this claim."""
+
+    def finish(self, outcomes: Sequence[SendOutcome], now: datetime) -> int:
+        """Record outcomes (``sent`` at ``now``, or ``failed``/``dead`` with an error) on
+        rows still holding the outcome's claim token; returns how many were updated."""
+
+    def get(self, message_id: int) -> OutboxEntry | None:
+        """One message, or ``None``."""
+
+    def listing(
+        self, statuses: Collection[OutboxStatus], *, limit: int = 100, after: int = 0
+    ) -> list[OutboxEntry]:
+        """Messages in these statuses with an id above ``after``, by id."""
+
+    def counts(self) -> dict[OutboxStatus, int]:
+        """How many messages in each status that has any."""
+
+    def retry(self, message_id: int, now: datetime) -> OutboxEntry | None:
+        """Make a ``failed``, ``dead`` or ``pending`` message due at ``now`` with no
+        attempts; returns the message as it was before (``None``: no such message; a message
+        in another status is returned unchanged)."""
+
+
+class IdempotencyRepository(Protocol):
+    """Replies stored under the HTTP ``Idempotency-Key`` of a request, per API key."""
+
+    def get(self, api_key_id: str, key: str) -> IdempotencyRecord | None:
+        """The stored record, expired or not, or ``None``."""
+
+    def add(self, record: IdempotencyRecord) -> None:
+        """Store a record.
+
+        Raises:
+            DuplicateKey: ``(api_key_id, key)`` is taken (a racing copy of the request
+                committed first).
+        """
+
+    def remove(self, api_key_id: str, key: str) -> None:
+        """Delete one record (nothing if there is none)."""
+
+    def purge(self, now: datetime) -> int:
+        """Delete every record expired at ``now``; returns how many."""
+
+
+class ApiKeyRepository(Protocol):
+    """The HTTP API's keys (the secret kept only as its SHA-256)."""
+
+    def add(self, key: ApiKeyRow) -> None:
+        """Store a new key.
+
+        Raises:
+            DuplicateKey: its id is taken.
+        """
+
+    def get(self, key_id: str) -> ApiKeyRow | None:
+        """One key, revoked or not, or ``None``."""
+
+    def listing(self, *, include_revoked: bool = False) -> list[ApiKeyRow]:
+        """Keys ordered by ``(created_at, id)``."""
+
+    def revoke(self, key_id: str, at: datetime) -> None:
+        """Mark a key revoked at ``at`` (a key already revoked keeps its first time)."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction, seen through typed repositories.
+
+    Obtained from :meth:`Store.write` or :meth:`Store.read` as a context manager. On a normal
+    exit of a write unit of work everything it wrote is committed, durably (per the store's
+    settings) before the ``with`` statement returns; if the block raises, everything it
+    wrote is discarded and the exception propagates unchanged. Other units of work never see
+    what it wrote before it commits.
+
+    Attributes:
+        instances, audit, definitions, timers, outbox, idempotency, keys: the repositories,
+            all inside this one transaction.
+    """
+
+    instances: InstanceRepository
+    audit: AuditRepository
+    definitions: DefinitionRepository
+    timers: TimerRepository
+    outbox: OutboxRepository
+    idempotency: IdempotencyRepository
+    keys: ApiKeyRepository
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested part of this unit of work: if its block raises, only what was written in
+        the block is discarded (locks and claims taken before it are kept) and the exception
+        propagates; on a normal exit its writes join the unit of work. Savepoints nest."""
+
+
+class Store(Protocol):
+    """Where instances, their audit trail, timers, outbox and the API's records live.
+
+    Safe to share between threads: each unit of work is used by the one thread that opened
+    it. Write units of work on the same instance are serialised (see
+    :meth:`InstanceRepository.lock`); a store may serialise all writers.
+    """
+
+    def write(self) -> AbstractContextManager[UnitOfWork]:
+        """Open a read-write unit of work (see :class:`UnitOfWork`).
+
+        Raises:
+            StoreError: the store failed (an implementation's own errors are translated;
+                the unit of work is rolled back).
+        """
+
+    def read(self) -> AbstractContextManager[UnitOfWork]:
+        """Open a read-only unit of work: it must not write (an implementation may raise
+        :class:`StoreError` if it does) and takes no locks."""
+
+    def secret(self, key: str) -> bytes:
+        """A per-store random secret (32 bytes) named ``key``, created on first use; every
+        process asking for a new one at once gets the one stored first."""
+
+    def audit_times_ordered_from(self) -> int:
+        """The global audit id up to which records are older data: every later record was
+        written by an engine that stamps a chain's records in order. Set to the newest id
+        the first time this is called on a store (0 for an empty one), then unchanged."""
+
+    def head_revision(self) -> str:
+        """The schema revision this code expects."""
+
+    def current_revision(self) -> str | None:
+        """The schema revision the store is at (``None``: no schema yet); a store without
+        a schema of its own (in memory) is always at :meth:`head_revision`."""
+
+    def ensure_schema(self, *, create: bool = True) -> None:
+        """Make the store ready: create its schema if it is empty (with ``create``); a store
+        already at the current schema is left alone.
+
+        Raises:
+            SchemaMismatch: the store is at another schema revision.
+            SchemaLocked: another process held the schema lock too long.
+        """
+
+    def close(self) -> None:
+        """Release the store's resources; no unit of work may be open."""

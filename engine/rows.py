@@ -1,0 +1,178 @@
+"""The shapes the store keeps besides instances and audit records, declared once.
+
+Every store implementation (:mod:`opcatflow.engine.ports`) reads and writes these values;
+the notifications and the HTTP adapter use them as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class TimerStatus(StrEnum):
+    """Where a deadline timer is: ``pending`` and ``paused`` are open, the rest closed."""
+
+    PENDING = "pending"
+    PAUSED = "paused"  # the deadline's clock is stopped (``pauses:``)
+    FIRED = "fired"
+    REFUSED = "refused"  # its escalation trigger was refused
+    FAILED = "failed"  # processing kept failing past the scheduler's attempts
+    CANCELLED = "cancelled"  # the state was left, or the deadline re-armed
+
+
+OPEN_TIMER = (TimerStatus.PENDING, TimerStatus.PAUSED)
+
+
+class OutboxStatus(StrEnum):
+    """Where an outbox message is (the notifications describe the cycle)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+# What ``outbox retry`` may make due again.
+RETRYABLE_OUTBOX = (OutboxStatus.FAILED, OutboxStatus.DEAD, OutboxStatus.PENDING)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDefinition:
+    """A workflow definition as first registered (instances pinned to it run on this copy)."""
+
+    workflow_id: str
+    version: int
+    fingerprint: str
+    title: str
+    source: str
+    registered_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """One timer row, with the workflow of its instance.
+
+    Attributes:
+        state: the state that armed it.
+        kind: ``reminder`` or ``due``.
+        occurrence: which round of a repeating (``every``) deadline.
+        payload: what the planner noted (``due``: the deadline's own due time for a reminder;
+            ``offset``: how long before it).
+    """
+
+    id: int
+    instance_id: str
+    workflow_id: str
+    workflow_version: int
+    state: str
+    deadline: str
+    kind: str
+    occurrence: int
+    due_at: datetime
+    status: TimerStatus
+    attempts: int
+    paused_at: datetime | None
+    closed_at: datetime | None
+    note: str | None
+    payload: dict[str, Any] | None
+    created_at: datetime
+
+    @property
+    def deadline_due(self) -> datetime:
+        """When the deadline is due (a reminder's row fires before its deadline)."""
+        due = (self.payload or {}).get("due")
+        return datetime.fromisoformat(due) if due else self.due_at
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message about to be written to the outbox."""
+
+    instance_id: str | None
+    event: str
+    channel: str
+    recipient: str
+    payload: dict[str, Any]
+    key: str
+    status: OutboxStatus = OutboxStatus.PENDING
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One outbox row, as read back."""
+
+    id: int
+    instance_id: str | None
+    event: str
+    channel: str
+    recipient: str
+    payload: dict[str, Any]
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: datetime
+    idempotency_key: str
+    created_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+    claim_token: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The row without its payload (the payload may hold personal data)."""
+        return {
+            "id": self.id,
+            "instance_id": self.instance_id,
+            "event": self.event,
+            "channel": self.channel,
+            "recipient": self.recipient,
+            "status": str(self.status),
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at.isoformat(),
+            "idempotency_key": self.idempotency_key,
+            "created_at": self.created_at.isoformat(),
+            "sent_at": self.sent_at.isoformat() if self.sent_at else None,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """How one claimed outbox row ends this round (``sent``, ``failed`` or ``dead``)."""
+
+    entry: OutboxEntry
+    status: OutboxStatus
+    next_attempt_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """The reply stored for one ``Idempotency-Key`` of one API key."""
+
+    api_key_id: str
+    key: str
+    method: str
+    path: str
+    fingerprint: str  # SHA-256 of the request
+    status: int
+    response: str  # the JSON body, as sent
+    headers: dict[str, str]
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    """An API key as stored: the secret only as its SHA-256."""
+
+    id: str
+    secret_hash: str
+    actor: str
+    roles: tuple[str, ...]
+    note: str | None
+    created_at: datetime
+    revoked_at: datetime | None

@@ -121,7 +121,8 @@ def decided(step: Step) -> Applied | None:
 def test_a_decision_writes_only_what_the_fired_transition_may(workflow: str) -> None:
     applied = []
 
-    @settings(max_examples=80, deadline=None, database=None)
+    # derandomized: the floor on applied steps below is a statistic, and CI must not flip on it
+    @settings(max_examples=80, deadline=None, database=None, derandomize=True)
     @given(step=steps(workflow))
     def run(step: Step) -> None:
         applied.append(decided(step) is not None)
@@ -179,6 +180,7 @@ def test_through_engine_no_step_writes_outside_its_transition(db_url: str) -> No
             max_examples=40,
             deadline=None,
             database=None,
+            derandomize=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         )
         @given(workflow=st.sampled_from(WORKFLOWS), draw=st.data())
@@ -230,6 +232,7 @@ def test_through_http_no_step_writes_outside_its_transition_or_shows_a_withheld_
         max_examples=15,
         deadline=None,
         database=None,
+        derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
     @given(workflow=st.sampled_from(WORKFLOWS), draw=st.data())

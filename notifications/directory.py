@@ -38,9 +38,6 @@ EVENT_TYPES = ("started", "transition", "deadline")
 class ConfigError(OpcatflowError):
     """A notifications configuration file is invalid; ``problems`` lists every problem."""
 
-    code = "invalid-config"
-    exit_code = 6
-
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opcatflow.adapters.cli.errors import EXIT_CODES, exit_code
+from opcatflow.adapters.cli.errors import EXIT_CODES, describe, exit_code
 from opcatflow.adapters.cli.outbox import MessageNotFound
 from opcatflow.engine import (
     ConcurrentUpdate,
@@ -59,3 +59,8 @@ def test_no_row_is_hidden_behind_an_earlier_base_class() -> None:
 
 def test_engine_errors_carry_no_exit_code() -> None:
     assert not hasattr(OpcatflowError("x"), "exit_code")
+
+
+def test_a_missing_extra_is_named_in_one_line() -> None:
+    err = ModuleNotFoundError("No module named 'psycopg'", name="psycopg")
+    assert describe(err) == ("psycopg is not installed: pip install 'opcatflow[postgres]'", 1)

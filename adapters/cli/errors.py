@@ -66,6 +66,16 @@ EXIT_CODES: tuple[tuple[type[OpcatflowError], int], ...] = (
 )
 
 
+# A module an extra brings -> that extra (the core install has none of them)
+EXTRAS = {
+    "psycopg": "postgres",
+    "fastapi": "http",
+    "starlette": "http",
+    "uvicorn": "http",
+    "httpx": "webhook",
+}
+
+
 def exit_code(err: OpcatflowError) -> int:
     """The exit status for an engine (or notifications) error: the first row of
     :data:`EXIT_CODES` whose class it is an instance of."""
@@ -91,6 +101,10 @@ def describe(err: Exception) -> tuple[str, int]:
         return f"invalid workflow definition: {first}{suffix}", INVALID_DEFINITION
     if isinstance(err, OpcatflowError):
         return str(err), exit_code(err)
+    missing = (err.name or "").partition(".")[0] if isinstance(err, ModuleNotFoundError) else ""
+    if missing in EXTRAS:
+        extra = EXTRAS[missing]
+        return f"{missing} is not installed: pip install 'opcatflow[{extra}]'", UNEXPECTED
     if isinstance(err, SQLAlchemyError):
         orig = getattr(err, "orig", None)
         detail = str(orig if orig is not None else err).strip().splitlines()

@@ -35,6 +35,8 @@ from opcatflow.adapters.http.views import (
     instance_view,
     record_view,
 )
+from opcatflow.adapters.views import InstanceView
+from opcatflow.engine.audit import AuditRecordJson
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import FieldType
 from opcatflow.engine.errors import InstanceNotFound
@@ -257,8 +259,10 @@ def _firing(
         instance = result.instance
         assert instance is not None
         wf = engine.workflow(instance.workflow_id, instance.workflow_version)
-        view = instance_view(instance, wf, who.hidden(wf))
-        view["opened"] = list(result.opened)
+        view: FiredOut = {
+            **instance_view(instance, wf, who.hidden(wf)),
+            "opened": list(result.opened),
+        }
         reply = Reply(200, view, {"ETag": etag(instance)})
         return reply, lambda: engine.log_result(result)
 
@@ -372,7 +376,7 @@ def list_instances(
             after = engine.get(decode_cursor(cursor))
         except InstanceNotFound:
             raise ApiProblem("malformed-request", "not a cursor this API gave out", 400) from None
-    items: list[dict[str, Any]] = []
+    items: list[InstanceView] = []
     done = False
     for _ in range(_SCAN):
         batch = engine.query(
@@ -460,7 +464,7 @@ def get_history(
     instance_id: str,
     ctx: Annotated[Api, Depends(api)],
     who: Annotated[Caller, Depends(caller)],
-) -> list[dict[str, Any]]:
+) -> list[AuditRecordJson]:
     """The instance's audit trail, oldest first."""
     _, wf = _read(ctx, who, instance_id)
     hidden = who.hidden(wf)

@@ -67,6 +67,18 @@ class Instance:
         }
 
 
+class TriggerOptionJson(TypedDict):
+    """A :class:`TriggerOption` as JSON."""
+
+    trigger: str
+    label: str | None
+    dest: str | None
+    ready: Annotated[
+        bool, Field(description="Its guards pass now (for at least one of the roles).")
+    ]
+    blocked_by: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class TriggerOption:
     """A trigger the caller's role may fire from the current state, and whether it would pass."""
@@ -76,3 +88,12 @@ class TriggerOption:
     dest: str | None
     ready: bool
     blocked_by: str | None = None
+
+    def as_json(self) -> TriggerOptionJson:
+        return {
+            "trigger": self.trigger,
+            "label": self.label,
+            "dest": self.dest,
+            "ready": self.ready,
+            "blocked_by": self.blocked_by,
+        }

@@ -432,26 +432,20 @@ def get_triggers(
     instance_id: str,
     ctx: Annotated[Api, Depends(api)],
     who: Annotated[Caller, Depends(caller)],
-) -> list[dict[str, Any]]:
+) -> list[TriggerOut]:
     """The triggers the key's roles may fire now, each saying whether its guards pass."""
     _, wf = _read(ctx, who, instance_id)
-    merged: dict[str, dict[str, Any]] = {}
+    merged: dict[str, TriggerOut] = {}
     for role in who.roles_in(wf):
         for option in ctx.engine.available_triggers(instance_id, role, who.actor):
             entry = merged.setdefault(
-                option.trigger,
-                {
-                    "trigger": option.trigger,
-                    "label": option.label,
-                    "dest": option.dest,
-                    "ready": False,
-                    "blocked_by": option.blocked_by,
-                    "roles": [],
-                },
+                option.trigger, {**option.as_json(), "ready": False, "roles": []}
             )
             entry["roles"].append(role)
             if option.ready and not entry["ready"]:
-                entry.update(ready=True, blocked_by=None, dest=option.dest, label=option.label)
+                entry.update(
+                    {"ready": True, "blocked_by": None, "dest": option.dest, "label": option.label}
+                )
     return list(merged.values())
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from opcatflow.adapters.views import InstanceView
 from opcatflow.engine.audit import AuditRecordJson, VerifyJson
 from opcatflow.engine.inputs import check_data, check_text
+from opcatflow.engine.instance import TriggerOptionJson
 from opcatflow.engine.limits import REASON
 
 NAME = r"^[a-z][a-z0-9_]*$"
@@ -115,13 +116,8 @@ class InstancePage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: done.")
 
 
-class TriggerOut(BaseModel):
-    trigger: str
-    label: str | None
-    dest: str | None
-    ready: bool = Field(description="Its guards pass now (for at least one of the roles).")
-    blocked_by: str | None
-    roles: list[str] = Field(description="The key's roles that may fire it.")
+class TriggerOut(TriggerOptionJson):
+    roles: Annotated[list[str], Field(description="The key's roles that may fire it.")]
 
 
 class AuditRecordOut(AuditRecordJson):

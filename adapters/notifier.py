@@ -12,14 +12,14 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import structlog
+from structlog.typing import FilteringBoundLogger
 
 from opcatflow.adapters.channels import FileChannel, LogChannel, SmtpChannel, WebhookChannel
 from opcatflow.engine.clock import Clock
 from opcatflow.engine.errors import DefinitionError, Problem
 from opcatflow.engine.loader import Catalog, load_catalog
+from opcatflow.engine.logs import default_logger
 from opcatflow.engine.ports import Store
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.runtime import Engine
@@ -41,16 +41,16 @@ class Notifications:
     settings: NotificationSettings
     directory: DirectoryFile
     templates: TemplateSet
-    logger: Any
+    logger: FilteringBoundLogger
 
     @classmethod
-    def load(cls, path: str | Path, *, logger: Any = None) -> Notifications:
+    def load(cls, path: str | Path, *, logger: FilteringBoundLogger | None = None) -> Notifications:
         """Read the settings, the recipients directory and the template folders.
 
         Raises:
             ConfigError: the settings or the directory are invalid (every problem located).
         """
-        log = logger or structlog.get_logger("opcatflow.notifications")
+        log = logger or default_logger("opcatflow.notifications")
         settings = load_settings(path)
         directory = DirectoryFile(settings.directory_path, logger=log)
         templates = TemplateSet(settings.template_folders, limits=settings.render.limits())
@@ -123,7 +123,10 @@ def settings_path(explicit: str | Path | None = None) -> Path | None:
 
 
 def engine_hooks(
-    workflows: Iterable[str | Path], registry: Registry, *, logger: Any = None
+    workflows: Iterable[str | Path],
+    registry: Registry,
+    *,
+    logger: FilteringBoundLogger | None = None,
 ) -> list[OutboxWriter]:
     """The hooks an application edge gives the engines it builds: the outbox writer when
     ``$OPCATFLOW_NOTIFICATIONS`` names a settings file, else none.
@@ -148,7 +151,7 @@ def template_problems(catalog: Catalog) -> list[Problem]:
     return check_catalog(catalog, TemplateSet(folders))
 
 
-def worker_jobs(engine: Engine, *, logger: Any = None) -> list[PeriodicJob]:
+def worker_jobs(engine: Engine, *, logger: FilteringBoundLogger | None = None) -> list[PeriodicJob]:
     """The notification dispatcher as a job of ``opcatflow worker`` (every ``dispatch.idle``
     seconds it delivers what is due), when ``$OPCATFLOW_NOTIFICATIONS`` is set.
 
@@ -169,7 +172,7 @@ def run_dispatcher(
     *,
     stop: threading.Event | None = None,
     clock: Clock | None = None,
-    logger: Any = None,
+    logger: FilteringBoundLogger | None = None,
 ) -> None:
     """Deliver the outbox of ``db_url`` until ``stop`` is set (for a worker process or
     thread). Several may run against one PostgreSQL database.

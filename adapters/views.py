@@ -10,10 +10,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from opcatflow.engine.audit import APPLIED, STARTED, AuditRecord
+from opcatflow.engine.audit import APPLIED, STARTED, AuditRecord, AuditRecordJson
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import FieldType
-from opcatflow.engine.instance import Instance
+from opcatflow.engine.instance import Instance, InstanceJson
 from opcatflow.engine.records import withhold_parts
 from opcatflow.notifications.redaction import WITHHELD
 
@@ -35,13 +35,16 @@ def withheld_data(data: dict[str, Any], wf: CompiledWorkflow, hidden: frozenset[
             data[name] = WITHHELD
 
 
-def instance_view(
-    instance: Instance, wf: CompiledWorkflow, hidden: frozenset[str]
-) -> dict[str, Any]:
+class InstanceView(InstanceJson):
+    """An instance as one reader may see it."""
+
+    withheld: list[str]
+
+
+def instance_view(instance: Instance, wf: CompiledWorkflow, hidden: frozenset[str]) -> InstanceView:
     """The instance's JSON with every ``hidden`` field withheld and named in ``withheld``."""
-    body = instance.as_json()
+    body: InstanceView = {**instance.as_json(), "withheld": sorted(hidden)}
     withheld_data(body["data"], wf, hidden)
-    body["withheld"] = sorted(hidden)
     return body
 
 
@@ -63,7 +66,7 @@ def record_view(
     record: AuditRecord,
     hidden: frozenset[str],
     parts: Mapping[str, frozenset[str]] | None = None,
-) -> dict[str, Any]:
+) -> AuditRecordJson:
     """An audit record; with anything personal hidden, its hashes and the reason withheld
     too (a keyed hash still says when two values are equal). Every record that stores data
     lists every hidden field as withheld, changed or not: which records changed a field is

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
+
+from opcatflow.engine.jsontypes import Timestamp
 from opcatflow.engine.records import Records
 
 GENESIS = "0" * 64
@@ -24,6 +27,47 @@ APPLIED = "applied"
 REFUSED = "refused"
 STARTED = "started"
 OPENED = "opened"  # a child instance was opened
+
+
+class AuditRecordJson(TypedDict):
+    """An audit record as JSON (:meth:`AuditRecord.as_json`)."""
+
+    id: int | None
+    instance_id: str
+    seq: int
+    at: Timestamp
+    actor: str
+    role: str
+    workflow_id: str
+    workflow_version: int
+    trigger: str
+    from_state: str | None
+    to_state: str | None
+    outcome: str
+    reason: str | None
+    changes: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class ChainBreakJson(TypedDict):
+    """A :class:`ChainBreak` as JSON."""
+
+    id: int | None
+    instance_id: str
+    seq: int
+    problem: str
+
+
+class VerifyJson(TypedDict):
+    """A :class:`VerifyReport` as JSON (:meth:`VerifyReport.as_json`)."""
+
+    ok: bool
+    records: int
+    instances: int
+    first_break: ChainBreakJson | None
+    breaks: list[ChainBreakJson]
+    warnings: list[ChainBreakJson]
 
 
 class AuditRecord(NamedTuple):
@@ -77,7 +121,7 @@ class AuditRecord(NamedTuple):
         result: dict[str, Any] = json.loads(self.changes)
         return result
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> AuditRecordJson:
         return {
             "id": self.id,
             "instance_id": self.instance_id,
@@ -190,6 +234,14 @@ class ChainBreak:
             f"audit record {self.id} (instance {self.instance_id}, seq {self.seq}): {self.problem}"
         )
 
+    def as_json(self) -> ChainBreakJson:
+        return {
+            "id": self.id,
+            "instance_id": self.instance_id,
+            "seq": self.seq,
+            "problem": self.problem,
+        }
+
 
 @dataclass
 class VerifyReport:
@@ -206,6 +258,17 @@ class VerifyReport:
     def first_break(self) -> ChainBreak | None:
         """The broken record with the lowest global sequence."""
         return min(self.breaks, key=lambda b: (b.id is None, b.id or 0), default=None)
+
+    def as_json(self) -> VerifyJson:
+        first = self.first_break
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "instances": self.instances,
+            "first_break": first.as_json() if first else None,
+            "breaks": [b.as_json() for b in self.breaks],
+            "warnings": [w.as_json() for w in self.warnings],
+        }
 
 
 def verify_chain(

@@ -28,7 +28,7 @@ from opcatflow.engine.contract import (
 )
 from opcatflow.engine.data import DataSchema
 from opcatflow.engine.definition import TransitionSpec, WorkflowDefinition
-from opcatflow.engine.errors import Problem
+from opcatflow.engine.errors import Problem, RefusalKind
 from opcatflow.engine.expressions import CONTEXT_NAMES, Expression, compile_guard
 from opcatflow.engine.registry import GuardRefusal, GuardRule, Registry, RuleContext
 from opcatflow.engine.sandbox import EXPRESSION_LIMITS, BudgetExceeded, shared_budget
@@ -41,7 +41,7 @@ class Cursor:
 
     state: str
     ctx: RuleContext
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[tuple[RefusalKind, str]] = field(default_factory=list)
     applied: Option | None = None
 
 

@@ -1,23 +1,26 @@
 """The exception tree. Every error opcatflow raises on purpose is an ``OpcatflowError``.
 
 Messages carry the ids a reader needs; the ids also stay attributes, so callers branch on
-data, not on message text. Each class has a stable ``code`` used by the CLI exit status and
-the HTTP problem type.
+data, not on message text. The engine knows nothing of exit codes or HTTP problem types:
+each adapter maps these classes to its own (``adapters/cli/errors.py``,
+``adapters/http/problems.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from opcatflow.engine.limits import Limit
+
+RefusalKind = Literal["trigger", "state", "role", "guard", "data", "action"]
+"""Why a trigger was refused: no such trigger, not from this state, not this role, a guard
+or condition, the data given, or an action that failed."""
 
 
 class OpcatflowError(Exception):
     """Base class of every error opcatflow raises on purpose."""
-
-    code = "error"
-    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,6 @@ class Problem:
 class DefinitionError(OpcatflowError):
     """A workflow definition is invalid; ``problems`` lists every problem found, in file order."""
 
-    code = "invalid-definition"
-    exit_code = 6
-
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
@@ -54,10 +54,7 @@ class TransitionRefused(OpcatflowError):
         reason: a sentence an operator can act on.
     """
 
-    code = "refused"
-    exit_code = 3
-
-    def __init__(self, instance_id: str, trigger: str, kind: str, reason: str) -> None:
+    def __init__(self, instance_id: str, trigger: str, kind: RefusalKind, reason: str) -> None:
         self.instance_id = instance_id
         self.trigger = trigger
         self.kind = kind
@@ -68,9 +65,6 @@ class TransitionRefused(OpcatflowError):
 class InvalidData(OpcatflowError):
     """Data given to start an instance does not fit the workflow's schema (nothing is stored)."""
 
-    code = "invalid-data"
-    exit_code = 3
-
     def __init__(self, workflow: str, errors: Sequence[str]) -> None:
         self.workflow = workflow
         self.errors = tuple(errors)
@@ -79,9 +73,6 @@ class InvalidData(OpcatflowError):
 
 class ConcurrentUpdate(OpcatflowError):
     """The instance changed since the caller read it; re-read and decide again."""
-
-    code = "conflict"
-    exit_code = 4
 
     def __init__(self, instance_id: str, expected: int, actual: int) -> None:
         self.instance_id = instance_id
@@ -94,9 +85,6 @@ class ConcurrentUpdate(OpcatflowError):
 
 class NotFound(OpcatflowError):
     """Base of the errors for something that does not exist."""
-
-    code = "not-found"
-    exit_code = 5
 
 
 class InstanceNotFound(NotFound):
@@ -120,9 +108,6 @@ class WorkflowNotFound(NotFound):
 class SchemaMismatch(OpcatflowError):
     """The database schema is not the one this version of opcatflow expects."""
 
-    code = "schema-mismatch"
-    exit_code = 7
-
     def __init__(self, found: str | None, expected: str) -> None:
         self.found = found
         self.expected = expected
@@ -135,9 +120,6 @@ class SchemaMismatch(OpcatflowError):
 class StoreError(OpcatflowError):
     """The database failed in a way the engine cannot recover from (wraps the driver error)."""
 
-    code = "store-error"
-    exit_code = 1
-
 
 class SchemaLocked(StoreError):
     """Another process or thread held the database's schema lock (creating or upgrading the
@@ -147,9 +129,6 @@ class SchemaLocked(StoreError):
         database: the database, as a URL without its password or a SQLite file path.
         timeout: the seconds waited.
     """
-
-    code = "schema-locked"
-    exit_code = 9
 
     def __init__(self, database: str, timeout: float) -> None:
         self.database = database
@@ -171,9 +150,6 @@ class LimitExceeded(OpcatflowError):
             nesting is counted only up to the limit).
     """
 
-    code = "limit-exceeded"
-    exit_code = 2
-
     def __init__(self, limit: Limit, where: str, size: int | None = None) -> None:
         self.limit = limit
         self.where = where
@@ -190,9 +166,6 @@ class InvalidText(OpcatflowError):
         where: which input: ``actor``, ``reason``, ``data.summary``, ``data`` (a key).
         position: the index of the first offending character.
     """
-
-    code = "invalid-text"
-    exit_code = 2
 
     def __init__(self, where: str, position: int) -> None:
         self.where = where

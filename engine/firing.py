@@ -14,6 +14,7 @@ from transitions.core import MachineError
 
 from opcatflow.engine.compiled import ActionWroteOutside, CompiledWorkflow, Cursor, Option
 from opcatflow.engine.deadlines import condition_refusal
+from opcatflow.engine.errors import RefusalKind
 from opcatflow.engine.inputs import check_size
 from opcatflow.engine.registry import Lookup, RuleContext, no_lookup
 from opcatflow.engine.suggest import did_you_mean
@@ -30,7 +31,7 @@ class Applied:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    kind: str
+    kind: RefusalKind
     reason: str
 
 
@@ -132,7 +133,7 @@ def decide(
     return Applied(cursor.state, new_data, changed, cursor.applied, ctx)
 
 
-def _refusal(failures: list[tuple[str, str]]) -> Refused:
+def _refusal(failures: list[tuple[RefusalKind, str]]) -> Refused:
     # Prefer the most specific failure: a guard or data problem of an option the role could
     # take says more than "role may not" from an option meant for someone else.
     useful = [f for f in failures if f[0] != "role"] or failures

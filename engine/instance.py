@@ -6,7 +6,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
+
+from opcatflow.engine.jsontypes import Timestamp
+
+
+class InstanceJson(TypedDict):
+    """An instance as JSON (:meth:`Instance.as_json`)."""
+
+    id: str
+    workflow_id: str
+    workflow_version: int
+    state: str
+    data: dict[str, Any]
+    version: Annotated[
+        int, Field(description="Starts at 1, one more on every change; also the HTTP ETag.")
+    ]
+    parent_id: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    state_entered_at: Timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +52,7 @@ class Instance:
         if not isinstance(self.data, MappingProxyType):
             object.__setattr__(self, "data", MappingProxyType(dict(self.data)))
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> InstanceJson:
         return {
             "id": self.id,
             "workflow_id": self.workflow_id,
@@ -45,6 +67,18 @@ class Instance:
         }
 
 
+class TriggerOptionJson(TypedDict):
+    """A :class:`TriggerOption` as JSON."""
+
+    trigger: str
+    label: str | None
+    dest: str | None
+    ready: Annotated[
+        bool, Field(description="Its guards pass now (for at least one of the roles).")
+    ]
+    blocked_by: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class TriggerOption:
     """A trigger the caller's role may fire from the current state, and whether it would pass."""
@@ -54,3 +88,12 @@ class TriggerOption:
     dest: str | None
     ready: bool
     blocked_by: str | None = None
+
+    def as_json(self) -> TriggerOptionJson:
+        return {
+            "trigger": self.trigger,
+            "label": self.label,
+            "dest": self.dest,
+            "ready": self.ready,
+            "blocked_by": self.blocked_by,
+        }

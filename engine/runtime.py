@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-import structlog
+from structlog.typing import FilteringBoundLogger
 
 from opcatflow.engine.audit import (
     AuditRecord,
@@ -38,6 +38,7 @@ from opcatflow.engine.firing import Applied, Refused, decide
 from opcatflow.engine.inputs import check_call, check_data
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_stored, load_catalog, same_content
+from opcatflow.engine.logs import default_logger
 from opcatflow.engine.ports import Store, UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.settings import Settings
@@ -100,7 +101,7 @@ class Engine:
         registry: Registry,
         *,
         clock: Clock | None = None,
-        logger: Any = None,
+        logger: FilteringBoundLogger | None = None,
         audit_key: bytes | None = None,
         hooks: Sequence[TransactionHook] = (),
         settings: Settings | None = None,
@@ -110,7 +111,7 @@ class Engine:
         self.catalog = catalog
         self.registry = registry
         self.clock = clock or SystemClock()
-        self.log = logger or structlog.get_logger("opcatflow")
+        self.log = logger or default_logger("opcatflow")
         redactor = Redactor(audit_key or store.secret("audit_key"))
         self._times_ordered_from = store.audit_times_ordered_from()
         self.settings = settings or Settings.default()
@@ -130,7 +131,7 @@ class Engine:
         registry: Registry,
         *,
         clock: Clock | None = None,
-        logger: Any = None,
+        logger: FilteringBoundLogger | None = None,
         synchronous: str = "FULL",
         create: bool = True,
         settings: Settings | None = None,

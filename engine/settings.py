@@ -39,9 +39,6 @@ DEFAULTS_RESOURCE = ("opcatflow.config", "opcatflow.yaml")
 class SettingsError(OpcatflowError):
     """A settings file is invalid; ``problems`` lists each one as ``path:line:column``."""
 
-    code = "invalid-settings"
-    exit_code = 6
-
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = tuple(problems)
         super().__init__("invalid settings: " + "; ".join(str(p) for p in self.problems))

@@ -19,8 +19,6 @@ from opcatflow.engine.errors import OpcatflowError
 class DeliveryError(OpcatflowError):
     """A send failed. ``permanent`` means retrying cannot help (the message goes dead)."""
 
-    code = "delivery-failed"
-
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         self.permanent = permanent
         super().__init__(message)

@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, Self
+from typing import Annotated, Literal, Protocol, Self
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from structlog.typing import FilteringBoundLogger
 
 from opcatflow.engine.errors import DefinitionError, OpcatflowError, Problem
+from opcatflow.engine.logs import default_logger
 from opcatflow.engine.validation import pydantic_problems
 from opcatflow.engine.yamlsource import Located, load_yaml
 from opcatflow.notifications.redaction import Audience
@@ -37,9 +38,6 @@ EVENT_TYPES = ("started", "transition", "deadline")
 
 class ConfigError(OpcatflowError):
     """A notifications configuration file is invalid; ``problems`` lists every problem."""
-
-    code = "invalid-config"
-    exit_code = 6
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
@@ -321,12 +319,12 @@ class DirectoryFile:
         path: str | Path,
         *,
         interval: float = 1.0,
-        logger: Any = None,
+        logger: FilteringBoundLogger | None = None,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)
         self.interval = interval
-        self.log = logger or structlog.get_logger("opcatflow.notifications")
+        self.log = logger or default_logger("opcatflow.notifications")
         self.timer = timer
         self._lock = threading.Lock()
         self._stamp = self._stat()

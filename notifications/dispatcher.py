@@ -14,11 +14,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-import structlog
+from structlog.typing import FilteringBoundLogger
 
 from opcatflow.engine.clock import Clock, SystemClock
+from opcatflow.engine.logs import default_logger
 from opcatflow.engine.ports import Store
 from opcatflow.engine.rows import SendOutcome as Outcome
 from opcatflow.notifications.channel import Channel, DeliveryError, Outgoing
@@ -107,7 +107,7 @@ class Dispatcher:
         directory: DirectorySource,
         policy: DispatchPolicy | None = None,
         clock: Clock | None = None,
-        logger: Any = None,
+        logger: FilteringBoundLogger | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
@@ -116,7 +116,7 @@ class Dispatcher:
         self.directory = directory
         self.policy = policy or DispatchPolicy()
         self.clock = clock or SystemClock()
-        self.log = logger or structlog.get_logger("opcatflow.notifications")
+        self.log = logger or default_logger("opcatflow.notifications")
         self.rng = rng or random.Random()
 
     # -- rounds ---------------------------------------------------------------------------

@@ -7,11 +7,10 @@ they commit with the change or not at all. It does no I/O besides those inserts.
 
 from __future__ import annotations
 
-from typing import Any
-
-import structlog
+from structlog.typing import FilteringBoundLogger
 
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
+from opcatflow.engine.logs import default_logger
 from opcatflow.engine.ports import UnitOfWork
 from opcatflow.notifications.compose import Composer, Occurrence
 from opcatflow.notifications.directory import DirectorySource
@@ -34,11 +33,11 @@ class OutboxWriter:
         directory: DirectorySource,
         *,
         convention: ConsentConvention | None = None,
-        logger: Any = None,
+        logger: FilteringBoundLogger | None = None,
     ) -> None:
         self.directory = directory
         self.composer = Composer(convention)
-        self.log = logger or structlog.get_logger("opcatflow.notifications")
+        self.log = logger or default_logger("opcatflow.notifications")
 
     def on_change(self, uow: UnitOfWork, event: TransitionEvent) -> None:
         """Write the messages of a start or an applied trigger."""

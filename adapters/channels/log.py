@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from structlog.typing import FilteringBoundLogger
 
-import structlog
-
+from opcatflow.engine.logs import default_logger
 from opcatflow.notifications.channel import Outgoing
 
 
@@ -15,8 +14,8 @@ class LogChannel:
 
     name = "log"
 
-    def __init__(self, logger: Any = None) -> None:
-        self.log = logger or structlog.get_logger("opcatflow.notifications")
+    def __init__(self, logger: FilteringBoundLogger | None = None) -> None:
+        self.log = logger or default_logger("opcatflow.notifications")
 
     def send(self, message: Outgoing) -> None:
         self.log.info(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -13,22 +12,10 @@ from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.errors import AUDIT_BROKEN, fail
 from opcatflow.adapters.cli.files import write_text_output
 from opcatflow.adapters.cli.options import Json, settings
-from opcatflow.engine import SQLAlchemyStore, VerifyReport
+from opcatflow.engine import SQLAlchemyStore
 
 audit_app = typer.Typer(help="Check and export the hash-chained audit trail.")
 db_app = typer.Typer(help="Manage the database schema.")
-
-
-def report_json(report: VerifyReport) -> dict[str, object]:
-    first = report.first_break
-    return {
-        "ok": report.ok,
-        "records": report.records,
-        "instances": report.instances,
-        "breaks": [asdict(b) for b in report.breaks],
-        "warnings": [asdict(w) for w in report.warnings],
-        "first_break": asdict(first) if first else None,
-    }
 
 
 @audit_app.command("verify")
@@ -38,7 +25,7 @@ def verify(ctx: typer.Context, as_json: Json = False) -> None:
     with settings(ctx).engine(existing=True) as engine:
         report = engine.verify_audit()
     if as_json:
-        out.print_json(report_json(report))
+        out.print_json(report.as_json())
     elif report.ok:
         out.echo(
             f"audit chain {out.green('intact')}: {out.plural(report.records, 'record')} over "

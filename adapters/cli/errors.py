@@ -18,9 +18,22 @@
 from __future__ import annotations
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-from opcatflow.engine import DefinitionError, OpcatflowError
+from opcatflow.engine import (
+    ConcurrentUpdate,
+    DefinitionError,
+    InvalidData,
+    InvalidText,
+    LimitExceeded,
+    NotFound,
+    OpcatflowError,
+    SchemaLocked,
+    SchemaMismatch,
+    StoreError,
+    TransitionRefused,
+)
+from opcatflow.engine.settings import SettingsError
+from opcatflow.notifications.directory import ConfigError
 
 OK = 0
 UNEXPECTED = 1
@@ -31,6 +44,41 @@ NOT_FOUND = 5
 INVALID_DEFINITION = 6
 SCHEMA_MISMATCH = 7
 AUDIT_BROKEN = 8
+SCHEMA_LOCKED = 9
+
+# The engine's errors carry no exit code: this table is the CLI's reading of them. The first
+# class an error is an instance of wins, so a subclass comes before its base.
+EXIT_CODES: tuple[tuple[type[OpcatflowError], int], ...] = (
+    (SchemaLocked, SCHEMA_LOCKED),
+    (StoreError, UNEXPECTED),
+    (SchemaMismatch, SCHEMA_MISMATCH),
+    (DefinitionError, INVALID_DEFINITION),
+    (SettingsError, INVALID_DEFINITION),
+    (ConfigError, INVALID_DEFINITION),
+    (NotFound, NOT_FOUND),
+    (ConcurrentUpdate, CONFLICT),
+    (TransitionRefused, REFUSED),
+    (InvalidData, REFUSED),
+    (LimitExceeded, USAGE),
+    (InvalidText, USAGE),
+    (OpcatflowError, UNEXPECTED),
+)
+
+
+# A module an extra brings -> that extra (the core install has none of them)
+EXTRAS = {
+    "psycopg": "postgres",
+    "fastapi": "http",
+    "starlette": "http",
+    "uvicorn": "http",
+    "httpx": "webhook",
+}
+
+
+def exit_code(err: OpcatflowError) -> int:
+    """The exit status for an engine (or notifications) error: the first row of
+    :data:`EXIT_CODES` whose class it is an instance of."""
+    return next(code for kind, code in EXIT_CODES if isinstance(err, kind))
 
 
 def one_line(text: str) -> str:
@@ -51,11 +99,11 @@ def describe(err: Exception) -> tuple[str, int]:
         suffix = f" (and {more} more; `opcatflow validate PATH` lists them all)" if more else ""
         return f"invalid workflow definition: {first}{suffix}", INVALID_DEFINITION
     if isinstance(err, OpcatflowError):
-        return str(err), err.exit_code
-    if isinstance(err, SQLAlchemyError):
-        orig = getattr(err, "orig", None)
-        detail = str(orig if orig is not None else err).strip().splitlines()
-        return f"database error: {detail[0] if detail else type(err).__name__}", UNEXPECTED
+        return str(err), exit_code(err)
+    missing = (err.name or "").partition(".")[0] if isinstance(err, ModuleNotFoundError) else ""
+    if missing in EXTRAS:
+        extra = EXTRAS[missing]
+        return f"{missing} is not installed: pip install 'opcatflow[{extra}]'", UNEXPECTED
     message = str(err).strip().splitlines()
     text = f"{type(err).__name__}: {message[0]}" if message else type(err).__name__
     return f"unexpected {text} (run with --debug for the traceback)", UNEXPECTED

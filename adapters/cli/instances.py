@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -176,7 +176,7 @@ def triggers(
     with settings(ctx).engine(existing=True) as engine:
         options = engine.available_triggers(instance_id, role)
     if as_json:
-        out.print_json([asdict(o) for o in options])
+        out.print_json([o.as_json() for o in options])
     else:
         out.echo("\n".join(out.triggers_lines(options, role)))
 

@@ -14,10 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import structlog
 import typer
+from structlog.typing import FilteringBoundLogger, Processor
 
 from opcatflow.adapters.cli.database import missing_tables, require_existing, require_folder
 from opcatflow.adapters.cli.files import read_data_source
@@ -60,7 +61,7 @@ class Settings:
     log_level: LogLevel = LogLevel.WARNING
     npm_settings: Path | None = None
 
-    def logger(self) -> Any:
+    def logger(self) -> FilteringBoundLogger:
         return make_logger(self.log_format, self.log_level)
 
     def deadline_settings(self) -> DeadlineSettings:
@@ -121,14 +122,14 @@ def settings(ctx: typer.Context) -> Settings:
     return obj if isinstance(obj, Settings) else Settings()
 
 
-def make_logger(fmt: LogFormat, level: LogLevel) -> Any:
+def make_logger(fmt: LogFormat, level: LogLevel) -> FilteringBoundLogger:
     """A structlog logger writing one event per line to standard error."""
-    renderer: Any
+    renderer: Processor
     if fmt is LogFormat.JSON:
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    return structlog.wrap_logger(
+    logger = structlog.wrap_logger(
         structlog.PrintLogger(sys.stderr),
         processors=[
             structlog.processors.add_log_level,
@@ -139,6 +140,7 @@ def make_logger(fmt: LogFormat, level: LogLevel) -> Any:
             logging.getLevelNamesMapping()[level.value.upper()]
         ),
     )
+    return cast(FilteringBoundLogger, logger)
 
 
 # -- options shared by commands ------------------------------------------------------------

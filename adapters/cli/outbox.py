@@ -10,9 +10,10 @@ import threading
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from structlog.typing import FilteringBoundLogger
 
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.errors import REFUSED, USAGE, fail
@@ -60,7 +61,7 @@ class MessageNotFound(NotFound):
         super().__init__(f"no outbox message {message_id}")
 
 
-def _notifications(config: Path | None, logger: Any) -> Notifications:
+def _notifications(config: Path | None, logger: FilteringBoundLogger) -> Notifications:
     path = settings_path(config)
     if path is None:
         raise ConfigError(

@@ -9,8 +9,8 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
 
-import structlog
 from fastapi import FastAPI
+from structlog.typing import FilteringBoundLogger
 
 from opcatflow.adapters.http import docs, health, instances, operations, problems, workflows
 from opcatflow.adapters.http.auth import KeyCache
@@ -21,6 +21,7 @@ from opcatflow.adapters.http.keys import ApiKeys
 from opcatflow.adapters.http.limits import AUTH_FAILURE_WINDOW
 from opcatflow.adapters.http.middleware import BodyLimit, RequestLog
 from opcatflow.adapters.http.throttle import FailureLimit
+from opcatflow.engine.logs import default_logger
 from opcatflow.engine.runtime import Engine
 
 DESCRIPTION = """\
@@ -53,7 +54,7 @@ def _version() -> str:
         return "0"
 
 
-def _build(config: ApiConfig, log: Any, lifespan: Any = None) -> FastAPI:
+def _build(config: ApiConfig, log: FilteringBoundLogger, lifespan: Any = None) -> FastAPI:
     app = FastAPI(
         title="opcatflow",
         version=_version(),
@@ -89,7 +90,7 @@ def create_app(
     engine: Engine,
     config: ApiConfig | None = None,
     *,
-    logger: Any = None,
+    logger: FilteringBoundLogger | None = None,
     on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
     """The HTTP API over ``engine`` (which the caller opens and closes).
@@ -128,5 +129,5 @@ def create_app(
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document (the same for every engine; docs/openapi.json is a copy)."""
-    document: dict[str, Any] = _build(ApiConfig(), structlog.get_logger("opcatflow")).openapi()
+    document: dict[str, Any] = _build(ApiConfig(), default_logger("opcatflow")).openapi()
     return document

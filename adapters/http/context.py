@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from fastapi import Request
+from structlog.typing import FilteringBoundLogger
 
 from opcatflow.adapters.http.hosts import LOCAL_HOSTS, public_host
 from opcatflow.adapters.http.idempotency import IdempotencyRecords
@@ -78,7 +79,7 @@ class Api:
     keys: ApiKeys
     idempotency: IdempotencyRecords
     config: ApiConfig
-    log: Any
+    log: FilteringBoundLogger
     schema_revision: str
     key_cache: Any  # auth.KeyCache (auth imports this module)
     executor: ThreadPoolExecutor

@@ -35,6 +35,8 @@ from opcatflow.adapters.http.views import (
     instance_view,
     record_view,
 )
+from opcatflow.adapters.views import InstanceView
+from opcatflow.engine.audit import AuditRecordJson
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import FieldType
 from opcatflow.engine.errors import InstanceNotFound, TransitionRefused
@@ -237,8 +239,10 @@ def _firing(
                 instance = result.instance
                 assert instance is not None
                 wf = engine.workflow(instance.workflow_id, instance.workflow_version)
-                view = instance_view(instance, wf, who.hidden(wf))
-                view["opened"] = list(result.opened)
+                view: FiredOut = {
+                    **instance_view(instance, wf, who.hidden(wf)),
+                    "opened": list(result.opened),
+                }
                 reply = Reply(200, view, {"ETag": etag(instance)})
             if record is not None:
                 record(uow, reply)
@@ -374,7 +378,7 @@ def list_instances(
             after = engine.get(decode_cursor(cursor))
         except InstanceNotFound:
             raise ApiProblem("malformed-request", "not a cursor this API gave out", 400) from None
-    items: list[dict[str, Any]] = []
+    items: list[InstanceView] = []
     done = False
     for _ in range(_SCAN):
         batch = engine.query(
@@ -430,26 +434,20 @@ def get_triggers(
     instance_id: str,
     ctx: Annotated[Api, Depends(api)],
     who: Annotated[Caller, Depends(caller)],
-) -> list[dict[str, Any]]:
+) -> list[TriggerOut]:
     """The triggers the key's roles may fire now, each saying whether its guards pass."""
     _, wf = _read(ctx, who, instance_id)
-    merged: dict[str, dict[str, Any]] = {}
+    merged: dict[str, TriggerOut] = {}
     for role in who.roles_in(wf):
         for option in ctx.engine.available_triggers(instance_id, role, who.actor):
             entry = merged.setdefault(
-                option.trigger,
-                {
-                    "trigger": option.trigger,
-                    "label": option.label,
-                    "dest": option.dest,
-                    "ready": False,
-                    "blocked_by": option.blocked_by,
-                    "roles": [],
-                },
+                option.trigger, {**option.as_json(), "ready": False, "roles": []}
             )
             entry["roles"].append(role)
             if option.ready and not entry["ready"]:
-                entry.update(ready=True, blocked_by=None, dest=option.dest, label=option.label)
+                entry.update(
+                    {"ready": True, "blocked_by": None, "dest": option.dest, "label": option.label}
+                )
     return list(merged.values())
 
 
@@ -462,7 +460,7 @@ def get_history(
     instance_id: str,
     ctx: Annotated[Api, Depends(api)],
     who: Annotated[Caller, Depends(caller)],
-) -> list[dict[str, Any]]:
+) -> list[AuditRecordJson]:
     """The instance's audit trail, oldest first."""
     _, wf = _read(ctx, who, instance_id)
     hidden = who.hidden(wf)

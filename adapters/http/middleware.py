@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.typing import FilteringBoundLogger
 
 from opcatflow.adapters.http.problems import MEDIA_TYPE, problem_body
 
@@ -89,7 +90,7 @@ class RequestLog:
     and marks every response ``Cache-Control: no-store`` (they may hold personal data) but
     the documentation pages' files under ``/static/``, which hold none."""
 
-    def __init__(self, app: ASGIApp, log: Any) -> None:
+    def __init__(self, app: ASGIApp, log: FilteringBoundLogger) -> None:
         self.app = app
         self.log = log
 

@@ -16,6 +16,7 @@ from opcatflow.adapters.http.context import Api, api
 from opcatflow.adapters.http.problems import ApiProblem, responses
 from opcatflow.adapters.http.schemas import DeadlineOut, OutboxOut, VerifyOut
 from opcatflow.engine.agenda import AgendaEntry, agenda
+from opcatflow.engine.audit import VerifyJson
 from opcatflow.notifications.model import DEAD, FAILED, PENDING, STATUSES, OutboxStatus
 
 router = APIRouter(tags=["operations"])
@@ -94,23 +95,11 @@ def outbox_status(
 @router.get("/audit/verify", response_model=VerifyOut, responses=responses("forbidden"))
 def verify_audit(
     ctx: Annotated[Api, Depends(api)], who: Annotated[Caller, Depends(require_admin)]
-) -> dict[str, Any]:
+) -> VerifyJson:
     """Recompute every hash chain of the audit trail; ``first_break`` names the first
     broken record; ``warnings`` name records of older data stamped earlier than the record
     before them."""
-    report = ctx.engine.verify_audit()
-
-    def brk(b: Any) -> dict[str, Any]:
-        return {"id": b.id, "instance_id": b.instance_id, "seq": b.seq, "problem": b.problem}
-
-    return {
-        "ok": report.ok,
-        "records": report.records,
-        "instances": report.instances,
-        "first_break": brk(report.first_break) if report.first_break else None,
-        "breaks": [brk(b) for b in report.breaks],
-        "warnings": [brk(w) for w in report.warnings],
-    }
+    return ctx.engine.verify_audit().as_json()
 
 
 @router.get(

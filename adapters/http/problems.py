@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from structlog.typing import FilteringBoundLogger
 
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
@@ -174,7 +175,7 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-def install(app: FastAPI, log: Any) -> None:
+def install(app: FastAPI, log: FilteringBoundLogger) -> None:
     """Turn every error the app can raise into a problem response."""
 
     async def on_api_problem(request: Request, err: Exception) -> JSONResponse:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from opcatflow.adapters.views import InstanceView
+from opcatflow.engine.audit import AuditRecordJson, VerifyJson
 from opcatflow.engine.inputs import check_data, check_text
+from opcatflow.engine.instance import TriggerOptionJson
 from opcatflow.engine.limits import REASON
 
 NAME = r"^[a-z][a-z0-9_]*$"
@@ -93,25 +96,19 @@ class TransitionIn(_In):
     )
 
 
-class InstanceOut(BaseModel):
+# Response bodies the engine already shapes are its TypedDicts (declared once, beside the
+# record and its ``as_json``), subclassed here only to keep their OpenAPI names.
+
+
+class InstanceOut(InstanceView):
     """An instance as this key may see it: personal fields it may not read are replaced by
     ``"[withheld]"`` (``["[withheld]"]`` for a list) and named in ``withheld``."""
 
-    id: str
-    workflow_id: str
-    workflow_version: int
-    state: str
-    data: dict[str, Any]
-    version: int = Field(description="Also the ETag; send it back in If-Match.")
-    parent_id: str | None
-    created_at: datetime
-    updated_at: datetime
-    state_entered_at: datetime
-    withheld: list[str]
-
 
 class FiredOut(InstanceOut):
-    opened: list[str] = Field(description="Ids of the child instances the transition opened.")
+    opened: Annotated[
+        list[str], Field(description="Ids of the child instances the transition opened.")
+    ]
 
 
 class InstancePage(BaseModel):
@@ -119,35 +116,13 @@ class InstancePage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: done.")
 
 
-class TriggerOut(BaseModel):
-    trigger: str
-    label: str | None
-    dest: str | None
-    ready: bool = Field(description="Its guards pass now (for at least one of the roles).")
-    blocked_by: str | None
-    roles: list[str] = Field(description="The key's roles that may fire it.")
+class TriggerOut(TriggerOptionJson):
+    roles: Annotated[list[str], Field(description="The key's roles that may fire it.")]
 
 
-class AuditRecordOut(BaseModel):
+class AuditRecordOut(AuditRecordJson):
     """One audit record. Personal values are keyed hashes, and ``[withheld]`` (with the
     reason) for a key that may not read every personal field of the workflow."""
-
-    id: int | None
-    instance_id: str
-    seq: int
-    at: datetime
-    actor: str
-    role: str
-    workflow_id: str
-    workflow_version: int
-    trigger: str
-    from_state: str | None
-    to_state: str | None
-    outcome: str
-    reason: str | None
-    changes: dict[str, Any]
-    prev_hash: str
-    hash: str
 
 
 class WorkflowOut(BaseModel):
@@ -199,20 +174,8 @@ class OutboxOut(BaseModel):
     messages: list[OutboxMessageOut]
 
 
-class ChainBreakOut(BaseModel):
-    id: int | None
-    instance_id: str
-    seq: int
-    problem: str
-
-
-class VerifyOut(BaseModel):
-    ok: bool
-    records: int
-    instances: int
-    first_break: ChainBreakOut | None
-    breaks: list[ChainBreakOut]
-    warnings: list[ChainBreakOut]
+class VerifyOut(VerifyJson):
+    """The audit chain recomputed: every hash and link of every instance."""
 
 
 class HealthOut(BaseModel):

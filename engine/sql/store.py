@@ -196,15 +196,15 @@ class SQLAlchemyStore:
         (tests, benchmarks, migrations); opcatflow's own code uses :meth:`write` and
         :meth:`read`. A write transaction commits on success and rolls back on any
         exception; driver errors become :class:`StoreError`."""
-        if not write:
-            with self.engine.connect() as conn:
-                yield conn.execution_options(readonly=True)
-            return
         try:
+            if not write:
+                with self.engine.connect() as conn:
+                    yield conn.execution_options(readonly=True)
+                return
             with self._writer, self.engine.begin() as conn:
                 yield conn
-        except sa.exc.DBAPIError as err:
-            raise StoreError(f"database error: {err.orig!r}") from err
+        except sa.exc.SQLAlchemyError as err:
+            raise driver_error(err) from err
 
     # -- meta ------------------------------------------------------------------------------
 
@@ -248,3 +248,11 @@ def _revision(conn: Connection) -> str | None:
     if not sa.inspect(conn).has_table("alembic_version"):
         return None
     return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def driver_error(err: sa.exc.SQLAlchemyError) -> StoreError:
+    """A driver error as the engine's :class:`StoreError`: its first line, so callers (the
+    CLI, the HTTP API) name the database's complaint without knowing SQLAlchemy."""
+    orig = getattr(err, "orig", None)
+    lines = str(orig if orig is not None else err).strip().splitlines()
+    return StoreError(f"database error: {lines[0] if lines else type(err).__name__}")

@@ -157,12 +157,14 @@ def test_a_claim_leases_due_messages_and_only_its_token_finishes_them(store: Sto
         assert uow.outbox.counts() == {OutboxStatus.SENT: 1, OutboxStatus.FAILED: 1}
         assert [m.id for m in uow.outbox.listing({OutboxStatus.FAILED})] == [second.id]
         assert uow.outbox.listing({OutboxStatus.SENT}, after=first.id) == []
-    assert sent is not None and (sent.status, sent.sent_at, sent.claim_token) == (
+    assert sent is not None
+    assert (sent.status, sent.sent_at, sent.claim_token) == (
         "sent",
         T0 + HOUR,
         None,
     )
-    assert failed is not None and (failed.last_error, failed.next_attempt_at) == (
+    assert failed is not None
+    assert (failed.last_error, failed.next_attempt_at) == (
         "timeout",
         T0 + 3 * HOUR,
     )
@@ -179,8 +181,10 @@ def test_retry_makes_a_failed_message_due_now_with_no_attempts(store: Store) -> 
         assert uow.outbox.retry(999, T0) is None
     with store.read() as uow:
         after = uow.outbox.get(claimed.id)
-    assert before is not None and before.status == "dead"
-    assert after is not None and (after.status, after.attempts, after.next_attempt_at) == (
+    assert before is not None
+    assert before.status == "dead"
+    assert after is not None
+    assert (after.status, after.attempts, after.next_attempt_at) == (
         "pending",
         0,
         T0 + HOUR,
@@ -206,4 +210,5 @@ def test_dispatchers_claiming_at_once_never_share_a_message(store: Store) -> Non
     with ThreadPoolExecutor(3) as pool:
         claims = list(pool.map(dispatcher, range(3)))
     every = sorted(m for taken in claims for m in taken)
-    assert len(every) == 12 and len(set(every)) == 12
+    assert len(every) == 12
+    assert len(set(every)) == 12

@@ -30,7 +30,8 @@ def test_records_come_back_by_instance_then_seq_numbered_in_commit_order(store: 
         [(first.id, 1), (first.id, 2), (second.id, 1)]
     )
     assert [r.seq for r in mine] == [1, 2]
-    assert mine[1].id is not None and mine[0].id is not None
+    assert mine[1].id is not None
+    assert mine[0].id is not None
     assert mine[1].id > max(r.id or 0 for r in everything if r is not mine[1] and r.seq == 1)
     assert mine[1]._replace(id=None) == record(first.id, 2, prev=head, at=T0 + timedelta(1))
 
@@ -108,7 +109,8 @@ def test_copies_of_one_keyed_request_racing_store_one_record(store: Store) -> No
     assert outcomes.count("stored") == 1
     with store.read() as uow:
         kept = uow.idempotency.get("k1", "race")
-    assert kept is not None and kept.status == 200 + outcomes.index("stored")
+    assert kept is not None
+    assert kept.status == 200 + outcomes.index("stored")
 
 
 def test_purge_removes_the_expired_records_only(store: Store) -> None:

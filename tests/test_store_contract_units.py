@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from storekit import T0, definition, due, instance, message, moved, record, setup, started
 
 from opcatflow.engine.errors import InstanceNotFound
-from opcatflow.engine.ports import DuplicateKey, Store
+from opcatflow.engine.ports import DuplicateKey, Store, UnitOfWork
 
 
 class Boom(Exception):
@@ -40,12 +40,17 @@ def test_an_exception_discards_every_write_of_the_unit_of_work_and_propagates(
     store: Store,
 ) -> None:
     setup(store)
-    with pytest.raises(Boom), store.write() as uow:
-        new = started(uow)
-        uow.timers.arm(new.id, "open", [due("answer", T0)], T0)
-        uow.outbox.add([message("m1", new.id)], T0)
-        uow.definitions.add(dataclasses.replace(definition(), workflow_id="other"))
-        raise Boom
+
+    def fails() -> None:
+        with store.write() as uow:
+            new = started(uow)
+            uow.timers.arm(new.id, "open", [due("answer", T0)], T0)
+            uow.outbox.add([message("m1", new.id)], T0)
+            uow.definitions.add(dataclasses.replace(definition(), workflow_id="other"))
+            raise Boom
+
+    with pytest.raises(Boom):
+        fails()
     with store.read() as uow:
         assert uow.instances.query() == []
         assert list(uow.audit.records()) == []
@@ -54,30 +59,39 @@ def test_an_exception_discards_every_write_of_the_unit_of_work_and_propagates(
         assert uow.definitions.get("other", 1) is None
 
 
+def failing_savepoint(uow: UnitOfWork) -> None:
+    """Store an instance in a savepoint, then raise out of it."""
+    with uow.savepoint():
+        started(uow)
+        raise Boom
+
+
 def test_a_savepoint_that_raises_discards_only_its_own_writes(store: Store) -> None:
     setup(store)
     with store.write() as uow:
         kept = started(uow)
-        with pytest.raises(Boom), uow.savepoint():
-            started(uow)
-            raise Boom
+        with pytest.raises(Boom):
+            failing_savepoint(uow)
         after = started(uow)
     assert stored_ids(store) == {kept.id, after.id}
 
 
 def test_savepoints_nest_and_a_kept_one_goes_with_its_unit_of_work(store: Store) -> None:
     setup(store)
-    with store.write() as uow:
-        with uow.savepoint():
-            outer = started(uow)
-            with pytest.raises(Boom), uow.savepoint():
-                started(uow)
-                raise Boom
+    with store.write() as uow, uow.savepoint():
+        outer = started(uow)
+        with pytest.raises(Boom):
+            failing_savepoint(uow)
     assert stored_ids(store) == {outer.id}
-    with pytest.raises(Boom), store.write() as uow:
-        with uow.savepoint():
-            started(uow)
-        raise Boom
+
+    def fails() -> None:
+        with store.write() as uow:
+            with uow.savepoint():
+                started(uow)
+            raise Boom
+
+    with pytest.raises(Boom):
+        fails()
     assert stored_ids(store) == {outer.id}
 
 

@@ -4,13 +4,14 @@ by workers that never get the same row (see tests/test_store_contract_units.py).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from storekit import T0, due, message, setup, started
 
-from opcatflow.engine.ports import DuplicateKey, Store
+from opcatflow.engine.ports import DuplicateKey, Store, UnitOfWork
 from opcatflow.engine.rows import OutboxStatus, SendOutcome, TimerStatus
 
 HOUR = timedelta(hours=1)
@@ -170,7 +171,9 @@ def test_a_claim_leases_due_messages_and_only_its_token_finishes_them(store: Sto
     )
 
 
-def test_retry_makes_a_failed_message_due_now_with_no_attempts(store: Store) -> None:
+def test_retry_makes_a_dead_message_due_now_with_no_attempts_and_leaves_a_sent_one(
+    store: Store,
+) -> None:
     setup(store)
     with store.write() as uow:
         uow.outbox.add([message("k1")], T0)
@@ -179,6 +182,12 @@ def test_retry_makes_a_failed_message_due_now_with_no_attempts(store: Store) -> 
     with store.write() as uow:
         before = uow.outbox.retry(claimed.id, T0 + HOUR)
         assert uow.outbox.retry(999, T0) is None
+        uow.outbox.add([message("k2")], T0)
+        [sending] = uow.outbox.claim(now=T0, lease=HOUR, limit=1)
+        uow.outbox.finish([SendOutcome(sending, OutboxStatus.SENT)], T0)
+        sent = uow.outbox.get(sending.id)
+        assert uow.outbox.retry(sending.id, T0 + HOUR) == sent  # a sent message stays sent
+        assert uow.outbox.get(sending.id) == sent
     with store.read() as uow:
         after = uow.outbox.get(claimed.id)
     assert before is not None
@@ -212,3 +221,59 @@ def test_dispatchers_claiming_at_once_never_share_a_message(store: Store) -> Non
     every = sorted(m for taken in claims for m in taken)
     assert len(every) == 12
     assert len(set(every)) == 12
+
+
+def hold_and_claim_beside(
+    store: Store, claim: Callable[[UnitOfWork], list[int]]
+) -> tuple[list[int], list[int]]:
+    """Claim in one unit of work and, while it is still open, claim in another thread;
+    returns (held, taken beside). A store may make the second wait for the first to commit."""
+    taken: list[int] = []
+    claimed = threading.Event()
+
+    def beside() -> None:
+        claimed.wait(timeout=10)
+        with store.write() as uow:
+            taken.extend(claim(uow))
+
+    thread = threading.Thread(target=beside)
+    thread.start()
+    with store.write() as uow:
+        held = claim(uow)
+        claimed.set()
+        thread.join(timeout=0.5)  # PostgreSQL's second claim skips the held rows and returns
+    thread.join()
+    return held, taken
+
+
+def test_a_timer_claim_skips_the_timers_another_open_claim_holds(store: Store) -> None:
+    setup(store)
+    with store.write() as uow:
+        for i in range(6):  # one instance each: a claim holds the instances of its timers too
+            uow.timers.arm(started(uow).id, "open", [due("d", T0 + i * HOUR)], T0)
+
+    def claim(uow: UnitOfWork) -> list[int]:
+        batch = uow.timers.claim(T0 + 9 * HOUR, 2 if not claimed_first else 10)
+        for timer in batch:
+            uow.timers.close(timer.id, TimerStatus.FIRED, attempts=1, at=T0, note=None)
+        claimed_first.append(True)
+        return [t.id for t in batch]
+
+    claimed_first: list[bool] = []
+    held, taken = hold_and_claim_beside(store, claim)
+    assert (held, sorted(taken)) == ([1, 2], [3, 4, 5, 6])
+
+
+def test_an_outbox_claim_skips_the_messages_another_open_claim_holds(store: Store) -> None:
+    setup(store)
+    with store.write() as uow:
+        uow.outbox.add([message(f"k{i}") for i in range(6)], T0)
+    first: list[bool] = []
+
+    def claim(uow: UnitOfWork) -> list[int]:
+        batch = uow.outbox.claim(now=T0, lease=HOUR, limit=10 if first else 2)
+        first.append(True)
+        return [m.id for m in batch]
+
+    held, taken = hold_and_claim_beside(store, claim)
+    assert (held, sorted(taken)) == ([1, 2], [3, 4, 5, 6])

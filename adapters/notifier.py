@@ -20,9 +20,10 @@ from opcatflow.adapters.channels import FileChannel, LogChannel, SmtpChannel, We
 from opcatflow.engine.clock import Clock
 from opcatflow.engine.errors import DefinitionError, Problem
 from opcatflow.engine.loader import Catalog, load_catalog
+from opcatflow.engine.ports import Store
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.runtime import Engine
-from opcatflow.engine.store import SQLAlchemyStore
+from opcatflow.engine.sql import SQLAlchemyStore
 from opcatflow.engine.worker import PeriodicJob
 from opcatflow.notifications.channel import Channel
 from opcatflow.notifications.check import check_catalog
@@ -97,7 +98,7 @@ class Notifications:
 
     def dispatcher(
         self,
-        store: SQLAlchemyStore,
+        store: Store,
         *,
         clock: Clock | None = None,
         channels: Mapping[str, Channel] | None = None,

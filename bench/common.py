@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 
-from opcatflow.engine.store import normalise_url
+from opcatflow.engine.sql.store import normalise_url
 
 WORKFLOW = Path(__file__).with_name("pingpong.yaml")
 WORKFLOW_ID = "pingpong"

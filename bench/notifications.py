@@ -231,7 +231,7 @@ def run_outbox(
     store, cleanup = fresh_store(url)
     try:
         for i in range(0, len(rows), 1000):
-            with store.write() as conn:
+            with store.connect(write=True) as conn:
                 queue.insert(conn, rows[i : i + 1000], NOW)
         quiet = structlog.wrap_logger(
             structlog.ReturnLogger(), wrapper_class=structlog.make_filtering_bound_logger(40)
@@ -258,7 +258,7 @@ def run_outbox(
                 t.join()
 
         seconds = timed(go)
-        with store.read() as conn:
+        with store.connect() as conn:
             counts = queue.counts(conn)
             errors = {e.last_error for e in queue.listing(conn, ["dead", "failed"], limit=1000)}
         if counts.get("sent") != len(rows):

@@ -18,8 +18,8 @@ from sqlalchemy import event
 
 from bench.common import ACTOR, DATA, MOVES, ROLE, WORKFLOW, WORKFLOW_ID, bench_logger
 from opcatflow.engine import Engine, Registry, SQLAlchemyStore
-from opcatflow.engine import tables as t
-from opcatflow.engine.store import normalise_url
+from opcatflow.engine.sql import tables as t
+from opcatflow.engine.sql.store import normalise_url
 
 
 class Side(Protocol):

@@ -34,10 +34,10 @@ import sqlalchemy as sa
 import structlog
 
 from opcatflow.engine import Engine, FrozenClock, Registry, SQLAlchemyStore, load_catalog
-from opcatflow.engine import tables as t
 from opcatflow.engine.audit import GENESIS, STARTED, Redactor, make_record
 from opcatflow.engine.scheduler import Scheduler
-from opcatflow.engine.store import normalise_url
+from opcatflow.engine.sql import tables as t
+from opcatflow.engine.sql.store import normalise_url
 
 TICKET = """\
 id: ticket
@@ -119,7 +119,7 @@ def _timer(instance_id: str, state: str, deadline: str, due: datetime) -> dict[s
 
 def _insert(engine: Engine, table: sa.Table, rows: list[dict[str, Any]], chunk: int = 5000) -> None:
     for start in range(0, len(rows), chunk):
-        with engine.store.write() as conn:
+        with engine.store.connect(write=True) as conn:
             conn.execute(table.insert(), rows[start : start + chunk])
 
 
@@ -149,7 +149,7 @@ def seed(engine: Engine, *, pending: int, per_instance: int, due: int, extra: in
 def explain(engine: Engine, scheduler: Scheduler) -> list[str]:
     """The plan of the claim statement as the sweep runs it."""
     query = scheduler.claim_query(NOW, scheduler.batch_size)
-    with engine.store.write() as conn:
+    with engine.store.connect(write=True) as conn:
         compiled = query.compile(dialect=conn.dialect)
         params = compiled.construct_params()
         if conn.dialect.name == "sqlite":
@@ -178,7 +178,7 @@ def run_backend(name: str, url: str, args: argparse.Namespace, folder: Path) -> 
         setup_s = time.perf_counter() - began
         say(f"seeded {args.pending:,} pending and {args.due:,} due timers in {setup_s:.0f} s")
         if engine.store.dialect == "postgresql":
-            with engine.store.write() as conn:
+            with engine.store.connect(write=True) as conn:
                 conn.exec_driver_sql("ANALYZE")
         began = time.perf_counter()
         for instance_id in extra:
@@ -197,7 +197,7 @@ def run_backend(name: str, url: str, args: argparse.Namespace, folder: Path) -> 
             assert scheduler.run_batch(NOW) == []
             sweeps.append(time.perf_counter() - start)
         plan = explain(engine, scheduler)
-        with engine.store.read() as conn:
+        with engine.store.connect() as conn:
             audited = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(t.audit)

@@ -28,9 +28,10 @@ from opcatflow.engine.errors import (
 from opcatflow.engine.events import DeadlineEvent, TransactionHook, TransitionEvent
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_text, load_catalog
+from opcatflow.engine.ports import DuplicateKey, Store, UnitOfWork
 from opcatflow.engine.registry import GuardRefusal, Registry, RuleContext
 from opcatflow.engine.runtime import Engine, FireResult
-from opcatflow.engine.store import SQLAlchemyStore
+from opcatflow.engine.sql import SQLAlchemyStore
 
 __all__ = [
     "AuditRecord",
@@ -41,6 +42,7 @@ __all__ = [
     "ConcurrentUpdate",
     "DeadlineEvent",
     "DefinitionError",
+    "DuplicateKey",
     "Engine",
     "FireResult",
     "FrozenClock",
@@ -58,12 +60,14 @@ __all__ = [
     "SQLAlchemyStore",
     "SchemaLocked",
     "SchemaMismatch",
+    "Store",
     "StoreError",
     "SystemClock",
     "TransactionHook",
     "TransitionEvent",
     "TransitionRefused",
     "TriggerOption",
+    "UnitOfWork",
     "VerifyReport",
     "WorkflowDefinition",
     "WorkflowNotFound",

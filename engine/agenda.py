@@ -7,15 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
-from opcatflow.engine import tables as t
 from opcatflow.engine.compiled import CompiledWorkflow
-from opcatflow.engine.deadlines import DUE, find_deadline
+from opcatflow.engine.deadlines import find_deadline
 from opcatflow.engine.durations import ENTERED, SettingRef, parse_due
+from opcatflow.engine.rows import TimerStatus
 from opcatflow.engine.runtime import Engine
-from opcatflow.engine.scheduler import SCHEDULER, deadline_due
-from opcatflow.engine.timers import OPEN, PAUSED
+from opcatflow.engine.scheduler import SCHEDULER
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,27 +91,16 @@ def agenda(
         overdue_only: only those already due.
         reminders: include reminder rows too.
     """
-    c = t.timers.c
-    i = t.instances.c
-    query = (
-        sa.select(t.timers, i.workflow_id, i.workflow_version)
-        .join(t.instances, i.id == c.instance_id)
-        .where(c.status.in_(OPEN))
-        .order_by(c.due_at, c.id)
-    )
-    if not reminders:
-        query = query.where(c.kind == DUE)
-    if workflow is not None:
-        query = query.where(i.workflow_id == workflow)
-    if state is not None:
-        query = query.where(c.state == state)
-    if overdue_only:
-        query = query.where(c.due_at <= now)
-    elif within is not None:
-        query = query.where(c.due_at <= now + within)
+    due_before = now if overdue_only else (now + within if within is not None else None)
     entries: list[AgendaEntry] = []
-    with engine.store.read() as conn:
-        rows = conn.execute(query.limit(limit if role is None else limit * 10)).all()
+    with engine.store.read() as uow:
+        rows = uow.timers.open_timers(
+            workflow=workflow,
+            state=state,
+            reminders=reminders,
+            due_before=due_before,
+            limit=limit if role is None else limit * 10,
+        )
     for row in rows:
         wf = engine.workflow(row.workflow_id, row.workflow_version)
         roles = responsible_roles(wf, row.state, row.deadline)
@@ -130,10 +116,10 @@ def agenda(
                 deadline=row.deadline,
                 label=spec.label if spec is not None else None,
                 kind=row.kind,
-                due_at=deadline_due(row),
+                due_at=row.deadline_due,
                 fires_at=row.due_at,
-                paused=row.status == PAUSED,
-                overdue=row.status != PAUSED and deadline_due(row) <= now,
+                paused=row.status == TimerStatus.PAUSED,
+                overdue=row.status != TimerStatus.PAUSED and row.deadline_due <= now,
                 roles=roles,
             )
         )

@@ -1,8 +1,8 @@
 """What the engine tells in-transaction participants (timers, the outbox) about each change.
 
-A hook runs inside the transaction that applies the change, on the same connection: what it
-writes commits or rolls back with the transition. Hooks must not do I/O beyond that
-connection (no email, no HTTP): that is what the outbox is for.
+A hook runs inside the transaction that applies the change, in the same unit of work: what
+it writes commits or rolls back with the transition. Hooks must not do I/O beyond that unit
+of work (no email, no HTTP): that is what the outbox is for.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy.engine import Connection
-
 if TYPE_CHECKING:
     from opcatflow.engine.compiled import CompiledWorkflow
     from opcatflow.engine.instance import Instance
+    from opcatflow.engine.ports import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +67,8 @@ class DeadlineEvent:
 class TransactionHook(Protocol):
     """Something that must change in the same transaction as every applied transition."""
 
-    def on_change(self, conn: Connection, event: TransitionEvent) -> None:
-        """Write what follows from ``event`` through ``conn``. Raising rolls everything back."""
+    def on_change(self, uow: UnitOfWork, event: TransitionEvent) -> None:
+        """Write what follows from ``event`` through ``uow``. Raising rolls everything back."""
 
-    def on_deadline(self, conn: Connection, event: DeadlineEvent) -> None:
+    def on_deadline(self, uow: UnitOfWork, event: DeadlineEvent) -> None:
         """Write what follows from a reminder or a due date (e.g. an outbox message)."""

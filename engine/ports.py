@@ -246,7 +246,6 @@ class TimerRepository(Protocol):
     def open_timers(
         self,
         *,
-        now: datetime,
         workflow: str | None = None,
         state: str | None = None,
         reminders: bool = False,
@@ -401,6 +400,13 @@ class Store(Protocol):
         """The global audit id up to which records are older data: every later record was
         written by an engine that stamps a chain's records in order. Set to the newest id
         the first time this is called on a store (0 for an empty one), then unchanged."""
+
+    def head_revision(self) -> str:
+        """The schema revision this code expects."""
+
+    def current_revision(self) -> str | None:
+        """The schema revision the store is at (``None``: no schema yet); a store without
+        a schema of its own (in memory) is always at :meth:`head_revision`."""
 
     def ensure_schema(self, *, create: bool = True) -> None:
         """Make the store ready: create its schema if it is empty (with ``create``); a store

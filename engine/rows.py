@@ -36,6 +36,10 @@ class OutboxStatus(StrEnum):
     DEAD = "dead"
 
 
+# What ``outbox retry`` may make due again.
+RETRYABLE_OUTBOX = (OutboxStatus.FAILED, OutboxStatus.DEAD, OutboxStatus.PENDING)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredDefinition:
     """A workflow definition as first registered (instances pinned to it run on this copy)."""

@@ -1,22 +1,22 @@
 """``Engine``: the Python API for embedding opcatflow.
 
-Every write is one database transaction: read (and lock) the instance, decide in memory,
-write the instance and its audit record, commit. Refusals are committed as audit records too,
-then raised.
+Every write is one unit of work the engine opens and closes: read (and lock) the instance,
+decide in memory, write the instance and its audit record, commit. Refusals are committed as
+audit records too, then raised. Callers that must write in the same transaction pass
+``also``; nobody else ever holds a transaction.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 import structlog
-from sqlalchemy.engine import Connection
 
 from opcatflow.engine.audit import (
     AuditRecord,
@@ -38,9 +38,10 @@ from opcatflow.engine.firing import Applied, Refused, decide
 from opcatflow.engine.inputs import check_call, check_data
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_stored, load_catalog, same_content
+from opcatflow.engine.ports import Store, UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.settings import Settings
-from opcatflow.engine.store import SQLAlchemyStore
+from opcatflow.engine.sql import SQLAlchemyStore
 from opcatflow.engine.timers import TimerHook
 from opcatflow.engine.writes import (
     START,
@@ -54,7 +55,8 @@ from opcatflow.engine.writes import (
 
 @dataclass(frozen=True, slots=True)
 class FireResult:
-    """What :meth:`Engine.fire_within` did: the new instance, or the (stored) refusal."""
+    """What a fire did, as its ``also`` callback sees it: the new instance, or the refusal
+    stored in the audit trail (``role`` is the role it was applied or refused under)."""
 
     previous: Instance
     instance: Instance | None
@@ -93,7 +95,7 @@ class Engine:
 
     def __init__(
         self,
-        store: SQLAlchemyStore,
+        store: Store,
         catalog: Catalog,
         registry: Registry,
         *,
@@ -115,7 +117,7 @@ class Engine:
         self.timers = TimerHook(self.settings)
         self.timers.check(catalog)  # a definition naming an unknown config: key fails here
         self.hooks: tuple[TransactionHook, ...] = (self.timers, *hooks)
-        self._writes = Writes(store, catalog, redactor, self.hooks, registry)
+        self._writes = Writes(catalog, redactor, self.hooks, registry)
         self._pinned: dict[tuple[str, int], CompiledWorkflow] = {}
         if register:
             self._register(catalog)
@@ -172,9 +174,9 @@ class Engine:
     # -- definitions -----------------------------------------------------------------------
 
     def _register(self, catalog: Catalog) -> None:
-        with self.store.write() as conn:
+        with self.store.write() as uow:
             for wf in catalog:
-                self._writes.ensure_registered(conn, wf, self.clock.now())
+                self._writes.ensure_registered(uow, wf, self.clock.now())
                 self._pinned[(wf.id, wf.version)] = wf
 
     def workflow(self, workflow: str, version: int | None = None) -> CompiledWorkflow:
@@ -194,8 +196,8 @@ class Engine:
         if pinned is not None:
             return pinned
         found = self.catalog.find(workflow, version)
-        with self.store.read() as conn:
-            stored = self.store.stored_definition(conn, workflow, version)
+        with self.store.read() as uow:
+            stored = uow.definitions.get(workflow, version)
         if stored is None:
             pinned = found or self.catalog.get(workflow, version)  # raises WorkflowNotFound
             return pinned  # not stored yet: checked again once an instance pins it
@@ -234,8 +236,16 @@ class Engine:
         parent_id: str | None = None,
         reason: str | None = None,
         version: int | None = None,
+        also: Callable[[UnitOfWork, Instance], None] | None = None,
     ) -> Instance:
-        """Start a new instance of the latest (or given) version of ``workflow``.
+        """Start a new instance of the latest (or given) version of ``workflow``, in one
+        unit of work.
+
+        Args:
+            also: called with the unit of work and the new instance before the commit, to
+                write something that must be stored with the start or not at all (the HTTP
+                API's idempotency record). If it raises, nothing is stored and the exception
+                propagates.
 
         Raises:
             WorkflowNotFound: no such workflow.
@@ -247,41 +257,6 @@ class Engine:
             InstanceNotFound: ``parent_id`` does not exist.
             LimitExceeded, InvalidText: an input past a limit (docs/limits.md), or text that
                 is not valid Unicode; raised before any transaction.
-        """
-        check_call(actor=actor, role=role, reason=reason)
-        check_data(data or {})
-        with self.store.write() as conn:
-            instance = self.start_within(
-                conn,
-                workflow,
-                actor=actor,
-                role=role,
-                data=data,
-                parent_id=parent_id,
-                reason=reason,
-                version=version,
-            )
-        self.log_started(instance, actor=actor, role=role)
-        return instance
-
-    def start_within(
-        self,
-        conn: Connection,
-        workflow: str,
-        *,
-        actor: str,
-        role: str,
-        data: Mapping[str, Any] | None = None,
-        parent_id: str | None = None,
-        reason: str | None = None,
-        version: int | None = None,
-    ) -> Instance:
-        """:meth:`start` inside a transaction the caller holds (the HTTP API stores its
-        idempotency record in the same one). Call :meth:`log_started` after the commit.
-
-        Raises:
-            WorkflowNotFound, TransitionRefused, InvalidData, InstanceNotFound, LimitExceeded,
-            InvalidText: as :meth:`start`; the caller rolls back.
         """
         check_call(actor=actor, role=role, reason=reason)
         check_data(data or {})
@@ -297,40 +272,42 @@ class Engine:
         barred = start_refusal(wf, role, clean)
         if barred is not None:
             raise TransitionRefused("(new)", START, "data", barred)
-        if parent_id is not None:
-            self.store.lock_instance(conn, parent_id)  # raises InstanceNotFound
-        now = self.clock.now()  # after the parent's lock, like every write
-        instance_id = str(uuid.uuid4())
-        try:
-            clean = enter_initial(
+        with self.store.write() as uow:
+            if parent_id is not None:
+                uow.instances.lock(parent_id)  # raises InstanceNotFound
+            now = self.clock.now()  # after the parent's lock, like every write
+            instance_id = str(uuid.uuid4())
+            try:
+                clean = enter_initial(
+                    wf,
+                    clean,
+                    instance_id=instance_id,
+                    actor=actor,
+                    role=role,
+                    now=now,
+                    reason=reason,
+                    lookup=_lookup(uow),
+                )
+            except Exception as err:  # nothing is stored: there is no instance to audit it on
+                raise TransitionRefused(
+                    "(new)", START, "action", f"action failed: {err!r}"
+                ) from err
+            problem = condition_refusal(wf, wf.initial, clean)
+            if problem is not None:
+                raise TransitionRefused("(new)", START, "guard", problem)
+            instance = self._writes.insert_new(
+                uow,
                 wf,
                 clean,
-                instance_id=instance_id,
                 actor=actor,
                 role=role,
                 now=now,
+                parent_id=parent_id,
                 reason=reason,
-                lookup=self._lookup(conn),
+                instance_id=instance_id,
             )
-        except Exception as err:  # nothing is stored: there is no instance to audit it on
-            raise TransitionRefused("(new)", START, "action", f"action failed: {err!r}") from err
-        problem = condition_refusal(wf, wf.initial, clean)
-        if problem is not None:
-            raise TransitionRefused("(new)", START, "guard", problem)
-        return self._writes.insert_new(
-            conn,
-            wf,
-            clean,
-            actor=actor,
-            role=role,
-            now=now,
-            parent_id=parent_id,
-            reason=reason,
-            instance_id=instance_id,
-        )
-
-    def log_started(self, instance: Instance, *, actor: str, role: str) -> None:
-        """Log a start (call it after the commit, so the log never runs ahead)."""
+            if also is not None:
+                also(uow, instance)
         self.log.info(
             "instance_started",
             instance_id=instance.id,
@@ -341,6 +318,7 @@ class Engine:
             role=role,
             parent_id=instance.parent_id,
         )
+        return instance
 
     def fire(
         self,
@@ -348,19 +326,31 @@ class Engine:
         trigger: str,
         *,
         actor: str,
-        role: str,
+        role: str | None = None,
+        roles: Sequence[str] | None = None,
         data: Mapping[str, Any] | None = None,
         reason: str | None = None,
         expected_version: int | None = None,
+        also: Callable[[UnitOfWork, FireResult], None] | None = None,
     ) -> Instance:
-        """Fire ``trigger`` on an instance, in one transaction.
+        """Fire ``trigger`` on an instance, in one unit of work.
 
         Args:
+            role: the role the actor acts in; or
+            roles: every role the actor holds: the trigger applies under the first of them,
+                in the order of the workflow's ``roles:`` mapping, whose role, data (write
+                set, field rules) and guard checks pass, and the audit record names it. If
+                none passes, one refusal is audited, under the first of them allowed to fire
+                the trigger (else the first), with its reason. Give ``role`` or ``roles``.
             data: fields to set (validated against the schema; unknown fields are refused;
                 ``None`` clears a field).
             reason: why, in the actor's words; kept in the audit record.
             expected_version: the version the caller last saw; a newer stored version raises
                 :class:`ConcurrentUpdate` instead of acting on stale information.
+            also: called with the unit of work and the outcome (applied or refused) before
+                the commit, to write something that must be stored with it or not at all (the
+                HTTP API's idempotency record). If it raises, nothing is stored (not even the
+                refusal) and the exception propagates.
 
         Returns:
             The instance as stored after the transition (children it opened are linked to
@@ -374,63 +364,61 @@ class Engine:
                 in the audit trail first.
             LimitExceeded, InvalidText: an input past a limit (docs/limits.md), or text that
                 is not valid Unicode; raised before any transaction, so nothing is stored.
+            ValueError: both or neither of ``role`` and ``roles`` given, or ``roles`` empty.
         """
-        check_call(actor=actor, role=role, reason=reason, trigger=trigger)
+        if (role is None) == (roles is None) or roles == []:
+            raise ValueError("give role or a non-empty roles")
+        candidates = (role,) if role is not None else tuple(dict.fromkeys(roles or ()))
+        for each in candidates:
+            check_call(actor=actor, role=each, reason=reason, trigger=trigger)
         check_data(data or {})
-        with self.store.write() as conn:
-            result = self.fire_within(
-                conn,
+        with self.store.write() as uow:
+            result = self._fire_in(
+                uow,
                 instance_id,
                 trigger,
                 actor=actor,
-                role=role,
+                roles=candidates,
                 data=data,
                 reason=reason,
                 expected_version=expected_version,
             )
-        self.log_result(result)
+            if also is not None:
+                also(uow, result)
+        self._log_result(result)
         if result.refusal is not None:
             raise result.refusal
         assert result.instance is not None
         return result.instance
 
-    def fire_within(
+    def _fire_in(
         self,
-        conn: Connection,
+        uow: UnitOfWork,
         instance_id: str,
         trigger: str,
         *,
         actor: str,
-        role: str,
+        roles: Sequence[str],
         data: Mapping[str, Any] | None = None,
         reason: str | None = None,
         expected_version: int | None = None,
     ) -> FireResult:
-        """:meth:`fire` inside a transaction the caller holds (the scheduler marks its timer
-        done in the same one). A refusal is stored and returned, not raised.
-
-        Raises:
-            InstanceNotFound, ConcurrentUpdate, LimitExceeded, InvalidText: as :meth:`fire`;
-            the caller rolls back.
-        """
-        check_call(actor=actor, role=role, reason=reason, trigger=trigger)
-        check_data(data or {})
-        current, now = self.lock_for_record(conn, instance_id)
+        # A fire inside a unit of work the engine opened (fire, the scheduler's batch).
+        current, now = self._lock_for_record(uow, instance_id)
         if expected_version is not None and current.version != expected_version:
             raise ConcurrentUpdate(instance_id, expected_version, current.version)
         wf = self.workflow(current.workflow_id, current.workflow_version)
-        outcome = decide(
+        lookup = _lookup(uow)
+        role, outcome = _choose(
             wf,
-            instance_id=instance_id,
-            state=current.state,
-            data=current.data,
+            current,
+            roles,
             trigger=trigger,
             actor=actor,
-            role=role,
             supplied=data or {},
             now=now,
             reason=reason,
-            lookup=self._lookup(conn),
+            lookup=lookup,
         )
         refusal = outcome if isinstance(outcome, Refused) else None
         children: list[Child] = []
@@ -442,13 +430,13 @@ class Engine:
                 children = planned
         if refusal is not None:
             self._writes.store_refusal(
-                conn, current, trigger=trigger, actor=actor, role=role, now=now, refusal=refusal
+                uow, current, trigger=trigger, actor=actor, role=role, now=now, refusal=refusal
             )
             error = TransitionRefused(instance_id, trigger, refusal.kind, refusal.reason)
             return FireResult(current, None, error, trigger, actor, role, ())
         assert isinstance(outcome, Applied)
         updated = self._writes.store_applied(
-            conn,
+            uow,
             wf,
             current,
             outcome,
@@ -462,9 +450,9 @@ class Engine:
         opened = tuple(c.instance_id for c in children)
         return FireResult(current, updated, None, trigger, actor, role, opened)
 
-    def lock_for_record(self, conn: Connection, instance_id: str) -> tuple[Instance, datetime]:
+    def lock_for_record(self, uow: UnitOfWork, instance_id: str) -> tuple[Instance, datetime]:
         """Lock an instance to append to its audit chain; returns it and the time to stamp
-        the new record with.
+        the new record with (for the engine's own writers, such as the scheduler).
 
         The clock is read once the lock is held: a writer that waited for the lock must not
         stamp its record with the time it started waiting, before the record of the writer
@@ -475,7 +463,10 @@ class Engine:
         Raises:
             InstanceNotFound
         """
-        current, last = self.store.lock_for_append(conn, instance_id)
+        return self._lock_for_record(uow, instance_id)
+
+    def _lock_for_record(self, uow: UnitOfWork, instance_id: str) -> tuple[Instance, datetime]:
+        current, last = uow.instances.lock_for_append(instance_id)
         now = self.clock.now()
         if last is not None and now < last:
             self.log.warning(
@@ -487,8 +478,8 @@ class Engine:
             return current, last
         return current, now
 
-    def log_result(self, result: FireResult) -> None:
-        """Log a fire's outcome (call it after the commit, so the log never runs ahead)."""
+    def _log_result(self, result: FireResult) -> None:
+        # After the commit, so the log never runs ahead.
         previous = result.previous
         if result.refusal is not None:
             self.log.info(
@@ -521,8 +512,8 @@ class Engine:
 
     def get(self, instance_id: str) -> Instance:
         """Raises: InstanceNotFound."""
-        with self.store.read() as conn:
-            return self.store.get_instance(conn, instance_id)
+        with self.store.read() as uow:
+            return uow.instances.get(instance_id)
 
     def query(
         self,
@@ -538,9 +529,8 @@ class Engine:
 
         Pass the last instance of a page as ``after`` to get the next page.
         """
-        with self.store.read() as conn:
-            return self.store.query_instances(
-                conn,
+        with self.store.read() as uow:
+            return uow.instances.query(
                 workflow=workflow,
                 state=state,
                 where=where,
@@ -555,9 +545,9 @@ class Engine:
 
     def history(self, instance_id: str) -> list[AuditRecord]:
         """Every audit record of one instance, oldest first. Raises: InstanceNotFound."""
-        with self.store.read() as conn:
-            self.store.get_instance(conn, instance_id)
-            return list(self.store.audit_records(conn, instance_id))
+        with self.store.read() as uow:
+            uow.instances.get(instance_id)
+            return list(uow.audit.records(instance_id))
 
     def available_triggers(
         self, instance_id: str, role: str, actor: str | None = None
@@ -567,31 +557,20 @@ class Engine:
         With ``actor``, an owner role (the definition's ``owner``) gets none on an instance
         that is not the actor's own, as firing would be refused.
         """
-        with self.store.read() as conn:
-            return self._available_triggers(conn, instance_id, role, actor)
-
-    def _lookup(self, conn: Connection) -> Lookup:
-        # Rules read other instances through the caller's connection, so what they see is
-        # what the transaction sees; they get no way to write.
-        def lookup(instance_id: str) -> Instance | None:
-            try:
-                return self.store.get_instance(conn, instance_id)
-            except InstanceNotFound:
-                return None
-
-        return lookup
+        with self.store.read() as uow:
+            return self._available_triggers(uow, instance_id, role, actor)
 
     def _available_triggers(
-        self, conn: Connection, instance_id: str, role: str, actor: str | None
+        self, uow: UnitOfWork, instance_id: str, role: str, actor: str | None
     ) -> list[TriggerOption]:
-        instance = self.store.get_instance(conn, instance_id)
+        instance = uow.instances.get(instance_id)
         wf = self.workflow(instance.workflow_id, instance.workflow_version)
         rules = wf.field_rules
         owner = instance.data.get(rules.owner_field or "")
         if actor is not None and role in rules.owner_roles and owner != actor:
             return []
         now = self.clock.now()
-        lookup = self._lookup(conn)
+        lookup = _lookup(uow)
         result = []
         for trigger in wf.triggers_from(instance.state):
             options = [o for o in wf.options[(instance.state, trigger)] if role in o.roles]
@@ -630,19 +609,86 @@ class Engine:
 
         A record stamped earlier than the record before it is a break if this release wrote
         it, and a warning if it is older data (see
-        :meth:`SQLAlchemyStore.audit_times_ordered_from`).
+        :meth:`opcatflow.engine.ports.Store.audit_times_ordered_from`).
         """
-        with self.store.read() as conn:
-            heads = self.store.audit_heads(conn)
+        with self.store.read() as uow:
+            heads = uow.instances.audit_heads()
             return verify_chain(
-                self.store.audit_records(conn), heads, times_ordered_from=self._times_ordered_from
+                uow.audit.records(), heads, times_ordered_from=self._times_ordered_from
             )
 
     def export_audit(self, out: IO[str], instance_id: str | None = None) -> int:
         """Write the audit trail as JSON Lines; returns the number of records written."""
         count = 0
-        with self.store.read() as conn:
-            for record in self.store.audit_records(conn, instance_id):
+        with self.store.read() as uow:
+            for record in uow.audit.records(instance_id):
                 out.write(json.dumps(record.as_json(), ensure_ascii=False) + "\n")
                 count += 1
         return count
+
+
+# Refusals another role might not get: try the caller's next role.
+_ROLE_DEPENDENT = frozenset({"role", "data", "guard"})
+
+
+def _lookup(uow: UnitOfWork) -> Lookup:
+    # Rules read other instances through the unit of work, so what they see is what the
+    # transaction sees; they get no way to write.
+    def lookup(instance_id: str) -> Instance | None:
+        try:
+            return uow.instances.get(instance_id)
+        except InstanceNotFound:
+            return None
+
+    return lookup
+
+
+def _choose(
+    wf: CompiledWorkflow,
+    current: Instance,
+    roles: Sequence[str],
+    *,
+    trigger: str,
+    actor: str,
+    supplied: Mapping[str, Any],
+    now: datetime,
+    reason: str | None,
+    lookup: Lookup,
+) -> tuple[str, Applied | Refused]:
+    # The caller's roles in the order of the workflow's `roles:` mapping (roles it does
+    # not declare last: they can only be refused, as "role").
+    declared = wf.definition.roles
+    ordered = [r for r in declared if r in roles] + [
+        r for r in roles if r not in declared and _fires_any(wf, r)
+    ]
+    if not ordered:
+        # No role of the workflow: refuse before anything about the instance (its state,
+        # its triggers) can show in the reason.
+        return roles[0], Refused("role", f"no role of {wf.id!r} among {', '.join(roles)}")
+    refusals: list[tuple[str, Refused]] = []
+    for role in ordered:
+        outcome = decide(
+            wf,
+            instance_id=current.id,
+            state=current.state,
+            data=current.data,
+            trigger=trigger,
+            actor=actor,
+            role=role,
+            supplied=supplied,
+            now=now,
+            reason=reason,
+            lookup=lookup,
+        )
+        if isinstance(outcome, Applied) or outcome.kind not in _ROLE_DEPENDENT:
+            return role, outcome  # applied, or refused whatever the role
+        refusals.append((role, outcome))
+    # Refused under every role: the first role allowed to fire the trigger says the
+    # most (its data or guard failure), else the first role's "may not".
+    allowed = [(r, o) for r, o in refusals if o.kind != "role"]
+    return (allowed or refusals)[0]
+
+
+def _fires_any(wf: CompiledWorkflow, role: str) -> bool:
+    # A role the `roles:` mapping leaves out may still fire (the scheduler's escalations).
+    return any(role in o.roles for options in wf.options.values() for o in options)

@@ -3,7 +3,7 @@
 The timers table is the truth. A batch is one transaction: claim up to ``batch_size`` due
 timers (PostgreSQL: ``FOR UPDATE ... SKIP LOCKED``, so workers never claim the same row;
 SQLite: the ``BEGIN IMMEDIATE`` write lock serialises workers), then for each, in a savepoint:
-fire its trigger through :meth:`Engine.fire_within` as actor and role ``scheduler`` (or write
+fire its trigger through the engine's fire, as actor and role ``scheduler`` (or write
 a reminder / due audit record), mark the timer closed, arm the next occurrence of a repeating
 deadline, and let the hooks write their outbox rows. A worker killed mid-batch commits none of
 it: its rows unlock and another worker fires them. A timer never fires twice because only a
@@ -18,17 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
-
-from opcatflow.engine import tables as t
 from opcatflow.engine.audit import make_record
 from opcatflow.engine.deadlines import REMINDER, DeadlinePlanner, find_deadline
 from opcatflow.engine.errors import ConcurrentUpdate
 from opcatflow.engine.events import DeadlineEvent
 from opcatflow.engine.instance import Instance
+from opcatflow.engine.ports import UnitOfWork
+from opcatflow.engine.rows import Timer, TimerStatus
 from opcatflow.engine.runtime import Engine, FireResult
-from opcatflow.engine.timers import FAILED, FIRED, PENDING, REFUSED, insert_timers
 
 SCHEDULER = "scheduler"  # the actor and the role of every firing
 
@@ -99,12 +96,6 @@ class TickReport:
         }
 
 
-def deadline_due(row: Any) -> datetime:
-    """When the timer's deadline is due (a reminder's row is due before its deadline)."""
-    due = (row.payload or {}).get("due")
-    return datetime.fromisoformat(due) if due else row.due_at
-
-
 class Scheduler:
     """Fires due timers through an :class:`Engine`.
 
@@ -132,58 +123,18 @@ class Scheduler:
         self.max_attempts = max_attempts
         self.on_firing = on_firing
         self.planner = DeadlinePlanner(engine.settings)
-        self._skip_locked = self.store.dialect == "postgresql"
 
     # -- queries ---------------------------------------------------------------------------
 
     def next_due(self) -> datetime | None:
         """The earliest due time of a pending timer (served by the (status, due_at) index)."""
-        c = t.timers.c
-        with self.store.read() as conn:
-            value: datetime | None = conn.execute(
-                sa.select(c.due_at).where(c.status == PENDING).order_by(c.due_at).limit(1)
-            ).scalar()
-        return value
+        with self.store.read() as uow:
+            return uow.timers.next_due()
 
     def due_count(self, now: datetime | None = None) -> int:
         """How many pending timers are due at ``now`` (claimed ones included)."""
-        c = t.timers.c
-        now = now or self.engine.clock.now()
-        with self.store.read() as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(t.timers)
-                    .where(c.status == PENDING, c.due_at <= now)
-                ).scalar_one()
-            )
-
-    def claim_query(
-        self,
-        now: datetime,
-        limit: int,
-        high_water: int | None = None,
-        exclude: Collection[int] = (),
-    ) -> Any:
-        """The claim statement (also used by the benchmark to show its plan)."""
-        c = t.timers.c
-        query = (
-            sa.select(t.timers, t.instances.c.workflow_id, t.instances.c.workflow_version)
-            .join(t.instances, t.instances.c.id == c.instance_id)
-            .where(c.status == PENDING, c.due_at <= now)
-            .order_by(c.due_at, c.id)
-            .limit(limit)
-        )
-        if high_water is not None:
-            query = query.where(c.id <= high_water)
-        if exclude:
-            query = query.where(c.id.not_in(sorted(exclude)))
-        if self._skip_locked:
-            # Locking the instance too keeps two workers off one instance (no deadlock between
-            # a reminder and a due date of the same case), and skips a case a person is
-            # changing right now: it is claimed by the next sweep.
-            query = query.with_for_update(skip_locked=True, of=[t.timers, t.instances])
-        return query
+        with self.store.read() as uow:
+            return uow.timers.due_count(now or self.engine.clock.now())
 
     # -- processing ------------------------------------------------------------------------
 
@@ -198,8 +149,8 @@ class Scheduler:
         report = TickReport(now)
         failed: set[int] = set()  # retried by a later tick, not straight away
         for _ in range(max_rounds):
-            with self.store.read() as conn:
-                high_water = conn.execute(sa.select(sa.func.max(t.timers.c.id))).scalar()
+            with self.store.read() as uow:
+                high_water = uow.timers.newest_id()
             if high_water is None:
                 break
             processed = 0
@@ -220,41 +171,36 @@ class Scheduler:
         """Claim and process one batch in one transaction; returns what it did."""
         firings: list[Firing] = []
         results: list[FireResult] = []
-        with self.store.write() as conn:
-            query = self.claim_query(now, self.batch_size, high_water, exclude)
-            rows = conn.execute(query).all()
+        with self.store.write() as uow:
+            rows = uow.timers.claim(now, self.batch_size, up_to=high_water, exclude=exclude)
             touched: set[str] = set()
             for row in rows:
                 # An earlier firing of this batch may have moved the same case on and
                 # cancelled this timer with the state it belonged to. (No other transaction
                 # can: the claim holds these rows.)
-                if row.instance_id in touched and not self._still_pending(conn, row.id):
+                pending = TimerStatus.PENDING
+                if row.instance_id in touched and uow.timers.status(row.id) != pending:
                     continue
                 touched.add(row.instance_id)
                 try:
-                    with conn.begin_nested():
-                        firing, result = self._process(conn, row, now)
+                    with uow.savepoint():
+                        firing, result = self._process(uow, row, now)
                 except Exception as err:  # any failure rolls back this timer only
-                    firing = self._failed(conn, row, now, err)
+                    firing = self._failed(uow, row, now, err)
                     result = None
                 firings.append(firing)
                 if result is not None:
                     results.append(result)
         for result in results:
-            self.engine.log_result(result)
+            self.engine._log_result(result)
         for firing in firings:
             self._log(firing)
             if self.on_firing is not None:
                 self.on_firing(firing)
         return firings
 
-    @staticmethod
-    def _still_pending(conn: Connection, timer_id: int) -> bool:
-        c = t.timers.c
-        return conn.execute(sa.select(c.status).where(c.id == timer_id)).scalar() == PENDING
-
     def _process(
-        self, conn: Connection, row: Row[Any], now: datetime
+        self, uow: UnitOfWork, row: Timer, now: datetime
     ) -> tuple[Firing, FireResult | None]:
         engine = self.engine
         wf = engine.workflow(row.workflow_id, row.workflow_version)
@@ -263,31 +209,30 @@ class Scheduler:
         result: FireResult | None = None
         detail = None
         if trigger is not None:
-            result = engine.fire_within(
-                conn,
+            result = engine._fire_in(
+                uow,
                 row.instance_id,
                 trigger,
                 actor=SCHEDULER,
-                role=SCHEDULER,
+                roles=(SCHEDULER,),
                 reason=f"deadline {row.deadline!r} due {row.due_at.isoformat()}",
             )
             instance = result.instance or result.previous
-            outcome, status = ("applied", FIRED) if result.refusal is None else ("refused", REFUSED)
+            applied = result.refusal is None
+            outcome = "applied" if applied else "refused"
+            status = TimerStatus.FIRED if applied else TimerStatus.REFUSED
             detail = result.refusal.reason if result.refusal is not None else None
         else:
-            instance = self._audit(conn, row)
-            outcome, status = ("reminded" if row.kind == REMINDER else "due"), FIRED
-        conn.execute(
-            t.timers.update()
-            .where(t.timers.c.id == row.id)
-            .values(status=status, closed_at=now, attempts=row.attempts + 1, note=detail)
-        )
+            instance = self._audit(uow, row)
+            outcome = "reminded" if row.kind == REMINDER else "due"
+            status = TimerStatus.FIRED
+        uow.timers.close(row.id, status, attempts=row.attempts + 1, at=now, note=detail)
         if spec is not None and row.kind != REMINDER and instance.state == row.state:
             # Still in the state after its due date (the escalation, if any, kept it there):
             # a repeating deadline comes round again.
             upcoming = self.planner.repeat(spec, row.due_at, row.occurrence, now=now)
-            insert_timers(conn, row.instance_id, row.state, upcoming, now)
-        due_at = deadline_due(row)
+            uow.timers.arm(row.instance_id, row.state, upcoming, now)
+        due_at = row.deadline_due
         event = DeadlineEvent(
             workflow=wf,
             instance=instance,
@@ -298,7 +243,7 @@ class Scheduler:
             last_day=engine.settings.calendar.last_day(due_at),
         )
         for hook in engine.hooks:
-            hook.on_deadline(conn, event)
+            hook.on_deadline(uow, event)
         firing = Firing(
             row.id,
             row.instance_id,
@@ -313,17 +258,16 @@ class Scheduler:
         )
         return firing, result
 
-    def _audit(self, conn: Connection, row: Row[Any]) -> Instance:
+    def _audit(self, uow: UnitOfWork, row: Timer) -> Instance:
         # A reminder, or a due date with nothing to fire, is still a deadline event of the
         # instance: it goes into the instance's hash chain like a transition.
-        store = self.store
         # Stamped with the clock read under the instance's lock, like a transition, not with
         # the tick's time: a change committed since the tick began may precede it in the chain.
-        instance, at = self.engine.lock_for_record(conn, row.instance_id)
+        instance, at = self.engine.lock_for_record(uow, row.instance_id)
         seq = instance.audit_seq + 1
         what = "reminder" if row.kind == REMINDER else "due date reached"
         offset = (row.payload or {}).get("offset")
-        due = deadline_due(row)
+        due = row.deadline_due
         record = make_record(
             instance_id=instance.id,
             seq=seq,
@@ -342,23 +286,20 @@ class Scheduler:
             changes="{}",
             prev_hash=instance.audit_head,
         )
-        store.insert_audit(conn, record)
-        if not store.advance_audit_head(conn, instance.id, seq, record.hash):
+        uow.audit.append(record)
+        if not uow.instances.advance_audit_head(instance.id, seq, record.hash):
             raise ConcurrentUpdate(instance.id, instance.version, instance.version)
         return instance
 
-    def _failed(self, conn: Connection, row: Row[Any], now: datetime, err: Exception) -> Firing:
+    def _failed(self, uow: UnitOfWork, row: Timer, now: datetime, err: Exception) -> Firing:
         attempts = row.attempts + 1
         failed = attempts >= self.max_attempts
-        conn.execute(
-            t.timers.update()
-            .where(t.timers.c.id == row.id)
-            .values(
-                attempts=attempts,
-                status=FAILED if failed else PENDING,
-                closed_at=now if failed else None,
-                note=f"{type(err).__name__}: {err}"[:2000],
-            )
+        uow.timers.close(
+            row.id,
+            TimerStatus.FAILED if failed else TimerStatus.PENDING,
+            attempts=attempts,
+            at=now if failed else None,
+            note=f"{type(err).__name__}: {err}"[:2000],
         )
         return Firing(
             row.id,

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from opcatflow.engine.audit import (
     APPLIED,
     GENESIS,
@@ -35,9 +33,10 @@ from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.inputs import check_size
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.loader import Catalog, same_content
+from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
+from opcatflow.engine.rows import StoredDefinition
 from opcatflow.engine.sandbox import BudgetExceeded
-from opcatflow.engine.store import SQLAlchemyStore
 
 START = "start"
 
@@ -131,20 +130,18 @@ class Writes:
 
     def __init__(
         self,
-        store: SQLAlchemyStore,
         catalog: Catalog,
         redactor: Redactor,
         hooks: Sequence[TransactionHook],
         registry: Registry,
     ) -> None:
-        self.store = store
         self.catalog = catalog
         self.registry = registry
         self.redactor = redactor
         self.hooks = tuple(hooks)
         self._registered: set[tuple[str, int]] = set()
 
-    def ensure_registered(self, conn: Connection, wf: CompiledWorkflow, now: datetime) -> None:
+    def ensure_registered(self, uow: UnitOfWork, wf: CompiledWorkflow, now: datetime) -> None:
         """Store the definition an instance is pinned to (once per process).
 
         A copy stored under an earlier fingerprint formula with the same content gets the
@@ -156,24 +153,20 @@ class Writes:
         key = (wf.id, wf.version)
         if key in self._registered:
             return
-        stored = self.store.stored_definition(conn, wf.id, wf.version)
+        stored = uow.definitions.get(wf.id, wf.version)
         if stored is None:
-            self.store.insert_definition(
-                conn,
-                workflow=wf.id,
-                version=wf.version,
-                fingerprint=wf.fingerprint,
-                title=wf.definition.title,
-                source=wf.source,
-                now=now,
+            uow.definitions.add(
+                StoredDefinition(
+                    wf.id, wf.version, wf.fingerprint, wf.definition.title, wf.source, now
+                )
             )
             # Another process starting on the same definitions may have stored it first.
-            stored = self.store.stored_definition(conn, wf.id, wf.version)
+            stored = uow.definitions.get(wf.id, wf.version)
             assert stored is not None  # inserted, or skipped because the key is taken
         if stored.fingerprint == wf.fingerprint:
             pass
         elif same_content(wf, stored.fingerprint, stored.source, self.registry):
-            self.store.update_definition_fingerprint(conn, wf.id, wf.version, wf.fingerprint)
+            uow.definitions.set_fingerprint(wf.id, wf.version, wf.fingerprint)
         else:
             message = (
                 f"workflow {wf.id!r} version {wf.version} is already stored with different "
@@ -185,7 +178,7 @@ class Writes:
 
     def insert_new(
         self,
-        conn: Connection,
+        uow: UnitOfWork,
         wf: CompiledWorkflow,
         data: dict[str, Any],
         *,
@@ -196,7 +189,7 @@ class Writes:
         reason: str | None,
         instance_id: str,
     ) -> Instance:
-        self.ensure_registered(conn, wf, now)
+        self.ensure_registered(uow, wf, now)
         record = make_record(
             instance_id=instance_id,
             seq=1,
@@ -227,8 +220,8 @@ class Writes:
             audit_seq=1,
             audit_head=record.hash,
         )
-        self.store.insert_instance(conn, instance)
-        self.store.insert_audit(conn, record)
+        uow.instances.insert(instance)
+        uow.audit.append(record)
         event = TransitionEvent(
             workflow=wf,
             instance=instance,
@@ -242,7 +235,7 @@ class Writes:
             left=None,
         )
         for hook in self.hooks:
-            hook.on_change(conn, event)
+            hook.on_change(uow, event)
         return instance
 
     def plan_children(self, outcome: Applied) -> list[Child] | Refused:
@@ -291,7 +284,7 @@ class Writes:
 
     def store_refusal(
         self,
-        conn: Connection,
+        uow: UnitOfWork,
         current: Instance,
         *,
         trigger: str,
@@ -314,13 +307,13 @@ class Writes:
             reason=refusal.reason,
             changes="{}",
         )
-        self.store.insert_audit(conn, record)
-        if not self.store.advance_audit_head(conn, current.id, seq, record.hash):
+        uow.audit.append(record)
+        if not uow.instances.advance_audit_head(current.id, seq, record.hash):
             raise ConcurrentUpdate(current.id, current.version, current.version + 1)
 
     def store_applied(
         self,
-        conn: Connection,
+        uow: UnitOfWork,
         wf: CompiledWorkflow,
         current: Instance,
         outcome: Applied,
@@ -380,10 +373,10 @@ class Writes:
             audit_seq=records[-1].seq,
             audit_head=records[-1].hash,
         )
-        if not self.store.update_instance(conn, updated, current.version):
+        if not uow.instances.update(updated, current.version):
             raise ConcurrentUpdate(current.id, current.version, current.version + 1)
         for record in records:
-            self.store.insert_audit(conn, record)
+            uow.audit.append(record)
         event = TransitionEvent(
             workflow=wf,
             instance=updated,
@@ -397,10 +390,10 @@ class Writes:
             left=current.state if outcome.state_changed else None,
         )
         for hook in self.hooks:
-            hook.on_change(conn, event)
+            hook.on_change(uow, event)
         for child in children:
             self.insert_new(
-                conn,
+                uow,
                 child.workflow,
                 child.data,
                 actor=actor,

@@ -18,7 +18,14 @@ from opcatflow.engine.definition import NotificationSpec, RecipientSpec
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
 from opcatflow.engine.instance import Instance
 from opcatflow.notifications.directory import EMAIL, Directory, Target
-from opcatflow.notifications.model import DEAD, ROUTE, WEBHOOK, NewMessage, idempotency_key
+from opcatflow.notifications.model import (
+    DEAD,
+    PENDING,
+    ROUTE,
+    WEBHOOK,
+    NewMessage,
+    idempotency_key,
+)
 from opcatflow.notifications.redaction import NOBODY, WITHHELD, Audience, ConsentConvention, redact
 
 CLOUDEVENT_TYPES = {
@@ -294,7 +301,7 @@ class Composer:
             recipient = {"name": "", "locale": directory.defaults.locale}
             ctx = context_for(occ, base, NOBODY, recipient, self.convention)
             payload = {"template": spec.template, "route": route, "context": ctx}
-            status = "pending" if retryable else DEAD
+            status = PENDING if retryable else DEAD
             messages.append(
                 NewMessage(occ.instance.id, event, ROUTE, label, payload, key, status, error)
             )

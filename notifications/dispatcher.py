@@ -19,8 +19,8 @@ from typing import Any
 import structlog
 
 from opcatflow.engine.clock import Clock, SystemClock
-from opcatflow.engine.store import SQLAlchemyStore
-from opcatflow.notifications import queue
+from opcatflow.engine.ports import Store
+from opcatflow.engine.rows import SendOutcome as Outcome
 from opcatflow.notifications.channel import Channel, DeliveryError, Outgoing
 from opcatflow.notifications.directory import DirectorySource, Target
 from opcatflow.notifications.model import (
@@ -32,7 +32,6 @@ from opcatflow.notifications.model import (
     OutboxEntry,
     idempotency_key,
 )
-from opcatflow.notifications.queue import Outcome
 from opcatflow.notifications.templates import TemplateProblem, TemplateSet
 
 
@@ -101,7 +100,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: SQLAlchemyStore,
+        store: Store,
         channels: Mapping[str, Channel],
         *,
         templates: TemplateSet,
@@ -119,20 +118,17 @@ class Dispatcher:
         self.clock = clock or SystemClock()
         self.log = logger or structlog.get_logger("opcatflow.notifications")
         self.rng = rng or random.Random()
-        self._skip_locked = store.dialect == "postgresql"
 
     # -- rounds ---------------------------------------------------------------------------
 
     def run_once(self) -> DispatchStats:
         """Claim one batch of due messages, deliver them, record the outcomes."""
         now = self.clock.now()
-        with self.store.write() as conn:
-            batch = queue.claim(
-                conn,
+        with self.store.write() as uow:
+            batch = uow.outbox.claim(
                 now=now,
                 lease=timedelta(seconds=self.policy.lease),
                 limit=self.policy.batch_size,
-                skip_locked=self._skip_locked,
             )
         stats = DispatchStats(claimed=len(batch))
         outcomes = []
@@ -142,8 +138,8 @@ class Dispatcher:
             else:
                 outcomes.append(self._deliver(entry))
         if outcomes:
-            with self.store.write() as conn:
-                queue.finish(conn, outcomes, self.clock.now())
+            with self.store.write() as uow:
+                uow.outbox.finish(outcomes, self.clock.now())
         for outcome in outcomes:
             self._count(outcome, stats)
         return stats
@@ -277,9 +273,9 @@ class Dispatcher:
             due = self.clock.now() + self.policy.backoff(entry.attempts, self.rng)
             outcome = Outcome(entry, FAILED, next_attempt_at=due, error=error)
         now = self.clock.now()
-        with self.store.write() as conn:
-            if queue.finish(conn, [outcome], now) == 1:
-                queue.insert(conn, messages, now)
+        with self.store.write() as uow:
+            if uow.outbox.finish([outcome], now) == 1:
+                uow.outbox.add(messages, now)
         if messages:
             stats.routed += 1
             self.log.info("notification_routed", message_id=entry.id, recipients=len(messages))

@@ -1,7 +1,7 @@
 """``OutboxWriter``: the engine hook that writes notifications in the transition's transaction.
 
 Hand it to the engine (``Engine(..., hooks=[OutboxWriter(directory)])``): every start,
-applied trigger and deadline event then writes its messages through the same connection, so
+applied trigger and deadline event then writes its messages in the same unit of work, so
 they commit with the change or not at all. It does no I/O besides those inserts.
 """
 
@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy.engine import Connection
 
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
-from opcatflow.notifications import queue
+from opcatflow.engine.ports import UnitOfWork
 from opcatflow.notifications.compose import Composer, Occurrence
 from opcatflow.notifications.directory import DirectorySource
 from opcatflow.notifications.model import NewMessage
@@ -41,17 +40,17 @@ class OutboxWriter:
         self.composer = Composer(convention)
         self.log = logger or structlog.get_logger("opcatflow.notifications")
 
-    def on_change(self, conn: Connection, event: TransitionEvent) -> None:
+    def on_change(self, uow: UnitOfWork, event: TransitionEvent) -> None:
         """Write the messages of a start or an applied trigger."""
-        self._write(conn, Occurrence.of_change(event))
+        self._write(uow, Occurrence.of_change(event))
 
-    def on_deadline(self, conn: Connection, event: DeadlineEvent) -> None:
+    def on_deadline(self, uow: UnitOfWork, event: DeadlineEvent) -> None:
         """Write the messages of a reminder or a due date."""
-        self._write(conn, Occurrence.of_deadline(event))
+        self._write(uow, Occurrence.of_deadline(event))
 
-    def _write(self, conn: Connection, occ: Occurrence) -> None:
+    def _write(self, uow: UnitOfWork, occ: Occurrence) -> None:
         messages = self.composer.messages(occ, self.directory.current())
-        queue.insert(conn, messages, occ.at)
+        uow.outbox.add(messages, occ.at)
         for m in messages:
             if m.last_error is not None:
                 self._unrouted(m)

@@ -12,10 +12,9 @@ from typing import Any
 import yaml
 
 from opcatflow.engine import Engine, FrozenClock, Registry
-from opcatflow.notifications import queue
 from opcatflow.notifications.channel import DeliveryError, Outgoing
 from opcatflow.notifications.directory import Directory, parse_directory
-from opcatflow.notifications.model import STATUSES, OutboxEntry
+from opcatflow.notifications.model import STATUSES, OutboxEntry, OutboxStatus
 from opcatflow.notifications.outbox import OutboxWriter
 
 HERE = Path(__file__).parent
@@ -61,8 +60,8 @@ def notice_engine(
 
 
 def rows(engine: Engine, *statuses: str) -> list[OutboxEntry]:
-    with engine.store.read() as conn:
-        return queue.listing(conn, statuses or STATUSES, limit=100_000)
+    with engine.store.read() as uow:
+        return uow.outbox.listing([OutboxStatus(s) for s in statuses or STATUSES], limit=100_000)
 
 
 class Recorder:

@@ -24,12 +24,12 @@ from helpers import EXAMPLE_DIR, make_registry
 from typer.testing import CliRunner
 
 from opcatflow.adapters.cli import app
-from opcatflow.engine import Engine, FrozenClock, TransitionRefused
-from opcatflow.engine import tables as t
+from opcatflow.engine import Engine, FrozenClock, TransitionRefused, UnitOfWork
 from opcatflow.engine.audit import REFUSED, AuditRecord, make_record
 from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.scheduler import Scheduler
-from opcatflow.engine.store import TIMES_ORDERED_FROM
+from opcatflow.engine.sql import tables as t
+from opcatflow.engine.sql.store import TIMES_ORDERED_FROM
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CLEAN_ENV = {"OPCATFLOW_DB": None, "OPCATFLOW_ACTOR": None, "OPCATFLOW_ROLE": None}
@@ -83,7 +83,7 @@ def in_store_write(thread: threading.Thread) -> bool:
     frame = sys._current_frames().get(thread.ident or 0)
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "write" and code.co_filename.endswith("store.py"):
+        if code.co_name == "connect" and code.co_filename.endswith("store.py"):
             return True
         frame = frame.f_back
     return False
@@ -91,7 +91,7 @@ def in_store_write(thread: threading.Thread) -> bool:
 
 def wait_until_blocked(engine: Engine, holder_pid: int | None, waiter: threading.Thread) -> None:
     """Return once ``waiter`` waits for the lock the test holds: on PostgreSQL, a session
-    blocked by the holder's; on SQLite, the thread inside ``store.write()`` (whose writer
+    blocked by the holder's; on SQLite, the thread inside ``store.connect()`` (whose writer
     lock the test holds, so it cannot have gone further)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -112,13 +112,17 @@ def first_while_second_waits(first: Engine, second: Engine, case: str) -> list[A
     waiter = threading.Thread(
         target=lambda: second.fire(case, "edit", actor="second", role="clerk")
     )
-    with first.store.write() as conn:
-        first.store.lock_instance(conn, case)
-        postgresql = first.store.dialect == "postgresql"
+    postgresql = first.store.dialect == "postgresql"
+
+    def hold(uow: UnitOfWork, _: object) -> None:
+        # Called in the unit of work of first's fire, which holds the case's lock; the
+        # backend's pid needs the connection behind it (the SQL store's own attribute).
+        conn = uow._conn  # type: ignore[attr-defined]
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() if postgresql else None
         waiter.start()
         wait_until_blocked(first, pid, waiter)
-        first.fire_within(conn, case, "edit", actor="first", role="clerk")
+
+    first.fire(case, "edit", actor="first", role="clerk", also=hold)
     waiter.join(10)
     history = first.history(case)
     assert [r.actor for r in history] == ["ana", "first", "second"]
@@ -227,9 +231,8 @@ def test_deadline_records_are_stamped_under_the_lock_and_never_before_the_one_be
 def forge_earlier_record(engine: Engine, instance_id: str) -> int:
     """What a release before this one could write: a well-hashed record stamped an hour
     before the record ahead of it. Returns its global id."""
-    store = engine.store
-    with store.write() as conn:
-        current, last = store.lock_for_append(conn, instance_id)
+    with engine.store.write() as uow:
+        current, last = uow.instances.lock_for_append(instance_id)
         assert last is not None
         record = make_record(
             instance_id=instance_id,
@@ -247,8 +250,8 @@ def forge_earlier_record(engine: Engine, instance_id: str) -> int:
             changes="{}",
             prev_hash=current.audit_head,
         )
-        store.insert_audit(conn, record)
-        assert store.advance_audit_head(conn, instance_id, record.seq, record.hash)
+        uow.audit.append(record)
+        assert uow.instances.advance_audit_head(instance_id, record.seq, record.hash)
     found = engine.history(instance_id)[-1].id
     assert found is not None
     return found
@@ -279,7 +282,9 @@ def test_a_record_of_older_data_stamped_before_the_one_before_it_is_a_warning(
 ) -> None:
     case = new_case(frozen)
     forged = forge_earlier_record(frozen, case)
-    with frozen.store.write() as conn:  # a database that an older release wrote: no marker
+    with frozen.store.connect(
+        write=True
+    ) as conn:  # a database that an older release wrote: no marker
         conn.execute(t.meta.delete().where(t.meta.c.key == TIMES_ORDERED_FROM))
     with open_engine(db_url, FrozenClock(T0)) as upgraded:  # this release opens it
         assert upgraded.store.audit_times_ordered_from() == forged

@@ -129,7 +129,7 @@ def tamper(url: str, statement: str) -> None:
     """What someone with database rights can do: drop the append-only guard, then edit."""
     store = SQLAlchemyStore(url)
     try:
-        with store.write() as conn:
+        with store.connect(write=True) as conn:
             if store.dialect == "postgresql":
                 conn.execute(sa.text("ALTER TABLE audit DISABLE TRIGGER audit_append_only"))
             else:
@@ -371,7 +371,7 @@ def test_a_database_at_another_schema_revision_exits_7(cli: Run, db_url: str) ->
     assert cli("db", "upgrade").exit_code == 0
     store = SQLAlchemyStore(db_url)
     try:
-        with store.write() as conn:
+        with store.connect(write=True) as conn:
             conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
     finally:
         store.close()

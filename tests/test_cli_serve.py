@@ -25,7 +25,7 @@ from typer.testing import CliRunner, Result
 from opcatflow.adapters.cli import app
 from opcatflow.adapters.http.app import openapi_document
 from opcatflow.engine import SQLAlchemyStore
-from opcatflow.engine import tables as t
+from opcatflow.engine.sql import tables as t
 
 STARTED = {
     "workflow": "complaint",
@@ -62,7 +62,7 @@ def test_a_key_is_shown_once_and_stored_only_as_a_hash(db_url: str) -> None:
     assert token not in listed.stdout
     store = SQLAlchemyStore(db_url)
     try:
-        with store.read() as conn:
+        with store.connect() as conn:
             row = conn.execute(sa.select(t.api_keys)).one()
     finally:
         store.close()

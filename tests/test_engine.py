@@ -304,15 +304,15 @@ def test_changed_definition_under_a_stored_version_is_refused(
 
 def test_audit_table_is_append_only(example: Engine) -> None:
     start(example)
-    with pytest.raises(StoreError, match="append-only"), example.store.write() as conn:
+    with pytest.raises(StoreError, match="append-only"), example.store.connect(write=True) as conn:
         conn.execute(sa.text("UPDATE audit SET actor = 'mallory'"))
-    with pytest.raises(StoreError, match="append-only"), example.store.write() as conn:
+    with pytest.raises(StoreError, match="append-only"), example.store.connect(write=True) as conn:
         conn.execute(sa.text("DELETE FROM audit"))
 
 
 def tamper(eng: Engine, statement: str) -> None:
     """What an attacker with database rights can do: drop the guard, then edit."""
-    with eng.store.write() as conn:
+    with eng.store.connect(write=True) as conn:
         if eng.store.dialect == "postgresql":
             conn.execute(sa.text("ALTER TABLE audit DISABLE TRIGGER audit_append_only"))
         else:
@@ -347,7 +347,7 @@ def test_verify_notices_a_removed_last_record(example: Engine) -> None:
 
 def test_schema_mismatch_names_both_revisions(db_url: str, clock: FrozenClock) -> None:
     eng = Engine.open(db_url, [EXAMPLE_DIR], make_registry(), clock=clock)
-    with eng.store.write() as conn:
+    with eng.store.connect(write=True) as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
     eng.close()
     with pytest.raises(SchemaMismatch) as caught:

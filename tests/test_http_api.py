@@ -29,9 +29,9 @@ from opcatflow.engine import (
     TransitionRefused,
     WorkflowNotFound,
 )
-from opcatflow.engine import tables as t
 from opcatflow.engine.audit import APPLIED, REFUSED
-from opcatflow.engine.store import SQLAlchemyStore
+from opcatflow.engine.sql import tables as t
+from opcatflow.engine.sql.store import SQLAlchemyStore
 
 OPENAPI = Path(__file__).parent.parent / "docs" / "openapi.json"
 PROBLEM = "application/problem+json"
@@ -524,7 +524,7 @@ def test_a_database_failure_is_a_503_store_error(
     def broken(*args: Any, **kw: Any) -> None:
         raise StoreError("database error: OperationalError('disk I/O error')")
 
-    monkeypatch.setattr(api.engine, "fire_within", broken)
+    monkeypatch.setattr(api.engine, "fire", broken)
     case = api.start()
     body = problem(api.fire(case["id"], "edit", "clerk"), 503, "store-error")
     assert "disk" not in body["detail"]

@@ -12,7 +12,6 @@ import pytest
 from notify_helpers import TEMPLATES, Recorder, make_directory, notice_engine, rows
 
 from opcatflow.engine import Engine, FrozenClock, SQLAlchemyStore
-from opcatflow.notifications import queue
 from opcatflow.notifications.directory import Directory
 from opcatflow.notifications.dispatcher import Dispatcher, DispatchPolicy
 from opcatflow.notifications.model import DEAD, FAILED, PENDING, ROUTE, SENDING, SENT
@@ -147,9 +146,9 @@ def test_a_broken_template_sends_the_message_dead_until_it_is_fixed_and_retried(
         assert all("template" in (m.last_error or "") for m in dead)
         for path in broken:
             path.unlink()  # the operator removes the broken overrides
-        with engine.store.write() as conn:
+        with engine.store.write() as uow:
             for m in dead:
-                queue.retry(conn, m.id, clock.now())
+                uow.outbox.retry(m.id, clock.now())
         assert {(m.status, m.attempts) for m in rows(engine)} == {(PENDING, 0)}
         assert d.run_once().sent == 2
     assert len(dead) == 2
@@ -210,10 +209,8 @@ def test_a_message_abandoned_at_every_attempt_goes_dead(db_url: str, clock: Froz
     with notice_engine(db_url, clock) as engine:
         start(engine, owner="x")
         for _ in range(POLICY.max_attempts):
-            with engine.store.write() as conn:
-                claimed = queue.claim(
-                    conn, now=clock.now(), lease=timedelta(seconds=60), limit=10, skip_locked=False
-                )
+            with engine.store.write() as uow:
+                claimed = uow.outbox.claim(now=clock.now(), lease=timedelta(seconds=60), limit=10)
                 assert claimed
             clock.advance(timedelta(seconds=61))
         channels = recorders()
@@ -289,16 +286,10 @@ def test_a_claim_skips_rows_another_open_claim_holds_on_postgresql(
         other = SQLAlchemyStore(db_url)
         try:
             with engine.store.write() as first:
-                held = queue.claim(
-                    first, now=clock.now(), lease=timedelta(minutes=5), limit=2, skip_locked=True
-                )
+                held = first.outbox.claim(now=clock.now(), lease=timedelta(minutes=5), limit=2)
                 with other.write() as second:
-                    taken = queue.claim(
-                        second,
-                        now=clock.now(),
-                        lease=timedelta(minutes=5),
-                        limit=10,
-                        skip_locked=True,
+                    taken = second.outbox.claim(
+                        now=clock.now(), lease=timedelta(minutes=5), limit=10
                     )
         finally:
             other.close()
@@ -339,9 +330,9 @@ def test_retry_refuses_a_sent_message_and_reports_an_unknown_one(
         start(engine)
         dispatcher(engine, clock, recorders()).run_once()
         sent = rows(engine)[0]
-        with engine.store.write() as conn:
-            assert queue.retry(conn, sent.id, clock.now()) == sent
-            assert queue.retry(conn, 999_999, clock.now()) is None
+        with engine.store.write() as uow:
+            assert uow.outbox.retry(sent.id, clock.now()) == sent
+            assert uow.outbox.retry(999_999, clock.now()) is None
         assert rows(engine)[0].status == SENT
 
 

@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from notify_helpers import SECRET, make_directory, notice_engine, rows
 
-from opcatflow.engine import DeadlineEvent, FrozenClock, SQLAlchemyStore
-from opcatflow.engine.tables import outbox
-from opcatflow.notifications.model import DEAD, PENDING, ROUTE, WEBHOOK
+from opcatflow.engine import DeadlineEvent, FireResult, FrozenClock, SQLAlchemyStore, UnitOfWork
+from opcatflow.engine.sql.tables import outbox
+from opcatflow.notifications.model import DEAD, PENDING, ROUTE, STATUSES, WEBHOOK
 from opcatflow.notifications.redaction import WITHHELD
 
 PERSONAL = {"person": "Ana Pereira", "story": "Beaten in cell 14", "relatives": ["Rui Pereira"]}
@@ -42,16 +42,12 @@ def test_a_rolled_back_transition_leaves_no_message(db_url: str, clock: FrozenCl
         before = len(rows(engine))
         written = []
 
-        def fire_then_fail() -> None:
-            with engine.store.write() as conn:
-                engine.fire_within(conn, instance.id, "submit", actor="a", role="clerk")
-                written.append(
-                    conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar()
-                )
-                raise RuntimeError("the process dies before the commit")
+        def count_then_fail(uow: UnitOfWork, _: FireResult) -> None:
+            written.append(len(uow.outbox.listing(STATUSES, limit=1000)))
+            raise RuntimeError("the process dies before the commit")
 
         with pytest.raises(RuntimeError):
-            fire_then_fail()
+            engine.fire(instance.id, "submit", actor="a", role="clerk", also=count_then_fail)
         assert written[0] > before  # the messages were in the transaction...
         assert len(rows(engine)) == before  # ...and went with its rollback
         assert engine.get(instance.id).state == "open"
@@ -205,9 +201,9 @@ def test_a_deadline_reminder_notifies_through_the_hook(db_url: str, clock: Froze
         due = clock.now() + timedelta(days=10)
         for at in (clock.now() + timedelta(days=7), clock.now() + timedelta(days=8)):
             event = DeadlineEvent(wf, engine.get(instance.id), "answer", "reminder", due, at)
-            with engine.store.write() as conn:
+            with engine.store.write() as uow:
                 for hook in engine.hooks:
-                    hook.on_deadline(conn, event)
+                    hook.on_deadline(uow, event)
         found = [m for m in rows(engine) if m.event == "notice.reminder.answer"]
     assert [m.recipient for m in found] == ["h.one", "h.one"]
     assert len({m.idempotency_key for m in found}) == 2

@@ -16,9 +16,9 @@ from conftest import new_pg_schema
 from helpers import EXAMPLE_DIR, make_registry, open_at_once, set_starting_gate
 
 from opcatflow.engine import Engine, SchemaLocked, SQLAlchemyStore
-from opcatflow.engine.schemalock import schema_lock, upgrade_to_head
-from opcatflow.engine.store import normalise_url
-from opcatflow.engine.tables import SCHEMA_REVISION
+from opcatflow.engine.sql.schemalock import schema_lock, upgrade_to_head
+from opcatflow.engine.sql.store import normalise_url
+from opcatflow.engine.sql.tables import SCHEMA_REVISION
 
 ROUNDS = 20
 THREADS = 8

@@ -70,7 +70,7 @@ def test_bundled_data_ships_as_package_data() -> None:
 def test_schema_revision_constant_is_the_newest_migration() -> None:
     from alembic.script import ScriptDirectory
 
-    from opcatflow.engine import tables
-    from opcatflow.engine.schemalock import MIGRATIONS
+    from opcatflow.engine.sql import tables
+    from opcatflow.engine.sql.schemalock import MIGRATIONS
 
     assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == tables.SCHEMA_REVISION

@@ -1,5 +1,5 @@
 """Who may read personal values (``personal_visible_to``, a field's ``visible_to``), and
-``Engine.start_within`` for callers that hold the transaction."""
+``Engine.start(also=...)`` for callers that write in the same transaction."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from opcatflow.engine import (
     DefinitionError,
     Engine,
     FrozenClock,
+    Instance,
     Problem,
     TransitionRefused,
+    UnitOfWork,
     compile_text,
     load_catalog,
 )
-from opcatflow.engine import tables as t
+from opcatflow.engine.sql import tables as t
 from opcatflow.workflows import BUNDLED, registry
 
 EXAMPLE = (Path(__file__).parent / "definitions" / "example.yaml").read_text()
@@ -109,36 +111,39 @@ COMPLAINT = {
 }
 
 
-def test_start_within_stores_nothing_when_the_callers_transaction_rolls_back(
+def test_a_start_stores_nothing_when_its_also_callback_fails(
     db_url: str, clock: FrozenClock
 ) -> None:
     with Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine:
 
-        def start_then_fail() -> None:
-            with engine.store.write() as conn:
-                engine.start_within(conn, "complaint", actor="a", role="intake", data=COMPLAINT)
-                raise RuntimeError("the caller's own write failed")
+        def fail(uow: UnitOfWork, instance: Instance) -> None:
+            assert uow.instances.get(instance.id) == instance  # in the same transaction
+            raise RuntimeError("the caller's own write failed")
 
         with pytest.raises(RuntimeError):
-            start_then_fail()
-        with engine.store.read() as conn:
+            engine.start("complaint", actor="a", role="intake", data=COMPLAINT, also=fail)
+        with engine.store.connect() as conn:
             count = conn.execute(sa.select(sa.func.count()).select_from(t.instances)).scalar()
         assert count == 0
         assert engine.query() == []
 
 
-def test_start_within_commits_with_the_callers_transaction(db_url: str, clock: FrozenClock) -> None:
+def test_a_start_commits_what_its_also_callback_writes(db_url: str, clock: FrozenClock) -> None:
     with Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine:
-        with engine.store.write() as conn:
-            started = engine.start_within(
-                conn, "complaint", actor="a", role="intake", data=COMPLAINT
-            )
-        assert engine.get(started.id) == started
+        seen: list[Instance] = []
+        started = engine.start(
+            "complaint",
+            actor="a",
+            role="intake",
+            data=COMPLAINT,
+            also=lambda uow, instance: seen.append(uow.instances.get(instance.id)),
+        )
+        assert engine.get(started.id) == started == seen[0]
         assert [r.outcome for r in engine.history(started.id)] == ["started"]
 
 
-def test_start_within_refuses_a_role_that_may_not_start(db_url: str, clock: FrozenClock) -> None:
+def test_a_start_refuses_a_role_that_may_not_start(db_url: str, clock: FrozenClock) -> None:
     with Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine:
-        with pytest.raises(TransitionRefused) as caught, engine.store.write() as conn:
-            engine.start_within(conn, "visit", actor="a", role="expert", data={})
+        with pytest.raises(TransitionRefused) as caught:
+            engine.start("visit", actor="a", role="expert", data={}, also=pytest.fail)
         assert caught.value.kind == "role"

@@ -25,8 +25,8 @@ from opcatflow.engine import (
     compile_text,
     load_catalog,
 )
-from opcatflow.engine import tables as t
 from opcatflow.engine.compiled import fingerprint
+from opcatflow.engine.sql import tables as t
 from opcatflow.workflows import BUNDLED, registry
 
 FIXTURE = Path(__file__).parent / "fixtures" / "previous_release.db"
@@ -130,7 +130,7 @@ def test_unchanged_definitions_get_the_current_fingerprint(old_engine: Engine, o
     current = {(wf.id, wf.version): wf.fingerprint for wf in load_catalog([BUNDLED], registry)}
     store = SQLAlchemyStore(old_db)
     try:
-        with store.read() as conn:
+        with store.connect() as conn:
             rows = conn.execute(sa.select(t.definitions)).all()
     finally:
         store.close()

@@ -149,6 +149,6 @@ def test_engine_invariants_hold_under_random_use(db_url: str) -> None:
     store = SQLAlchemyStore(db_url)
     store.ensure_schema()
     run_state_machine_as_test(engine_invariants(db_url), settings=SETTINGS)
-    with store.read() as conn:
+    with store.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM audit")).scalar()
     store.close()

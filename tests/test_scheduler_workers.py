@@ -15,7 +15,7 @@ from conftest import new_pg_schema
 from timerload import open_engine, run_worker, seed_due_tickets
 
 from opcatflow.engine import FrozenClock
-from opcatflow.engine import tables as t
+from opcatflow.engine.sql import tables as t
 
 TIMERS = 10_000
 CREATED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -48,7 +48,7 @@ def test_three_workers_fire_each_timer_once_even_when_one_is_killed_mid_batch(pg
     assert sum(fired) == TIMERS  # the survivors fired all, the victim's batch included
     assert all(n > 0 for n in fired)  # both took part: claims did not collide
 
-    with open_engine(pg_url, FrozenClock(NOW)) as engine, engine.store.read() as conn:
+    with open_engine(pg_url, FrozenClock(NOW)) as engine, engine.store.connect() as conn:
         c = t.timers.c
         statuses = dict(conn.execute(sa.select(c.status, sa.func.count()).group_by(c.status)).all())
         assert statuses == {"fired": TIMERS}

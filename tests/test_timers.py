@@ -16,9 +16,9 @@ from sqlalchemy.engine import Connection
 from timerload import open_engine
 
 from opcatflow.engine import DeadlineEvent, Engine, FrozenClock, TransitionEvent
-from opcatflow.engine import tables as t
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.settings import Settings
+from opcatflow.engine.sql import tables as t
 from opcatflow.engine.worker import PeriodicJob, Worker
 
 DEADLINES = Path(__file__).parent / "definitions" / "deadlines"
@@ -64,7 +64,7 @@ def timers(engine: Engine, instance_id: str | None = None) -> list[tuple[Any, ..
     query = sa.select(c.state, c.deadline, c.kind, c.occurrence, c.due_at, c.status).order_by(c.id)
     if instance_id is not None:
         query = query.where(c.instance_id == instance_id)
-    with engine.store.read() as conn:
+    with engine.store.connect() as conn:
         return [tuple(row) for row in conn.execute(query)]
 
 

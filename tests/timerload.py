@@ -24,10 +24,10 @@ from opcatflow.engine import (
     TransitionEvent,
     load_catalog,
 )
-from opcatflow.engine import tables as t
 from opcatflow.engine.audit import GENESIS, STARTED, Redactor, make_record
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.settings import Settings
+from opcatflow.engine.sql import tables as t
 
 TIMERLOAD = Path(__file__).parent / "definitions" / "timerload"
 
@@ -120,7 +120,7 @@ def seed_due_tickets(url: str, count: int, created: datetime, due: datetime) -> 
                     "created_at": created,
                 }
             )
-        with engine.store.write() as conn:
+        with engine.store.connect(write=True) as conn:
             for table, rows in ((t.instances, instances), (t.audit, records), (t.timers, timers)):
                 for start in range(0, len(rows), 2000):
                     conn.execute(table.insert(), rows[start : start + 2000])

@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from opcatflow.adapters.cli.errors import NOT_FOUND, fail
-from opcatflow.engine.store import normalise_url
+from opcatflow.engine.sql import normalise_url
 
 CREATES = "`opcatflow start` or `opcatflow db upgrade` creates one"
 

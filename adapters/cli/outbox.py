@@ -20,10 +20,17 @@ from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.adapters.notifier import Notifications, settings_path
 from opcatflow.engine import Clock, SystemClock
 from opcatflow.engine.errors import NotFound, Problem
-from opcatflow.notifications import queue
+from opcatflow.engine.rows import RETRYABLE_OUTBOX as RETRYABLE
 from opcatflow.notifications.channel import DeliveryError, Outgoing
 from opcatflow.notifications.directory import EMAIL, ConfigError
-from opcatflow.notifications.model import DEAD, FAILED, PENDING, STATUSES, OutboxEntry
+from opcatflow.notifications.model import (
+    DEAD,
+    FAILED,
+    PENDING,
+    STATUSES,
+    OutboxEntry,
+    OutboxStatus,
+)
 from opcatflow.notifications.settings import ENV
 from opcatflow.notifications.templates import CONTEXT
 
@@ -103,9 +110,9 @@ def outbox(
     unknown = [s for s in wanted if s not in STATUSES]
     if unknown:
         raise fail(f"unknown status {unknown[0]!r} (use {', '.join(STATUSES)})", USAGE)
-    with settings(ctx).engine(existing=True) as engine, engine.store.read() as conn:
-        entries = queue.listing(conn, wanted, limit=limit)
-        counts = queue.counts(conn)
+    with settings(ctx).engine(existing=True) as engine, engine.store.read() as uow:
+        entries = uow.outbox.listing([OutboxStatus(s) for s in wanted], limit=limit)
+        counts = uow.outbox.counts()
     if as_json:
         out.print_json(
             {
@@ -130,11 +137,11 @@ def retry(
     as_json: Json = False,
 ) -> None:
     """Send a failed or dead message again: it becomes due now, with a fresh count of tries."""
-    with settings(ctx).engine() as engine, engine.store.write() as conn:
-        before = queue.retry(conn, message_id, engine.clock.now())
+    with settings(ctx).engine() as engine, engine.store.write() as uow:
+        before = uow.outbox.retry(message_id, engine.clock.now())
     if before is None:
         raise MessageNotFound(message_id)
-    if before.status not in queue.RETRYABLE:
+    if before.status not in RETRYABLE:
         raise fail(f"message {message_id} is {before.status}: nothing to retry", REFUSED)
     if as_json:
         out.print_json({"id": message_id, "was": before.status, "status": PENDING})

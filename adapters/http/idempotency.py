@@ -1,11 +1,11 @@
 """``Idempotency-Key`` on POST: a retried request gets the first response, not a second effect.
 
-The record is written in the same transaction as the work it describes (the engine's
-``start_within`` / ``fire_within``), so either both are stored or neither is. Two copies of
-one request racing on PostgreSQL both do the work, but only the first commits: the second's
-insert of the same (key id, idempotency key) fails, its whole transaction (its transition
-included) rolls back, and it answers with the stored response. On SQLite writers are
-serialised, so the second simply finds the record.
+The record is written in the same transaction as the work it describes (the ``also``
+callback of the engine's ``start`` / ``fire``), so either both are stored or neither is. Two
+copies of one request racing on PostgreSQL both do the work, but only the first commits: the
+second's insert of the same (key id, idempotency key) fails, its whole transaction (its
+transition included) rolls back, and it answers with the stored response. On SQLite writers
+are serialised, so the second finds the record when it writes its own.
 
 A response is kept for the retention period; a reused key with another body is refused
 (422), as the IETF ``Idempotency-Key`` draft says. Errors that store nothing (a stale
@@ -21,19 +21,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from opcatflow.adapters.http.problems import ApiProblem
 from opcatflow.engine.clock import Clock
 from opcatflow.engine.errors import OpcatflowError, StoreError
-from opcatflow.engine.store import SQLAlchemyStore
-from opcatflow.engine.tables import idempotency
+from opcatflow.engine.ports import DuplicateKey, Store, UnitOfWork
+from opcatflow.engine.rows import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 MAX_KEY = 255
-_c = idempotency.c
 
 
 @dataclass(frozen=True)
@@ -45,8 +41,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-# What a unit of work returns: its reply, and what to do once it is committed (logging).
-Outcome = tuple[Reply, Callable[[], None] | None]
+# Stores a keyed request's reply in the unit of work of its change.
+Record = Callable[[UnitOfWork, Reply], None]
 
 
 class _Raced(Exception):
@@ -79,16 +75,17 @@ def fingerprint(method: str, path: str, body: Any) -> str:
 
 
 class IdempotencyRecords:
-    """Runs a POST's work in one transaction, with its idempotency record when keyed."""
+    """Runs a POST's work, with its idempotency record stored in the same unit of work when
+    the request is keyed."""
 
-    def __init__(self, store: SQLAlchemyStore, clock: Clock, retention: timedelta) -> None:
+    def __init__(self, store: Store, clock: Clock, retention: timedelta) -> None:
         self.store = store
         self.clock = clock
         self.retention = retention
 
     def run(
         self,
-        work: Callable[[Connection], Outcome],
+        work: Callable[[Record | None], Reply],
         *,
         key_id: str,
         key: str | None,
@@ -96,89 +93,32 @@ class IdempotencyRecords:
         path: str,
         body: Any,
     ) -> Reply:
-        """Do ``work`` in a write transaction, or replay the reply stored under ``key``.
+        """Do ``work``, or replay the reply stored under ``key``.
+
+        ``work`` makes one engine call and passes its ``also`` callback the unit of work and
+        the reply through the :data:`Record` it is given (``None``: unkeyed, store nothing).
 
         Raises:
             ApiProblem: the key was used for another request (422).
             Whatever ``work`` raises (nothing is stored then).
         """
         if key is None:
-            with self.store.write() as conn:
-                reply, after = work(conn)
-            if after is not None:
-                after()
-            return reply
+            return work(None)
         wanted = fingerprint(method, path, body)
-        for attempt in range(2):
-            try:
-                with self.store.write() as conn:
-                    stored = self._stored(conn, key_id, key, wanted)
-                    if stored is not None:
-                        return stored
-                    reply, after = work(conn)
-                    self._insert(
-                        conn,
-                        key_id=key_id,
-                        key=key,
-                        method=method,
-                        path=path,
-                        wanted=wanted,
-                        reply=reply,
-                    )
-            except _Raced:
-                if attempt:
-                    raise StoreError("idempotency record raced twice") from None
-                continue
-            except StoreError:
-                raise
-            except OpcatflowError:
-                # A copy of this request that committed meanwhile (it held the instance's
-                # lock) makes ours stale: answer with its reply rather than our error.
-                with self.store.read() as conn:
-                    stored = self._stored(conn, key_id, key, wanted, expire=False)
-                if stored is None:
-                    raise
-                return stored
-            if after is not None:
-                after()
-            return reply
-        raise AssertionError("unreachable")  # pragma: no cover
+        with self.store.read() as uow:
+            stored = self._stored(uow, key_id, key, wanted)
+        if stored is not None:
+            return stored
 
-    def _stored(
-        self, conn: Connection, key_id: str, key: str, wanted: str, *, expire: bool = True
-    ) -> Reply | None:
-        row = conn.execute(
-            sa.select(idempotency).where(_c.api_key_id == key_id, _c.key == key)
-        ).first()
-        if row is None:
-            return None
-        if row.expires_at <= self.clock.now():
-            if expire:
-                conn.execute(idempotency.delete().where(_c.api_key_id == key_id, _c.key == key))
-            return None
-        if row.fingerprint != wanted:
-            raise ApiProblem(
-                "idempotency-key-reused",
-                f"this {HEADER} was used for another request in the last "
-                f"{self.retention}; use a new key for a new request",
-            )
-        return Reply(row.status, json.loads(row.response), {**row.headers, REPLAYED: "true"})
-
-    def _insert(
-        self,
-        conn: Connection,
-        *,
-        key_id: str,
-        key: str,
-        method: str,
-        path: str,
-        wanted: str,
-        reply: Reply,
-    ) -> None:
-        now = self.clock.now()
-        try:
-            conn.execute(
-                idempotency.insert().values(
+        def record(uow: UnitOfWork, reply: Reply) -> None:
+            now = self.clock.now()
+            found = uow.idempotency.get(key_id, key)
+            if found is not None:
+                if found.expires_at > now:
+                    raise _Raced()  # a copy of this request committed since our read
+                uow.idempotency.remove(key_id, key)
+            uow.idempotency.add(
+                IdempotencyRecord(
                     api_key_id=key_id,
                     key=key,
                     method=method,
@@ -191,11 +131,42 @@ class IdempotencyRecords:
                     expires_at=now + self.retention,
                 )
             )
-        except sa.exc.IntegrityError as err:
-            raise _Raced() from err
+
+        try:
+            return work(record)
+        except (_Raced, DuplicateKey) as err:
+            # Another copy committed its record first (our change rolled back with ours).
+            with self.store.read() as uow:
+                stored = self._stored(uow, key_id, key, wanted, expire=False)
+            if stored is None:
+                raise StoreError("idempotency record raced") from err
+            return stored
+        except StoreError:
+            raise
+        except OpcatflowError:
+            # A copy of this request that committed meanwhile (it held the instance's
+            # lock) makes ours stale: answer with its reply rather than our error.
+            with self.store.read() as uow:
+                stored = self._stored(uow, key_id, key, wanted, expire=False)
+            if stored is None:
+                raise
+            return stored
+
+    def _stored(
+        self, uow: UnitOfWork, key_id: str, key: str, wanted: str, *, expire: bool = True
+    ) -> Reply | None:
+        found = uow.idempotency.get(key_id, key)
+        if found is None or (expire and found.expires_at <= self.clock.now()):
+            return None
+        if found.fingerprint != wanted:
+            raise ApiProblem(
+                "idempotency-key-reused",
+                f"this {HEADER} was used for another request in the last "
+                f"{self.retention}; use a new key for a new request",
+            )
+        return Reply(found.status, json.loads(found.response), {**found.headers, REPLAYED: "true"})
 
     def purge(self) -> int:
         """Delete the records past their retention; returns how many."""
-        with self.store.write() as conn:
-            result = conn.execute(idempotency.delete().where(_c.expires_at <= self.clock.now()))
-        return int(result.rowcount or 0)
+        with self.store.write() as uow:
+            return uow.idempotency.purge(self.clock.now())

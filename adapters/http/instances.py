@@ -7,17 +7,17 @@ whether that role may, and audits a refusal like any other.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.engine import Connection
 
 from opcatflow.adapters.http.auth import Caller, caller, forbidden, pick_role
 from opcatflow.adapters.http.context import Api, api, context_of
-from opcatflow.adapters.http.idempotency import HEADER, Outcome, Reply, parse_key
+from opcatflow.adapters.http.idempotency import HEADER, Record, Reply, parse_key
 from opcatflow.adapters.http.problems import MEDIA_TYPE, ApiProblem, refusal_body, responses
 from opcatflow.adapters.http.schemas import (
     AuditRecordOut,
@@ -37,9 +37,10 @@ from opcatflow.adapters.http.views import (
 )
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import FieldType
-from opcatflow.engine.errors import InstanceNotFound
+from opcatflow.engine.errors import InstanceNotFound, TransitionRefused
 from opcatflow.engine.instance import Instance
-from opcatflow.engine.runtime import Engine
+from opcatflow.engine.ports import UnitOfWork
+from opcatflow.engine.runtime import Engine, FireResult
 from opcatflow.engine.suggest import did_you_mean
 
 router = APIRouter(tags=["instances"])
@@ -166,24 +167,6 @@ def expected_version(if_match: str | None, current: Callable[[], int]) -> int | 
     )
 
 
-def _fire_role(
-    engine: Engine, who: Caller, instance_id: str, wanted: str | None, trigger: str
-) -> str:
-    if wanted is not None or len(who.roles) == 1:
-        return pick_role(who, wanted, who.roles)
-    # A key with several roles: the first the engine says may fire this trigger now, else
-    # the first that may fire it at all, else its first role of the workflow.
-    instance = engine.get(instance_id)
-    wf = engine.workflow(instance.workflow_id, instance.workflow_version)
-    ready: list[str] = []
-    listed: list[str] = []
-    for role in who.roles_in(wf):
-        for option in engine.available_triggers(instance_id, role, who.actor):
-            if option.trigger == trigger:
-                (ready if option.ready else listed).append(role)
-    return pick_role(who, None, [*ready, *listed, *who.roles_in(wf)])
-
-
 @router.post(
     "/instances/{instance_id}/transitions",
     response_model=FiredOut,
@@ -218,11 +201,14 @@ async def fire_transition(
     path = f"/instances/{instance_id}/transitions"
     payload = body.model_dump(mode="json")
 
+    # The engine picks the role (the first of the key's that may, in the workflow's order)
+    # and reads the instance once, under its lock.
+    roles = [pick_role(who, body.role, ())] if body.role is not None else list(who.roles)
+
     def act() -> Reply:
         expected = expected_version(if_match, lambda: engine.get(instance_id).version)
-        role = _fire_role(engine, who, instance_id, body.role, body.trigger)
         work = _firing(
-            engine, who, instance_id=instance_id, body=body, role=role, expected=expected
+            engine, who, instance_id=instance_id, body=body, roles=roles, expected=expected
         )
         return ctx.idempotency.run(
             work, key_id=who.key_id, key=key, method="POST", path=path, body=payload
@@ -237,30 +223,39 @@ def _firing(
     *,
     instance_id: str,
     body: TransitionIn,
-    role: str,
+    roles: list[str],
     expected: int | None,
-) -> Callable[[Connection], Outcome]:
-    def work(conn: Connection) -> Outcome:
-        result = engine.fire_within(
-            conn,
-            instance_id,
-            body.trigger,
-            actor=who.actor,
-            role=role,
-            data=body.data,
-            reason=body.reason,
-            expected_version=expected,
-        )
-        if result.refusal is not None:
-            problem = refusal_body(result.refusal)
-            return Reply(problem["status"], problem), lambda: engine.log_result(result)
-        instance = result.instance
-        assert instance is not None
-        wf = engine.workflow(instance.workflow_id, instance.workflow_version)
-        view = instance_view(instance, wf, who.hidden(wf))
-        view["opened"] = list(result.opened)
-        reply = Reply(200, view, {"ETag": etag(instance)})
-        return reply, lambda: engine.log_result(result)
+) -> Callable[[Record | None], Reply]:
+    def work(record: Record | None) -> Reply:
+        replies: list[Reply] = []
+
+        def also(uow: UnitOfWork, result: FireResult) -> None:
+            if result.refusal is not None:
+                problem = refusal_body(result.refusal)
+                reply = Reply(problem["status"], problem)
+            else:
+                instance = result.instance
+                assert instance is not None
+                wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+                view = instance_view(instance, wf, who.hidden(wf))
+                view["opened"] = list(result.opened)
+                reply = Reply(200, view, {"ETag": etag(instance)})
+            if record is not None:
+                record(uow, reply)
+            replies.append(reply)
+
+        with contextlib.suppress(TransitionRefused):  # stored and answered by `also`
+            engine.fire(
+                instance_id,
+                body.trigger,
+                actor=who.actor,
+                roles=roles,
+                data=body.data,
+                reason=body.reason,
+                expected_version=expected,
+                also=also,
+            )
+        return replies[0]
 
     return work
 
@@ -308,9 +303,20 @@ def start_instance(
     role = pick_role(who, body.role, [r for r in mine if r in wf.start_roles] + mine)
     hidden = who.hidden(wf)
 
-    def work(conn: Connection) -> Outcome:
-        instance = engine.start_within(
-            conn,
+    def work(record: Record | None) -> Reply:
+        replies: list[Reply] = []
+
+        def also(uow: UnitOfWork, instance: Instance) -> None:
+            headers = {
+                "ETag": etag(instance),
+                "Location": instance_url(request, instance.id),
+            }
+            reply = Reply(201, instance_view(instance, wf, hidden), headers)
+            if record is not None:
+                record(uow, reply)
+            replies.append(reply)
+
+        engine.start(
             wf.id,
             actor=who.actor,
             role=role,
@@ -318,13 +324,9 @@ def start_instance(
             parent_id=body.parent_id,
             reason=body.reason,
             version=body.version,
+            also=also,
         )
-        headers = {
-            "ETag": etag(instance),
-            "Location": instance_url(request, instance.id),
-        }
-        reply = Reply(201, instance_view(instance, wf, hidden), headers)
-        return reply, lambda: engine.log_started(instance, actor=who.actor, role=role)
+        return replies[0]
 
     key = parse_key(request.headers.get(HEADER))
     payload = body.model_dump(mode="json")

@@ -17,17 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import sqlalchemy as sa
-
 from opcatflow.engine.clock import Clock
 from opcatflow.engine.inputs import check_call
-from opcatflow.engine.store import SQLAlchemyStore
-from opcatflow.engine.tables import api_keys
+from opcatflow.engine.ports import Store
+from opcatflow.engine.rows import ApiKeyRow
 
 PREFIX = "opf_"
 ADMIN = "admin"  # the API's own role: outbox status, audit verification and export
 RESERVED = frozenset({"scheduler"})  # acts only through the deadline scheduler
-_c = api_keys.c
 _KEY_ID = re.compile(r"[0-9a-f]{1,16}")  # create() makes 12 hex digits
 
 # Why a presented token did not authenticate (logged, never answered).
@@ -60,7 +57,7 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _key(row: Any) -> ApiKey:
+def _key(row: ApiKeyRow) -> ApiKey:
     return ApiKey(
         id=row.id,
         actor=row.actor,
@@ -74,7 +71,7 @@ def _key(row: Any) -> ApiKey:
 class ApiKeys:
     """The API keys of one store."""
 
-    def __init__(self, store: SQLAlchemyStore, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
 
@@ -100,36 +97,19 @@ class ApiKeys:
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         now = self.clock.now()
-        with self.store.write() as conn:
-            conn.execute(
-                api_keys.insert().values(
-                    id=key_id,
-                    secret_hash=_digest(secret),
-                    actor=actor,
-                    roles=list(roles),
-                    note=note,
-                    created_at=now,
-                    revoked_at=None,
-                )
-            )
+        with self.store.write() as uow:
+            uow.keys.add(ApiKeyRow(key_id, _digest(secret), actor, roles, note, now, None))
         return ApiKey(key_id, actor, roles, note, now, None), f"{PREFIX}{key_id}_{secret}"
 
     def list(self, *, include_revoked: bool = False) -> list[ApiKey]:
-        query = sa.select(api_keys).order_by(_c.created_at, _c.id)
-        if not include_revoked:
-            query = query.where(_c.revoked_at.is_(None))
-        with self.store.read() as conn:
-            return [_key(row) for row in conn.execute(query)]
+        with self.store.read() as uow:
+            return [_key(row) for row in uow.keys.listing(include_revoked=include_revoked)]
 
     def revoke(self, key_id: str) -> ApiKey | None:
         """Revoke a key (already revoked: unchanged). Returns it, or ``None`` if unknown."""
-        with self.store.write() as conn:
-            conn.execute(
-                api_keys.update()
-                .where(_c.id == key_id, _c.revoked_at.is_(None))
-                .values(revoked_at=self.clock.now())
-            )
-            row = conn.execute(sa.select(api_keys).where(_c.id == key_id)).first()
+        with self.store.write() as uow:
+            uow.keys.revoke(key_id, self.clock.now())
+            row = uow.keys.get(key_id)
         return _key(row) if row is not None else None
 
     def authenticate(self, token: str) -> ApiKey | None:
@@ -143,8 +123,8 @@ class ApiKeys:
         secret = token[len(PREFIX) + len(key_id or "") + 1 :]
         if key_id is None or not secret:
             return None, "malformed"
-        with self.store.read() as conn:
-            row = conn.execute(sa.select(api_keys).where(_c.id == key_id)).first()
+        with self.store.read() as uow:
+            row = uow.keys.get(key_id)
         # compare even when there is no row, so timing says nothing about which ids exist
         stored = row.secret_hash if row is not None else "0" * 64
         if not hmac.compare_digest(stored, _digest(secret)) or row is None:

@@ -16,8 +16,7 @@ from opcatflow.adapters.http.context import Api, api
 from opcatflow.adapters.http.problems import ApiProblem, responses
 from opcatflow.adapters.http.schemas import DeadlineOut, OutboxOut, VerifyOut
 from opcatflow.engine.agenda import AgendaEntry, agenda
-from opcatflow.notifications import queue
-from opcatflow.notifications.model import DEAD, FAILED, PENDING, STATUSES
+from opcatflow.notifications.model import DEAD, FAILED, PENDING, STATUSES, OutboxStatus
 
 router = APIRouter(tags=["operations"])
 
@@ -83,9 +82,9 @@ def outbox_status(
         raise ApiProblem(
             "invalid-request", f"unknown status {unknown[0]!r} (use {', '.join(STATUSES)})"
         )
-    with ctx.engine.store.read() as conn:
-        messages = queue.listing(conn, wanted, limit=limit, after=after)
-        counts = queue.counts(conn)
+    with ctx.engine.store.read() as uow:
+        messages = uow.outbox.listing([OutboxStatus(s) for s in wanted], limit=limit, after=after)
+        counts = uow.outbox.counts()
     return {
         "counts": {s: counts.get(s, 0) for s in STATUSES},
         "messages": [m.as_json() for m in messages],
@@ -134,8 +133,8 @@ def export_audit(
     store = ctx.engine.store
 
     def lines() -> Iterator[str]:
-        with store.read() as conn:
-            for record in store.audit_records(conn, instance_id):
+        with store.read() as uow:
+            for record in uow.audit.records(instance_id):
                 yield json.dumps(record.as_json(), ensure_ascii=False) + "\n"
 
     return StreamingResponse(lines(), media_type=NDJSON)

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from opcatflow.engine.errors import SchemaLocked
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
 # The advisory lock's first key says "opcatflow schema" (ASCII "opcs"); the second is the
 # schema's name, so databases that host several deployments do not wait on each other.

@@ -1,0 +1,295 @@
+"""Instances, their audit chains and the stored definitions, as SQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from opcatflow.engine.audit import AuditRecord
+from opcatflow.engine.errors import InstanceNotFound
+from opcatflow.engine.instance import Instance
+from opcatflow.engine.ports import DuplicateKey
+from opcatflow.engine.rows import StoredDefinition
+from opcatflow.engine.sql import tables as t
+from opcatflow.engine.sql.dialect import Dialect
+
+# The hot path's statements, built once: constructing a Core statement per call (coercions,
+# cache keys) cost more than executing it on SQLite.
+_I = t.instances.c
+_A = t.audit.c
+_SELECT_INSTANCE = sa.select(t.instances).where(_I.id == sa.bindparam("instance_id"))
+_LOCK_INSTANCE = _SELECT_INSTANCE.with_for_update()
+_UPDATE_INSTANCE = (
+    t.instances.update()
+    .where(_I.id == sa.bindparam("b_id"), _I.version == sa.bindparam("b_expected"))
+    .values(
+        state=sa.bindparam("state"),
+        data=sa.bindparam("data", type_=_I.data.type),
+        version=sa.bindparam("version"),
+        updated_at=sa.bindparam("updated_at", type_=_I.updated_at.type),
+        state_entered_at=sa.bindparam("state_entered_at", type_=_I.state_entered_at.type),
+        audit_seq=sa.bindparam("audit_seq"),
+        audit_head=sa.bindparam("audit_head"),
+    )
+)
+_ADVANCE_HEAD = (
+    t.instances.update()
+    .where(_I.id == sa.bindparam("b_id"), _I.audit_seq == sa.bindparam("b_seq"))
+    .values(audit_seq=sa.bindparam("audit_seq"), audit_head=sa.bindparam("audit_head"))
+)
+_INSERT_AUDIT = t.audit.insert()
+_RECORD_AT = sa.select(_A.at).where(
+    _A.instance_id == sa.bindparam("instance_id"), _A.seq == sa.bindparam("seq")
+)
+# The instance with the time of the last record of its chain, in one statement.
+_SELECT_FOR_APPEND = sa.select(
+    t.instances,
+    sa.select(_A.at)
+    .where(_A.instance_id == _I.id, _A.seq == _I.audit_seq)
+    .scalar_subquery()
+    .label("head_at"),
+).where(_I.id == sa.bindparam("instance_id"))
+_LOCK_FOR_APPEND = _SELECT_FOR_APPEND.with_for_update(of=t.instances)
+_INSERT_INSTANCE = t.instances.insert()
+
+
+class SqlInstances:
+    __slots__ = ("_conn", "_lock", "_lock_for_append")
+
+    def __init__(self, conn: Connection, dialect: Dialect) -> None:
+        self._conn = conn
+        locks = dialect.postgresql  # SQLite's writers hold the whole file already
+        self._lock = _LOCK_INSTANCE if locks else _SELECT_INSTANCE
+        self._lock_for_append = _LOCK_FOR_APPEND if locks else _SELECT_FOR_APPEND
+
+    def lock(self, instance_id: str) -> Instance:
+        row = self._conn.execute(self._lock, {"instance_id": instance_id}).first()
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        return _instance(row)
+
+    def lock_for_append(self, instance_id: str) -> tuple[Instance, datetime | None]:
+        conn = self._conn
+        row = conn.execute(self._lock_for_append, {"instance_id": instance_id}).first()
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        instance = _instance(row)
+        at: datetime | None = row.head_at
+        if at is None:
+            # On PostgreSQL a statement that waited for the lock returns the row as the
+            # writer it waited for left it, but its subquery reads the audit table as it was
+            # when the statement began, without that writer's record: the record's seq is
+            # the row's, so it finds nothing. A statement begun now sees it.
+            at = conn.execute(
+                _RECORD_AT, {"instance_id": instance_id, "seq": instance.audit_seq}
+            ).scalar()
+        return instance, at
+
+    def get(self, instance_id: str) -> Instance:
+        row = self._conn.execute(_SELECT_INSTANCE, {"instance_id": instance_id}).first()
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        return _instance(row)
+
+    def insert(self, instance: Instance) -> None:
+        try:
+            self._conn.execute(
+                _INSERT_INSTANCE,
+                {
+                    "id": instance.id,
+                    "workflow_id": instance.workflow_id,
+                    "workflow_version": instance.workflow_version,
+                    "state": instance.state,
+                    "data": dict(instance.data),
+                    "version": instance.version,
+                    "parent_id": instance.parent_id,
+                    "created_at": instance.created_at,
+                    "updated_at": instance.updated_at,
+                    "state_entered_at": instance.state_entered_at,
+                    "audit_seq": instance.audit_seq,
+                    "audit_head": instance.audit_head,
+                },
+            )
+        except sa.exc.IntegrityError as err:
+            raise DuplicateKey(f"instance {instance.id} exists") from err
+
+    def update(self, instance: Instance, expected_version: int) -> bool:
+        result = self._conn.execute(
+            _UPDATE_INSTANCE,
+            {
+                "b_id": instance.id,
+                "b_expected": expected_version,
+                "state": instance.state,
+                "data": dict(instance.data),
+                "version": instance.version,
+                "updated_at": instance.updated_at,
+                "state_entered_at": instance.state_entered_at,
+                "audit_seq": instance.audit_seq,
+                "audit_head": instance.audit_head,
+            },
+        )
+        return result.rowcount == 1
+
+    def advance_audit_head(self, instance_id: str, seq: int, head: str) -> bool:
+        result = self._conn.execute(
+            _ADVANCE_HEAD,
+            {"b_id": instance_id, "b_seq": seq - 1, "audit_seq": seq, "audit_head": head},
+        )
+        return result.rowcount == 1
+
+    def query(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[Instance]:
+        c = t.instances.c
+        query = sa.select(t.instances).order_by(c.created_at, c.id).limit(limit)
+        if workflow is not None:
+            query = query.where(c.workflow_id == workflow)
+        if state is not None:
+            query = query.where(c.state == state)
+        if parent_id is not None:
+            query = query.where(c.parent_id == parent_id)
+        if after is not None:
+            query = query.where(sa.tuple_(c.created_at, c.id) > sa.tuple_(*after))
+        for name, value in (where or {}).items():
+            element = c.data[name]
+            if isinstance(value, bool):
+                query = query.where(element.as_boolean() == value)
+            elif isinstance(value, int):
+                query = query.where(element.as_integer() == value)
+            else:
+                query = query.where(element.as_string() == str(value))
+        return [_instance(row) for row in self._conn.execute(query)]
+
+    def audit_heads(self) -> dict[str, tuple[int, str]]:
+        c = t.instances.c
+        rows = self._conn.execute(sa.select(c.id, c.audit_seq, c.audit_head))
+        return {row.id: (row.audit_seq, row.audit_head) for row in rows}
+
+
+class SqlAudit:
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def append(self, record: AuditRecord) -> None:
+        try:
+            self._conn.execute(
+                _INSERT_AUDIT,
+                {
+                    "instance_id": record.instance_id,
+                    "seq": record.seq,
+                    "at": record.at,
+                    "actor": record.actor,
+                    "role": record.role,
+                    "workflow_id": record.workflow_id,
+                    "workflow_version": record.workflow_version,
+                    "trigger": record.trigger,
+                    "from_state": record.from_state,
+                    "to_state": record.to_state,
+                    "outcome": record.outcome,
+                    "reason": record.reason,
+                    "changes": record.changes,
+                    "prev_hash": record.prev_hash,
+                    "hash": record.hash,
+                },
+            )
+        except sa.exc.IntegrityError as err:
+            raise DuplicateKey(f"audit {record.instance_id} #{record.seq} exists") from err
+
+    def records(
+        self, instance_id: str | None = None, *, batch: int = 2000
+    ) -> Iterator[AuditRecord]:
+        c = t.audit.c
+        query = sa.select(t.audit).order_by(c.instance_id, c.seq)
+        if instance_id is not None:
+            query = query.where(c.instance_id == instance_id)
+        result = self._conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+        for row in result:
+            yield AuditRecord(
+                row.instance_id,
+                row.seq,
+                row.at,
+                row.actor,
+                row.role,
+                row.workflow_id,
+                row.workflow_version,
+                row.trigger,
+                row.from_state,
+                row.to_state,
+                row.outcome,
+                row.reason,
+                row.changes,
+                row.prev_hash,
+                row.hash,
+                row.id,
+            )
+
+
+class SqlDefinitions:
+    __slots__ = ("_conn", "_dialect")
+
+    def __init__(self, conn: Connection, dialect: Dialect) -> None:
+        self._conn = conn
+        self._dialect = dialect
+
+    def get(self, workflow: str, version: int) -> StoredDefinition | None:
+        d = t.definitions.c
+        row = self._conn.execute(
+            sa.select(t.definitions).where(d.workflow_id == workflow, d.version == version)
+        ).first()
+        if row is None:
+            return None
+        return StoredDefinition(
+            row.workflow_id, row.version, row.fingerprint, row.title, row.source, row.registered_at
+        )
+
+    def add(self, definition: StoredDefinition) -> None:
+        self._conn.execute(
+            self._dialect.insert_new(t.definitions).values(
+                workflow_id=definition.workflow_id,
+                version=definition.version,
+                fingerprint=definition.fingerprint,
+                title=definition.title,
+                source=definition.source,
+                registered_at=definition.registered_at,
+            )
+        )
+
+    def set_fingerprint(self, workflow: str, version: int, fingerprint: str) -> None:
+        d = t.definitions.c
+        self._conn.execute(
+            t.definitions.update()
+            .where(d.workflow_id == workflow, d.version == version)
+            .values(fingerprint=fingerprint)
+        )
+
+
+def _instance(row: Row[Any]) -> Instance:
+    data = row.data if isinstance(row.data, dict) else json.loads(row.data)
+    return Instance(
+        id=row.id,
+        workflow_id=row.workflow_id,
+        workflow_version=row.workflow_version,
+        state=row.state,
+        data=data,
+        version=row.version,
+        parent_id=row.parent_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        state_entered_at=row.state_entered_at,
+        audit_seq=row.audit_seq,
+        audit_head=row.audit_head,
+    )

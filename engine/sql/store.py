@@ -1,0 +1,245 @@
+"""``SQLAlchemyStore``: :class:`~opcatflow.engine.ports.Store` over a SQLite file or PostgreSQL.
+
+Core, not the ORM: the hot path is a handful of compiled statements per transition.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from opcatflow.engine.errors import SchemaMismatch, StoreError
+from opcatflow.engine.sql import tables as t
+from opcatflow.engine.sql.dialect import Dialect
+from opcatflow.engine.sql.schemalock import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    database_name,
+    schema_lock,
+    upgrade_to_head,
+)
+from opcatflow.engine.sql.unit import SqlUnitOfWork
+
+TIMES_ORDERED_FROM = "audit_times_ordered_from"  # the key of the marker in opcatflow_meta
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and plain file paths; pick our drivers."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    return url
+
+
+def _sqlite_setup(engine: Engine, synchronous: str) -> None:
+    # SQLAlchemy's documented recipe: stop pysqlite from deferring BEGIN, then emit our own.
+    # Writers take BEGIN IMMEDIATE so two writers queue on busy_timeout instead of failing
+    # with SQLITE_BUSY when a read lock cannot be upgraded.
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # First: turning a new file to WAL needs a lock another process may be holding.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+# One writer lock per SQLite file, shared by every store on it in this process. SQLite lets one
+# writer in at a time; a thread refused by BEGIN IMMEDIATE sleeps in SQLite's busy handler
+# (1, 2, 5 ... 100 ms steps) and the lock can sit free while it sleeps. Queuing this
+# process's writers on a Python lock hands the database over at once; busy_timeout still
+# arbitrates between processes. (No at-fork handling: SQLite forbids carrying connections
+# across fork(), and a child forked during a write could not write even through new
+# connections when we tried; fork before opening a store, or spawn.)
+_SQLITE_WRITERS: dict[str, threading.RLock] = {}
+_SQLITE_WRITERS_GUARD = threading.Lock()
+
+
+def _sqlite_writer(database: str | None) -> threading.RLock:
+    key = os.path.realpath(database) if database and database != ":memory:" else ""
+    with _SQLITE_WRITERS_GUARD:
+        return _SQLITE_WRITERS.setdefault(key, threading.RLock())
+
+
+class SQLAlchemyStore:
+    """Instances, audit records and definitions in one relational database.
+
+    Args:
+        url: a SQLAlchemy URL, ``postgresql://...``, or a path to a SQLite file.
+        synchronous: SQLite's ``PRAGMA synchronous`` (FULL survives power loss; NORMAL may
+            lose the last commits on power loss but never corrupts).
+        schema_lock_timeout: seconds to wait while another process or thread creates or
+            upgrades the schema, before ``SchemaLocked``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str = "FULL",
+        pool_size: int = 5,
+        schema_lock_timeout: float = 60.0,
+    ) -> None:
+        self.url = normalise_url(url)
+        self.schema_lock_timeout = schema_lock_timeout
+        if synchronous.upper() not in ("FULL", "NORMAL", "OFF", "EXTRA"):
+            raise ValueError(f"unknown synchronous mode {synchronous!r}")
+        kwargs: dict[str, Any] = {}
+        if self.url.startswith("postgresql"):
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine = sa.create_engine(self.url, **kwargs)
+        self.dialect = self.engine.dialect.name
+        self._writer: AbstractContextManager[Any] = nullcontext()
+        self._writer_lock: threading.RLock | None = None
+        if self.dialect == "sqlite":
+            _sqlite_setup(self.engine, synchronous.upper())
+            self._writer = self._writer_lock = _sqlite_writer(self.engine.url.database)
+        self._dialect = Dialect(self.dialect)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def head_revision(self) -> str:
+        """The revision this code expects (``tables.SCHEMA_REVISION``; a test keeps it equal to
+        the newest migration, so opening a store need not import Alembic)."""
+        return t.SCHEMA_REVISION
+
+    def current_revision(self) -> str | None:
+        with self.connect() as conn:
+            return _revision(conn)
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Migrate to the newest schema; returns (before, after) revisions.
+
+        Raises:
+            SchemaLocked: another process held the schema lock past ``schema_lock_timeout``.
+        """
+        with schema_lock(self.engine, self._writer_lock, self.schema_lock_timeout) as (
+            conn,
+            deadline,
+        ):
+            before = _revision(conn)
+            upgrade_to_head(conn, deadline, database_name(self.engine))
+        return before, self.head_revision()
+
+    def ensure_schema(self, *, create: bool = True) -> None:
+        """Create the schema in an empty database; refuse a database at another revision.
+
+        A database another process is creating or upgrading is waited for (up to
+        ``schema_lock_timeout``), then checked again.
+
+        Raises:
+            SchemaMismatch: naming the found and expected revisions.
+            SchemaLocked: another process held the schema lock past ``schema_lock_timeout``.
+        """
+        expected = self.head_revision()
+        if self.current_revision() == expected:
+            return
+        with schema_lock(self.engine, self._writer_lock, self.schema_lock_timeout) as (
+            conn,
+            deadline,
+        ):
+            found = _revision(conn)
+            if found == expected:
+                return
+            if found is None and create and not sa.inspect(conn).get_table_names():
+                upgrade_to_head(conn, deadline, database_name(self.engine))
+                return
+        raise SchemaMismatch(found, expected)
+
+    # -- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[SqlUnitOfWork]:
+        with self.connect(write=True) as conn:
+            yield SqlUnitOfWork(conn, self._dialect)
+
+    @contextmanager
+    def read(self) -> Iterator[SqlUnitOfWork]:
+        with self.connect() as conn:
+            yield SqlUnitOfWork(conn, self._dialect)
+
+    @contextmanager
+    def connect(self, *, write: bool = False) -> Iterator[Connection]:
+        """A transaction as a SQLAlchemy connection, for tools that speak SQL themselves
+        (tests, benchmarks, migrations); opcatflow's own code uses :meth:`write` and
+        :meth:`read`. A write transaction commits on success and rolls back on any
+        exception; driver errors become :class:`StoreError`."""
+        if not write:
+            with self.engine.connect() as conn:
+                yield conn.execution_options(readonly=True)
+            return
+        try:
+            with self._writer, self.engine.begin() as conn:
+                yield conn
+        except sa.exc.DBAPIError as err:
+            raise StoreError(f"database error: {err.orig!r}") from err
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def secret(self, key: str) -> bytes:
+        """A per-database secret, created on first use (e.g. the audit redaction key).
+
+        Processes opening a new database together all get the secret stored first.
+        """
+        query = sa.select(t.meta.c.value).where(t.meta.c.key == key)
+        with self.connect(write=True) as conn:
+            value = conn.execute(query).scalar()
+            if value is None:
+                new = self._dialect.insert_new(t.meta)
+                conn.execute(new.values(key=key, value=secrets.token_hex(32)))
+                value = conn.execute(query).scalar_one()
+        return bytes.fromhex(value)
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def audit_times_ordered_from(self) -> int:
+        """The global audit id up to which records are older data: every later record was
+        written by an engine that stamps a chain's records in order. Set, to the newest id, the
+        first time an engine of this release opens the database (0 for a new database).
+        """
+        m = t.meta.c
+        select = sa.select(m.value).where(m.key == TIMES_ORDERED_FROM)
+        with self.connect() as conn:
+            value = conn.execute(select).scalar()
+        if value is None:
+            newest = sa.func.coalesce(sa.func.max(t.audit.c.id), 0)
+            with self.connect(write=True) as conn:
+                # Several processes may open the database at once: the first one sets it.
+                conn.execute(
+                    self._dialect.insert(t.meta)
+                    .from_select(
+                        ["key", "value"],
+                        # (the WHERE lets SQLite parse ON CONFLICT after a SELECT)
+                        sa.select(sa.literal(TIMES_ORDERED_FROM), sa.cast(newest, sa.Text)).where(
+                            sa.true()
+                        ),
+                    )
+                    .on_conflict_do_nothing()
+                )
+                value = conn.execute(select).scalar_one()
+        return int(value)
+
+
+def _revision(conn: Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()

@@ -81,10 +81,10 @@ def test_next_due_due_count_and_the_open_list_read_what_is_armed(store: Store) -
         assert uow.timers.newest_id() == 4
         assert uow.timers.status(1) == TimerStatus.FIRED
         assert uow.timers.status(99) is None
-        assert [t.deadline for t in uow.timers.open_timers(now=T0)] == ["d1", "d2"]
-        with_reminders = uow.timers.open_timers(now=T0, reminders=True, due_before=T0 + HOUR)
+        assert [t.deadline for t in uow.timers.open_timers()] == ["d1", "d2"]
+        with_reminders = uow.timers.open_timers(reminders=True, due_before=T0 + HOUR)
         assert [(t.deadline, t.kind) for t in with_reminders] == [("d0", "reminder"), ("d1", "due")]
-        assert uow.timers.open_timers(now=T0, workflow="other") == []
+        assert uow.timers.open_timers(workflow="other") == []
 
 
 def test_a_claim_takes_pending_due_timers_in_due_order_within_its_bounds(store: Store) -> None:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 META = "meta"
 TIMES_ORDERED_FROM = "audit_times_ordered_from"
 URL = "memory:"
+SCHEMA = "memory"  # no schema of its own: always the one this code expects
 
 
 class _ReadOnly(Tables):
@@ -121,6 +122,12 @@ class MemoryStore:
                 value = str(max((r.id for r in records), default=0))
                 self._tables.insert(META, TIMES_ORDERED_FROM, value)
         return int(value)
+
+    def head_revision(self) -> str:
+        return SCHEMA
+
+    def current_revision(self) -> str | None:
+        return SCHEMA
 
     def ensure_schema(self, *, create: bool = True) -> None:
         """Nothing to create: the tables exist from the start."""

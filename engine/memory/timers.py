@@ -170,7 +170,6 @@ class MemoryTimers:
     def open_timers(
         self,
         *,
-        now: datetime,
         workflow: str | None = None,
         state: str | None = None,
         reminders: bool = False,

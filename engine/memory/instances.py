@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from opcatflow.engine.audit import AuditRecord
@@ -18,17 +19,42 @@ AUDIT = "audit"  # (instance id, seq) -> record
 AUDIT_TOP = "audit_top"  # instance id -> the highest seq of its chain
 DEFINITIONS = "definitions"
 
-# An instance as kept: the instance, and its data as JSON text (the only copy of the data that
-# nobody outside holds a reference to; nested lists in a caller's mapping stay the caller's).
-Stored = tuple[Instance, str]
+# An instance as kept: an instance whose data is a private dict behind a read-only view, and,
+# when a value is a list or an object (which a caller could change in place), the data as JSON
+# text, decoded afresh for every read. Flat data (most instances) is handed out as it is kept.
+Stored = tuple[Instance, str | None]
+_FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 def _freeze(instance: Instance) -> Stored:
-    return instance, json.dumps(dict(instance.data), separators=(",", ":"))
+    data = dict(instance.data)
+    if not _FLAT.issuperset(map(type, data.values())):
+        return instance, json.dumps(data)
+    kept = Instance(
+        instance.id,
+        instance.workflow_id,
+        instance.workflow_version,
+        instance.state,
+        MappingProxyType(data),
+        instance.version,
+        instance.parent_id,
+        instance.created_at,
+        instance.updated_at,
+        instance.state_entered_at,
+        instance.audit_seq,
+        instance.audit_head,
+    )
+    return kept, None
+
+
+def _data(row: Stored) -> Mapping[str, Any]:
+    return row[0].data if row[1] is None else json.loads(row[1])
 
 
 def _thaw(row: Stored) -> Instance:
     kept, data = row
+    if data is None:
+        return kept
     return Instance(
         kept.id,
         kept.workflow_id,
@@ -132,7 +158,7 @@ class MemoryInstances:
             if after is not None and (kept.created_at, kept.id) <= after:
                 continue
             if where:
-                data = json.loads(row[1])
+                data = _data(row)
                 if not all(_matches(data.get(k), v) for k, v in where.items()):
                     continue
             found.append((kept.created_at, kept.id, row))
@@ -152,7 +178,7 @@ class MemoryAudit:
 
     def append(self, record: AuditRecord) -> None:
         key = (record.instance_id, record.seq)
-        self._t.insert(AUDIT, key, record._replace(id=self._t.next_id(AUDIT)))
+        self._t.insert(AUDIT, key, AuditRecord(*record[:-1], self._t.next_id(AUDIT)))
         if record.seq > self._top.get(record.instance_id, 0):
             self._t.put(AUDIT_TOP, record.instance_id, record.seq)
 

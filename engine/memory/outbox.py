@@ -35,7 +35,7 @@ class MemoryOutbox:
         for m in messages:
             message_id = self._t.next_id(OUTBOX)
             self._t.insert(OUTBOX_KEYS, m.key, message_id)
-            payload = json.dumps(m.payload, separators=(",", ":"))
+            payload = json.dumps(m.payload)
             entry = OutboxEntry(
                 id=message_id,
                 instance_id=m.instance_id,

@@ -11,15 +11,14 @@ lock, as on SQLite; reads wait for an open writer rather than see its changes.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
 from opcatflow.engine.errors import StoreError
 from opcatflow.engine.memory.instances import AUDIT, MemoryAudit, MemoryDefinitions, MemoryInstances
 from opcatflow.engine.memory.outbox import MemoryOutbox
 from opcatflow.engine.memory.records import MemoryApiKeys, MemoryIdempotency
-from opcatflow.engine.memory.tables import Tables
+from opcatflow.engine.memory.tables import Tables, Transaction
 from opcatflow.engine.memory.timers import MemoryTimers
 from opcatflow.engine.ports import (
     ApiKeyRepository,
@@ -97,14 +96,11 @@ class MemoryStore:
         self._writing = MemoryUnitOfWork(self._tables)
         self._reading = MemoryUnitOfWork(_ReadOnly(self._tables))
 
-    @contextmanager
-    def write(self) -> Iterator[MemoryUnitOfWork]:
-        with self._tables.transaction():
-            yield self._writing
+    def write(self) -> Transaction[MemoryUnitOfWork]:
+        return Transaction(self._tables, self._writing)
 
-    @contextmanager
-    def read(self) -> Iterator[MemoryUnitOfWork]:
-        yield self._reading
+    def read(self) -> nullcontext[MemoryUnitOfWork]:
+        return nullcontext(self._reading)
 
     def secret(self, key: str) -> bytes:
         with self._tables.transaction():

@@ -14,7 +14,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from types import TracebackType
+from typing import Any, Final, Generic, TypeVar
 
 from opcatflow.engine.errors import StoreError
 from opcatflow.engine.ports import DuplicateKey
@@ -22,6 +23,7 @@ from opcatflow.engine.ports import DuplicateKey
 _ABSENT: Final = object()
 
 TableName = str
+T = TypeVar("T")
 
 
 class Tables:
@@ -56,7 +58,7 @@ class Tables:
         Raises:
             DuplicateKey: the key is taken.
         """
-        rows = self.table(name)
+        rows = self.rows.get(name) or self.table(name)
         if key in rows:
             raise DuplicateKey(f"{name}: {key!r} is already stored")
         self._log(rows, key, _ABSENT)
@@ -64,7 +66,7 @@ class Tables:
 
     def put(self, name: TableName, key: Any, row: Any) -> None:
         """Add or replace a row."""
-        rows = self.table(name)
+        rows = self.rows.get(name) or self.table(name)
         self._log(rows, key, rows.get(key, _ABSENT))
         rows[key] = row
 
@@ -85,26 +87,13 @@ class Tables:
 
     # -- transactions ----------------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> Transaction[None]:
         """One write unit of work: commits when the block ends, rolls back if it raises.
 
         Nested in another on the same thread, it is a savepoint: its own changes roll back if
         it raises, the outer unit of work goes on.
         """
-        with self.lock:
-            if self._undo is not None:
-                with self.savepoint():
-                    yield
-                return
-            self._undo, self._writer = [], threading.get_ident()
-            try:
-                yield
-            except BaseException:
-                self._rollback_to(0)
-                raise
-            finally:
-                self._undo, self._writer = None, None
+        return Transaction(self, None)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -127,3 +116,40 @@ class Tables:
                 rows.pop(key, None)
             else:
                 rows[key] = old
+
+
+class Transaction(Generic[T]):
+    """A write unit of work on ``tables`` as a context manager whose ``with`` gives ``value``
+    (a class, not a generator: it runs on every fire)."""
+
+    __slots__ = ("_mark", "_tables", "_value")
+
+    def __init__(self, tables: Tables, value: T) -> None:
+        self._tables = tables
+        self._value = value
+        self._mark: int | None = None
+
+    def __enter__(self) -> T:
+        tables = self._tables
+        tables.lock.acquire()
+        if tables._undo is not None:  # this thread's unit of work is open: a savepoint
+            self._mark = len(tables._undo)
+        else:
+            self._mark = None
+            tables._undo, tables._writer = [], threading.get_ident()
+        return self._value
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tables = self._tables
+        try:
+            if kind is not None:
+                tables._rollback_to(self._mark or 0)
+            if self._mark is None:
+                tables._undo, tables._writer = None, None
+        finally:
+            tables.lock.release()

@@ -38,7 +38,7 @@ from aiosmtpd.controller import Controller
 from opcatflow.adapters.channels import SmtpChannel, WebhookChannel
 from opcatflow.adapters.channels.webhook import CONTENT_TYPE, sign
 from opcatflow.engine import FrozenClock, Instance, SQLAlchemyStore, compile_text
-from opcatflow.notifications import queue
+from opcatflow.engine.rows import OutboxEntry, OutboxStatus
 from opcatflow.notifications.compose import Composer, Occurrence
 from opcatflow.notifications.directory import Directory, decode_secret, parse_directory
 from opcatflow.notifications.dispatcher import Dispatcher, DispatchPolicy
@@ -231,8 +231,8 @@ def run_outbox(
     store, cleanup = fresh_store(url)
     try:
         for i in range(0, len(rows), 1000):
-            with store.connect(write=True) as conn:
-                queue.insert(conn, rows[i : i + 1000], NOW)
+            with store.write() as uow:
+                uow.outbox.add(rows[i : i + 1000], NOW)
         quiet = structlog.wrap_logger(
             structlog.ReturnLogger(), wrapper_class=structlog.make_filtering_bound_logger(40)
         )
@@ -258,9 +258,10 @@ def run_outbox(
                 t.join()
 
         seconds = timed(go)
-        with store.connect() as conn:
-            counts = queue.counts(conn)
-            errors = {e.last_error for e in queue.listing(conn, ["dead", "failed"], limit=1000)}
+        with store.read() as uow:
+            counts = uow.outbox.counts()
+            failed = [OutboxStatus.DEAD, OutboxStatus.FAILED]
+            errors = {e.last_error for e in uow.outbox.listing(failed, limit=1000)}
         if counts.get("sent") != len(rows):
             raise SystemExit(f"not every message was sent: {counts}; errors: {errors}")
         return seconds
@@ -387,7 +388,7 @@ def store_stub() -> Any:
 
 
 def entry_of(m: NewMessage, i: int) -> Any:
-    return queue.OutboxEntry(
+    return OutboxEntry(
         i,
         m.instance_id,
         m.event,

@@ -37,7 +37,9 @@ from opcatflow.engine import Engine, FrozenClock, Registry, SQLAlchemyStore, loa
 from opcatflow.engine.audit import GENESIS, STARTED, Redactor, make_record
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.sql import tables as t
+from opcatflow.engine.sql.dialect import Dialect
 from opcatflow.engine.sql.store import normalise_url
+from opcatflow.engine.sql.timers import claim_query
 
 TICKET = """\
 id: ticket
@@ -148,7 +150,7 @@ def seed(engine: Engine, *, pending: int, per_instance: int, due: int, extra: in
 
 def explain(engine: Engine, scheduler: Scheduler) -> list[str]:
     """The plan of the claim statement as the sweep runs it."""
-    query = scheduler.claim_query(NOW, scheduler.batch_size)
+    query = claim_query(Dialect(engine.store.dialect), NOW, scheduler.batch_size)
     with engine.store.connect(write=True) as conn:
         compiled = query.compile(dialect=conn.dialect)
         params = compiled.construct_params()

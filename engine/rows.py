@@ -27,7 +27,7 @@ OPEN_TIMER = (TimerStatus.PENDING, TimerStatus.PAUSED)
 
 
 class OutboxStatus(StrEnum):
-    """Where an outbox message is (see :mod:`opcatflow.notifications.model`)."""
+    """Where an outbox message is (the notifications describe the cycle)."""
 
     PENDING = "pending"
     SENDING = "sending"

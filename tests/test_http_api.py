@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from http_server import ApiUnderTest, api_fixture, live_server_fixture  # noqa: F401
 
 from opcatflow.adapters.http import ApiConfig
@@ -30,8 +29,6 @@ from opcatflow.engine import (
     WorkflowNotFound,
 )
 from opcatflow.engine.audit import APPLIED, REFUSED
-from opcatflow.engine.sql import tables as t
-from opcatflow.engine.sql.store import SQLAlchemyStore
 
 OPENAPI = Path(__file__).parent.parent / "docs" / "openapi.json"
 PROBLEM = "application/problem+json"
@@ -58,21 +55,6 @@ def test_the_openapi_document_in_docs_is_current() -> None:
 def test_the_server_serves_its_openapi_document(api: ApiUnderTest) -> None:
     served = api.get("/openapi.json", None).json()
     assert served == openapi_document()
-
-
-def test_the_new_tables_match_their_migration(db_url: str) -> None:
-    store = SQLAlchemyStore(db_url)
-    try:
-        store.ensure_schema()
-        inspector = sa.inspect(store.engine)
-        for table in (t.api_keys, t.idempotency):
-            found = {c["name"] for c in inspector.get_columns(table.name)}
-            assert found == {c.name for c in table.columns}
-            assert inspector.get_pk_constraint(table.name)["constrained_columns"] == [
-                c.name for c in table.primary_key
-            ]
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 from notify_helpers import SECRET, make_directory, notice_engine, rows
 
-from opcatflow.engine import DeadlineEvent, FireResult, FrozenClock, SQLAlchemyStore, UnitOfWork
-from opcatflow.engine.sql.tables import outbox
+from opcatflow.engine import DeadlineEvent, FireResult, FrozenClock, UnitOfWork
 from opcatflow.notifications.model import DEAD, PENDING, ROUTE, STATUSES, WEBHOOK
 from opcatflow.notifications.redaction import WITHHELD
 
@@ -214,13 +212,3 @@ def test_a_deadline_reminder_notifies_through_the_hook(db_url: str, clock: Froze
         "Answer",
     )
     assert context["due_at"] == due.isoformat()
-
-
-def test_the_outbox_table_matches_its_migration(db_url: str) -> None:
-    store = SQLAlchemyStore(db_url)
-    try:
-        store.ensure_schema()
-        inspected = {c["name"] for c in sa.inspect(store.engine).get_columns("outbox")}
-    finally:
-        store.close()
-    assert inspected == {c.name for c in outbox.columns}

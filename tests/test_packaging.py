@@ -35,10 +35,10 @@ def test_every_listed_package_imports() -> None:
 ENGINE_API = {
     "AuditRecord", "Catalog", "ChainBreak", "Clock", "CompiledWorkflow", "ConcurrentUpdate",
     "DeadlineEvent", "FireResult", "TransactionHook", "TransitionEvent",
-    "DefinitionError", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
+    "DefinitionError", "DuplicateKey", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
     "InvalidData", "InvalidText", "LimitExceeded", "MemoryStore", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
-    "SQLAlchemyStore", "SchemaLocked", "SchemaMismatch", "StoreError", "SystemClock", "TransitionRefused",
-    "TriggerOption", "VerifyReport", "WorkflowDefinition", "WorkflowNotFound", "compile_text",
+    "SQLAlchemyStore", "SchemaLocked", "SchemaMismatch", "Store", "StoreError", "SystemClock",
+    "TransitionRefused", "TriggerOption", "UnitOfWork", "VerifyReport", "WorkflowDefinition", "WorkflowNotFound", "compile_text",
     "load_catalog",
 }  # fmt: skip
 

@@ -11,27 +11,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from opcatflow.adapters.cli.errors import NOT_FOUND, fail
-from opcatflow.engine.sql import normalise_url
+from opcatflow.engine.sql import displayed_url, sqlite_file
 
 CREATES = "`opcatflow start` or `opcatflow db upgrade` creates one"
 
 
 def sqlite_path(db: str) -> Path | None:
     """The file of a SQLite ``--db`` (``None``: a server database, or in memory)."""
-    url = sa.make_url(normalise_url(db))
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database)
+    path = sqlite_file(db)
+    return None if path is None else Path(path)
 
 
 def shown(db: str) -> str:
     """``db`` as it may be printed: a server URL without its password."""
     if sqlite_path(db) is not None or "://" not in db:
         return db
-    return sa.make_url(db).render_as_string(hide_password=True)
+    return displayed_url(db)
 
 
 def require_folder(db: str) -> None:

@@ -7,6 +7,6 @@ or PostgreSQL; ``tables`` declares the current schema (the migrations in
 
 from __future__ import annotations
 
-from opcatflow.engine.sql.store import SQLAlchemyStore, normalise_url
+from opcatflow.engine.sql.store import SQLAlchemyStore, displayed_url, normalise_url, sqlite_file
 
-__all__ = ["SQLAlchemyStore", "normalise_url"]
+__all__ = ["SQLAlchemyStore", "displayed_url", "normalise_url", "sqlite_file"]

@@ -39,6 +39,19 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file a database URL (or path) names, if it is a SQLite file (else ``None``)."""
+    parsed = sa.make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
+
+
+def displayed_url(url: str) -> str:
+    """A database URL as it may be printed: without its password."""
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
 def _sqlite_setup(engine: Engine, synchronous: str) -> None:
     # SQLAlchemy's documented recipe: stop pysqlite from deferring BEGIN, then emit our own.
     # Writers take BEGIN IMMEDIATE so two writers queue on busy_timeout instead of failing

@@ -1,5 +1,9 @@
-"""The database schema (SQLAlchemy Core). Alembic migrations in ``migrations/`` create it;
-these objects describe it for queries. Change both together, with a new migration."""
+"""The current database schema (SQLAlchemy Core): its only declaration the code queries.
+
+The Alembic migrations in ``opcatflow.engine.migrations`` are its history; a test upgrades an
+empty database through every one of them, on both backends, and requires Alembic's
+``compare_metadata`` to find no difference from these tables (the audit triggers, which it
+does not see, are checked by name). Change both together, with a new migration."""
 
 from __future__ import annotations
 

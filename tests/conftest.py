@@ -1,6 +1,7 @@
 """Shared fixtures: a real SQLite file and a real PostgreSQL schema per test.
 
-Every store-touching test takes ``db_url`` and so runs on both backends. PostgreSQL is at
+Every store-touching test takes ``db_url`` and so runs on both backends; the store contract
+suite takes ``store`` and runs on all three stores (memory, SQLite, PostgreSQL). PostgreSQL is at
 ``OPCATFLOW_TEST_PG`` (default ``postgresql://root@127.0.0.1:5432/test``); each test gets a
 schema of its own, dropped afterwards.
 """

@@ -241,7 +241,7 @@ def hold_and_claim_beside(
     with store.write() as uow:
         held = claim(uow)
         claimed.set()
-        thread.join(timeout=0.5)  # PostgreSQL's second claim skips the held rows and returns
+        thread.join(timeout=0.25)  # PostgreSQL's second claim skips the held rows and returns
     thread.join()
     return held, taken
 

@@ -115,7 +115,7 @@ def test_no_other_unit_of_work_sees_writes_before_they_commit(store: Store) -> N
         uow.audit.append(record(new.id, 1))
         thread = threading.Thread(target=reader)
         thread.start()
-        thread.join(timeout=0.5)  # a store may make the reader wait for the commit
+        thread.join(timeout=0.25)  # a store may make the reader wait for the commit
         committing.set()
     thread.join()
     assert seen in ([(False, False)], [(False, True)], [(True, True)])

@@ -1,5 +1,6 @@
-"""The memory store's undo log against a model: whatever mix of writes, savepoints that fail,
-commits and rollbacks, the tables hold exactly what the committed units of work wrote."""
+"""What only the memory store needs checking (the contract suite covers the rest): its undo log
+against a model (whatever mix of writes, failing savepoints, commits and rollbacks, the tables
+hold exactly what the committed units of work wrote), and read units of work that cannot write."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from storekit import WORKFLOW, definition
 
 from opcatflow.engine.errors import StoreError
+from opcatflow.engine.memory import MemoryStore
 from opcatflow.engine.memory.tables import Tables
 from opcatflow.engine.ports import DuplicateKey
 
@@ -99,3 +102,14 @@ def test_the_undo_log_keeps_exactly_what_committed_units_of_work_wrote() -> None
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+
+
+def test_a_read_unit_of_work_of_the_memory_store_cannot_write() -> None:
+    store = MemoryStore()
+    with store.read() as uow:
+        with pytest.raises(StoreError, match="cannot write"):
+            uow.definitions.add(definition())
+        with pytest.raises(StoreError, match="needs a write unit of work"), uow.savepoint():
+            pass
+    with store.read() as uow:
+        assert uow.definitions.get(*WORKFLOW) is None

@@ -42,7 +42,8 @@ SCHEMA = "memory"  # no schema of its own: always the one this code expects
 class _ReadOnly(Tables):
     """The store's tables as a read unit of work sees them: every write refused."""
 
-    def __init__(self, tables: Tables) -> None:  # shares the tables, adds no state
+    def __init__(self, tables: Tables) -> None:  # shares the rows, never opens a transaction
+        super().__init__()
         self.lock = tables.lock
         self.rows = tables.rows
 

@@ -11,7 +11,6 @@ fire.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import timeit
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any
 
 from bench.common import ACTOR, DATA, ROLE, WORKFLOW, WORKFLOW_ID, bench_logger, median
 from bench.inmemory import _engine_fire
-from opcatflow.engine import Engine, Registry
+from opcatflow.engine import AuditRecord, Engine, Instance, Registry
 
 TARGET = 2.0
 
@@ -48,13 +47,14 @@ def _store_ops(engine: Engine) -> Callable[[], None]:
 
     def one() -> None:
         with store.write() as uow:
-            current, _ = uow.instances.lock_for_append(instance_id)
-            seq = current.audit_seq + 1
-            moved = dataclasses.replace(
-                current, version=current.version + 1, audit_seq=seq, audit_head=template.hash
-            )
-            uow.instances.update(moved, current.version)
-            uow.audit.append(template._replace(seq=seq))
+            c, _ = uow.instances.lock_for_append(instance_id)
+            seq = c.audit_seq + 1
+            moved = Instance(
+                c.id, c.workflow_id, c.workflow_version, c.state, c.data, c.version + 1,
+                c.parent_id, c.created_at, c.updated_at, c.state_entered_at, seq, template.hash,
+            )  # fmt: skip
+            uow.instances.update(moved, c.version)
+            uow.audit.append(AuditRecord(template.instance_id, seq, *template[2:]))
 
     def pair() -> None:
         one()

@@ -405,7 +405,7 @@ class Engine:
         expected_version: int | None = None,
     ) -> FireResult:
         # A fire inside a unit of work the engine opened (fire, the scheduler's batch).
-        current, now = self._lock_for_record(uow, instance_id)
+        current, now = self.lock_for_record(uow, instance_id)
         if expected_version is not None and current.version != expected_version:
             raise ConcurrentUpdate(instance_id, expected_version, current.version)
         wf = self.workflow(current.workflow_id, current.workflow_version)
@@ -464,9 +464,6 @@ class Engine:
         Raises:
             InstanceNotFound
         """
-        return self._lock_for_record(uow, instance_id)
-
-    def _lock_for_record(self, uow: UnitOfWork, instance_id: str) -> tuple[Instance, datetime]:
         current, last = uow.instances.lock_for_append(instance_id)
         now = self.clock.now()
         if last is not None and now < last:

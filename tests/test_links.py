@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from helpers import EXAMPLE_DIR
-from sqlalchemy.engine import Connection
 
 from opcatflow.engine import (
     DefinitionError,
@@ -19,6 +18,7 @@ from opcatflow.engine import (
     load_catalog,
 )
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
+from opcatflow.engine.ports import UnitOfWork
 
 LINKED = EXAMPLE_DIR / "linked"
 
@@ -92,10 +92,10 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[TransitionEvent] = []
 
-    def on_change(self, conn: Connection, event: TransitionEvent) -> None:
+    def on_change(self, uow: UnitOfWork, event: TransitionEvent) -> None:
         self.events.append(event)
 
-    def on_deadline(self, conn: Connection, event: DeadlineEvent) -> None:
+    def on_deadline(self, uow: UnitOfWork, event: DeadlineEvent) -> None:
         raise AssertionError("no deadline here")
 
 

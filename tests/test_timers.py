@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 from timerload import open_engine
 
 from opcatflow.engine import DeadlineEvent, Engine, FrozenClock, TransitionEvent
+from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.sql import tables as t
@@ -33,10 +33,10 @@ class Recorder:
         self.events: list[tuple[str, str, datetime]] = []
         self.explode_on: str | None = None
 
-    def on_change(self, conn: Connection, event: TransitionEvent) -> None:
+    def on_change(self, uow: UnitOfWork, event: TransitionEvent) -> None:
         pass
 
-    def on_deadline(self, conn: Connection, event: DeadlineEvent) -> None:
+    def on_deadline(self, uow: UnitOfWork, event: DeadlineEvent) -> None:
         if event.deadline == self.explode_on:
             raise RuntimeError("outbox unavailable")
         self.events.append((event.deadline, event.kind, event.due_at))

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy.engine import Connection
 
 from opcatflow.engine import (
     DeadlineEvent,
@@ -25,6 +24,7 @@ from opcatflow.engine import (
     load_catalog,
 )
 from opcatflow.engine.audit import GENESIS, STARTED, Redactor, make_record
+from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.sql import tables as t
@@ -135,10 +135,10 @@ class Stall:
         self.reached = reached
         self.seen = 0
 
-    def on_change(self, conn: Connection, event: TransitionEvent) -> None:
+    def on_change(self, uow: UnitOfWork, event: TransitionEvent) -> None:
         pass
 
-    def on_deadline(self, conn: Connection, event: DeadlineEvent) -> None:
+    def on_deadline(self, uow: UnitOfWork, event: DeadlineEvent) -> None:
         self.seen += 1
         if self.seen == self.after:
             self.reached.set()

@@ -91,7 +91,7 @@ def _sqlite_writer(database: str | None) -> threading.RLock:
 
 
 class SQLAlchemyStore:
-    """Instances, audit records and definitions in one relational database.
+    """The store (:class:`~opcatflow.engine.ports.Store`) in one relational database.
 
     Args:
         url: a SQLAlchemy URL, ``postgresql://...``, or a path to a SQLite file.
@@ -209,10 +209,6 @@ class SQLAlchemyStore:
     # -- meta ------------------------------------------------------------------------------
 
     def secret(self, key: str) -> bytes:
-        """A per-database secret, created on first use (e.g. the audit redaction key).
-
-        Processes opening a new database together all get the secret stored first.
-        """
         query = sa.select(t.meta.c.value).where(t.meta.c.key == key)
         with self.connect(write=True) as conn:
             value = conn.execute(query).scalar()
@@ -225,10 +221,6 @@ class SQLAlchemyStore:
     # -- audit -----------------------------------------------------------------------------
 
     def audit_times_ordered_from(self) -> int:
-        """The global audit id up to which records are older data: every later record was
-        written by an engine that stamps a chain's records in order. Set, to the newest id, the
-        first time an engine of this release opens the database (0 for a new database).
-        """
         m = t.meta.c
         select = sa.select(m.value).where(m.key == TIMES_ORDERED_FROM)
         with self.connect() as conn:

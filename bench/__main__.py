@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from bench import durable, inmemory, report, scale
+from bench import durable, inmemory, memory_store, report, scale
 from bench.common import DEFAULT_PG_URL, pg_server_version
 
 
@@ -16,13 +16,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="opcatflow benchmarks: (a) durable transitions against a bare-Core floor, "
-        "(b) in-memory fire against bare transitions, (c) 100,000 instances: rate and memory.",
+        "(b) in-memory fire against bare transitions, (c) 100,000 instances: rate and memory, "
+        "(d) a fire on the in-memory store against the in-memory decision.",
     )
     parser.add_argument(
         "--only",
-        choices=("a", "b", "c"),
+        choices=("a", "b", "c", "d"),
         action="append",
-        help="run only this part (repeatable); default: all three",
+        help="run only this part (repeatable); default: all four",
     )
     parser.add_argument("--runs", type=int, default=5, help="runs per configuration (default 5)")
     parser.add_argument(
@@ -72,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    parts = set(args.only or ("a", "b", "c"))
+    parts = set(args.only or ("a", "b", "c", "d"))
 
     def progress(message: str) -> None:
         print(f"... {message}", file=sys.stderr, flush=True)
@@ -102,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "b" in parts:
         results["b_in_memory"] = inmemory.run(runs=args.runs, progress=progress)
+    if "d" in parts:
+        results["d_memory_store"] = memory_store.run(
+            runs=args.runs, log=args.log, progress=progress
+        )
     if "c" in parts:
         results["c_scale"] = scale.run(instances=args.instances, log=args.log, progress=progress)
     results["environment"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -80,6 +80,15 @@ def table(results: dict[str, Any]) -> str:
             f"{_verdict(memory['met'])}",
             f"  engine parts: {parts}",
         ]
+    store = results.get("d_memory_store")
+    if store:
+        lines += [
+            "(d) a fire on the in-memory store against the in-memory decision, median us",
+            f"  memory store {store['memory_store_median_us']:.1f}  decision "
+            f"{store['decision_median_us']:.1f}  ratio {store['ratio']:.2f}  <= 2.0 "
+            f"{_verdict(store['met'])}",
+            f"  of which the store's own operations: {store['store_operations_median_us']:.1f}",
+        ]
     scale = results.get("c_scale")
     if scale:
         e, f = scale["engine"], scale["floor"]

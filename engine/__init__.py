@@ -28,6 +28,7 @@ from opcatflow.engine.errors import (
 from opcatflow.engine.events import DeadlineEvent, TransactionHook, TransitionEvent
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_text, load_catalog
+from opcatflow.engine.memory import MemoryStore
 from opcatflow.engine.ports import DuplicateKey, Store, UnitOfWork
 from opcatflow.engine.registry import GuardRefusal, Registry, RuleContext
 from opcatflow.engine.runtime import Engine, FireResult
@@ -52,6 +53,7 @@ __all__ = [
     "InvalidData",
     "InvalidText",
     "LimitExceeded",
+    "MemoryStore",
     "NotFound",
     "OpcatflowError",
     "Problem",

@@ -42,7 +42,7 @@ from opcatflow.engine.logs import default_logger
 from opcatflow.engine.ports import Store, UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.settings import Settings
-from opcatflow.engine.sql import SQLAlchemyStore
+from opcatflow.engine.stores import open_store
 from opcatflow.engine.timers import TimerHook
 from opcatflow.engine.writes import (
     START,
@@ -139,14 +139,15 @@ class Engine:
         register: bool = True,
     ) -> Engine:
         """Open a store at ``url`` (creating the schema in an empty database) and load the
-        definitions found under ``workflows``.
+        definitions found under ``workflows``. ``memory:`` opens a new in-memory store
+        (:class:`~opcatflow.engine.memory.MemoryStore`: nothing outlives the engine).
 
         Raises:
             SchemaMismatch: the database is at another schema revision.
             DefinitionError: a definition is invalid.
         """
         catalog = load_catalog(workflows, registry)
-        store = SQLAlchemyStore(url, synchronous=synchronous)
+        store = open_store(url, synchronous=synchronous)
         try:
             store.ensure_schema(create=create)
             return cls(

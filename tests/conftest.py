@@ -1,6 +1,7 @@
 """Shared fixtures: a real SQLite file and a real PostgreSQL schema per test.
 
-Every store-touching test takes ``db_url`` and so runs on both backends. PostgreSQL is at
+Every store-touching test takes ``db_url`` and so runs on both backends; the store contract
+suite takes ``store`` and runs on all three stores (memory, SQLite, PostgreSQL). PostgreSQL is at
 ``OPCATFLOW_TEST_PG`` (default ``postgresql://root@127.0.0.1:5432/test``); each test gets a
 schema of its own, dropped afterwards.
 """
@@ -17,6 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from opcatflow.engine import Engine, FrozenClock
+from opcatflow.engine.memory import MemoryStore
+from opcatflow.engine.ports import Store
 from opcatflow.workflows import BUNDLED, registry
 
 PG_URL = os.environ.get("OPCATFLOW_TEST_PG", "postgresql://root@127.0.0.1:5432/test")
@@ -59,6 +62,34 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield url
     with admin.connect() as conn:
         conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An empty store of each kind: in memory, on a SQLite file, in a fresh PostgreSQL
+    schema. The store contract suite (tests/test_store_contract_*.py) runs on all three."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    from opcatflow.engine.sql import SQLAlchemyStore
+
+    if request.param == "sqlite":
+        url = str(tmp_path / "contract.db")
+        sql = SQLAlchemyStore(url)
+        sql.ensure_schema()
+        yield sql
+        sql.close()
+        return
+    admin = request.getfixturevalue("pg_admin")
+    schema, url = new_pg_schema(admin)
+    sql = SQLAlchemyStore(url)
+    try:
+        sql.ensure_schema()
+        yield sql
+    finally:
+        sql.close()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
 
 
 @pytest.fixture

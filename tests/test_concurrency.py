@@ -1,5 +1,6 @@
 """Two writers on one instance: one wins, the other conflicts or waits; never a lost update,
-never a state without its audit record. Real threads and real processes, on both backends."""
+never a state without its audit record. Here: several engines, threads or processes, on one
+database (threads sharing one engine run on every store in tests/test_store_contract_engine.py)."""
 
 from __future__ import annotations
 
@@ -32,28 +33,6 @@ def check_history(url: str, instance_id: str, applied: int) -> None:
         assert instance.data.get("edits", 0) == applied  # every applied edit counted: none lost
         assert len(engine.history(instance_id)) == 1 + applied  # one record per change
         assert engine.verify_audit().ok
-
-
-def test_threads_without_versions_are_serialised(shared: tuple[str, str]) -> None:
-    url, instance_id = shared
-    with ThreadPoolExecutor(WRITERS) as pool:
-        results = list(
-            pool.map(lambda _: edit_many(url, instance_id, EDITS, False), range(WRITERS))
-        )
-    assert sum(a for a, _ in results) == WRITERS * EDITS
-    check_history(url, instance_id, WRITERS * EDITS)
-
-
-def test_threads_racing_on_versions_conflict_instead_of_overwriting(
-    shared: tuple[str, str],
-) -> None:
-    url, instance_id = shared
-    with ThreadPoolExecutor(WRITERS) as pool:
-        results = list(pool.map(lambda _: edit_many(url, instance_id, EDITS, True), range(WRITERS)))
-    applied = sum(a for a, _ in results)
-    assert applied + sum(c for _, c in results) == WRITERS * EDITS
-    assert applied >= EDITS  # someone always wins
-    check_history(url, instance_id, applied)
 
 
 def test_writers_of_one_process_queue_for_a_sqlite_file_instead_of_meeting_its_lock(

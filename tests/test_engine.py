@@ -13,7 +13,6 @@ from conftest import COMPLAINT
 from helpers import EXAMPLE_DIR, make_registry
 
 from opcatflow.engine import (
-    ConcurrentUpdate,
     DefinitionError,
     Engine,
     FrozenClock,
@@ -183,16 +182,6 @@ def test_expression_guard_reads_instance_data(engine: Engine) -> None:
     with pytest.raises(TransitionRefused) as caught:
         engine.fire(complaint, "open_visit", actor="bo", role="head")
     assert caught.value.reason.startswith("condition \"seriousness in ['high', 'critical']")
-
-
-def test_stale_expected_version_is_a_conflict_and_stores_nothing(example: Engine) -> None:
-    instance_id = start(example)
-    example.fire(instance_id, "edit", actor="cleo", role="clerk", data={"score": 1})
-    with pytest.raises(ConcurrentUpdate) as caught:
-        example.fire(instance_id, "submit", actor="cleo", role="clerk", expected_version=1)
-    assert (caught.value.expected, caught.value.actual) == (1, 2)
-    assert example.get(instance_id).state == "draft"
-    assert len(example.history(instance_id)) == 2
 
 
 def test_matching_expected_version_applies(example: Engine) -> None:

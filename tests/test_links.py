@@ -99,15 +99,6 @@ class Recorder:
         raise AssertionError("no deadline here")
 
 
-class Breaks:
-    def on_change(self, uow: UnitOfWork, event: TransitionEvent) -> None:
-        if event.trigger == "close":
-            raise RuntimeError("disk full")
-
-    def on_deadline(self, uow: UnitOfWork, event: DeadlineEvent) -> None:
-        raise AssertionError("no deadline here")
-
-
 def test_hooks_see_every_change_with_states_entered_and_left(
     db_url: str, clock: FrozenClock
 ) -> None:
@@ -123,14 +114,3 @@ def test_hooks_see_every_change_with_states_entered_and_left(
         ("case", "report", "open", "reported"),
         ("followup", "start", None, "pending"),
     ]
-
-
-def test_a_failing_hook_rolls_the_whole_transition_back(db_url: str, clock: FrozenClock) -> None:
-    catalog = load_catalog([LINKED], Registry())
-    store = SQLAlchemyStore(db_url)
-    store.ensure_schema()
-    with Engine(store, catalog, Registry(), clock=clock, hooks=[Breaks()]) as eng:
-        case = open_case(eng)
-        with pytest.raises(RuntimeError, match="disk full"):
-            eng.fire(case, "close", actor="olga", role="officer")
-        assert (eng.get(case).state, len(eng.history(case))) == ("open", 1)

@@ -275,29 +275,6 @@ def test_several_dispatchers_send_every_message_exactly_once(
     assert len(set(keys)) == 120
 
 
-def test_a_claim_skips_rows_another_open_claim_holds_on_postgresql(
-    db_url: str, clock: FrozenClock
-) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite serialises writers: a second claim waits instead of skipping")
-    with notice_engine(db_url, clock) as engine:
-        for _ in range(3):
-            start(engine)
-        other = SQLAlchemyStore(db_url)
-        try:
-            with engine.store.write() as first:
-                held = first.outbox.claim(now=clock.now(), lease=timedelta(minutes=5), limit=2)
-                with other.write() as second:
-                    taken = second.outbox.claim(
-                        now=clock.now(), lease=timedelta(minutes=5), limit=10
-                    )
-        finally:
-            other.close()
-    assert len(held) == 2
-    assert len(taken) == 4
-    assert not {m.id for m in held} & {m.id for m in taken}
-
-
 def test_run_delivers_until_stopped(db_url: str, clock: FrozenClock) -> None:
     done = threading.Event()
 
@@ -321,19 +298,6 @@ def test_run_delivers_until_stopped(db_url: str, clock: FrozenClock) -> None:
             worker.join(timeout=30)
     assert not worker.is_alive()
     assert len(channel.sent) == 2
-
-
-def test_retry_refuses_a_sent_message_and_reports_an_unknown_one(
-    db_url: str, clock: FrozenClock
-) -> None:
-    with notice_engine(db_url, clock) as engine:
-        start(engine)
-        dispatcher(engine, clock, recorders()).run_once()
-        sent = rows(engine)[0]
-        with engine.store.write() as uow:
-            assert uow.outbox.retry(sent.id, clock.now()) == sent
-            assert uow.outbox.retry(999_999, clock.now()) is None
-        assert rows(engine)[0].status == SENT
 
 
 def test_the_policy_refuses_nonsense() -> None:

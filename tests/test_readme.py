@@ -17,7 +17,7 @@ README = Path(__file__).parent.parent / "README.md"
 
 @pytest.mark.skipif(not README.exists(), reason="outside a checkout (the wheel test)")
 def test_the_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    [example] = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    [example, _] = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     exec(compile(example, str(README), "exec"), {})  # our own README, nothing from outside
     printed = capsys.readouterr().out
     assert "data - missing required field(s): complaint_type, institution, theme" in printed
@@ -25,6 +25,14 @@ def test_the_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
         printed
     )
     assert "stale: now at version 2" in printed
+
+
+@pytest.mark.skipif(not README.exists(), reason="outside a checkout (the wheel test)")
+def test_the_in_memory_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    [_, example] = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    exec(compile(example, str(README), "exec"), {})  # our own README, nothing from outside
+    printed = [line for line in capsys.readouterr().out.splitlines() if "[info" not in line]
+    assert printed == ["True", "acknowledged 2 None"]
 
 
 @pytest.mark.skipif(not README.exists(), reason="outside a checkout (the wheel test)")

@@ -24,6 +24,8 @@ roles:
 fields:
   score: {type: integer}
   verdict: {type: string, write_roles: [head]}
+start:
+  writes: [score]
 states:
   open: {initial: true}
   checked: {}
@@ -36,6 +38,7 @@ transitions:
   - trigger: decide
     source: checked
     roles: [clerk, head]
+    writes: [verdict]
   - trigger: close
     source: checked
     dest: done

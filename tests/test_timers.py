@@ -229,14 +229,6 @@ def test_a_failing_hook_rolls_back_its_timer_only_and_gives_up_after_max_attempt
     assert [r.outcome for r in eng.history(case)] == ["started", "reminder", "reminder", "refused"]
 
 
-def test_next_due_and_due_count_read_pending_timers(eng: Engine) -> None:
-    scheduler = Scheduler(eng)
-    assert scheduler.next_due() is None
-    start(eng)
-    assert scheduler.next_due() == datetime(2026, 3, 12, 23, 0, tzinfo=UTC)
-    assert scheduler.due_count(REPLY_DUE) == 3
-
-
 def test_worker_catches_up_then_plans_its_wake_up_at_the_next_due_time(db_url: str) -> None:
     calls: list[str] = []
     now = datetime.now(UTC).replace(microsecond=0)

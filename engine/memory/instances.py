@@ -1,0 +1,230 @@
+"""The memory store's instances, audit trail and stored definitions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from opcatflow.engine.audit import AuditRecord
+from opcatflow.engine.errors import InstanceNotFound
+from opcatflow.engine.instance import Instance
+from opcatflow.engine.memory.tables import Tables
+from opcatflow.engine.rows import StoredDefinition
+
+INSTANCES = "instances"
+AUDIT = "audit"  # (instance id, seq) -> record
+AUDIT_TOP = "audit_top"  # instance id -> the highest seq of its chain
+DEFINITIONS = "definitions"
+
+# An instance as kept: an instance whose data is a private dict behind a read-only view, and,
+# when a value is a list or an object (which a caller could change in place), the data as JSON
+# text, decoded afresh for every read. Flat data (most instances) is handed out as it is kept.
+Stored = tuple[Instance, str | None]
+_FLAT = frozenset({str, int, float, bool, type(None)})
+
+
+def _freeze(instance: Instance) -> Stored:
+    data = dict(instance.data)
+    if not _FLAT.issuperset(map(type, data.values())):
+        return instance, json.dumps(data)
+    kept = Instance(
+        instance.id,
+        instance.workflow_id,
+        instance.workflow_version,
+        instance.state,
+        MappingProxyType(data),
+        instance.version,
+        instance.parent_id,
+        instance.created_at,
+        instance.updated_at,
+        instance.state_entered_at,
+        instance.audit_seq,
+        instance.audit_head,
+    )
+    return kept, None
+
+
+def _data(row: Stored) -> Mapping[str, Any]:
+    return row[0].data if row[1] is None else json.loads(row[1])
+
+
+def _thaw(row: Stored) -> Instance:
+    kept, data = row
+    if data is None:
+        return kept
+    return Instance(
+        kept.id,
+        kept.workflow_id,
+        kept.workflow_version,
+        kept.state,
+        json.loads(data),
+        kept.version,
+        kept.parent_id,
+        kept.created_at,
+        kept.updated_at,
+        kept.state_entered_at,
+        kept.audit_seq,
+        kept.audit_head,
+    )
+
+
+def _matches(value: Any, wanted: Any) -> bool:
+    # The SQL store's comparisons: as a boolean, as an integer, else as text.
+    if isinstance(wanted, bool):
+        return isinstance(value, bool) and value == wanted
+    if isinstance(wanted, int):
+        return not isinstance(value, bool) and isinstance(value, int | float) and value == wanted
+    return isinstance(value, str) and value == str(wanted)
+
+
+class MemoryInstances:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+        self._rows = tables.table(INSTANCES)
+
+    def lock(self, instance_id: str) -> Instance:
+        # Writers are serialised: the unit of work holding the store's lock holds every row.
+        return self.get(instance_id)
+
+    def lock_for_append(self, instance_id: str) -> tuple[Instance, datetime | None]:
+        with self._t.lock:
+            instance = self.get(instance_id)
+            last = self._t.table(AUDIT).get((instance_id, instance.audit_seq))
+            return instance, last.at if last is not None else None
+
+    def get(self, instance_id: str) -> Instance:
+        with self._t.lock:
+            row = self._rows.get(instance_id)
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        return _thaw(row)
+
+    def insert(self, instance: Instance) -> None:
+        self._t.insert(INSTANCES, instance.id, _freeze(instance))
+
+    def update(self, instance: Instance, expected_version: int) -> bool:
+        row = self._rows.get(instance.id)
+        if row is None or row[0].version != expected_version:
+            return False
+        self._t.put(INSTANCES, instance.id, _freeze(instance))
+        return True
+
+    def advance_audit_head(self, instance_id: str, seq: int, head: str) -> bool:
+        row = self._rows.get(instance_id)
+        if row is None or row[0].audit_seq != seq - 1:
+            return False
+        kept, data = row
+        moved = Instance(
+            kept.id,
+            kept.workflow_id,
+            kept.workflow_version,
+            kept.state,
+            kept.data,
+            kept.version,
+            kept.parent_id,
+            kept.created_at,
+            kept.updated_at,
+            kept.state_entered_at,
+            seq,
+            head,
+        )
+        self._t.put(INSTANCES, instance_id, (moved, data))
+        return True
+
+    def query(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[Instance]:
+        with self._t.lock:
+            rows = list(self._rows.values())
+        found: list[tuple[datetime, str, Stored]] = []
+        for row in rows:
+            kept = row[0]
+            if workflow is not None and kept.workflow_id != workflow:
+                continue
+            if state is not None and kept.state != state:
+                continue
+            if parent_id is not None and kept.parent_id != parent_id:
+                continue
+            if after is not None and (kept.created_at, kept.id) <= after:
+                continue
+            if where:
+                data = _data(row)
+                if not all(_matches(data.get(k), v) for k, v in where.items()):
+                    continue
+            found.append((kept.created_at, kept.id, row))
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [_thaw(row) for _, _, row in found[: max(limit, 0)]]
+
+    def audit_heads(self) -> dict[str, tuple[int, str]]:
+        with self._t.lock:
+            return {key: (kept.audit_seq, kept.audit_head) for key, (kept, _) in self._rows.items()}
+
+
+class MemoryAudit:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+        self._records = tables.table(AUDIT)
+        self._top = tables.table(AUDIT_TOP)
+
+    def append(self, record: AuditRecord) -> None:
+        key = (record.instance_id, record.seq)
+        self._t.insert(AUDIT, key, AuditRecord(*record[:-1], self._t.next_id(AUDIT)))
+        if record.seq > self._top.get(record.instance_id, 0):
+            self._t.put(AUDIT_TOP, record.instance_id, record.seq)
+
+    def records(self, instance_id: str | None = None) -> Iterator[AuditRecord]:
+        with self._t.lock:
+            tops = (
+                [(instance_id, self._top.get(instance_id, 0))]
+                if instance_id is not None
+                else sorted(self._top.items())
+            )
+            found = [
+                self._records[(iid, seq)]
+                for iid, top in tops
+                for seq in range(1, top + 1)
+                if (iid, seq) in self._records
+            ]
+        yield from found
+
+
+class MemoryDefinitions:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+        self._rows = tables.table(DEFINITIONS)
+
+    def get(self, workflow: str, version: int) -> StoredDefinition | None:
+        with self._t.lock:
+            found: StoredDefinition | None = self._rows.get((workflow, version))
+        return found
+
+    def add(self, definition: StoredDefinition) -> None:
+        key = (definition.workflow_id, definition.version)
+        if key not in self._rows:
+            self._t.insert(DEFINITIONS, key, definition)
+
+    def set_fingerprint(self, workflow: str, version: int, fingerprint: str) -> None:
+        kept: StoredDefinition | None = self._rows.get((workflow, version))
+        if kept is not None:
+            self._t.put(
+                DEFINITIONS,
+                (workflow, version),
+                StoredDefinition(
+                    kept.workflow_id,
+                    kept.version,
+                    fingerprint,
+                    kept.title,
+                    kept.source,
+                    kept.registered_at,
+                ),
+            )

@@ -1,0 +1,59 @@
+"""The memory store's HTTP records: idempotency replies and API keys."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from opcatflow.engine.memory.tables import Tables
+from opcatflow.engine.rows import ApiKeyRow, IdempotencyRecord
+
+IDEMPOTENCY = "idempotency"  # (api key id, key) -> record
+API_KEYS = "api_keys"  # id -> row
+
+
+class MemoryIdempotency:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+        self._rows: dict[tuple[str, str], IdempotencyRecord] = tables.table(IDEMPOTENCY)
+
+    def get(self, api_key_id: str, key: str) -> IdempotencyRecord | None:
+        with self._t.lock:
+            found = self._rows.get((api_key_id, key))
+        return dataclasses.replace(found, headers=dict(found.headers)) if found else None
+
+    def add(self, record: IdempotencyRecord) -> None:
+        kept = dataclasses.replace(record, headers=dict(record.headers))
+        self._t.insert(IDEMPOTENCY, (record.api_key_id, record.key), kept)
+
+    def remove(self, api_key_id: str, key: str) -> None:
+        self._t.delete(IDEMPOTENCY, (api_key_id, key))
+
+    def purge(self, now: datetime) -> int:
+        expired = [key for key, record in self._rows.items() if record.expires_at <= now]
+        for key in expired:
+            self._t.delete(IDEMPOTENCY, key)
+        return len(expired)
+
+
+class MemoryApiKeys:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+        self._rows: dict[str, ApiKeyRow] = tables.table(API_KEYS)
+
+    def add(self, key: ApiKeyRow) -> None:
+        self._t.insert(API_KEYS, key.id, dataclasses.replace(key, roles=tuple(key.roles)))
+
+    def get(self, key_id: str) -> ApiKeyRow | None:
+        with self._t.lock:
+            return self._rows.get(key_id)
+
+    def listing(self, *, include_revoked: bool = False) -> list[ApiKeyRow]:
+        with self._t.lock:
+            keys = [k for k in self._rows.values() if include_revoked or k.revoked_at is None]
+        return sorted(keys, key=lambda k: (k.created_at, k.id))
+
+    def revoke(self, key_id: str, at: datetime) -> None:
+        kept = self._rows.get(key_id)
+        if kept is not None and kept.revoked_at is None:
+            self._t.put(API_KEYS, key_id, dataclasses.replace(kept, revoked_at=at))

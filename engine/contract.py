@@ -88,7 +88,9 @@ class FieldRules:
         parts = []
         for name in sorted(hidden.keys() & supplied.keys()):
             value = supplied[name]
-            if value is not None and records[name].writes_personal(stored.get(name), value):
+            # null clears the field: an empty full list, dropping every stored entry
+            written = [] if value is None else value
+            if records[name].writes_personal(stored.get(name), written):
                 who = ", ".join(self.part_writers.get(name, ())) or "no role"
                 subs = ", ".join(sorted(hidden[name]))
                 parts.append(

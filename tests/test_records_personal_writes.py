@@ -75,6 +75,7 @@ def refused_for_clerk(eng: Engine, instance_id: str, notes: Any) -> str:
         pytest.param({"edit": [{"n": 2, "about": "A guess"}]}, id="edit-an-empty-one"),
         pytest.param({"edit": [{"n": 1, "about": None}]}, id="clear"),
         pytest.param({"remove": [1]}, id="remove-an-entry-holding-one"),
+        pytest.param(None, id="clearing-the-field"),
         pytest.param([{"n": 1, "text": "Asked for a doctor"}], id="full-list-clearing"),
         pytest.param([{"n": 2, "text": "Cold cells"}], id="full-list-dropping"),
         pytest.param([*STORED[:1], {"n": 3, "text": "y", "about": "A guess"}], id="full-list"),

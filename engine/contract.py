@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from opcatflow.engine.definition import TransitionSpec, WorkflowDefinition
+from opcatflow.engine.records import Records
 
 SYSTEM_ROLES = frozenset({"scheduler"})  # the deadline scheduler acts under this role
 _NONE: frozenset[str] = frozenset()
@@ -66,6 +68,38 @@ class FieldRules:
     unreadable: Mapping[str, frozenset[str]]  # role -> fields it may not read
     owner_field: str | None
     owner_roles: frozenset[str]
+    # role -> records field -> its personal sub-fields the role may not read (nor write)
+    hidden_parts: Mapping[str, Mapping[str, frozenset[str]]]
+    part_writers: Mapping[str, tuple[str, ...]]  # records field -> who may write those
+
+    def parts_refusal(
+        self,
+        role: str,
+        records: Mapping[str, Records],
+        stored: Mapping[str, Any],
+        supplied: Mapping[str, Any],
+    ) -> str | None:
+        """Why ``role`` may not write ``supplied`` (records values as checked, before they are
+        applied to ``stored``): it sets, clears, changes or removes a personal sub-field value
+        of a records field whose personal sub-fields it may not read. ``None`` when it may."""
+        hidden = self.hidden_parts.get(role)
+        if not hidden:
+            return None
+        parts = []
+        for name in sorted(hidden.keys() & supplied.keys()):
+            value = supplied[name]
+            # null clears the field: an empty full list, dropping every stored entry
+            written = [] if value is None else value
+            if records[name].writes_personal(stored.get(name), written):
+                who = ", ".join(self.part_writers.get(name, ())) or "no role"
+                subs = ", ".join(sorted(hidden[name]))
+                parts.append(
+                    f"the personal sub-fields of {name} ({subs}; it may not read them:"
+                    f" only {who} may write them)"
+                )
+        if not parts:
+            return None
+        return f"role {role!r} may not write " + "; ".join(parts)
 
     def unwritable(self, role: str) -> frozenset[str]:
         """Every field ``role`` may not write (``write_roles``, the read rule, the owner)."""
@@ -102,9 +136,8 @@ def field_rules(definition: WorkflowDefinition) -> FieldRules:
         )
         for role in roles
     }
-    # Writing is barred for the fields withheld whole. A records field whose personal
-    # sub-fields a role may not read is withheld in views (those sub-fields only), but its
-    # entries stay writable: the rule per sub-field is not enforced yet (issue 11 follow-up).
+    # Writing is barred for the fields withheld whole (a records field with personal
+    # sub-fields is withheld in views only in those sub-fields: see hidden_parts below).
     unreadable = {
         role: frozenset(
             n for n in withheld_fields(definition, [role]) if definition.fields[n].personal
@@ -116,11 +149,36 @@ def field_rules(definition: WorkflowDefinition) -> FieldRules:
     if owner is not None:
         for role in owner.roles:
             barred[role] = barred.get(role, _NONE) | {owner.field}
+    # A records field with personal sub-fields stays writable by a role that may not read
+    # them (its other sub-fields), but not in those sub-fields: checked per write, by entry.
+    with_parts = {n: s.personal_parts for n, s in definition.fields.items() if s.personal_parts}
+    hidden_parts = {
+        role: {n: with_parts[n] for n in withheld_fields(definition, [role]) if n in with_parts}
+        for role in roles
+    }
+    firing: dict[str, set[str]] = {}  # field -> roles firing something that writes it
+    for t in definition.transitions:
+        for name in transition_writes(t):
+            firing.setdefault(name, set()).update(t.roles)
+    for name in start_writes(definition):
+        firing.setdefault(name, set()).update(definition.start.roles or definition.roles)
+    part_writers = {
+        name: tuple(
+            r
+            for r in definition.roles
+            if r in firing.get(name, ())
+            and name not in barred.get(r, _NONE)
+            and name not in hidden_parts[r]
+        )
+        for name in with_parts
+    }
     return FieldRules(
         barred={r: f for r, f in barred.items() if f},
         unreadable={r: f for r, f in unreadable.items() if f},
         owner_field=owner.field if owner else None,
         owner_roles=frozenset(owner.roles) if owner else frozenset(),
+        hidden_parts={r: p for r, p in hidden_parts.items() if p},
+        part_writers=part_writers,
     )
 
 

@@ -65,15 +65,22 @@ class _FileChecks:
 
     def check_writers_read(self, name: str) -> None:
         spec = self.wf.fields[name]
-        if not spec.personal:
+        parts = spec.personal_parts
+        if not (spec.personal or parts):
             return
         readers = spec.visible_to or self.wf.personal_visible_to
+        what = (
+            f"the personal field {name!r}, so it may never write it"
+            if spec.personal
+            else f"the personal sub-fields of {name!r} ({', '.join(sorted(parts))}), so it may "
+            "never write them"
+        )
         for j, role in enumerate(spec.write_roles or ()):
             if role in self.wf.roles and role not in readers:
                 self.add(
                     ("fields", name, "write_roles", j),
-                    f"role {role!r} may not read the personal field {name!r}, so it may never "
-                    "write it: add it to the field's 'visible_to' (or 'personal_visible_to')",
+                    f"role {role!r} may not read {what}: add it to the field's 'visible_to' "
+                    "(or 'personal_visible_to')",
                 )
 
     def check_owner(self) -> None:

@@ -53,7 +53,8 @@ def decide(
 
     The data contract is checked here, with the role and guards: an owner role acts only on
     its own instances (kind ``role``); ``supplied`` may hold only fields of the option's write
-    set, and none the role may not write or read (kind ``data``); actions may change only
+    set, and none the role may not write or read, nor a personal sub-field of a records field
+    the role may not read (kind ``data``); actions may change only
     the fields they declare (kind ``action``). ``lookup`` is handed to the rules (see
     :class:`RuleContext`).
 
@@ -84,15 +85,21 @@ def decide(
             "role", f"role {role!r} may not fire {trigger!r} (allowed: {', '.join(allowed)})"
         )
     clean, errors = wf.schema.validate(supplied)
-    if not errors:
-        errors = wf.schema.resolve(data, clean)
     if errors:
         return Refused("data", "; ".join(errors))
     if clean:
+        # Before the records changes are applied: whether one writes a personal sub-field
+        # is told from what the caller supplied, not from what applying it would reveal
         rules = wf.field_rules
         barred = rules.unwritable(role).intersection(clean)
         if barred:
             return Refused("data", rules.why(role, barred, wf.definition))
+        hidden = rules.parts_refusal(role, wf.schema.records, data, clean)
+        if hidden is not None:
+            return Refused("data", hidden)
+        errors = wf.schema.resolve(data, clean)
+        if errors:
+            return Refused("data", "; ".join(errors))
     merged = {**data, **clean} if clean else dict(data)
     ctx = RuleContext(
         instance_id=instance_id,

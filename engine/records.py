@@ -178,6 +178,25 @@ class Records:
         self._bounded(entries)  # appends add up: the stored list stays within the limit too
         return entries
 
+    def writes_personal(self, stored: Any, value: list[Entry] | RecordsChange) -> bool:
+        """Whether writing ``value`` (from :meth:`check`) over the ``stored`` entries sets,
+        clears, changes or removes a personal sub-field value. Decided from what is supplied
+        and from which stored entries hold personal values (which views show as withheld),
+        never from the values themselves: a right and a wrong guess are refused alike."""
+        held = [e for e in stored or [] if isinstance(e, dict) and self._holds_personal(e)]
+        if isinstance(value, list):
+            # Stored personal values are either dropped with their entry or cleared by an
+            # entry that cannot carry them; a supplied one is a write (its writer cannot
+            # have read it to resend it unchanged).
+            return bool(held) or any(self.personal & e.keys() for e in value)
+        if any(self.personal & e.keys() for e in (*value.append, *value.edit)):
+            return True  # an edit naming a personal sub-field sets or clears it
+        removed = set(value.remove)
+        return any(e.get(self.key) in removed for e in held)
+
+    def _holds_personal(self, entry: Entry) -> bool:
+        return any(entry.get(sub) is not None for sub in self.personal)
+
     def append_only_problem(self, before: Any, after: Any) -> str | None:
         """Why ``after`` is not ``before`` with entries added (None when it is)."""
         old = {e.get(self.key): e for e in before or [] if isinstance(e, dict)}

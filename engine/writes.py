@@ -68,7 +68,7 @@ def start_data(wf: CompiledWorkflow, data: Mapping[str, Any]) -> tuple[dict[str,
 def start_refusal(wf: CompiledWorkflow, role: str, data: Mapping[str, Any]) -> str | None:
     """Why ``role`` may not start ``wf`` with the (schema-checked) ``data``, or ``None``:
     a field outside the start write set, or one the role may not write (``write_roles``,
-    the read rule, the owner field)."""
+    the read rule, the owner field), or personal sub-fields of records it may not read."""
     if not data:
         return None
     allowed = wf.start_writes
@@ -76,7 +76,9 @@ def start_refusal(wf: CompiledWorkflow, role: str, data: Mapping[str, Any]) -> s
         return outside_write_set(START, data.keys() - allowed, wf.writers)
     rules = wf.field_rules
     barred = rules.unwritable(role).intersection(data)
-    return rules.why(role, barred, wf.definition) if barred else None
+    if barred:
+        return rules.why(role, barred, wf.definition)
+    return rules.parts_refusal(role, wf.schema.records, {}, data)
 
 
 def open_refusal(

@@ -44,8 +44,8 @@ def api(live_server: LiveServer, db_url: str, clock: FrozenClock) -> Iterator[Ap
 
 def test_http_withholds_personal_sub_fields_only_and_refuses_rewriting_a_log(api: Api) -> None:
     notes = {"append": [{"text": "Asked for a doctor", "about": NAME}]}
-    started = api.call(
-        "POST", "/instances", "clerk", {"workflow": "ledger", "data": {"notes": notes}}
+    started = api.call(  # head: a clerk may not write 'about', which it may not read
+        "POST", "/instances", "head", {"workflow": "ledger", "data": {"notes": notes}}
     )
     assert started.status_code == 201, started.text
     i = started.json()["id"]

@@ -431,6 +431,7 @@ class Engine:
             now=now,
             reason=reason,
             lookup=self._lookup(conn),
+            policy=self.settings.policy,
         )
         refusal = outcome if isinstance(outcome, Refused) else None
         children: list[Child] = []
@@ -610,6 +611,7 @@ class Engine:
                     supplied={},
                     data=dict(instance.data),
                     lookup=lookup,
+                    policy=self.settings.policy,
                 )
                 cursor = Cursor(instance.state, ctx)
                 if option.admit(cursor):

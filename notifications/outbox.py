@@ -13,11 +13,11 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
+from opcatflow.engine.sharing import Policy
 from opcatflow.notifications import queue
 from opcatflow.notifications.compose import Composer, Occurrence
 from opcatflow.notifications.directory import DirectorySource
 from opcatflow.notifications.model import NewMessage
-from opcatflow.notifications.redaction import ConsentConvention
 
 
 class OutboxWriter:
@@ -26,7 +26,8 @@ class OutboxWriter:
     Args:
         directory: the recipients directory (a :class:`DirectoryFile` is re-read when its file
             changes).
-        convention: the consent and do-no-harm fields redaction reads.
+        policy: the NPM's bodies (``Settings.policy``), for redaction; default: the
+            shipped settings' bodies.
         logger: a structlog logger.
     """
 
@@ -34,11 +35,11 @@ class OutboxWriter:
         self,
         directory: DirectorySource,
         *,
-        convention: ConsentConvention | None = None,
+        policy: Policy | None = None,
         logger: Any = None,
     ) -> None:
         self.directory = directory
-        self.composer = Composer(convention)
+        self.composer = Composer(policy)
         self.log = logger or structlog.get_logger("opcatflow.notifications")
 
     def on_change(self, conn: Connection, event: TransitionEvent) -> None:

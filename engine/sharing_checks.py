@@ -7,6 +7,7 @@ not held to them.
 
 from __future__ import annotations
 
+from opcatflow.engine.contract import checks_write_sets
 from opcatflow.engine.definition import FieldSpec, FieldType, SubFieldSpec, WorkflowDefinition
 from opcatflow.engine.errors import Problem
 from opcatflow.engine.sharing import CONSENT_ONLY, DECISIONS, GROUNDS, PERSONS, USES
@@ -85,6 +86,12 @@ class _Checks:
         spec = self.wf.fields.get(DECISIONS)
         if spec is None:
             return False
+        if not checks_write_sets(self.wf, compat=False):
+            self.add(
+                ("fields", DECISIONS),
+                f"a definition with {DECISIONS!r} declares 'writes' (so that only the "
+                "transitions that write it, where it is checked, do)",
+            )
         if not self.shape(DECISIONS, spec, DECISION_SHAPE):
             return True
         if spec.key != "n" or not spec.append_only or not spec.write_roles:

@@ -145,11 +145,14 @@ def test_a_reprisal_follow_up_from_report_to_escalation(desk: Desk) -> None:
         "escalation_shares_personal_data": True,
     }
     refused = desk.refused(reprisal, "escalate", HEAD, escalation)
-    assert refused.reason == (
-        "consent_or_do_no_harm: no consent recorded for 'escalate' and no do-no-harm decision "
-        "(who decided, why, which body receives what)"
+    assert refused.reason.startswith(
+        "consent_or_do_no_harm: no consent recorded for 'escalate'; a do-no-harm decision is "
+        "recorded on the current version"
     )
+    # the old free-text decision fields unlock nothing (they name no checked body)
     desk.fire(reprisal, "record_consent", HEAD, DO_NO_HARM)
+    assert desk.refused(reprisal, "escalate", HEAD, escalation).kind == "guard"
+    desk.fire(reprisal, "record_consent", HEAD, {"consent": ["escalate"]})
     desk.fire(reprisal, "escalate", HEAD, escalation)
     desk.fire(reprisal, "close", HEAD, {"outcome": "Returned to the ordinary regime."})
     desk.assert_path(reprisal, "reprisal_escalated")

@@ -26,7 +26,7 @@ COMPLAINT = {
     "source": "detained_person",
     "channel": "during_visit",
     "received_on": "2026-03-01",
-    "persons_concerned": ["Ana Pereira"],
+    "persons": [{"ref": "P1", "name": "Ana Pereira"}],
     "summary": "Beaten in cell 14 by two officers on 27 February.",
 }
 RECORD = ["-s", "complaint_type=ill_treatment", "-s", "institution=Central Remand Prison"]
@@ -276,10 +276,10 @@ def test_start_reads_data_from_a_file(cli: Run, tmp_path: Path) -> None:
 def test_set_fields_override_data_and_read_json_values(cli: Run) -> None:
     result = cli(
         "start", "complaint", *INTAKE, "--data", json.dumps(COMPLAINT),
-        "-s", "channel=mail", "-s", 'persons_concerned=["A", "B"]', "--json",
+        "-s", "channel=mail", "-s", 'persons=[{"ref": "A"}, {"ref": "B"}]', "--json",
     )  # fmt: skip
     data = json.loads(result.stdout)["data"]
-    assert (data["channel"], data["persons_concerned"]) == ("mail", ["A", "B"])
+    assert (data["channel"], data["persons"]) == ("mail", [{"ref": "A"}, {"ref": "B"}])
 
 
 def test_start_takes_actor_and_role_from_the_environment(cli: Run) -> None:

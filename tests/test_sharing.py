@@ -184,7 +184,7 @@ class Source:
 
 
 TIP = Path(__file__).parent / "definitions" / "sharing" / "tip.yaml"
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parent / "definitions" / "sharing" / "templates"
 OMBUDS = {
     "id": "o.one",
     "name": "Ombuds Officer",

@@ -129,10 +129,10 @@ def test_a_caseworker_may_not_record_a_do_no_harm_decision_on_a_reprisal_case(
     reprisal = desk.start(
         "reprisal", CASEWORKER, {"origin": "npm_visit", "reported_on": "2026-03-01"}
     )
-    refused = desk.refused(reprisal, "record_consent", CASEWORKER, {"dnh_reason": "-"})
+    refused = desk.refused(reprisal, "record_consent", CASEWORKER, {"do_no_harm": []})
     assert refusal(refused) == (
         "data",
-        "role 'caseworker' may not write dnh_reason (only head may write it)",
+        "role 'caseworker' may not write do_no_harm (only head may write it)",
     )
 
 
@@ -269,7 +269,7 @@ def test_over_http_a_coordinator_may_not_write_who_is_at_risk_nor_learn_it_from_
             "actor": "coordinator-actor",
             "role": "coordinator",
             "workflow_id": "reprisal",
-            "workflow_version": 2,
+            "workflow_version": 3,
             "trigger": "notify_focal_point",
             "from_state": "reported",
             "to_state": None,

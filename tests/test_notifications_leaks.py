@@ -97,7 +97,8 @@ def scenario(
             "consent_how": "orally",
         }
         withdrawn = draw(st.sampled_from([{}, {"consent_withdrawn_on": "2026-03-02"}]))
-        data[PERSONS] = [{"ref": "P1", "name": draw(secret), **consent, **withdrawn}]
+        named = {"name": draw(secret)} if "name" in (fields[PERSONS].item or {}) else {}
+        data[PERSONS] = [{"ref": "P1", **named, **consent, **withdrawn}]
         uses += list(consented) if withdrawn else []
     if DECISIONS in fields:
         decision = {

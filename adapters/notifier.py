@@ -23,6 +23,7 @@ from opcatflow.engine.logs import default_logger
 from opcatflow.engine.ports import Store
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.runtime import Engine
+from opcatflow.engine.sharing import Policy
 from opcatflow.engine.sql import SQLAlchemyStore
 from opcatflow.engine.worker import PeriodicJob
 from opcatflow.notifications.channel import Channel
@@ -56,8 +57,9 @@ class Notifications:
         templates = TemplateSet(settings.template_folders, limits=settings.render.limits())
         return cls(settings, directory, templates, log)
 
-    def writer(self) -> OutboxWriter:
-        return OutboxWriter(self.directory, logger=self.logger)
+    def writer(self, policy: Policy | None = None) -> OutboxWriter:
+        """The outbox hook; ``policy`` is the NPM's bodies (``Settings.policy``)."""
+        return OutboxWriter(self.directory, policy=policy, logger=self.logger)
 
     def check(self, catalog: Catalog) -> None:
         """Raises: DefinitionError when a definition's notifications name a missing template or
@@ -102,6 +104,7 @@ class Notifications:
         *,
         clock: Clock | None = None,
         channels: Mapping[str, Channel] | None = None,
+        sharing: Policy | None = None,
     ) -> Dispatcher:
         return Dispatcher(
             store,
@@ -111,6 +114,7 @@ class Notifications:
             policy=self.settings.dispatch.policy(),
             clock=clock,
             logger=self.logger,
+            sharing=sharing,
         )
 
 
@@ -127,6 +131,7 @@ def engine_hooks(
     registry: Registry,
     *,
     logger: FilteringBoundLogger | None = None,
+    policy: Policy | None = None,
 ) -> list[OutboxWriter]:
     """The hooks an application edge gives the engines it builds: the outbox writer when
     ``$OPCATFLOW_NOTIFICATIONS`` names a settings file, else none.
@@ -139,7 +144,7 @@ def engine_hooks(
         return []
     notifications = Notifications.load(path, logger=logger)
     notifications.check(load_catalog(workflows, registry))
-    return [notifications.writer()]
+    return [notifications.writer(policy)]
 
 
 def template_problems(catalog: Catalog) -> list[Problem]:
@@ -162,7 +167,9 @@ def worker_jobs(engine: Engine, *, logger: FilteringBoundLogger | None = None) -
     if path is None:
         return []
     notifications = Notifications.load(path, logger=logger or engine.log)
-    dispatcher = notifications.dispatcher(engine.store, clock=engine.clock)
+    dispatcher = notifications.dispatcher(
+        engine.store, clock=engine.clock, sharing=engine.settings.policy
+    )
     return [PeriodicJob("notifications", dispatcher.drain, notifications.settings.dispatch.idle)]
 
 
@@ -173,6 +180,7 @@ def run_dispatcher(
     stop: threading.Event | None = None,
     clock: Clock | None = None,
     logger: FilteringBoundLogger | None = None,
+    sharing: Policy | None = None,
 ) -> None:
     """Deliver the outbox of ``db_url`` until ``stop`` is set (for a worker process or
     thread). Several may run against one PostgreSQL database.
@@ -189,7 +197,7 @@ def run_dispatcher(
     store = SQLAlchemyStore(db_url)
     try:
         store.ensure_schema(create=False)
-        dispatcher = notifications.dispatcher(store, clock=clock)
+        dispatcher = notifications.dispatcher(store, clock=clock, sharing=sharing)
         dispatcher.run(stop or threading.Event(), idle=notifications.settings.dispatch.idle)
     finally:
         store.close()

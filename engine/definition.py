@@ -375,6 +375,25 @@ class OpenSpec(_Model):
     )
 
 
+class SharesSpec(_Model):
+    """Personal data this transition sends out of the NPM (docs/consent.md)."""
+
+    use: Name = Field(
+        description="What the data is used for: one of the uses of the workflow's 'persons' "
+        "consents (refer, share_with_management, escalate, report_to_authority, publish)."
+    )
+    recipient: Name | None = Field(
+        None,
+        description="A field holding the id of the receiving body (settings 'bodies'). "
+        "Required, except for publish and share_with_management, which rest on consent only.",
+    )
+    fields: list[Name] = Field(
+        min_length=1,
+        description="The fields sent; the transition is refused unless consent or a "
+        "do-no-harm decision covers each personal one holding data.",
+    )
+
+
 class TransitionSpec(_Model):
     trigger: Name
     source: Name | Literal["*"] | list[Name] = Field(
@@ -404,6 +423,11 @@ class TransitionSpec(_Model):
         "(different roles alone never tell alternatives apart).",
     )
     actions: list[Name] = Field(default_factory=list, description="Registered actions.")
+    shares: SharesSpec | None = Field(
+        None,
+        description="Personal data the transition shares with a body: checked against the "
+        "persons' consents and the do-no-harm decisions when it fires.",
+    )
     opens: list[OpenSpec] = Field(default_factory=list, description="Child instances to open.")
     pauses: list[Name] = Field(
         default_factory=list,

@@ -43,7 +43,8 @@ def edge_label(spec: TransitionSpec) -> str:
     An expression guard shows as ``condition``; its text is in the Markdown page.
     """
     label = f"{spec.trigger} ({', '.join(spec.roles)})"
-    guards = [*spec.guards, *(["condition"] if spec.when else [])]
+    shares = [f"shares for {spec.shares.use}"] if spec.shares else []
+    guards = [*spec.guards, *(["condition"] if spec.when else []), *shares]
     if guards:
         label += f" [{', '.join(guards)}]"
     if spec.opens:
@@ -117,7 +118,7 @@ def dot(wf: CompiledWorkflow) -> str:
     lines.append(f'    "__start__" -> {_dot_string(wf.initial)};')
     for src, dest, spec in edges(wf):
         attrs = [f"label={_dot_string(edge_label(spec))}"]
-        if spec.guards or spec.when:
+        if spec.guards or spec.when or spec.shares:
             attrs.append("style=dashed")
         lines.append(f"    {_dot_string(src)} -> {_dot_string(dest)} [{', '.join(attrs)}];")
     lines.append("}")
@@ -172,6 +173,8 @@ def markdown(wf: CompiledWorkflow) -> str:
         guards = [f"`{g}`" for g in spec.guards]
         if spec.when:
             guards.append(f"`{spec.when}`")
+        if spec.shares:
+            guards.append(f"shares {', '.join(spec.shares.fields)} for `{spec.shares.use}`")
         row = (
             f"| `{spec.trigger}` | {_cell(spec.label or '')} | {source} | {dest} "
             f"| {_codes(spec.roles)} | {_cell(_codes(spec.requires))} "

@@ -14,9 +14,11 @@ from transitions.core import MachineError
 
 from opcatflow.engine.compiled import ActionWroteOutside, CompiledWorkflow, Cursor, Option
 from opcatflow.engine.deadlines import condition_refusal
+from opcatflow.engine.definition import TransitionSpec
 from opcatflow.engine.errors import RefusalKind
 from opcatflow.engine.inputs import check_size
-from opcatflow.engine.registry import Lookup, RuleContext, no_lookup
+from opcatflow.engine.registry import NO_POLICY, Lookup, RuleContext, no_lookup
+from opcatflow.engine.sharing import DECISIONS, REASON, Policy, decision_problems, may_share
 from opcatflow.engine.suggest import did_you_mean
 
 
@@ -48,6 +50,7 @@ def decide(
     now: datetime,
     reason: str | None = None,
     lookup: Lookup = no_lookup,
+    policy: Policy = NO_POLICY,
 ) -> Applied | Refused:
     """Apply ``trigger`` to an instance in ``state`` with ``data``, or say why not.
 
@@ -55,8 +58,10 @@ def decide(
     its own instances (kind ``role``); ``supplied`` may hold only fields of the option's write
     set, and none the role may not write or read, nor a personal sub-field of a records field
     the role may not read (kind ``data``); actions may change only
-    the fields they declare (kind ``action``). ``lookup`` is handed to the rules (see
-    :class:`RuleContext`).
+    the fields they declare (kind ``action``). ``lookup`` and ``policy`` are handed to the
+    rules (see :class:`RuleContext`). A transition that ``shares`` personal data is refused
+    (kind ``guard``) unless :func:`~opcatflow.engine.sharing.may_share` allows it, and
+    do-no-harm decisions it records are checked against the policy's bodies (kind ``data``).
 
     Raises:
         LimitExceeded: a field's value, or the data it would leave, past its limit.
@@ -113,6 +118,7 @@ def decide(
         data=merged,
         reason=reason,
         lookup=lookup,
+        policy=policy,
     )
     cursor = Cursor(state, ctx)
     try:
@@ -137,7 +143,53 @@ def decide(
     problem = condition_refusal(wf, cursor.state, new_data, None if changed else data)
     if problem is not None:
         return Refused("guard", problem)
+    sharing = sharing_refusal(
+        wf, cursor.applied.spec, before=data, after=new_data, policy=policy, now=now
+    )
+    if sharing is not None:
+        return sharing
     return Applied(cursor.state, new_data, changed, cursor.applied, ctx)
+
+
+def sharing_refusal(
+    wf: CompiledWorkflow,
+    spec: TransitionSpec,
+    *,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    policy: Policy,
+    now: datetime,
+) -> Refused | None:
+    """Refuse recording a do-no-harm decision the policy does not allow, or sharing data
+    :func:`may_share` does not allow (on the data as the transition leaves it)."""
+    if DECISIONS in wf.schema.fields and before.get(DECISIONS) != after.get(DECISIONS):
+        problems = decision_problems(
+            before.get(DECISIONS),
+            after.get(DECISIONS),
+            bodies=policy.bodies,
+            fields=[*wf.schema.fields, REASON],  # the reason is shared like a field
+        )
+        if problems:
+            return Refused("data", "; ".join(problems))
+    shares = spec.shares
+    if shares is None:
+        return None
+    recipient = after.get(shares.recipient) if shares.recipient else None
+    if shares.recipient and recipient not in policy.bodies:
+        return Refused("data", f"{shares.recipient}: {recipient!r} is not a body of the settings")
+    verdict = may_share(
+        after,
+        use=shares.use,
+        recipient=None if recipient is None else str(recipient),
+        fields=shares.fields,
+        personal=wf.schema.personal,
+        bodies=policy.bodies,
+        today=now.date(),
+    )
+    if verdict.allowed:
+        return None
+    withheld = ", ".join(sorted(verdict.withheld))
+    return Refused("guard", f"{spec.trigger} would share personal data ({withheld}): {verdict.why}")
 
 
 def _refusal(failures: list[tuple[RefusalKind, str]]) -> Refused:

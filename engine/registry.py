@@ -12,6 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from opcatflow.engine.instance import Instance
+from opcatflow.engine.sharing import Policy
+
+NO_POLICY = Policy()
 
 
 class GuardRefusal(Exception):
@@ -38,6 +41,7 @@ class RuleContext:
     ``data`` is the instance data with the supplied data merged in. Actions may change it;
     guards must not. ``lookup`` reads another instance (read-only, in the transaction of the
     call), for rules that depend on other instances: a visit's team refers to experts.
+    ``policy`` is what the NPM's settings say (bodies, complaint channels).
     """
 
     instance_id: str
@@ -52,6 +56,7 @@ class RuleContext:
     reason: str | None = None
     notes: list[str] = field(default_factory=list)
     lookup: Lookup = field(default=no_lookup, repr=False, compare=False)
+    policy: Policy = field(default=NO_POLICY, repr=False, compare=False)
 
 
 Guard = Callable[[RuleContext], bool]

@@ -42,6 +42,7 @@ from opcatflow.engine.logs import default_logger
 from opcatflow.engine.ports import Store, UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.settings import Settings
+from opcatflow.engine.sharing import Policy
 from opcatflow.engine.stores import open_store
 from opcatflow.engine.timers import TimerHook
 from opcatflow.engine.writes import (
@@ -421,6 +422,7 @@ class Engine:
             now=now,
             reason=reason,
             lookup=lookup,
+            policy=self.settings.policy,
         )
         refusal = outcome if isinstance(outcome, Refused) else None
         children: list[Child] = []
@@ -588,6 +590,7 @@ class Engine:
                     supplied={},
                     data=dict(instance.data),
                     lookup=lookup,
+                    policy=self.settings.policy,
                 )
                 cursor = Cursor(instance.state, ctx)
                 if option.admit(cursor):
@@ -653,6 +656,7 @@ def _choose(
     now: datetime,
     reason: str | None,
     lookup: Lookup,
+    policy: Policy,
 ) -> tuple[str, Applied | Refused]:
     # The caller's roles in the order of the workflow's `roles:` mapping (roles it does
     # not declare last: they can only be refused, as "role").
@@ -678,6 +682,7 @@ def _choose(
             now=now,
             reason=reason,
             lookup=lookup,
+            policy=policy,
         )
         if isinstance(outcome, Applied) or outcome.kind not in _ROLE_DEPENDENT:
             return role, outcome  # applied, or refused whatever the role

@@ -17,18 +17,19 @@ Definitions refer to a key as ``due: config:visit.factual_check``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opcatflow.engine.calendar import WorkingCalendar
 from opcatflow.engine.durations import SETTING_KEY, Duration, Period, parse_duration
 from opcatflow.engine.errors import DefinitionError, OpcatflowError, Problem
+from opcatflow.engine.sharing import Body, BodyKind, Policy
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.validation import pydantic_problems
 from opcatflow.engine.yamlsource import Located, load_yaml
@@ -64,10 +65,42 @@ class CalendarSpec(_Model):
     )
 
 
+Channel = Literal["during_visit", "in_person", "mail", "phone", "email", "web_form"]
+
+
+class BodySpec(_Model):
+    """A body that may receive personal data (a referral, a do-no-harm decision)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    kind: BodyKind
+    independent: bool = Field(
+        description="Independent of the places of detention: only such a body may be named "
+        "by a do-no-harm decision. A body of kind 'management' never is."
+    )
+
+
+def _receipt_channels() -> list[Channel]:
+    return ["during_visit", "in_person"]
+
+
+class ComplaintSpec(_Model):
+    """How complaints are handled."""
+
+    acknowledge_on_receipt: list[Channel] = Field(
+        default_factory=_receipt_channels,
+        description="Channels where receiving a complaint is its acknowledgement (the person "
+        "handed it to the NPM); every other channel needs the 'acknowledge' transition.",
+    )
+
+
 class SettingsFile(_Model):
     """One settings file as written."""
 
     calendar: CalendarSpec = Field(default_factory=CalendarSpec)
+    bodies: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], BodySpec] = (
+        Field(default_factory=dict, description="Bodies that may receive data, by id.")
+    )
+    complaint: ComplaintSpec = Field(default_factory=ComplaintSpec)
     deadlines: dict[str, str] = Field(
         default_factory=dict, description="Durations of the known deadline keys."
     )
@@ -83,6 +116,13 @@ class Settings:
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
     deadlines: Mapping[str, Duration] = field(default_factory=dict)
     source: str = "<defaults>"
+    bodies: Mapping[str, Body] = field(default_factory=dict)
+    acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
+
+    @property
+    def policy(self) -> Policy:
+        """The bodies and complaint rules, as the decision step reads them."""
+        return Policy(self.bodies, self.acknowledge_on_receipt)
 
     def duration(self, period: Period) -> Duration:
         """The duration a period stands for.
@@ -149,7 +189,23 @@ class Settings:
         origin = dict.fromkeys(known, (base_doc, "deadlines"))
         origin.update(dict.fromkeys(spec.deadlines, (doc, "deadlines")))
         origin.update(dict.fromkeys(spec.custom_deadlines, (doc, "custom_deadlines")))
-        return _build(calendar, raw, origin, doc=doc, problems=problems, path=path)
+        # An NPM's list of bodies replaces the shipped one (a body it does not list is unknown)
+        bodies = spec.bodies if "bodies" in spec.model_fields_set else base.bodies
+        for key, body in spec.bodies.items():
+            if body.independent and body.kind == "management":
+                problems.append(
+                    doc.problem(
+                        ("bodies", key, "independent"),
+                        "a body of kind 'management' is never independent of the place",
+                    )
+                )
+        complaint = spec.complaint if "complaint" in spec.model_fields_set else base.complaint
+        built = _build(calendar, raw, origin, doc=doc, problems=problems, path=path)
+        return replace(
+            built,
+            bodies=_bodies(bodies),
+            acknowledge_on_receipt=frozenset(complaint.acknowledge_on_receipt),
+        )
 
 
 def _parse(text: str, path: str) -> tuple[Located, SettingsFile]:
@@ -213,8 +269,17 @@ def _defaults_file() -> tuple[Located, SettingsFile]:
     return _parse(resource.read_text(encoding="utf-8"), f"<defaults {DEFAULTS_RESOURCE[1]}>")
 
 
+def _bodies(specs: Mapping[str, BodySpec]) -> dict[str, Body]:
+    return {k: Body(k, b.name, b.kind, b.independent) for k, b in specs.items()}
+
+
 @cache
 def _defaults() -> Settings:
     doc, spec = _defaults_file()
     origin = dict.fromkeys(spec.deadlines, (doc, "deadlines"))
-    return _build(spec.calendar, spec.deadlines, origin, doc=doc, problems=[], path=doc.path)
+    built = _build(spec.calendar, spec.deadlines, origin, doc=doc, problems=[], path=doc.path)
+    return replace(
+        built,
+        bodies=_bodies(spec.bodies),
+        acknowledge_on_receipt=frozenset(spec.complaint.acknowledge_on_receipt),
+    )

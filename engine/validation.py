@@ -22,6 +22,7 @@ from opcatflow.engine.expressions import (
     referenced_names,
 )
 from opcatflow.engine.registry import Registry
+from opcatflow.engine.sharing_checks import sharing_problems
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.yamlsource import Located, Path
 
@@ -75,6 +76,7 @@ class _Checker:
         self.check_notifications()
         if not self.compat:  # rules of the data contract, newer than some stored copies
             self.problems.extend(file_problems(self.doc, self.wf, self.registry))
+            self.problems.extend(sharing_problems(self.doc, self.wf))
         return sorted(self.problems, key=lambda p: (p.line, p.column))
 
     def check_name(self, loc: Path, kind: str, name: str, known: Iterable[str]) -> bool:

@@ -22,7 +22,7 @@ from opcatflow.notifications.directory import (
 from opcatflow.notifications.dispatcher import Dispatcher, DispatchPolicy, DispatchStats
 from opcatflow.notifications.model import STATUSES, OutboxEntry
 from opcatflow.notifications.outbox import OutboxWriter
-from opcatflow.notifications.redaction import WITHHELD, Audience, ConsentConvention
+from opcatflow.notifications.redaction import WITHHELD, Audience
 from opcatflow.notifications.settings import NotificationSettings, load_settings
 from opcatflow.notifications.templates import Rendered, TemplateProblem, TemplateSet
 
@@ -32,7 +32,6 @@ __all__ = [
     "Audience",
     "Channel",
     "ConfigError",
-    "ConsentConvention",
     "DeliveryError",
     "Directory",
     "DirectoryFile",

@@ -11,20 +11,18 @@ from collections.abc import Iterable
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import FieldType
 from opcatflow.engine.errors import Problem
+from opcatflow.engine.sharing import PERSONS
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.yamlsource import Path
-from opcatflow.notifications.redaction import ConsentConvention
 from opcatflow.notifications.templates import TemplateSet
 
 
 def check_workflow(
     wf: CompiledWorkflow,
     templates: TemplateSet,
-    convention: ConsentConvention | None = None,
 ) -> list[Problem]:
     """Problems with the templates a workflow's notifications name, and with the consent uses
-    its address recipients claim."""
-    convention = convention or ConsentConvention()
+    its address recipients claim (uses of the workflow's ``persons`` consents)."""
     problems: list[Problem] = []
 
     def add(loc: Path, message: str) -> None:
@@ -36,7 +34,8 @@ def check_workflow(
     known = templates.names()
     fields = list(wf.definition.fields)
     checked: dict[str, list[str]] = {}
-    consent = wf.definition.fields.get(convention.consent)
+    persons = wf.definition.fields.get(PERSONS)
+    consent = (persons.item or {}).get("uses") if persons is not None else None
     uses = set(consent.values or []) if consent and consent.type is FieldType.LIST else None
     for i, spec in enumerate(wf.definition.notifications):
         at: Path = ("notifications", i)
@@ -52,8 +51,8 @@ def check_workflow(
                 if uses is None:
                     add(
                         (*at, "to", j, "consent_uses", k),
-                        f"consent use {use!r}: the workflow has no list field "
-                        f"{convention.consent!r} recording consent",
+                        f"consent use {use!r}: the workflow records no consent (a "
+                        f"{PERSONS!r} records field with 'uses')",
                     )
                 elif use not in uses:
                     add(
@@ -66,10 +65,9 @@ def check_workflow(
 def check_catalog(
     workflows: Iterable[CompiledWorkflow],
     templates: TemplateSet,
-    convention: ConsentConvention | None = None,
 ) -> list[Problem]:
     """:func:`check_workflow` over every workflow."""
     problems: list[Problem] = []
     for wf in workflows:
-        problems += check_workflow(wf, templates, convention)
+        problems += check_workflow(wf, templates)
     return problems

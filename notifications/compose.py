@@ -17,6 +17,8 @@ from opcatflow.engine.data import DataSchema
 from opcatflow.engine.definition import NotificationSpec, RecipientSpec
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
 from opcatflow.engine.instance import Instance
+from opcatflow.engine.settings import Settings
+from opcatflow.engine.sharing import Policy
 from opcatflow.notifications.directory import EMAIL, Directory, Target
 from opcatflow.notifications.model import (
     DEAD,
@@ -26,7 +28,7 @@ from opcatflow.notifications.model import (
     NewMessage,
     idempotency_key,
 )
-from opcatflow.notifications.redaction import NOBODY, WITHHELD, Audience, ConsentConvention, redact
+from opcatflow.notifications.redaction import NOBODY, WITHHELD, Audience, redact
 
 CLOUDEVENT_TYPES = {
     "started": "org.opcatflow.instance.started",
@@ -159,26 +161,42 @@ def context_for(
     base: Mapping[str, Any],
     audience: Audience,
     recipient: Mapping[str, Any],
-    convention: ConsentConvention,
-) -> dict[str, Any]:
-    """The context one recipient's template renders from, personal data redacted."""
+    policy: Policy,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The context one recipient's template renders from, personal data redacted, and what
+    the dispatcher checks again before sending it (``None`` when it shows nothing personal)."""
     schema = occ.workflow.schema
     shown = redact(
         occ.instance.data,
         schema.fields,
         schema.personal,
         audience,
-        convention,
+        policy=policy,
+        today=occ.at.date(),
+        reason=occ.reason,
         parts=schema.personal_parts,
     )
     reason = occ.reason if shown.reason_allowed or occ.reason is None else WITHHELD
-    return {
+    context = {
         **base,
         "data": shown.data,
         "withheld": list(shown.withheld),
         "reason": reason,
         "recipient": dict(recipient),
     }
+    recheck = None
+    if shown.shown:
+        recheck = {
+            "body": audience.body,
+            "uses": sorted(audience.consent_uses),
+            "shown": sorted(shown.shown),
+            "parts": {
+                n: sorted(schema.personal_parts[n])
+                for n in shown.shown
+                if n in schema.personal_parts
+            },
+        }
+    return context, recheck
 
 
 def _machine_data(data: Mapping[str, Any], schema: DataSchema) -> dict[str, Any]:
@@ -232,8 +250,8 @@ def cloudevent(occ: Occurrence, key: str) -> dict[str, Any]:
 class Composer:
     """Builds the outbox messages of an occurrence against a recipients directory."""
 
-    def __init__(self, convention: ConsentConvention | None = None) -> None:
-        self.convention = convention or ConsentConvention()
+    def __init__(self, policy: Policy | None = None) -> None:
+        self.policy = policy if policy is not None else Settings.default().policy
 
     def messages(self, occ: Occurrence, directory: Directory) -> list[NewMessage]:
         specs = [(i, s) for i, s in enumerate(occ.workflow.definition.notifications)]
@@ -279,12 +297,12 @@ class Composer:
         messages = []
         for target in targets.values():
             key = idempotency_key(*occ.key, index, target.channel, target.key)
-            ctx = context_for(
+            ctx, recheck = context_for(
                 occ,
                 base,
                 target.audience,
                 {"name": target.name, "locale": target.locale},
-                self.convention,
+                self.policy,
             )
             payload = {
                 "template": spec.template,
@@ -292,6 +310,8 @@ class Composer:
                 "to": {"name": target.name, "address": target.address},
                 "context": ctx,
             }
+            if recheck is not None:
+                payload["sharing"] = recheck
             messages.append(
                 NewMessage(occ.instance.id, event, target.channel, target.key, payload, key)
             )
@@ -299,7 +319,7 @@ class Composer:
             label = _route_label(route)
             key = idempotency_key(*occ.key, index, ROUTE, label)
             recipient = {"name": "", "locale": directory.defaults.locale}
-            ctx = context_for(occ, base, NOBODY, recipient, self.convention)
+            ctx, _ = context_for(occ, base, NOBODY, recipient, self.policy)
             payload = {"template": spec.template, "route": route, "context": ctx}
             status = PENDING if retryable else DEAD
             messages.append(

@@ -12,15 +12,20 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from structlog.typing import FilteringBoundLogger
 
 from opcatflow.engine.clock import Clock, SystemClock
+from opcatflow.engine.errors import InstanceNotFound
 from opcatflow.engine.logs import default_logger
 from opcatflow.engine.ports import Store
 from opcatflow.engine.rows import SendOutcome as Outcome
+from opcatflow.engine.settings import Settings
+from opcatflow.engine.sharing import REASON, Policy
 from opcatflow.notifications.channel import Channel, DeliveryError, Outgoing
 from opcatflow.notifications.directory import DirectorySource, Target
 from opcatflow.notifications.model import (
@@ -32,6 +37,7 @@ from opcatflow.notifications.model import (
     OutboxEntry,
     idempotency_key,
 )
+from opcatflow.notifications.redaction import WITHHELD, Audience, hide, still_shown
 from opcatflow.notifications.templates import TemplateProblem, TemplateSet
 
 
@@ -96,6 +102,9 @@ class Dispatcher:
         clock: the only source of time (tests pass a FrozenClock).
         logger: a structlog logger; events carry ids, never message content.
         rng: the jitter's random source.
+        sharing: the NPM's bodies (``Settings.policy``): a message showing personal data is
+            checked again against them, and the instance's consents and decisions as they
+            are when it is sent (default: the shipped settings' bodies).
     """
 
     def __init__(
@@ -109,6 +118,7 @@ class Dispatcher:
         clock: Clock | None = None,
         logger: FilteringBoundLogger | None = None,
         rng: random.Random | None = None,
+        sharing: Policy | None = None,
     ) -> None:
         self.store = store
         self.channels = dict(channels)
@@ -118,6 +128,7 @@ class Dispatcher:
         self.clock = clock or SystemClock()
         self.log = logger or default_logger("opcatflow.notifications")
         self.rng = rng or random.Random()
+        self.sharing = sharing if sharing is not None else Settings.default().policy
 
     # -- rounds ---------------------------------------------------------------------------
 
@@ -218,7 +229,7 @@ class Dispatcher:
         if channel is None:
             return Outcome(entry, DEAD, error=f"channel {entry.channel!r} is not configured")
         try:
-            channel.send(self.outgoing(entry))
+            channel.send(self.outgoing(self._rechecked(entry)))
         except TemplateProblem as err:
             if err.missing:  # perhaps being deployed: retry; a broken template will not mend
                 return self._retry(entry, f"template: {err}")
@@ -230,6 +241,39 @@ class Dispatcher:
         except Exception as err:
             return self._retry(entry, f"{type(err).__name__}: {err}")
         return Outcome(entry, SENT)
+
+    def _rechecked(self, entry: OutboxEntry) -> OutboxEntry:
+        """The entry with the personal fields it showed when written, and may no longer
+        show (consent withdrawn, decision expired), withheld."""
+        sharing = entry.payload.get("sharing")
+        if not sharing:
+            return entry
+        data: dict[str, Any] = {}
+        if entry.instance_id is not None:
+            # an erased instance raises: nothing of it may be shown
+            with self.store.read() as uow, suppress(InstanceNotFound):
+                data = dict(uow.instances.get(entry.instance_id).data)
+        context = entry.payload["context"]
+        if REASON in sharing["shown"]:
+            data[REASON] = context.get("reason")
+        audience = Audience(sharing.get("body"), frozenset(sharing.get("uses") or ()))
+        today = self.clock.now().date()
+        still = still_shown(data, sharing["shown"], audience, self.sharing, today)
+        gone = [n for n in sharing["shown"] if n not in still]
+        if not gone:
+            return entry
+        parts = sharing.get("parts") or {}
+        shown_data = dict(context.get("data") or {})
+        for name in gone:
+            if name in shown_data:
+                hidden = frozenset(parts[name]) if name in parts else None
+                shown_data[name] = hide(shown_data[name], hidden)
+        withheld = [*context.get("withheld", []), *(n for n in gone if n != REASON)]
+        context = {**context, "data": shown_data, "withheld": withheld}
+        if REASON in gone:
+            context["reason"] = WITHHELD
+        self.log.info("notification_withheld_at_dispatch", message_id=entry.id, fields=len(gone))
+        return replace(entry, payload={**entry.payload, "context": context})
 
     def _retry(self, entry: OutboxEntry, error: str) -> Outcome:
         if entry.attempts >= self.policy.max_attempts:

@@ -12,10 +12,10 @@ from structlog.typing import FilteringBoundLogger
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
 from opcatflow.engine.logs import default_logger
 from opcatflow.engine.ports import UnitOfWork
+from opcatflow.engine.sharing import Policy
 from opcatflow.notifications.compose import Composer, Occurrence
 from opcatflow.notifications.directory import DirectorySource
 from opcatflow.notifications.model import NewMessage
-from opcatflow.notifications.redaction import ConsentConvention
 
 
 class OutboxWriter:
@@ -24,7 +24,8 @@ class OutboxWriter:
     Args:
         directory: the recipients directory (a :class:`DirectoryFile` is re-read when its file
             changes).
-        convention: the consent and do-no-harm fields redaction reads.
+        policy: the NPM's bodies (``Settings.policy``), for redaction; default: the
+            shipped settings' bodies.
         logger: a structlog logger.
     """
 
@@ -32,11 +33,11 @@ class OutboxWriter:
         self,
         directory: DirectorySource,
         *,
-        convention: ConsentConvention | None = None,
+        policy: Policy | None = None,
         logger: FilteringBoundLogger | None = None,
     ) -> None:
         self.directory = directory
-        self.composer = Composer(convention)
+        self.composer = Composer(policy)
         self.log = logger or default_logger("opcatflow.notifications")
 
     def on_change(self, uow: UnitOfWork, event: TransitionEvent) -> None:

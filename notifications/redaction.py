@@ -1,51 +1,32 @@
-"""Which personal fields a recipient may see (OPCAT art. 21(2); PROCESSES.md cross-cutting 1).
+"""Which personal fields a recipient may see (OPCAT art. 21(2); docs/consent.md).
 
-Personal data of a person deprived of liberty leaves the system in a notification only when
-the instance records, for that recipient, either
+A recipient of a message stands for a body (``body``: an id of the settings ``bodies``) and
+for the uses it receives data for (``consent_uses``), as the recipients directory or the
+definition's ``address`` recipient says. For each of those uses, the engine's one rule,
+:func:`opcatflow.engine.sharing.may_share`, says which personal fields may go to that body:
+all of them when every person recorded consented to the use, else those a do-no-harm
+decision names for that body and use. A recipient sees the union over its uses; a recipient
+with no use sees no personal field. Nothing here decides on its own.
 
-- **consent**: the ``consent`` field (a list) holds a use that the recipient is covered by.
-  Which uses cover a recipient is said where the recipient is defined: ``consent_uses`` of a
-  person or webhook in the recipients directory, or of an ``address`` recipient in the
-  definition. A use covers every personal field; or
-- **a do-no-harm decision**: every one of ``dnh_decided_by``, ``dnh_reason``,
-  ``dnh_recipient`` and ``dnh_shared`` is filled in, and ``dnh_recipient`` (text, or a list of
-  text) names the recipient's ``body`` (compared ignoring case and spacing). If ``dnh_shared``
-  is a list, it names the fields shared; if it is text, the decision covers every personal
-  field (it says what is shared in words, which no program can read).
+The actor's free-text reason for a transition is treated as one more personal field,
+``reason`` (people type names into it). Webhooks never receive personal fields or the reason.
 
-Anything else withholds every personal field. The actor's free-text reason for a transition
-is treated as personal data too, in every workflow (people type names into it): it reaches
-only a recipient that consent or a do-no-harm decision covers (a decision that lists what it
-shares must list ``reason``). Webhooks never receive personal fields or the reason, whatever
-the instance records.
-Workflows that use other field names pass their own :class:`ConsentConvention`.
+A message is redacted when it is written, and checked again when it is sent
+(:func:`still_shown`): a consent withdrawn or a decision expired in between withholds what it
+covered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from opcatflow.engine.records import withhold_parts
+from opcatflow.engine.sharing import REASON, Policy, may_share
 
 WITHHELD = "[withheld]"
-
-
-@dataclass(frozen=True)
-class ConsentConvention:
-    """The instance data fields redaction reads (see the module docstring)."""
-
-    consent: str = "consent"
-    dnh_decided_by: str = "dnh_decided_by"
-    dnh_reason: str = "dnh_reason"
-    dnh_recipient: str = "dnh_recipient"
-    dnh_shared: str = "dnh_shared"
-    reason_is_personal: bool = True
-
-    @property
-    def dnh_fields(self) -> tuple[str, str, str, str]:
-        return (self.dnh_decided_by, self.dnh_reason, self.dnh_recipient, self.dnh_shared)
 
 
 @dataclass(frozen=True)
@@ -53,9 +34,8 @@ class Audience:
     """Who a message goes to, as far as redaction is concerned.
 
     Attributes:
-        body: the organisation the recipient belongs to, matched against a do-no-harm
-            decision's recipient.
-        consent_uses: consent uses that cover sending personal data to this recipient.
+        body: the body (an id of the settings ``bodies``) the recipient belongs to.
+        consent_uses: the uses the recipient receives personal data for.
         machine: a webhook: never sees personal fields.
     """
 
@@ -67,60 +47,55 @@ class Audience:
 NOBODY = Audience()
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
-
-
-REASON = "reason"
-
-
-def coverage(
-    data: Mapping[str, Any],
-    audience: Audience,
-    convention: ConsentConvention = ConsentConvention(),
-) -> frozenset[str] | None:
-    """What the instance's consent or do-no-harm decision lets ``audience`` see: ``None`` for
-    everything, a set of field names (and ``reason``) for a decision that lists them, an
-    empty set for nothing."""
-    if audience.machine:
-        return frozenset()
-    consented = {str(u) for u in _as_list(data.get(convention.consent))}
-    if consented & audience.consent_uses:
-        return None
-    if audience.body and all(data.get(name) for name in convention.dnh_fields):
-        named = {_norm(str(r)) for r in _as_list(data.get(convention.dnh_recipient))}
-        if _norm(audience.body) in named:
-            shared = data.get(convention.dnh_shared)
-            return frozenset(str(s) for s in shared) if isinstance(shared, list) else None
-    return frozenset()
-
-
-def allowed_fields(
+def shown_fields(
     data: Mapping[str, Any],
     personal: Iterable[str],
     audience: Audience,
-    convention: ConsentConvention = ConsentConvention(),
+    policy: Policy,
+    today: date,
 ) -> frozenset[str]:
-    """The personal fields ``audience`` may see in a notification about an instance whose data
-    is ``data``."""
+    """The fields of ``personal`` (``reason`` included when the reason is in ``data``) that
+    ``audience`` may see: the union, over its uses, of what :func:`may_share` allows."""
     personal = frozenset(personal)
-    covered = coverage(data, audience, convention)
-    return personal if covered is None else personal & covered
+    if audience.machine:
+        return frozenset()
+    shown: set[str] = set()
+    for use in sorted(audience.consent_uses):
+        verdict = may_share(
+            data,
+            use=use,
+            recipient=audience.body,
+            fields=personal,
+            personal=personal,
+            bodies=policy.bodies,
+            today=today,
+        )
+        shown |= verdict.shown
+    return frozenset(shown)
 
 
 @dataclass(frozen=True)
 class Redacted:
-    """Instance data as one recipient may see it."""
+    """Instance data as one recipient may see it.
+
+    Attributes:
+        shown: the personal fields (and ``reason``) shown in clear, which the dispatcher
+            checks again before sending.
+    """
 
     data: dict[str, Any]
     withheld: tuple[str, ...]
     reason_allowed: bool
+    shown: frozenset[str] = frozenset()
+
+
+def hide(value: Any, parts: frozenset[str] | None) -> Any:
+    """A value as a recipient who may not see it gets it."""
+    if value is None:
+        return None
+    if parts is not None:
+        return withhold_parts(value, parts, WITHHELD)
+    return [WITHHELD] if isinstance(value, list) else WITHHELD
 
 
 def redact(
@@ -128,16 +103,18 @@ def redact(
     fields: Iterable[str],
     personal: Iterable[str],
     audience: Audience,
-    convention: ConsentConvention = ConsentConvention(),
     *,
+    policy: Policy,
+    today: date,
+    reason: str | None = None,
     parts: Mapping[str, frozenset[str]] | None = None,
 ) -> Redacted:
     """Every declared field (``None`` when unset), with the personal ones the audience may not
     see replaced by :data:`WITHHELD` (``[WITHHELD]`` for a list). For a records field named
     in ``parts``, only its personal sub-fields are replaced, in every entry."""
     personal = frozenset(personal)
-    covered = coverage(data, audience, convention)
-    allowed = personal if covered is None else personal & covered
+    considered = {**data, REASON: reason} if reason is not None else data
+    allowed = shown_fields(considered, personal | {REASON}, audience, policy, today)
     values: dict[str, Any] = {}
     withheld = []
     for name in fields:
@@ -145,17 +122,23 @@ def redact(
         if name in personal and name not in allowed:
             if value not in (None, "", []):
                 withheld.append(name)
-            if parts and name in parts:
-                value = None if value is None else withhold_parts(value, parts[name], WITHHELD)
-            else:
-                value = (
-                    [WITHHELD] if isinstance(value, list) else (None if value is None else WITHHELD)
-                )
+            value = hide(value, (parts or {}).get(name))
         values[name] = value
-    if audience.machine:
-        reason_allowed = False
-    elif convention.reason_is_personal:
-        reason_allowed = covered is None or REASON in covered
-    else:
-        reason_allowed = True
-    return Redacted(values, tuple(withheld), reason_allowed)
+    reason_allowed = REASON in allowed and not audience.machine
+    shown = frozenset(n for n in allowed if n in personal and data.get(n) not in (None, "", []))
+    if reason is not None and reason_allowed:
+        shown |= {REASON}
+    return Redacted(values, tuple(withheld), reason_allowed, shown)
+
+
+def still_shown(
+    data: Mapping[str, Any],
+    shown: Iterable[str],
+    audience: Audience,
+    policy: Policy,
+    today: date,
+) -> frozenset[str]:
+    """Of the fields a queued message shows in clear, those the audience may still see
+    with the instance's data as it is now (``data`` holds ``reason`` when the message does)."""
+    shown = frozenset(shown)
+    return shown & shown_fields(data, shown, audience, policy, today)

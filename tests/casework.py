@@ -45,7 +45,7 @@ COMPLAINT = {
     "source": "detained_person",
     "channel": "during_visit",
     "received_on": "2026-03-02",
-    "persons_concerned": ["Tomás Varga"],
+    "persons": [{"ref": "P1", "name": "Tomás Varga"}],
     "summary": "Struck by two officers in cell 14 after asking to see a doctor.",
 }
 RECORD = {"complaint_type": "ill_treatment", "institution": PLACE, "theme": "use of force"}

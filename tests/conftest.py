@@ -108,6 +108,6 @@ COMPLAINT = {
     "source": "detained_person",
     "channel": "during_visit",
     "received_on": "2026-03-01",
-    "persons_concerned": ["Ana Pereira"],
+    "persons": [{"ref": "P1", "name": "Ana Pereira"}],
     "summary": "Beaten in cell 14 by two officers on 27 February.",
 }

@@ -30,17 +30,23 @@ def desk(db_url: str, clock: FrozenClock) -> Desk:
 
 
 def test_a_complaint_is_referred_and_opens_every_kind_of_follow_up(desk: Desk) -> None:
-    complaint = desk.start("complaint", INTAKE, COMPLAINT, reason="raised during a visit")
+    mailed = {**COMPLAINT, "channel": "mail"}
+    complaint = desk.start("complaint", INTAKE, mailed, reason="received by mail")
     assert desk.fire(complaint, "acknowledge", INTAKE).data["acknowledged_on"] == "2026-03-02"
     desk.fire(complaint, "record", INTAKE, RECORD)
     desk.fire(complaint, "assess", CASEWORKER, ASSESS)
 
     evidence = {"referral_body": "police_ombudsperson", "referral_shares": "evidence"}
     refused = desk.refused(complaint, "refer", HEAD, evidence)
-    assert refused.reason.startswith(
-        "consent_or_do_no_harm: no consent recorded for 'refer_with_evidence'"
-    )
-    desk.fire(complaint, "record_consent", CASEWORKER, {"consent": ["refer_with_evidence"]})
+    assert refused.reason.startswith("refer would share personal data (persons, summary)")
+    consent = {
+        "ref": "P1",
+        "uses": ["refer"],
+        "consent_obtained_by": "l.ferreira",
+        "consent_obtained_on": "2026-03-02",
+        "consent_how": "in_writing",
+    }
+    desk.fire(complaint, "record_consent", CASEWORKER, {"persons": {"edit": [consent]}})
     desk.fire(complaint, "refer", HEAD, evidence, reason="the ombudsperson investigates")
     desk.fire(complaint, "open_visit", HEAD, reason="see the cells and the injuries")
     desk.fire(

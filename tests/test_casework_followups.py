@@ -24,10 +24,18 @@ SPT_VISIT = {
     "allegation": "Moved to an isolation cell the day after speaking to the SPT.",
 }
 DO_NO_HARM = {
-    "dnh_decided_by": "R. Haddad, head of the NPM",
-    "dnh_reason": "Transferred; consent cannot be sought without alerting the staff.",
-    "dnh_recipient": "SPT reprisals focal point",
-    "dnh_shared": "Name, cell and the dates of the transfers.",
+    "do_no_harm": {
+        "append": [
+            {
+                "ground": "serious_violation_reprisal_risk",
+                "recipient": "ombudsperson",
+                "fields": ["allegation", "persons_at_risk"],
+                "use": "escalate",
+                "decided_on": "2026-03-02",
+                "expires_on": "2026-06-02",
+            }
+        ]
+    }
 }
 
 
@@ -143,18 +151,17 @@ def test_a_reprisal_follow_up_from_report_to_escalation(desk: Desk) -> None:
     escalation = {
         "escalated_to": ["spt_confidential_contact"],
         "escalation_shares_personal_data": True,
+        "escalation_body": "ombudsperson",
     }
     refused = desk.refused(reprisal, "escalate", HEAD, escalation)
-    assert refused.reason == (
-        "consent_or_do_no_harm: no consent recorded for 'escalate' and no do-no-harm decision "
-        "(who decided, why, which body receives what)"
-    )
-    desk.fire(reprisal, "record_consent", HEAD, DO_NO_HARM)
+    assert refused.reason.startswith("escalate would share personal data (allegation")
+    assert "nobody is recorded in persons, so nobody consented" in refused.reason
+    desk.fire(reprisal, "decide_do_no_harm", HEAD, DO_NO_HARM)
     desk.fire(reprisal, "escalate", HEAD, escalation)
     desk.fire(reprisal, "close", HEAD, {"outcome": "Returned to the ordinary regime."})
     desk.assert_path(reprisal, "reprisal_escalated")
-    audited = [r.changed for r in desk.history(reprisal) if r.trigger == "record_consent"]
-    assert audited[0]["dnh_decided_by"] == [None, "R. Haddad, head of the NPM"]
+    audited = [r.changed for r in desk.history(reprisal) if r.trigger == "decide_do_no_harm"]
+    assert audited[0]["do_no_harm"]["1"]["recipient"] == [None, "ombudsperson"]
     desk.verify()
 
 

@@ -7,8 +7,9 @@ written here, independent of the rules module, checks that:
   external expert available, bound by confidentiality, trained, free of a declared conflict
   for the place, and declared free of one for this visit;
 - a report was published only when everyone whose data it carries had consented;
-- a complaint's personal data went to the management, or as evidence to another body, only
-  with consent for that use or a complete do-no-harm decision.
+- a complaint's personal data went to the management only with every person's active consent
+  for it, and as evidence to another body only with that consent for referral or an active
+  do-no-harm decision naming that (independent) body, the use and the fields.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from opcatflow.workflows import registry
 PLACES = ["Central Remand Prison", "Northern Psychiatric Hospital"]
 PERSONS = ["Ana Pereira", "Rui Costa", "Tomás Varga"]
 ROLES = ["intake", "caseworker", "member", "coordinator", "expert", "liaison", "head", "visitor"]
-DO_NO_HARM = ("dnh_decided_by", "dnh_reason", "dnh_recipient", "dnh_shared")
+BODIES = ["ombudsperson", "police_ombudsperson", "prison_management", "prison_director"]
+DAYS = ["2026-03-01", "2026-03-05", "2026-03-20"]
 
 QUIET = structlog.wrap_logger(structlog.ReturnLogger())  # thousands of steps: no log lines
 
@@ -157,19 +159,40 @@ def complaint_data(trigger: str) -> st.SearchStrategy[dict[str, Any]]:
         "close": st.fixed_dictionaries({"outcome": st.just("done"), "told_limits": st.booleans()}),
         "withdraw": st.just({"outcome": "withdrawn"}),
     }
-    dnh = st.fixed_dictionaries({}, optional={name: st.just("someone") for name in DO_NO_HARM})
+    person = st.fixed_dictionaries(
+        {"ref": st.just("P1"), "name": st.just(PERSONS[0])},
+        optional={
+            "uses": subsets(["refer", "share_with_management"]),
+            "consent_obtained_by": st.just("l.ferreira"),
+            "consent_obtained_on": st.sampled_from(DAYS),
+            "consent_how": st.just("orally"),
+            "consent_withdrawn_on": st.sampled_from(DAYS),
+        },
+    )
+    decision = st.fixed_dictionaries(
+        {
+            "ground": st.just("unable_to_consent"),
+            "recipient": st.sampled_from(BODIES),
+            "fields": subsets(["summary", "persons"]),
+            "use": st.just("refer"),
+            "decided_on": st.sampled_from(DAYS),
+            "expires_on": st.sampled_from(DAYS),
+        }
+    )
+    plausible["record_consent"] = st.fixed_dictionaries({"persons": st.lists(person, max_size=1)})
+    plausible["decide_do_no_harm"] = st.fixed_dictionaries(
+        {"do_no_harm": decision.map(lambda d: {"append": [d]})}
+    )
     smuggled = st.fixed_dictionaries(
         {},
         optional={
-            "consent": subsets(["inform_management", "refer_with_evidence", "publish"]),
-            "dnh": dnh,
+            "persons": st.lists(person, max_size=1),
+            "do_no_harm": decision.map(lambda d: {"append": [d]}),
         },
     )
-
-    def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-        return {**a, **{k: v for k, v in b.items() if k != "dnh"}, **b.get("dnh", {})}
-
-    return st.builds(merge, plausible.get(trigger, st.just({})), sometimes(smuggled))
+    return st.builds(
+        lambda a, b: {**a, **b}, plausible.get(trigger, st.just({})), sometimes(smuggled)
+    )
 
 
 # -- the oracle --------------------------------------------------------------------------------
@@ -197,12 +220,36 @@ def check_publication(after: Instance) -> None:
     assert set(after.data.get("report_persons") or []) <= consents
 
 
-def check_sharing(after: Instance, trigger: str) -> None:
+def consented(person: Mapping[str, Any], use: str, today: str) -> bool:
+    withdrawn = person.get("consent_withdrawn_on")
+    return (
+        use in (person.get("uses") or [])
+        and bool(person.get("consent_obtained_by") and person.get("consent_how"))
+        and person.get("consent_obtained_on", "9999") <= today
+        and (withdrawn is None or withdrawn > today)
+    )
+
+
+def check_sharing(after: Instance, trigger: str, today: str) -> None:
     data = after.data
     if trigger == "refer" and data.get("referral_shares") != "evidence":
         return
-    use = "inform_management" if trigger == "inform_management" else "refer_with_evidence"
-    assert use in (data.get("consent") or []) or all(data.get(n) for n in DO_NO_HARM)
+    use = "share_with_management" if trigger == "inform_management" else "refer"
+    persons = data.get("persons") or []
+    shared = [f for f in ("summary", "persons") if data.get(f)]
+    if not shared or (persons and all(consented(p, use, today) for p in persons)):
+        return
+    assert use == "refer", "the management was informed without everyone's consent"
+    body = data.get("referral_body")
+    assert body in ("ombudsperson", "police_ombudsperson"), body
+    for name in shared:
+        assert any(
+            d["recipient"] == body
+            and d["use"] == "refer"
+            and name in d["fields"]
+            and d["decided_on"] <= today < d["expires_on"]
+            for d in data.get("do_no_harm") or []
+        ), name
 
 
 # The way forward from each state: three steps in four take it, so random runs get deep (a team
@@ -226,10 +273,11 @@ FORWARD = {
         "final_report": ["set_report_persons", "record_publication_consents", "publish"],
     },
     "complaint": {
-        "received": ["record"],
+        "received": ["acknowledge", "record"],
+        "acknowledged": ["record"],
         "recorded": ["assess"],
-        "assessed": ["inform_management", "refer", "record_consent"],
-        "acting": ["inform_management", "refer", "record_consent"],
+        "assessed": ["inform_management", "refer", "record_consent", "decide_do_no_harm"],
+        "acting": ["inform_management", "refer", "record_consent", "decide_do_no_harm"],
     },
 }
 
@@ -249,7 +297,7 @@ def casework_rules(url: str) -> type[RuleBasedStateMachine]:
                 "source": "detained_person",
                 "channel": "mail",
                 "received_on": "2026-03-01",
-                "persons_concerned": PERSONS[:1],
+                "persons": [{"ref": "P1", "name": PERSONS[0]}],
             }
             self.ids: dict[str, list[str]] = {
                 "expert": [self.new("expert", "coordinator", expert) for _ in range(2)],
@@ -309,7 +357,7 @@ def casework_rules(url: str) -> type[RuleBasedStateMachine]:
                 check_publication(after)
                 self.checked["publish"] += 1
             elif workflow == "complaint" and trigger in ("inform_management", "refer"):
-                check_sharing(after, trigger)
+                check_sharing(after, trigger, self.clock.now().date().isoformat())
                 self.checked["shared"] += 1
 
         def lookup(self, instance_id: str) -> Instance | None:

@@ -27,7 +27,7 @@ NAMES = ["Ana Pereira", "Rui Costa", "Tomás Varga", "K. Baptiste", "J. Doe"]
 def report(db_url: str, clock: FrozenClock) -> str:
     desk = Desk(db_url, clock)
     for (received, institution, theme), name in zip(CASES, NAMES, strict=True):
-        data = {**COMPLAINT, "received_on": received, "persons_concerned": [name]}
+        data = {**COMPLAINT, "received_on": received, "persons": [{"ref": "P1", "name": name}]}
         complaint = desk.start("complaint", INTAKE, data)
         if institution is not None:
             record = {"complaint_type": "other", "institution": institution, "theme": theme}
@@ -86,7 +86,7 @@ def test_since_counts_complaints_received_on_or_after_the_date(report: str) -> N
 @pytest.mark.parametrize(
     ("by", "message"),
     [
-        ("persons_concerned", "'persons_concerned' is personal data: counts never group by it"),
+        ("persons", "'persons' is records: count by plain values only"),
         ("institution,summary", "'summary' is personal data: counts never group by it"),
         ("outcome", "'outcome' is text: count by plain values only"),
         ("instituton", "complaint has no field 'instituton' (did you mean 'institution'?)"),

@@ -24,13 +24,6 @@ from casework import (
 from opcatflow.engine import FrozenClock, GuardRefusal, RuleContext
 from opcatflow.workflows.rules import visit_team_ready
 
-DO_NO_HARM = {
-    "dnh_decided_by": "R. Haddad, head of the NPM",
-    "dnh_reason": "Serious ill-treatment; the person was transferred and cannot be reached.",
-    "dnh_recipient": "Prison director",
-    "dnh_shared": "The date and place of the incident and the injuries seen.",
-}
-
 
 @pytest.fixture
 def desk(db_url: str, clock: FrozenClock) -> Desk:
@@ -44,26 +37,7 @@ def assessed_complaint(desk: Desk) -> str:
     return complaint
 
 
-# -- consent and do no harm ------------------------------------------------------------------
-
-
-def test_informing_the_management_needs_consent(desk: Desk) -> None:
-    complaint = assessed_complaint(desk)
-    refused = desk.refused(complaint, "inform_management", HEAD)
-    assert refused.reason == (
-        "consent_or_do_no_harm: no consent recorded for 'inform_management' and no do-no-harm "
-        "decision (who decided, why, which body receives what)"
-    )
-    desk.fire(complaint, "record_consent", CASEWORKER, {"consent": ["inform_management"]})
-    assert desk.fire(complaint, "inform_management", HEAD).state == "acting"
-
-
-def test_consent_to_one_use_does_not_cover_another(desk: Desk) -> None:
-    complaint = assessed_complaint(desk)
-    desk.fire(complaint, "record_consent", CASEWORKER, {"consent": ["inform_management"]})
-    evidence = {"referral_body": "ombudsperson", "referral_shares": "evidence"}
-    refused = desk.refused(complaint, "refer", HEAD, evidence)
-    assert "no consent recorded for 'refer_with_evidence'" in refused.reason
+# -- consent and do no harm: tests/test_sharing.py -------------------------------------------
 
 
 def test_a_referral_of_preliminary_findings_shares_no_personal_data(desk: Desk) -> None:
@@ -72,27 +46,11 @@ def test_a_referral_of_preliminary_findings_shares_no_personal_data(desk: Desk) 
     assert desk.fire(complaint, "refer", HEAD, findings).state == "acting"
 
 
-def test_an_incomplete_do_no_harm_decision_says_what_is_missing(desk: Desk) -> None:
+def test_a_referral_to_a_body_not_in_the_settings_is_refused(desk: Desk) -> None:
     complaint = assessed_complaint(desk)
-    desk.fire(complaint, "record_consent", HEAD, {"dnh_decided_by": "R. Haddad"})
-    refused = desk.refused(complaint, "inform_management", HEAD)
-    assert refused.reason == (
-        "consent_or_do_no_harm: the do-no-harm decision is incomplete: dnh_reason, "
-        "dnh_recipient, dnh_shared missing"
-    )
-
-
-def test_a_do_no_harm_decision_allows_sharing_and_stays_in_the_audit_trail(desk: Desk) -> None:
-    complaint = assessed_complaint(desk)
-    desk.fire(complaint, "record_consent", HEAD, DO_NO_HARM, reason="consulted the caseworker")
-    assert desk.fire(complaint, "inform_management", HEAD).state == "acting"
-    [decision] = [r for r in desk.history(complaint) if r.trigger == "record_consent"]
-    assert (decision.actor, decision.role, decision.reason) == (
-        "r.haddad",
-        "head",
-        "consulted the caseworker",
-    )
-    assert {k: v[1] for k, v in decision.changed.items()} == DO_NO_HARM
+    findings = {"referral_body": "prison_director", "referral_shares": "preliminary_findings"}
+    refused = desk.refused(complaint, "refer", HEAD, findings)
+    assert "'prison_director' is not a body of the settings" in refused.reason
 
 
 # -- the visit team ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ COMPLAINT = {
     "source": "detained_person",
     "channel": "during_visit",
     "received_on": "2026-03-01",
-    "persons_concerned": ["Ana Pereira"],
+    "persons": [{"ref": "P1", "name": "Ana Pereira"}],
     "summary": "Beaten in cell 14 by two officers on 27 February.",
 }
 RECORD = ["-s", "complaint_type=ill_treatment", "-s", "institution=Central Remand Prison"]
@@ -146,7 +146,7 @@ def tamper(url: str, statement: str) -> None:
 def test_validate_prints_one_summary_line_per_valid_workflow() -> None:
     result = invoke(["validate", str(BUNDLED)])
     assert result.exit_code == 0, result.output
-    assert re.search(r"^ok  complaint v2  Complaint triage and referral ", result.stdout, re.M)
+    assert re.search(r"^ok  complaint v3  Complaint triage and referral ", result.stdout, re.M)
 
 
 def test_validate_lists_every_problem_of_every_file_and_exits_6(tmp_path: Path) -> None:
@@ -276,10 +276,10 @@ def test_start_reads_data_from_a_file(cli: Run, tmp_path: Path) -> None:
 def test_set_fields_override_data_and_read_json_values(cli: Run) -> None:
     result = cli(
         "start", "complaint", *INTAKE, "--data", json.dumps(COMPLAINT),
-        "-s", "channel=mail", "-s", 'persons_concerned=["A", "B"]', "--json",
+        "-s", "channel=mail", "-s", 'persons=[{"ref": "A"}, {"ref": "B"}]', "--json",
     )  # fmt: skip
     data = json.loads(result.stdout)["data"]
-    assert (data["channel"], data["persons_concerned"]) == ("mail", ["A", "B"])
+    assert (data["channel"], data["persons"]) == ("mail", [{"ref": "A"}, {"ref": "B"}])
 
 
 def test_start_takes_actor_and_role_from_the_environment(cli: Run) -> None:
@@ -325,7 +325,7 @@ def test_a_guard_refusal_exits_3_with_its_reason(cli: Run, started: str) -> None
         "-s", "referral_body=police_ombudsperson", "-s", "referral_shares=evidence",
     )  # fmt: skip
     line = assert_error(result, 3)
-    assert "consent_or_do_no_harm: no consent recorded for 'refer_with_evidence'" in line
+    assert "refer would share personal data (persons, summary): 1 of 1 person(s)" in line
     assert "REFUSED" in cli("history", started).stdout
 
 
@@ -510,7 +510,7 @@ def test_demo_runs_a_complaint_and_ends_with_the_chain_verified(tmp_path: Path) 
     assert result.stderr == ""
     flat = " ".join(result.stdout.split())  # the timeline wraps to the terminal
     assert "REFUSED" in flat
-    assert "no consent recorded for 'refer_with_evidence'" in flat
+    assert "1 of 1 person(s) have no active consent" in flat
     assert "opened referral" in flat
     assert "visit_team_ready: expert Dr Ama Osei is not accredited and available" in flat
     assert "opened visit" in flat

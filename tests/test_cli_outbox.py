@@ -159,4 +159,4 @@ def test_validate_checks_the_templates_a_definition_names(tmp_path: Path) -> Non
     )
     result = CliRunner().invoke(app, ["validate", str(definition)], env=ENV)
     assert result.exit_code == 6
-    assert f"{definition}:43:15: unknown template 'nope'" in result.stdout
+    assert f"{definition}:45:15: unknown template 'nope'" in result.stdout

@@ -190,7 +190,9 @@ def test_serve_starts_on_a_new_sqlite_file_with_the_example_and_stops_cleanly(
         assert key_file.stat().st_mode & 0o777 == 0o600
         auth = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
         [complaint] = httpx.get(f"{url}/instances", headers=auth).json()["items"]
-        assert complaint["data"]["persons_concerned"] == ["Tomás Varga"]  # the key reads it all
+        assert complaint["data"]["persons"] == [
+            {"ref": "P1", "name": "Tomás Varga"}
+        ]  # the key reads it all
         # the README's session, as written (but for the port), twice: the POST is idempotent
         session = readme_session().replace("127.0.0.1:8000", url.removeprefix("http://"))
         for _ in range(2):

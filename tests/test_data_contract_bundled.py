@@ -21,7 +21,6 @@ from casework import (
     LIAISON,
     MEMBER,
     PLACE,
-    RECORD,
     Desk,
 )
 from http_server import BundledApi, bundled_api_fixture, live_server_fixture  # noqa: F401
@@ -31,12 +30,6 @@ from opcatflow.adapters.cli import app
 from opcatflow.engine import FrozenClock, TransitionRefused
 from opcatflow.workflows import BUNDLED
 
-DO_NO_HARM = {
-    "dnh_decided_by": "L. Ferreira",
-    "dnh_reason": "The person cannot be reached.",
-    "dnh_recipient": "Prison director",
-    "dnh_shared": "The date and place of the incident.",
-}
 RECOMMENDATIONS = ["End the detention of children."]
 
 
@@ -106,48 +99,28 @@ def test_the_liaison_may_not_overwrite_the_corrections_log(
     assert desk.get(visit).data["corrections"] == kept
 
 
-# -- consent is the caseworker's or the head's; do no harm the head's -----------------------
+# -- do no harm is the head's (complaint: tests/test_sharing.py) -----------------------------
 
 
-def test_intake_may_not_record_consent_or_a_do_no_harm_decision(desk: Desk) -> None:
-    complaint = desk.start("complaint", INTAKE, COMPLAINT)
-    smuggled = {"consent": ["publish"], "dnh_decided_by": "M. Okafor"}
-    refused = desk.refused(complaint, "record", INTAKE, {**RECORD, **smuggled})
-    assert refusal(refused) == (
-        "data",
-        "role 'intake' may not write consent (only caseworker, head may write it); "
-        "dnh_decided_by (only head may write it)",
-    )
-
-
-@pytest.mark.parametrize(
-    ("field", "value", "writer"),
-    [("consent", ["publish"], "caseworker, head"), ("dnh_decided_by", "M. Okafor", "head")],
-)
-def test_intake_may_not_start_a_complaint_with_consent_or_a_do_no_harm_decision(
-    desk: Desk, field: str, value: object, writer: str
+@pytest.mark.parametrize(("who", "kind"), [(INTAKE, "role"), (CASEWORKER, "data")])
+def test_only_the_head_records_a_do_no_harm_decision_on_a_complaint(
+    desk: Desk, who: tuple[str, str], kind: str
 ) -> None:
-    with pytest.raises(TransitionRefused) as caught:
-        desk.start("complaint", INTAKE, {**COMPLAINT, field: value})
-    assert refusal(caught.value) == (
-        "data",
-        f"'start' does not write {field} (may be written by: record_consent ({writer}))",
-    )
-    with desk.engine() as eng:  # a refused start stores nothing: there is no instance
-        assert eng.query(workflow="complaint") == []
-
-
-def test_a_caseworker_may_not_record_a_do_no_harm_decision(desk: Desk) -> None:
     complaint = desk.start("complaint", INTAKE, COMPLAINT)
-    refused = desk.refused(complaint, "record_consent", CASEWORKER, DO_NO_HARM)
-    assert refusal(refused) == (
-        "data",
-        "role 'caseworker' may not write "
-        + "; ".join(f"{name} (only head may write it)" for name in sorted(DO_NO_HARM)),
-    )
-    desk.fire(complaint, "record_consent", CASEWORKER, {"consent": ["inform_management"]})
-    desk.fire(complaint, "record_consent", HEAD, DO_NO_HARM)
-    assert DO_NO_HARM.items() <= desk.get(complaint).data.items()
+    entry = {
+        "ground": "unable_to_consent",
+        "recipient": "ombudsperson",
+        "fields": ["summary"],
+        "use": "refer",
+        "decided_on": "2026-03-02",
+        "expires_on": "2026-04-02",
+    }
+    decision = {"append": [entry]}
+    refused = desk.refused(complaint, "record_consent", who, {"do_no_harm": decision})
+    assert refused.kind == kind
+    with pytest.raises(TransitionRefused) as caught:
+        desk.start("complaint", INTAKE, {**COMPLAINT, "do_no_harm": [{"n": 1, **entry}]})
+    assert caught.value.kind == "data"
 
 
 def test_a_caseworker_may_not_record_a_do_no_harm_decision_on_a_reprisal_case(
@@ -156,10 +129,10 @@ def test_a_caseworker_may_not_record_a_do_no_harm_decision_on_a_reprisal_case(
     reprisal = desk.start(
         "reprisal", CASEWORKER, {"origin": "npm_visit", "reported_on": "2026-03-01"}
     )
-    refused = desk.refused(reprisal, "record_consent", CASEWORKER, {"dnh_reason": "-"})
+    refused = desk.refused(reprisal, "record_consent", CASEWORKER, {"do_no_harm": []})
     assert refusal(refused) == (
         "data",
-        "role 'caseworker' may not write dnh_reason (only head may write it)",
+        "role 'caseworker' may not write do_no_harm (only head may write it)",
     )
 
 
@@ -296,7 +269,7 @@ def test_over_http_a_coordinator_may_not_write_who_is_at_risk_nor_learn_it_from_
             "actor": "coordinator-actor",
             "role": "coordinator",
             "workflow_id": "reprisal",
-            "workflow_version": 2,
+            "workflow_version": 3,
             "trigger": "notify_focal_point",
             "from_state": "reported",
             "to_state": None,

@@ -82,7 +82,13 @@ def test_mermaid_marks_named_guards_of_the_complaint_workflow(
     complaint: CompiledWorkflow,
 ) -> None:
     text = mermaid(complaint)
-    assert "assessed --> acting : refer (head) [consent_or_do_no_harm]" in text
+    assert "assessed --> acting : inform_management (head) [shares for share_with_management]" in (
+        text
+    )
+    assert (
+        "assessed --> acting : refer (head) [referral_body_known, condition, shares for refer]"
+        in text
+    )
     assert "follow_up --> closed : close (head) [complainant_told_limits]" in text
 
 

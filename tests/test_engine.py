@@ -210,7 +210,7 @@ def test_personal_values_never_reach_the_audit_trail(engine: Engine) -> None:
             "complaint_type": "other",
             "institution": "Central Prison",
             "theme": "food",
-            "persons_concerned": ["Rui Costa"],
+            "persons": [{"ref": "P2", "name": "Rui Costa"}],
         },
     )
     out = io.StringIO()
@@ -219,7 +219,7 @@ def test_personal_values_never_reach_the_audit_trail(engine: Engine) -> None:
     for secret in ("Ana Pereira", "Rui Costa", "cell 14"):
         assert secret not in exported
     changes = [json.loads(line)["changes"] for line in exported.splitlines()]
-    assert changes[1]["persons_concerned"][0].startswith("hmac-sha256:")
+    assert changes[1]["persons"]["P2"]["name"][1].startswith("hmac-sha256:")
     assert changes[0]["received_on"] == [None, "2026-03-01"]  # non-personal values stay readable
 
 

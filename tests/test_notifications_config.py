@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,10 @@ from notify_helpers import NOTICE, SECRET, TEMPLATES
 
 from opcatflow.config import __file__ as config_init
 from opcatflow.engine import DefinitionError, Registry, compile_text
+from opcatflow.engine.settings import Settings
 from opcatflow.notifications.check import check_workflow
 from opcatflow.notifications.directory import ConfigError, DirectoryFile, parse_directory
-from opcatflow.notifications.redaction import Audience, allowed_fields, redact
+from opcatflow.notifications.redaction import Audience, redact, shown_fields
 from opcatflow.notifications.settings import load_settings
 from opcatflow.notifications.templates import TemplateSet
 
@@ -142,22 +144,26 @@ def test_inactive_people_and_unknown_ids_are_not_recipients() -> None:
 
 # -- redaction rules ----------------------------------------------------------------------------
 
+POLICY = Settings.default().policy
 
-def test_a_do_no_harm_decision_that_lists_what_it_shares_shares_only_that() -> None:
-    data = {
-        "story": "s",
-        "person": "p",
-        "dnh_decided_by": "h",
-        "dnh_reason": "r",
-        "dnh_recipient": ["Ombuds", "Ministry"],
-        "dnh_shared": ["story"],
+
+def test_a_webhook_sees_no_personal_field_whatever_consent_covers() -> None:
+    person = {
+        "ref": "P1",
+        "uses": ["refer"],
+        "consent_obtained_by": "x",
+        "consent_obtained_on": "2026-03-01",
+        "consent_how": "orally",
     }
-    audience = Audience(body="ombuds")
-    assert allowed_fields(data, {"story", "person"}, audience) == {"story"}
-    shown = redact(data, ["story", "person"], {"story", "person"}, audience)
-    assert shown.data == {"story": "s", "person": "[withheld]"}
+    data = {"story": "s", "persons": [person]}
+    audience = Audience(body="ombudsperson", consent_uses=frozenset({"refer"}))
+    today = date(2026, 3, 2)
+    assert shown_fields(data, {"story"}, audience, POLICY, today) == {"story"}
+    machine = Audience(body="ombudsperson", consent_uses=frozenset({"refer"}), machine=True)
+    assert shown_fields(data, {"story"}, machine, POLICY, today) == frozenset()
+    shown = redact(data, ["story"], {"story"}, machine, policy=POLICY, today=today)
+    assert shown.data == {"story": "[withheld]"}
     assert shown.reason_allowed is False
-    assert allowed_fields(data, {"story"}, Audience(body="ombuds", machine=True)) == frozenset()
 
 
 # -- definitions -------------------------------------------------------------------------------
@@ -171,26 +177,26 @@ def notice(change: tuple[str, str] | None = None) -> str:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("to: [head]", "to: [chief]"), "notice.yaml:42:10: unknown role 'chief'"),
+        (("to: [head]", "to: [chief]"), "notice.yaml:44:10: unknown role 'chief'"),
         (
             ("{assignees: assigned}", "{assignees: assignee}"),
-            "notice.yaml:47:21: unknown field 'assignee' (did you mean 'assigned'?)",
+            "notice.yaml:49:21: unknown field 'assignee' (did you mean 'assigned'?)",
         ),
         (
             ("{assignees: assigned}", "{assignees: count}"),
-            "notice.yaml:47:21: field 'count' is integer, not text or a list of text",
+            "notice.yaml:49:21: field 'count' is integer, not text or a list of text",
         ),
         (
             ("{address: focal_email,", "{address: relatives,"),
-            "notice.yaml:48:19: field 'relatives' is list, not text",
+            "notice.yaml:50:19: field 'relatives' is list, not text",
         ),
         (
             ("to: [{role: authority}]", "to: [{role: authority, body: X}]"),
-            "notice.yaml:51:10: 'body' and 'consent_uses' are for addresses; the recipients directory says them for people",
+            "notice.yaml:53:10: 'body' and 'consent_uses' are for addresses; the recipients directory says them for people",
         ),
         (
             ("to: [{role: authority}]", "to: [{roles: authority}]"),
-            "notice.yaml:51:10: unknown key 'roles'",
+            "notice.yaml:53:10: unknown key 'roles'",
         ),
     ],
 )
@@ -209,12 +215,12 @@ def test_templates_and_consent_uses_of_a_definition_are_checked_with_their_posit
             "template: notice_openned\n  - on: {enter: done}",
         )
     )
-    text = text.replace("consent_uses: [inform_authority]", "consent_uses: [inform_autority]")
+    text = text.replace("consent_uses: [report_to_authority]", "consent_uses: [report_to_autority]")
     wf = compile_text(text, "notice.yaml", Registry())
     found = [str(p) for p in check_workflow(wf, TemplateSet([TEMPLATES], include_bundled=False))]
     assert found == [
-        "notice.yaml:48:63: unknown consent use 'inform_autority' (did you mean 'inform_authority'?)",
-        "notice.yaml:49:15: unknown template 'notice_openned': no notice_openned.en.jinja (known: notice_opened) (did you mean 'notice_opened'?)",
+        "notice.yaml:50:63: unknown consent use 'report_to_autority' (did you mean 'report_to_authority'?)",
+        "notice.yaml:51:15: unknown template 'notice_openned': no notice_openned.en.jinja (known: notice_opened) (did you mean 'notice_opened'?)",
     ]
 
 
@@ -224,12 +230,12 @@ def test_a_template_reading_a_field_the_workflow_lacks_is_reported(tmp_path: Pat
     )
     wf = compile_text(notice(), "notice.yaml", Registry())
     found = [str(p) for p in check_workflow(wf, TemplateSet([tmp_path], include_bundled=False))]
-    assert "notice.yaml:43:15: notice_opened.en.jinja: unknown variable 'nobody'" in found
-    assert "notice.yaml:43:15: notice_opened.en.jinja: line 1: data.ghost is not a field" in found
+    assert "notice.yaml:45:15: notice_opened.en.jinja: unknown variable 'nobody'" in found
+    assert "notice.yaml:45:15: notice_opened.en.jinja: line 1: data.ghost is not a field" in found
 
 
 NOTIFICATIONS_API = {
-    "STATUSES", "WITHHELD", "Audience", "Channel", "ConfigError", "ConsentConvention",
+    "STATUSES", "WITHHELD", "Audience", "Channel", "ConfigError",
     "DeliveryError", "Directory", "DirectoryFile", "DirectorySource", "DispatchPolicy",
     "DispatchStats", "Dispatcher", "Limits", "NotificationSettings", "Outgoing", "OutboxEntry",
     "OutboxWriter", "RenderLimitExceeded", "Rendered", "TemplateProblem", "TemplateSet",

@@ -90,7 +90,14 @@ def test_a_transition_notifies_the_role_the_assignees_and_an_address_held_in_the
 def test_consent_for_a_use_covers_only_the_recipients_of_that_use(
     db_url: str, clock: FrozenClock
 ) -> None:
-    data = {"focal_email": "focal@ministry.example", "consent": ["inform_authority"], **PERSONAL}
+    person = {
+        "ref": "P1",
+        "uses": ["report_to_authority"],
+        "consent_obtained_by": "a",
+        "consent_obtained_on": "2026-03-01",
+        "consent_how": "orally",
+    }
+    data = {"focal_email": "focal@ministry.example", "persons": [person], **PERSONAL}
     with notice_engine(db_url, clock) as engine:
         instance = engine.start("notice", actor="a", role="clerk", data=data)
         engine.fire(instance.id, "submit", actor="a", role="clerk", reason="Ana asked us")
@@ -102,35 +109,6 @@ def test_consent_for_a_use_covers_only_the_recipients_of_that_use(
     head = found["h.one"].payload["context"]
     assert head["data"]["person"] == WITHHELD
     assert head["reason"] == WITHHELD
-
-
-def test_a_do_no_harm_decision_covers_the_body_it_names_and_no_other(
-    db_url: str, clock: FrozenClock
-) -> None:
-    dnh = {
-        "dnh_decided_by": "r.haddad",
-        "dnh_reason": "serious violation; consent would raise the risk of reprisal",
-        "dnh_recipient": "  ministry ",
-        "dnh_shared": "name and account",
-    }
-    data = {"focal_email": "focal@ministry.example", **PERSONAL, **dnh}
-    with notice_engine(db_url, clock) as engine:
-        instance = engine.start("notice", actor="a", role="clerk", data=data)
-        engine.fire(instance.id, "submit", actor="a", role="clerk")
-        found = {m.recipient: m for m in rows(engine) if m.event == "notice.transition.submit"}
-    assert found["address:focal@ministry.example"].payload["context"]["data"]["story"] == (
-        "Beaten in cell 14"
-    )
-    assert found["h.one"].payload["context"]["data"]["story"] == WITHHELD  # body NPM
-
-
-def test_an_incomplete_do_no_harm_decision_covers_nobody(db_url: str, clock: FrozenClock) -> None:
-    data = {"focal_email": "f@ministry.example", "dnh_recipient": "Ministry", **PERSONAL}
-    with notice_engine(db_url, clock) as engine:
-        instance = engine.start("notice", actor="a", role="clerk", data=data)
-        engine.fire(instance.id, "submit", actor="a", role="clerk")
-        focal = next(m for m in rows(engine) if m.recipient == "address:f@ministry.example")
-    assert focal.payload["context"]["data"]["person"] == WITHHELD
 
 
 def test_a_role_nobody_holds_is_written_as_a_message_to_route_later(

@@ -21,9 +21,7 @@ def test_the_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(example, str(README), "exec"), {})  # our own README, nothing from outside
     printed = capsys.readouterr().out
     assert "data - missing required field(s): complaint_type, institution, theme" in printed
-    assert "data - role 'intake' may not write consent (only caseworker, head may write it)" in (
-        printed
-    )
+    assert "data - role 'intake' may not write do_no_harm (only head may write it)" in printed
     assert "stale: now at version 2" in printed
 
 

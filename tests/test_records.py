@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import TypedDict
 
@@ -26,6 +27,7 @@ from opcatflow.engine import (
     compile_text,
 )
 from opcatflow.engine.audit import Redactor
+from opcatflow.engine.settings import Settings
 from opcatflow.notifications.compose import _machine_data
 from opcatflow.notifications.redaction import NOBODY, WITHHELD, redact
 
@@ -226,7 +228,15 @@ def test_the_audit_diff_never_holds_a_personal_sub_field_value(
 
 def test_notifications_and_webhooks_withhold_personal_sub_fields_only() -> None:
     data = {"notes": [{"n": 1, "text": "visit", "about": NAME}]}
-    shown = redact(data, SCHEMA.fields, SCHEMA.personal, NOBODY, parts=SCHEMA.personal_parts)
+    shown = redact(
+        data,
+        SCHEMA.fields,
+        SCHEMA.personal,
+        NOBODY,
+        policy=Settings.default().policy,
+        today=date(2026, 3, 2),
+        parts=SCHEMA.personal_parts,
+    )
     assert shown.data["notes"] == [{"n": 1, "text": "visit", "about": WITHHELD}]
     assert shown.withheld == ("notes",)
     assert _machine_data(data, SCHEMA) == {"notes": [{"n": 1, "text": "visit"}]}

@@ -7,8 +7,6 @@ so it never quotes a personal value (it counts persons, it does not name them).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from opcatflow.engine import GuardRefusal, Instance, Registry, RuleContext
@@ -40,51 +38,28 @@ def _keys(value: Any, key: str) -> set[str]:
 # -- consent and do no harm (cross-cutting rule 1, OPCAT art. 21(2)) -------------------------
 
 
-def _always(data: Mapping[str, Any]) -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class Sharing:
-    """What a sharing trigger does with personal data: the use a person consents to, and
-    whether this particular firing shares personal data at all."""
-
-    use: str
-    shares_personal_data: Callable[[Mapping[str, Any]], bool] = _always
-
-
-SHARING = {
-    "inform_management": Sharing("inform_management"),
-    # Preliminary findings name nobody; evidence (interview notes, medical files) does.
-    "refer": Sharing("refer_with_evidence", lambda d: d.get("referral_shares") == "evidence"),
-    "publish": Sharing("publish"),
-    "escalate": Sharing("escalate", lambda d: d.get("escalation_shares_personal_data") is True),
-}
-DO_NO_HARM_FIELDS = ("dnh_decided_by", "dnh_reason", "dnh_recipient", "dnh_shared")
-
-
+# Version 2 of complaint and reprisal (their instances still run) name this guard. Its
+# do-no-harm fields named no checked body, use, date or expiry, so they no longer unlock
+# anything: such a case shares on the recorded consent only. Version 3 declares `shares:`,
+# which the engine checks (opcatflow.engine.sharing.may_share).
 @registry.guard(
     "consent_or_do_no_harm",
-    reason="personal data would be shared without the person's consent for this use "
-    "or a recorded do-no-harm decision",
+    reason="personal data would be shared without the person's consent for this use",
 )
 def consent_or_do_no_harm(ctx: RuleContext) -> bool:
-    """Sharing personal data needs consent for that use, or a complete do-no-harm decision
-    (who decided, why, which body receives what); the decision's fields are audited."""
-    sharing = SHARING.get(ctx.trigger, Sharing(ctx.trigger))
-    if not sharing.shares_personal_data(ctx.data):
+    """Version 2: sharing personal data needs the consent flag for the trigger's use."""
+    use = ctx.trigger
+    if ctx.trigger == "refer":
+        if ctx.data.get("referral_shares") != "evidence":
+            return True  # preliminary findings name nobody
+        use = "refer_with_evidence"
+    if ctx.trigger == "escalate" and ctx.data.get("escalation_shares_personal_data") is not True:
         return True
-    if sharing.use in (ctx.data.get("consent") or []):
+    if use in (ctx.data.get("consent") or []):
         return True
-    recorded = [name for name in DO_NO_HARM_FIELDS if ctx.data.get(name)]
-    if len(recorded) == len(DO_NO_HARM_FIELDS):
-        return True
-    if recorded:
-        missing = ", ".join(n for n in DO_NO_HARM_FIELDS if n not in recorded)
-        raise GuardRefusal(f"the do-no-harm decision is incomplete: {missing} missing")
     raise GuardRefusal(
-        f"no consent recorded for {sharing.use!r} and no do-no-harm decision "
-        f"(who decided, why, which body receives what)"
+        f"no consent recorded for {use!r}; a do-no-harm decision is recorded on the current "
+        "version of this workflow, with the body, use, fields and expiry it covers"
     )
 
 
@@ -137,10 +112,58 @@ def record_action_taken(ctx: RuleContext) -> None:
         _append(ctx, "actions_taken", ctx.trigger)
 
 
+@registry.guard(
+    "acknowledged_by_receipt",
+    reason="this complaint's receipt must be acknowledged first",
+)
+def acknowledged_by_receipt(ctx: RuleContext) -> bool:
+    """Only a complaint handed over in person (the channels of the settings'
+    ``complaint.acknowledge_on_receipt``) is acknowledged by its receipt."""
+    channel = ctx.data.get("channel")
+    if channel in ctx.policy.acknowledge_on_receipt:
+        return True
+    raise GuardRefusal(
+        f"a complaint received by {channel} is not acknowledged by its receipt: fire "
+        "'acknowledge' first (receipt counts as acknowledgement only for "
+        f"{', '.join(sorted(ctx.policy.acknowledge_on_receipt))})"
+    )
+
+
+@registry.guard(
+    "acknowledged_after_receipt",
+    reason="a complaint cannot be acknowledged before it was received",
+)
+def acknowledged_after_receipt(ctx: RuleContext) -> bool:
+    on = ctx.supplied.get("acknowledged_on") or _today(ctx)
+    received = ctx.data.get("received_on")
+    if received is None or str(on) >= str(received):
+        return True
+    raise GuardRefusal(f"acknowledged on {on}, before it was received on {received}")
+
+
+@registry.guard(
+    "referral_body_known",
+    reason="the body referred to is not one of the settings' bodies",
+)
+def referral_body_known(ctx: RuleContext) -> bool:
+    body = ctx.data.get("referral_body")
+    if body in ctx.policy.bodies:
+        return True
+    known = ", ".join(sorted(ctx.policy.bodies)) or "none configured"
+    raise GuardRefusal(f"{body!r} is not a body of the settings (bodies: {known})")
+
+
+@registry.action("acknowledged_on_the_day_received", writes=["acknowledged_on"])
+def acknowledged_on_the_day_received(ctx: RuleContext) -> None:
+    """A complaint handed over in person is acknowledged the day it was received, whatever
+    date the caller gave."""
+    ctx.data["acknowledged_on"] = ctx.data.get("received_on")
+
+
 @registry.action("acknowledged_on_receipt", writes=["acknowledged_on"])
 def acknowledged_on_receipt(ctx: RuleContext) -> None:
-    """A complaint recorded without a separate acknowledgement (made in person) counts as
-    acknowledged the day it was received."""
+    """Version 2 of ``complaint``: a complaint recorded without a separate acknowledgement
+    counts as acknowledged the day it was received."""
     if not ctx.data.get("acknowledged_on"):
         ctx.data["acknowledged_on"] = ctx.data.get("received_on")
 

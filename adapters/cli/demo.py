@@ -43,7 +43,7 @@ COMPLAINT = {
     "source": "detained_person",
     "channel": "during_visit",
     "received_on": "2026-03-02",
-    "persons_concerned": ["Tomás Varga"],
+    "persons": [{"ref": "P1", "name": "Tomás Varga"}],
     "summary": "Says two officers struck him in cell 14 on 27 February after he asked to see "
     "a doctor; bruising on his left arm seen by the visiting team.",
 }
@@ -60,12 +60,21 @@ REPORT_RECOMMENDATIONS = [
     "doctor within 24 hours.",
 ]
 DO_NO_HARM = {
-    "dnh_decided_by": "R. Haddad, head of the complaints unit",
-    "dnh_reason": "Transferred and unreachable for consent; the evidence of serious "
-    "ill-treatment would otherwise be lost; the ombudsperson is bound to confidentiality "
-    "and the prison learns nothing from the referral.",
-    "dnh_recipient": "Police Ombudsperson",
-    "dnh_shared": "Medical notes and photographs of the injuries; not the complaint itself.",
+    "do_no_harm": {
+        "append": [
+            {
+                "ground": "serious_violation_reprisal_risk",
+                "recipient": "police_ombudsperson",
+                "fields": ["summary", "persons"],
+                "use": "refer",
+                "decided_on": "2026-03-10",
+                "expires_on": "2026-04-10",
+                "why": "Serious ill-treatment; asking for his consent where he was transferred "
+                "would expose him to reprisals, and the evidence would otherwise be lost. The "
+                "ombudsperson is independent and bound to confidentiality.",
+            }
+        ]
+    }
 }
 
 
@@ -101,7 +110,7 @@ STEPS = [
          reason="See cell 14, the use-of-force register and the medical records ourselves"),
     Step(_at(3, 9, 16, 20), HEAD, "refer", REFERRAL,
          reason="Send the medical notes and photographs to the police ombudsperson"),
-    Step(_at(3, 10, 10, 5), HEAD, "record_consent", DO_NO_HARM,
+    Step(_at(3, 10, 10, 5), HEAD, "decide_do_no_harm", DO_NO_HARM,
          reason="Do-no-harm decision, after consulting the caseworker"),
     Step(_at(3, 10, 10, 30), HEAD, "refer", REFERRAL,
          reason="Referred under the do-no-harm decision of 10 March"),
@@ -272,8 +281,9 @@ def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
         "ombudsperson with the evidence, before the person had consented to that use and "
         f"before anyone had decided that sharing it does no harm. The engine refused ({kinds}), "
         "said why, and changed nothing but the audit trail, which keeps the refusal (from the "
-        "command line, a refusal is exit code 3). Once the do-no-harm decision was on record "
-        "- who decided, why, which body receives what - the same referral went through, and "
+        "command line, a refusal is exit code 3). Once the head's do-no-harm decision was on "
+        "record - its ground, the one independent body, the use, the fields and an expiry - "
+        "the same referral to that body went through, and "
         "opened a referral record, linked both ways, that the caseworker followed to its "
         "outcome."
     )
@@ -350,7 +360,7 @@ def _resolve(data: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
 def _personal_data(engine: Engine, instance_id: str, first_changes: dict[str, Any]) -> None:
     wf = engine.workflow(WORKFLOW)
     stored = engine.get(instance_id).data
-    personal = sorted(wf.schema.personal & stored.keys())
+    personal = sorted(wf.schema.personal & stored.keys() & first_changes.keys())
     width = max(len(n) for n in personal)
     out.echo()
     out.echo(
@@ -361,11 +371,12 @@ def _personal_data(engine: Engine, instance_id: str, first_changes: dict[str, An
         out.echo(f"    {name.ljust(width)}  {out.value_text(stored[name], 60)}")
     out.echo("  the audit trail keeps only keyed hashes:")
     for name in personal:
-        out.echo(f"    {name.ljust(width)}  {first_changes[name][1]}")
+        out.echo(f"    {name.ljust(width)}  {_hashed(first_changes[name])}")
     buffer = io.StringIO()
     count = engine.export_audit(buffer)
     exported = buffer.getvalue()
-    values = [v for name in personal for v in _texts(stored[name])]
+    parts = wf.schema.personal_parts
+    values = [v for name in personal for v in _texts(stored[name], parts.get(name))]
     leaked = [v for v in values if v in exported or json.dumps(v) in exported]
     if leaked:
         raise fail(f"personal values appear in the audit export: {leaked}", UNEXPECTED)
@@ -375,5 +386,20 @@ def _personal_data(engine: Engine, instance_id: str, first_changes: dict[str, An
     )
 
 
-def _texts(value: Any) -> list[str]:
+def _hashed(change: Any) -> str:
+    """A field's first change as the audit trail keeps it: the new value, or for records
+    each entry's personal sub-fields."""
+    if isinstance(change, dict):  # records: {key: {sub-field: [old, new]}}
+        return ", ".join(
+            f"[{key}].{sub}={pair[1]}"
+            for key, subs in change.items()
+            for sub, pair in subs.items()
+            if isinstance(pair[1], str) and pair[1].startswith("hmac-")
+        )
+    return str(change[1])
+
+
+def _texts(value: Any, parts: frozenset[str] | None = None) -> list[str]:
+    if parts is not None and isinstance(value, list):  # records: the personal sub-fields
+        return [str(e[p]) for e in value for p in parts if isinstance(e, dict) and p in e]
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]

@@ -93,7 +93,9 @@ class Settings:
         deadline_settings = self.deadline_settings()
         catalog = self.catalog()
         log = self.logger()
-        hooks = engine_hooks(self.workflows, registry, logger=log)  # the notification outbox
+        hooks = engine_hooks(
+            self.workflows, registry, logger=log, policy=deadline_settings.policy
+        )  # the notification outbox
         store = SQLAlchemyStore(self.db)
         try:
             try:

@@ -165,7 +165,9 @@ def dispatch(
     log = s.logger()
     notifications = _notifications(config, log)
     with s.engine() as engine:
-        dispatcher = notifications.dispatcher(engine.store, clock=engine.clock)
+        dispatcher = notifications.dispatcher(
+            engine.store, clock=engine.clock, sharing=engine.settings.policy
+        )
         if not once:
             stop = threading.Event()
             try:

@@ -130,7 +130,7 @@ def seed_example(engine: Engine, key_file: Path) -> str | None:
                 "source": "detained_person",
                 "channel": "during_visit",
                 "received_on": engine.clock.now().date().isoformat(),
-                "persons_concerned": ["Tomás Varga"],
+                "persons": [{"ref": "P1", "name": "Tomás Varga"}],
                 "summary": "Struck by two officers in cell 14 on 27 February.",
             },
             reason="example seeded by `opcatflow serve --example`",

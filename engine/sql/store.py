@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -62,7 +64,7 @@ def _sqlite_setup(engine: Engine, synchronous: str) -> None:
         cursor = dbapi_connection.cursor()
         # First: turning a new file to WAL needs a lock another process may be holding.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -71,6 +73,21 @@ def _sqlite_setup(engine: Engine, synchronous: str) -> None:
     def _begin(conn: Connection) -> None:
         mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    # Switching to WAL (or finding it on) can answer "database is locked" at once, without the
+    # busy handler, while another connection runs WAL recovery on a file it just opened: seen
+    # with 8 threads opening one new file. Retry within the busy timeout.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 # One writer lock per SQLite file, shared by every store on it in this process. SQLite lets one

@@ -374,7 +374,8 @@ class Engine:
         candidates = (role,) if role is not None else tuple(dict.fromkeys(roles or ()))
         for each in candidates:
             check_call(actor=actor, role=each, reason=reason, trigger=trigger)
-        check_data(data or {})
+        if data:  # most fires supply nothing, and no data has nothing to check
+            check_data(data)
         with self.store.write() as uow:
             result = self._fire_in(
                 uow,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -119,9 +119,10 @@ class Settings:
     bodies: Mapping[str, Body] = field(default_factory=dict)
     acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
 
-    @property
+    @cached_property
     def policy(self) -> Policy:
-        """The bodies and complaint rules, as the decision step reads them."""
+        """The bodies and complaint rules, as the decision step reads them (built once per
+        settings object: every fire reads it, and settings are frozen)."""
         return Policy(self.bodies, self.acknowledge_on_receipt)
 
     def duration(self, period: Period) -> Duration:

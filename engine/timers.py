@@ -68,10 +68,11 @@ class TimerHook:
         if event.left is not None and states[event.left].deadlines:
             timers.cancel(instance.id, event.left, at=event.at, note=f"left by {event.trigger}")
         if event.entered is not None:
-            planned = self.planner.arm_state(
-                event.workflow, event.entered, entered=event.at, data=instance.data
-            )
-            timers.arm(instance.id, event.entered, planned, event.at)
+            if states[event.entered].deadlines:  # else nothing to plan, nothing to arm
+                planned = self.planner.arm_state(
+                    event.workflow, event.entered, entered=event.at, data=instance.data
+                )
+                timers.arm(instance.id, event.entered, planned, event.at)
             return
         state = instance.state
         if event.previous is not None:

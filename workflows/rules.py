@@ -70,6 +70,9 @@ def consent_or_do_no_harm(ctx: RuleContext) -> bool:
 def publication_consent(ctx: RuleContext) -> bool:
     """A report is published only when every person whose data it carries consented.
 
+    Visit version 2 only, kept for instances pinned to it: version 3 records the persons and
+    their consents in ``persons`` and its ``publish`` shares through ``may_share``.
+
     A do-no-harm decision names one receiving body; it never makes data public. The persons
     and consents are recorded before publishing (an explicit empty list when the report
     carries nobody's data), not in the publishing step itself.

@@ -62,6 +62,13 @@ def consent(ref: str, *uses: str, on: str = "2026-03-02", **more: Any) -> dict[s
     }
 
 
+def recorded(*persons: dict[str, Any]) -> dict[str, Any]:
+    """``record_consent`` data for a visit report: ``persons`` lists everyone whose personal
+    data the report carries (nobody, when none are given), and someone says so
+    (``persons_complete``); a visit v3 report is published only after that."""
+    return {"persons": list(persons), "persons_complete": True}
+
+
 RECORD = {"complaint_type": "ill_treatment", "institution": PLACE, "theme": "use of force"}
 ASSESS = {"seriousness": "high", "urgency": "urgent", "npm_best_placed": True}
 

@@ -137,7 +137,8 @@ def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, 
         ),
         "record_meeting": st.just({"factual_check_meeting_on": "2026-04-01"}),
         "record_consent": st.fixed_dictionaries(
-            {"persons": st.lists(person("publish"), max_size=2, unique_by=lambda p: p["ref"])}
+            {"persons": st.lists(person("publish"), max_size=2, unique_by=lambda p: p["ref"])},
+            optional={"persons_complete": st.sampled_from([True, True, False])},
         ),
         "send_urgent_notification": st.just(
             {"urgent_concerns": ["No fire alarm."], "report_addressee": "Ministry"}
@@ -150,6 +151,7 @@ def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, 
         optional={
             **team,
             "persons": st.lists(person("publish"), max_size=2, unique_by=lambda p: p["ref"]),
+            "persons_complete": st.booleans(),
         },
     )
     return st.builds(
@@ -219,6 +221,7 @@ def check_visit_start(after: Instance, experts: Mapping[str, Instance | None]) -
 
 
 def check_publication(after: Instance, today: str) -> None:
+    assert after.data.get("persons_complete") is True  # someone said whose data it carries
     persons = after.data.get("persons") or []
     assert all(consented(p, "publish", today) for p in persons)
 

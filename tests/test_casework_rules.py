@@ -22,6 +22,7 @@ from casework import (
     RECORD,
     Desk,
     consent,
+    recorded,
 )
 
 from opcatflow.engine import Engine, FrozenClock, GuardRefusal, RuleContext
@@ -225,15 +226,38 @@ VISIT = {"kind": "regular", "place": PLACE}
 # -- publication -------------------------------------------------------------------------------
 
 
-def test_a_report_that_carries_nobodys_personal_data_is_published(desk: Desk) -> None:
+def test_a_report_is_not_published_before_anyone_records_whose_data_it_carries(
+    desk: Desk,
+) -> None:
     visit = desk.final_report()
+    refused = desk.refused(visit, "publish", HEAD)
+    assert (refused.kind, refused.reason) == (
+        "guard",
+        "persons_recorded: record whose personal data the report carries first: list them in "
+        "persons and set persons_complete (with no persons when it carries nobody's)",
+    )
+    desk.fire(visit, "record_consent", COORDINATOR, {"persons_complete": False})
+    assert desk.refused(visit, "publish", HEAD).reason == refused.reason
+    consented = consent("P1", "publish", name=NAMES[0])
+    desk.fire(visit, "record_consent", COORDINATOR, {"persons": [consented]})
+    assert desk.refused(visit, "publish", HEAD).reason == refused.reason  # still not stated
+    desk.fire(visit, "record_consent", COORDINATOR, {"persons_complete": True})
     assert desk.fire(visit, "publish", HEAD).state == "published"
+
+
+def test_a_report_recorded_as_carrying_nobodys_personal_data_is_published(desk: Desk) -> None:
+    visit = desk.final_report()
+    desk.fire(visit, "record_consent", COORDINATOR, {"persons_complete": True})
+    published = desk.fire(visit, "publish", HEAD)
+    assert published.state == "published"
+    assert published.data["persons_complete"] is True
+    assert not published.data.get("persons")
 
 
 def test_a_report_with_data_of_persons_who_did_not_consent_is_not_published(desk: Desk) -> None:
     persons = [{"ref": f"P{i}", "name": name} for i, name in enumerate(NAMES, 1)]
     visit = desk.final_report()
-    desk.fire(visit, "record_consent", COORDINATOR, {"persons": persons})
+    desk.fire(visit, "record_consent", COORDINATOR, recorded(*persons))
     desk.fire(visit, "record_consent", MEMBER, {"persons": {"edit": [consent("P2", "publish")]}})
     refused = desk.refused(visit, "publish", HEAD)
     assert refused.reason == (
@@ -249,7 +273,7 @@ def test_a_report_with_data_of_persons_who_did_not_consent_is_not_published(desk
 def test_a_consent_withdrawn_or_given_for_another_use_does_not_publish(desk: Desk) -> None:
     visit = desk.final_report()
     withdrawn = consent("P1", "publish", name=NAMES[0], consent_withdrawn_on="2026-03-02")
-    desk.fire(visit, "record_consent", COORDINATOR, {"persons": [withdrawn]})
+    desk.fire(visit, "record_consent", COORDINATOR, recorded(withdrawn))
     assert desk.refused(visit, "publish", HEAD).kind == "guard"
     later = consent("P1", "publish", on="2026-03-03", consent_withdrawn_on=None)
     desk.fire(visit, "record_consent", COORDINATOR, {"persons": {"edit": [later]}})
@@ -265,6 +289,12 @@ def test_persons_and_consents_cannot_be_changed_in_the_publishing_step(desk: Des
     assert (refused.kind, refused.reason) == (
         "data",
         "'publish' does not write persons "
+        "(may be written by: record_consent (coordinator, member, head))",
+    )
+    refused = desk.refused(visit, "publish", HEAD, {"persons_complete": True})
+    assert (refused.kind, refused.reason) == (
+        "data",
+        "'publish' does not write persons_complete "
         "(may be written by: record_consent (coordinator, member, head))",
     )
 

@@ -14,6 +14,7 @@ from casework import (
     SCHEDULER,
     Desk,
     consent,
+    recorded,
 )
 
 from opcatflow.engine import FrozenClock
@@ -139,7 +140,7 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
     } == {("issued", "npm_visit", "Ministry of Justice", PLACE)}
 
     persons = [{"ref": "P1", "name": "T. Varga"}, {"ref": "P2", "name": "J. Doe"}]
-    desk.fire(visit, "record_consent", COORDINATOR, {"persons": persons})
+    desk.fire(visit, "record_consent", COORDINATOR, recorded(*persons))
     desk.fire(
         visit, "record_consent", COORDINATOR, {"persons": {"edit": [consent("P1", "publish")]}}
     )

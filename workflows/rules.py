@@ -97,6 +97,18 @@ def publication_consent(ctx: RuleContext) -> bool:
     return True
 
 
+@registry.guard(
+    "persons_recorded",
+    reason="record whose personal data the report carries first: list them in persons and "
+    "set persons_complete (with no persons when it carries nobody's)",
+)
+def persons_recorded(ctx: RuleContext) -> bool:
+    """Visit version 3: a report is published only once someone has stated that ``persons``
+    lists everyone whose personal data it carries (``persons_complete``, true), an empty list
+    when it carries nobody's. ``publish`` then checks their consents through ``may_share``."""
+    return ctx.data.get("persons_complete") is True
+
+
 # -- complaints -------------------------------------------------------------------------------
 
 

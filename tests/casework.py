@@ -48,6 +48,27 @@ COMPLAINT = {
     "persons": [{"ref": "P1", "name": "Tomás Varga"}],
     "summary": "Struck by two officers in cell 14 after asking to see a doctor.",
 }
+
+
+def consent(ref: str, *uses: str, on: str = "2026-03-02", **more: Any) -> dict[str, Any]:
+    """One entry of ``persons`` with a complete consent to ``uses`` (docs/consent.md)."""
+    return {
+        "ref": ref,
+        "uses": list(uses),
+        "consent_obtained_by": "l.ferreira",
+        "consent_obtained_on": on,
+        "consent_how": "in_writing",
+        **more,
+    }
+
+
+def recorded(*persons: dict[str, Any]) -> dict[str, Any]:
+    """``record_consent`` data for a visit report: ``persons`` lists everyone whose personal
+    data the report carries (nobody, when none are given), and someone says so
+    (``persons_complete``); a visit v3 report is published only after that."""
+    return {"persons": list(persons), "persons_complete": True}
+
+
 RECORD = {"complaint_type": "ill_treatment", "institution": PLACE, "theme": "use of force"}
 ASSESS = {"seriousness": "high", "urgency": "urgent", "npm_best_placed": True}
 

@@ -96,6 +96,20 @@ def expert_data(trigger: str) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def person(*uses: str) -> st.SearchStrategy[dict[str, Any]]:
+    """One entry of ``persons``, its consent to some of ``uses`` complete or not."""
+    return st.fixed_dictionaries(
+        {"ref": st.sampled_from(["P1", "P2"]), "name": st.sampled_from(PERSONS)},
+        optional={
+            "uses": subsets(list(uses)),
+            "consent_obtained_by": st.just("l.ferreira"),
+            "consent_obtained_on": st.sampled_from(DAYS),
+            "consent_how": st.just("orally"),
+            "consent_withdrawn_on": st.sampled_from(DAYS),
+        },
+    )
+
+
 def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     team = {
         "team_members": st.sampled_from([["A. Diallo"], [], ["  "], ["A. Diallo", "S. Nakamura"]]),
@@ -122,9 +136,9 @@ def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, 
             }
         ),
         "record_meeting": st.just({"factual_check_meeting_on": "2026-04-01"}),
-        "set_report_persons": st.fixed_dictionaries({"report_persons": subsets(PERSONS)}),
-        "record_publication_consents": st.fixed_dictionaries(
-            {"publication_consents": subsets(PERSONS)}
+        "record_consent": st.fixed_dictionaries(
+            {"persons": st.lists(person("publish"), max_size=2, unique_by=lambda p: p["ref"])},
+            optional={"persons_complete": st.sampled_from([True, True, False])},
         ),
         "send_urgent_notification": st.just(
             {"urgent_concerns": ["No fire alarm."], "report_addressee": "Ministry"}
@@ -136,8 +150,8 @@ def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, 
         {},
         optional={
             **team,
-            "report_persons": subsets(PERSONS),
-            "publication_consents": subsets(PERSONS),
+            "persons": st.lists(person("publish"), max_size=2, unique_by=lambda p: p["ref"]),
+            "persons_complete": st.booleans(),
         },
     )
     return st.builds(
@@ -159,16 +173,6 @@ def complaint_data(trigger: str) -> st.SearchStrategy[dict[str, Any]]:
         "close": st.fixed_dictionaries({"outcome": st.just("done"), "told_limits": st.booleans()}),
         "withdraw": st.just({"outcome": "withdrawn"}),
     }
-    person = st.fixed_dictionaries(
-        {"ref": st.just("P1"), "name": st.just(PERSONS[0])},
-        optional={
-            "uses": subsets(["refer", "share_with_management"]),
-            "consent_obtained_by": st.just("l.ferreira"),
-            "consent_obtained_on": st.sampled_from(DAYS),
-            "consent_how": st.just("orally"),
-            "consent_withdrawn_on": st.sampled_from(DAYS),
-        },
-    )
     decision = st.fixed_dictionaries(
         {
             "ground": st.just("unable_to_consent"),
@@ -179,14 +183,16 @@ def complaint_data(trigger: str) -> st.SearchStrategy[dict[str, Any]]:
             "expires_on": st.sampled_from(DAYS),
         }
     )
-    plausible["record_consent"] = st.fixed_dictionaries({"persons": st.lists(person, max_size=1)})
+    plausible["record_consent"] = st.fixed_dictionaries(
+        {"persons": st.lists(person("refer", "share_with_management"), max_size=1)}
+    )
     plausible["decide_do_no_harm"] = st.fixed_dictionaries(
         {"do_no_harm": decision.map(lambda d: {"append": [d]})}
     )
     smuggled = st.fixed_dictionaries(
         {},
         optional={
-            "persons": st.lists(person, max_size=1),
+            "persons": st.lists(person("refer", "share_with_management"), max_size=1),
             "do_no_harm": decision.map(lambda d: {"append": [d]}),
         },
     )
@@ -214,10 +220,10 @@ def check_visit_start(after: Instance, experts: Mapping[str, Instance | None]) -
         assert expert_id in declared
 
 
-def check_publication(after: Instance) -> None:
-    assert "report_persons" in after.data
-    consents = set(after.data.get("publication_consents") or [])
-    assert set(after.data.get("report_persons") or []) <= consents
+def check_publication(after: Instance, today: str) -> None:
+    assert after.data.get("persons_complete") is True  # someone said whose data it carries
+    persons = after.data.get("persons") or []
+    assert all(consented(p, "publish", today) for p in persons)
 
 
 def consented(person: Mapping[str, Any], use: str, today: str) -> bool:
@@ -268,9 +274,9 @@ FORWARD = {
         "postponed": ["reschedule"],
         "conducting": ["end_visit"],
         "debrief": ["start_drafting"],
-        "drafting": ["send_for_factual_check", "set_report_persons"],
+        "drafting": ["send_for_factual_check", "record_consent"],
         "factual_check": ["adopt_final_report", "record_correction"],
-        "final_report": ["set_report_persons", "record_publication_consents", "publish"],
+        "final_report": ["record_consent", "publish"],
     },
     "complaint": {
         "received": ["acknowledge", "record"],
@@ -354,7 +360,7 @@ def casework_rules(url: str) -> type[RuleBasedStateMachine]:
                 check_visit_start(after, {e: self.lookup(e) for e in team})
                 self.checked["start_visit"] += 1
             elif workflow == "visit" and trigger == "publish":
-                check_publication(after)
+                check_publication(after, self.clock.now().date().isoformat())
                 self.checked["publish"] += 1
             elif workflow == "complaint" and trigger in ("inform_management", "refer"):
                 check_sharing(after, trigger, self.clock.now().date().isoformat())

@@ -3,7 +3,9 @@ refusal kept in the audit trail (``Desk.refused`` checks that nothing else chang
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +21,12 @@ from casework import (
     PLACE,
     RECORD,
     Desk,
+    consent,
+    recorded,
 )
 
-from opcatflow.engine import FrozenClock, GuardRefusal, RuleContext
+from opcatflow.engine import Engine, FrozenClock, GuardRefusal, RuleContext
+from opcatflow.workflows import BUNDLED, registry
 from opcatflow.workflows.rules import visit_team_ready
 
 
@@ -214,40 +219,114 @@ def test_the_authorities_cannot_correct_findings_or_recommendations(
     )
 
 
+NAMES = ["Ana Pereira", "Rui Costa", "Tomás Varga"]
+VISIT = {"kind": "regular", "place": PLACE}
+
+
 # -- publication -------------------------------------------------------------------------------
 
 
-def test_a_report_is_not_published_before_anyone_says_whose_data_it_carries(desk: Desk) -> None:
+def test_a_report_is_not_published_before_anyone_records_whose_data_it_carries(
+    desk: Desk,
+) -> None:
     visit = desk.final_report()
     refused = desk.refused(visit, "publish", HEAD)
-    assert refused.reason == (
-        "publication_consent: nobody has recorded whose personal data the report carries "
-        "(record an empty list when it carries none)"
+    assert (refused.kind, refused.reason) == (
+        "guard",
+        "persons_recorded: record whose personal data the report carries first: list them in "
+        "persons and set persons_complete (with no persons when it carries nobody's)",
     )
-    desk.fire(visit, "set_report_persons", COORDINATOR, {"report_persons": []})
+    desk.fire(visit, "record_consent", COORDINATOR, {"persons_complete": False})
+    assert desk.refused(visit, "publish", HEAD).reason == refused.reason
+    consented = consent("P1", "publish", name=NAMES[0])
+    desk.fire(visit, "record_consent", COORDINATOR, {"persons": [consented]})
+    assert desk.refused(visit, "publish", HEAD).reason == refused.reason  # still not stated
+    desk.fire(visit, "record_consent", COORDINATOR, {"persons_complete": True})
     assert desk.fire(visit, "publish", HEAD).state == "published"
 
 
-def test_a_report_with_data_of_persons_who_did_not_consent_is_not_published(desk: Desk) -> None:
-    persons = ["Ana Pereira", "Rui Costa", "Tomás Varga"]
+def test_a_report_recorded_as_carrying_nobodys_personal_data_is_published(desk: Desk) -> None:
     visit = desk.final_report()
-    desk.fire(visit, "set_report_persons", COORDINATOR, {"report_persons": persons})
-    desk.fire(visit, "record_publication_consents", MEMBER, {"publication_consents": persons[1:2]})
+    desk.fire(visit, "record_consent", COORDINATOR, {"persons_complete": True})
+    published = desk.fire(visit, "publish", HEAD)
+    assert published.state == "published"
+    assert published.data["persons_complete"] is True
+    assert not published.data.get("persons")
+
+
+def test_a_report_with_data_of_persons_who_did_not_consent_is_not_published(desk: Desk) -> None:
+    persons = [{"ref": f"P{i}", "name": name} for i, name in enumerate(NAMES, 1)]
+    visit = desk.final_report()
+    desk.fire(visit, "record_consent", COORDINATOR, recorded(*persons))
+    desk.fire(visit, "record_consent", MEMBER, {"persons": {"edit": [consent("P2", "publish")]}})
     refused = desk.refused(visit, "publish", HEAD)
     assert refused.reason == (
-        "publication_consent: the report carries personal data of 2 person(s) who have not "
-        "consented to publication: obtain their consent or remove their data"
+        "publish would share personal data (persons): 2 of 3 person(s) have no active consent "
+        "for it, and 'publish' rests on consent only (never on a do-no-harm decision)"
     )  # a count: the reason is audited, so it never names them
-    desk.fire(visit, "record_publication_consents", MEMBER, {"publication_consents": persons})
+    assert not any(name in refused.reason for name in NAMES)
+    everyone = [consent(f"P{i}", "publish") for i in (1, 2, 3)]
+    desk.fire(visit, "record_consent", MEMBER, {"persons": {"edit": everyone}})
+    assert desk.fire(visit, "publish", HEAD).state == "published"
+
+
+def test_a_consent_withdrawn_or_given_for_another_use_does_not_publish(desk: Desk) -> None:
+    visit = desk.final_report()
+    withdrawn = consent("P1", "publish", name=NAMES[0], consent_withdrawn_on="2026-03-02")
+    desk.fire(visit, "record_consent", COORDINATOR, recorded(withdrawn))
+    assert desk.refused(visit, "publish", HEAD).kind == "guard"
+    later = consent("P1", "publish", on="2026-03-03", consent_withdrawn_on=None)
+    desk.fire(visit, "record_consent", COORDINATOR, {"persons": {"edit": [later]}})
+    assert desk.refused(visit, "publish", HEAD).kind == "guard"  # obtained tomorrow
+    desk.later(days=1)
     assert desk.fire(visit, "publish", HEAD).state == "published"
 
 
 def test_persons_and_consents_cannot_be_changed_in_the_publishing_step(desk: Desk) -> None:
     visit = desk.final_report()
-    desk.fire(visit, "set_report_persons", COORDINATOR, {"report_persons": ["A"]})
-    refused = desk.refused(visit, "publish", HEAD, {"report_persons": []})
+    desk.fire(visit, "record_consent", COORDINATOR, {"persons": [{"ref": "P1", "name": "A"}]})
+    refused = desk.refused(visit, "publish", HEAD, {"persons": []})
     assert (refused.kind, refused.reason) == (
         "data",
-        "'publish' does not write report_persons "
-        "(may be written by: set_report_persons (coordinator, member, head))",
+        "'publish' does not write persons "
+        "(may be written by: record_consent (coordinator, member, head))",
     )
+    refused = desk.refused(visit, "publish", HEAD, {"persons_complete": True})
+    assert (refused.kind, refused.reason) == (
+        "data",
+        "'publish' does not write persons_complete "
+        "(may be written by: record_consent (coordinator, member, head))",
+    )
+
+
+def test_a_visit_pinned_to_version_2_publishes_through_its_publication_consent_guard(
+    desk: Desk, db_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    for bundled in BUNDLED.glob("*.yaml"):
+        shutil.copy(bundled, folder)
+    shutil.copy(Path(__file__).parent / "fixtures" / "visit_v2.yaml", folder / "visit.yaml")
+    with Engine.open(db_url, [folder], registry, clock=clock) as old:
+        visit = old.start("visit", actor=COORDINATOR[0], role=COORDINATOR[1], data=VISIT).id
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "start_visit", MEMBER)
+    desk.fire(visit, "end_visit", MEMBER, {"ended_on": "2026-03-04", "people_interviewed": 0})
+    desk.fire(visit, "start_drafting", MEMBER, {"debrief_notes": "-"})
+    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": "Ministry"})
+    desk.fire(visit, "adopt_final_report", HEAD)
+    assert desk.get(visit).workflow_version == 2
+    refused = desk.refused(visit, "publish", HEAD)
+    assert refused.reason == (
+        "publication_consent: nobody has recorded whose personal data the report carries "
+        "(record an empty list when it carries none)"
+    )
+    desk.fire(visit, "set_report_persons", COORDINATOR, {"report_persons": NAMES})
+    desk.fire(visit, "record_publication_consents", MEMBER, {"publication_consents": NAMES[1:2]})
+    refused = desk.refused(visit, "publish", HEAD)
+    assert refused.reason == (
+        "publication_consent: the report carries personal data of 2 person(s) who have not "
+        "consented to publication: obtain their consent or remove their data"
+    )
+    desk.fire(visit, "record_publication_consents", MEMBER, {"publication_consents": NAMES})
+    assert desk.fire(visit, "publish", HEAD).state == "published"

@@ -13,6 +13,8 @@ from casework import (
     PLACE,
     SCHEDULER,
     Desk,
+    consent,
+    recorded,
 )
 
 from opcatflow.engine import FrozenClock
@@ -22,6 +24,11 @@ RECOMMENDATIONS = [
     "Give every detainee at least one hour outdoors each day.",
     "Record every use of force and review the footage within 48 hours.",
 ]
+# Audited: counts, never names.
+PUBLISH_REFUSED = (
+    "publish would share personal data (persons): {missing} of {recorded} person(s) have no "
+    "active consent for it, and 'publish' rests on consent only (never on a do-no-harm decision)"
+)
 
 
 @pytest.fixture
@@ -132,20 +139,18 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
         (r.state, r.data["source"], r.data["addressee"], r.data["place"]) for r in recommendations
     } == {("issued", "npm_visit", "Ministry of Justice", PLACE)}
 
-    desk.fire(visit, "set_report_persons", COORDINATOR, {"report_persons": ["T. Varga", "J. Doe"]})
+    persons = [{"ref": "P1", "name": "T. Varga"}, {"ref": "P2", "name": "J. Doe"}]
+    desk.fire(visit, "record_consent", COORDINATOR, recorded(*persons))
     desk.fire(
-        visit, "record_publication_consents", COORDINATOR, {"publication_consents": ["T. Varga"]}
+        visit, "record_consent", COORDINATOR, {"persons": {"edit": [consent("P1", "publish")]}}
     )
     refused = desk.refused(visit, "publish", HEAD)
-    assert refused.reason == (
-        "publication_consent: the report carries personal data of 1 person(s) who have not "
-        "consented to publication: obtain their consent or remove their data"
-    )
+    assert refused.reason == PUBLISH_REFUSED.format(missing=1, recorded=2)
     desk.fire(
         visit,
-        "set_report_persons",
+        "record_consent",
         HEAD,
-        {"report_persons": ["T. Varga"]},
+        {"persons": {"remove": ["P2"]}},
         reason="J. Doe's account anonymised",
     )
     desk.fire(visit, "publish", HEAD, {"response_published": True})

@@ -70,6 +70,9 @@ def consent_or_do_no_harm(ctx: RuleContext) -> bool:
 def publication_consent(ctx: RuleContext) -> bool:
     """A report is published only when every person whose data it carries consented.
 
+    Visit version 2 only, kept for instances pinned to it: version 3 records the persons and
+    their consents in ``persons`` and its ``publish`` shares through ``may_share``.
+
     A do-no-harm decision names one receiving body; it never makes data public. The persons
     and consents are recorded before publishing (an explicit empty list when the report
     carries nobody's data), not in the publishing step itself.
@@ -92,6 +95,18 @@ def publication_consent(ctx: RuleContext) -> bool:
             "consented to publication: obtain their consent or remove their data"
         )
     return True
+
+
+@registry.guard(
+    "persons_recorded",
+    reason="record whose personal data the report carries first: list them in persons and "
+    "set persons_complete (with no persons when it carries nobody's)",
+)
+def persons_recorded(ctx: RuleContext) -> bool:
+    """Visit version 3: a report is published only once someone has stated that ``persons``
+    lists everyone whose personal data it carries (``persons_complete``, true), an empty list
+    when it carries nobody's. ``publish`` then checks their consents through ``may_share``."""
+    return ctx.data.get("persons_complete") is True
 
 
 # -- complaints -------------------------------------------------------------------------------

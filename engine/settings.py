@@ -143,7 +143,7 @@ class Settings:
 
     @classmethod
     def default(cls) -> Settings:
-        """The shipped defaults (UTC, no public holidays, the DEADLINES.md durations)."""
+        """The shipped defaults (UTC, no public holidays, the docs/domain.md durations)."""
         return _defaults()
 
     @classmethod

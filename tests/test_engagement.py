@@ -1,5 +1,5 @@
 """International engagement cycles over years of simulated time, with a fresh engine between
-steps, on both backends: every deadline date checked against its DEADLINES.md rule by hand.
+steps, on both backends: every deadline date checked against its docs/domain.md rule by hand.
 
 Due dates below are the last day of each period (the shipped settings count in UTC with no
 holidays): "6 months before a session opening on 25 January 2027" is 25 July 2026.

@@ -2,7 +2,7 @@
 cat_cycle, upr_cycle, sp_visit), and the actions those definitions name.
 
 The UN publishes the exact dates of its sessions late, sometimes years after a cycle opens.
-Until it does, a cycle carries estimates computed here from the rules in DEADLINES.md, each
+Until it does, a cycle carries estimates computed here from the rules in docs/domain.md, each
 with a ``<field>_estimated`` flag; a date the user enters replaces the estimate and clears
 the flag. Deadlines count from these dates (the engine re-arms them when one changes), so
 entering a published date moves every pending timer in the same transaction.

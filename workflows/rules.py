@@ -1,4 +1,4 @@
-"""The named rules the bundled OPCAT workflows use (the cross-cutting rules of PROCESSES.md).
+"""The named rules the bundled OPCAT workflows use (the rules of docs/domain.md).
 
 Definitions refer to these by name; operators cannot add code through YAML. A guard that
 refuses says why in words an NPM officer can act on; the reason is kept in the audit trail,

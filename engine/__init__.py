@@ -10,10 +10,13 @@ from opcatflow.engine.clock import Clock, FrozenClock, SystemClock
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import WorkflowDefinition
 from opcatflow.engine.errors import (
+    AmbiguousId,
     ConcurrentUpdate,
     DefinitionError,
+    IdTooShort,
     InstanceNotFound,
     InvalidData,
+    InvalidFilter,
     InvalidText,
     LimitExceeded,
     NotFound,
@@ -35,6 +38,7 @@ from opcatflow.engine.runtime import Engine, FireResult
 from opcatflow.engine.sql import SQLAlchemyStore
 
 __all__ = [
+    "AmbiguousId",
     "AuditRecord",
     "Catalog",
     "ChainBreak",
@@ -48,9 +52,11 @@ __all__ = [
     "FireResult",
     "FrozenClock",
     "GuardRefusal",
+    "IdTooShort",
     "Instance",
     "InstanceNotFound",
     "InvalidData",
+    "InvalidFilter",
     "InvalidText",
     "LimitExceeded",
     "MemoryStore",

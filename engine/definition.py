@@ -489,6 +489,12 @@ class WorkflowDefinition(_Model):
     owner: OwnerSpec | None = Field(
         None, description="Who owns an instance, and which roles act only on their own."
     )
+    summary_field: Name | None = Field(
+        None,
+        description="A field whose value lists, deadlines and calendar events show beside a "
+        "case's id (a reference number, a case title): a string, text, integer, enum or date "
+        "field that is not personal, since calendars sync to services outside the NPM.",
+    )
     start: StartSpec = Field(default_factory=StartSpec)
     states: dict[Name, StateSpec] = Field(min_length=1)
     transitions: list[TransitionSpec] = Field(min_length=1)

@@ -95,6 +95,59 @@ class InstanceNotFound(NotFound):
         super().__init__(f"no instance {instance_id}")
 
 
+class AmbiguousId(OpcatflowError):
+    """An id prefix that more than one instance id starts with.
+
+    Attributes:
+        prefix: the prefix as given.
+        candidates: the ids it matches, sorted (at most a few: see ``more``).
+        more: whether other ids match too.
+    """
+
+    def __init__(self, prefix: str, candidates: Sequence[str], more: bool) -> None:
+        self.prefix = prefix
+        self.candidates = tuple(candidates)
+        self.more = more
+        listed = ", ".join(self.candidates) + (", ..." if more else "")
+        super().__init__(
+            f"{prefix!r} is the start of several instance ids ({listed}): give more of it"
+        )
+
+
+class IdTooShort(OpcatflowError):
+    """An instance id prefix shorter than the least a prefix may be (so that a typed
+    fragment cannot land on a case by chance).
+
+    Attributes:
+        prefix: the prefix as given.
+        minimum: the least number of characters.
+    """
+
+    def __init__(self, prefix: str, minimum: int) -> None:
+        self.prefix = prefix
+        self.minimum = minimum
+        super().__init__(
+            f"{prefix!r} is too short for an instance id: give the full id or at least "
+            f"its first {minimum} characters"
+        )
+
+
+class InvalidFilter(OpcatflowError):
+    """A list filter naming something that does not exist (a state, role, workflow, field,
+    enum value or parameter): refused rather than answered with an empty list, which would
+    read as "nothing to do".
+
+    Attributes:
+        name: the filter (``state``, ``where``, ``role`` ...).
+        value: the value given.
+    """
+
+    def __init__(self, name: str, value: str, message: str) -> None:
+        self.name = name
+        self.value = value
+        super().__init__(message)
+
+
 class WorkflowNotFound(NotFound):
     """No loaded workflow (or version of it) has this id."""
 

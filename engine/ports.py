@@ -130,6 +130,24 @@ class InstanceRepository(Protocol):
             limit: at most this many.
         """
 
+    def count(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> int:
+        """How many instances :meth:`query` with these filters would return with no limit
+        (the rest of a list after its page: "N more")."""
+
+    def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` instance ids that start with ``prefix`` (compared character by
+        character, case-sensitively), sorted. Answered from the index on the id (a range
+        scan on it), never by reading every id: resolving the prefix a person typed costs
+        the same on a database of a million instances as on one of ten."""
+
     def audit_heads(self) -> dict[str, tuple[int, str]]:
         """Every instance's ``(audit_seq, audit_head)``, by instance id."""
 

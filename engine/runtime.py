@@ -35,6 +35,7 @@ from opcatflow.engine.errors import (
 )
 from opcatflow.engine.events import TransactionHook
 from opcatflow.engine.firing import Applied, Refused, decide
+from opcatflow.engine.identity import resolve_id
 from opcatflow.engine.inputs import check_call, check_data
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_stored, load_catalog, same_content
@@ -524,12 +525,14 @@ class Engine:
         state: str | None = None,
         where: Mapping[str, Any] | None = None,
         parent_id: str | None = None,
-        after: Instance | None = None,
+        after: Instance | ListKey | None = None,
         limit: int = 100,
     ) -> list[Instance]:
         """Instances by workflow, state, parent and data field values, oldest first.
 
-        Pass the last instance of a page as ``after`` to get the next page.
+        Pass the last instance of a page (or its :func:`list_key`) as ``after`` to get the
+        next page: keyset paging on ``(created_at, id)``, so a page never skips or repeats
+        an instance, whatever is started meanwhile.
         """
         with self.store.read() as uow:
             return uow.instances.query(
@@ -537,9 +540,39 @@ class Engine:
                 state=state,
                 where=where,
                 parent_id=parent_id,
-                after=(after.created_at, after.id) if after else None,
+                after=_key(after),
                 limit=limit,
             )
+
+    def count(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        after: Instance | ListKey | None = None,
+    ) -> int:
+        """How many instances :meth:`query` would list with no limit (after a page: how
+        many more there are)."""
+        with self.store.read() as uow:
+            return uow.instances.count(
+                workflow=workflow,
+                state=state,
+                where=where,
+                parent_id=parent_id,
+                after=_key(after),
+            )
+
+    def resolve_id(self, text: str) -> str:
+        """The instance id ``text`` is, or the one id it is a prefix of (at least 8
+        characters), resolved by the store from the id's index.
+
+        Raises:
+            IdTooShort, InstanceNotFound, AmbiguousId (naming the candidates).
+        """
+        with self.store.read() as uow:
+            return resolve_id(uow.instances, text)
 
     def children(self, instance_id: str) -> list[Instance]:
         """Instances started with ``parent_id=instance_id``."""
@@ -628,6 +661,19 @@ class Engine:
                 out.write(json.dumps(record.as_json(), ensure_ascii=False) + "\n")
                 count += 1
         return count
+
+
+ListKey = tuple[datetime, str]
+"""Where an instance sorts in a list: ``(created_at, id)``."""
+
+
+def list_key(instance: Instance) -> ListKey:
+    """Where ``instance`` sorts in :meth:`Engine.query`'s order (to page after it)."""
+    return (instance.created_at, instance.id)
+
+
+def _key(after: Instance | ListKey | None) -> ListKey | None:
+    return list_key(after) if isinstance(after, Instance) else after
 
 
 # Refusals another role might not get: try the caller's next role.

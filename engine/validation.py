@@ -24,6 +24,7 @@ from opcatflow.engine.expressions import (
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.sharing_checks import sharing_problems
 from opcatflow.engine.suggest import did_you_mean
+from opcatflow.engine.summary import summary_problems
 from opcatflow.engine.yamlsource import Located, Path
 
 
@@ -74,6 +75,7 @@ class _Checker:
         self.check_deadlines()
         self.check_clock_stops()
         self.check_notifications()
+        self.problems.extend(summary_problems(self.doc, self.wf))
         if not self.compat:  # rules of the data contract, newer than some stored copies
             self.problems.extend(file_problems(self.doc, self.wf, self.registry))
             self.problems.extend(sharing_problems(self.doc, self.wf))

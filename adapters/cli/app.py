@@ -12,7 +12,16 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from opcatflow.adapters.cli import admin, apikey, definitions, demo, instances, outbox, serve
+from opcatflow.adapters.cli import (
+    admin,
+    apikey,
+    definitions,
+    demo,
+    instances,
+    listing,
+    outbox,
+    serve,
+)
 from opcatflow.adapters.cli import calendar as engagement
 from opcatflow.adapters.cli import deadlines as deadline_commands
 from opcatflow.adapters.cli.errors import UNEXPECTED, USAGE, describe, fail, one_line
@@ -166,7 +175,7 @@ for name, command in (
     ("show", instances.show),
     ("history", instances.history),
     ("triggers", instances.triggers),
-    ("list", instances.list_),
+    ("list", listing.list_),
     ("demo", demo.demo),
     ("serve", serve.serve),
 ):

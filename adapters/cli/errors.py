@@ -5,7 +5,9 @@
 | 0    | ok                                                   |
 | 1    | unexpected error (a bug, or the database failed)     |
 | 2    | usage: unknown command or option, bad option value,  |
-|      | --data unreadable or over 1 MiB, --output unwritable |
+|      | --data unreadable or over 1 MiB, --output unwritable,|
+|      | an unknown filter value (state, field, enum value),  |
+|      | an id prefix too short or matching several instances |
 | 3    | refused: role, state, guard or data                  |
 | 4    | conflict: the instance changed (stale --expect-version) |
 | 5    | not found: no such instance, workflow or database    |
@@ -20,9 +22,12 @@ from __future__ import annotations
 import typer
 
 from opcatflow.engine import (
+    AmbiguousId,
     ConcurrentUpdate,
     DefinitionError,
+    IdTooShort,
     InvalidData,
+    InvalidFilter,
     InvalidText,
     LimitExceeded,
     NotFound,
@@ -60,6 +65,9 @@ EXIT_CODES: tuple[tuple[type[OpcatflowError], int], ...] = (
     (TransitionRefused, REFUSED),
     (InvalidData, REFUSED),
     (LimitExceeded, USAGE),
+    (InvalidFilter, USAGE),
+    (AmbiguousId, USAGE),
+    (IdTooShort, USAGE),
     (InvalidText, USAGE),
     (OpcatflowError, UNEXPECTED),
 )

@@ -1,4 +1,8 @@
-"""Commands on instances: ``start``, ``fire``, ``show``, ``history``, ``triggers``, ``list``."""
+"""Commands on one instance: ``start``, ``fire``, ``show``, ``history``, ``triggers``.
+
+Every command that takes an instance id also takes a unique prefix of it (8 characters or
+more), resolved by the store from the id's index (``Engine.resolve_id``).
+"""
 
 from __future__ import annotations
 
@@ -16,15 +20,19 @@ from opcatflow.adapters.cli.options import (
     Reason,
     Role,
     SetFields,
-    parse_assignments,
     parse_data,
     settings,
 )
 from opcatflow.adapters.views import instance_view, withheld_record
 from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.summary import summary_of
 
 InstanceId = Annotated[
-    str, typer.Argument(help="The instance id (as printed by start or list).", metavar="ID")
+    str,
+    typer.Argument(
+        help="The instance id as printed by start or list, or its first 8 or more characters.",
+        metavar="ID",
+    ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the instance id.")]
 AsRole = Annotated[
@@ -49,7 +57,10 @@ def start(
     data: Data = None,
     assignments: SetFields = None,
     parent: Annotated[
-        str | None, typer.Option("--parent", help="Id of the instance this one belongs to.")
+        str | None,
+        typer.Option(
+            "--parent", help="Id (or 8+ character prefix) of the instance this one belongs to."
+        ),
     ] = None,
     reason: Reason = None,
     quiet: Quiet = False,
@@ -58,6 +69,8 @@ def start(
     """Start an instance of a workflow."""
     fields = parse_data(data, assignments)
     with settings(ctx).engine() as engine:
+        if parent is not None:
+            parent = engine.resolve_id(parent)
         instance = engine.start(
             workflow, actor=actor, role=role, data=fields, parent_id=parent, reason=reason
         )
@@ -97,6 +110,7 @@ def fire(
     """Fire a trigger on an instance: one transaction, audited whether applied or refused."""
     fields = parse_data(data, assignments)
     with settings(ctx).engine(existing=True) as engine:
+        instance_id = engine.resolve_id(instance_id)
         before = engine.get(instance_id).state
         instance = engine.fire(
             instance_id,
@@ -118,6 +132,7 @@ def show(
 ) -> None:
     """Show an instance: state, version, times and data."""
     with settings(ctx).engine(existing=True) as engine:
+        instance_id = engine.resolve_id(instance_id)
         instance = engine.get(instance_id)
         wf = engine.workflow(instance.workflow_id, instance.workflow_version)
         children = engine.children(instance_id)
@@ -129,7 +144,8 @@ def show(
         body = instance.as_json()
         if role is not None:
             body["withheld"] = view["withheld"]
-        out.print_json({**body, "children": [c.id for c in children]})
+        summary = summary_of(wf, instance.data)
+        out.print_json({**body, "summary": summary, "children": [c.id for c in children]})
         return
     lines = out.instance_lines(instance, wf)
     if children:
@@ -143,6 +159,7 @@ def history(
 ) -> None:
     """Show the audit trail of an instance as a timeline (times in UTC)."""
     with settings(ctx).engine(existing=True) as engine:
+        instance_id = engine.resolve_id(instance_id)
         records = engine.history(instance_id)
         if role is not None:
             instance = engine.get(instance_id)
@@ -174,36 +191,8 @@ def triggers(
 ) -> None:
     """List the triggers a role may fire now, and whether their guards would let them pass."""
     with settings(ctx).engine(existing=True) as engine:
-        options = engine.available_triggers(instance_id, role)
+        options = engine.available_triggers(engine.resolve_id(instance_id), role)
     if as_json:
         out.print_json([o.as_json() for o in options])
     else:
         out.echo("\n".join(out.triggers_lines(options, role)))
-
-
-def list_(
-    ctx: typer.Context,
-    *,
-    workflow: Annotated[str | None, typer.Option("--workflow", help="Only this workflow.")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="Only in this state.")] = None,
-    where: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--where",
-            help="Only where a data field has this value (repeatable), e.g. urgency=urgent.",
-            metavar="FIELD=VALUE",
-        ),
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 100,
-    as_json: Json = False,
-) -> None:
-    """List instances, oldest first."""
-    conditions = parse_assignments(where or (), "--where")
-    with settings(ctx).engine(existing=True) as engine:
-        found = engine.query(workflow=workflow, state=state, where=conditions, limit=limit)
-    if as_json:
-        out.print_json([i.as_json() for i in found])
-    elif not found:
-        out.echo("no instances")
-    else:
-        out.echo("\n".join(out.instances_table(found)))

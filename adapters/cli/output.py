@@ -16,6 +16,7 @@ from typing import Any
 import typer
 
 from opcatflow.engine import AuditRecord, CompiledWorkflow, Instance, TriggerOption
+from opcatflow.engine.summary import summary_of
 
 ARROW = "→"
 
@@ -143,6 +144,9 @@ def instance_lines(instance: Instance, wf: CompiledWorkflow | None) -> list[str]
         f"  version  {instance.version}",
         f"  created  {when(instance.created_at)}   updated {when(instance.updated_at)}",
     ]
+    summary = summary_of(wf, instance.data) if wf else None
+    if summary:
+        lines.insert(1, f"  summary  {summary}")
     if instance.parent_id:
         lines.append(f"  parent   {instance.parent_id}")
     if instance.data:
@@ -163,7 +167,11 @@ def applied_line(before: str, after: Instance, trigger: str) -> str:
     return f"{trigger}: {move}   {dim(f'{after.id} version {after.version}')}"
 
 
-def instances_table(instances: Sequence[Instance]) -> list[str]:
+def instances_table(
+    instances: Sequence[Instance], summaries: Sequence[str | None] | None = None
+) -> list[str]:
+    """Instances as a table, with full ids (any 8+ characters of which the commands take);
+    a SUMMARY column when ``summaries`` has any (a workflow's ``summary_field``)."""
     rows = [
         (
             i.id,
@@ -174,7 +182,11 @@ def instances_table(instances: Sequence[Instance]) -> list[str]:
         )
         for i in instances
     ]
-    return table(("ID", "WORKFLOW", "STATE", "VERSION", "UPDATED (UTC)"), rows)
+    headers: tuple[str, ...] = ("ID", "WORKFLOW", "STATE", "VERSION", "UPDATED (UTC)")
+    if summaries and any(summaries):
+        rows = [(*row, s or "") for row, s in zip(rows, summaries, strict=True)]
+        headers = (*headers, "SUMMARY")
+    return table(headers, rows)
 
 
 def triggers_lines(options: Sequence[TriggerOption], role: str) -> list[str]:

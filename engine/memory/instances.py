@@ -144,6 +144,38 @@ class MemoryInstances:
         after: tuple[datetime, str] | None = None,
         limit: int = 100,
     ) -> list[Instance]:
+        found = self._matching(workflow, state, where, parent_id, after)
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [_thaw(row) for _, _, row in found[: max(limit, 0)]]
+
+    def count(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> int:
+        return len(self._matching(workflow, state, where, parent_id, after))
+
+    def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        # The memory store has no index: it scans its keys (see its documentation: made for
+        # tests and embedding). The SQL store reads a range of the id's index.
+        if not prefix:
+            return []
+        with self._t.lock:
+            found = sorted(key for key in self._rows if key.startswith(prefix))
+        return found[: max(limit, 0)]
+
+    def _matching(
+        self,
+        workflow: str | None,
+        state: str | None,
+        where: Mapping[str, Any] | None,
+        parent_id: str | None,
+        after: tuple[datetime, str] | None,
+    ) -> list[tuple[datetime, str, Stored]]:
         with self._t.lock:
             rows = list(self._rows.values())
         found: list[tuple[datetime, str, Stored]] = []
@@ -162,8 +194,7 @@ class MemoryInstances:
                 if not all(_matches(data.get(k), v) for k, v in where.items()):
                     continue
             found.append((kept.created_at, kept.id, row))
-        found.sort(key=lambda item: (item[0], item[1]))
-        return [_thaw(row) for _, _, row in found[: max(limit, 0)]]
+        return found
 
     def audit_heads(self) -> dict[str, tuple[int, str]]:
         with self._t.lock:

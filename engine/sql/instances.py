@@ -56,6 +56,13 @@ _SELECT_FOR_APPEND = sa.select(
 ).where(_I.id == sa.bindparam("instance_id"))
 _LOCK_FOR_APPEND = _SELECT_FOR_APPEND.with_for_update(of=t.instances)
 _INSERT_INSTANCE = t.instances.insert()
+# Ids in [low, high): a range scan of the primary key's index.
+_IDS_STARTING_WITH = (
+    sa.select(_I.id)
+    .where(_I.id >= sa.bindparam("low"), _I.id < sa.bindparam("high"))
+    .order_by(_I.id)
+    .limit(sa.bindparam("limit"))
+)
 
 
 class SqlInstances:
@@ -153,29 +160,90 @@ class SqlInstances:
         limit: int = 100,
     ) -> list[Instance]:
         c = t.instances.c
-        query = sa.select(t.instances).order_by(c.created_at, c.id).limit(limit)
-        if workflow is not None:
-            query = query.where(c.workflow_id == workflow)
-        if state is not None:
-            query = query.where(c.state == state)
-        if parent_id is not None:
-            query = query.where(c.parent_id == parent_id)
-        if after is not None:
-            query = query.where(sa.tuple_(c.created_at, c.id) > sa.tuple_(*after))
-        for name, value in (where or {}).items():
-            element = c.data[name]
-            if isinstance(value, bool):
-                query = query.where(element.as_boolean() == value)
-            elif isinstance(value, int):
-                query = query.where(element.as_integer() == value)
-            else:
-                query = query.where(element.as_string() == str(value))
-        return [_instance(row) for row in self._conn.execute(query)]
+        query = _filtered(
+            sa.select(t.instances),
+            workflow=workflow,
+            state=state,
+            where=where,
+            parent_id=parent_id,
+            after=after,
+        ).order_by(c.created_at, c.id)
+        return [_instance(row) for row in self._conn.execute(query.limit(limit))]
+
+    def count(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> int:
+        query = _filtered(
+            sa.select(sa.func.count()).select_from(t.instances),
+            workflow=workflow,
+            state=state,
+            where=where,
+            parent_id=parent_id,
+            after=after,
+        )
+        return int(self._conn.execute(query).scalar_one())
+
+    def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        if not prefix:
+            return []
+        low, high = prefix_range(prefix)
+        rows = self._conn.execute(_IDS_STARTING_WITH, {"low": low, "high": high, "limit": limit})
+        # the range decides which index entries are read; this keeps the answer exact
+        return [row.id for row in rows if row.id.startswith(prefix)][:limit]
 
     def audit_heads(self) -> dict[str, tuple[int, str]]:
         c = t.instances.c
         rows = self._conn.execute(sa.select(c.id, c.audit_seq, c.audit_head))
         return {row.id: (row.audit_seq, row.audit_head) for row in rows}
+
+
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """``(low, high)``: every text starting with ``prefix`` sorts in ``[low, high)``.
+
+    Ids are UUIDs: lowercase hexadecimal digits with hyphens at fixed places. Their order,
+    and so these bounds, is the same under byte order (SQLite, PostgreSQL's C collations)
+    and under the locale collations that ignore hyphens at first (glibc's): trailing
+    hyphens are dropped from the bounds so that both read the same index entries.
+    """
+    low = prefix.rstrip("-") or prefix
+    return low, low[:-1] + chr(ord(low[-1]) + 1)
+
+
+def _filtered(
+    query: sa.Select[Any],
+    *,
+    workflow: str | None,
+    state: str | None,
+    where: Mapping[str, Any] | None,
+    parent_id: str | None,
+    after: tuple[datetime, str] | None,
+) -> sa.Select[Any]:
+    c = t.instances.c
+    if workflow is not None:
+        query = query.where(c.workflow_id == workflow)
+    if state is not None:
+        query = query.where(c.state == state)
+    if parent_id is not None:
+        query = query.where(c.parent_id == parent_id)
+    if after is not None:
+        # a row value: the (created_at, id) index answers it, and a page never skips or
+        # repeats a row whatever is inserted meanwhile (new rows sort after older ones)
+        query = query.where(sa.tuple_(c.created_at, c.id) > sa.tuple_(*after))
+    for name, value in (where or {}).items():
+        element = c.data[name]
+        if isinstance(value, bool):
+            query = query.where(element.as_boolean() == value)
+        elif isinstance(value, int):
+            query = query.where(element.as_integer() == value)
+        else:
+            query = query.where(element.as_string() == str(value))
+    return query
 
 
 class SqlAudit:

@@ -393,9 +393,13 @@ def test_triggers_say_what_a_role_can_do_now(cli: Run, started: str) -> None:
 def test_list_filters_by_state_and_data(cli: Run, started: str) -> None:
     cli("start", "complaint", *INTAKE, "--data", json.dumps({**COMPLAINT, "channel": "mail"}))
     by_channel = json.loads(cli("list", "--where", "channel=during_visit", "--json").stdout)
-    assert [started] == [i["id"] for i in by_channel]
-    assert len(json.loads(cli("list", "--state", "received", "--json").stdout)) == 2
-    assert json.loads(cli("list", "--state", "closed", "--json").stdout) == []
+    assert [started] == [i["id"] for i in by_channel["items"]]
+    assert len(json.loads(cli("list", "--state", "received", "--json").stdout)["items"]) == 2
+    assert json.loads(cli("list", "--state", "closed", "--json").stdout) == {
+        "items": [],
+        "more": 0,
+        "next_cursor": None,
+    }
     table = cli("list", "--workflow", "complaint").stdout.splitlines()
     assert table[0].split() == ["ID", "WORKFLOW", "STATE", "VERSION", "UPDATED", "(UTC)"]
     assert len(table) == 3
@@ -493,10 +497,10 @@ def test_debug_lets_the_exception_through(cli: Run, db_url: str) -> None:
 
 def test_the_console_script_prints_one_line_and_exits_with_the_code(cli: Run, db_url: str) -> None:
     assert cli("db", "upgrade").exit_code == 0
-    command = [sys.executable, "-m", "opcatflow.adapters.cli", "--db", db_url, "show", "nope"]
+    command = [sys.executable, "-m", "opcatflow.adapters.cli", "--db", db_url, "show", "nopenope"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 5
-    assert done.stderr.splitlines() == ["error: no instance nope"]
+    assert done.stderr.splitlines() == ["error: no instance nopenope"]
     assert done.stdout == ""
 
 
@@ -523,7 +527,7 @@ def test_demo_runs_a_complaint_and_ends_with_the_chain_verified(tmp_path: Path) 
         "every hash and link recomputed: intact"
     )
     closed = json.loads(invoke(["--db", str(db), "list", "--state", "closed", "--json"]).stdout)
-    assert len(closed) == 1
+    assert len(closed["items"]) == 1
 
 
 def test_demo_refuses_to_reuse_a_non_empty_file(tmp_path: Path) -> None:

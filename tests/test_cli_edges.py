@@ -144,7 +144,7 @@ def test_data_files_that_are_not_small_regular_utf8_files_are_refused(
         args = ["--db", db_url, "start", "complaint", *INTAKE, "--data", data]
         assert message in assert_error(invoke(args, input=stdin), USAGE)
     listed = invoke(["--db", db_url, "list", "--json"])
-    assert json.loads(listed.stdout) == []  # nothing stored
+    assert json.loads(listed.stdout)["items"] == []  # nothing stored
 
 
 def test_data_from_standard_input_within_the_limit_is_read(db_url: str) -> None:
@@ -222,7 +222,7 @@ def test_demo_runs_on_the_global_db(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"database  {db}" in result.stdout
     listed = invoke(["--db", str(db), "list", "--state", "closed", "--json"])
-    assert len(json.loads(listed.stdout)) == 1
+    assert len(json.loads(listed.stdout)["items"]) == 1
 
 
 def test_demo_refuses_a_server_database_given_globally() -> None:

@@ -53,14 +53,18 @@ def export(
         typer.Option("--output", "-o", help="Write to this file instead of standard output."),
     ] = None,
     instance: Annotated[
-        str | None, typer.Option("--instance", help="Only this instance's records.")
+        str | None,
+        typer.Option(
+            "--instance", help="Only this instance's records (its id or an 8+ character prefix)."
+        ),
     ] = None,
     as_json: Json = False,
 ) -> None:
     """Write the audit trail as JSON Lines (personal values appear only as keyed hashes)."""
     with settings(ctx).engine(existing=True) as engine:
         if instance is not None:
-            engine.get(instance)  # a typo should say "not found", not export nothing
+            # a typo says "not found", not export nothing
+            instance = engine.resolve_id(instance)
         if output is None:
             engine.export_audit(sys.stdout, instance)
             return

@@ -144,8 +144,9 @@ def show(
         body = instance.as_json()
         if role is not None:
             body["withheld"] = view["withheld"]
-        summary = summary_of(wf, instance.data)
-        out.print_json({**body, "summary": summary, "children": [c.id for c in children]})
+        if wf.definition.summary_field is not None:
+            body["summary"] = summary_of(wf, instance.data)  # type: ignore[typeddict-unknown-key]
+        out.print_json({**body, "children": [c.id for c in children]})
         return
     lines = out.instance_lines(instance, wf)
     if children:

@@ -64,14 +64,14 @@ def list_(
         more = 0
         if len(found) == limit:
             more = engine.count(workflow=workflow, state=state, where=filters, after=found[-1])
-        summaries = [
-            summary_of(engine.workflow(i.workflow_id, i.workflow_version), i.data) for i in found
-        ]
+        workflows = [engine.workflow(i.workflow_id, i.workflow_version) for i in found]
+        summaries = [summary_of(wf, i.data) for wf, i in zip(workflows, found, strict=True)]
     cursor = encode_cursor(list_key(found[-1])) if more else None
     if as_json:
-        items: list[dict[str, Any]] = [
-            {**i.as_json(), "summary": s} for i, s in zip(found, summaries, strict=True)
-        ]
+        items: list[dict[str, Any]] = [dict(i.as_json()) for i in found]
+        for item, wf, summary in zip(items, workflows, summaries, strict=True):
+            if wf.definition.summary_field is not None:  # the key only where it can be set
+                item["summary"] = summary
         out.print_json({"items": items, "more": more, "next_cursor": cursor})
         return
     if not found:

@@ -19,6 +19,7 @@ from opcatflow.adapters.http.auth import Caller, caller, forbidden, pick_role
 from opcatflow.adapters.http.context import Api, api, context_of
 from opcatflow.adapters.http.idempotency import HEADER, Record, Reply, parse_key
 from opcatflow.adapters.http.problems import MEDIA_TYPE, ApiProblem, refusal_body, responses
+from opcatflow.adapters.http.queries import known_query
 from opcatflow.adapters.http.schemas import (
     AuditRecordOut,
     FiredOut,
@@ -28,22 +29,16 @@ from opcatflow.adapters.http.schemas import (
     TransitionIn,
     TriggerOut,
 )
-from opcatflow.adapters.http.views import (
-    decode_cursor,
-    encode_cursor,
-    etag,
-    instance_view,
-    record_view,
-)
+from opcatflow.adapters.http.views import etag, instance_view, record_view
+from opcatflow.adapters.paging import BadCursor, decode_cursor, encode_cursor
 from opcatflow.adapters.views import InstanceView
 from opcatflow.engine.audit import AuditRecordJson
 from opcatflow.engine.compiled import CompiledWorkflow
-from opcatflow.engine.definition import FieldType
-from opcatflow.engine.errors import InstanceNotFound, TransitionRefused
+from opcatflow.engine.errors import TransitionRefused
+from opcatflow.engine.filters import check_state, check_workflow, typed_where
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import UnitOfWork
-from opcatflow.engine.runtime import Engine, FireResult
-from opcatflow.engine.suggest import did_you_mean
+from opcatflow.engine.runtime import Engine, FireResult, ListKey, list_key
 
 router = APIRouter(tags=["instances"])
 
@@ -97,44 +92,23 @@ def _read(ctx: Api, who: Caller, instance_id: str) -> tuple[Instance, CompiledWo
 
 def _where(items: list[str], wf: CompiledWorkflow | None, hidden: frozenset[str]) -> dict[str, Any]:
     """``FIELD=VALUE`` filters, each VALUE read as its field's type says (so the database
-    compares like with like)."""
+    compares like with like); an unknown field or enum value is refused (422)."""
     if items and wf is None:
         raise ApiProblem(
             "invalid-request", "where needs workflow=ID: its fields say how to compare"
         )
-    where: dict[str, Any] = {}
+    conditions: dict[str, str] = {}
     for item in items:
         name, sep, raw = item.partition("=")
         if not sep or not _FIELD.match(name):
             raise ApiProblem("invalid-request", f"expected where=FIELD=VALUE, got {item!r}")
-        assert wf is not None
-        spec = wf.definition.fields.get(name)
-        if spec is None:
-            known = wf.definition.fields
-            raise ApiProblem(
-                "invalid-request", f"unknown field {name!r}{did_you_mean(name, known)}"
-            )
         if name in hidden:
             raise ApiProblem(
                 "invalid-request",
                 f"field {name!r} is personal and withheld from this key: it cannot be a filter",
             )
-        where[name] = _typed(name, spec.type, raw)
-    return where
-
-
-def _typed(name: str, kind: FieldType, raw: str) -> Any:
-    if kind is FieldType.INTEGER:
-        if re.fullmatch(r"-?[0-9]{1,18}", raw) is None:
-            raise ApiProblem("invalid-request", f"{name} is an integer field, not {raw!r}")
-        return int(raw)
-    if kind is FieldType.BOOLEAN:
-        if raw not in ("true", "false"):
-            raise ApiProblem("invalid-request", f"{name} is true or false, not {raw!r}")
-        return raw == "true"
-    if kind in (FieldType.LIST, FieldType.RECORDS):
-        raise ApiProblem("invalid-request", f"{name} is a list: lists cannot be filtered on")
-    return raw
+        conditions[name] = raw
+    return typed_where(conditions, [wf]) if wf is not None else {}
 
 
 # -- firing (declared first: routes are matched in order) -----------------------------------------
@@ -345,38 +319,52 @@ def start_instance(
     "/instances",
     response_model=InstancePage,
     responses=responses("forbidden", "not-found", "invalid-request"),
+    dependencies=[Depends(known_query)],
 )
 def list_instances(
     *,
     ctx: Annotated[Api, Depends(api)],
     who: Annotated[Caller, Depends(caller)],
     workflow: Annotated[str | None, Query(max_length=64, description="Workflow id.")] = None,
-    state: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[
+        str | None,
+        Query(max_length=64, description="A state of the workflow (of any, without workflow)."),
+    ] = None,
     parent_id: Annotated[str | None, Query(max_length=36)] = None,
     where: Annotated[
         list[str] | None,
         Query(
             description="FIELD=VALUE, repeatable, with workflow=: VALUE is read as the field's "
-            "type (an integer, true or false, else text). Personal fields the key may not "
-            "read are refused."
+            "type (an integer, true or false, an enum value, else text). Personal fields the "
+            "key may not read are refused."
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=200, description="From next_cursor.")] = None,
 ) -> dict[str, Any]:
     """Instances oldest first, a page at a time (a page may hold fewer than ``limit`` when
-    the key may not read some workflows; follow ``next_cursor`` until it is null)."""
+    the key may not read some workflows; follow ``next_cursor`` until it is null). The
+    cursor is keyset paging on (created_at, id): pages neither skip nor repeat an instance
+    while others are started. A state, field, enum value or parameter that does not exist
+    is refused (422, with a did-you-mean), never answered with an empty list."""
     engine = ctx.engine
-    wanted = engine.workflow(workflow) if workflow is not None else None
-    if wanted is not None and not who.may_read(wanted):
-        raise forbidden()
+    readable = [wf for wf in engine.catalog if who.may_read(wf)]
+    wanted = None
+    if workflow is not None:
+        if workflow not in {wf.id for wf in engine.catalog}:
+            check_workflow(workflow, (wf.id for wf in readable))  # 422, naming readable ones
+        wanted = engine.workflow(workflow)
+        if not who.may_read(wanted):
+            raise forbidden()
+    if state is not None:
+        check_state(state, [wf for wf in readable if wf.id == workflow] if wanted else readable)
     hidden = who.hidden(wanted) if wanted is not None else frozenset()
     filters = _where(where or [], wanted, hidden)
-    after = None
+    after: ListKey | None = None
     if cursor:
         try:
-            after = engine.get(decode_cursor(cursor))
-        except InstanceNotFound:
+            after = decode_cursor(cursor)
+        except BadCursor:
             raise ApiProblem("malformed-request", "not a cursor this API gave out", 400) from None
     items: list[InstanceView] = []
     done = False
@@ -390,18 +378,18 @@ def list_instances(
             limit=limit,
         )
         for instance in batch:
-            after = instance
+            after = list_key(instance)
             wf = engine.workflow(instance.workflow_id, instance.workflow_version)
             if who.may_read(wf):
                 items.append(instance_view(instance, wf, who.hidden(wf)))
                 if len(items) == limit:
                     break
-        if len(batch) < limit and (not batch or after is batch[-1]):
+        if len(batch) < limit and (not batch or after == list_key(batch[-1])):
             done = True  # the last rows there are, all read
             break
         if len(items) == limit:
             break
-    next_cursor = None if done or after is None else encode_cursor(after.id)
+    next_cursor = None if done or after is None else encode_cursor(after)
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -412,6 +400,7 @@ def list_instances(
     "/instances/{instance_id}",
     response_model=InstanceOut,
     responses={200: {"headers": _ETAG_HEADER}, **responses("forbidden", "not-found")},
+    dependencies=[Depends(known_query)],
 )
 def get_instance(
     instance_id: str,
@@ -429,6 +418,7 @@ def get_instance(
     "/instances/{instance_id}/triggers",
     response_model=list[TriggerOut],
     responses=responses("forbidden", "not-found"),
+    dependencies=[Depends(known_query)],
 )
 def get_triggers(
     instance_id: str,
@@ -455,6 +445,7 @@ def get_triggers(
     "/instances/{instance_id}/history",
     response_model=list[AuditRecordOut],
     responses=responses("forbidden", "not-found"),
+    dependencies=[Depends(known_query)],
 )
 def get_history(
     instance_id: str,

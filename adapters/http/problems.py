@@ -23,6 +23,7 @@ from opcatflow.engine.errors import (
     ConcurrentUpdate,
     DefinitionError,
     InvalidData,
+    InvalidFilter,
     InvalidText,
     LimitExceeded,
     NotFound,
@@ -158,6 +159,8 @@ def engine_error_body(err: OpcatflowError) -> dict[str, Any]:
         )
     if isinstance(err, NotFound):
         return problem_body("not-found", str(err))
+    if isinstance(err, InvalidFilter):
+        return problem_body("invalid-request", str(err), parameter=err.name, value=err.value)
     if isinstance(err, DefinitionError):
         return problem_body("invalid-definition", "a stored workflow definition is invalid")
     if isinstance(err, SchemaMismatch):

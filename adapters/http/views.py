@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable
 from typing import Any
 
-from opcatflow.adapters.http.problems import ApiProblem
 from opcatflow.adapters.views import instance_view, record_view
 from opcatflow.engine.definition import FieldSpec, FieldType, SubFieldSpec
 from opcatflow.engine.instance import Instance
 
-__all__ = ["data_schema", "decode_cursor", "encode_cursor", "etag", "instance_view", "record_view"]
+__all__ = ["data_schema", "etag", "instance_view", "record_view"]
 
 
 def etag(instance: Instance) -> str:
     """The instance's ETag: its version, as a strong entity tag."""
     return f'"{instance.version}"'
-
-
-def encode_cursor(instance_id: str) -> str:
-    return base64.urlsafe_b64encode(f"after:{instance_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    """Raises: ApiProblem (400) for a cursor this API did not give out."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    kind, _, instance_id = text.partition(":")
-    if kind != "after" or not instance_id:
-        raise ApiProblem("malformed-request", "not a cursor this API gave out", status=400)
-    return instance_id
 
 
 _JSON_TYPES: dict[FieldType, dict[str, Any]] = {

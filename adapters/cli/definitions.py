@@ -25,6 +25,7 @@ from opcatflow.engine import (
 from opcatflow.engine.contract_checks import no_writes_hint
 from opcatflow.engine.diagram import doc_pages, dot, mermaid
 from opcatflow.engine.loader import definition_files
+from opcatflow.engine.summary import label_warnings
 from opcatflow.engine.yamlsource import load_yaml
 from opcatflow.workflows import registry
 
@@ -91,6 +92,8 @@ def validate(
     if not problems:
         valid = [(f, compile_text(f.read_text("utf-8"), str(f), registry)) for f in files]
     hints = _hints(files)
+    # warnings: valid, but a list or a calendar will read badly (exit 0)
+    warnings = [w for f, wf in valid if wf.doc for w in label_warnings(wf.doc, wf.definition)]
     if as_json:
         out.print_json(
             {
@@ -104,10 +107,14 @@ def validate(
                     {"path": p.path, "line": p.line, "column": p.column, "message": p.message}
                     for p in hints
                 ],
+                "warnings": [
+                    {"path": p.path, "line": p.line, "column": p.column, "message": p.message}
+                    for p in warnings
+                ],
             }
         )
     else:
-        for p in [*problems, *hints]:
+        for p in [*problems, *hints, *warnings]:
             out.echo(str(p))
         for f, wf in valid:
             s = _summary(wf)

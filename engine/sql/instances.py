@@ -57,7 +57,7 @@ _SELECT_FOR_APPEND = sa.select(
 _LOCK_FOR_APPEND = _SELECT_FOR_APPEND.with_for_update(of=t.instances)
 _INSERT_INSTANCE = t.instances.insert()
 # Ids in [low, high): a range scan of the primary key's index.
-_IDS_STARTING_WITH = (
+IDS_STARTING_WITH = (
     sa.select(_I.id)
     .where(_I.id >= sa.bindparam("low"), _I.id < sa.bindparam("high"))
     .order_by(_I.id)
@@ -159,16 +159,15 @@ class SqlInstances:
         after: tuple[datetime, str] | None = None,
         limit: int = 100,
     ) -> list[Instance]:
-        c = t.instances.c
-        query = _filtered(
-            sa.select(t.instances),
+        query = page_statement(
             workflow=workflow,
             state=state,
             where=where,
             parent_id=parent_id,
             after=after,
-        ).order_by(c.created_at, c.id)
-        return [_instance(row) for row in self._conn.execute(query.limit(limit))]
+            limit=limit,
+        )
+        return [_instance(row) for row in self._conn.execute(query)]
 
     def count(
         self,
@@ -193,7 +192,7 @@ class SqlInstances:
         if not prefix:
             return []
         low, high = prefix_range(prefix)
-        rows = self._conn.execute(_IDS_STARTING_WITH, {"low": low, "high": high, "limit": limit})
+        rows = self._conn.execute(IDS_STARTING_WITH, {"low": low, "high": high, "limit": limit})
         # the range decides which index entries are read; this keeps the answer exact
         return [row.id for row in rows if row.id.startswith(prefix)][:limit]
 
@@ -213,6 +212,29 @@ def prefix_range(prefix: str) -> tuple[str, str]:
     """
     low = prefix.rstrip("-") or prefix
     return low, low[:-1] + chr(ord(low[-1]) + 1)
+
+
+def page_statement(
+    *,
+    workflow: str | None = None,
+    state: str | None = None,
+    where: Mapping[str, Any] | None = None,
+    parent_id: str | None = None,
+    after: tuple[datetime, str] | None = None,
+    limit: int = 100,
+) -> sa.Select[Any]:
+    """One page of instances in ``(created_at, id)`` order (the ``ix_instances_created``
+    index answers it: tests/test_listing_plans.py reads the plans)."""
+    c = t.instances.c
+    query = _filtered(
+        sa.select(t.instances),
+        workflow=workflow,
+        state=state,
+        where=where,
+        parent_id=parent_id,
+        after=after,
+    )
+    return query.order_by(c.created_at, c.id).limit(limit)
 
 
 def _filtered(

@@ -36,7 +36,8 @@ def cli(db_url: str) -> Run:
 def failed(result: Result, code: int) -> str:
     assert result.exit_code == code, result.output
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
     return lines[0]
 
 

@@ -9,8 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from http_server import ApiUnderTest, BundledApi, api_fixture, bundled_api_fixture  # noqa: F401
-from http_server import live_server_fixture  # noqa: F401
+from http_server import (  # noqa: F401
+    ApiUnderTest,
+    BundledApi,
+    api_fixture,
+    bundled_api_fixture,
+    live_server_fixture,
+)
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from storekit import T0
 
 from opcatflow.engine.sql import SQLAlchemyStore
 from opcatflow.engine.sql.instances import IDS_STARTING_WITH, page_statement, prefix_range
-from storekit import T0
 
 
 @pytest.fixture

@@ -59,7 +59,9 @@ def test_summary_of_gives_the_value_on_one_short_line_and_never_a_personal_one()
     assert summary_of(wf, {"reference": "NPM-1\n  x"}) == "NPM-1 x"
     assert summary_of(wf, {}) is None
     long = summary_of(wf, {"reference": "r" * 200})
-    assert long is not None and len(long) == SUMMARY_WIDTH and long.endswith("…")
+    assert long is not None
+    assert len(long) == SUMMARY_WIDTH
+    assert long.endswith("…")
     # a stored copy is compiled in compatibility mode, where the rule is only tolerated:
     # the personal value is still never a summary
     personal = DOSSIER.replace("summary_field: reference", "summary_field: person")

@@ -12,7 +12,6 @@ from fastapi.routing import APIRoute
 
 from opcatflow.engine.filters import check_parameters
 
-
 _DECLARED: dict[str, frozenset[str]] = {}  # by the route's unique id (its operation)
 
 

@@ -126,11 +126,15 @@ class GroupCommit(Generic[U]):
         self._queue: deque[_Member] = deque()
         self._leading = False
         self._closed = False
-        self._stats = GroupStats()
+        # batches, members, largest, waited, retried alone, deferred (see GroupStats)
+        self._counts: list[float] = [0, 0, 0, 0.0, 0, 0]
 
     def stats(self) -> GroupStats:
         with self._guard:
-            return self._stats
+            batches, members, largest, waited, retried, deferred = self._counts
+        return GroupStats(
+            int(batches), int(members), int(largest), waited, int(retried), int(deferred)
+        )
 
     def queued(self) -> int:
         """How many callers wait for a batch (not those in the batch running now)."""
@@ -144,13 +148,22 @@ class GroupCommit(Generic[U]):
         Raises:
             StoreError: the store is closed, or the commit failed (and failed again alone).
         """
-        member = _Member(work)
         with self._guard:
             if self._closed:
                 raise StoreError("the store is closed")
-            self._queue.append(member)
-            if not self._leading:
-                self._leading = member.lead = True
+            alone = not self._leading  # nobody leads: nobody is queued either
+            if alone:
+                self._leading = True
+            else:
+                member = _Member(work)
+                self._queue.append(member)
+        if alone:  # a batch of one, run in the caller's own thread and context
+            began = time.monotonic()
+            try:
+                with self._begin() as uow:
+                    return work(uow)
+            finally:
+                self._finish([], began, alone=True)
         if not member.lead:
             member.done.acquire()  # until it has its outcome, or is handed the lead
         if member.lead:  # the leader is always the first member of the batch it runs
@@ -220,21 +233,20 @@ class GroupCommit(Generic[U]):
                 member.result = None
                 self._alone(member)
             with self._guard:
-                self._stats = _add(self._stats, retried_alone=len(applied))
+                self._counts[4] += len(applied)
 
-    def _finish(self, batch: list[_Member], began: float) -> None:
+    def _finish(self, batch: list[_Member], began: float, *, alone: bool = False) -> None:
         now = time.monotonic()
-        waited = [began - m.queued_at for m in batch]
+        waited = [began - m.queued_at for m in batch] or [0.0]
         deferred = [m for m in batch if m.retry]
+        size = 1 if alone else len(batch)
         with self._guard:
-            self._stats = _add(
-                self._stats,
-                batches=1,
-                members=len(batch),
-                largest=len(batch),
-                waited=sum(waited),
-                deferred=len(deferred),
-            )
+            counts = self._counts
+            counts[0] += 1
+            counts[1] += size
+            counts[2] = max(counts[2], size)
+            counts[3] += sum(waited)
+            counts[5] += len(deferred)
             for member in reversed(deferred):
                 self._queue.appendleft(member)
             for member in deferred:
@@ -247,7 +259,7 @@ class GroupCommit(Generic[U]):
                 self._guard.notify_all()
         self.log.debug(
             "group_commit",
-            batch=len(batch),
+            batch=size,
             wait_ms=round(1000 * max(waited), 3),
             took_ms=round(1000 * (now - began), 3),
             deferred=len(deferred),
@@ -257,14 +269,3 @@ class GroupCommit(Generic[U]):
                 member.done.release()
         if successor is not None:
             successor.done.release()
-
-
-def _add(stats: GroupStats, **more: float) -> GroupStats:
-    return GroupStats(
-        batches=stats.batches + int(more.get("batches", 0)),
-        members=stats.members + int(more.get("members", 0)),
-        largest=max(stats.largest, int(more.get("largest", 0))),
-        waited=stats.waited + more.get("waited", 0.0),
-        retried_alone=stats.retried_alone + int(more.get("retried_alone", 0)),
-        deferred=stats.deferred + int(more.get("deferred", 0)),
-    )

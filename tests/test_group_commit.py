@@ -325,3 +325,16 @@ def test_a_process_killed_during_batches_loses_nothing_that_returned(
         with engine.store.connect() as conn:  # type: ignore[attr-defined]
             count = conn.execute(sa.select(sa.func.count()).select_from(t.audit)).scalar()
     assert positions == list(range(1, count + 1))
+
+
+def test_a_pool_larger_than_postgresql_allows_is_named_at_opening(db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has no connection limit")
+    logger, sink = capturing()
+    for pool_size in (5, 100_000):
+        store = SQLAlchemyStore(db_url, pool_size=pool_size, logger=logger)
+        store.ensure_schema()
+        store.close()
+    warnings = [c.kwargs for c in sink.calls if c.kwargs["event"] == "pool_exceeds_max_connections"]
+    assert [w["pool_size"] for w in warnings] == [100_000]
+    assert warnings[0]["server_allows"] < 200_000

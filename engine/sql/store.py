@@ -213,6 +213,8 @@ class SQLAlchemyStore:
             SchemaLocked: another process held the schema lock past ``schema_lock_timeout``.
         """
         expected = self.head_revision()
+        if self._dialect.postgresql:
+            self._check_pool()
         if self.current_revision() == expected:
             return
         with schema_lock(self.engine, self._writer_lock, self.schema_lock_timeout) as (
@@ -226,6 +228,23 @@ class SQLAlchemyStore:
                 upgrade_to_head(conn, deadline, database_name(self.engine))
                 return
         raise SchemaMismatch(found, expected)
+
+    def _check_pool(self) -> None:
+        # The pool may open 2 x pool_size connections (pool_size + max_overflow): one process
+        # alone must fit in what the server lets ordinary roles open.
+        allowed = (
+            "SELECT current_setting('max_connections')::int"
+            " - current_setting('superuser_reserved_connections')::int"
+        )
+        with self.connect() as conn:
+            available = int(conn.execute(sa.text(allowed)).scalar_one())
+        if 2 * self.pool_size > available:
+            self.log.warning(
+                "pool_exceeds_max_connections",
+                pool_size=self.pool_size,
+                may_open=2 * self.pool_size,
+                server_allows=available,
+            )
 
     # -- transactions ---------------------------------------------------------------------
 

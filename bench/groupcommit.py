@@ -262,12 +262,16 @@ def main(argv: list[str] | None = None) -> int:
         if "a" in parts:
             print("... (a) one caller", file=sys.stderr, flush=True)
             results["a"] = part_a(args, tmp)
+            save(results)
         if "b" in parts:
             print("... (b) 8 threads on SQLite FULL", file=sys.stderr, flush=True)
             results["b"] = part_b(args, tmp)
+            save(results)
         if "c" in parts:
             print("... (c) PostgreSQL 4 processes", file=sys.stderr, flush=True)
             results["c"] = part_c(args)
+            save(results)
+            print(json.dumps(results["c"]), file=sys.stderr, flush=True)
         if "d" in parts:
             print("... (d) HTTP API against direct fire", file=sys.stderr, flush=True)
             from bench.http import measure
@@ -283,16 +287,18 @@ def main(argv: list[str] | None = None) -> int:
                     log_dir=tmp,
                 )
             ]
-    results["environment"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    save(results)
     print(json.dumps({k: v for k, v in results.items() if k != "environment"}, indent=1))
-    print(
-        "load average at start / end:",
-        results["environment"]["load_average_at_start"],
-        results["environment"]["load_average_at_end"],
-    )
+    env = results["environment"]
+    print("load average at start / end:", env["load_average_at_start"], env["load_average_at_end"])
+    return 0
+
+
+def save(results: dict[str, Any]) -> None:
+    """Write what is measured so far (a part that fails later loses only itself)."""
+    results["environment"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "groupcommit-latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

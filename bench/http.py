@@ -129,18 +129,22 @@ class Connection:
     same two cores as the server must cost as little as it can (httpx costs several times
     the CPU per request, which the server then does not get; ``--client httpx`` shows it)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
+    ) -> None:
         self.reader = reader
         self.writer = writer
+        self.host = host  # the server answers only to the Host it serves
 
     @classmethod
     async def open(cls, base: str) -> Connection:
-        host, port = base.removeprefix("http://").split(":")
-        return cls(*await asyncio.open_connection(host, int(port)))
+        authority = base.removeprefix("http://")
+        host, port = authority.split(":")
+        return cls(*await asyncio.open_connection(host, int(port)), authority)
 
     async def post(self, path: str, body: bytes, token: str) -> tuple[int, bytes]:
         self.writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
             + body
         )

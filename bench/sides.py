@@ -3,8 +3,11 @@
 Both expose ``start() -> id`` and ``fire(id, trigger, version)``, one transaction each. The
 floor writes the same rows (same tables, created by the engine's own migrations in a separate
 file or schema) with the fewest statements that can do it: INSERT instance + INSERT audit to
-start; UPDATE instance with a version check + INSERT audit to fire. It reads nothing, hashes
-nothing and validates nothing: it is what the database and SQLAlchemy Core cost on their own.
+start; UPDATE instance with a version check + INSERT audit to fire, the record taking its
+position from the counter row as the engine's do (one UPDATE ... RETURNING per transaction).
+It reads nothing, hashes nothing and validates nothing: it is what the database and
+SQLAlchemy Core cost on their own. The reading floor (``floor-read``) also reads the row
+first, as the engine does (``SELECT``; ``SELECT ... FOR UPDATE`` on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ class FloorSide:
 
     name = "floor"
 
-    def __init__(self, url: str, synchronous: str = "FULL") -> None:
+    def __init__(self, url: str, synchronous: str = "FULL", *, reads: bool = False) -> None:
+        self.reads = reads
         # The engine's migrations create the tables (so indexes, constraints and triggers are
         # identical); nothing of the engine runs on the measured path.
         schema = SQLAlchemyStore(url, synchronous=synchronous)
@@ -92,6 +96,12 @@ class FloorSide:
         )
         self._insert_instance = t.instances.insert()
         self._insert_audit = t.audit.insert()
+        p = t.audit_position.c
+        self._position = (
+            t.audit_position.update().where(p.id == 1).values(last=p.last + 1).returning(p.last)
+        )
+        select = sa.select(t.instances).where(c.id == sa.bindparam("b_id"))
+        self._read = select.with_for_update() if self.db.dialect.name == "postgresql" else select
         with self.db.begin() as conn:
             known = conn.execute(
                 sa.select(t.definitions.c.version).where(
@@ -113,6 +123,7 @@ class FloorSide:
 
     def _audit(
         self,
+        conn: sa.Connection,
         instance_id: str,
         seq: int,
         now: datetime,
@@ -137,6 +148,7 @@ class FloorSide:
             "changes": "{}",
             "prev_hash": f"{seq - 1:064x}",
             "hash": f"{seq:064x}",
+            "position": conn.execute(self._position).scalar_one(),
         }
 
     def start(self) -> str:
@@ -162,7 +174,7 @@ class FloorSide:
             )
             conn.execute(
                 self._insert_audit,
-                self._audit(instance_id, 1, now, "start", None, "a", "started"),
+                self._audit(conn, instance_id, 1, now, "start", None, "a", "started"),
             )
         return instance_id
 
@@ -172,6 +184,8 @@ class FloorSide:
         now = datetime.now(UTC)
         seq = version + 1
         with self.db.begin() as conn:
+            if self.reads:
+                conn.execute(self._read, {"b_id": instance_id}).one()
             result = conn.execute(
                 self._update,
                 {
@@ -190,7 +204,7 @@ class FloorSide:
                 raise RuntimeError(f"floor: instance {instance_id} is not at version {version}")
             conn.execute(
                 self._insert_audit,
-                self._audit(instance_id, seq, now, trigger, from_state, to_state, "applied"),
+                self._audit(conn, instance_id, seq, now, trigger, from_state, to_state, "applied"),
             )
 
     def close(self) -> None:
@@ -200,4 +214,4 @@ class FloorSide:
 def open_side(kind: str, url: str, synchronous: str = "FULL", log: str = "off") -> Side:
     if kind == "engine":
         return EngineSide(url, synchronous, log)
-    return FloorSide(url, synchronous)
+    return FloorSide(url, synchronous, reads=kind == "floor-read")

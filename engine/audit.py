@@ -71,7 +71,9 @@ class VerifyJson(TypedDict):
 
 
 class AuditRecord(NamedTuple):
-    """One audited event. ``id`` is the global sequence, given by the store.
+    """One audited event. ``id`` is the global sequence, given by the store; ``position`` is
+    the record's place in the one total order of all records, given by the store when the
+    record's unit of work commits (gap-free, in commit order); neither is hashed.
 
     A named tuple: immutable, and several times cheaper to build than a frozen dataclass,
     which matters because one is built on every transition.
@@ -93,6 +95,7 @@ class AuditRecord(NamedTuple):
     prev_hash: str
     hash: str
     id: int | None = None
+    position: int | None = None
 
     def content(self) -> list[Any]:
         """What the hash covers, in canonical order."""

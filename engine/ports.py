@@ -19,10 +19,10 @@ Values going in and out are immutable (:class:`Instance`, :class:`AuditRecord`, 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from opcatflow.engine.audit import AuditRecord
 from opcatflow.engine.deadlines import PlannedTimer
@@ -52,6 +52,9 @@ __all__ = [
     "TimerRepository",
     "UnitOfWork",
 ]
+
+
+T = TypeVar("T")
 
 
 class DuplicateKey(StoreError):
@@ -156,17 +159,31 @@ class AuditRepository(Protocol):
     """The append-only audit trail: one hash chain per instance."""
 
     def append(self, record: AuditRecord) -> None:
-        """Add a record (its ``id`` is ignored: the store numbers records globally, in the
-        order their units of work commit on one writer, gap-free only per chain). Records
-        are never updated or deleted, by any path.
+        """Add a record (its ``id`` and ``position`` are ignored). Records are never updated
+        or deleted, by any path.
+
+        The store gives each record two numbers. ``id`` is a global sequence, increasing
+        but with gaps (a rolled-back unit of work used some). ``position`` is the record's
+        place in one total order of every record: when the unit of work commits, its records
+        take the next positions, in the order they were appended, from a counter that moves
+        once per commit; positions have no gaps, follow commit order, and a reader never sees
+        position ``n + 1`` before ``n`` (see :meth:`after`).
 
         Raises:
-            DuplicateKey: the instance already has a record with this ``seq``.
+            DuplicateKey: the instance already has a record with this ``seq`` (an
+                implementation may raise it when the unit of work commits, out of its
+                ``with`` block).
         """
 
     def records(self, instance_id: str | None = None) -> Iterator[AuditRecord]:
         """The records of one instance, or of all, ordered by instance id then ``seq``, with
-        their global ``id``; streamed (an implementation need not hold them all at once)."""
+        their global ``id`` and ``position``; streamed (an implementation need not hold them
+        all at once)."""
+
+    def after(self, position: int, limit: int = 1000) -> list[AuditRecord]:
+        """The committed records with a position above ``position``, in position order, at
+        most ``limit``: a reader that pages with the last position it got sees every record
+        once, in commit order, and never one before all those positioned ahead of it."""
 
 
 class DefinitionRepository(Protocol):
@@ -406,6 +423,23 @@ class Store(Protocol):
                 the unit of work is rolled back).
         """
 
+    def submit(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run ``work`` in a write unit of work that may be shared with other threads' work
+        (group commit: one commit, so one flush to disk, for all of them); returns its
+        result once that commit is durable, or raises its exception.
+
+        ``work`` runs in a savepoint of its own: if it raises, only its writes are discarded
+        and the exception reaches this caller, while the others' writes commit. If the
+        shared commit fails, ``work`` runs again alone, in a unit of work of its own, and
+        its caller gets the outcome of that run. So ``work`` may run twice, and in another
+        thread than the caller's (in the caller's :mod:`contextvars` context): it must act
+        only through the unit of work. A store without a flush to share (in memory) runs
+        each one alone.
+
+        Raises:
+            StoreError: the store failed (also: the store is closed).
+        """
+
     def read(self) -> AbstractContextManager[UnitOfWork]:
         """Open a read-only unit of work: it must not write (an implementation may raise
         :class:`StoreError` if it does) and takes no locks."""
@@ -436,4 +470,5 @@ class Store(Protocol):
         """
 
     def close(self) -> None:
-        """Release the store's resources; no unit of work may be open."""
+        """Release the store's resources, once the work submitted is done (new work is
+        refused); no unit of work may be open."""

@@ -149,7 +149,7 @@ class Engine:
             DefinitionError: a definition is invalid.
         """
         catalog = load_catalog(workflows, registry)
-        store = open_store(url, synchronous=synchronous)
+        store = open_store(url, synchronous=synchronous, logger=logger)
         try:
             store.ensure_schema(create=create)
             return cls(
@@ -276,13 +276,14 @@ class Engine:
         barred = start_refusal(wf, role, clean)
         if barred is not None:
             raise TransitionRefused("(new)", START, "data", barred)
-        with self.store.write() as uow:
+
+        def work(uow: UnitOfWork) -> Instance:
             if parent_id is not None:
                 uow.instances.lock(parent_id)  # raises InstanceNotFound
             now = self.clock.now()  # after the parent's lock, like every write
             instance_id = str(uuid.uuid4())
             try:
-                clean = enter_initial(
+                initial = enter_initial(
                     wf,
                     clean,
                     instance_id=instance_id,
@@ -296,13 +297,13 @@ class Engine:
                 raise TransitionRefused(
                     "(new)", START, "action", f"action failed: {err!r}"
                 ) from err
-            problem = condition_refusal(wf, wf.initial, clean)
+            problem = condition_refusal(wf, wf.initial, initial)
             if problem is not None:
                 raise TransitionRefused("(new)", START, "guard", problem)
             instance = self._writes.insert_new(
                 uow,
                 wf,
-                clean,
+                initial,
                 actor=actor,
                 role=role,
                 now=now,
@@ -312,6 +313,9 @@ class Engine:
             )
             if also is not None:
                 also(uow, instance)
+            return instance
+
+        instance = self.store.submit(work)
         self.log.info(
             "instance_started",
             instance_id=instance.id,
@@ -377,7 +381,8 @@ class Engine:
             check_call(actor=actor, role=each, reason=reason, trigger=trigger)
         if data:  # most fires supply nothing, and no data has nothing to check
             check_data(data)
-        with self.store.write() as uow:
+
+        def work(uow: UnitOfWork) -> FireResult:
             result = self._fire_in(
                 uow,
                 instance_id,
@@ -390,6 +395,11 @@ class Engine:
             )
             if also is not None:
                 also(uow, result)
+            return result
+
+        # Shared with concurrent fires and starts (group commit): a refusal is stored and
+        # committed like a change, and raised here once the commit is durable.
+        result = self.store.submit(work)
         self._log_result(result)
         if result.refusal is not None:
             raise result.refusal

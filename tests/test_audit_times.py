@@ -89,12 +89,21 @@ def in_store_write(thread: threading.Thread) -> bool:
     return False
 
 
+def queued_for_next_batch(engine: Engine) -> bool:
+    """Whether a writer of the same store waits for the batch holding the lock to commit
+    (group commit: it then runs in the next batch)."""
+    return engine.store.group.queued() > 0  # type: ignore[attr-defined]
+
+
 def wait_until_blocked(engine: Engine, holder_pid: int | None, waiter: threading.Thread) -> None:
-    """Return once ``waiter`` waits for the lock the test holds: on PostgreSQL, a session
-    blocked by the holder's; on SQLite, the thread inside ``store.connect()`` (whose writer
-    lock the test holds, so it cannot have gone further)."""
+    """Return once ``waiter`` waits for the lock the test holds: queued behind the holder's
+    batch if both fire through one store; else on PostgreSQL, a session blocked by the
+    holder's; on SQLite, the thread inside ``store.connect()`` (whose writer lock the test
+    holds, so it cannot have gone further)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
+        if queued_for_next_batch(engine):
+            return
         if holder_pid is None:
             if in_store_write(waiter):
                 return

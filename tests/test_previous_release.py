@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 from opcatflow.engine import (
     DefinitionError,
@@ -27,6 +29,7 @@ from opcatflow.engine import (
 )
 from opcatflow.engine.compiled import fingerprint
 from opcatflow.engine.sql import tables as t
+from opcatflow.engine.sql.schemalock import MIGRATIONS
 from opcatflow.workflows import BUNDLED, registry
 
 FIXTURE = Path(__file__).parent / "fixtures" / "previous_release.db"
@@ -39,12 +42,18 @@ def _copy_rows(url: str) -> None:
     source = sa.create_engine(f"sqlite:///{FIXTURE}")
     store = SQLAlchemyStore(url)
     try:
-        store.ensure_schema()
         old = sa.MetaData()
         old.reflect(source)  # the tables as the old release made them
+        with source.connect() as src:
+            revision = src.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with store.connect(write=True) as conn:  # the schema as the old release made it
+            config.attributes["connection"] = conn
+            command.upgrade(config, str(revision))
         with source.connect() as src, store.engine.begin() as dst:
             for table in t.metadata.sorted_tables:
-                if table.name not in old.tables:
+                if table.name not in old.tables or table.name == "alembic_version":
                     continue
                 # typed as the current table, so dates and JSON come back as values
                 columns = [table.c[c.name] for c in old.tables[table.name].columns]
@@ -58,6 +67,7 @@ def _copy_rows(url: str) -> None:
                         f"(SELECT coalesce(max(id), 1) FROM {table.name}))"
                     )
                 )
+        store.upgrade()  # what `opcatflow db upgrade` does after installing a new release
     finally:
         store.close()
         source.dispose()

@@ -96,7 +96,7 @@ class Settings:
         hooks = engine_hooks(
             self.workflows, registry, logger=log, policy=deadline_settings.policy
         )  # the notification outbox
-        store = SQLAlchemyStore(self.db)
+        store = SQLAlchemyStore(self.db, logger=log)  # its group commit logs at debug
         try:
             try:
                 store.ensure_schema(create=not existing)

@@ -17,6 +17,7 @@ from opcatflow.engine.rows import StoredDefinition
 INSTANCES = "instances"
 AUDIT = "audit"  # (instance id, seq) -> record
 AUDIT_TOP = "audit_top"  # instance id -> the highest seq of its chain
+AUDIT_POSITIONS = "audit_positions"  # position -> (instance id, seq), in position order
 DEFINITIONS = "definitions"
 
 # An instance as kept: an instance whose data is a private dict behind a read-only view, and,
@@ -206,12 +207,26 @@ class MemoryAudit:
         self._t = tables
         self._records = tables.table(AUDIT)
         self._top = tables.table(AUDIT_TOP)
+        self._positions: dict[int, tuple[str, int]] = tables.table(AUDIT_POSITIONS)
 
     def append(self, record: AuditRecord) -> None:
+        # Writers run one at a time and readers wait for them, so the next position, kept
+        # in a table the undo log restores, is handed out in commit order, without gaps.
         key = (record.instance_id, record.seq)
-        self._t.insert(AUDIT, key, AuditRecord(*record[:-1], self._t.next_id(AUDIT)))
+        position = len(self._positions) + 1
+        self._t.insert(AUDIT, key, AuditRecord(*record[:15], self._t.next_id(AUDIT), position))
+        self._t.insert(AUDIT_POSITIONS, position, key)
         if record.seq > self._top.get(record.instance_id, 0):
             self._t.put(AUDIT_TOP, record.instance_id, record.seq)
+
+    def after(self, position: int, limit: int = 1000) -> list[AuditRecord]:
+        with self._t.lock:
+            keys = [
+                self._positions[p]
+                for p in range(position + 1, position + 1 + limit)
+                if p in self._positions
+            ]
+            return [self._records[key] for key in keys]
 
     def records(self, instance_id: str | None = None) -> Iterator[AuditRecord]:
         with self._t.lock:

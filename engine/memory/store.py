@@ -11,8 +11,9 @@ lock, as on SQLite; reads wait for an open writer rather than see its changes.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from opcatflow.engine.errors import StoreError
 from opcatflow.engine.memory.instances import AUDIT, MemoryAudit, MemoryDefinitions, MemoryInstances
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 META = "meta"
 TIMES_ORDERED_FROM = "audit_times_ordered_from"
+T = TypeVar("T")
 URL = "memory:"
 SCHEMA = "memory"  # no schema of its own: always the one this code expects
 
@@ -102,6 +104,11 @@ class MemoryStore:
 
     def read(self) -> nullcontext[MemoryUnitOfWork]:
         return nullcontext(self._reading)
+
+    def submit(self, work: Callable[[MemoryUnitOfWork], T]) -> T:
+        # No flush to share: each caller's unit of work commits on its own.
+        with Transaction(self._tables, self._writing) as uow:
+            return work(uow)
 
     def secret(self, key: str) -> bytes:
         with self._tables.transaction():

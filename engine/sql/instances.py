@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -42,7 +42,6 @@ _ADVANCE_HEAD = (
     .where(_I.id == sa.bindparam("b_id"), _I.audit_seq == sa.bindparam("b_seq"))
     .values(audit_seq=sa.bindparam("audit_seq"), audit_head=sa.bindparam("audit_head"))
 )
-_INSERT_AUDIT = t.audit.insert()
 _RECORD_AT = sa.select(_A.at).where(
     _A.instance_id == sa.bindparam("instance_id"), _A.seq == sa.bindparam("seq")
 )
@@ -66,10 +65,11 @@ IDS_STARTING_WITH = (
 
 
 class SqlInstances:
-    __slots__ = ("_conn", "_lock", "_lock_for_append")
+    __slots__ = ("_conn", "_lock", "_lock_for_append", "_pending")
 
-    def __init__(self, conn: Connection, dialect: Dialect) -> None:
+    def __init__(self, conn: Connection, dialect: Dialect, pending: list[AuditRecord]) -> None:
         self._conn = conn
+        self._pending = pending  # the unit of work's audit records, inserted at its commit
         locks = dialect.postgresql  # SQLite's writers hold the whole file already
         self._lock = _LOCK_INSTANCE if locks else _SELECT_INSTANCE
         self._lock_for_append = _LOCK_FOR_APPEND if locks else _SELECT_FOR_APPEND
@@ -87,6 +87,12 @@ class SqlInstances:
             raise InstanceNotFound(instance_id)
         instance = _instance(row)
         at: datetime | None = row.head_at
+        if at is None:
+            # Appended earlier in this unit of work (another member of its batch, or the
+            # scheduler's previous timer on the instance): still waiting for the commit.
+            for record in reversed(self._pending):
+                if record.instance_id == instance_id and record.seq == instance.audit_seq:
+                    return instance, record.at
         if at is None:
             # On PostgreSQL a statement that waited for the lock returns the row as the
             # writer it waited for left it, but its subquery reads the audit table as it was
@@ -266,66 +272,6 @@ def _filtered(
         else:
             query = query.where(element.as_string() == str(value))
     return query
-
-
-class SqlAudit:
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def append(self, record: AuditRecord) -> None:
-        try:
-            self._conn.execute(
-                _INSERT_AUDIT,
-                {
-                    "instance_id": record.instance_id,
-                    "seq": record.seq,
-                    "at": record.at,
-                    "actor": record.actor,
-                    "role": record.role,
-                    "workflow_id": record.workflow_id,
-                    "workflow_version": record.workflow_version,
-                    "trigger": record.trigger,
-                    "from_state": record.from_state,
-                    "to_state": record.to_state,
-                    "outcome": record.outcome,
-                    "reason": record.reason,
-                    "changes": record.changes,
-                    "prev_hash": record.prev_hash,
-                    "hash": record.hash,
-                },
-            )
-        except sa.exc.IntegrityError as err:
-            raise DuplicateKey(f"audit {record.instance_id} #{record.seq} exists") from err
-
-    def records(
-        self, instance_id: str | None = None, *, batch: int = 2000
-    ) -> Iterator[AuditRecord]:
-        c = t.audit.c
-        query = sa.select(t.audit).order_by(c.instance_id, c.seq)
-        if instance_id is not None:
-            query = query.where(c.instance_id == instance_id)
-        result = self._conn.execution_options(stream_results=True, yield_per=batch).execute(query)
-        for row in result:
-            yield AuditRecord(
-                row.instance_id,
-                row.seq,
-                row.at,
-                row.actor,
-                row.role,
-                row.workflow_id,
-                row.workflow_version,
-                row.trigger,
-                row.from_state,
-                row.to_state,
-                row.outcome,
-                row.reason,
-                row.changes,
-                row.prev_hash,
-                row.hash,
-                row.id,
-            )
 
 
 class SqlDefinitions:

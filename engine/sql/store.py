@@ -10,15 +10,18 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from structlog.typing import FilteringBoundLogger
 
 from opcatflow.engine.errors import SchemaMismatch, StoreError
+from opcatflow.engine.groupcommit import GroupCommit
+from opcatflow.engine.logs import default_logger
 from opcatflow.engine.sql import tables as t
 from opcatflow.engine.sql.dialect import Dialect
 from opcatflow.engine.sql.schemalock import (
@@ -30,6 +33,13 @@ from opcatflow.engine.sql.schemalock import (
 from opcatflow.engine.sql.unit import SqlUnitOfWork
 
 TIMES_ORDERED_FROM = "audit_times_ordered_from"  # the key of the marker in opcatflow_meta
+T = TypeVar("T")
+# How long a member of a batch other than its first may wait for a row lock on PostgreSQL
+# before it is deferred to a later batch (see engine/groupcommit.py): long enough for the
+# holder's commit to finish, short enough that two batches waiting on each other's rows
+# part at once instead of after PostgreSQL's deadlock check (1 s).
+BATCH_LOCK_WAIT = "25ms"
+_PG_BUSY = frozenset({"55P03", "40P01"})  # lock_not_available, deadlock_detected
 
 
 def normalise_url(url: str) -> str:
@@ -116,6 +126,12 @@ class SQLAlchemyStore:
             lose the last commits on power loss but never corrupts).
         schema_lock_timeout: seconds to wait while another process or thread creates or
             upgrades the schema, before ``SchemaLocked``.
+        pool_size: PostgreSQL connections kept open per store (as many again may open
+            under load). Writers of one process share a connection per batch (group
+            commit), so the pool mostly serves reads: keep ``processes x 2 x pool_size``
+            below the server's ``max_connections`` minus its reserved ones (a store warns
+            when one process alone would pass it).
+        logger: where the batches of group commit are logged (debug) and the pool warning.
     """
 
     def __init__(
@@ -125,6 +141,7 @@ class SQLAlchemyStore:
         synchronous: str = "FULL",
         pool_size: int = 5,
         schema_lock_timeout: float = 60.0,
+        logger: FilteringBoundLogger | None = None,
     ) -> None:
         self.url = normalise_url(url)
         self.schema_lock_timeout = schema_lock_timeout
@@ -141,8 +158,23 @@ class SQLAlchemyStore:
             _sqlite_setup(self.engine, synchronous.upper())
             self._writer = self._writer_lock = _sqlite_writer(self.engine.url.database)
         self._dialect = Dialect(self.dialect)
+        self.pool_size = pool_size
+        self.log = logger or default_logger("opcatflow")
+        postgresql = self._dialect.postgresql
+        self.group: GroupCommit[SqlUnitOfWork] = GroupCommit(
+            self.write,
+            SqlUnitOfWork.savepoint,
+            translate=_translate,
+            is_busy=_pg_busy if postgresql else _never,
+            share=_bound_lock_waits if postgresql else _nothing,
+            unshare=_unbound_lock_waits if postgresql else _nothing,
+            logger=self.log,
+        )
 
     def close(self) -> None:
+        """Wait for the batch in flight and the writers queued for the next (refusing new
+        ones), then close the connections."""
+        self.group.close()
         self.engine.dispose()
 
     # -- schema -----------------------------------------------------------------------------
@@ -181,6 +213,8 @@ class SQLAlchemyStore:
             SchemaLocked: another process held the schema lock past ``schema_lock_timeout``.
         """
         expected = self.head_revision()
+        if self._dialect.postgresql:
+            self._check_pool()
         if self.current_revision() == expected:
             return
         with schema_lock(self.engine, self._writer_lock, self.schema_lock_timeout) as (
@@ -195,12 +229,34 @@ class SQLAlchemyStore:
                 return
         raise SchemaMismatch(found, expected)
 
+    def _check_pool(self) -> None:
+        # The pool may open 2 x pool_size connections (pool_size + max_overflow): one process
+        # alone must fit in what the server lets ordinary roles open.
+        allowed = (
+            "SELECT current_setting('max_connections')::int"
+            " - current_setting('superuser_reserved_connections')::int"
+        )
+        with self.connect() as conn:
+            available = int(conn.execute(sa.text(allowed)).scalar_one())
+        if 2 * self.pool_size > available:
+            self.log.warning(
+                "pool_exceeds_max_connections",
+                pool_size=self.pool_size,
+                may_open=2 * self.pool_size,
+                server_allows=available,
+            )
+
     # -- transactions ---------------------------------------------------------------------
 
     @contextmanager
     def write(self) -> Iterator[SqlUnitOfWork]:
         with self.connect(write=True) as conn:
-            yield SqlUnitOfWork(conn, self._dialect)
+            uow = SqlUnitOfWork(conn, self._dialect)
+            yield uow
+            uow.flush()
+
+    def submit(self, work: Callable[[SqlUnitOfWork], T]) -> T:
+        return self.group.run(work)
 
     @contextmanager
     def read(self) -> Iterator[SqlUnitOfWork]:
@@ -259,6 +315,31 @@ class SQLAlchemyStore:
                 )
                 value = conn.execute(select).scalar_one()
         return int(value)
+
+
+def _translate(err: BaseException) -> BaseException:
+    return driver_error(err) if isinstance(err, sa.exc.SQLAlchemyError) else err
+
+
+def _pg_busy(err: BaseException) -> bool:
+    orig = getattr(err, "orig", None)
+    return getattr(orig, "sqlstate", None) in _PG_BUSY
+
+
+def _never(err: BaseException) -> bool:
+    return False
+
+
+def _nothing(uow: SqlUnitOfWork) -> None:
+    pass
+
+
+def _bound_lock_waits(uow: SqlUnitOfWork) -> None:
+    uow.execute_setting(f"SET LOCAL lock_timeout = '{BATCH_LOCK_WAIT}'")
+
+
+def _unbound_lock_waits(uow: SqlUnitOfWork) -> None:
+    uow.execute_setting("SET LOCAL lock_timeout TO DEFAULT")  # the counter row waits freely
 
 
 def _revision(conn: Connection) -> str | None:

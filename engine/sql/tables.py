@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0002_list_order"
+SCHEMA_REVISION = "0003"
 
 metadata = sa.MetaData()
 
@@ -95,7 +95,22 @@ audit = sa.Table(
     sa.Column("changes", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # The record's place in one total order of every audit record, given when its unit of
+    # work commits: 1, 2, 3... without gaps, in commit order (see ``audit_position``).
+    sa.Column("position", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
     sa.UniqueConstraint("instance_id", "seq", name="uq_audit_instance_seq"),
+    sa.UniqueConstraint("position", name="uq_audit_position"),
+)
+
+# One row (id 1): the last position given to an audit record. A committing unit of work
+# moves it by the number of records it adds, in one UPDATE just before its commit; the row
+# stays locked until that commit, so positions are handed out in commit order and a reader
+# never sees position n + 1 before n.
+audit_position = sa.Table(
+    "audit_position",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("last", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
 )
 
 timers = sa.Table(

@@ -1,26 +1,45 @@
-"""``SqlUnitOfWork``: one SQLAlchemy transaction behind the repositories of the ports."""
+"""``SqlUnitOfWork``: one SQLAlchemy transaction behind the repositories of the ports.
+
+Audit records wait in the unit of work until it commits: only then do they get their
+positions (one UPDATE of the counter row for all of them, which holds that row until the
+commit, so positions follow commit order) and are inserted together (see :meth:`flush`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opcatflow.engine.audit import AuditRecord
 from opcatflow.engine.ports import (
     ApiKeyRepository,
     AuditRepository,
     DefinitionRepository,
+    DuplicateKey,
     IdempotencyRepository,
     InstanceRepository,
     OutboxRepository,
     TimerRepository,
 )
+from opcatflow.engine.sql import tables as t
 from opcatflow.engine.sql.api import SqlApiKeys, SqlIdempotency
+from opcatflow.engine.sql.audit import SqlAudit, audit_row
 from opcatflow.engine.sql.dialect import Dialect
-from opcatflow.engine.sql.instances import SqlAudit, SqlDefinitions, SqlInstances
+from opcatflow.engine.sql.instances import SqlDefinitions, SqlInstances
 from opcatflow.engine.sql.outbox import SqlOutbox
 from opcatflow.engine.sql.timers import SqlTimers
+
+_P = t.audit_position.c
+_TAKE_POSITIONS = (
+    t.audit_position.update()
+    .where(_P.id == 1)
+    .values(last=_P.last + sa.bindparam("count"))
+    .returning(_P.last)
+)
+_INSERT_AUDIT = t.audit.insert()
 
 
 class SqlUnitOfWork:
@@ -28,6 +47,7 @@ class SqlUnitOfWork:
 
     __slots__ = (
         "_conn",
+        "_pending",
         "audit",
         "definitions",
         "idempotency",
@@ -39,8 +59,9 @@ class SqlUnitOfWork:
 
     def __init__(self, conn: Connection, dialect: Dialect) -> None:
         self._conn = conn
-        self.instances: InstanceRepository = SqlInstances(conn, dialect)
-        self.audit: AuditRepository = SqlAudit(conn)
+        self._pending: list[AuditRecord] = []
+        self.instances: InstanceRepository = SqlInstances(conn, dialect, self._pending)
+        self.audit: AuditRepository = SqlAudit(conn, self._pending)
         self.definitions: DefinitionRepository = SqlDefinitions(conn, dialect)
         self.timers: TimerRepository = SqlTimers(conn, dialect)
         self.outbox: OutboxRepository = SqlOutbox(conn, dialect)
@@ -49,5 +70,34 @@ class SqlUnitOfWork:
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        with self._conn.begin_nested():
-            yield
+        mark = len(self._pending)
+        try:
+            with self._conn.begin_nested():
+                yield
+        except BaseException:
+            del self._pending[mark:]  # the records appended in the block go with it
+            raise
+
+    def execute_setting(self, statement: str) -> None:
+        """Run a ``SET LOCAL`` (the store's group commit bounds lock waits with it)."""
+        self._conn.exec_driver_sql(statement)
+
+    def flush(self) -> None:
+        """Give the waiting audit records their positions and insert them: the last writes
+        before the commit.
+
+        Raises:
+            DuplicateKey: a record's ``(instance_id, seq)`` is taken.
+        """
+        pending = self._pending
+        if not pending:
+            return
+        conn = self._conn
+        last = conn.execute(_TAKE_POSITIONS, {"count": len(pending)}).scalar_one()
+        first = last - len(pending) + 1
+        rows = [audit_row(record, first + i) for i, record in enumerate(pending)]
+        pending.clear()
+        try:
+            conn.execute(_INSERT_AUDIT, rows)
+        except sa.exc.IntegrityError as err:
+            raise DuplicateKey(f"audit: a record's seq is taken ({err.orig})") from err

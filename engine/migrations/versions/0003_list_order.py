@@ -1,15 +1,15 @@
 """Instance lists in (created_at, id) order from an index: keyset paging (issue 16).
 
-Revision ID: 0002_list_order
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0002_list_order"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

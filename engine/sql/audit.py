@@ -1,0 +1,96 @@
+"""The audit trail as SQL: records wait in their unit of work and are inserted, with their
+positions, when it commits (``SqlUnitOfWork.flush`` in :mod:`opcatflow.engine.sql.unit`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from opcatflow.engine.audit import AuditRecord
+from opcatflow.engine.sql import tables as t
+
+_A = t.audit.c
+_AFTER = (
+    sa.select(t.audit)
+    .where(_A.position > sa.bindparam("position"))
+    .order_by(_A.position)
+    .limit(sa.bindparam("limit"))
+)
+
+
+def audit_row(record: AuditRecord, position: int) -> dict[str, Any]:
+    """The row of ``record`` at ``position`` (its ``id`` is the database's)."""
+    return {
+        "instance_id": record.instance_id,
+        "seq": record.seq,
+        "at": record.at,
+        "actor": record.actor,
+        "role": record.role,
+        "workflow_id": record.workflow_id,
+        "workflow_version": record.workflow_version,
+        "trigger": record.trigger,
+        "from_state": record.from_state,
+        "to_state": record.to_state,
+        "outcome": record.outcome,
+        "reason": record.reason,
+        "changes": record.changes,
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+        "position": position,
+    }
+
+
+def _record(row: Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        row.instance_id,
+        row.seq,
+        row.at,
+        row.actor,
+        row.role,
+        row.workflow_id,
+        row.workflow_version,
+        row.trigger,
+        row.from_state,
+        row.to_state,
+        row.outcome,
+        row.reason,
+        row.changes,
+        row.prev_hash,
+        row.hash,
+        row.id,
+        row.position,
+    )
+
+
+class SqlAudit:
+    __slots__ = ("_conn", "_pending")
+
+    def __init__(self, conn: Connection, pending: list[AuditRecord]) -> None:
+        self._conn = conn
+        self._pending = pending
+
+    def append(self, record: AuditRecord) -> None:
+        # Inserted at the commit, with its position; a taken seq is a DuplicateKey then.
+        self._pending.append(record)
+
+    def records(
+        self, instance_id: str | None = None, *, batch: int = 2000
+    ) -> Iterator[AuditRecord]:
+        query = sa.select(t.audit).order_by(_A.instance_id, _A.seq)
+        if instance_id is not None:
+            query = query.where(_A.instance_id == instance_id)
+        result = self._conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+        stored = (_record(row) for row in result)
+        waiting = [r for r in self._pending if instance_id in (None, r.instance_id)]
+        if not waiting:
+            yield from stored
+            return
+        # This unit of work's own records, not inserted yet, in their place.
+        yield from sorted([*stored, *waiting], key=lambda r: (r.instance_id, r.seq))
+
+    def after(self, position: int, limit: int = 1000) -> list[AuditRecord]:
+        rows = self._conn.execute(_AFTER, {"position": position, "limit": limit})
+        return [_record(row) for row in rows]

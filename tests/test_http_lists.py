@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 from http_server import (  # noqa: F401
     ApiUnderTest,
     BundledApi,
@@ -38,54 +37,39 @@ def test_pages_neither_skip_nor_repeat_while_instances_are_started(api: ApiUnder
     assert rest["next_cursor"] is None
 
 
-@pytest.mark.parametrize(
-    ("params", "parameter", "message"),
-    [
-        ({"state": "opne"}, "state", "has no state 'opne' (did you mean 'open'?)"),
-        (
-            {"workflow": "casefile", "state": "reveiw"},
-            "state",
-            "workflow 'casefile' has no state 'reveiw' (did you mean 'review'?)",
-        ),
-        ({"workflow": "casfile"}, "workflow", "no workflow 'casfile' (did you mean 'casefile'?)"),
-        (
-            {"workflow": "casefile", "where": "scor=3"},
-            "where",
-            "unknown field 'scor' (did you mean 'score'?)",
-        ),
-        (
-            {"workflow": "casefile", "where": "score=high"},
-            "where",
-            "score is an integer field, not 'high'",
-        ),
-        ({"stat": "open"}, "parameter", "unknown parameter 'stat' (did you mean 'state'?"),
-    ],
-)
-def test_a_filter_or_parameter_naming_nothing_is_a_422(
-    api: ApiUnderTest, params: dict[str, str], parameter: str, message: str
-) -> None:
-    body = problem(api.get("/instances", "observer", params=params), 422)
-    assert body["type"] == "urn:opcatflow:problem:invalid-request"
-    assert body["parameter"] == parameter
-    assert message in body["detail"]
+TYPOS = [
+    ({"state": "opne"}, "state", "has no state 'opne' (did you mean 'open'?)"),
+    (
+        {"workflow": "casefile", "state": "reveiw"},
+        "state",
+        "workflow 'casefile' has no state 'reveiw' (did you mean 'review'?)",
+    ),
+    ({"workflow": "casfile"}, "workflow", "no workflow 'casfile' (did you mean 'casefile'?)"),
+    (
+        {"workflow": "casefile", "where": "scor=3"},
+        "where",
+        "unknown field 'scor' (did you mean 'score'?)",
+    ),
+    ({"workflow": "casefile", "where": "score=high"}, "where", "score is an integer field"),
+    ({"stat": "open"}, "parameter", "unknown parameter 'stat' (did you mean 'state'?"),
+]
 
 
-def test_unknown_parameters_are_refused_on_the_instance_routes_too(api: ApiUnderTest) -> None:
+def test_a_filter_or_parameter_naming_nothing_is_a_422(api: ApiUnderTest) -> None:
+    for params, parameter, message in TYPOS:
+        body = problem(api.get("/instances", "observer", params=params), 422)
+        assert body["type"] == "urn:opcatflow:problem:invalid-request"
+        assert body["parameter"] == parameter
+        assert message in body["detail"]
     instance_id = api.start()["id"]
-    for path in ("", "/triggers", "/history"):
+    for path in ("", "/triggers", "/history"):  # the routes of one instance too
         body = problem(api.get(f"/instances/{instance_id}{path}", "clerk", params={"x": 1}), 422)
         assert "unknown parameter 'x'" in body["detail"]
-
-
-def test_a_workflow_the_key_may_not_read_is_not_suggested(api: ApiUnderTest) -> None:
     # the clerk key reads casefile only: a typo of permit is not answered with its name
     body = problem(api.get("/instances", "clerk", params={"workflow": "permt"}), 422)
     assert "permit" not in body["detail"]
     problem(api.get("/instances", "clerk", params={"workflow": "permit"}), 403)
-
-
-def test_a_path_takes_the_full_id_only(api: ApiUnderTest) -> None:
-    instance_id = api.start()["id"]
+    # a path takes the full id only: one URL per instance
     assert api.get(f"/instances/{instance_id}", "clerk").status_code == 200
     problem(api.get(f"/instances/{instance_id[:8]}", "clerk"), 404)
 

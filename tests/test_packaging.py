@@ -35,6 +35,7 @@ def test_every_listed_package_imports() -> None:
 ENGINE_API = {
     "AuditRecord", "Catalog", "ChainBreak", "Clock", "CompiledWorkflow", "ConcurrentUpdate",
     "DeadlineEvent", "FireResult", "TransactionHook", "TransitionEvent",
+    "AmbiguousId", "IdTooShort", "InvalidFilter",
     "DefinitionError", "DuplicateKey", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
     "InvalidData", "InvalidText", "LimitExceeded", "MemoryStore", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
     "SQLAlchemyStore", "SchemaLocked", "SchemaMismatch", "Store", "StoreError", "SystemClock",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DEFINITIONS
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from opcatflow.adapters.cli import app
 from opcatflow.engine import compile_text
@@ -19,6 +19,13 @@ from opcatflow.workflows import registry
 
 DOSSIER = (DEFINITIONS / "summary" / "dossier.yaml").read_text()
 ENV = {"OPCATFLOW_DB": None, "COLUMNS": "200"}
+
+
+def validate(path: Path, *options: str) -> Result:
+    # the file alone as --workflows: no bundled catalog to load as context
+    return CliRunner().invoke(
+        app, ["--workflows", str(path), "validate", *options, str(path)], env=ENV
+    )
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -39,7 +46,7 @@ def test_validate_refuses_a_personal_or_unknown_summary_field_where_it_is(
     tmp_path: Path, field: str, message: str
 ) -> None:
     path = write(tmp_path, DOSSIER.replace("summary_field: reference", f"summary_field: {field}"))
-    result = CliRunner().invoke(app, ["validate", str(path)], env=ENV)
+    result = validate(path)
     assert result.exit_code == 6, result.output
     assert f"{path}:6:16: {message}" in result.stdout
 
@@ -49,7 +56,7 @@ def test_a_summary_field_must_hold_one_short_value(tmp_path: Path) -> None:
         "  pages: {type: integer}", "  pages: {type: integer}\n  tags: {type: list, items: string}"
     )
     text = text.replace("writes: [pages]", "writes: [pages, tags]")
-    result = CliRunner().invoke(app, ["validate", str(write(tmp_path, text))], env=ENV)
+    result = validate(write(tmp_path, text))
     assert result.exit_code == 6
     assert "summary_field 'tags' is list: it must be one of date, enum, integer" in result.stdout
 
@@ -71,12 +78,12 @@ def test_summary_of_gives_the_value_on_one_short_line_and_never_a_personal_one()
 
 def test_validate_warns_about_a_deadline_without_a_label_and_still_passes(tmp_path: Path) -> None:
     path = write(tmp_path, DOSSIER.replace("        label: Answer the dossier\n", ""))
-    result = CliRunner().invoke(app, ["validate", str(path)], env=ENV)
+    result = validate(path)
     assert result.exit_code == 0, result.output
     warning = "warning: deadline 'answer' has no label: lists and calendars will show its id"
     assert f"{path}:22:9: {warning}" in result.stdout
-    listed = json.loads(CliRunner().invoke(app, ["validate", "--json", str(path)], env=ENV).stdout)
+    listed = json.loads(validate(path, "--json").stdout)
     assert listed["ok"] is True
     assert [w["message"] for w in listed["warnings"]] == [warning]
-    clean = CliRunner().invoke(app, ["validate", str(DEFINITIONS / "summary")], env=ENV)
+    clean = validate(DEFINITIONS / "summary")
     assert "warning" not in clean.stdout

@@ -40,6 +40,7 @@ from opcatflow.engine.sql import tables as t
 from opcatflow.engine.sql.dialect import Dialect
 from opcatflow.engine.sql.store import normalise_url
 from opcatflow.engine.sql.timers import claim_query
+from opcatflow.engine.sql.unit import take_positions
 
 TICKET = """\
 id: ticket
@@ -122,7 +123,11 @@ def _timer(instance_id: str, state: str, deadline: str, due: datetime) -> dict[s
 def _insert(engine: Engine, table: sa.Table, rows: list[dict[str, Any]], chunk: int = 5000) -> None:
     for start in range(0, len(rows), chunk):
         with engine.store.connect(write=True) as conn:
-            conn.execute(table.insert(), rows[start : start + chunk])
+            part = rows[start : start + chunk]
+            if table is t.audit:  # records take their positions as the engine's do
+                first = take_positions(conn, len(part))
+                part = [{**row, "position": first + n} for n, row in enumerate(part)]
+            conn.execute(table.insert(), part)
 
 
 def seed(engine: Engine, *, pending: int, per_instance: int, due: int, extra: int) -> list[str]:

@@ -28,6 +28,7 @@ from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.sql import tables as t
+from opcatflow.engine.sql.unit import take_positions
 
 TIMERLOAD = Path(__file__).parent / "definitions" / "timerload"
 
@@ -121,6 +122,9 @@ def seed_due_tickets(url: str, count: int, created: datetime, due: datetime) -> 
                 }
             )
         with engine.store.connect(write=True) as conn:
+            first = take_positions(conn, len(records))
+            for n, row in enumerate(records):
+                row["position"] = first + n
             for table, rows in ((t.instances, instances), (t.audit, records), (t.timers, timers)):
                 for start in range(0, len(rows), 2000):
                     conn.execute(table.insert(), rows[start : start + 2000])

@@ -42,6 +42,14 @@ _TAKE_POSITIONS = (
 _INSERT_AUDIT = t.audit.insert()
 
 
+def take_positions(conn: Connection, count: int) -> int:
+    """Reserve ``count`` audit positions in ``conn``'s transaction; returns the first. The
+    counter row stays locked until that transaction ends (for tools that bulk-load records,
+    such as test and benchmark fixtures: the engine's own records get theirs at commit)."""
+    last: int = conn.execute(_TAKE_POSITIONS, {"count": count}).scalar_one()
+    return last - count + 1
+
+
 class SqlUnitOfWork:
     """The repositories of one transaction (:class:`opcatflow.engine.ports.UnitOfWork`)."""
 
@@ -93,8 +101,7 @@ class SqlUnitOfWork:
         if not pending:
             return
         conn = self._conn
-        last = conn.execute(_TAKE_POSITIONS, {"count": len(pending)}).scalar_one()
-        first = last - len(pending) + 1
+        first = take_positions(conn, len(pending))
         rows = [audit_row(record, first + i) for i, record in enumerate(pending)]
         pending.clear()
         try:

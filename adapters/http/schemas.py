@@ -178,6 +178,16 @@ class VerifyOut(VerifyJson):
     """The audit chain recomputed: every hash and link of every instance."""
 
 
+class ReloadOut(BaseModel):
+    """What a reload loaded: versions added, retired and made active again since the last."""
+
+    reloaded: bool
+    added: list[str]
+    retired: list[str]
+    activated: list[str]
+    problems: list[str]
+
+
 class HealthOut(BaseModel):
     status: str
 

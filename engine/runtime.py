@@ -142,6 +142,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.log = logger or default_logger("opcatflow")
         redactor = Redactor(audit_key or store.secret("audit_key"))
+        self.redactor = redactor  # personal values in audit records, as keyed hashes
         self._times_ordered_from = store.audit_times_ordered_from()
         self.settings = settings or Settings.default()
         self.timers = TimerHook(self.settings)

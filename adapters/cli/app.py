@@ -17,6 +17,7 @@ from opcatflow.adapters.cli import calendar as engagement
 from opcatflow.adapters.cli import deadlines as deadline_commands
 from opcatflow.adapters.cli.catalogue import workflows_app
 from opcatflow.adapters.cli.errors import UNEXPECTED, USAGE, describe, fail, one_line
+from opcatflow.adapters.cli.migrate import migrate
 from opcatflow.adapters.cli.options import DEFAULT_DB, LogFormat, LogLevel, Settings
 from opcatflow.adapters.cli.report import report_app
 from opcatflow.engine.errors import InvalidText
@@ -180,6 +181,7 @@ for name, command in (
     ("list", instances.list_),
     ("demo", demo.demo),
     ("serve", serve.serve),
+    ("migrate", migrate),
 ):
     app.command(name)(command)
 app.add_typer(report_app, name="report")

@@ -1,5 +1,6 @@
 """``/admin``: what an ``admin`` key may ask of the running service: load the definitions
-deployed since it started (``POST /admin/reload``)."""
+deployed since it started (``POST /admin/reload``), and migrate running instances to another
+definition version (``POST /admin/migrations``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from fastapi import APIRouter, Depends
 from opcatflow.adapters.http.auth import Caller, require_admin
 from opcatflow.adapters.http.context import Api, api
 from opcatflow.adapters.http.problems import ApiProblem, responses
-from opcatflow.adapters.http.schemas import ReloadOut
+from opcatflow.adapters.http.schemas import MigrationIn, MigrationOut, ReloadOut
+from opcatflow.engine.errors import DefinitionError
+from opcatflow.engine.migration import Migrator
 
 router = APIRouter(tags=["admin"])
 
@@ -36,3 +39,31 @@ async def reload_definitions(
             extra={"problems": problems},
         )
     return report.as_json()
+
+
+@router.post(
+    "/admin/migrations",
+    response_model=MigrationOut,
+    responses=responses("forbidden", "invalid-plan"),
+)
+async def migrate_instances(
+    body: MigrationIn,
+    ctx: Annotated[Api, Depends(api)],
+    who: Annotated[Caller, Depends(require_admin)],
+) -> dict[str, Any]:
+    """Run a migration plan (its YAML text in ``plan``), as ``opcatflow migrate`` does: with
+    ``dry_run``, say what would happen to each instance; else migrate each in its own
+    transaction (a ``migrated`` record naming the key's actor), listing refusals per
+    instance. An invalid plan is answered ``invalid-plan`` with every problem located."""
+
+    def run() -> dict[str, Any]:
+        migrator = Migrator(ctx.engine, actor=who.actor)
+        try:
+            plan = migrator.load(body.plan, "<plan>")
+            report = migrator.run(plan, dry_run=body.dry_run, batch=body.batch)
+        except DefinitionError as err:
+            problems = [str(p) for p in err.problems]
+            raise ApiProblem("invalid-plan", problems[0], extra={"problems": problems}) from None
+        return report.as_json()
+
+    return await ctx.blocking(run)

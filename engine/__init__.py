@@ -23,6 +23,7 @@ from opcatflow.engine.errors import (
     SchemaMismatch,
     StoreError,
     TransitionRefused,
+    VersionRetired,
     WorkflowNotFound,
 )
 from opcatflow.engine.events import DeadlineEvent, TransactionHook, TransitionEvent
@@ -68,6 +69,7 @@ __all__ = [
     "TransactionHook",
     "TransitionEvent",
     "TransitionRefused",
+    "VersionRetired",
     "TriggerOption",
     "UnitOfWork",
     "VerifyReport",

@@ -30,12 +30,15 @@ def stored_label(workflow: str, version: int) -> str:
 
 
 def digest(rows: Iterable[StoredDefinition]) -> str:
-    """A fingerprint of the catalogue's rows (ids, versions, content, status, origin): the
-    periodic check reloads only when it changes."""
+    """A fingerprint of what the catalogue takes from the database (the deployed versions'
+    content, the retired versions): the periodic check reloads only when it changes, not
+    when a process stores the copy of a file it started an instance on."""
     h = hashlib.sha256()
     for row in sorted(rows, key=lambda r: (r.workflow_id, r.version)):
-        h.update(f"{row.workflow_id}\0{row.version}\0{row.fingerprint}\0".encode())
-        h.update(f"{row.status}\0{row.origin}\n".encode())
+        deployed = row.origin is DefinitionOrigin.DEPLOY
+        if deployed or row.status is DefinitionStatus.RETIRED:
+            h.update(f"{row.workflow_id}\0{row.version}\0{row.status}\0".encode())
+            h.update(f"{row.fingerprint if deployed else ''}\n".encode())
     return h.hexdigest()
 
 

@@ -31,6 +31,7 @@ from opcatflow.engine.catalogue import (
     assemble,
     changes,
     digest,
+    retired,
     stored_conflicts,
 )
 from opcatflow.engine.clock import Clock, SystemClock
@@ -246,6 +247,17 @@ class Engine:
         self.log.info("definitions_reloaded", **report.as_json())
         return report
 
+    def _take_statuses(self) -> bool:
+        """Mark the versions the database says are retired; whether anything changed."""
+        with self._reloading:
+            now_retired = retired(self._stored_definitions())
+            if now_retired == self.catalog.retired:
+                return False
+            catalog = self.catalog.with_retired(now_retired)
+            self.catalog = catalog
+            self._writes.catalog = catalog
+        return True
+
     def refresh(self) -> ReloadReport | None:
         """The periodic check: :meth:`reload` if the database's catalogue changed since the
         last load (a deploy, a retirement) and this state was not already refused; else
@@ -354,9 +366,10 @@ class Engine:
         try:
             return self._start(workflow, **call)
         except VersionRetired:
-            # Retired by another process since this one loaded the catalogue: load it again,
-            # and start on the version now latest (if another one is).
-            if version is not None or self.refresh() is None:
+            # Retired by another process since this one loaded the catalogue: take the
+            # statuses from the database (the periodic check loads the rest), and start on
+            # the version now latest, if another one is.
+            if version is not None or not self._take_statuses():
                 raise
             return self._start(workflow, **call)
 

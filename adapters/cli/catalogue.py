@@ -71,11 +71,14 @@ def deploy(
     with opts.store() as store:
         with store.read() as uow:
             rows = uow.definitions.listing()
-        catalog = assemble(load_catalog([*opts.workflows, *paths], registry), rows, registry)
+        loaded = load_catalog([*opts.workflows, *paths], registry)
+        conflicts = stored_conflicts(loaded, rows, registry)  # a version to bump
+        if conflicts:
+            raise DefinitionError(conflicts)
+        catalog = assemble(loaded, rows, registry)
         problems = [
             *template_problems(catalog),
             *settings_problems(catalog, opts.deadline_settings()),
-            *stored_conflicts(catalog, rows, registry),
         ]
         if problems:
             raise DefinitionError(problems)

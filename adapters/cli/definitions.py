@@ -107,13 +107,16 @@ def validate(
         # Resolved as the runtime resolves them: the files with the bundled workflows,
         # --workflows and the versions deployed to the database, as one catalog (so one id
         # and version defined twice differently is a problem naming both files).
-        catalog = assemble(load_catalog([*opts.workflows, *files], registry), stored, registry)
+        loaded = load_catalog([*opts.workflows, *files], registry)
+        conflicts = stored_conflicts(loaded, stored, registry)  # a version to bump
+        if conflicts:
+            raise DefinitionError(conflicts)
+        catalog = assemble(loaded, stored, registry)
     except DefinitionError as err:
         problems.extend(err.problems)
     else:
         problems.extend(template_problems(catalog))  # notifications' templates and variables
         problems.extend(settings_problems(catalog, opts.deadline_settings()))
-        problems.extend(stored_conflicts(catalog, stored, registry))
     if not problems:
         valid = [(f, compile_text(f.read_text("utf-8"), str(f), registry)) for f in files]
     hints = _hints(files)

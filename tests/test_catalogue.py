@@ -95,10 +95,8 @@ def test_workflows_add_to_the_bundled_set_and_export_round_trips(tmp_path: Path)
         app, ["--workflows", str(mine), "validate", str(mine / "expert.yaml")]
     )
     assert clash.exit_code == 6
-    assert (
-        "expert.yaml:" in clash.output
-        and f"differently in {BUNDLED / 'expert.yaml'}" in clash.output
-    )
+    assert "expert.yaml:" in clash.output
+    assert f"differently in {BUNDLED / 'expert.yaml'}" in clash.output
     nothing = CliRunner().invoke(app, ["--no-bundled", "validate", str(mine)])
     assert nothing.exit_code == 2
 
@@ -141,7 +139,8 @@ def test_a_retired_version_refuses_starts_on_every_route_and_keeps_firing(
     started = cli(
         db_url, "--workflows", str(tmp_path), "start", "memo", "--actor", "a", "--role", "clerk"
     )
-    assert started.exit_code == 3 and "retired" in started.output
+    assert started.exit_code == 3
+    assert "retired" in started.output
     listed = json.loads(
         cli(db_url, "--workflows", str(tmp_path), "workflows", "list", "--json").stdout
     )
@@ -239,4 +238,5 @@ def test_a_running_serve_loads_deployed_versions_without_a_restart(tmp_path: Pat
     log = (process.log).read_text()  # type: ignore[attr-defined]
     lines = [json.loads(line) for line in log.splitlines()]
     refusals = [line for line in lines if line["event"] == "definitions_reload_refused"]
-    assert refusals and any("broken.yaml:" in p for p in refusals[0]["problems"])
+    assert refusals
+    assert any("broken.yaml:" in p for p in refusals[0]["problems"])

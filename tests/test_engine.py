@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from conftest import COMPLAINT
 from helpers import EXAMPLE_DIR, make_registry
 
-from opcatflow.engine.sql.tables import SCHEMA_REVISION
 from opcatflow.engine import (
     DefinitionError,
     Engine,
@@ -24,6 +23,7 @@ from opcatflow.engine import (
     TransitionRefused,
     WorkflowNotFound,
 )
+from opcatflow.engine.sql.tables import SCHEMA_REVISION
 
 
 @pytest.fixture

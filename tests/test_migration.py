@@ -105,6 +105,42 @@ def migrated_count(db_url: str, version: int) -> int:
         store.close()
 
 
+def kill_half_way(db_url: str, plan: Path, folder: Path, version: int) -> int:
+    """Run `opcatflow migrate` and SIGKILL it once 100 instances are migrated; returns how
+    many were."""
+    command = [sys.executable, "-m", "opcatflow.adapters.cli", "--db", db_url]
+    command += ["--workflows", str(folder), "migrate", str(plan), "--batch", "10"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPCATFLOW_")}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while migrated_count(db_url, version) < 100:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(30)
+        if process.stderr is not None:
+            process.stderr.close()
+    half = migrated_count(db_url, version)
+    assert 100 <= half < RUNNING
+    return half
+
+
+def assert_whole(engine: Engine, ids: list[str], states: list[str], version: int) -> None:
+    """Every instance is either migrated (its last record ``migrated``) or untouched."""
+    for instance_id, state in zip(ids, states, strict=True):
+        instance = engine.get(instance_id)
+        last = engine.history(instance_id)[-1]
+        if instance.workflow_version == version:
+            seq = 2 if state == "received" else 3
+            assert (last.outcome, last.trigger, instance.audit_seq) == ("migrated", "migrate", seq)
+        else:
+            assert instance.workflow_version == version - 1
+            assert last.outcome == ("started" if instance.state == "received" else "applied")
+
+
 def test_a_thousand_complaints_move_to_the_next_version(
     setup: tuple[Engine, int, Path], db_url: str, clock: FrozenClock
 ) -> None:
@@ -139,32 +175,8 @@ def test_a_thousand_complaints_move_to_the_next_version(
     assert migrated_count(db_url, version) == 0  # a dry run changes nothing
 
     # Applied by the command, killed half way (each instance is its own transaction) ...
-    command = [sys.executable, "-m", "opcatflow.adapters.cli", "--db", db_url]
-    command += ["--workflows", str(tmp / "next"), "migrate", str(plan), "--batch", "10"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPCATFLOW_")}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while migrated_count(db_url, version) < 100:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(30)
-        if process.stderr is not None:
-            process.stderr.close()
-    half = migrated_count(db_url, version)
-    assert 100 <= half < RUNNING
-    for instance_id, state in zip(ids, states, strict=True):  # nothing half-migrated
-        instance = engine.get(instance_id)
-        last = engine.history(instance_id)[-1]
-        if instance.workflow_version == version:
-            seq = 2 if state == "received" else 3
-            assert (last.outcome, last.trigger, instance.audit_seq) == ("migrated", "migrate", seq)
-        else:
-            assert instance.workflow_version == version - 1
-            assert last.outcome == ("started" if instance.state == "received" else "applied")
+    half = kill_half_way(db_url, plan, tmp / "next", version)
+    assert_whole(engine, ids, states, version)
 
     # ... and run again: it migrates the rest.
     rest = migrator.run(migrator.load(plan.read_text(), str(plan)), dry_run=False, batch=100)
@@ -182,12 +194,13 @@ def test_a_thousand_complaints_move_to_the_next_version(
     assert "npm_best_placed" not in sample.data
     record = engine.history(ids[1])[-1]
     assert record.workflow_version == version
-    assert f'"from":{version - 1}' in record.changes and '"plan":"' in record.changes
+    assert f'"from":{version - 1}' in record.changes
+    assert '"plan":"' in record.changes
     assert "Ana Pereira" not in record.changes
 
 
 def test_a_plan_is_checked_like_a_definition(setup: tuple[Engine, int, Path]) -> None:
-    engine, version, tmp = setup
+    engine, version, _tmp = setup
     text = plan_text(version).replace("  recorded: recorded\n", "  recorded: recordd\n")
     text = text.replace("best_placed}", "best_placd}")
     migrator = Migrator(engine)
@@ -209,7 +222,7 @@ def test_a_plan_is_checked_like_a_definition(setup: tuple[Engine, int, Path]) ->
 def test_unmapped_occupied_states_stop_the_run_and_refusals_are_per_instance(
     setup: tuple[Engine, int, Path], clock: FrozenClock
 ) -> None:
-    engine, version, tmp = setup
+    engine, version, _tmp = setup
     entered = clock.now() - timedelta(days=3)
     ok = place(engine, "complaint", version - 1, ["recorded"], DATA, entered=entered)
     without = {k: v for k, v in DATA.items() if k != "channel"}

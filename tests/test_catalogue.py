@@ -105,16 +105,25 @@ def test_validate_with_a_database_refuses_a_changed_stored_version(
     db_url: str, tmp_path: Path
 ) -> None:
     first = memo(tmp_path, 1)
-    assert cli(db_url, "--workflows", str(first), "workflows", "deploy", str(first)).exit_code == 0
+    assert (
+        cli(
+            db_url, "--no-bundled", "--workflows", str(first), "workflows", "deploy", str(first)
+        ).exit_code
+        == 0
+    )
     first.write_text(MEMO.format(version=1).replace("Writes memos", "Writes notes"))
-    result = cli(db_url, "validate", "--db", db_url, str(first))
+    result = cli(
+        db_url, "--no-bundled", "--workflows", str(first), "validate", "--db", db_url, str(first)
+    )
     assert result.exit_code == 6
     assert (
         f"{first}:2:10: workflow 'memo' version 1 is already stored in the database"
         in result.output
     )
     assert "bump it (version: 2 is free)" in result.output
-    refused = cli(db_url, "workflows", "deploy", str(first))
+    refused = cli(
+        db_url, "--no-bundled", "--workflows", str(first), "workflows", "deploy", str(first)
+    )
     assert refused.exit_code == 6
 
 
@@ -127,7 +136,10 @@ def test_a_retired_version_refuses_starts_on_every_route_and_keeps_firing(
         running = engine.start("memo", actor="ann", role="clerk")
         folder = engine.start("folder", actor="ann", role="clerk")
     assert (
-        cli(db_url, "--workflows", str(tmp_path), "workflows", "retire", "memo", "1").exit_code == 0
+        cli(
+            db_url, "--no-bundled", "--workflows", str(tmp_path), "workflows", "retire", "memo", "1"
+        ).exit_code
+        == 0
     )
     with Engine.open(db_url, [tmp_path], registry, clock=clock) as engine:
         with pytest.raises(VersionRetired, match="memo version 1 is retired"):
@@ -137,22 +149,51 @@ def test_a_retired_version_refuses_starts_on_every_route_and_keeps_firing(
         assert engine.history(folder.id)[-1].outcome == "refused"
         assert engine.fire(running.id, "send", actor="ann", role="clerk").state == "sent"
     started = cli(
-        db_url, "--workflows", str(tmp_path), "start", "memo", "--actor", "a", "--role", "clerk"
+        db_url,
+        "--no-bundled",
+        "--workflows",
+        str(tmp_path),
+        "start",
+        "memo",
+        "--actor",
+        "a",
+        "--role",
+        "clerk",
     )
     assert started.exit_code == 3
     assert "retired" in started.output
     listed = json.loads(
-        cli(db_url, "--workflows", str(tmp_path), "workflows", "list", "--json").stdout
+        cli(
+            db_url, "--no-bundled", "--workflows", str(tmp_path), "workflows", "list", "--json"
+        ).stdout
     )
     [line] = [x for x in listed if x["workflow"] == "memo"]
     assert (line["status"], line["starts"], line["running"]) == ("retired", False, 1)
     assert (
-        cli(db_url, "--workflows", str(tmp_path), "workflows", "activate", "memo", "1").exit_code
+        cli(
+            db_url,
+            "--no-bundled",
+            "--workflows",
+            str(tmp_path),
+            "workflows",
+            "activate",
+            "memo",
+            "1",
+        ).exit_code
         == 0
     )
     assert (
         cli(
-            db_url, "--workflows", str(tmp_path), "start", "memo", "--actor", "a", "--role", "clerk"
+            db_url,
+            "--no-bundled",
+            "--workflows",
+            str(tmp_path),
+            "start",
+            "memo",
+            "--actor",
+            "a",
+            "--role",
+            "clerk",
         ).exit_code
         == 0
     )
@@ -171,10 +212,28 @@ def test_a_running_serve_loads_deployed_versions_without_a_restart(tmp_path: Pat
     folder.mkdir()
     assert cli(db, "db", "upgrade").exit_code == 0
     token = cli(
-        db, "--workflows", str(folder), "apikey", "create", "--actor", "ops", "--role", "admin"
+        db,
+        "--no-bundled",
+        "--workflows",
+        str(folder),
+        "apikey",
+        "create",
+        "--actor",
+        "ops",
+        "--role",
+        "admin",
     ).stdout.strip()
     deployed = memo(tmp_path, 1)
-    args = ["--db", db, "--workflows", str(folder), "serve", "--reload-check", "0.3"]
+    args = [
+        "--db",
+        db,
+        "--no-bundled",
+        "--workflows",
+        str(folder),
+        "serve",
+        "--reload-check",
+        "0.3",
+    ]
     with serving(args, tmp_path) as (process, url):
         auth = {"Authorization": f"Bearer {token}"}
 
@@ -187,10 +246,20 @@ def test_a_running_serve_loads_deployed_versions_without_a_restart(tmp_path: Pat
             return httpx.post(f"{url}/instances", json=body, headers=clerk, timeout=30)
 
         # deployed to the database: the periodic check loads it
-        assert cli(db, "workflows", "deploy", str(deployed)).exit_code == 0
+        deploy = ["--no-bundled", "--workflows", str(deployed), "workflows", "deploy"]
+        assert cli(db, *deploy, str(deployed)).exit_code == 0
         wait_for(lambda: versions().get("memo") == 1, "the deployed version is not served")
         clerk_key = cli(
-            db, "--workflows", str(deployed), "apikey", "create", "--actor", "c", "--role", "clerk"
+            db,
+            "--no-bundled",
+            "--workflows",
+            str(deployed),
+            "apikey",
+            "create",
+            "--actor",
+            "c",
+            "--role",
+            "clerk",
         )
         clerk = {"Authorization": f"Bearer {clerk_key.stdout.strip()}"}
         first = start().json()
@@ -225,7 +294,16 @@ def test_a_running_serve_loads_deployed_versions_without_a_restart(tmp_path: Pat
         # every version retired: starts refused, running instances fire
         for v in (1, 2, 3):
             assert (
-                cli(db, "--workflows", str(folder), "workflows", "retire", "memo", str(v)).exit_code
+                cli(
+                    db,
+                    "--no-bundled",
+                    "--workflows",
+                    str(folder),
+                    "workflows",
+                    "retire",
+                    "memo",
+                    str(v),
+                ).exit_code
                 == 0
             )
         blocked = start()

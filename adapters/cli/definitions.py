@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.database import sqlite_path
 from opcatflow.adapters.cli.errors import INVALID_DEFINITION, USAGE, fail
 from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.adapters.notifier import template_problems
@@ -19,6 +20,8 @@ from opcatflow.engine import (
     CompiledWorkflow,
     DefinitionError,
     Problem,
+    SchemaMismatch,
+    SQLAlchemyStore,
     WorkflowDefinition,
     compile_text,
     load_catalog,
@@ -64,14 +67,29 @@ def _hints(files: Sequence[Path]) -> list[Problem]:
 
 def _stored(ctx: typer.Context, db: str | None) -> list[StoredDefinition]:
     """The definitions stored in the database that ``validate`` compares with: ``--db`` of
-    the command, or the global one when it was given (not its default)."""
-    if db is None:
-        source = ctx.find_root().get_parameter_source("db")
-        if source is None or source.name == "DEFAULT":
-            return []
-        db = settings(ctx).db
-    with replace(settings(ctx), db=db).store(existing=True) as store, store.read() as uow:
-        return uow.definitions.listing()
+    the command (which must exist), or the global one when it was given (not its default)
+    and the database exists."""
+    if db is not None:
+        with replace(settings(ctx), db=db).store(existing=True) as store, store.read() as uow:
+            return uow.definitions.listing()
+    source = ctx.find_root().get_parameter_source("db")
+    if source is None or source.name == "DEFAULT":
+        return []
+    # The global --db (or $OPCATFLOW_DB): compared with when it holds opcatflow's schema.
+    path = sqlite_path(settings(ctx).db)
+    if path is not None and not path.is_file():
+        return []
+    store = SQLAlchemyStore(settings(ctx).db)
+    try:
+        store.ensure_schema(create=False)
+        with store.read() as uow:
+            return uow.definitions.listing()
+    except SchemaMismatch as err:
+        if err.found is None:
+            return []  # no schema yet: nothing stored
+        raise
+    finally:
+        store.close()
 
 
 def validate(

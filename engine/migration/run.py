@@ -151,18 +151,19 @@ class Migrator:
         report = MigrationReport(
             plan.workflow, plan.source.version, plan.target.version, plan.digest, dry_run
         )
-        for instance in self._instances(plan, batch):
-            if instance.state in plan.source.finals:
-                report.finished += 1
-                continue
-            if dry_run:
+        for page in self._pages(plan, batch):
+            running = [i for i in page if i.state not in plan.source.finals]
+            report.finished += len(page) - len(running)
+            if dry_run:  # one read per page: nothing is locked, nothing written
                 with self.engine.store.read() as uow:
-                    outcome = self._one(uow, plan, instance, self.engine.clock.now(), apply=False)
+                    now = self.engine.clock.now()
+                    outcomes = [self._one(uow, plan, i, now, apply=False) for i in running]
             else:
-                outcome = self._apply(plan, instance.id)
-            report.outcomes.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
+                outcomes = [self._apply(plan, i.id) for i in running]
+            for outcome in outcomes:
+                report.outcomes.append(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
         return report
 
     def check_occupied(self, plan: Plan) -> None:
@@ -178,7 +179,7 @@ class Migrator:
         if problem is not None:
             raise DefinitionError([problem])
 
-    def _instances(self, plan: Plan, batch: int) -> Iterator[Instance]:
+    def _pages(self, plan: Plan, batch: int) -> Iterator[list[Instance]]:
         after: tuple[datetime, str] | None = None
         while True:
             with self.engine.store.read() as uow:
@@ -188,7 +189,7 @@ class Migrator:
                     after=after,
                     limit=batch,
                 )
-            yield from page
+            yield page
             if len(page) < batch:
                 return
             after = (page[-1].created_at, page[-1].id)

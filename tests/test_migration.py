@@ -222,6 +222,8 @@ def test_a_plan_is_checked_like_a_definition(setup: tuple[Engine, int, Path]) ->
         "p.yaml:2:7: no version 1 of 'complaint' is loaded or stored",
         "p.yaml:3:5: no version 99 of 'complaint' is loaded or stored",
     ]
+    with pytest.raises(DefinitionError, match="special characters are not allowed"):
+        migrator.load("workflow: \x8d\n", "p.yaml")  # refused by the YAML reader itself
 
 
 def test_unmapped_occupied_states_stop_the_run_and_refusals_are_per_instance(

@@ -26,6 +26,7 @@ from opcatflow.engine.errors import (
     SchemaMismatch,
     StoreError,
     TransitionRefused,
+    VersionRetired,
     WorkflowNotFound,
 )
 from opcatflow.engine.events import DeadlineEvent, TransactionHook, TransitionEvent
@@ -77,6 +78,7 @@ __all__ = [
     "TriggerOption",
     "UnitOfWork",
     "VerifyReport",
+    "VersionRetired",
     "WorkflowDefinition",
     "WorkflowNotFound",
     "compile_text",

@@ -14,9 +14,10 @@ from typing import Literal
 
 from opcatflow.engine.limits import Limit
 
-RefusalKind = Literal["trigger", "state", "role", "guard", "data", "action"]
+RefusalKind = Literal["trigger", "state", "role", "guard", "data", "action", "retired"]
 """Why a trigger was refused: no such trigger, not from this state, not this role, a guard
-or condition, the data given, or an action that failed."""
+or condition, the data given, an action that failed, or a start (or an ``opens:`` entry) on a
+retired definition version."""
 
 
 class OpcatflowError(Exception):
@@ -60,6 +61,21 @@ class TransitionRefused(OpcatflowError):
         self.kind = kind
         self.reason = reason
         super().__init__(f"{trigger!r} refused on instance {instance_id}: {reason}")
+
+
+class VersionRetired(TransitionRefused):
+    """A start on a definition version that was retired (``workflows retire``): its running
+    instances continue, new ones are refused, whichever route asks.
+
+    Attributes:
+        workflow, version: the retired version.
+    """
+
+    def __init__(self, workflow: str, version: int, newer: str = "") -> None:
+        self.workflow = workflow
+        self.version = version
+        reason = f"{workflow} version {version} is retired: it starts no new instances{newer}"
+        super().__init__("(new)", "start", "retired", reason)
 
 
 class InvalidData(OpcatflowError):

@@ -92,11 +92,18 @@ def definition_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 class Catalog:
-    """Compiled workflows by id and version."""
+    """Compiled workflows by id and version, and which versions are retired.
 
-    def __init__(self, workflows: Iterable[CompiledWorkflow] = ()) -> None:
+    The latest version of a workflow (``get(workflow)``, :meth:`latest`) is its highest
+    version that is not retired (its highest version when every one is).
+    """
+
+    def __init__(
+        self, workflows: Iterable[CompiledWorkflow] = (), retired: Iterable[tuple[str, int]] = ()
+    ) -> None:
         self._by_key: dict[tuple[str, int], CompiledWorkflow] = {}
         self._latest: dict[str, CompiledWorkflow] = {}
+        self._retired = frozenset(retired)
         for wf in workflows:
             self.add(wf)
 
@@ -112,9 +119,25 @@ class Catalog:
                 raise DefinitionError([_duplicate(wf)])
             return
         self._by_key[(wf.id, wf.version)] = wf
-        latest = self._latest.get(wf.id)
-        if latest is None or latest.version < wf.version:
-            self._latest[wf.id] = wf
+        versions = self.versions(wf.id)
+        active = [v for v in versions if (v.id, v.version) not in self._retired]
+        self._latest[wf.id] = (active or versions)[-1]
+
+    def with_retired(self, retired: Iterable[tuple[str, int]]) -> Catalog:
+        """The same workflows, with these versions (and only these) retired."""
+        return Catalog(self, retired)
+
+    def is_retired(self, workflow: str, version: int) -> bool:
+        return (workflow, version) in self._retired
+
+    @property
+    def retired(self) -> frozenset[tuple[str, int]]:
+        return self._retired
+
+    def versions(self, workflow: str) -> list[CompiledWorkflow]:
+        """Every version of a workflow, oldest first."""
+        found = [wf for (wid, _), wf in self._by_key.items() if wid == workflow]
+        return sorted(found, key=lambda wf: wf.version)
 
     def get(self, workflow: str, version: int | None = None) -> CompiledWorkflow:
         """The given version, or the latest one.
@@ -136,7 +159,7 @@ class Catalog:
         return [self._latest[k] for k in sorted(self._latest)]
 
     def __iter__(self) -> Iterator[CompiledWorkflow]:
-        return iter(self._by_key.values())
+        return iter(list(self._by_key.values()))
 
 
 def _duplicate(wf: CompiledWorkflow) -> Problem:
@@ -150,46 +173,43 @@ def _duplicate(wf: CompiledWorkflow) -> Problem:
 
 
 def load_catalog(
-    paths: Iterable[str | Path], registry: Registry, *, context: Catalog | None = None
+    paths: Iterable[str | Path],
+    registry: Registry,
+    *,
+    context: Catalog | None = None,
+    extra: Iterable[tuple[str, str]] = (),
 ) -> Catalog:
-    """Load every definition under ``paths``.
+    """Load every definition under ``paths``, and those of ``extra``.
 
     Args:
         context: other workflows that ``opens`` entries may name (when validating one file
             that opens bundled workflows, say); they are not added to the result.
+        extra: more definitions as ``(source text, where it comes from)``: the versions
+            deployed to the database, named ``<database ID vN>`` in problems.
 
     Raises:
         DefinitionError: with the problems of every file at once, including two files that
-            define the same id and version differently.
+            define the same id and version differently (naming both).
     """
     problems: list[Problem] = []
     catalog = Catalog()
     origin: dict[tuple[str, int], str] = {}
-    for path in definition_files(paths):
+    for path, text in _sources(paths, extra, problems):
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            problems.append(Problem(str(path), 1, 1, f"cannot read: {err}"))
-            continue
-        try:
-            wf = compile_text(text, str(path), registry)
+            wf = compile_text(text, path, registry)
         except DefinitionError as err:
             problems.extend(err.problems)
             continue
         key = (wf.id, wf.version)
         known = catalog.find(*key)
         if known is not None and known.fingerprint != wf.fingerprint:
-            problems.append(
-                Problem(
-                    str(path),
-                    1,
-                    1,
-                    f"workflow {wf.id!r} version {wf.version} is already defined differently "
-                    f"in {origin[key]}: give the changed definition a new version",
-                )
+            message = (
+                f"workflow {wf.id!r} version {wf.version} is already defined differently "
+                f"in {origin[key]}: give the changed definition a new version"
             )
+            problems.append(_located(wf, ("version",), message))
             continue
-        origin.setdefault(key, str(path))
+        origin.setdefault(key, path)
         catalog.add(wf)
     problems.extend(check_links(catalog, context))
     everyone = [*catalog, *(context or ())]
@@ -197,6 +217,18 @@ def load_catalog(
     if problems:
         raise DefinitionError(problems)
     return catalog
+
+
+def _sources(
+    paths: Iterable[str | Path], extra: Iterable[tuple[str, str]], problems: list[Problem]
+) -> Iterator[tuple[str, str]]:
+    for path in definition_files(paths):
+        try:
+            yield str(path), path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(Problem(str(path), 1, 1, f"cannot read: {err}"))
+    for text, where in extra:
+        yield where, text
 
 
 def check_links(catalog: Catalog, context: Catalog | None = None) -> list[Problem]:

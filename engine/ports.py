@@ -30,6 +30,8 @@ from opcatflow.engine.errors import StoreError
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.rows import (
     ApiKeyRow,
+    DefinitionOrigin,
+    DefinitionStatus,
     IdempotencyRecord,
     NewMessage,
     OutboxEntry,
@@ -99,8 +101,8 @@ class InstanceRepository(Protocol):
         """
 
     def update(self, instance: Instance, expected_version: int) -> bool:
-        """Replace the stored instance of ``instance.id`` (state, data, version, times, audit
-        head) if its stored version is still ``expected_version``.
+        """Replace the stored instance of ``instance.id`` (definition version, state, data,
+        version, times, audit head) if its stored version is still ``expected_version``.
 
         Returns:
             whether it was written (``False``: no such instance, or another version).
@@ -123,10 +125,12 @@ class InstanceRepository(Protocol):
         parent_id: str | None = None,
         after: tuple[datetime, str] | None = None,
         limit: int = 100,
+        workflow_version: int | None = None,
     ) -> list[Instance]:
         """Instances matching every given filter, ordered by ``(created_at, id)``.
 
         Args:
+            workflow_version: the definition version they run on.
             where: data fields equal to the given values (``bool``, ``int`` or text; a
                 value of another type compares as its ``str``).
             after: a ``(created_at, id)`` key: only instances ordered after it (paging).
@@ -153,6 +157,10 @@ class InstanceRepository(Protocol):
 
     def audit_heads(self) -> dict[str, tuple[int, str]]:
         """Every instance's ``(audit_seq, audit_head)``, by instance id."""
+
+    def census(self) -> dict[tuple[str, int, str], int]:
+        """How many instances each ``(workflow, definition version, state)`` holds (only
+        those holding any)."""
 
 
 class AuditRepository(Protocol):
@@ -200,6 +208,18 @@ class DefinitionRepository(Protocol):
     def set_fingerprint(self, workflow: str, version: int, fingerprint: str) -> None:
         """Replace the fingerprint of a stored copy (the content is unchanged: an earlier
         fingerprint formula)."""
+
+    def listing(self) -> list[StoredDefinition]:
+        """Every stored copy, ordered by workflow id then version."""
+
+    def set_status(
+        self, workflow: str, version: int, status: DefinitionStatus, at: datetime
+    ) -> None:
+        """Retire a stored copy (``retired_at`` becomes ``at``) or make it active again
+        (``retired_at`` cleared); nothing if there is no such copy."""
+
+    def set_origin(self, workflow: str, version: int, origin: DefinitionOrigin) -> None:
+        """Record how a stored copy is known (``deploy``: every process loads it)."""
 
 
 class TimerRepository(Protocol):
@@ -277,6 +297,21 @@ class TimerRepository(Protocol):
     ) -> None:
         """Set a timer's status, attempts and note; ``at`` is its ``closed_at`` (``None``
         leaves it open, e.g. ``pending`` again after a failed attempt)."""
+
+    def rekey(
+        self,
+        instance_id: str,
+        state: str,
+        to_state: str,
+        deadlines: Mapping[str, str | None],
+        *,
+        at: datetime,
+        note: str,
+    ) -> None:
+        """Move the timers an instance armed in ``state`` (open and closed) to ``to_state``,
+        keeping their due times, status and history: a deadline named in ``deadlines``
+        takes the new name given, and the open timers of a deadline mapped to ``None`` are
+        closed as ``cancelled`` at ``at`` with ``note`` (a definition migration)."""
 
     def open_timers(
         self,

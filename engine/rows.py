@@ -40,9 +40,24 @@ class OutboxStatus(StrEnum):
 RETRYABLE_OUTBOX = (OutboxStatus.FAILED, OutboxStatus.DEAD, OutboxStatus.PENDING)
 
 
+class DefinitionStatus(StrEnum):
+    """Whether a stored definition version may start instances."""
+
+    ACTIVE = "active"
+    RETIRED = "retired"  # its instances continue; new starts are refused
+
+
+class DefinitionOrigin(StrEnum):
+    """How a definition version reached the database."""
+
+    FILE = "file"  # a process loaded it from its files and stored it (first instance, or open)
+    DEPLOY = "deploy"  # ``workflows deploy``: every process on the database loads it
+
+
 @dataclass(frozen=True, slots=True)
 class StoredDefinition:
-    """A workflow definition as first registered (instances pinned to it run on this copy)."""
+    """A workflow definition as first registered (instances pinned to it run on this copy),
+    with its place in the catalogue of deployed versions."""
 
     workflow_id: str
     version: int
@@ -50,6 +65,9 @@ class StoredDefinition:
     title: str
     source: str
     registered_at: datetime
+    status: DefinitionStatus = DefinitionStatus.ACTIVE
+    origin: DefinitionOrigin = DefinitionOrigin.FILE
+    retired_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ audit records too, then raised. Callers that must write in the same transaction 
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,14 +25,25 @@ from opcatflow.engine.audit import (
     VerifyReport,
     verify_chain,
 )
+from opcatflow.engine.catalogue import (
+    CatalogCheck,
+    ReloadReport,
+    assemble,
+    changes,
+    digest,
+    retired,
+    stored_conflicts,
+)
 from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor
 from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
+    DefinitionError,
     InstanceNotFound,
     InvalidData,
     TransitionRefused,
+    VersionRetired,
 )
 from opcatflow.engine.events import TransactionHook
 from opcatflow.engine.firing import Applied, Refused, decide
@@ -42,6 +54,7 @@ from opcatflow.engine.loader import Catalog, compile_stored, load_catalog, same_
 from opcatflow.engine.logs import default_logger
 from opcatflow.engine.ports import Store, UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
+from opcatflow.engine.rows import StoredDefinition
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.sharing import Policy
 from opcatflow.engine.stores import open_store
@@ -90,10 +103,16 @@ class Engine:
             version of a stored definition with different content. Without it (read-only
             tools), a definition is stored when its first instance starts, and the conflict
             is raised then.
+        sources: the files and folders ``catalog`` was loaded from: :meth:`reload` reads
+            them again (without them, it keeps ``catalog`` and reads only the database).
+        checks: more checks every load of the catalogue must pass (notification templates).
+
+    The catalog in use (``engine.catalog``) is ``catalog`` with the versions deployed to the
+    database added (``workflows deploy``) and those retired there marked.
 
     Raises:
         DefinitionError: with ``register``, a catalog workflow has the id and version of a
-            stored definition with different content.
+            stored definition with different content; or a deployed version does not load.
     """
 
     def __init__(
@@ -108,13 +127,24 @@ class Engine:
         hooks: Sequence[TransactionHook] = (),
         settings: Settings | None = None,
         register: bool = True,
+        sources: Sequence[str | Path] = (),
+        checks: Sequence[CatalogCheck] = (),
     ) -> None:
         self.store = store
-        self.catalog = catalog
         self.registry = registry
+        self._base = catalog
+        self._sources = tuple(sources)
+        self._checks = tuple(checks)
+        self._reloading = threading.Lock()
+        rows = self._stored_definitions()
+        catalog = assemble(catalog, rows, registry)
+        self.catalog = catalog
+        self._catalogue = digest(rows)
+        self._refused: str | None = None  # the catalogue digest a reload last refused
         self.clock = clock or SystemClock()
         self.log = logger or default_logger("opcatflow")
         redactor = Redactor(audit_key or store.secret("audit_key"))
+        self.redactor = redactor  # personal values in audit records, as keyed hashes
         self._times_ordered_from = store.audit_times_ordered_from()
         self.settings = settings or Settings.default()
         self.timers = TimerHook(self.settings)
@@ -148,7 +178,8 @@ class Engine:
             SchemaMismatch: the database is at another schema revision.
             DefinitionError: a definition is invalid.
         """
-        catalog = load_catalog(workflows, registry)
+        sources = tuple(workflows)
+        catalog = load_catalog(sources, registry)
         store = open_store(url, synchronous=synchronous, logger=logger)
         try:
             store.ensure_schema(create=create)
@@ -161,6 +192,7 @@ class Engine:
                 hooks=hooks,
                 settings=settings,
                 register=register,
+                sources=sources,
             )
         except BaseException:
             store.close()
@@ -176,6 +208,65 @@ class Engine:
         self.close()
 
     # -- definitions -----------------------------------------------------------------------
+
+    def _stored_definitions(self) -> list[StoredDefinition]:
+        with self.store.read() as uow:
+            return uow.definitions.listing()
+
+    def reload(self) -> ReloadReport:
+        """Load the catalogue again: the files of ``sources`` and the versions deployed to
+        (and retired in) the database. Safe while requests run: the new catalog replaces the
+        old one at once, and instances keep the definition their version pins.
+
+        If the new set is invalid (a file that does not validate, a version changed without
+        a new number, a deployed version that does not load here), the engine keeps the old
+        set and logs ``definitions_reload_refused`` with every problem as
+        ``path:line:col: message``; the report carries them.
+        """
+        with self._reloading:
+            rows = self._stored_definitions()
+            try:
+                base = load_catalog(self._sources, self.registry) if self._sources else self._base
+                problems = stored_conflicts(base, rows, self.registry)
+                if problems:
+                    raise DefinitionError(problems)
+                catalog = assemble(base, rows, self.registry, self._checks)
+                self.timers.check(catalog)
+            except DefinitionError as err:
+                self._refused = digest(rows)
+                self.log.error(
+                    "definitions_reload_refused",
+                    problems=[str(p) for p in err.problems],
+                    kept=[f"{wf.id} v{wf.version}" for wf in self.catalog.latest()],
+                )
+                return ReloadReport(False, problems=err.problems)
+            report = changes(self.catalog, catalog)
+            self.catalog = catalog
+            self._writes.catalog = catalog
+            self._catalogue = digest(rows)
+            self._refused = None
+        self.log.info("definitions_reloaded", **report.as_json())
+        return report
+
+    def _take_statuses(self) -> bool:
+        """Mark the versions the database says are retired; whether anything changed."""
+        with self._reloading:
+            now_retired = retired(self._stored_definitions())
+            if now_retired == self.catalog.retired:
+                return False
+            catalog = self.catalog.with_retired(now_retired)
+            self.catalog = catalog
+            self._writes.catalog = catalog
+        return True
+
+    def refresh(self) -> ReloadReport | None:
+        """The periodic check: :meth:`reload` if the database's catalogue changed since the
+        last load (a deploy, a retirement) and this state was not already refused; else
+        ``None``. One small read when nothing changed."""
+        current = digest(self._stored_definitions())
+        if current in (self._catalogue, self._refused):
+            return None
+        return self.reload()
 
     def _register(self, catalog: Catalog) -> None:
         with self.store.write() as uow:
@@ -264,7 +355,40 @@ class Engine:
         """
         check_call(actor=actor, role=role, reason=reason)
         check_data(data or {})
+        call: dict[str, Any] = {
+            "actor": actor,
+            "role": role,
+            "data": data,
+            "parent_id": parent_id,
+            "reason": reason,
+            "version": version,
+            "also": also,
+        }
+        try:
+            return self._start(workflow, **call)
+        except VersionRetired:
+            # Retired by another process since this one loaded the catalogue: take the
+            # statuses from the database (the periodic check loads the rest), and start on
+            # the version now latest, if another one is.
+            if version is not None or not self._take_statuses():
+                raise
+            return self._start(workflow, **call)
+
+    def _start(
+        self,
+        workflow: str,
+        *,
+        actor: str,
+        role: str,
+        data: Mapping[str, Any] | None,
+        parent_id: str | None,
+        reason: str | None,
+        version: int | None,
+        also: Callable[[UnitOfWork, Instance], None] | None,
+    ) -> Instance:
         wf = self.workflow(workflow, version)
+        if self.catalog.is_retired(wf.id, wf.version):
+            raise VersionRetired(wf.id, wf.version, _newer(self.catalog, wf))
         if role not in wf.start_roles:
             allowed = ", ".join(sorted(wf.start_roles))
             raise TransitionRefused(
@@ -444,6 +568,7 @@ class Engine:
                 refusal = planned
             else:
                 children = planned
+                refusal = self._writes.retired_child(uow, children)
         if refusal is not None:
             self._writes.store_refusal(
                 uow, current, trigger=trigger, actor=actor, role=role, now=now, refusal=refusal
@@ -748,6 +873,13 @@ def _choose(
     # most (its data or guard failure), else the first role's "may not".
     allowed = [(r, o) for r, o in refusals if o.kind != "role"]
     return (allowed or refusals)[0]
+
+
+def _newer(catalog: Catalog, wf: CompiledWorkflow) -> str:
+    latest = catalog.get(wf.id)
+    if latest.version == wf.version or catalog.is_retired(latest.id, latest.version):
+        return ""
+    return f" (version {latest.version} does)"
 
 
 def _fires_any(wf: CompiledWorkflow, role: str) -> bool:

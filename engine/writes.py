@@ -27,7 +27,13 @@ from opcatflow.engine.audit import (
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.contract import outside_write_set
 from opcatflow.engine.deadlines import condition_refusal
-from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, LimitExceeded, Problem
+from opcatflow.engine.errors import (
+    ConcurrentUpdate,
+    DefinitionError,
+    LimitExceeded,
+    Problem,
+    VersionRetired,
+)
 from opcatflow.engine.events import TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.inputs import check_size
@@ -35,7 +41,7 @@ from opcatflow.engine.instance import Instance
 from opcatflow.engine.loader import Catalog, same_content
 from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
-from opcatflow.engine.rows import StoredDefinition
+from opcatflow.engine.rows import DefinitionStatus, StoredDefinition
 from opcatflow.engine.sandbox import BudgetExceeded
 
 START = "start"
@@ -178,6 +184,28 @@ class Writes:
             raise DefinitionError([Problem("<database>", 1, 1, message)])
         self._registered.add(key)
 
+    def admit(self, uow: UnitOfWork, wf: CompiledWorkflow, now: datetime) -> None:
+        """Refuse a new instance of a retired version, as the database says now (another
+        process may have retired it), and store the definition the first time.
+
+        Raises:
+            VersionRetired
+            DefinitionError: see :meth:`ensure_registered`.
+        """
+        stored = uow.definitions.get(wf.id, wf.version)
+        if stored is not None and stored.status is DefinitionStatus.RETIRED:
+            raise VersionRetired(wf.id, wf.version)
+        self.ensure_registered(uow, wf, now)
+
+    def retired_child(self, uow: UnitOfWork, children: Sequence[Child]) -> Refused | None:
+        """The refusal of a transition whose ``opens`` would start a retired version."""
+        for child in children:
+            wf = child.workflow
+            stored = uow.definitions.get(wf.id, wf.version)
+            if stored is not None and stored.status is DefinitionStatus.RETIRED:
+                return Refused("retired", f"cannot open {wf.id!r}: version {wf.version} is retired")
+        return None
+
     def insert_new(
         self,
         uow: UnitOfWork,
@@ -191,7 +219,7 @@ class Writes:
         reason: str | None,
         instance_id: str,
     ) -> Instance:
-        self.ensure_registered(uow, wf, now)
+        self.admit(uow, wf, now)
         record = make_record(
             instance_id=instance_id,
             seq=1,

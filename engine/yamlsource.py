@@ -142,7 +142,12 @@ def load_yaml(text: str, path: str) -> Located:
     located = Located(path, None)
     if len(text.encode()) > MAX_BYTES:
         raise DefinitionError([Problem(path, 1, 1, f"file is larger than {MAX_BYTES} bytes")])
-    loader = _Loader(text, path)
+    try:
+        # The reader refuses control characters as it is built, before any parsing.
+        loader = _Loader(text, path)
+    except yaml.YAMLError as err:
+        message = " ".join(str(err).split())
+        raise DefinitionError([Problem(path, 1, 1, f"YAML: {message}")]) from err
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as err:

@@ -24,7 +24,7 @@ PARIS = "calendar: {timezone: Europe/Paris, country: FR}\n"
 
 
 def run(db: str, settings: Path, *args: str) -> Result:
-    base = ["--db", db, "--workflows", str(DEADLINES), "--settings", str(settings)]
+    base = ["--db", db, "--no-bundled", "--workflows", str(DEADLINES), "--settings", str(settings)]
     return CliRunner().invoke(app, [*base, *args], env=CLEAN_ENV)
 
 
@@ -167,6 +167,7 @@ def test_worker_catches_up_on_start_and_stops_on_sigterm(db_url: str, tmp_path: 
         "opcatflow.adapters.cli",
         "--db",
         db,
+        "--no-bundled",
         "--workflows",
         str(DEADLINES),
     ]

@@ -53,7 +53,7 @@ def cli(db_url: str, tmp_path: Path) -> Run:
 
     def run(*args: str, env: dict[str, str | None] | None = None) -> Result:
         variables = {**ENV, "OPCATFLOW_NOTIFICATIONS": str(config), **(env or {})}
-        argv = ["--db", db_url, "--workflows", str(NOTICE.parent), *args]
+        argv = ["--db", db_url, "--no-bundled", "--workflows", str(NOTICE.parent), *args]
         return CliRunner().invoke(app, argv, env=variables)
 
     return run

@@ -39,7 +39,7 @@ ENGINE_API = {
     "DefinitionError", "DuplicateKey", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
     "InvalidData", "InvalidText", "LimitExceeded", "MemoryStore", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
     "SQLAlchemyStore", "SchemaLocked", "SchemaMismatch", "Store", "StoreError", "SystemClock",
-    "TransitionRefused", "TriggerOption", "UnitOfWork", "VerifyReport", "WorkflowDefinition", "WorkflowNotFound", "compile_text",
+    "TransitionRefused", "TriggerOption", "UnitOfWork", "VerifyReport", "VersionRetired", "WorkflowDefinition", "WorkflowNotFound", "compile_text",
     "load_catalog",
 }  # fmt: skip
 

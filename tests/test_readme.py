@@ -17,7 +17,7 @@ README = Path(__file__).parent.parent / "README.md"
 
 @pytest.mark.skipif(not README.exists(), reason="outside a checkout (the wheel test)")
 def test_the_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    [example, _] = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    _, example, _ = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     exec(compile(example, str(README), "exec"), {})  # our own README, nothing from outside
     printed = capsys.readouterr().out
     assert "data - missing required field(s): complaint_type, institution, theme" in printed
@@ -27,7 +27,7 @@ def test_the_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.skipif(not README.exists(), reason="outside a checkout (the wheel test)")
 def test_the_in_memory_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    [_, example] = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    _, _, example = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     exec(compile(example, str(README), "exec"), {})  # our own README, nothing from outside
     printed = [line for line in capsys.readouterr().out.splitlines() if "[info" not in line]
     assert printed == ["True", "acknowledged 2 None"]
@@ -52,3 +52,23 @@ def test_the_definition_example_is_valid() -> None:
     assert refused == Refused(
         "data", "role 'visitor' may not write answered_by (only head may write it)"
     )
+
+
+@pytest.mark.skipif(not README.exists(), reason="outside a checkout (the wheel test)")
+def test_the_webhook_verification_example_accepts_what_opcatflow_signs() -> None:
+    from opcatflow.adapters.channels.webhook import sign
+
+    [example] = re.findall(r"## Webhooks.*?```python\n(.*?)```", README.read_text(), re.S)
+    space: dict[str, object] = {}
+    exec(compile(example, str(README), "exec"), space)  # our own README
+    verify = space["verify"]
+    assert callable(verify)
+    body, now = b'{"type":"x"}', int(datetime.now(UTC).timestamp())
+    headers = {
+        "webhook-id": "msg-1",
+        "webhook-timestamp": str(now),
+        "webhook-signature": sign(b"secret", "msg-1", now, body),
+    }
+    assert verify(b"secret", headers, body) is True
+    assert verify(b"other", headers, body) is False
+    assert verify(b"secret", headers, body + b" ") is False

@@ -24,7 +24,9 @@ from opcatflow.adapters.cli import (
 )
 from opcatflow.adapters.cli import calendar as engagement
 from opcatflow.adapters.cli import deadlines as deadline_commands
+from opcatflow.adapters.cli.catalogue import workflows_app
 from opcatflow.adapters.cli.errors import UNEXPECTED, USAGE, describe, fail, one_line
+from opcatflow.adapters.cli.migrate import migrate
 from opcatflow.adapters.cli.options import DEFAULT_DB, LogFormat, LogLevel, Settings
 from opcatflow.adapters.cli.report import report_app
 from opcatflow.engine.errors import InvalidText
@@ -120,10 +122,17 @@ def root(
         typer.Option(
             "--workflows",
             metavar="PATH",
-            help="Folder or file of workflow definitions (repeatable). "
-            "[default: the bundled workflows]",
+            help="Folder or file of workflow definitions (repeatable), added to the bundled "
+            "workflows: a folder may add new versions of them, or new workflows.",
         ),
     ] = None,
+    no_bundled: Annotated[
+        bool,
+        typer.Option(
+            "--no-bundled",
+            help="Leave the bundled workflows out: only those of --workflows are loaded.",
+        ),
+    ] = False,
     npm_settings: Annotated[
         Path | None,
         typer.Option(
@@ -154,9 +163,12 @@ def root(
 
     New here? Run `opcatflow demo`.
     """
+    if no_bundled and not workflows:
+        raise fail("--no-bundled leaves no workflows: give --workflows PATH", USAGE)
+    bundled = () if no_bundled else (BUNDLED,)
     ctx.obj = Settings(
         db=db,
-        workflows=tuple(workflows) if workflows else (BUNDLED,),
+        workflows=(*bundled, *(workflows or ())),
         npm_settings=npm_settings,
         debug=debug,
         log_format=log_format,
@@ -178,6 +190,7 @@ for name, command in (
     ("list", listing.list_),
     ("demo", demo.demo),
     ("serve", serve.serve),
+    ("migrate", migrate),
 ):
     app.command(name)(command)
 app.add_typer(report_app, name="report")
@@ -188,6 +201,7 @@ app.command("calendar")(engagement.calendar)
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(outbox.notify_app, name="notify")
 app.add_typer(apikey.apikey_app, name="apikey")
+app.add_typer(workflows_app, name="workflows")
 
 
 def main() -> None:

@@ -209,6 +209,19 @@ def tick(
     out.echo(f"processed {len(report)} timer(s) due at {out.when(report.now)} UTC")
 
 
+RELOAD_CHECK = 30.0
+ReloadCheck = Annotated[
+    float,
+    typer.Option(
+        "--reload-check",
+        min=0.1,
+        metavar="SECONDS",
+        help="How often to look for definitions deployed or retired in the database (SIGHUP "
+        "and POST /admin/reload load them at once).",
+    ),
+]
+
+
 def worker(
     ctx: typer.Context,
     *,
@@ -217,29 +230,60 @@ def worker(
         typer.Option("--sweep", min=0.1, help="Seconds between sweeps for timers armed elsewhere."),
     ] = 60.0,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Timers per transaction.")] = 100,
+    reload_check: ReloadCheck = RELOAD_CHECK,
 ) -> None:
     """Run the deadline scheduler until stopped (Ctrl-C or SIGTERM), logging each firing; with
     $OPCATFLOW_NOTIFICATIONS set, the notification dispatcher runs in it too.
 
     On start it catches up on every deadline that fell due while nothing ran. Run several
-    workers on one PostgreSQL database if you like: each timer still fires once.
+    workers on one PostgreSQL database if you like: each timer still fires once. SIGHUP loads
+    the workflow definitions again (files and deployed versions).
     """
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with settings(ctx).engine() as engine:
-        background(engine, sweep=sweep, batch=batch).run_until(stop)
+        reload_on_hangup(engine)
+        background(engine, sweep=sweep, batch=batch, reload=reload_check).run_until(stop)
 
 
 def background(
-    engine: Engine, *, sweep: float, batch: int, jobs: Sequence[PeriodicJob] = ()
+    engine: Engine,
+    *,
+    sweep: float,
+    batch: int,
+    jobs: Sequence[PeriodicJob] = (),
+    reload: float = RELOAD_CHECK,
 ) -> Worker:
     """The work that runs beside the requests (``serve``) or alone (``worker``): the deadline
-    scheduler, the notification dispatcher when configured, and ``jobs``."""
+    scheduler, the notification dispatcher when configured, the check for newly deployed
+    definitions every ``reload`` seconds, and ``jobs``."""
     dispatcher = worker_jobs(engine)  # the notification dispatcher, when configured
+    check = PeriodicJob("definitions-check", engine.refresh, reload)
     return Worker(
-        Scheduler(engine, batch_size=batch), sweep_seconds=sweep, jobs=[*dispatcher, *jobs]
+        Scheduler(engine, batch_size=batch),
+        sweep_seconds=sweep,
+        jobs=[*dispatcher, check, *jobs],
     )
+
+
+def reload_on_hangup(engine: Engine) -> None:
+    """SIGHUP loads the definitions again, off the signal handler (it reads the database)."""
+
+    def hangup(*_: object) -> None:
+        threading.Thread(target=engine.reload, name="opcatflow-reload", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, hangup)
+
+
+def poll_catalogue(engine: Engine, seconds: float, stop: threading.Event) -> None:
+    """Check for newly deployed definitions every ``seconds`` until ``stop`` is set (an API
+    process that runs no worker)."""
+    while not stop.wait(seconds):
+        try:
+            engine.refresh()
+        except Exception as err:  # the database away: try again next time
+            engine.log.warning("definitions_check_failed", error=str(err))
 
 
 def simulate(

@@ -1,8 +1,10 @@
-"""Commands about definitions: ``validate``, ``schema``, ``diagram``. None touches a database."""
+"""Commands about definitions: ``validate``, ``schema``, ``diagram``. Only ``validate --db``
+reads a database."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -10,21 +12,26 @@ from typing import Annotated
 import typer
 
 from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.database import sqlite_path
 from opcatflow.adapters.cli.errors import INVALID_DEFINITION, USAGE, fail
 from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.adapters.notifier import template_problems
 from opcatflow.engine import (
-    Catalog,
     CompiledWorkflow,
     DefinitionError,
     Problem,
+    SchemaMismatch,
+    SQLAlchemyStore,
     WorkflowDefinition,
     compile_text,
     load_catalog,
 )
+from opcatflow.engine.catalogue import assemble, stored_conflicts
 from opcatflow.engine.contract_checks import no_writes_hint
+from opcatflow.engine.deadlines import settings_problems
 from opcatflow.engine.diagram import doc_pages, dot, mermaid
 from opcatflow.engine.loader import definition_files
+from opcatflow.engine.rows import StoredDefinition
 from opcatflow.engine.summary import label_warnings
 from opcatflow.engine.yamlsource import load_yaml
 from opcatflow.workflows import registry
@@ -41,6 +48,7 @@ def _summary(wf: CompiledWorkflow) -> dict[str, object]:
         "roles": sorted(d.roles),
         "initial": wf.initial,
         "finals": sorted(wf.finals),
+        "fingerprint": wf.fingerprint,
     }
 
 
@@ -58,12 +66,31 @@ def _hints(files: Sequence[Path]) -> list[Problem]:
     return hints
 
 
-def _context(workflows: Sequence[Path]) -> Catalog | None:
-    """The --workflows catalog, for names a validated file opens; None if it does not load."""
+def _stored(ctx: typer.Context, db: str | None) -> list[StoredDefinition]:
+    """The definitions stored in the database that ``validate`` compares with: ``--db`` of
+    the command (which must exist), or the global one when it was given (not its default)
+    and the database exists."""
+    if db is not None:
+        with replace(settings(ctx), db=db).store(existing=True) as store, store.read() as uow:
+            return uow.definitions.listing()
+    source = ctx.find_root().get_parameter_source("db")
+    if source is None or source.name == "DEFAULT":
+        return []
+    # The global --db (or $OPCATFLOW_DB): compared with when it holds opcatflow's schema.
+    path = sqlite_path(settings(ctx).db)
+    if path is not None and not path.is_file():
+        return []
+    store = SQLAlchemyStore(settings(ctx).db)
     try:
-        return load_catalog(workflows, registry)
-    except DefinitionError:
-        return None
+        store.ensure_schema(create=False)
+        with store.read() as uow:
+            return uow.definitions.listing()
+    except SchemaMismatch as err:
+        if err.found is None:
+            return []  # no schema yet: nothing stored
+        raise
+    finally:
+        store.close()
 
 
 def validate(
@@ -73,8 +100,20 @@ def validate(
         typer.Argument(help="Definition files, or folders of .yaml files.", exists=True),
     ],
     as_json: Json = False,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Also compare with the definitions this database stores: a changed "
+            "definition that reuses a stored version is refused (bump it). The versions "
+            "deployed there are loaded, as a running service would.",
+            metavar="PATH|URL",
+        ),
+    ] = None,
 ) -> None:
-    """Check workflow definitions; list every problem of every file as path:line:col: message."""
+    """Check workflow definitions as the runtime loads them (with the bundled workflows and
+    --workflows); list every problem of every file as path:line:col: message."""
+    opts = settings(ctx)
     files = list(definition_files(paths))
     problems: list[Problem] = [
         Problem(str(p), 1, 1, "no .yaml or .yml definitions in this folder")
@@ -82,13 +121,21 @@ def validate(
         if p.is_dir() and not any(f.parent == p for f in files)
     ]
     valid: list[tuple[Path, CompiledWorkflow]] = []
+    stored = _stored(ctx, db)
     try:
-        # also catches one id and version defined twice; `opens` may name --workflows ones
-        catalog = load_catalog(files, registry, context=_context(settings(ctx).workflows))
+        # Resolved as the runtime resolves them: the files with the bundled workflows,
+        # --workflows and the versions deployed to the database, as one catalog (so one id
+        # and version defined twice differently is a problem naming both files).
+        loaded = load_catalog([*opts.workflows, *files], registry)
+        conflicts = stored_conflicts(loaded, stored, registry)  # a version to bump
+        if conflicts:
+            raise DefinitionError(conflicts)
+        catalog = assemble(loaded, stored, registry)
     except DefinitionError as err:
         problems.extend(err.problems)
     else:
         problems.extend(template_problems(catalog))  # notifications' templates and variables
+        problems.extend(settings_problems(catalog, opts.deadline_settings()))
     if not problems:
         valid = [(f, compile_text(f.read_text("utf-8"), str(f), registry)) for f in files]
     hints = _hints(files)

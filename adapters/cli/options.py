@@ -22,7 +22,7 @@ from structlog.typing import FilteringBoundLogger, Processor
 
 from opcatflow.adapters.cli.database import missing_tables, require_existing, require_folder
 from opcatflow.adapters.cli.files import read_data_source
-from opcatflow.adapters.notifier import engine_hooks
+from opcatflow.adapters.notifier import engine_hooks, template_problems
 from opcatflow.engine import (
     Catalog,
     Clock,
@@ -89,21 +89,13 @@ class Settings:
             existing: refuse (exit 5, naming it) a database that does not exist yet, instead
                 of creating it: for commands that only read.
         """
-        (require_existing if existing else require_folder)(self.db)
         deadline_settings = self.deadline_settings()
         catalog = self.catalog()
         log = self.logger()
         hooks = engine_hooks(
             self.workflows, registry, logger=log, policy=deadline_settings.policy
         )  # the notification outbox
-        store = SQLAlchemyStore(self.db, logger=log)  # its group commit logs at debug
-        try:
-            try:
-                store.ensure_schema(create=not existing)
-            except SchemaMismatch as err:
-                if existing and err.found is None:
-                    raise missing_tables(self.db) from None
-                raise
+        with self.store(existing=existing, logger=log) as store:
             engine = Engine(
                 store,
                 catalog,
@@ -113,8 +105,32 @@ class Settings:
                 hooks=hooks,
                 settings=deadline_settings,
                 register=False,
+                sources=self.workflows,
+                checks=[template_problems],  # a reload checks the templates new versions name
             )
             yield engine
+
+    @contextmanager
+    def store(
+        self, *, existing: bool = False, logger: FilteringBoundLogger | None = None
+    ) -> Iterator[SQLAlchemyStore]:
+        """The database of ``--db``, at the current schema.
+
+        Args:
+            existing: refuse (exit 5, naming it) a database that does not exist yet, instead
+                of creating it.
+            logger: where its group commit logs (debug); the CLI's own logger by default.
+        """
+        (require_existing if existing else require_folder)(self.db)
+        store = SQLAlchemyStore(self.db, logger=logger or self.logger())
+        try:
+            try:
+                store.ensure_schema(create=not existing)
+            except SchemaMismatch as err:
+                if existing and err.found is None:
+                    raise missing_tables(self.db) from None
+                raise
+            yield store
         finally:
             store.close()
 

@@ -26,7 +26,13 @@ import structlog
 import typer
 
 from opcatflow.adapters.cli import output as out
-from opcatflow.adapters.cli.deadlines import background
+from opcatflow.adapters.cli.deadlines import (
+    RELOAD_CHECK,
+    ReloadCheck,
+    background,
+    poll_catalogue,
+    reload_on_hangup,
+)
 from opcatflow.adapters.cli.options import LogFormat, LogLevel, Settings, settings
 from opcatflow.adapters.http.keys import ADMIN, ApiKeys
 from opcatflow.adapters.http.limits import DEFAULT_AUTH_FAILURES, DEFAULT_MAX_BODY
@@ -72,7 +78,7 @@ def log_config(level: LogLevel) -> dict[str, Any]:
     }
 
 
-def _settings_json(opts: Settings, config: ApiConfig) -> str:
+def _settings_json(opts: Settings, config: ApiConfig, reload_check: float) -> str:
     return json.dumps(
         {
             "db": opts.db,
@@ -84,6 +90,7 @@ def _settings_json(opts: Settings, config: ApiConfig) -> str:
             "public_url": config.public_url,
             "trusted_hosts": list(config.trusted_hosts),
             "auth_failure_limit": config.auth_failure_limit,
+            "reload_check": reload_check,
         }
     )
 
@@ -110,6 +117,12 @@ def worker_app() -> FastAPI:
     )
     stack = ExitStack()
     engine = stack.enter_context(opts.engine())  # as every command builds it
+    # uvicorn's supervisor answers SIGHUP by replacing these processes (which load the
+    # catalogue afresh); between restarts each one checks the database on its own.
+    checking = threading.Event()
+    stack.callback(checking.set)
+    seconds = float(raw.get("reload_check", RELOAD_CHECK))
+    threading.Thread(target=poll_catalogue, args=(engine, seconds, checking), daemon=True).start()
     return create_app(engine, config, on_shutdown=stack.close)
 
 
@@ -187,6 +200,7 @@ def serve(
         typer.Option("--sweep", min=0.1, help="Seconds between sweeps for timers armed elsewhere."),
     ] = 60.0,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Timers per transaction.")] = 100,
+    reload_check: ReloadCheck = RELOAD_CHECK,
     max_body: Annotated[
         int, typer.Option("--max-body", min=1024, help="Largest request body, in bytes.")
     ] = DEFAULT_MAX_BODY,
@@ -278,11 +292,12 @@ def serve(
         )
         purge = IdempotencyRecords(engine.store, engine.clock, config.idempotency_retention)
         jobs = [PeriodicJob("idempotency-purge", purge.purge, PURGE_SECONDS)]
-        worker = background(engine, sweep=sweep, batch=batch, jobs=jobs)  # as `worker` runs
+        worker = background(engine, sweep=sweep, batch=batch, jobs=jobs, reload=reload_check)
         # uvicorn restores these after its own shutdown and re-raises the signal it caught: it
         # then lands here, and the scheduler and the dispatcher stop cleanly below.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        reload_on_hangup(engine)
         worker.start()
         try:
             common: dict[str, Any] = {
@@ -296,7 +311,7 @@ def serve(
             if workers == 1:
                 uvicorn.run(create_app(engine, config), **common)
             else:
-                os.environ[ENV] = _settings_json(opts, config)
+                os.environ[ENV] = _settings_json(opts, config, reload_check)
                 factory = "opcatflow.adapters.cli.serve:worker_app"
                 uvicorn.run(factory, factory=True, workers=workers, **common)
         finally:

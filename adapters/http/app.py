@@ -12,7 +12,15 @@ from typing import Any
 from fastapi import FastAPI
 from structlog.typing import FilteringBoundLogger
 
-from opcatflow.adapters.http import docs, health, instances, operations, problems, workflows
+from opcatflow.adapters.http import (
+    admin,
+    docs,
+    health,
+    instances,
+    operations,
+    problems,
+    workflows,
+)
 from opcatflow.adapters.http.auth import KeyCache
 from opcatflow.adapters.http.context import Api, ApiConfig
 from opcatflow.adapters.http.hosts import TrustedHosts
@@ -39,7 +47,9 @@ gets the first response instead of acting twice.
 
 Errors are RFC 9457 problem details (`application/problem+json`) whose `type` is one of
 `urn:opcatflow:problem:` + `refused`, `invalid-data`, `conflict`, `not-found`,
-`invalid-definition`, `schema-mismatch`, `store-error`, `unauthorized`, `forbidden`,
+`invalid-definition`, `definitions-refused` (a reload found the new definitions invalid: the
+service keeps the old set), `invalid-plan` (a migration plan that does not validate),
+`schema-mismatch`, `store-error`, `unauthorized`, `forbidden`,
 `malformed-request`, `invalid-request`, `payload-too-large`, `method-not-allowed`,
 `idempotency-key-reused`, `untrusted-host` (400: the `Host` header names a host the server
 was not told to answer to), `too-many-requests` (429, with `Retry-After`: too many failed
@@ -67,7 +77,7 @@ def _build(config: ApiConfig, log: FilteringBoundLogger, lifespan: Any = None) -
     )
     problems.install(app, log)
     # Routes are matched in order: the busiest first.
-    for module in (instances, workflows, operations, health):
+    for module in (instances, workflows, operations, admin, health):
         app.include_router(module.router)
     docs.install(app)
     # Added last, so it runs first: an oversized body never reaches routing, and a request

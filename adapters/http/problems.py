@@ -46,6 +46,8 @@ TYPES: dict[str, tuple[int, str]] = {
     "conflict": (412, "The instance changed since you read it"),
     "not-found": (404, "Not found"),
     "invalid-definition": (500, "Invalid workflow definition"),
+    "definitions-refused": (422, "New workflow definitions refused"),
+    "invalid-plan": (422, "Invalid migration plan"),
     "schema-mismatch": (503, "Database schema mismatch"),
     "store-error": (503, "Database unavailable"),
     "unauthorized": (401, "Authentication required"),

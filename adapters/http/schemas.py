@@ -178,6 +178,37 @@ class VerifyOut(VerifyJson):
     """The audit chain recomputed: every hash and link of every instance."""
 
 
+class ReloadOut(BaseModel):
+    """What a reload loaded: versions added, retired and made active again since the last."""
+
+    reloaded: bool
+    added: list[str]
+    retired: list[str]
+    activated: list[str]
+    problems: list[str]
+
+
+class MigrationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan: str = Field(max_length=1_000_000, description="The migration plan, as YAML text.")
+    dry_run: bool = Field(default=True, description="Only say what would happen (default).")
+    batch: int = Field(default=100, ge=1, le=10_000, description="Instances read at a time.")
+
+
+class MigrationOut(BaseModel):
+    """What a migration did (or would do) to each running instance of the ``from`` version."""
+
+    workflow: str
+    from_: int = Field(alias="from")
+    to: int
+    plan: str
+    dry_run: bool
+    counts: dict[str, int]
+    finished_kept: int
+    instances: list[dict[str, Any]]
+
+
 class HealthOut(BaseModel):
     status: str
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -12,7 +13,7 @@ from opcatflow.engine.audit import AuditRecord
 from opcatflow.engine.errors import InstanceNotFound
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.memory.tables import Tables
-from opcatflow.engine.rows import StoredDefinition
+from opcatflow.engine.rows import DefinitionOrigin, DefinitionStatus, StoredDefinition
 
 INSTANCES = "instances"
 AUDIT = "audit"  # (instance id, seq) -> record
@@ -144,8 +145,11 @@ class MemoryInstances:
         parent_id: str | None = None,
         after: tuple[datetime, str] | None = None,
         limit: int = 100,
+        workflow_version: int | None = None,
     ) -> list[Instance]:
-        found = self._matching(workflow, state, where, parent_id, after)
+        found = self._matching(
+            workflow, state, where, parent_id, after, workflow_version=workflow_version
+        )
         found.sort(key=lambda item: (item[0], item[1]))
         return [_thaw(row) for _, _, row in found[: max(limit, 0)]]
 
@@ -176,6 +180,8 @@ class MemoryInstances:
         where: Mapping[str, Any] | None,
         parent_id: str | None,
         after: tuple[datetime, str] | None,
+        *,
+        workflow_version: int | None = None,
     ) -> list[tuple[datetime, str, Stored]]:
         with self._t.lock:
             rows = list(self._rows.values())
@@ -183,6 +189,8 @@ class MemoryInstances:
         for row in rows:
             kept = row[0]
             if workflow is not None and kept.workflow_id != workflow:
+                continue
+            if workflow_version is not None and kept.workflow_version != workflow_version:
                 continue
             if state is not None and kept.state != state:
                 continue
@@ -200,6 +208,14 @@ class MemoryInstances:
     def audit_heads(self) -> dict[str, tuple[int, str]]:
         with self._t.lock:
             return {key: (kept.audit_seq, kept.audit_head) for key, (kept, _) in self._rows.items()}
+
+    def census(self) -> dict[tuple[str, int, str], int]:
+        counts: dict[tuple[str, int, str], int] = {}
+        with self._t.lock:
+            for kept, _ in self._rows.values():
+                key = (kept.workflow_id, kept.workflow_version, kept.state)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
 
 
 class MemoryAudit:
@@ -260,17 +276,22 @@ class MemoryDefinitions:
             self._t.insert(DEFINITIONS, key, definition)
 
     def set_fingerprint(self, workflow: str, version: int, fingerprint: str) -> None:
+        self._replace(workflow, version, fingerprint=fingerprint)
+
+    def listing(self) -> list[StoredDefinition]:
+        with self._t.lock:
+            return [self._rows[key] for key in sorted(self._rows)]
+
+    def set_status(
+        self, workflow: str, version: int, status: DefinitionStatus, at: datetime
+    ) -> None:
+        retired_at = at if status is DefinitionStatus.RETIRED else None
+        self._replace(workflow, version, status=status, retired_at=retired_at)
+
+    def set_origin(self, workflow: str, version: int, origin: DefinitionOrigin) -> None:
+        self._replace(workflow, version, origin=origin)
+
+    def _replace(self, workflow: str, version: int, **values: Any) -> None:
         kept: StoredDefinition | None = self._rows.get((workflow, version))
         if kept is not None:
-            self._t.put(
-                DEFINITIONS,
-                (workflow, version),
-                StoredDefinition(
-                    kept.workflow_id,
-                    kept.version,
-                    fingerprint,
-                    kept.title,
-                    kept.source,
-                    kept.registered_at,
-                ),
-            )
+            self._t.put(DEFINITIONS, (workflow, version), dataclasses.replace(kept, **values))

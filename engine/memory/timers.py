@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from opcatflow.engine.deadlines import DUE, PlannedTimer
@@ -166,6 +166,31 @@ class MemoryTimers:
         timer = self._rows.get(timer_id)
         if timer is not None:
             self._change([timer], status=status, attempts=attempts, closed_at=at, note=note)
+
+    def rekey(
+        self,
+        instance_id: str,
+        state: str,
+        to_state: str,
+        deadlines: Mapping[str, str | None],
+        *,
+        at: datetime,
+        note: str,
+    ) -> None:
+        row = self._t.table(INSTANCES).get(instance_id)
+        version = row[0].workflow_version if row is not None else None
+        for timer in self._select(lambda t: t.instance_id == instance_id):
+            # The SQL store joins the instance for its version: keep every row's in step.
+            values: dict[str, object] = {"workflow_version": version or timer.workflow_version}
+            if timer.state == state:
+                values["state"] = to_state
+                new = deadlines.get(timer.deadline, timer.deadline)
+                if new is None:
+                    if timer.status in OPEN_TIMER:
+                        values.update(status=TimerStatus.CANCELLED, closed_at=at, note=note)
+                else:
+                    values["deadline"] = new
+            self._change([timer], **values)
 
     def open_timers(
         self,

@@ -14,7 +14,7 @@ from opcatflow.engine.audit import AuditRecord
 from opcatflow.engine.errors import InstanceNotFound
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import DuplicateKey
-from opcatflow.engine.rows import StoredDefinition
+from opcatflow.engine.rows import DefinitionOrigin, DefinitionStatus, StoredDefinition
 from opcatflow.engine.sql import tables as t
 from opcatflow.engine.sql.dialect import Dialect
 
@@ -28,6 +28,7 @@ _UPDATE_INSTANCE = (
     t.instances.update()
     .where(_I.id == sa.bindparam("b_id"), _I.version == sa.bindparam("b_expected"))
     .values(
+        workflow_version=sa.bindparam("workflow_version"),
         state=sa.bindparam("state"),
         data=sa.bindparam("data", type_=_I.data.type),
         version=sa.bindparam("version"),
@@ -137,6 +138,7 @@ class SqlInstances:
             {
                 "b_id": instance.id,
                 "b_expected": expected_version,
+                "workflow_version": instance.workflow_version,
                 "state": instance.state,
                 "data": dict(instance.data),
                 "version": instance.version,
@@ -164,6 +166,7 @@ class SqlInstances:
         parent_id: str | None = None,
         after: tuple[datetime, str] | None = None,
         limit: int = 100,
+        workflow_version: int | None = None,
     ) -> list[Instance]:
         query = page_statement(
             workflow=workflow,
@@ -172,6 +175,7 @@ class SqlInstances:
             parent_id=parent_id,
             after=after,
             limit=limit,
+            workflow_version=workflow_version,
         )
         return [_instance(row) for row in self._conn.execute(query)]
 
@@ -207,6 +211,13 @@ class SqlInstances:
         rows = self._conn.execute(sa.select(c.id, c.audit_seq, c.audit_head))
         return {row.id: (row.audit_seq, row.audit_head) for row in rows}
 
+    def census(self) -> dict[tuple[str, int, str], int]:
+        c = t.instances.c
+        query = sa.select(c.workflow_id, c.workflow_version, c.state, sa.func.count()).group_by(
+            c.workflow_id, c.workflow_version, c.state
+        )
+        return {(w, v, s): int(n) for w, v, s, n in self._conn.execute(query)}
+
 
 def prefix_range(prefix: str) -> tuple[str, str]:
     """``(low, high)``: every text starting with ``prefix`` sorts in ``[low, high)``.
@@ -228,6 +239,7 @@ def page_statement(
     parent_id: str | None = None,
     after: tuple[datetime, str] | None = None,
     limit: int = 100,
+    workflow_version: int | None = None,
 ) -> sa.Select[Any]:
     """One page of instances in ``(created_at, id)`` order (the ``ix_instances_created``
     index answers it: tests/test_listing_plans.py reads the plans)."""
@@ -240,6 +252,8 @@ def page_statement(
         parent_id=parent_id,
         after=after,
     )
+    if workflow_version is not None:
+        query = query.where(c.workflow_version == workflow_version)
     return query.order_by(c.created_at, c.id).limit(limit)
 
 
@@ -286,10 +300,30 @@ class SqlDefinitions:
         row = self._conn.execute(
             sa.select(t.definitions).where(d.workflow_id == workflow, d.version == version)
         ).first()
-        if row is None:
-            return None
-        return StoredDefinition(
-            row.workflow_id, row.version, row.fingerprint, row.title, row.source, row.registered_at
+        return _definition(row) if row is not None else None
+
+    def listing(self) -> list[StoredDefinition]:
+        d = t.definitions.c
+        query = sa.select(t.definitions).order_by(d.workflow_id, d.version)
+        return [_definition(row) for row in self._conn.execute(query)]
+
+    def set_status(
+        self, workflow: str, version: int, status: DefinitionStatus, at: datetime
+    ) -> None:
+        d = t.definitions.c
+        retired_at = at if status is DefinitionStatus.RETIRED else None
+        self._conn.execute(
+            t.definitions.update()
+            .where(d.workflow_id == workflow, d.version == version)
+            .values(status=str(status), retired_at=retired_at)
+        )
+
+    def set_origin(self, workflow: str, version: int, origin: DefinitionOrigin) -> None:
+        d = t.definitions.c
+        self._conn.execute(
+            t.definitions.update()
+            .where(d.workflow_id == workflow, d.version == version)
+            .values(origin=str(origin))
         )
 
     def add(self, definition: StoredDefinition) -> None:
@@ -301,6 +335,9 @@ class SqlDefinitions:
                 title=definition.title,
                 source=definition.source,
                 registered_at=definition.registered_at,
+                status=str(definition.status),
+                origin=str(definition.origin),
+                retired_at=definition.retired_at,
             )
         )
 
@@ -311,6 +348,20 @@ class SqlDefinitions:
             .where(d.workflow_id == workflow, d.version == version)
             .values(fingerprint=fingerprint)
         )
+
+
+def _definition(row: Row[Any]) -> StoredDefinition:
+    return StoredDefinition(
+        row.workflow_id,
+        row.version,
+        row.fingerprint,
+        row.title,
+        row.source,
+        row.registered_at,
+        DefinitionStatus(row.status),
+        DefinitionOrigin(row.origin),
+        row.retired_at,
+    )
 
 
 def _instance(row: Row[Any]) -> Instance:

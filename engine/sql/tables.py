@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 metadata = sa.MetaData()
 
@@ -49,6 +49,11 @@ definitions = sa.Table(
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("registered_at", UTCDateTime, nullable=False),
+    # The catalogue of deployed versions: every process on the database loads the `deploy`
+    # ones, and none starts an instance on a `retired` one.
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("origin", sa.String(16), nullable=False, server_default="file"),
+    sa.Column("retired_at", UTCDateTime, nullable=True),
 )
 
 instances = sa.Table(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -184,6 +184,31 @@ class SqlTimers:
             .where(_c.id == timer_id)
             .values(status=status, closed_at=at, attempts=attempts, note=note)
         )
+
+    def rekey(
+        self,
+        instance_id: str,
+        state: str,
+        to_state: str,
+        deadlines: Mapping[str, str | None],
+        *,
+        at: datetime,
+        note: str,
+    ) -> None:
+        mine = (_c.instance_id == instance_id, _c.state == state)
+        dropped = sorted(name for name, new in deadlines.items() if new is None)
+        if dropped:
+            self._conn.execute(
+                t.timers.update()
+                .where(*mine, _c.deadline.in_(dropped), _c.status.in_(OPEN_TIMER))
+                .values(status=TimerStatus.CANCELLED, closed_at=at, note=note)
+            )
+        renamed = {old: new for old, new in deadlines.items() if new is not None and new != old}
+        # One statement with a CASE, so swapped names (a -> b, b -> a) never collide.
+        name: Any = (
+            sa.case(renamed, value=_c.deadline, else_=_c.deadline) if renamed else _c.deadline
+        )
+        self._conn.execute(t.timers.update().where(*mine).values(state=to_state, deadline=name))
 
     def open_timers(
         self,

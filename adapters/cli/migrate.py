@@ -1,0 +1,73 @@
+"""``opcatflow migrate PLAN``: move running instances to another definition version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.errors import REFUSED, fail
+from opcatflow.adapters.cli.options import Actor, Json, settings
+from opcatflow.engine.migration import InstanceOutcome, Migrator
+
+
+def _line(o: InstanceOutcome) -> str:
+    parts = [f"{o.instance_id}  {o.from_state} -> {o.to_state}  {o.outcome}"]
+    if o.reason:
+        parts.append(f"because {o.reason}")
+    if o.data:
+        parts.append("data: " + ", ".join(o.data))
+    if o.timers:
+        moved = [
+            f"{t.deadline} {t.kind} {t.action}"
+            + (f" as {t.to}" if t.action == "carried" and t.to != t.deadline else "")
+            + f" (due {t.due_at.isoformat()}, {t.status})"
+            for t in o.timers
+        ]
+        parts.append("timers: " + ", ".join(moved))
+    return "; ".join(parts)
+
+
+def migrate(
+    ctx: typer.Context,
+    plan: Annotated[
+        Path, typer.Argument(help="The migration plan (YAML).", exists=True, dir_okay=False)
+    ],
+    *,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Say what would happen to each instance; change nothing."),
+    ] = False,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, max=10_000, help="Instances read at a time.")
+    ] = 100,
+    actor: Actor = "migration",
+    as_json: Json = False,
+) -> None:
+    """Move the running instances of one definition version to another, as PLAN says: each
+    instance in its own transaction, with a `migrated` record in its audit trail. Instances
+    the new version refuses are listed and left as they were; run it again after a stop to
+    migrate the rest. Exit 3 when any instance was refused."""
+    opts = settings(ctx)
+    with opts.engine(existing=True) as engine:
+        migrator = Migrator(engine, actor=actor)
+        loaded = migrator.load(plan.read_text("utf-8"), str(plan))
+        report = migrator.run(
+            loaded,
+            dry_run=dry_run,
+            batch=batch,
+            on_outcome=None if as_json else lambda o: out.echo(_line(o)),
+        )
+    if as_json:
+        out.print_json(report.as_json())
+    else:
+        counts = ", ".join(f"{n} {what}" for what, n in sorted(report.counts().items()))
+        kept = f"; {report.finished} finished instance(s) stay on v{report.from_version}"
+        out.echo(
+            f"{report.workflow} v{report.from_version} -> v{report.to_version}: "
+            f"{counts or 'nothing to migrate'}{kept if report.finished else ''}"
+        )
+    if report.refused:
+        raise fail(f"{len(report.refused)} instance(s) refused; see the list above", REFUSED)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 
 from opcatflow.engine.audit import AuditRecord
@@ -19,32 +18,20 @@ AUDIT = "audit"  # (instance id, seq) -> record
 AUDIT_TOP = "audit_top"  # instance id -> the highest seq of its chain
 DEFINITIONS = "definitions"
 
-# An instance as kept: an instance whose data is a private dict behind a read-only view, and,
-# when a value is a list or an object (which a caller could change in place), the data as JSON
-# text, decoded afresh for every read. Flat data (most instances) is handed out as it is kept.
+# An instance as kept: the instance itself when its values are all flat (text, numbers,
+# booleans, null): an instance's data is a read-only view of a dict only that view reaches
+# (see Instance), so such an instance is immutable through and through, and the store keeps
+# what the engine built and hands it out again without a copy. When a value is a list or an
+# object (which a caller could change in place), the data is also kept as JSON text and
+# decoded afresh for every read.
 Stored = tuple[Instance, str | None]
 _FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 def _freeze(instance: Instance) -> Stored:
-    data = dict(instance.data)
-    if not _FLAT.issuperset(map(type, data.values())):
-        return instance, json.dumps(data)
-    kept = Instance(
-        instance.id,
-        instance.workflow_id,
-        instance.workflow_version,
-        instance.state,
-        MappingProxyType(data),
-        instance.version,
-        instance.parent_id,
-        instance.created_at,
-        instance.updated_at,
-        instance.state_entered_at,
-        instance.audit_seq,
-        instance.audit_head,
-    )
-    return kept, None
+    if _FLAT.issuperset(map(type, instance.data.values())):
+        return instance, None
+    return instance, json.dumps(dict(instance.data))
 
 
 def _data(row: Stored) -> Mapping[str, Any]:

@@ -71,6 +71,7 @@ class MemoryInstances:
     def __init__(self, tables: Tables) -> None:
         self._t = tables
         self._rows = tables.table(INSTANCES)
+        self._audit = tables.table(AUDIT)
 
     def lock(self, instance_id: str) -> Instance:
         # Writers are serialised: the unit of work holding the store's lock holds every row.
@@ -78,9 +79,11 @@ class MemoryInstances:
 
     def lock_for_append(self, instance_id: str) -> tuple[Instance, datetime | None]:
         with self._t.lock:
-            instance = self.get(instance_id)
-            last = self._t.table(AUDIT).get((instance_id, instance.audit_seq))
-            return instance, last.at if last is not None else None
+            row = self._rows.get(instance_id)
+            if row is None:
+                raise InstanceNotFound(instance_id)
+            last = self._audit.get((instance_id, row[0].audit_seq))
+        return _thaw(row), last.at if last is not None else None
 
     def get(self, instance_id: str) -> Instance:
         with self._t.lock:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from opcatflow.engine.compiled import CompiledWorkflow
@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     from opcatflow.engine.ports import UnitOfWork
 
 
-@dataclass(frozen=True, slots=True)
-class TransitionEvent:
+class TransitionEvent(NamedTuple):
     """One applied change: an instance started or a trigger applied.
+
+    A named tuple, like :class:`~opcatflow.engine.audit.AuditRecord`: immutable, and several
+    times cheaper to build than a frozen dataclass; one is built on every transition.
 
     Attributes:
         workflow: the compiled workflow of the instance.

@@ -33,7 +33,12 @@ class InstanceJson(TypedDict):
 
 @dataclass(frozen=True, slots=True)
 class Instance:
-    """One running (or finished) workflow instance, as stored."""
+    """One running (or finished) workflow instance, as stored.
+
+    ``data`` is a read-only view of a dict the instance made for itself from what it was
+    given (a dict, or another mapping or view), so nothing the caller holds can change it; a
+    store may keep an instance as it is when its values are immutable.
+    """
 
     id: str
     workflow_id: str
@@ -49,8 +54,8 @@ class Instance:
     audit_head: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.data, MappingProxyType):
-            object.__setattr__(self, "data", MappingProxyType(dict(self.data)))
+        # Always a copy, even of a view: a view may be of a dict the caller still holds.
+        object.__setattr__(self, "data", MappingProxyType(dict(self.data)))
 
     def as_json(self) -> InstanceJson:
         return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,7 +44,7 @@ def record(instance_id: str, seq: int, prev: str = GENESIS, at: datetime = T0) -
 def instance(
     instance_id: str | None = None,
     *,
-    data: dict[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
     state: str = "open",
     created: datetime = T0,
     parent_id: str | None = None,

@@ -10,6 +10,8 @@ import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from types import MappingProxyType
+from typing import Any
 
 import pytest
 from storekit import T0, definition, due, instance, message, moved, record, setup, started
@@ -203,6 +205,30 @@ def test_what_a_caller_holds_cannot_change_what_is_stored(store: Store) -> None:
     read.data["names"].append("Cy")
     with store.read() as uow:
         assert uow.instances.get(current.id).data == {"names": ["Ana"]}
+
+
+def test_a_view_of_a_dict_the_caller_holds_does_not_tie_the_stored_data_to_it(
+    store: Store,
+) -> None:
+    # The memory store keeps the very instance it is given (flat data), so the instance must
+    # own its data: a view passed in is copied, never kept.
+    setup(store)
+    held: dict[str, Any] = {"name": "Ana"}
+    with store.write() as uow:
+        current = started(uow, data=MappingProxyType(held))
+    held["name"] = "Bo"
+    with store.write() as uow:
+        assert uow.instances.update(moved(current, data=MappingProxyType(held)), 1)
+    held["name"] = "Cy"
+    held["extra"] = 1
+    with store.read() as uow:
+        read = uow.instances.get(current.id)
+    assert read.data == {"name": "Bo"}
+    with pytest.raises(TypeError):
+        read.data["name"] = "Di"  # type: ignore[index]
+    with store.read() as uow:
+        assert uow.instances.get(current.id).data == {"name": "Bo"}
+        assert uow.instances.query(where={"name": "Bo"})[0].id == current.id
 
 
 def test_query_filters_orders_by_creation_and_pages(store: Store) -> None:

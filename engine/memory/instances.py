@@ -6,7 +6,6 @@ import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 
 from opcatflow.engine.audit import AuditRecord
@@ -21,32 +20,20 @@ AUDIT_TOP = "audit_top"  # instance id -> the highest seq of its chain
 AUDIT_POSITIONS = "audit_positions"  # position -> (instance id, seq), in position order
 DEFINITIONS = "definitions"
 
-# An instance as kept: an instance whose data is a private dict behind a read-only view, and,
-# when a value is a list or an object (which a caller could change in place), the data as JSON
-# text, decoded afresh for every read. Flat data (most instances) is handed out as it is kept.
+# An instance as kept: the instance itself when its values are all flat (text, numbers,
+# booleans, null): an instance's data is a read-only view of a dict only that view reaches
+# (see Instance), so such an instance is immutable through and through, and the store keeps
+# what the engine built and hands it out again without a copy. When a value is a list or an
+# object (which a caller could change in place), the data is also kept as JSON text and
+# decoded afresh for every read.
 Stored = tuple[Instance, str | None]
 _FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 def _freeze(instance: Instance) -> Stored:
-    data = dict(instance.data)
-    if not _FLAT.issuperset(map(type, data.values())):
-        return instance, json.dumps(data)
-    kept = Instance(
-        instance.id,
-        instance.workflow_id,
-        instance.workflow_version,
-        instance.state,
-        MappingProxyType(data),
-        instance.version,
-        instance.parent_id,
-        instance.created_at,
-        instance.updated_at,
-        instance.state_entered_at,
-        instance.audit_seq,
-        instance.audit_head,
-    )
-    return kept, None
+    if _FLAT.issuperset(map(type, instance.data.values())):
+        return instance, None
+    return instance, json.dumps(dict(instance.data))
 
 
 def _data(row: Stored) -> Mapping[str, Any]:
@@ -86,6 +73,7 @@ class MemoryInstances:
     def __init__(self, tables: Tables) -> None:
         self._t = tables
         self._rows = tables.table(INSTANCES)
+        self._audit = tables.table(AUDIT)
 
     def lock(self, instance_id: str) -> Instance:
         # Writers are serialised: the unit of work holding the store's lock holds every row.
@@ -93,9 +81,11 @@ class MemoryInstances:
 
     def lock_for_append(self, instance_id: str) -> tuple[Instance, datetime | None]:
         with self._t.lock:
-            instance = self.get(instance_id)
-            last = self._t.table(AUDIT).get((instance_id, instance.audit_seq))
-            return instance, last.at if last is not None else None
+            row = self._rows.get(instance_id)
+            if row is None:
+                raise InstanceNotFound(instance_id)
+            last = self._audit.get((instance_id, row[0].audit_seq))
+        return _thaw(row), last.at if last is not None else None
 
     def get(self, instance_id: str) -> Instance:
         with self._t.lock:

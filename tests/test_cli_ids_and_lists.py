@@ -32,7 +32,9 @@ Run = Callable[..., Result]
 
 def runner(db: str) -> Run:
     def run(*args: str) -> Result:
-        return CliRunner().invoke(app, ["--db", db, "--workflows", str(SUMMARY), *args], env=ENV)
+        return CliRunner().invoke(
+            app, ["--db", db, "--no-bundled", "--workflows", str(SUMMARY), *args], env=ENV
+        )
 
     return run
 

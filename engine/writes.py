@@ -16,16 +16,18 @@ from typing import Any
 
 from opcatflow.engine.audit import (
     APPLIED,
+    CURRENT_FORMAT,
     GENESIS,
     OPENED,
     REFUSED,
     STARTED,
     AuditRecord,
-    Redactor,
     make_record,
 )
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.contract import outside_write_set
+from opcatflow.engine.crypto.cipher import reason_place
+from opcatflow.engine.crypto.store import SealedUnitOfWork
 from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, LimitExceeded, Problem
 from opcatflow.engine.events import TransactionHook, TransitionEvent
@@ -33,7 +35,6 @@ from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.inputs import check_size
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.loader import Catalog, same_content
-from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.rows import StoredDefinition
 from opcatflow.engine.sandbox import BudgetExceeded
@@ -133,17 +134,15 @@ class Writes:
     def __init__(
         self,
         catalog: Catalog,
-        redactor: Redactor,
         hooks: Sequence[TransactionHook],
         registry: Registry,
     ) -> None:
         self.catalog = catalog
         self.registry = registry
-        self.redactor = redactor
         self.hooks = tuple(hooks)
         self._registered: set[tuple[str, int]] = set()
 
-    def ensure_registered(self, uow: UnitOfWork, wf: CompiledWorkflow, now: datetime) -> None:
+    def ensure_registered(self, uow: SealedUnitOfWork, wf: CompiledWorkflow, now: datetime) -> None:
         """Store the definition an instance is pinned to (once per process).
 
         A copy stored under an earlier fingerprint formula with the same content gets the
@@ -180,7 +179,7 @@ class Writes:
 
     def insert_new(
         self,
-        uow: UnitOfWork,
+        uow: SealedUnitOfWork,
         wf: CompiledWorkflow,
         data: dict[str, Any],
         *,
@@ -192,6 +191,7 @@ class Writes:
         instance_id: str,
     ) -> Instance:
         self.ensure_registered(uow, wf, now)
+        keys = uow.ensure_keys(instance_id, now)  # a child gets its own, like any instance
         record = make_record(
             instance_id=instance_id,
             seq=1,
@@ -204,9 +204,10 @@ class Writes:
             from_state=None,
             to_state=wf.initial,
             outcome=STARTED,
-            reason=reason,
-            changes=self.redactor.changes({}, data, wf.schema.personal, wf.schema.records),
+            reason=None if reason is None else keys.seal_text(reason, reason_place(instance_id, 1)),
+            changes=keys.redactor.changes({}, data, wf.schema.sealed, wf.schema.records),
             prev_hash=GENESIS,
+            format=CURRENT_FORMAT,
         )
         instance = Instance(
             id=instance_id,
@@ -286,7 +287,7 @@ class Writes:
 
     def store_refusal(
         self,
-        uow: UnitOfWork,
+        uow: SealedUnitOfWork,
         current: Instance,
         *,
         trigger: str,
@@ -296,7 +297,8 @@ class Writes:
         refusal: Refused,
     ) -> None:
         seq = current.audit_seq + 1
-        record = self._record(
+        record = self.record(
+            uow,
             current,
             seq=seq,
             prev=current.audit_head,
@@ -315,7 +317,7 @@ class Writes:
 
     def store_applied(
         self,
-        uow: UnitOfWork,
+        uow: SealedUnitOfWork,
         wf: CompiledWorkflow,
         current: Instance,
         outcome: Applied,
@@ -328,8 +330,10 @@ class Writes:
         reason: str | None,
     ) -> Instance:
         seq, prev = current.audit_seq + 1, current.audit_head
+        redactor = uow.ensure_keys(current.id, now).redactor
         records = [
-            self._record(
+            self.record(
+                uow,
                 current,
                 seq=seq,
                 prev=prev,
@@ -340,14 +344,15 @@ class Writes:
                 to_state=outcome.state,
                 outcome=APPLIED,
                 reason=reason,
-                changes=self.redactor.changes(
-                    current.data, outcome.data, wf.schema.personal, wf.schema.records
+                changes=redactor.changes(
+                    current.data, outcome.data, wf.schema.sealed, wf.schema.records
                 ),
             )
         ]
         for child in children:  # the parent's side of each link, in its own chain
             records.append(
-                self._record(
+                self.record(
+                    uow,
                     current,
                     seq=records[-1].seq + 1,
                     prev=records[-1].hash,
@@ -407,8 +412,9 @@ class Writes:
             )
         return updated
 
-    def _record(
+    def record(
         self,
+        uow: SealedUnitOfWork,
         current: Instance,
         *,
         seq: int,
@@ -422,6 +428,12 @@ class Writes:
         reason: str | None,
         changes: str,
     ) -> AuditRecord:
+        """The next record of ``current``'s chain, its reason sealed with the instance's
+        data key (made now for an instance an older release wrote)."""
+        if reason is not None:
+            reason = uow.ensure_keys(current.id, now).seal_text(
+                reason, reason_place(current.id, seq)
+            )
         return make_record(
             instance_id=current.id,
             seq=seq,
@@ -437,4 +449,5 @@ class Writes:
             reason=reason,
             changes=changes,
             prev_hash=prev,
+            format=CURRENT_FORMAT,
         )

@@ -29,6 +29,7 @@ from opcatflow.engine import (
     WorkflowNotFound,
 )
 from opcatflow.engine.audit import APPLIED, REFUSED
+from opcatflow.engine.sql import tables as t
 
 OPENAPI = Path(__file__).parent.parent / "docs" / "openapi.json"
 PROBLEM = "application/problem+json"
@@ -516,7 +517,10 @@ def test_a_database_failure_is_a_503_store_error(
 
 
 def test_ready_names_the_schema_revision(api: ApiUnderTest) -> None:
-    assert api.get("/ready", None).json() == {"status": "ready", "schema_revision": "0001"}
+    assert api.get("/ready", None).json() == {
+        "status": "ready",
+        "schema_revision": t.SCHEMA_REVISION,
+    }
 
 
 def test_responses_are_not_cached(api: ApiUnderTest) -> None:

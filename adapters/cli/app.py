@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from opcatflow.adapters.cli import admin, apikey, definitions, demo, instances, outbox, serve
+from opcatflow.adapters.cli import admin, apikey, definitions, demo, instances, keys, outbox, serve
 from opcatflow.adapters.cli import calendar as engagement
 from opcatflow.adapters.cli import deadlines as deadline_commands
 from opcatflow.adapters.cli.errors import UNEXPECTED, USAGE, describe, fail, one_line
@@ -125,6 +125,17 @@ def root(
             "defaults (opcatflow/config/opcatflow.yaml).",
         ),
     ] = None,
+    keys: Annotated[
+        str | None,
+        typer.Option(
+            "--keys",
+            envvar="OPCATFLOW_KEYS",
+            metavar="SPEC",
+            help="Where the key-encryption keys are: file:PATH, env[:VARIABLE] or "
+            "module:factory (a KMS or HSM). [default: $OPCATFLOW_KEK if set, else the key "
+            "file $OPCATFLOW_KEY_FILE or ~/.config/opcatflow/keys, made on first use]",
+        ),
+    ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
     ] = False,
@@ -149,6 +160,7 @@ def root(
         db=db,
         workflows=tuple(workflows) if workflows else (BUNDLED,),
         npm_settings=npm_settings,
+        keys=keys,
         debug=debug,
         log_format=log_format,
         log_level=log_level,
@@ -174,6 +186,8 @@ for name, command in (
 app.add_typer(report_app, name="report")
 app.add_typer(admin.audit_app, name="audit")
 app.add_typer(admin.db_app, name="db")
+admin.db_app.command("encrypt")(keys.encrypt)
+app.add_typer(keys.keys_app, name="keys")
 deadline_commands.register(app)
 app.command("calendar")(engagement.calendar)
 app.add_typer(outbox.outbox_app, name="outbox")

@@ -178,7 +178,7 @@ class MemoryAudit:
 
     def append(self, record: AuditRecord) -> None:
         key = (record.instance_id, record.seq)
-        self._t.insert(AUDIT, key, AuditRecord(*record[:-1], self._t.next_id(AUDIT)))
+        self._t.insert(AUDIT, key, record._replace(id=self._t.next_id(AUDIT)))
         if record.seq > self._top.get(record.instance_id, 0):
             self._t.put(AUDIT_TOP, record.instance_id, record.seq)
 

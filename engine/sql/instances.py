@@ -204,6 +204,7 @@ class SqlAudit:
                     "changes": record.changes,
                     "prev_hash": record.prev_hash,
                     "hash": record.hash,
+                    "format": record.format,
                 },
             )
         except sa.exc.IntegrityError as err:
@@ -235,6 +236,7 @@ class SqlAudit:
                 row.prev_hash,
                 row.hash,
                 row.id,
+                row.format,
             )
 
 

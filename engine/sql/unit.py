@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from opcatflow.engine.ports import (
     ApiKeyRepository,
     AuditRepository,
+    DataKeyRepository,
     DefinitionRepository,
     IdempotencyRepository,
     InstanceRepository,
@@ -19,6 +20,7 @@ from opcatflow.engine.ports import (
 from opcatflow.engine.sql.api import SqlApiKeys, SqlIdempotency
 from opcatflow.engine.sql.dialect import Dialect
 from opcatflow.engine.sql.instances import SqlAudit, SqlDefinitions, SqlInstances
+from opcatflow.engine.sql.keys import SqlDataKeys
 from opcatflow.engine.sql.outbox import SqlOutbox
 from opcatflow.engine.sql.timers import SqlTimers
 
@@ -29,6 +31,7 @@ class SqlUnitOfWork:
     __slots__ = (
         "_conn",
         "audit",
+        "data_keys",
         "definitions",
         "idempotency",
         "instances",
@@ -46,6 +49,7 @@ class SqlUnitOfWork:
         self.outbox: OutboxRepository = SqlOutbox(conn, dialect)
         self.idempotency: IdempotencyRepository = SqlIdempotency(conn)
         self.keys: ApiKeyRepository = SqlApiKeys(conn)
+        self.data_keys: DataKeyRepository = SqlDataKeys(conn, dialect)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

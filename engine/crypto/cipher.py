@@ -64,7 +64,7 @@ class OwnerKeys:
                 self.kek_id,
                 f"the sealed value at {where} does not open with the data key of {self.owner} "
                 "(altered, or copied from elsewhere)",
-                "restore the database from its backup; see docs/operations.md, 'Keys'",
+                "restore the database from its backup; see docs/operations.md",
             ) from None
 
     def seal(self, value: Any, where: str) -> dict[str, str]:

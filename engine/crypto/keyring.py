@@ -104,7 +104,7 @@ class Keyring:
                 f"not in {self.provider.describe()}, which has no key at all, while this "
                 "database's data keys are wrapped with it",
                 "restore the key from the backup kept apart from the database (a new key "
-                "would not open them); see docs/operations.md, 'Keys'",
+                "would not open them); see docs/operations.md",
             ) from None
 
     def unwrap(self, row: WrappedKey) -> OwnerKeys:

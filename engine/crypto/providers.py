@@ -40,7 +40,7 @@ from opcatflow.engine.errors import KeyUnavailable
 KEY_FILE_ENV = "OPCATFLOW_KEY_FILE"
 KEK_ENV = "OPCATFLOW_KEK"
 _NONCE = 12
-_DOCS = "see docs/operations.md, 'Keys'"
+_DOCS = "see docs/operations.md"
 
 
 def kek_id(key: bytes) -> str:

@@ -93,7 +93,7 @@ class SealedUnitOfWork:
             raise KeyUnavailable(
                 "(none)",
                 f"{where} holds sealed values but {owner} has no data key in the database",
-                "restore the database from its backup; see docs/operations.md, 'Keys'",
+                "restore the database from its backup; see docs/operations.md",
             )
         return keys
 

@@ -122,7 +122,8 @@ def test_a_complaint_run_leaves_no_personal_value_where_the_database_keeps_bytes
     assert stored.data["do_no_harm"][0]["why"] == why
     assert [r.reason for r in engine.history(case)][:4] == reasons
     seen = client.get(f"/instances/{case}", headers={"Authorization": tokens["head"]}).text
-    assert name in seen and summary in seen
+    assert name in seen
+    assert summary in seen
     # and nowhere else: files, WAL, pg_dump, logs, the audit export, an auditor's view
     markers = [name, summary, why, *reasons]
     assert leaked(db_url, markers) == []
@@ -137,7 +138,8 @@ def test_a_complaint_run_leaves_no_personal_value_where_the_database_keeps_bytes
         assert not [m for m in markers if m in shown.text]
     with engine.store.raw.connect() as conn:
         replies = [row[0] for row in conn.execute(sa.select(t.idempotency.c.response))]
-    assert len(replies) == 5 and all(r.startswith("sealed:") for r in replies)
+    assert len(replies) == 5
+    assert all(r.startswith("sealed:") for r in replies)
     assert engine.verify_audit().ok
 
 
@@ -164,12 +166,16 @@ def test_without_the_key_file_values_are_unreadable_while_the_audit_verifies(
             engine.fire(case, "acknowledge", actor="m", role="intake")
         assert engine.verify_audit().ok  # nothing half-written
     message = str(caught.value)
-    assert kek in message and "restore" in message and "\n" not in message
+    assert kek in message
+    assert "restore" in message
+    assert "\n" not in message
     # a key file with another key (restored from the wrong backup) names the missing id
     KeyFile(key_file).current(create=True)
-    with Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine:
-        with pytest.raises(KeyUnavailable, match=kek):
-            engine.get(case)
+    with (
+        Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine,
+        pytest.raises(KeyUnavailable, match=kek),
+    ):
+        engine.get(case)
 
 
 def test_a_child_opened_with_copied_personal_data_has_its_own_data_key(
@@ -203,7 +209,8 @@ def test_outbox_payloads_are_sealed_and_read_back_whole(db_url: str, clock: Froz
             messages = uow.outbox.listing(STATUSES, limit=100)
         with engine.store.raw.read() as raw:
             stored = raw.outbox.listing(STATUSES, limit=100)
-    assert messages and all(m.payload["context"]["data"]["place"] == place for m in messages)
+    assert messages
+    assert all(m.payload["context"]["data"]["place"] == place for m in messages)
     assert all(set(m.payload) == {"$sealed"} for m in stored)
 
 
@@ -282,9 +289,11 @@ def test_keys_from_the_environment_open_what_they_sealed(
         assert engine.get(case).data["summary"] == secret
     assert leaked(url, [secret]) == []
     monkeypatch.delenv("OPCATFLOW_KEK")
-    with Engine.open(url, [BUNDLED], registry, clock=clock) as engine:
-        with pytest.raises(KeyUnavailable):
-            engine.get(case)
+    with (
+        Engine.open(url, [BUNDLED], registry, clock=clock) as engine,
+        pytest.raises(KeyUnavailable),
+    ):
+        engine.get(case)
 
 
 def test_a_wrapped_key_copied_to_another_instance_does_not_open(

@@ -217,7 +217,12 @@ class SqlAudit:
         query = sa.select(t.audit).order_by(c.instance_id, c.seq)
         if instance_id is not None:
             query = query.where(c.instance_id == instance_id)
-        result = self._conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+        # Options on the statement, not the connection: Connection.execution_options changes
+        # the connection in place, and a write unit of work reading its chain (db encrypt)
+        # would then send its INSERTs through a server-side cursor, which PostgreSQL refuses.
+        result = self._conn.execute(
+            query, execution_options={"stream_results": True, "yield_per": batch}
+        )
         for row in result:
             yield AuditRecord(
                 row.instance_id,

@@ -552,8 +552,9 @@ class Engine:
                 those are stored sealed, so the database cannot compare them.
         """
         if where:
-            candidates = [self.catalog.get(workflow)] if workflow else list(self.catalog)
-            for wf in candidates:
+            for wf in self.catalog:  # every version: an instance may run on any of them
+                if workflow is not None and wf.id != workflow:
+                    continue
                 sealed = sorted(wf.schema.sealed.intersection(where))
                 if sealed:
                     raise InvalidData(

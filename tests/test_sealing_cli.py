@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from http_server import LiveServer, live_server_fixture  # noqa: F401 - the fixture
 from sealing_helpers import leaked, marker
@@ -113,6 +114,7 @@ def killed(url: str, what: str, after: int) -> None:
     assert run.returncode == -signal.SIGKILL, run.stderr
 
 
+@pytest.mark.slow  # a subprocess killed, then the command run again
 def test_a_previous_release_database_is_sealed_after_a_kill_and_a_resume(
     old_db: str,  # noqa: F811 - the fixture
 ) -> None:
@@ -153,6 +155,7 @@ def test_the_database_wide_audit_key_moves_out(old_db: str, tmp_path: Path) -> N
     assert (code, "none to move out" in out) == (0, True)
 
 
+@pytest.mark.slow  # a subprocess killed, then the command run again
 def test_a_rotation_killed_mid_batch_resumes_and_every_value_opens(
     db_url: str, clock: FrozenClock, key_file: Path
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -121,7 +122,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.log = logger or default_logger("opcatflow")
         if keys is None:
-            keys = LocalKeys() if isinstance(store, MemoryStore) else load_provider(None)
+            keys = _memory_keys(store) if isinstance(store, MemoryStore) else load_provider(None)
         self.keyring = Keyring(keys)
         # Every value goes through the keyring: the store below holds only ciphertext.
         self.store = SealedStore(store, self.keyring, self._sealed_fields)
@@ -672,6 +673,17 @@ class Engine:
                 out.write(json.dumps(record.as_json(), ensure_ascii=False) + "\n")
                 count += 1
         return count
+
+
+# An in-memory store's key lives as long as the store: every engine over it shares it.
+_MEMORY_KEYS: weakref.WeakKeyDictionary[MemoryStore, LocalKeys] = weakref.WeakKeyDictionary()
+
+
+def _memory_keys(store: MemoryStore) -> LocalKeys:
+    keys = _MEMORY_KEYS.get(store)
+    if keys is None:
+        keys = _MEMORY_KEYS[store] = LocalKeys()
+    return keys
 
 
 # Refusals another role might not get: try the caller's next role.

@@ -157,6 +157,7 @@ def test_without_the_key_file_values_are_unreadable_while_the_audit_verifies(
         }
         case = engine.start("complaint", actor="m", role="intake", data=data, reason="r").id
     kek = KeyFile(key_file).current(create=False)
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"  # made on first use, for its owner
     key_file.unlink()
     with Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine:
         assert engine.verify_audit().ok

@@ -28,6 +28,7 @@ import importlib
 import os
 import secrets
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -220,6 +221,7 @@ class KeyFile(LocalKeys):
         super().__init__()
         self.path = Path(path) if path is not None else default_key_file()
         self._stamp: tuple[int, int] | None = None
+        self._guard = threading.Lock()
 
     def describe(self) -> str:
         return f"key file {self.path}"
@@ -245,30 +247,37 @@ class KeyFile(LocalKeys):
         self._stamp = stamp
 
     def add_key(self) -> str:
-        self._load()
-        first = not self._keys
-        key_id = super().add_key()
-        if not self._write(replace=not first):
-            # Another process created the file first: its key is the one every process uses.
+        with self._guard:  # nothing sees the new key before the file holds it
             self._load()
-            assert self._current is not None
+            key = AESGCM.generate_key(bit_length=256)
+            keys = {**self._keys, kek_id(key): key}
+            if not self._write(keys, replace=bool(self._keys)):
+                # Another process created the file first: its key is the one all use.
+                self._load()
+                assert self._current is not None
+                return self._current
+            self._keys, self._current = keys, kek_id(key)
             return self._current
-        return key_id
 
     def retire(self, key_id: str) -> None:
-        self._load()
-        super().retire(key_id)
-        self._write(replace=True)
+        with self._guard:
+            self._load()
+            if key_id == self._current:
+                raise ValueError("the current key-encryption key cannot be retired")
+            keys = {k: v for k, v in self._keys.items() if k != key_id}
+            self._write(keys, replace=True)
+            self._keys = keys
+            self._ciphers.pop(key_id, None)
 
-    def _write(self, *, replace: bool) -> bool:
-        """Write the keys; without ``replace``, only if there is no file yet (returns False
+    def _write(self, keys: Mapping[str, bytes], *, replace: bool) -> bool:
+        """Write ``keys``; without ``replace``, only if there is no file yet (returns False
         if there is one)."""
         folder = self.path.parent
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=folder, prefix=".keys-")  # created 0600
         try:
             with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(_lines(self._keys))
+                fh.write(_lines(keys))
                 fh.flush()
                 os.fsync(fh.fileno())
             if replace:

@@ -354,12 +354,10 @@ class DataKeyRepository(Protocol):
     def get(self, owner: str) -> WrappedKey | None:
         """The wrapped key of ``owner``, or ``None``."""
 
-    def add(self, key: WrappedKey) -> None:
-        """Store a new wrapped key.
-
-        Raises:
-            DuplicateKey: ``owner`` has one.
-        """
+    def add(self, key: WrappedKey) -> bool:
+        """Store a new wrapped key unless ``owner`` has one; returns whether it was stored.
+        Never raises :class:`DuplicateKey`: processes making the store's own key at once
+        all go on (the one that lost reads the winner's back with :meth:`get`)."""
 
     def rewrap(self, key: WrappedKey, old_kek_id: str) -> bool:
         """Replace the wrapped form of ``key.owner``'s key if it is still wrapped with

@@ -76,12 +76,16 @@ class Keyring:
 
         Raises:
             KeyUnavailable: no key-encryption key to wrap them with.
-            DuplicateKey: ``owner`` has keys already.
         """
         kek = self.current_kek(repo)
         data_key, audit_key = secrets.token_bytes(_KEY), secrets.token_bytes(_KEY)
         wrapped = self.provider.wrap(kek, data_key + audit_key, wrap_aad(owner))
-        repo.add(WrappedKey(owner, kek, wrapped, now))
+        if not repo.add(WrappedKey(owner, kek, wrapped, now)):
+            # Another unit of work made them first (the store's own, on PostgreSQL) and
+            # committed: theirs are the keys.
+            found = self.find(repo, owner, fresh)
+            assert found is not None
+            return found
         keys = fresh[owner] = OwnerKeys(owner, kek, AESGCM(data_key), Redactor(audit_key))
         return keys
 

@@ -71,8 +71,11 @@ class MemoryDataKeys:
         with self._t.lock:
             return self._rows.get(owner)
 
-    def add(self, key: WrappedKey) -> None:
+    def add(self, key: WrappedKey) -> bool:
+        if key.owner in self._rows:
+            return False
         self._t.insert(DATA_KEYS, key.owner, key)
+        return True
 
     def rewrap(self, key: WrappedKey, old_kek_id: str) -> bool:
         kept = self._rows.get(key.owner)

@@ -7,7 +7,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opcatflow.engine.ports import DuplicateKey
 from opcatflow.engine.rows import WrappedKey
 from opcatflow.engine.sql.dialect import Dialect
 from opcatflow.engine.sql.tables import data_keys, meta
@@ -28,18 +27,17 @@ class SqlDataKeys:
         row = self._conn.execute(_GET, {"owner": owner}).first()
         return _key(row) if row is not None else None
 
-    def add(self, key: WrappedKey) -> None:
-        try:
-            self._conn.execute(
-                data_keys.insert().values(
-                    owner=key.owner,
-                    kek_id=key.kek_id,
-                    wrapped=key.wrapped,
-                    created_at=key.created_at,
-                )
+    def add(self, key: WrappedKey) -> bool:
+        result = self._conn.execute(
+            self._dialect.insert_new(data_keys).values(
+                owner=key.owner,
+                kek_id=key.kek_id,
+                wrapped=key.wrapped,
+                created_at=key.created_at,
             )
-        except sa.exc.IntegrityError as err:
-            raise DuplicateKey(f"{key.owner} has a data key") from err
+            .returning(_d.owner)  # (rowcount is -1 for this statement on psycopg)
+        )
+        return result.first() is not None
 
     def rewrap(self, key: WrappedKey, old_kek_id: str) -> bool:
         result = self._conn.execute(

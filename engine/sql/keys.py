@@ -29,7 +29,8 @@ class SqlDataKeys:
 
     def add(self, key: WrappedKey) -> bool:
         result = self._conn.execute(
-            self._dialect.insert_new(data_keys).values(
+            self._dialect.insert_new(data_keys)
+            .values(
                 owner=key.owner,
                 kek_id=key.kek_id,
                 wrapped=key.wrapped,

@@ -36,7 +36,7 @@ ENGINE_API = {
     "AuditRecord", "Catalog", "ChainBreak", "Clock", "CompiledWorkflow", "ConcurrentUpdate",
     "DeadlineEvent", "FireResult", "TransactionHook", "TransitionEvent",
     "DefinitionError", "DuplicateKey", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
-    "InvalidData", "InvalidText", "LimitExceeded", "MemoryStore", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
+    "InvalidData", "InvalidText", "KeyUnavailable", "LimitExceeded", "MemoryStore", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
     "SQLAlchemyStore", "SchemaLocked", "SchemaMismatch", "Store", "StoreError", "SystemClock",
     "TransitionRefused", "TriggerOption", "UnitOfWork", "VerifyReport", "WorkflowDefinition", "WorkflowNotFound", "compile_text",
     "load_catalog",

@@ -119,6 +119,12 @@ def _where(items: list[str], wf: CompiledWorkflow | None, hidden: frozenset[str]
                 "invalid-request",
                 f"field {name!r} is personal and withheld from this key: it cannot be a filter",
             )
+        if name in wf.schema.sealed:
+            raise ApiProblem(
+                "invalid-request",
+                f"field {name!r} is personal or confidential, stored encrypted: it cannot be "
+                "a filter",
+            )
         where[name] = _typed(name, spec.type, raw)
     return where
 

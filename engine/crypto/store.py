@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from opcatflow.engine.crypto.cipher import (
@@ -131,7 +132,7 @@ class SealedInstances:
         data = dict(stored)
         for name in sealed:
             data[name] = keys.open(stored[name], data_place(instance.id, name))
-        opened = dataclasses.replace(instance, data=data)
+        opened = _with_data(instance, data)
         self._seen[instance.id] = (stored, opened.data)
         return opened
 
@@ -152,7 +153,7 @@ class SealedInstances:
                 out[name] = kept  # unchanged: keep its ciphertext
             else:
                 out[name] = keys.seal(value, data_place(instance.id, name))
-        sealed = dataclasses.replace(instance, data=out)
+        sealed = _with_data(instance, out)
         self._seen[instance.id] = (sealed.data, data)
         return sealed
 
@@ -197,6 +198,16 @@ class SealedInstances:
 
     def audit_heads(self) -> dict[str, tuple[int, str]]:
         return self._raw.audit_heads()
+
+
+def _with_data(instance: Instance, data: dict[str, Any]) -> Instance:
+    # ``instance`` with other data (a dict only this module holds): built directly, since
+    # dataclasses.replace cost more than the sealing on the hot path.
+    i = instance
+    return Instance(
+        i.id, i.workflow_id, i.workflow_version, i.state, MappingProxyType(data), i.version,
+        i.parent_id, i.created_at, i.updated_at, i.state_entered_at, i.audit_seq, i.audit_head,
+    )  # fmt: skip
 
 
 class SealedOutbox:

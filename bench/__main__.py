@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from bench import durable, inmemory, memory_store, report, scale
+from bench import durable, encryption, inmemory, memory_store, report, scale
 from bench.common import DEFAULT_PG_URL, pg_server_version
 
 
@@ -17,13 +17,14 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description="opcatflow benchmarks: (a) durable transitions against a bare-Core floor, "
         "(b) in-memory fire against bare transitions, (c) 100,000 instances: rate and memory, "
-        "(d) a fire on the in-memory store against the in-memory decision.",
+        "(d) a fire on the in-memory store against the in-memory decision, "
+        "(e) a fire with personal values sealed against the same fire unsealed.",
     )
     parser.add_argument(
         "--only",
-        choices=("a", "b", "c", "d"),
+        choices=("a", "b", "c", "d", "e"),
         action="append",
-        help="run only this part (repeatable); default: all four",
+        help="run only this part (repeatable); default: all five",
     )
     parser.add_argument("--runs", type=int, default=5, help="runs per configuration (default 5)")
     parser.add_argument(
@@ -73,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    parts = set(args.only or ("a", "b", "c", "d"))
+    parts = set(args.only or ("a", "b", "c", "d", "e"))
 
     def progress(message: str) -> None:
         print(f"... {message}", file=sys.stderr, flush=True)
@@ -106,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     if "d" in parts:
         results["d_memory_store"] = memory_store.run(
             runs=args.runs, log=args.log, progress=progress
+        )
+    if "e" in parts:
+        progress("(e) sealed against clear fires, SQLite FULL and PostgreSQL")
+        results["e_encryption"] = encryption.run(
+            runs=args.runs, n=args.n, pool=args.pool, pg_url=args.pg_url
         )
     if "c" in parts:
         results["c_scale"] = scale.run(instances=args.instances, log=args.log, progress=progress)

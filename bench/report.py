@@ -89,6 +89,15 @@ def table(results: dict[str, Any]) -> str:
             f"{_verdict(store['met'])}",
             f"  of which the store's own operations: {store['store_operations_median_us']:.1f}",
         ]
+    sealing = results.get("e_encryption")
+    if sealing:
+        lines.append("(e) Engine.fire with personal values sealed against unsealed, medians/s")
+        for backend, row in sealing.items():
+            lines.append(
+                f"  {backend:<18} sealed {row['sealed_per_s']:>8.0f}  clear "
+                f"{row['clear_per_s']:>8.0f}  ratio {row['ratio']:>5.2f}  >= 0.70 "
+                f"{_verdict(row['ratio'] >= 0.7)}"
+            )
     scale = results.get("c_scale")
     if scale:
         e, f = scale["engine"], scale["floor"]

@@ -27,6 +27,17 @@ APPLIED = "applied"
 REFUSED = "refused"
 STARTED = "started"
 OPENED = "opened"  # a child instance was opened
+REKEYED = "rekeyed"  # the instance's data key was re-wrapped under a new key-encryption key
+SEALED = "sealed"  # `db encrypt` sealed the instance's values and rewrote its older records
+
+# Record formats. 1: older releases (reason in clear, keyed hashes under the database-wide
+# key). 2: reason sealed with the instance's data key, keyed hashes under its own audit key.
+# 3: a format-1 record `db encrypt` converted (reason sealed, hashes under the database-wide
+# key). The hash of formats 2 and 3 covers the format too; format 1 hashes as it always did,
+# so chains written by older releases keep verifying.
+LEGACY_FORMAT = 1
+CURRENT_FORMAT = 2
+CONVERTED_FORMAT = 3
 
 
 class AuditRecordJson(TypedDict):
@@ -48,6 +59,7 @@ class AuditRecordJson(TypedDict):
     changes: dict[str, Any]
     prev_hash: str
     hash: str
+    format: int
 
 
 class ChainBreakJson(TypedDict):
@@ -96,6 +108,7 @@ class AuditRecord(NamedTuple):
     hash: str
     id: int | None = None
     position: int | None = None
+    format: int = LEGACY_FORMAT
 
     def content(self) -> list[Any]:
         """What the hash covers, in canonical order."""
@@ -115,7 +128,8 @@ class AuditRecord(NamedTuple):
                 self.reason,
                 self.changes,
                 self.prev_hash,
-            )
+            ),
+            self.format,
         )
 
     @property
@@ -142,6 +156,7 @@ class AuditRecord(NamedTuple):
             "changes": self.changed,
             "prev_hash": self.prev_hash,
             "hash": self.hash,
+            "format": self.format,
         }
 
 
@@ -173,17 +188,23 @@ def make_record(
     reason: str | None,
     changes: str,
     prev_hash: str,
+    format: int = LEGACY_FORMAT,
 ) -> AuditRecord:
-    """A new record, hashed."""
+    """A new record, hashed (``reason`` as it is stored: sealed from format 2 on)."""
     content = (
         instance_id, seq, at, actor, role, workflow_id, workflow_version, trigger,
         from_state, to_state, outcome, reason, changes, prev_hash,
     )  # fmt: skip
-    return AuditRecord(*content, record_hash(_hashable(content)))
+    return AuditRecord(*content, record_hash(_hashable(content, format)), None, None, format)
 
 
-def _hashable(content: Sequence[Any]) -> list[Any]:
-    return [v.isoformat(timespec="microseconds") if isinstance(v, datetime) else v for v in content]
+def _hashable(content: Sequence[Any], format: int) -> list[Any]:
+    values = [
+        v.isoformat(timespec="microseconds") if isinstance(v, datetime) else v for v in content
+    ]
+    if format != LEGACY_FORMAT:
+        values.append(format)
+    return values
 
 
 class Redactor:

@@ -172,6 +172,10 @@ class DataSchema:
         self.personal = frozenset(n for n, s in fields.items() if s.personal) | frozenset(
             self.personal_parts
         )
+        self.confidential = frozenset(n for n, s in fields.items() if s.confidential)
+        # Kept only as keyed hashes in the audit trail, and sealed in the store (a records
+        # field with personal sub-fields is sealed whole).
+        self.sealed = self.personal | self.confidential
         self.required = tuple(n for n, s in fields.items() if s.required)
 
     def resolve(self, stored: Mapping[str, Any], clean: dict[str, Any]) -> list[str]:

@@ -98,6 +98,12 @@ class FieldSpec(_Model):
         description="Personal data of a person deprived of liberty: never written to the "
         "audit trail, and redacted from notifications and exports without consent.",
     )
+    confidential: bool = Field(
+        False,
+        description="Not personal data, but kept from anyone holding the database: stored "
+        "encrypted (as personal values are) and only as a keyed hash in the audit trail; "
+        "readable by every role that reads the instance, and never a query filter.",
+    )
     values: list[str] | None = Field(None, description="Allowed values (enum, list of enum).")
     items: FieldType | None = Field(None, description="Item type of a list.")
     visible_to: list[Name] | None = Field(
@@ -146,6 +152,10 @@ class FieldSpec(_Model):
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
+        if self.personal and self.confidential:
+            raise ValueError(
+                "a personal field is stored encrypted already: 'confidential' adds nothing"
+            )
         if self.type is not FieldType.RECORDS:
             if self.item is not None or self.key is not None or self.append_only:
                 raise ValueError("'item', 'key' and 'append_only' are only for records fields")
@@ -156,9 +166,10 @@ class FieldSpec(_Model):
             raise ValueError("a records field takes 'item' (its sub-fields), not 'items'/'values'")
         if not self.item:
             raise ValueError("a records field needs 'item': its sub-fields")
-        if self.personal:
+        if self.personal or self.confidential:
             raise ValueError(
-                "a records field is not personal as a whole: mark its personal sub-fields"
+                "a records field is not personal or confidential as a whole: mark its "
+                "personal sub-fields"
             )
         if self.key is None:
             raise ValueError("a records field needs 'key': the sub-field naming an entry")

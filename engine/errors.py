@@ -243,3 +243,21 @@ class InvalidText(OpcatflowError):
             f"{where} is not valid Unicode text (a lone surrogate or bytes that were not UTF-8 "
             f"at character {position})"
         )
+
+
+class KeyUnavailable(OpcatflowError):
+    """A key that personal values are sealed with cannot be used: the key-encryption key is
+    missing (no key file, no environment variable) or is not the one that wrapped the data
+    keys, or a wrapped key does not open. Nothing is read as garbage and nothing is written.
+
+    Attributes:
+        key_id: the key-encryption key's id (as stored next to every data key it wraps).
+        problem: what is wrong with it.
+        remedy: what an operator does about it.
+    """
+
+    def __init__(self, key_id: str, problem: str, remedy: str) -> None:
+        self.key_id = key_id
+        self.problem = problem
+        self.remedy = remedy
+        super().__init__(f"key-encryption key {key_id}: {problem}; {remedy}")

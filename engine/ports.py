@@ -40,11 +40,13 @@ from opcatflow.engine.rows import (
     StoredDefinition,
     Timer,
     TimerStatus,
+    WrappedKey,
 )
 
 __all__ = [
     "ApiKeyRepository",
     "AuditRepository",
+    "DataKeyRepository",
     "DefinitionRepository",
     "DuplicateKey",
     "IdempotencyRepository",
@@ -414,6 +416,39 @@ class ApiKeyRepository(Protocol):
         """Mark a key revoked at ``at`` (a key already revoked keeps its first time)."""
 
 
+class DataKeyRepository(Protocol):
+    """Wrapped data keys, one per owner, and the settings of the keys (kept in the store's
+    meta table). A data key never changes once stored: rotating the key-encryption key
+    re-wraps it, so values sealed with it stay as they are."""
+
+    def get(self, owner: str) -> WrappedKey | None:
+        """The wrapped key of ``owner``, or ``None``."""
+
+    def add(self, key: WrappedKey) -> bool:
+        """Store a new wrapped key unless ``owner`` has one; returns whether it was stored.
+        Never raises :class:`DuplicateKey`: processes making the store's own key at once
+        all go on (the one that lost reads the winner's back with :meth:`get`)."""
+
+    def rewrap(self, key: WrappedKey, old_kek_id: str) -> bool:
+        """Replace the wrapped form of ``key.owner``'s key if it is still wrapped with
+        ``old_kek_id``; returns whether it was written."""
+
+    def wrapped_with_other(
+        self, kek_id: str, *, after: str = "", limit: int = 500
+    ) -> list[WrappedKey]:
+        """Keys wrapped with another KEK than ``kek_id``, owners above ``after``, by owner."""
+
+    def kek_counts(self) -> dict[str, int]:
+        """How many keys each KEK wraps."""
+
+    def setting(self, name: str) -> str | None:
+        """A key setting (``kek_rotation``: the KEK a rotation in progress moves to;
+        ``audit_key``: the database-wide audit key of older releases, in hex)."""
+
+    def set_setting(self, name: str, value: str | None) -> None:
+        """Set or (``None``) remove a key setting."""
+
+
 class UnitOfWork(Protocol):
     """One transaction, seen through typed repositories.
 
@@ -424,8 +459,8 @@ class UnitOfWork(Protocol):
     what it wrote before it commits.
 
     Attributes:
-        instances, audit, definitions, timers, outbox, idempotency, keys: the repositories,
-            all inside this one transaction.
+        instances, audit, definitions, timers, outbox, idempotency, keys, data_keys: the
+            repositories, all inside this one transaction.
     """
 
     instances: InstanceRepository
@@ -435,6 +470,7 @@ class UnitOfWork(Protocol):
     outbox: OutboxRepository
     idempotency: IdempotencyRepository
     keys: ApiKeyRepository
+    data_keys: DataKeyRepository
 
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested part of this unit of work: if its block raises, only what was written in

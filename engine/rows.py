@@ -194,3 +194,15 @@ class ApiKeyRow:
     note: str | None
     created_at: datetime
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedKey:
+    """The data key and audit key of one owner (an instance id, or ``opcatflow:store`` for
+    the store's own records), wrapped by the key-encryption key ``kek_id``, which is kept
+    outside the database."""
+
+    owner: str
+    kek_id: str
+    wrapped: bytes
+    created_at: datetime

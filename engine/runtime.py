@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +20,8 @@ from typing import IO, Any, NamedTuple
 from structlog.typing import FilteringBoundLogger
 
 from opcatflow.engine.audit import (
+    LEGACY_FORMAT,
     AuditRecord,
-    Redactor,
     VerifyReport,
     verify_chain,
 )
@@ -35,6 +36,10 @@ from opcatflow.engine.catalogue import (
 )
 from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor
+from opcatflow.engine.crypto.cipher import is_sealed_text, reason_place
+from opcatflow.engine.crypto.keyring import Keyring
+from opcatflow.engine.crypto.providers import KeyProvider, LocalKeys, load_provider
+from opcatflow.engine.crypto.store import SealedStore, SealedUnitOfWork
 from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
@@ -51,6 +56,7 @@ from opcatflow.engine.inputs import check_call, check_data
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_stored, load_catalog, same_content
 from opcatflow.engine.logs import default_logger
+from opcatflow.engine.memory import MemoryStore
 from opcatflow.engine.ports import Store, UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.rows import StoredDefinition
@@ -95,8 +101,11 @@ class Engine:
         registry: the guards and actions the definitions name.
         clock: the only source of time the engine uses.
         logger: a structlog logger; the engine logs events, never configures logging.
-        audit_key: key for the keyed hashes of personal values in the audit trail; by default
-            a random key kept in the database.
+        keys: where the key-encryption keys are (:mod:`opcatflow.engine.crypto.providers`):
+            personal and confidential values are stored sealed with a data key per
+            instance, wrapped with them. Default: ``$OPCATFLOW_KEK`` if set, else the key
+            file (``$OPCATFLOW_KEY_FILE``, else ``~/.config/opcatflow/keys``, made on first
+            use for a new database); for a :class:`MemoryStore`, a key held in memory.
         hooks: participants that write in the transaction of every applied change (the
             notification outbox). The deadline timers' hook always comes first.
         settings: the NPM's calendar and deadline durations (default: the shipped ones).
@@ -124,14 +133,18 @@ class Engine:
         *,
         clock: Clock | None = None,
         logger: FilteringBoundLogger | None = None,
-        audit_key: bytes | None = None,
+        keys: KeyProvider | None = None,
         hooks: Sequence[TransactionHook] = (),
         settings: Settings | None = None,
         register: bool = True,
         sources: Sequence[str | Path] = (),
         checks: Sequence[CatalogCheck] = (),
     ) -> None:
-        self.store = store
+        if keys is None:
+            keys = _memory_keys(store) if isinstance(store, MemoryStore) else load_provider(None)
+        self.keyring = Keyring(keys)
+        # Every value goes through the keyring: the store below holds only ciphertext.
+        self.store = SealedStore(store, self.keyring, self._sealed_fields)
         self.registry = registry
         self._base = catalog
         self._sources = tuple(sources)
@@ -144,14 +157,12 @@ class Engine:
         self._refused: str | None = None  # the catalogue digest a reload last refused
         self.clock = clock or SystemClock()
         self.log = logger or default_logger("opcatflow")
-        redactor = Redactor(audit_key or store.secret("audit_key"))
-        self.redactor = redactor  # personal values in audit records, as keyed hashes
         self._times_ordered_from = store.audit_times_ordered_from()
         self.settings = settings or Settings.default()
         self.timers = TimerHook(self.settings)
         self.timers.check(catalog)  # a definition naming an unknown config: key fails here
         self.hooks: tuple[TransactionHook, ...] = (self.timers, *hooks)
-        self._writes = Writes(catalog, redactor, self.hooks, registry)
+        self._writes = Writes(catalog, self.hooks, registry)
         self._pinned: dict[tuple[str, int], CompiledWorkflow] = {}
         if register:
             self._register(catalog)
@@ -170,6 +181,7 @@ class Engine:
         settings: Settings | None = None,
         hooks: Sequence[TransactionHook] = (),
         register: bool = True,
+        keys: KeyProvider | None = None,
     ) -> Engine:
         """Open a store at ``url`` (creating the schema in an empty database) and load the
         definitions found under ``workflows``. ``memory:`` opens a new in-memory store
@@ -194,6 +206,7 @@ class Engine:
                 settings=settings,
                 register=register,
                 sources=sources,
+                keys=keys,
             )
         except BaseException:
             store.close()
@@ -207,6 +220,9 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _sealed_fields(self, workflow: str, version: int) -> frozenset[str]:
+        return self.workflow(workflow, version).schema.sealed
 
     # -- definitions -----------------------------------------------------------------------
 
@@ -402,7 +418,7 @@ class Engine:
         if barred is not None:
             raise TransitionRefused("(new)", START, "data", barred)
 
-        def work(uow: UnitOfWork) -> Instance:
+        def work(uow: SealedUnitOfWork) -> Instance:
             if parent_id is not None:
                 uow.instances.lock(parent_id)  # raises InstanceNotFound
             now = self.clock.now()  # after the parent's lock, like every write
@@ -507,7 +523,7 @@ class Engine:
         if data:  # most fires supply nothing, and no data has nothing to check
             check_data(data)
 
-        def work(uow: UnitOfWork) -> FireResult:
+        def work(uow: SealedUnitOfWork) -> FireResult:
             result = self._fire_in(
                 uow,
                 instance_id,
@@ -533,7 +549,7 @@ class Engine:
 
     def _fire_in(
         self,
-        uow: UnitOfWork,
+        uow: SealedUnitOfWork,
         instance_id: str,
         trigger: str,
         *,
@@ -592,7 +608,7 @@ class Engine:
         opened = tuple(c.instance_id for c in children)
         return FireResult(current, updated, None, trigger, actor, role, opened)
 
-    def lock_for_record(self, uow: UnitOfWork, instance_id: str) -> tuple[Instance, datetime]:
+    def lock_for_record(self, uow: SealedUnitOfWork, instance_id: str) -> tuple[Instance, datetime]:
         """Lock an instance to append to its audit chain; returns it and the time to stamp
         the new record with (for the engine's own writers, such as the scheduler).
 
@@ -669,7 +685,25 @@ class Engine:
         Pass the last instance of a page (or its :func:`list_key`) as ``after`` to get the
         next page: keyset paging on ``(created_at, id)``, so a page never skips or repeats
         an instance, whatever is started meanwhile.
+
+        Raises:
+            InvalidData: ``where`` names a personal or confidential field of a workflow:
+                those are stored sealed, so the database cannot compare them.
         """
+        if where:
+            for wf in self.catalog:  # every version: an instance may run on any of them
+                if workflow is not None and wf.id != workflow:
+                    continue
+                sealed = sorted(wf.schema.sealed.intersection(where))
+                if sealed:
+                    raise InvalidData(
+                        wf.id,
+                        [
+                            f"{name}: personal or confidential, stored encrypted: it cannot "
+                            "be a filter"
+                            for name in sealed
+                        ],
+                    )
         with self.store.read() as uow:
             return uow.instances.query(
                 workflow=workflow,
@@ -718,7 +752,16 @@ class Engine:
         """Every audit record of one instance, oldest first. Raises: InstanceNotFound."""
         with self.store.read() as uow:
             uow.instances.get(instance_id)
-            return list(uow.audit.records(instance_id))
+            return [self._opened(uow, r) for r in uow.audit.records(instance_id)]
+
+    def _opened(self, uow: SealedUnitOfWork, record: AuditRecord) -> AuditRecord:
+        # A record as read: its reason opened (display only: its hash covers the sealed form).
+        if record.format == LEGACY_FORMAT or not is_sealed_text(record.reason):
+            return record
+        assert record.reason is not None
+        keys = uow.required_keys(record.instance_id, f"audit record {record.id}")
+        reason = keys.open_text(record.reason, reason_place(record.instance_id, record.seq))
+        return record._replace(reason=reason)
 
     def available_triggers(
         self, instance_id: str, role: str, actor: str | None = None
@@ -732,7 +775,7 @@ class Engine:
             return self._available_triggers(uow, instance_id, role, actor)
 
     def _available_triggers(
-        self, uow: UnitOfWork, instance_id: str, role: str, actor: str | None
+        self, uow: SealedUnitOfWork, instance_id: str, role: str, actor: str | None
     ) -> list[TriggerOption]:
         instance = uow.instances.get(instance_id)
         wf = self.workflow(instance.workflow_id, instance.workflow_version)
@@ -790,7 +833,8 @@ class Engine:
             )
 
     def export_audit(self, out: IO[str], instance_id: str | None = None) -> int:
-        """Write the audit trail as JSON Lines; returns the number of records written."""
+        """Write the audit trail as JSON Lines, as stored (reasons sealed, personal values as
+        keyed hashes: verifiable with no key); returns the number of records written."""
         count = 0
         with self.store.read() as uow:
             for record in uow.audit.records(instance_id):
@@ -812,11 +856,22 @@ def _key(after: Instance | ListKey | None) -> ListKey | None:
     return list_key(after) if isinstance(after, Instance) else after
 
 
+# An in-memory store's key lives as long as the store: every engine over it shares it.
+_MEMORY_KEYS: weakref.WeakKeyDictionary[MemoryStore, LocalKeys] = weakref.WeakKeyDictionary()
+
+
+def _memory_keys(store: MemoryStore) -> LocalKeys:
+    keys = _MEMORY_KEYS.get(store)
+    if keys is None:
+        keys = _MEMORY_KEYS[store] = LocalKeys()
+    return keys
+
+
 # Refusals another role might not get: try the caller's next role.
 _ROLE_DEPENDENT = frozenset({"role", "data", "guard"})
 
 
-def _lookup(uow: UnitOfWork) -> Lookup:
+def _lookup(uow: SealedUnitOfWork) -> Lookup:
     # Rules read other instances through the unit of work, so what they see is what the
     # transaction sees; they get no way to write.
     def lookup(instance_id: str) -> Instance | None:

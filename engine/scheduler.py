@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from opcatflow.engine.audit import make_record
+from opcatflow.engine.crypto.store import SealedUnitOfWork
 from opcatflow.engine.deadlines import REMINDER, DeadlinePlanner, find_deadline
 from opcatflow.engine.errors import ConcurrentUpdate
 from opcatflow.engine.events import DeadlineEvent
 from opcatflow.engine.instance import Instance
-from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.rows import Timer, TimerStatus
 from opcatflow.engine.runtime import Engine, FireResult
 
@@ -200,7 +199,7 @@ class Scheduler:
         return firings
 
     def _process(
-        self, uow: UnitOfWork, row: Timer, now: datetime
+        self, uow: SealedUnitOfWork, row: Timer, now: datetime
     ) -> tuple[Firing, FireResult | None]:
         engine = self.engine
         wf = engine.workflow(row.workflow_id, row.workflow_version)
@@ -258,7 +257,7 @@ class Scheduler:
         )
         return firing, result
 
-    def _audit(self, uow: UnitOfWork, row: Timer) -> Instance:
+    def _audit(self, uow: SealedUnitOfWork, row: Timer) -> Instance:
         # A reminder, or a due date with nothing to fire, is still a deadline event of the
         # instance: it goes into the instance's hash chain like a transition.
         # Stamped with the clock read under the instance's lock, like a transition, not with
@@ -268,30 +267,28 @@ class Scheduler:
         what = "reminder" if row.kind == REMINDER else "due date reached"
         offset = (row.payload or {}).get("offset")
         due = row.deadline_due
-        record = make_record(
-            instance_id=instance.id,
+        record = self.engine._writes.record(
+            uow,
+            instance,
             seq=seq,
-            at=at,
+            prev=instance.audit_head,
+            now=at,
             actor=SCHEDULER,
             role=SCHEDULER,
-            workflow_id=instance.workflow_id,
-            workflow_version=instance.workflow_version,
             trigger=row.deadline,
-            from_state=instance.state,
             to_state=None,
             outcome=row.kind,
             reason=f"deadline {row.deadline!r} {what}"
             + (f" ({offset} before)" if offset else "")
             + f", due {due.isoformat()}",
             changes="{}",
-            prev_hash=instance.audit_head,
         )
         uow.audit.append(record)
         if not uow.instances.advance_audit_head(instance.id, seq, record.hash):
             raise ConcurrentUpdate(instance.id, instance.version, instance.version)
         return instance
 
-    def _failed(self, uow: UnitOfWork, row: Timer, now: datetime, err: Exception) -> Firing:
+    def _failed(self, uow: SealedUnitOfWork, row: Timer, now: datetime, err: Exception) -> Firing:
         attempts = row.attempts + 1
         failed = attempts >= self.max_attempts
         uow.timers.close(

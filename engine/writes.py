@@ -16,16 +16,18 @@ from typing import Any
 
 from opcatflow.engine.audit import (
     APPLIED,
+    CURRENT_FORMAT,
     GENESIS,
     OPENED,
     REFUSED,
     STARTED,
     AuditRecord,
-    Redactor,
     make_record,
 )
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.contract import outside_write_set
+from opcatflow.engine.crypto.cipher import reason_place
+from opcatflow.engine.crypto.store import SealedUnitOfWork
 from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
@@ -39,7 +41,6 @@ from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.inputs import check_size
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.loader import Catalog, same_content
-from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.rows import DefinitionStatus, StoredDefinition
 from opcatflow.engine.sandbox import BudgetExceeded
@@ -139,17 +140,15 @@ class Writes:
     def __init__(
         self,
         catalog: Catalog,
-        redactor: Redactor,
         hooks: Sequence[TransactionHook],
         registry: Registry,
     ) -> None:
         self.catalog = catalog
         self.registry = registry
-        self.redactor = redactor
         self.hooks = tuple(hooks)
         self._registered: set[tuple[str, int]] = set()
 
-    def ensure_registered(self, uow: UnitOfWork, wf: CompiledWorkflow, now: datetime) -> None:
+    def ensure_registered(self, uow: SealedUnitOfWork, wf: CompiledWorkflow, now: datetime) -> None:
         """Store the definition an instance is pinned to (once per process).
 
         A copy stored under an earlier fingerprint formula with the same content gets the
@@ -184,7 +183,7 @@ class Writes:
             raise DefinitionError([Problem("<database>", 1, 1, message)])
         self._registered.add(key)
 
-    def admit(self, uow: UnitOfWork, wf: CompiledWorkflow, now: datetime) -> None:
+    def admit(self, uow: SealedUnitOfWork, wf: CompiledWorkflow, now: datetime) -> None:
         """Refuse a new instance of a retired version, as the database says now (another
         process may have retired it), and store the definition the first time.
 
@@ -197,7 +196,7 @@ class Writes:
             raise VersionRetired(wf.id, wf.version)
         self.ensure_registered(uow, wf, now)
 
-    def retired_child(self, uow: UnitOfWork, children: Sequence[Child]) -> Refused | None:
+    def retired_child(self, uow: SealedUnitOfWork, children: Sequence[Child]) -> Refused | None:
         """The refusal of a transition whose ``opens`` would start a retired version."""
         for child in children:
             wf = child.workflow
@@ -208,7 +207,7 @@ class Writes:
 
     def insert_new(
         self,
-        uow: UnitOfWork,
+        uow: SealedUnitOfWork,
         wf: CompiledWorkflow,
         data: dict[str, Any],
         *,
@@ -220,6 +219,7 @@ class Writes:
         instance_id: str,
     ) -> Instance:
         self.admit(uow, wf, now)
+        keys = uow.ensure_keys(instance_id, now)  # a child gets its own, like any instance
         record = make_record(
             instance_id=instance_id,
             seq=1,
@@ -232,9 +232,10 @@ class Writes:
             from_state=None,
             to_state=wf.initial,
             outcome=STARTED,
-            reason=reason,
-            changes=self.redactor.changes({}, data, wf.schema.personal, wf.schema.records),
+            reason=None if reason is None else keys.seal_text(reason, reason_place(instance_id, 1)),
+            changes=keys.redactor.changes({}, data, wf.schema.sealed, wf.schema.records),
             prev_hash=GENESIS,
+            format=CURRENT_FORMAT,
         )
         instance = Instance(
             id=instance_id,
@@ -314,7 +315,7 @@ class Writes:
 
     def store_refusal(
         self,
-        uow: UnitOfWork,
+        uow: SealedUnitOfWork,
         current: Instance,
         *,
         trigger: str,
@@ -324,7 +325,8 @@ class Writes:
         refusal: Refused,
     ) -> None:
         seq = current.audit_seq + 1
-        record = self._record(
+        record = self.record(
+            uow,
             current,
             seq=seq,
             prev=current.audit_head,
@@ -343,7 +345,7 @@ class Writes:
 
     def store_applied(
         self,
-        uow: UnitOfWork,
+        uow: SealedUnitOfWork,
         wf: CompiledWorkflow,
         current: Instance,
         outcome: Applied,
@@ -356,8 +358,10 @@ class Writes:
         reason: str | None,
     ) -> Instance:
         seq, prev = current.audit_seq + 1, current.audit_head
+        redactor = uow.ensure_keys(current.id, now).redactor
         records = [
-            self._record(
+            self.record(
+                uow,
                 current,
                 seq=seq,
                 prev=prev,
@@ -368,14 +372,15 @@ class Writes:
                 to_state=outcome.state,
                 outcome=APPLIED,
                 reason=reason,
-                changes=self.redactor.changes(
-                    current.data, outcome.data, wf.schema.personal, wf.schema.records
+                changes=redactor.changes(
+                    current.data, outcome.data, wf.schema.sealed, wf.schema.records
                 ),
             )
         ]
         for child in children:  # the parent's side of each link, in its own chain
             records.append(
-                self._record(
+                self.record(
+                    uow,
                     current,
                     seq=records[-1].seq + 1,
                     prev=records[-1].hash,
@@ -438,8 +443,9 @@ class Writes:
             )
         return updated
 
-    def _record(
+    def record(
         self,
+        uow: SealedUnitOfWork,
         current: Instance,
         *,
         seq: int,
@@ -453,6 +459,12 @@ class Writes:
         reason: str | None,
         changes: str,
     ) -> AuditRecord:
+        """The next record of ``current``'s chain, its reason sealed with the instance's
+        data key (made now for an instance an older release wrote)."""
+        if reason is not None:
+            reason = uow.ensure_keys(current.id, now).seal_text(
+                reason, reason_place(current.id, seq)
+            )
         return make_record(
             instance_id=current.id,
             seq=seq,
@@ -468,4 +480,5 @@ class Writes:
             reason=reason,
             changes=changes,
             prev_hash=prev,
+            format=CURRENT_FORMAT,
         )

@@ -51,6 +51,16 @@ def new_pg_schema(admin: sa.Engine) -> tuple[str, str]:
     return schema, f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
+@pytest.fixture(autouse=True)
+def key_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test keeps its key-encryption keys in a file of its own (never the user's
+    ``~/.config/opcatflow/keys``); commands run as subprocesses inherit the variable."""
+    path = tmp_path_factory.mktemp("keys") / "keys"
+    monkeypatch.setenv("OPCATFLOW_KEY_FILE", str(path))
+    monkeypatch.delenv("OPCATFLOW_KEK", raising=False)
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty database: a SQLite file, or a fresh PostgreSQL schema."""

@@ -126,7 +126,7 @@ def first_while_second_waits(first: Engine, second: Engine, case: str) -> list[A
     def hold(uow: UnitOfWork, _: object) -> None:
         # Called in the unit of work of first's fire, which holds the case's lock; the
         # backend's pid needs the connection behind it (the SQL store's own attribute).
-        conn = uow._conn  # type: ignore[attr-defined]
+        conn = uow.raw._conn  # type: ignore[attr-defined]  # under the engine's sealing
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() if postgresql else None
         waiter.start()
         wait_until_blocked(first, pid, waiter)

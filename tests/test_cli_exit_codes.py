@@ -12,6 +12,7 @@ from opcatflow.engine import (
     InstanceNotFound,
     InvalidData,
     InvalidText,
+    KeyUnavailable,
     OpcatflowError,
     Problem,
     SchemaLocked,
@@ -44,6 +45,7 @@ PROBLEM = Problem("x.yaml", 1, 1, "bad")
         (ConfigError([PROBLEM]), 6),
         (SchemaMismatch("a", "b"), 7),
         (SchemaLocked("db", 1.0), 9),
+        (KeyUnavailable("kek-1", "missing", "restore it"), 10),
         (InvalidText("actor", 0), 2),
     ],
 )

@@ -129,7 +129,12 @@ def json_values(text: str) -> list[Any]:
 
 
 def environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPCATFLOW_")}
+    # the test's own key file stays: a server must not write the user's ~/.config
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OPCATFLOW_") or k == "OPCATFLOW_KEY_FILE"
+    }
     return {**env, "PYTHONUNBUFFERED": "1"}
 
 

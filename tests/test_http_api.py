@@ -21,6 +21,7 @@ from opcatflow.engine import (
     DefinitionError,
     InstanceNotFound,
     InvalidData,
+    KeyUnavailable,
     OpcatflowError,
     Problem,
     SchemaMismatch,
@@ -73,6 +74,7 @@ def test_the_server_serves_its_openapi_document(api: ApiUnderTest) -> None:
         (DefinitionError([Problem("f", 1, 1, "bad")]), 500, "invalid-definition"),
         (SchemaMismatch("0000", "0001"), 503, "schema-mismatch"),
         (StoreError("database error"), 503, "store-error"),
+        (KeyUnavailable("kek-1", "not in key file /k", "restore it"), 503, "key-unavailable"),
     ],
 )
 def test_each_engine_error_has_one_stable_problem_type(

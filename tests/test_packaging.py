@@ -37,7 +37,7 @@ ENGINE_API = {
     "DeadlineEvent", "FireResult", "TransactionHook", "TransitionEvent",
     "AmbiguousId", "IdTooShort", "InvalidFilter",
     "DefinitionError", "DuplicateKey", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
-    "InvalidData", "InvalidText", "LimitExceeded", "MemoryStore", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
+    "InvalidData", "InvalidText", "KeyUnavailable", "LimitExceeded", "MemoryStore", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
     "SQLAlchemyStore", "SchemaLocked", "SchemaMismatch", "Store", "StoreError", "SystemClock",
     "TransitionRefused", "TriggerOption", "UnitOfWork", "VerifyReport", "VersionRetired", "WorkflowDefinition", "WorkflowNotFound", "compile_text",
     "load_catalog",

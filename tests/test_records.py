@@ -166,7 +166,11 @@ LEDGER_TEXT = (LEDGER / "ledger.yaml").read_text(encoding="utf-8")
         ("    key: n\n", "    key: nn\n", "key 'nn' is not one of its sub-fields"),
         ("      n: {type: integer}", "      n: {type: text}", "key 'n' must be a string, integer"),
         ("      on: {type: date}", "      on: {type: records}", "records are not supported"),
-        ("    append_only: true\n", "    personal: true\n", "is not personal as a whole"),
+        (
+            "    append_only: true\n",
+            "    personal: true\n",
+            "is not personal or confidential as a whole",
+        ),
     ],
 )
 def test_a_malformed_records_field_is_located(old: str, new: str, message: str) -> None:

@@ -18,6 +18,7 @@ from opcatflow.adapters.cli import (
     definitions,
     demo,
     instances,
+    keys,
     listing,
     outbox,
     serve,
@@ -143,6 +144,17 @@ def root(
             "defaults (opcatflow/config/opcatflow.yaml).",
         ),
     ] = None,
+    keys: Annotated[
+        str | None,
+        typer.Option(
+            "--keys",
+            envvar="OPCATFLOW_KEYS",
+            metavar="SPEC",
+            help="Where the key-encryption keys are: file:PATH, env[:VARIABLE] or "
+            "module:factory (a KMS or HSM). [default: $OPCATFLOW_KEK if set, else the key "
+            "file $OPCATFLOW_KEY_FILE or ~/.config/opcatflow/keys, made on first use]",
+        ),
+    ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
     ] = False,
@@ -170,6 +182,7 @@ def root(
         db=db,
         workflows=(*bundled, *(workflows or ())),
         npm_settings=npm_settings,
+        keys=keys,
         debug=debug,
         log_format=log_format,
         log_level=log_level,
@@ -196,6 +209,8 @@ for name, command in (
 app.add_typer(report_app, name="report")
 app.add_typer(admin.audit_app, name="audit")
 app.add_typer(admin.db_app, name="db")
+admin.db_app.command("encrypt")(keys.encrypt)
+app.add_typer(keys.keys_app, name="keys")
 deadline_commands.register(app)
 app.command("calendar")(engagement.calendar)
 app.add_typer(outbox.outbox_app, name="outbox")

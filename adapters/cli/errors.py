@@ -15,6 +15,8 @@
 | 7    | database schema at another revision (run db upgrade) |
 | 8    | audit chain broken                                   |
 | 9    | schema locked by another process's upgrade (waited)  |
+| 10   | a key is missing or wrong: personal values cannot be |
+|      | read or written (the message names the key's id)     |
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from opcatflow.engine import (
     InvalidData,
     InvalidFilter,
     InvalidText,
+    KeyUnavailable,
     LimitExceeded,
     NotFound,
     OpcatflowError,
@@ -50,11 +53,13 @@ INVALID_DEFINITION = 6
 SCHEMA_MISMATCH = 7
 AUDIT_BROKEN = 8
 SCHEMA_LOCKED = 9
+KEY_UNAVAILABLE = 10
 
 # The engine's errors carry no exit code: this table is the CLI's reading of them. The first
 # class an error is an instance of wins, so a subclass comes before its base.
 EXIT_CODES: tuple[tuple[type[OpcatflowError], int], ...] = (
     (SchemaLocked, SCHEMA_LOCKED),
+    (KeyUnavailable, KEY_UNAVAILABLE),
     (StoreError, UNEXPECTED),
     (SchemaMismatch, SCHEMA_MISMATCH),
     (DefinitionError, INVALID_DEFINITION),

@@ -31,6 +31,7 @@ from opcatflow.engine import (
     SQLAlchemyStore,
     load_catalog,
 )
+from opcatflow.engine.crypto.providers import KeyProvider, load_provider
 from opcatflow.engine.limits import JSON_DEPTH
 from opcatflow.engine.settings import Settings as DeadlineSettings
 from opcatflow.workflows import BUNDLED, registry
@@ -60,6 +61,18 @@ class Settings:
     log_format: LogFormat = LogFormat.PRETTY
     log_level: LogLevel = LogLevel.WARNING
     npm_settings: Path | None = None
+    keys: str | None = None
+
+    def key_provider(self) -> KeyProvider:
+        """The key-encryption keys ``--keys`` names (see :func:`load_provider`).
+
+        Raises:
+            typer.BadParameter: a spec naming nothing loadable.
+        """
+        try:
+            return load_provider(self.keys)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--keys") from None
 
     def logger(self) -> FilteringBoundLogger:
         return make_logger(self.log_format, self.log_level)
@@ -107,6 +120,7 @@ class Settings:
                 register=False,
                 sources=self.workflows,
                 checks=[template_problems],  # a reload checks the templates new versions name
+                keys=self.key_provider(),
             )
             yield engine
 

@@ -107,6 +107,12 @@ def _where(items: list[str], wf: CompiledWorkflow | None, hidden: frozenset[str]
                 "invalid-request",
                 f"field {name!r} is personal and withheld from this key: it cannot be a filter",
             )
+        if wf is not None and name in wf.schema.sealed:
+            raise ApiProblem(
+                "invalid-request",
+                f"field {name!r} is personal or confidential, stored encrypted: it cannot be "
+                "a filter",
+            )
         conditions[name] = raw
     return typed_where(conditions, [wf]) if wf is not None else {}
 

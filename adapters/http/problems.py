@@ -25,6 +25,7 @@ from opcatflow.engine.errors import (
     InvalidData,
     InvalidFilter,
     InvalidText,
+    KeyUnavailable,
     LimitExceeded,
     NotFound,
     OpcatflowError,
@@ -50,6 +51,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "invalid-plan": (422, "Invalid migration plan"),
     "schema-mismatch": (503, "Database schema mismatch"),
     "store-error": (503, "Database unavailable"),
+    "key-unavailable": (503, "Encryption key unavailable"),
     "unauthorized": (401, "Authentication required"),
     "forbidden": (403, "Forbidden"),
     "malformed-request": (400, "Malformed request"),
@@ -167,6 +169,13 @@ def engine_error_body(err: OpcatflowError) -> dict[str, Any]:
         return problem_body("invalid-definition", "a stored workflow definition is invalid")
     if isinstance(err, SchemaMismatch):
         return problem_body("schema-mismatch", str(err))
+    if isinstance(err, KeyUnavailable):  # where the keys live is for the server's log only
+        return problem_body(
+            "key-unavailable",
+            f"personal values cannot be read or written: key-encryption key {err.key_id} is "
+            "unavailable to the server; its operator restores it (see the server's log)",
+            key_id=err.key_id,
+        )
     if isinstance(err, StoreError):
         return problem_body("store-error", "the database is unavailable; try again later")
     return problem_body("internal-error")
@@ -190,7 +199,7 @@ def install(app: FastAPI, log: FilteringBoundLogger) -> None:
 
     async def on_engine_error(request: Request, err: Exception) -> JSONResponse:
         assert isinstance(err, OpcatflowError)
-        if isinstance(err, StoreError | DefinitionError):
+        if isinstance(err, StoreError | DefinitionError | KeyUnavailable):
             log.error("http_engine_error", path=request.url.path, error=str(err))
         return _json(engine_error_body(err))
 

@@ -220,7 +220,9 @@ class MemoryAudit:
         # in a table the undo log restores, is handed out in commit order, without gaps.
         key = (record.instance_id, record.seq)
         position = len(self._positions) + 1
-        self._t.insert(AUDIT, key, AuditRecord(*record[:15], self._t.next_id(AUDIT), position))
+        self._t.insert(
+            AUDIT, key, AuditRecord(*record[:15], self._t.next_id(AUDIT), position, record.format)
+        )
         self._t.insert(AUDIT_POSITIONS, position, key)
         if record.seq > self._top.get(record.instance_id, 0):
             self._t.put(AUDIT_TOP, record.instance_id, record.seq)

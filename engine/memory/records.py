@@ -1,4 +1,4 @@
-"""The memory store's HTTP records: idempotency replies and API keys."""
+"""The memory store's records besides instances: idempotency replies, API keys, data keys."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import dataclasses
 from datetime import datetime
 
 from opcatflow.engine.memory.tables import Tables
-from opcatflow.engine.rows import ApiKeyRow, IdempotencyRecord
+from opcatflow.engine.rows import ApiKeyRow, IdempotencyRecord, WrappedKey
 
 IDEMPOTENCY = "idempotency"  # (api key id, key) -> record
 API_KEYS = "api_keys"  # id -> row
+DATA_KEYS = "data_keys"  # owner -> wrapped key
+META = "meta"  # name -> text
 
 
 class MemoryIdempotency:
@@ -57,3 +59,51 @@ class MemoryApiKeys:
         kept = self._rows.get(key_id)
         if kept is not None and kept.revoked_at is None:
             self._t.put(API_KEYS, key_id, dataclasses.replace(kept, revoked_at=at))
+
+
+class MemoryDataKeys:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+        self._rows: dict[str, WrappedKey] = tables.table(DATA_KEYS)
+        self._meta: dict[str, str] = tables.table(META)
+
+    def get(self, owner: str) -> WrappedKey | None:
+        with self._t.lock:
+            return self._rows.get(owner)
+
+    def add(self, key: WrappedKey) -> bool:
+        if key.owner in self._rows:
+            return False
+        self._t.insert(DATA_KEYS, key.owner, key)
+        return True
+
+    def rewrap(self, key: WrappedKey, old_kek_id: str) -> bool:
+        kept = self._rows.get(key.owner)
+        if kept is None or kept.kek_id != old_kek_id:
+            return False
+        self._t.put(DATA_KEYS, key.owner, dataclasses.replace(key, created_at=kept.created_at))
+        return True
+
+    def wrapped_with_other(
+        self, kek_id: str, *, after: str = "", limit: int = 500
+    ) -> list[WrappedKey]:
+        with self._t.lock:
+            found = [k for o, k in self._rows.items() if o > after and k.kek_id != kek_id]
+        return sorted(found, key=lambda k: k.owner)[: max(limit, 0)]
+
+    def kek_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._t.lock:
+            for key in self._rows.values():
+                counts[key.kek_id] = counts.get(key.kek_id, 0) + 1
+        return counts
+
+    def setting(self, name: str) -> str | None:
+        with self._t.lock:
+            return self._meta.get(name)
+
+    def set_setting(self, name: str, value: str | None) -> None:
+        if value is None:
+            self._t.delete(META, name)
+        else:
+            self._t.put(META, name, value)

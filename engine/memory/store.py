@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, TypeVar
 from opcatflow.engine.errors import StoreError
 from opcatflow.engine.memory.instances import AUDIT, MemoryAudit, MemoryDefinitions, MemoryInstances
 from opcatflow.engine.memory.outbox import MemoryOutbox
-from opcatflow.engine.memory.records import MemoryApiKeys, MemoryIdempotency
+from opcatflow.engine.memory.records import MemoryApiKeys, MemoryDataKeys, MemoryIdempotency
 from opcatflow.engine.memory.tables import Tables, Transaction
 from opcatflow.engine.memory.timers import MemoryTimers
 from opcatflow.engine.ports import (
     ApiKeyRepository,
     AuditRepository,
+    DataKeyRepository,
     DefinitionRepository,
     IdempotencyRepository,
     InstanceRepository,
@@ -79,6 +80,7 @@ class MemoryUnitOfWork:
         self.outbox: OutboxRepository = MemoryOutbox(tables)
         self.idempotency: IdempotencyRepository = MemoryIdempotency(tables)
         self.keys: ApiKeyRepository = MemoryApiKeys(tables)
+        self.data_keys: DataKeyRepository = MemoryDataKeys(tables)
 
     def savepoint(self) -> AbstractContextManager[None]:
         return self._tables.savepoint()

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from opcatflow.engine.audit import make_record
+from opcatflow.engine.audit import CURRENT_FORMAT, AuditRecord, make_record
+from opcatflow.engine.crypto.cipher import reason_place
+from opcatflow.engine.crypto.store import SealedUnitOfWork
 from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import DefinitionError
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.migration.carry import TimerMove, carry_timers
 from opcatflow.engine.migration.plan import Plan, load_plan
-from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.runtime import Engine
 
 MIGRATED = "migrated"  # the audit outcome
@@ -212,7 +213,7 @@ class Migrator:
         return outcome
 
     def _one(
-        self, uow: UnitOfWork, plan: Plan, current: Instance, now: datetime, *, apply: bool
+        self, uow: SealedUnitOfWork, plan: Plan, current: Instance, now: datetime, *, apply: bool
     ) -> InstanceOutcome:
         move = plan.moves[current.state]
         target = plan.target
@@ -231,7 +232,8 @@ class Migrator:
         if errors:
             return InstanceOutcome(*base, "refused", "; ".join(errors), tuple(notes))
         clean = {k: v for k, v in clean.items() if v is not None}
-        record = self._record(plan, current, clean, move.to, now)
+        # A dry run writes nothing, not even the instance's keys: its record is not made.
+        record = self._record(uow, plan, current, clean, state=move.to, now=now) if apply else None
         after = Instance(
             id=current.id,
             workflow_id=current.workflow_id,
@@ -243,13 +245,13 @@ class Migrator:
             created_at=current.created_at,
             updated_at=now,
             state_entered_at=current.state_entered_at,  # the anchor its deadlines count from
-            audit_seq=record.seq,
-            audit_head=record.hash,
+            audit_seq=current.audit_seq if record is None else record.seq,
+            audit_head=current.audit_head if record is None else record.hash,
         )
         timers = carry_timers(
             uow, plan, current, after, planner=self.engine.timers.planner, at=now, apply=apply
         )
-        if not apply:
+        if record is None:
             return InstanceOutcome(*base, "would migrate", None, tuple(notes), tuple(timers))
         if not uow.instances.update(after, current.version):
             return InstanceOutcome(*base, "skipped", "changed meanwhile")
@@ -257,19 +259,29 @@ class Migrator:
         return InstanceOutcome(*base, MIGRATED, None, tuple(notes), tuple(timers))
 
     def _record(
-        self, plan: Plan, current: Instance, data: Mapping[str, Any], state: str, now: datetime
-    ) -> Any:
+        self,
+        uow: SealedUnitOfWork,
+        plan: Plan,
+        current: Instance,
+        data: Mapping[str, Any],
+        *,
+        state: str,
+        now: datetime,
+    ) -> AuditRecord:
         source, target = plan.source, plan.target
-        personal = source.schema.personal | target.schema.personal
+        sealed = source.schema.sealed | target.schema.sealed
         records = {**source.schema.records, **target.schema.records}
-        diff = self.engine.redactor.changes(current.data, data, personal, records)
+        keys = uow.ensure_keys(current.id, now)  # made now for an instance an older release wrote
+        diff = keys.redactor.changes(current.data, data, sealed, records)
+        seq = current.audit_seq + 1
+        reason = f"migration plan {plan.digest[:12]}: v{source.version} to v{target.version}"
         changes = {
             "migrated": {"from": source.version, "to": target.version, "plan": plan.digest},
             "data": json.loads(diff),
         }
         return make_record(
             instance_id=current.id,
-            seq=current.audit_seq + 1,
+            seq=seq,
             at=now,
             actor=self.actor,
             role=self.role,
@@ -279,7 +291,8 @@ class Migrator:
             from_state=current.state,
             to_state=state,
             outcome=MIGRATED,
-            reason=f"migration plan {plan.digest[:12]}: v{source.version} to v{target.version}",
+            reason=keys.seal_text(reason, reason_place(current.id, seq)),
             changes=json.dumps(changes, sort_keys=True, separators=(",", ":")),
             prev_hash=current.audit_head,
+            format=CURRENT_FORMAT,
         )

@@ -39,6 +39,7 @@ def audit_row(record: AuditRecord, position: int) -> dict[str, Any]:
         "changes": record.changes,
         "prev_hash": record.prev_hash,
         "hash": record.hash,
+        "format": record.format,
         "position": position,
     }
 
@@ -62,6 +63,7 @@ def _record(row: Row[Any]) -> AuditRecord:
         row.hash,
         row.id,
         row.position,
+        row.format,
     )
 
 
@@ -82,7 +84,12 @@ class SqlAudit:
         query = sa.select(t.audit).order_by(_A.instance_id, _A.seq)
         if instance_id is not None:
             query = query.where(_A.instance_id == instance_id)
-        result = self._conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+        # Options on the statement, not the connection: Connection.execution_options changes
+        # the connection in place, and a write unit of work reading its chain (db encrypt)
+        # would then send its INSERTs through a server-side cursor, which PostgreSQL refuses.
+        result = self._conn.execute(
+            query, execution_options={"stream_results": True, "yield_per": batch}
+        )
         stored = (_record(row) for row in result)
         waiting = [r for r in self._pending if instance_id in (None, r.instance_id)]
         if not waiting:

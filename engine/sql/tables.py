@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 metadata = sa.MetaData()
 
@@ -103,6 +103,10 @@ audit = sa.Table(
     # The record's place in one total order of every audit record, given when its unit of
     # work commits: 1, 2, 3... without gaps, in commit order (see ``audit_position``).
     sa.Column("position", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    # 1: reason in clear, keyed hashes under the database-wide key (older releases);
+    # 2: reason sealed, keyed hashes under the instance's audit key; 3: 1 converted by
+    # `db encrypt` (reason sealed, hashes still under the database-wide key)
+    sa.Column("format", sa.Integer, nullable=False, server_default="1"),
     sa.UniqueConstraint("instance_id", "seq", name="uq_audit_instance_seq"),
     sa.UniqueConstraint("position", name="uq_audit_position"),
 )
@@ -190,6 +194,18 @@ idempotency = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Index("ix_idempotency_expires", "expires_at"),
+)
+
+# One data key per owner (an instance, or the store's own records), wrapped by a
+# key-encryption key that is never stored here.
+data_keys = sa.Table(
+    "data_keys",
+    metadata,
+    sa.Column("owner", sa.String(64), primary_key=True),
+    sa.Column("kek_id", sa.String(64), nullable=False),
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_data_keys_kek", "kek_id"),
 )
 
 meta = sa.Table(

@@ -17,6 +17,7 @@ from opcatflow.engine.audit import AuditRecord
 from opcatflow.engine.ports import (
     ApiKeyRepository,
     AuditRepository,
+    DataKeyRepository,
     DefinitionRepository,
     DuplicateKey,
     IdempotencyRepository,
@@ -29,6 +30,7 @@ from opcatflow.engine.sql.api import SqlApiKeys, SqlIdempotency
 from opcatflow.engine.sql.audit import SqlAudit, audit_row
 from opcatflow.engine.sql.dialect import Dialect
 from opcatflow.engine.sql.instances import SqlDefinitions, SqlInstances
+from opcatflow.engine.sql.keys import SqlDataKeys
 from opcatflow.engine.sql.outbox import SqlOutbox
 from opcatflow.engine.sql.timers import SqlTimers
 
@@ -57,6 +59,7 @@ class SqlUnitOfWork:
         "_conn",
         "_pending",
         "audit",
+        "data_keys",
         "definitions",
         "idempotency",
         "instances",
@@ -75,6 +78,7 @@ class SqlUnitOfWork:
         self.outbox: OutboxRepository = SqlOutbox(conn, dialect)
         self.idempotency: IdempotencyRepository = SqlIdempotency(conn)
         self.keys: ApiKeyRepository = SqlApiKeys(conn)
+        self.data_keys: DataKeyRepository = SqlDataKeys(conn, dialect)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -1,0 +1,356 @@
+"""``SealedStore``: the store seen through the keyring, above the store port.
+
+The engine wraps whatever store it is given (memory, SQLite, PostgreSQL) in this one, so
+every store holds ciphertext and every caller of ``engine.store`` (the engine, the
+scheduler, the outbox dispatcher, the HTTP API's idempotency records) reads and writes clear
+values. What it seals on the way in and opens on the way out:
+
+- instance data: the fields a definition marks ``personal`` or ``confidential`` (a records
+  field with personal sub-fields whole), each value on its own, so a change re-seals only
+  the values that changed;
+- outbox payloads and idempotency replies, whole;
+- audit reasons are sealed by the engine before the record is hashed (the hash covers the
+  stored form, so ``audit verify`` needs no key), and opened by ``Engine.history``.
+
+Deadline timers hold no personal value (their payload is a due time and an offset), and
+definitions, API keys and the rest are the NPM's own configuration: they pass unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from opcatflow.engine.crypto.cipher import (
+    OwnerKeys,
+    data_place,
+    is_sealed,
+    is_sealed_text,
+    outbox_place,
+    reply_place,
+)
+from opcatflow.engine.crypto.keyring import STORE_OWNER, Fresh, Keyring
+from opcatflow.engine.errors import KeyUnavailable
+from opcatflow.engine.instance import Instance
+from opcatflow.engine.ports import (
+    ApiKeyRepository,
+    AuditRepository,
+    DataKeyRepository,
+    DefinitionRepository,
+    IdempotencyRepository,
+    InstanceRepository,
+    OutboxRepository,
+    Store,
+    TimerRepository,
+    UnitOfWork,
+)
+from opcatflow.engine.rows import (
+    IdempotencyRecord,
+    NewMessage,
+    OutboxEntry,
+    OutboxStatus,
+    SendOutcome,
+)
+
+T = TypeVar("T")
+
+# (workflow id, version) -> the names of the fields sealed in its instances' data
+SealedFields = Callable[[str, int], frozenset[str]]
+
+
+class SealedUnitOfWork:
+    """A unit of work whose repositories seal and open values (see the module's notes)."""
+
+    def __init__(self, raw: UnitOfWork, keyring: Keyring, sealed_fields: SealedFields) -> None:
+        self.raw = raw
+        self.keyring = keyring
+        self.fresh: Fresh = {}
+        self.instances: InstanceRepository = SealedInstances(raw.instances, self, sealed_fields)
+        self.audit: AuditRepository = raw.audit
+        self.definitions: DefinitionRepository = raw.definitions
+        self.timers: TimerRepository = raw.timers
+        self.outbox: OutboxRepository = SealedOutbox(raw.outbox, self)
+        self.idempotency: IdempotencyRepository = SealedIdempotency(raw.idempotency, self)
+        self.keys: ApiKeyRepository = raw.keys
+        self.data_keys: DataKeyRepository = raw.data_keys
+
+    def keys_of(self, owner: str) -> OwnerKeys | None:
+        """The keys of ``owner``, ``None`` if it has none. Raises: KeyUnavailable."""
+        return self.keyring.find(self.data_keys, owner, self.fresh)
+
+    def ensure_keys(self, owner: str, now: datetime) -> OwnerKeys:
+        """The keys of ``owner``, made in this unit of work if it has none. Raises:
+        KeyUnavailable."""
+        keys = self.keyring.find(self.data_keys, owner, self.fresh)
+        if keys is None:
+            keys = self.keyring.create(self.data_keys, owner, now, self.fresh)
+        return keys
+
+    def required_keys(self, owner: str, where: str) -> OwnerKeys:
+        keys = self.keys_of(owner)
+        if keys is None:
+            raise KeyUnavailable(
+                "(none)",
+                f"{where} holds sealed values but {owner} has no data key in the database",
+                "restore the database from its backup; see docs/operations.md",
+            )
+        return keys
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        # Keys made inside a savepoint that rolls back are gone with it.
+        before = dict(self.fresh)
+        try:
+            with self.raw.savepoint():
+                yield
+        except BaseException:
+            self.fresh.clear()
+            self.fresh.update(before)
+            raise
+
+
+class SealedInstances:
+    """Instances with their sealed fields opened; a write re-seals only changed values."""
+
+    def __init__(
+        self, raw: InstanceRepository, uow: SealedUnitOfWork, sealed_fields: SealedFields
+    ) -> None:
+        self._raw = raw
+        self._uow = uow
+        self._sealed_fields = sealed_fields
+        # instance id -> (data as stored, data opened), as last read or written here
+        self._seen: dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
+
+    def _open(self, instance: Instance) -> Instance:
+        stored = instance.data
+        sealed = [name for name, value in stored.items() if is_sealed(value)]
+        if not sealed:
+            return instance
+        keys = self._uow.required_keys(instance.id, f"instance {instance.id}")
+        data = dict(stored)
+        for name in sealed:
+            data[name] = keys.open(stored[name], data_place(instance.id, name))
+        opened = _with_data(instance, data)
+        self._seen[instance.id] = (stored, opened.data)
+        return opened
+
+    def _seal(self, instance: Instance, now: datetime) -> Instance:
+        names = self._sealed_fields(instance.workflow_id, instance.workflow_version)
+        data = instance.data
+        targets = [n for n in names if data.get(n) is not None]
+        if not targets:
+            self._seen.pop(instance.id, None)
+            return instance
+        keys = self._uow.ensure_keys(instance.id, now)
+        stored_before, opened_before = self._seen.get(instance.id, ({}, {}))
+        out = dict(data)
+        for name in targets:
+            value = out[name]
+            kept = stored_before.get(name)
+            if kept is not None and is_sealed(kept) and opened_before.get(name) == value:
+                out[name] = kept  # unchanged: keep its ciphertext
+            else:
+                out[name] = keys.seal(value, data_place(instance.id, name))
+        sealed = _with_data(instance, out)
+        self._seen[instance.id] = (sealed.data, data)
+        return sealed
+
+    def lock(self, instance_id: str) -> Instance:
+        return self._open(self._raw.lock(instance_id))
+
+    def lock_for_append(self, instance_id: str) -> tuple[Instance, datetime | None]:
+        instance, at = self._raw.lock_for_append(instance_id)
+        return self._open(instance), at
+
+    def get(self, instance_id: str) -> Instance:
+        return self._open(self._raw.get(instance_id))
+
+    def insert(self, instance: Instance) -> None:
+        self._raw.insert(self._seal(instance, instance.created_at))
+
+    def update(self, instance: Instance, expected_version: int) -> bool:
+        return self._raw.update(self._seal(instance, instance.updated_at), expected_version)
+
+    def advance_audit_head(self, instance_id: str, seq: int, head: str) -> bool:
+        return self._raw.advance_audit_head(instance_id, seq, head)
+
+    def query(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+        workflow_version: int | None = None,
+    ) -> list[Instance]:
+        found = self._raw.query(
+            workflow=workflow,
+            state=state,
+            where=where,
+            parent_id=parent_id,
+            after=after,
+            limit=limit,
+            workflow_version=workflow_version,
+        )
+        return [self._open(i) for i in found]
+
+    def count(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> int:
+        return self._raw.count(
+            workflow=workflow, state=state, where=where, parent_id=parent_id, after=after
+        )
+
+    def ids_starting_with(self, prefix: str, limit: int) -> list[str]:
+        return self._raw.ids_starting_with(prefix, limit)
+
+    def audit_heads(self) -> dict[str, tuple[int, str]]:
+        return self._raw.audit_heads()
+
+    def census(self) -> dict[tuple[str, int, str], int]:
+        return self._raw.census()
+
+
+def _with_data(instance: Instance, data: dict[str, Any]) -> Instance:
+    # ``instance`` with other data (a dict only this module holds): built directly, since
+    # dataclasses.replace cost more than the sealing on the hot path.
+    i = instance
+    return Instance(
+        i.id, i.workflow_id, i.workflow_version, i.state, MappingProxyType(data), i.version,
+        i.parent_id, i.created_at, i.updated_at, i.state_entered_at, i.audit_seq, i.audit_head,
+    )  # fmt: skip
+
+
+class SealedOutbox:
+    """Outbox messages with their payload sealed whole, under the instance's data key (the
+    store's own for a message about no instance)."""
+
+    def __init__(self, raw: OutboxRepository, uow: SealedUnitOfWork) -> None:
+        self._raw = raw
+        self._uow = uow
+
+    def add(self, messages: Sequence[NewMessage], now: datetime) -> None:
+        sealed = []
+        for m in messages:
+            keys = self._uow.ensure_keys(m.instance_id or STORE_OWNER, now)
+            payload = keys.seal(m.payload, outbox_place(m.key))
+            sealed.append(dataclasses.replace(m, payload=payload))
+        self._raw.add(sealed, now)
+
+    def _open(self, entry: OutboxEntry | None) -> OutboxEntry | None:
+        if entry is None or not is_sealed(entry.payload):
+            return entry
+        owner = entry.instance_id or STORE_OWNER
+        keys = self._uow.required_keys(owner, f"outbox message {entry.id}")
+        payload = keys.open(entry.payload, outbox_place(entry.idempotency_key))
+        return dataclasses.replace(entry, payload=payload)
+
+    def _open_all(self, entries: list[OutboxEntry]) -> list[OutboxEntry]:
+        return [e for e in map(self._open, entries) if e is not None]
+
+    def claim(self, *, now: datetime, lease: timedelta, limit: int) -> list[OutboxEntry]:
+        return self._open_all(self._raw.claim(now=now, lease=lease, limit=limit))
+
+    def finish(self, outcomes: Sequence[SendOutcome], now: datetime) -> int:
+        return self._raw.finish(outcomes, now)
+
+    def get(self, message_id: int) -> OutboxEntry | None:
+        return self._open(self._raw.get(message_id))
+
+    def listing(
+        self, statuses: Collection[OutboxStatus], *, limit: int = 100, after: int = 0
+    ) -> list[OutboxEntry]:
+        return self._open_all(self._raw.listing(statuses, limit=limit, after=after))
+
+    def counts(self) -> dict[OutboxStatus, int]:
+        return self._raw.counts()
+
+    def retry(self, message_id: int, now: datetime) -> OutboxEntry | None:
+        return self._open(self._raw.retry(message_id, now))
+
+
+class SealedIdempotency:
+    """Idempotency replies sealed whole under the store's own data key."""
+
+    def __init__(self, raw: IdempotencyRepository, uow: SealedUnitOfWork) -> None:
+        self._raw = raw
+        self._uow = uow
+
+    def get(self, api_key_id: str, key: str) -> IdempotencyRecord | None:
+        record = self._raw.get(api_key_id, key)
+        if record is None or not is_sealed_text(record.response):
+            return record
+        keys = self._uow.required_keys(STORE_OWNER, "an idempotency reply")
+        response = keys.open_text(record.response, reply_place(api_key_id, key))
+        return dataclasses.replace(record, response=response)
+
+    def add(self, record: IdempotencyRecord) -> None:
+        keys = self._uow.ensure_keys(STORE_OWNER, record.created_at)
+        place = reply_place(record.api_key_id, record.key)
+        self._raw.add(dataclasses.replace(record, response=keys.seal_text(record.response, place)))
+
+    def remove(self, api_key_id: str, key: str) -> None:
+        self._raw.remove(api_key_id, key)
+
+    def purge(self, now: datetime) -> int:
+        return self._raw.purge(now)
+
+
+class SealedStore:
+    """A :class:`~opcatflow.engine.ports.Store` that seals personal values before they
+    reach ``raw`` and opens them after; anything else is ``raw``'s (``url``, ``connect``)."""
+
+    def __init__(self, raw: Store, keyring: Keyring, sealed_fields: SealedFields) -> None:
+        self.raw = raw
+        self.keyring = keyring
+        self._sealed_fields = sealed_fields
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+    @contextmanager
+    def write(self) -> Iterator[SealedUnitOfWork]:
+        with self.raw.write() as uow:
+            yield SealedUnitOfWork(uow, self.keyring, self._sealed_fields)
+
+    def submit(self, work: Callable[[SealedUnitOfWork], T]) -> T:
+        # A unit of work of its own for each run: group commit may run ``work`` twice (alone
+        # after a failed shared commit), and keys it made in the failed run are gone with it.
+        return self.raw.submit(
+            lambda uow: work(SealedUnitOfWork(uow, self.keyring, self._sealed_fields))
+        )
+
+    @contextmanager
+    def read(self) -> Iterator[SealedUnitOfWork]:
+        with self.raw.read() as uow:
+            yield SealedUnitOfWork(uow, self.keyring, self._sealed_fields)
+
+    def secret(self, key: str) -> bytes:
+        return self.raw.secret(key)
+
+    def audit_times_ordered_from(self) -> int:
+        return self.raw.audit_times_ordered_from()
+
+    def head_revision(self) -> str:
+        return self.raw.head_revision()
+
+    def current_revision(self) -> str | None:
+        return self.raw.current_revision()
+
+    def ensure_schema(self, *, create: bool = True) -> None:
+        self.raw.ensure_schema(create=create)
+
+    def close(self) -> None:
+        self.raw.close()

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transitions import Machine, State
 
@@ -33,6 +33,9 @@ from opcatflow.engine.expressions import CONTEXT_NAMES, Expression, compile_guar
 from opcatflow.engine.registry import GuardRefusal, GuardRule, Registry, RuleContext
 from opcatflow.engine.sandbox import EXPRESSION_LIMITS, BudgetExceeded, shared_budget
 from opcatflow.engine.yamlsource import Located
+
+if TYPE_CHECKING:
+    from opcatflow.engine.deadlines import DeadlineIndex
 
 
 @dataclass
@@ -211,6 +214,13 @@ class CompiledWorkflow:
     and if it declares ``writes`` nowhere, any transition may write any field (the rule it
     was written under). Definitions from files are strict.
     """
+
+    @cached_property
+    def deadlines(self) -> DeadlineIndex:
+        """Its deadlines (state-level and workflow-level), indexed by id and by scope."""
+        from opcatflow.engine.deadlines import DeadlineIndex  # imports this module
+
+        return DeadlineIndex(self.definition)
 
     def __init__(
         self,

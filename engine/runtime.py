@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,12 +39,14 @@ from opcatflow.engine.inputs import check_call, check_data
 from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_stored, load_catalog, same_content
 from opcatflow.engine.logs import default_logger
+from opcatflow.engine.obligations import ObligationHook
 from opcatflow.engine.ports import Store, UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
+from opcatflow.engine.rows import Obligation
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.sharing import Policy
 from opcatflow.engine.stores import open_store
-from opcatflow.engine.timers import TimerHook
+from opcatflow.engine.waivers import EXTEND, WAIVE, change_obligation
 from opcatflow.engine.writes import (
     START,
     Child,
@@ -67,6 +69,15 @@ class FireResult:
     actor: str
     role: str
     opened: tuple[str, ...]
+    notices: tuple[str, ...] = ()  # what the caller should be told (an overdue deadline...)
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A new instance, and the notices its start produced (see :class:`FireResult`)."""
+
+    instance: Instance
+    notices: tuple[str, ...] = ()
 
 
 class Engine:
@@ -116,7 +127,7 @@ class Engine:
         redactor = Redactor(audit_key or store.secret("audit_key"))
         self._times_ordered_from = store.audit_times_ordered_from()
         self.settings = settings or Settings.default()
-        self.timers = TimerHook(self.settings)
+        self.timers = ObligationHook(self.settings)
         self.timers.check(catalog)  # a definition naming an unknown config: key fails here
         self.hooks: tuple[TransactionHook, ...] = (self.timers, *hooks)
         self._writes = Writes(catalog, redactor, self.hooks, registry)
@@ -242,7 +253,7 @@ class Engine:
         also: Callable[[UnitOfWork, Instance], None] | None = None,
     ) -> Instance:
         """Start a new instance of the latest (or given) version of ``workflow``, in one
-        unit of work.
+        unit of work (:meth:`start_result` also returns the notices).
 
         Args:
             also: called with the unit of work and the new instance before the commit, to
@@ -261,6 +272,32 @@ class Engine:
             LimitExceeded, InvalidText: an input past a limit (docs/limits.md), or text that
                 is not valid Unicode; raised before any transaction.
         """
+        return self.start_result(
+            workflow,
+            actor=actor,
+            role=role,
+            data=data,
+            parent_id=parent_id,
+            reason=reason,
+            version=version,
+            also=None if also is None else lambda uow, started: also(uow, started.instance),
+        ).instance
+
+    def start_result(
+        self,
+        workflow: str,
+        *,
+        actor: str,
+        role: str,
+        data: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        reason: str | None = None,
+        version: int | None = None,
+        also: Callable[[UnitOfWork, Started], None] | None = None,
+    ) -> Started:
+        """:meth:`start`, returning the notices too (e.g. a deadline already overdue because
+        the case was entered late); ``also`` receives them with the instance. Raises what
+        :meth:`start` raises."""
         check_call(actor=actor, role=role, reason=reason)
         check_data(data or {})
         wf = self.workflow(workflow, version)
@@ -275,6 +312,7 @@ class Engine:
         barred = start_refusal(wf, role, clean)
         if barred is not None:
             raise TransitionRefused("(new)", START, "data", barred)
+        notices: list[str] = []
         with self.store.write() as uow:
             if parent_id is not None:
                 uow.instances.lock(parent_id)  # raises InstanceNotFound
@@ -308,9 +346,10 @@ class Engine:
                 parent_id=parent_id,
                 reason=reason,
                 instance_id=instance_id,
+                notices=notices,
             )
             if also is not None:
-                also(uow, instance)
+                also(uow, Started(instance, tuple(notices)))
         self.log.info(
             "instance_started",
             instance_id=instance.id,
@@ -321,7 +360,7 @@ class Engine:
             role=role,
             parent_id=instance.parent_id,
         )
-        return instance
+        return Started(instance, tuple(notices))
 
     def fire(
         self,
@@ -369,6 +408,37 @@ class Engine:
                 is not valid Unicode; raised before any transaction, so nothing is stored.
             ValueError: both or neither of ``role`` and ``roles`` given, or ``roles`` empty.
         """
+        result = self.fire_result(
+            instance_id,
+            trigger,
+            actor=actor,
+            role=role,
+            roles=roles,
+            data=data,
+            reason=reason,
+            expected_version=expected_version,
+            also=also,
+        )
+        assert result.instance is not None
+        return result.instance
+
+    def fire_result(
+        self,
+        instance_id: str,
+        trigger: str,
+        *,
+        actor: str,
+        role: str | None = None,
+        roles: Sequence[str] | None = None,
+        data: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        expected_version: int | None = None,
+        also: Callable[[UnitOfWork, FireResult], None] | None = None,
+    ) -> FireResult:
+        """:meth:`fire`, returning the whole :class:`FireResult` of an applied trigger: the
+        instance, the role it applied under, the children opened and the notices (what the
+        caller should be told, e.g. a deadline recorded as already overdue). Raises what
+        :meth:`fire` raises."""
         if (role is None) == (roles is None) or roles == []:
             raise ValueError("give role or a non-empty roles")
         candidates = (role,) if role is not None else tuple(dict.fromkeys(roles or ()))
@@ -392,8 +462,7 @@ class Engine:
         self._log_result(result)
         if result.refusal is not None:
             raise result.refusal
-        assert result.instance is not None
-        return result.instance
+        return result
 
     def _fire_in(
         self,
@@ -453,7 +522,8 @@ class Engine:
             reason=reason,
         )
         opened = tuple(c.instance_id for c in children)
-        return FireResult(current, updated, None, trigger, actor, role, opened)
+        notices = tuple(outcome.ctx.notes)
+        return FireResult(current, updated, None, trigger, actor, role, opened, notices)
 
     def lock_for_record(self, uow: UnitOfWork, instance_id: str) -> tuple[Instance, datetime]:
         """Lock an instance to append to its audit chain; returns it and the time to stamp
@@ -509,6 +579,62 @@ class Engine:
             version=result.instance.version,
             opened=list(result.opened),
         )
+
+    # -- obligations -----------------------------------------------------------------------
+
+    def waive(
+        self,
+        instance_id: str,
+        deadline: str,
+        *,
+        actor: str,
+        role: str,
+        reason: str,
+        occurrence: int | None = None,
+    ) -> Obligation:
+        """Waive the open occurrence of ``deadline`` (a role of its ``waivable_by``, with a
+        reason): it is no longer owed, listed or alerted. Audited.
+
+        Raises:
+            TransitionRefused: audited first (see :mod:`~opcatflow.engine.waivers`).
+            InstanceNotFound
+        """
+        return change_obligation(
+            self, instance_id, deadline, action=WAIVE, actor=actor, role=role, reason=reason,
+            occurrence=occurrence,
+        )  # fmt: skip
+
+    def extend(
+        self,
+        instance_id: str,
+        deadline: str,
+        *,
+        actor: str,
+        role: str,
+        reason: str,
+        last_day: date,
+        occurrence: int | None = None,
+    ) -> Obligation:
+        """Grant the open occurrence of ``deadline`` a later last day (a role of its
+        ``extendable_by``, with a reason): its alerts stop, and it falls due again at the end
+        of ``last_day``. Audited.
+
+        Raises:
+            TransitionRefused: audited first (see :mod:`~opcatflow.engine.waivers`).
+            InstanceNotFound
+        """
+        return change_obligation(
+            self, instance_id, deadline, action=EXTEND, actor=actor, role=role, reason=reason,
+            last_day=last_day, occurrence=occurrence,
+        )  # fmt: skip
+
+    def obligations(self, instance_id: str) -> list[Obligation]:
+        """Every obligation of one instance, open or closed, by deadline and occurrence.
+
+        Raises: InstanceNotFound."""
+        with self.store.read() as uow:
+            uow.instances.get(instance_id)
+            return uow.obligations.of_instance(instance_id)
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ in-transaction hooks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,7 @@ from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.contract import outside_write_set
 from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import ConcurrentUpdate, DefinitionError, LimitExceeded, Problem
-from opcatflow.engine.events import TransactionHook, TransitionEvent
+from opcatflow.engine.events import ChainEnd, TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.inputs import check_size
 from opcatflow.engine.instance import Instance
@@ -190,7 +191,12 @@ class Writes:
         parent_id: str | None,
         reason: str | None,
         instance_id: str,
+        notices: list[str] | None = None,
     ) -> Instance:
+        """Store a new instance and its start record, and run the hooks.
+
+        ``notices``: where the hooks' notices for the caller go.
+        """
         self.ensure_registered(uow, wf, now)
         record = make_record(
             instance_id=instance_id,
@@ -235,10 +241,10 @@ class Writes:
             reason=reason,
             entered=wf.initial,
             left=None,
+            notices=notices if notices is not None else [],
+            chain=ChainEnd(instance.audit_seq, instance.audit_head),
         )
-        for hook in self.hooks:
-            hook.on_change(uow, event)
-        return instance
+        return self._run_hooks(uow, event)
 
     def plan_children(self, outcome: Applied) -> list[Child] | Refused:
         """Work out, in memory, every child the transition opens; any problem refuses it."""
@@ -390,9 +396,10 @@ class Writes:
             reason=reason,
             entered=outcome.state if outcome.state_changed else None,
             left=current.state if outcome.state_changed else None,
+            notices=outcome.ctx.notes,
+            chain=ChainEnd(updated.audit_seq, updated.audit_head),
         )
-        for hook in self.hooks:
-            hook.on_change(uow, event)
+        updated = self._run_hooks(uow, event)
         for child in children:
             self.insert_new(
                 uow,
@@ -406,6 +413,19 @@ class Writes:
                 reason=child.reason or f"opened by {wf.id} {current.id} ({trigger})",
             )
         return updated
+
+    def _run_hooks(self, uow: UnitOfWork, event: TransitionEvent) -> Instance:
+        """Every hook's ``on_change``, then the deadline events the change caused; returns
+        the instance with its audit chain as the hooks left it."""
+        for hook in self.hooks:
+            hook.on_change(uow, event)
+        for deadline_event in event.deadline_events:
+            for hook in self.hooks:
+                hook.on_deadline(uow, deadline_event)
+        chain, instance = event.chain, event.instance
+        if chain is not None and chain.seq != instance.audit_seq:
+            instance = dataclasses.replace(instance, audit_seq=chain.seq, audit_head=chain.head)
+        return instance
 
     def _record(
         self,

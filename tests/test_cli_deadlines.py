@@ -92,7 +92,16 @@ def test_ical_export_parses_back(db_url: str, tmp_path: Path) -> None:
     settings, db = started(db_url, tmp_path)
     start_case(db, settings, session_start="2026-12-01")
     out = tmp_path / "deadlines.ics"
-    result = run(db, settings, "deadlines", "--reminders", "--ical", str(out))
+    result = run(
+        db,
+        settings,
+        "deadlines",
+        "--reminders",
+        "--now",
+        "2026-03-02T10:00+00:00",
+        "--ical",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     cal = icalendar.Calendar.from_ical(out.read_bytes())
     events = {str(e["summary"]): e for e in cal.walk("VEVENT")}

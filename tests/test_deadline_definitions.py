@@ -37,7 +37,7 @@ def line_of(text: str, needle: str) -> int:
         ("reminders: [2 working days, 1 day]", "reminders: [1 month]", "reminder '1 month' is not shorter than the deadline '10 working days'"),
         ("reminders: [2 working days, 1 day]", "reminders: [1 day, 1 day]", "reminder '1 day' is listed twice"),
         ("every: 30 days", "every: monthly", "malformed duration 'monthly'"),
-        ("    pauses: [reply]", "    pauses: [repyl]", "deadline 'repyl' is not declared on a state 'wait_for_party' fires from (open) (did you mean 'reply'?)"),
+        ("    pauses: [reply]", "    pauses: [repyl]", "deadline 'repyl' does not span a state 'wait_for_party' fires from (open) (did you mean 'reply'?)"),
         ("    pauses: [reply]", "    pauses: [reply]\n    resumes: [reply]", "'wait_for_party' both pauses and resumes 'reply'"),
     ],
 )  # fmt: skip
@@ -55,7 +55,7 @@ def test_pausing_on_a_transition_that_leaves_the_state_is_refused() -> None:
         "    source: [open, escalated]\n    dest: done\n    pauses: [reply]\n",
     )
     [problem] = problems_of(text)
-    assert "'close' leaves the state of 'reply', which cancels it" in problem.message
+    assert "'close' moves the case (to 'done'): pause and resume on transitions" in problem.message
     assert problem.line == len(text.splitlines()) - 1  # the pauses line
 
 

@@ -1,6 +1,6 @@
 """Requirement: several worker processes on one PostgreSQL database fire each due timer
-exactly once, and a worker killed (SIGKILL) in the middle of a batch loses and duplicates
-nothing."""
+exactly once, send each overdue alert once, and a worker killed (SIGKILL) in the middle of a
+batch loses and duplicates nothing."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def test_three_workers_fire_each_timer_once_even_when_one_is_killed_mid_batch(pg
     with open_engine(pg_url, FrozenClock(NOW)) as engine, engine.store.connect() as conn:
         c = t.timers.c
         statuses = dict(conn.execute(sa.select(c.status, sa.func.count()).group_by(c.status)).all())
-        assert statuses == {"fired": TIMERS}
+        # per case: the escalation's due timer, the reply's due timer and its overdue alert
+        assert statuses == {"fired": 3 * TIMERS}
         a = t.audit.c
         per_instance = (
             sa.select(a.instance_id, sa.func.count().label("n"))
@@ -64,7 +65,24 @@ def test_three_workers_fire_each_timer_once_even_when_one_is_killed_mid_batch(pg
                 sa.select(per_instance.c.n, sa.func.count()).group_by(per_instance.c.n)
             ).all()
         )
-        assert counts == {1: TIMERS}  # one escalation record per instance, none twice
+        # per case, once each: answer due, escalate applied, answer closed as escalated,
+        # reply due, reply's overdue alert
+        assert counts == {5: TIMERS}
+        alerts = conn.execute(
+            sa.select(a.instance_id, sa.func.count())
+            .where(a.outcome == "overdue")
+            .group_by(a.instance_id)
+        ).all()
+        assert len(alerts) == TIMERS
+        assert {n for _, n in alerts} == {1}
+        m = t.outbox.c
+        sent = conn.execute(
+            sa.select(m.instance_id, sa.func.count())
+            .where(m.event == "ticket.overdue.reply")
+            .group_by(m.instance_id)
+        ).all()
+        assert len(sent) == TIMERS  # one alert message per case, never two
+        assert {n for _, n in sent} == {1}
         states = dict(
             conn.execute(
                 sa.select(t.instances.c.state, sa.func.count()).group_by(t.instances.c.state)

@@ -58,10 +58,12 @@ def start(
     """Start an instance of a workflow."""
     fields = parse_data(data, assignments)
     with settings(ctx).engine() as engine:
-        instance = engine.start(
+        started = engine.start_result(
             workflow, actor=actor, role=role, data=fields, parent_id=parent, reason=reason
         )
+        instance = started.instance
         wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+    out.notices(started.notices)
     if as_json:
         out.print_json(instance.as_json())
     elif quiet:
@@ -98,7 +100,7 @@ def fire(
     fields = parse_data(data, assignments)
     with settings(ctx).engine(existing=True) as engine:
         before = engine.get(instance_id).state
-        instance = engine.fire(
+        result = engine.fire_result(
             instance_id,
             trigger,
             actor=actor,
@@ -107,6 +109,9 @@ def fire(
             reason=reason,
             expected_version=expect_version,
         )
+        assert result.instance is not None
+        instance = result.instance
+    out.notices(result.notices)
     if as_json:
         out.print_json(instance.as_json())
     else:

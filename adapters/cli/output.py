@@ -24,6 +24,13 @@ def echo(text: str = "") -> None:
     typer.echo(text)
 
 
+def notices(lines: Iterable[str]) -> None:
+    """What the engine says the caller should know (a deadline already overdue...), on
+    standard error, so standard output stays the command's result."""
+    for line in lines:
+        typer.echo(f"notice: {line}", err=True)
+
+
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 

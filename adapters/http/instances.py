@@ -24,6 +24,7 @@ from opcatflow.adapters.http.schemas import (
     FiredOut,
     InstanceOut,
     InstancePage,
+    StartedOut,
     StartIn,
     TransitionIn,
     TriggerOut,
@@ -42,7 +43,7 @@ from opcatflow.engine.definition import FieldType
 from opcatflow.engine.errors import InstanceNotFound, TransitionRefused
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import UnitOfWork
-from opcatflow.engine.runtime import Engine, FireResult
+from opcatflow.engine.runtime import Engine, FireResult, Started
 from opcatflow.engine.suggest import did_you_mean
 
 router = APIRouter(tags=["instances"])
@@ -242,6 +243,7 @@ def _firing(
                 view: FiredOut = {
                     **instance_view(instance, wf, who.hidden(wf)),
                     "opened": list(result.opened),
+                    "notices": list(result.notices),
                 }
                 reply = Reply(200, view, {"ETag": etag(instance)})
             if record is not None:
@@ -270,7 +272,7 @@ def _firing(
 @router.post(
     "/instances",
     status_code=201,
-    response_model=InstanceOut,
+    response_model=StartedOut,
     responses={
         201: {
             "headers": {
@@ -310,17 +312,22 @@ def start_instance(
     def work(record: Record | None) -> Reply:
         replies: list[Reply] = []
 
-        def also(uow: UnitOfWork, instance: Instance) -> None:
+        def also(uow: UnitOfWork, started: Started) -> None:
+            instance = started.instance
             headers = {
                 "ETag": etag(instance),
                 "Location": instance_url(request, instance.id),
             }
-            reply = Reply(201, instance_view(instance, wf, hidden), headers)
+            view: StartedOut = {
+                **instance_view(instance, wf, hidden),
+                "notices": list(started.notices),
+            }
+            reply = Reply(201, view, headers)
             if record is not None:
                 record(uow, reply)
             replies.append(reply)
 
-        engine.start(
+        engine.start_result(
             wf.id,
             actor=who.actor,
             role=role,

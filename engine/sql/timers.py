@@ -72,6 +72,7 @@ class SqlTimers:
                     "attempts": 0,
                     "payload": p.payload(),
                     "created_at": now,
+                    "obligation_id": p.obligation_id,
                 }
                 for p in planned
             ],
@@ -122,16 +123,7 @@ class SqlTimers:
                 _c.status == TimerStatus.PAUSED,
             )
         ).all()
-        for row in rows:
-            self._conn.execute(
-                t.timers.update()
-                .where(_c.id == row.id)
-                .values(
-                    status=TimerStatus.PENDING,
-                    paused_at=None,
-                    due_at=row.due_at + (at - row.paused_at),
-                )
-            )
+        self._resume(rows, at)
 
     def next_due(self) -> datetime | None:
         value: datetime | None = self._conn.execute(
@@ -185,6 +177,46 @@ class SqlTimers:
             .values(status=status, closed_at=at, attempts=attempts, note=note)
         )
 
+    def close_open(self, obligation_ids: Collection[int], *, at: datetime, note: str) -> None:
+        if not obligation_ids:
+            return
+        self._conn.execute(
+            t.timers.update()
+            .where(_c.obligation_id.in_(sorted(obligation_ids)), _c.status.in_(OPEN_TIMER))
+            .values(status=TimerStatus.CANCELLED, closed_at=at, note=note)
+        )
+
+    def pause_open(self, obligation_ids: Collection[int], at: datetime) -> None:
+        if not obligation_ids:
+            return
+        self._conn.execute(
+            t.timers.update()
+            .where(_c.obligation_id.in_(sorted(obligation_ids)), _c.status == TimerStatus.PENDING)
+            .values(status=TimerStatus.PAUSED, paused_at=at)
+        )
+
+    def resume_open(self, obligation_ids: Collection[int], at: datetime) -> None:
+        if not obligation_ids:
+            return
+        rows = self._conn.execute(
+            sa.select(_c.id, _c.due_at, _c.paused_at).where(
+                _c.obligation_id.in_(sorted(obligation_ids)), _c.status == TimerStatus.PAUSED
+            )
+        ).all()
+        self._resume(rows, at)
+
+    def _resume(self, rows: Sequence[Any], at: datetime) -> None:
+        for row in rows:
+            self._conn.execute(
+                t.timers.update()
+                .where(_c.id == row.id)
+                .values(
+                    status=TimerStatus.PENDING,
+                    paused_at=None,
+                    due_at=row.due_at + (at - row.paused_at),
+                )
+            )
+
     def open_timers(
         self,
         *,
@@ -224,4 +256,5 @@ def _timer(row: Row[Any]) -> Timer:
         note=row.note,
         payload=row.payload,
         created_at=row.created_at,
+        obligation_id=row.obligation_id,
     )

@@ -13,12 +13,14 @@ from opcatflow.engine.ports import (
     DefinitionRepository,
     IdempotencyRepository,
     InstanceRepository,
+    ObligationRepository,
     OutboxRepository,
     TimerRepository,
 )
 from opcatflow.engine.sql.api import SqlApiKeys, SqlIdempotency
 from opcatflow.engine.sql.dialect import Dialect
 from opcatflow.engine.sql.instances import SqlAudit, SqlDefinitions, SqlInstances
+from opcatflow.engine.sql.obligations import SqlObligations
 from opcatflow.engine.sql.outbox import SqlOutbox
 from opcatflow.engine.sql.timers import SqlTimers
 
@@ -33,6 +35,7 @@ class SqlUnitOfWork:
         "idempotency",
         "instances",
         "keys",
+        "obligations",
         "outbox",
         "timers",
     )
@@ -42,6 +45,7 @@ class SqlUnitOfWork:
         self.instances: InstanceRepository = SqlInstances(conn, dialect)
         self.audit: AuditRepository = SqlAudit(conn)
         self.definitions: DefinitionRepository = SqlDefinitions(conn, dialect)
+        self.obligations: ObligationRepository = SqlObligations(conn)
         self.timers: TimerRepository = SqlTimers(conn, dialect)
         self.outbox: OutboxRepository = SqlOutbox(conn, dialect)
         self.idempotency: IdempotencyRepository = SqlIdempotency(conn)

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transitions import Machine, State
 
@@ -32,10 +32,8 @@ from opcatflow.engine.errors import Problem, RefusalKind
 from opcatflow.engine.expressions import CONTEXT_NAMES, Expression, compile_guard
 from opcatflow.engine.registry import GuardRefusal, GuardRule, Registry, RuleContext
 from opcatflow.engine.sandbox import EXPRESSION_LIMITS, BudgetExceeded, shared_budget
+from opcatflow.engine.scopes import DeadlineIndex
 from opcatflow.engine.yamlsource import Located
-
-if TYPE_CHECKING:
-    from opcatflow.engine.deadlines import DeadlineIndex
 
 
 @dataclass
@@ -218,8 +216,6 @@ class CompiledWorkflow:
     @cached_property
     def deadlines(self) -> DeadlineIndex:
         """Its deadlines (state-level and workflow-level), indexed by id and by scope."""
-        from opcatflow.engine.deadlines import DeadlineIndex  # imports this module
-
         return DeadlineIndex(self.definition)
 
     def __init__(

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from opcatflow.engine.audit import make_record
 from opcatflow.engine.compiled import CompiledWorkflow
-from opcatflow.engine.deadlines import DUE, DeadlinePlanner, Declared, PlannedTimer
+from opcatflow.engine.deadlines import DUE, DeadlinePlanner, PlannedTimer
 from opcatflow.engine.errors import ConcurrentUpdate
 from opcatflow.engine.events import DeadlineEvent
 from opcatflow.engine.instance import Instance
@@ -25,6 +25,7 @@ from opcatflow.engine.rows import (
     Obligation,
     ObligationStatus,
 )
+from opcatflow.engine.scopes import Declared
 
 S = ObligationStatus
 

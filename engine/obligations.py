@@ -26,13 +26,14 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from opcatflow.engine.compiled import CompiledWorkflow
-from opcatflow.engine.deadlines import DeadlinePlanner, Declared, applies, settings_problems
+from opcatflow.engine.deadlines import DeadlinePlanner, applies, settings_problems
 from opcatflow.engine.durations import ENTERED, parse_due
 from opcatflow.engine.errors import DefinitionError
 from opcatflow.engine.events import ChainEnd, DeadlineEvent, TransitionEvent
 from opcatflow.engine.ledger import Ledger
 from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.rows import WAITING, Obligation, ObligationStatus
+from opcatflow.engine.scopes import Declared
 from opcatflow.engine.settings import Settings
 
 S = ObligationStatus

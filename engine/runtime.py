@@ -46,7 +46,7 @@ from opcatflow.engine.rows import Obligation
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.sharing import Policy
 from opcatflow.engine.stores import open_store
-from opcatflow.engine.waivers import EXTEND, WAIVE, change_obligation
+from opcatflow.engine.waivers import EXTEND, WAIVE, apply_change
 from opcatflow.engine.writes import (
     START,
     Child,
@@ -596,11 +596,11 @@ class Engine:
         reason): it is no longer owed, listed or alerted. Audited.
 
         Raises:
-            TransitionRefused: audited first (see :mod:`~opcatflow.engine.waivers`).
+            TransitionRefused: audited first (see :func:`.waivers.apply_change`).
             InstanceNotFound
         """
-        return change_obligation(
-            self, instance_id, deadline, action=WAIVE, actor=actor, role=role, reason=reason,
+        return self._change_obligation(
+            instance_id, deadline, action=WAIVE, actor=actor, role=role, reason=reason,
             occurrence=occurrence,
         )  # fmt: skip
 
@@ -620,13 +620,52 @@ class Engine:
         of ``last_day``. Audited.
 
         Raises:
-            TransitionRefused: audited first (see :mod:`~opcatflow.engine.waivers`).
+            TransitionRefused: audited first (see :func:`.waivers.apply_change`).
             InstanceNotFound
         """
-        return change_obligation(
-            self, instance_id, deadline, action=EXTEND, actor=actor, role=role, reason=reason,
+        return self._change_obligation(
+            instance_id, deadline, action=EXTEND, actor=actor, role=role, reason=reason,
             last_day=last_day, occurrence=occurrence,
         )  # fmt: skip
+
+    def _change_obligation(
+        self,
+        instance_id: str,
+        deadline: str,
+        *,
+        action: str,
+        actor: str,
+        role: str,
+        reason: str | None,
+        last_day: date | None = None,
+        occurrence: int | None = None,
+    ) -> Obligation:
+        # One unit of work: the change and its record, or the refusal's record, then raised.
+        check_call(actor=actor, role=role, reason=reason)
+        trigger = f"{action}:{deadline}"[:64]
+        with self.store.write() as uow:
+            current, at = self.lock_for_record(uow, instance_id)
+            wf = self.workflow(current.workflow_id, current.workflow_version)
+            outcome = apply_change(
+                uow, wf, current, self.timers.planner, deadline, at=at, action=action,
+                actor=actor, role=role, reason=reason, last_day=last_day, occurrence=occurrence,
+            )  # fmt: skip
+            if isinstance(outcome, Refused):
+                self._writes.store_refusal(
+                    uow, current, trigger=trigger, actor=actor, role=role, now=at,
+                    refusal=outcome,
+                )  # fmt: skip
+        if isinstance(outcome, Refused):
+            self.log.info(
+                "obligation_change_refused", instance_id=instance_id, deadline=deadline,
+                action=action, role=role, kind=outcome.kind, reason=outcome.reason,
+            )  # fmt: skip
+            raise TransitionRefused(instance_id, trigger, outcome.kind, outcome.reason)
+        self.log.info(
+            "obligation_changed", instance_id=instance_id, deadline=deadline, action=action,
+            role=role, occurrence=outcome.occurrence, status=str(outcome.status),
+        )  # fmt: skip
+        return outcome
 
     def obligations(self, instance_id: str) -> list[Obligation]:
         """Every obligation of one instance, open or closed, by deadline and occurrence.

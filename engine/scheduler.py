@@ -21,7 +21,7 @@ from typing import Any
 
 from opcatflow.engine.audit import make_record
 from opcatflow.engine.compiled import CompiledWorkflow
-from opcatflow.engine.deadlines import ALERT, DUE, REMINDER, DeadlinePlanner, Declared, PlannedTimer
+from opcatflow.engine.deadlines import ALERT, DUE, REMINDER, DeadlinePlanner, PlannedTimer
 from opcatflow.engine.errors import ConcurrentUpdate
 from opcatflow.engine.events import DeadlineEvent
 from opcatflow.engine.instance import Instance
@@ -29,6 +29,7 @@ from opcatflow.engine.ledger import Ledger
 from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.rows import WAITING, Obligation, ObligationStatus, Timer, TimerStatus
 from opcatflow.engine.runtime import Engine, FireResult
+from opcatflow.engine.scopes import Declared
 
 SCHEDULER = "scheduler"  # the actor and the role of every firing
 

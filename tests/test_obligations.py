@@ -79,9 +79,7 @@ def alert_times(engine: Engine, case: str) -> list[tuple[datetime, str]]:
 
 
 def overdue(engine: Engine, when: datetime) -> list[tuple[str, str, date]]:
-    return [
-        (e.deadline, e.status, e.last_day) for e in agenda(engine, now=when, overdue_only=True)
-    ]
+    return [(e.deadline, e.status, e.last_day) for e in agenda(engine, now=when, overdue_only=True)]
 
 
 def start(engine: Engine, **data: Any) -> str:
@@ -124,7 +122,16 @@ def test_an_overdue_obligation_stays_listed_and_alerts_at_its_offsets_until_met(
         (utc(2026, 3, 30, 22), "cancelled"),  # summer time: midnight is 22:00 UTC
     ]
     answer = [r.outcome for r in eng.history(case) if r.trigger == "answer"]
-    assert answer == ["pending", "due", "overdue", "overdue", "overdue", "overdue", "applied", "met"]
+    assert answer == [
+        "pending",
+        "due",
+        "overdue",
+        "overdue",
+        "overdue",
+        "overdue",
+        "applied",
+        "met",
+    ]
     assert eng.verify_audit().ok
 
 
@@ -136,7 +143,10 @@ def test_waiving_takes_a_named_role_and_a_reason_and_stops_the_alerts(eng: Engin
     assert refused.value.kind == "role"
     with pytest.raises(TransitionRefused) as refused:
         eng.waive(case, "answer", actor="hugo", role="head", reason="  ")
-    assert (refused.value.kind, refused.value.reason) == ("data", "to waive 'answer', give a reason")
+    assert (refused.value.kind, refused.value.reason) == (
+        "data",
+        "to waive 'answer', give a reason",
+    )
     waived = eng.waive(case, "answer", actor="hugo", role="head", reason="complaint withdrawn")
     assert (waived.status, waived.note) == ("waived", "waived by head")
     assert tick(eng, utc(2026, 3, 31)) == []

@@ -148,7 +148,7 @@ def seed_due_tickets(url: str, count: int, created: datetime, due: datetime) -> 
                     "payload": {},
                     "created_at": created,
                     "obligation_id": row.id,
-                }  # fmt: skip
+                }
                 for row in conn.execute(sa.select(o.id, o.instance_id, o.deadline))
             ]
             for start in range(0, len(timers), 2000):

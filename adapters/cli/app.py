@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from opcatflow.adapters.cli import admin, apikey, definitions, demo, instances, outbox, serve
 from opcatflow.adapters.cli import calendar as engagement
 from opcatflow.adapters.cli import deadlines as deadline_commands
+from opcatflow.adapters.cli import obligations as obligation_commands
 from opcatflow.adapters.cli.errors import UNEXPECTED, USAGE, describe, fail, one_line
 from opcatflow.adapters.cli.options import DEFAULT_DB, LogFormat, LogLevel, Settings
 from opcatflow.adapters.cli.report import report_app
@@ -175,6 +176,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(admin.audit_app, name="audit")
 app.add_typer(admin.db_app, name="db")
 deadline_commands.register(app)
+obligation_commands.register(app)
 app.command("calendar")(engagement.calendar)
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(outbox.notify_app, name="notify")

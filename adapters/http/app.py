@@ -12,7 +12,15 @@ from typing import Any
 from fastapi import FastAPI
 from structlog.typing import FilteringBoundLogger
 
-from opcatflow.adapters.http import docs, health, instances, operations, problems, workflows
+from opcatflow.adapters.http import (
+    docs,
+    health,
+    instances,
+    obligations,
+    operations,
+    problems,
+    workflows,
+)
 from opcatflow.adapters.http.auth import KeyCache
 from opcatflow.adapters.http.context import Api, ApiConfig
 from opcatflow.adapters.http.hosts import TrustedHosts
@@ -67,7 +75,7 @@ def _build(config: ApiConfig, log: FilteringBoundLogger, lifespan: Any = None) -
     )
     problems.install(app, log)
     # Routes are matched in order: the busiest first.
-    for module in (instances, workflows, operations, health):
+    for module in (instances, workflows, operations, obligations, health):
         app.include_router(module.router)
     docs.install(app)
     # Added last, so it runs first: an oversized body never reaches routing, and a request

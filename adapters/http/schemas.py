@@ -169,6 +169,26 @@ class DeadlineOut(BaseModel):
     roles: list[str]
 
 
+class ObligationOut(BaseModel):
+    """One occurrence of a deadline of a case, and what became of it."""
+
+    id: int
+    instance_id: str
+    workflow: str
+    state: str
+    deadline: str
+    occurrence: int
+    scope: str
+    anchor: str | None
+    due_at: datetime
+    last_day: date | None
+    status: str
+    met_at: datetime | None
+    met_by: str | None
+    days_late: int | None
+    note: str | None
+
+
 class OutboxMessageOut(BaseModel):
     id: int
     instance_id: str | None

@@ -8,7 +8,6 @@ never changes without its record, and its timers always follow its status.
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import datetime
 
 from opcatflow.engine.audit import make_record
@@ -86,9 +85,9 @@ class Ledger:
     # -- writing ---------------------------------------------------------------------------
 
     def audit(self, deadline: str, outcome: str, reason: str, row: Obligation) -> None:
-        """Append one record about ``row`` to the instance's chain."""
+        """Append one record about ``row`` to the instance's chain: trigger the deadline,
+        outcome its new status (or ``overdue`` for an alert sent), the reason in words."""
         seq = self.seq + 1
-        changes = {"obligation": {k: v for k, v in row.as_json().items() if k != "id"}}
         record = make_record(
             instance_id=self.instance.id,
             seq=seq,
@@ -102,7 +101,8 @@ class Ledger:
             to_state=None,
             outcome=outcome,
             reason=reason,
-            changes=json.dumps(changes, sort_keys=True, ensure_ascii=False),
+            # as every deadline record: no data change; the reason says what became of it
+            changes="{}",
             prev_hash=self.head,
         )
         self.uow.audit.append(record)
@@ -170,7 +170,14 @@ class Ledger:
         self.rows.append(row)
         if status is S.PENDING:
             self.arm(declared, row)
-            self.audit(spec.id, str(status), f"{self._name(row)} due {_day(row)}", row)
+            counted = f", counted from {anchor}" if anchor else ""
+            owed = f" owed by {spec.owed_by}" if spec.owed_by else ""
+            self.audit(
+                spec.id,
+                str(status),
+                f"{self._name(row)}{owed}: last day {_day(row)}{counted}",
+                row,
+            )
         elif status is S.DUE:
             self.audit(
                 spec.id,

@@ -248,6 +248,10 @@ class TimerRepository(Protocol):
         """Set a timer's status, attempts and note; ``at`` is its ``closed_at`` (``None``
         leaves it open, e.g. ``pending`` again after a failed attempt)."""
 
+    def reschedule(self, timer_id: int, due_at: datetime, *, attempts: int) -> None:
+        """Keep a timer ``pending``, due again at ``due_at`` (the next round of a repeating
+        alert, in the transaction that fired this one)."""
+
     def close_open(self, obligation_ids: Collection[int], *, at: datetime, note: str) -> None:
         """Close the open (``pending`` or ``paused``) timers of these obligations as
         ``cancelled`` at ``at``."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from opcatflow.engine.audit import make_record
 from opcatflow.engine.compiled import CompiledWorkflow
-from opcatflow.engine.deadlines import ALERT, DUE, REMINDER, DeadlinePlanner, PlannedTimer
+from opcatflow.engine.deadlines import ALERT, DUE, REMINDER, DeadlinePlanner
 from opcatflow.engine.errors import ConcurrentUpdate
 from opcatflow.engine.events import DeadlineEvent
 from opcatflow.engine.instance import Instance
@@ -176,6 +176,11 @@ class Scheduler:
         """Claim and process one batch in one transaction; returns what it did."""
         firings: list[Firing] = []
         results: list[FireResult] = []
+        with self.store.read() as uow:
+            # The empty sweep (most of them): one index-only probe, no claim, no lock.
+            first = uow.timers.next_due()
+        if first is None or first > now:
+            return firings
         with self.store.write() as uow:
             rows = uow.timers.claim(now, self.batch_size, up_to=high_water, exclude=exclude)
             touched: set[str] = set()
@@ -229,14 +234,12 @@ class Scheduler:
             step = int((row.payload or {}).get("step", 0))
             book.alert(obligation, step)
             later = self.planner.next_alert(declared.spec, step, row.due_at, now=now)
-            if later is not None:
-                again = PlannedTimer(
-                    row.deadline, ALERT, later, row.occurrence, row.payload.get("offset")
-                    if row.payload else None, obligation.due_at, obligation.id, step,
-                )  # fmt: skip
-                uow.timers.arm(row.instance_id, instance.state, [again], now)
-            uow.timers.close(row.id, TimerStatus.FIRED, attempts=row.attempts + 1, at=now,
-                             note=None)  # fmt: skip
+            if later is not None:  # an `every` step: the same row wakes the next round
+                uow.timers.reschedule(row.id, later, attempts=row.attempts + 1)
+            else:
+                uow.timers.close(
+                    row.id, TimerStatus.FIRED, attempts=row.attempts + 1, at=now, note=None
+                )
             self._tell(uow, book)
             return self._firing(row, "alerted", None, None), None
         if obligation.status in WAITING:

@@ -11,6 +11,7 @@ from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.errors import USAGE, fail
 from opcatflow.adapters.cli.options import (
     Actor,
+    LogFormat,
     Data,
     Json,
     Reason,
@@ -57,13 +58,14 @@ def start(
 ) -> None:
     """Start an instance of a workflow."""
     fields = parse_data(data, assignments)
-    with settings(ctx).engine() as engine:
+    opts = settings(ctx)
+    with opts.engine() as engine:
         started = engine.start_result(
             workflow, actor=actor, role=role, data=fields, parent_id=parent, reason=reason
         )
         instance = started.instance
         wf = engine.workflow(instance.workflow_id, instance.workflow_version)
-    out.notices(started.notices)
+    out.notices(started.notices, as_json=opts.log_format is LogFormat.JSON)
     if as_json:
         out.print_json(instance.as_json())
     elif quiet:
@@ -98,7 +100,8 @@ def fire(
 ) -> None:
     """Fire a trigger on an instance: one transaction, audited whether applied or refused."""
     fields = parse_data(data, assignments)
-    with settings(ctx).engine(existing=True) as engine:
+    opts = settings(ctx)
+    with opts.engine(existing=True) as engine:
         before = engine.get(instance_id).state
         result = engine.fire_result(
             instance_id,
@@ -111,7 +114,7 @@ def fire(
         )
         assert result.instance is not None
         instance = result.instance
-    out.notices(result.notices)
+    out.notices(result.notices, as_json=opts.log_format is LogFormat.JSON)
     if as_json:
         out.print_json(instance.as_json())
     else:

@@ -21,6 +21,8 @@ _WITH_WORKFLOW = sa.select(
     t.obligations, _i.workflow_id, _i.workflow_version, _i.state.label("instance_state")
 ).join(t.instances, _i.id == _c.instance_id)
 _INSERT = t.obligations.insert().returning(_c.id)
+# The scheduler reads one obligation per timer it fires: built once, not per call.
+_GET = _WITH_WORKFLOW.where(_c.id == sa.bindparam("b_id"))
 # Written back by ``update``: everything but the identity of the row and its creation.
 _MUTABLE = (
     "deadline", "occurrence", "scope", "anchor", "due_at", "last_day", "status", "paused_at",
@@ -82,7 +84,7 @@ class SqlObligations:
         return int(new_id)
 
     def get(self, obligation_id: int) -> Obligation | None:
-        row = self._conn.execute(_WITH_WORKFLOW.where(_c.id == obligation_id)).first()
+        row = self._conn.execute(_GET, {"b_id": obligation_id}).first()
         return None if row is None else _obligation(row)
 
     def of_instance(self, instance_id: str, *, deadline: str | None = None) -> list[Obligation]:

@@ -11,9 +11,9 @@ from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.errors import USAGE, fail
 from opcatflow.adapters.cli.options import (
     Actor,
-    LogFormat,
     Data,
     Json,
+    LogFormat,
     Reason,
     Role,
     SetFields,

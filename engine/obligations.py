@@ -15,7 +15,8 @@ works out, from the workflow's deadlines and their scopes, in this order:
    straight away when its date has passed (a back-dated entry: the caller is told, and the
    first alert is written in the same transaction);
 5. **changed**: inside the scope, a changed anchor, published date or condition moves,
-   starts or cancels a waiting occurrence (an overdue one stays: extensions move those);
+   starts or cancels a waiting occurrence; an overdue one stays (extensions move those),
+   unless its anchor is cleared or its condition stops holding (then it is cancelled);
 6. **paused / resumed** by the transition's ``pauses`` and ``resumes``.
 """
 
@@ -211,6 +212,15 @@ class ObligationHook:
                 self._enter(book, declared, event)
             return
         holds = applies(spec, data)
+        for row in book.open_of(spec.id):
+            # An overdue one stays overdue when its date moves (an extension moves it), but
+            # not once there is nothing left to count from: the session it was counted back
+            # from was postponed, say, and the anchor cleared.
+            if row.status is S.DUE and (
+                not holds or self.planner.due(wf, spec, entered=event.at, data=data) is None
+            ):
+                why = "condition no longer holds" if not holds else "no date to count from"
+                book.change(_replace(row, status=S.CANCELLED, note=why), why)
         for row in waiting:
             entered = _entered(spec.due, row, event.instance.state_entered_at)
             due_at = self.planner.due(wf, spec, entered=entered, data=data) if holds else None

@@ -30,7 +30,7 @@ from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.deadlines import DeadlinePlanner, applies, settings_problems
 from opcatflow.engine.durations import ENTERED, parse_due
 from opcatflow.engine.errors import DefinitionError
-from opcatflow.engine.events import ChainEnd, DeadlineEvent, TransitionEvent
+from opcatflow.engine.events import DeadlineEvent, TransitionEvent
 from opcatflow.engine.ledger import Ledger
 from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.rows import WAITING, Obligation, ObligationStatus
@@ -300,4 +300,4 @@ def _may_start(rows: list[Obligation]) -> bool:
     return last.status is S.CANCELLED or (last.met_by or "").startswith("left:")
 
 
-__all__ = ["ChainEnd", "ObligationHook", "clock_stops"]
+__all__ = ["ObligationHook", "clock_stops"]

@@ -18,6 +18,7 @@ from opcatflow.engine import FrozenClock
 from opcatflow.engine.sql import tables as t
 
 TIMERS = 10_000
+ALERTING = TIMERS // 10  # the cases that also owe a reply, and alert
 CREATED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOW = CREATED + timedelta(hours=2)  # every timer fell due an hour ago
 
@@ -51,8 +52,8 @@ def test_three_workers_fire_each_timer_once_even_when_one_is_killed_mid_batch(pg
     with open_engine(pg_url, FrozenClock(NOW)) as engine, engine.store.connect() as conn:
         c = t.timers.c
         statuses = dict(conn.execute(sa.select(c.status, sa.func.count()).group_by(c.status)).all())
-        # per case: the escalation's due timer, the reply's due timer and its overdue alert
-        assert statuses == {"fired": 3 * TIMERS}
+        # per case: the escalation's due timer; for some, the reply's and its overdue alert
+        assert statuses == {"fired": TIMERS + 2 * ALERTING}
         a = t.audit.c
         per_instance = (
             sa.select(a.instance_id, sa.func.count().label("n"))
@@ -65,15 +66,15 @@ def test_three_workers_fire_each_timer_once_even_when_one_is_killed_mid_batch(pg
                 sa.select(per_instance.c.n, sa.func.count()).group_by(per_instance.c.n)
             ).all()
         )
-        # per case, once each: answer due, escalate applied, answer closed as escalated,
-        # reply due, reply's overdue alert
-        assert counts == {5: TIMERS}
+        # per case, once each: answer due, escalate applied, answer closed as escalated (and
+        # for those that owe a reply: reply due, its overdue alert)
+        assert counts == {3: TIMERS - ALERTING, 5: ALERTING}
         alerts = conn.execute(
             sa.select(a.instance_id, sa.func.count())
             .where(a.outcome == "overdue")
             .group_by(a.instance_id)
         ).all()
-        assert len(alerts) == TIMERS
+        assert len(alerts) == ALERTING
         assert {n for _, n in alerts} == {1}
         m = t.outbox.c
         sent = conn.execute(
@@ -81,7 +82,7 @@ def test_three_workers_fire_each_timer_once_even_when_one_is_killed_mid_batch(pg
             .where(m.event == "ticket.overdue.reply")
             .group_by(m.instance_id)
         ).all()
-        assert len(sent) == TIMERS  # one alert message per case, never two
+        assert len(sent) == ALERTING  # one alert message per case, never two
         assert {n for _, n in sent} == {1}
         states = dict(
             conn.execute(

@@ -70,11 +70,13 @@ people:
 """
 
 
-def seed_due_tickets(url: str, count: int, created: datetime, due: datetime) -> None:
-    """``count`` ticket instances in 'waiting', each with its start audit record and two
-    pending obligations ('answer', which escalates, and 'reply', which alerts) with their
-    due timers, bulk-inserted (the rows ``Engine.start`` writes but its audit records of the
-    obligations, far faster)."""
+def seed_due_tickets(
+    url: str, count: int, created: datetime, due: datetime, *, alerting_every: int = 10
+) -> None:
+    """``count`` ticket instances in 'waiting', each with its start audit record and a
+    pending obligation 'answer' (which escalates), and one in ``alerting_every`` also a
+    'reply' (which alerts), with their due timers, bulk-inserted (the rows ``Engine.start``
+    writes but the audit records of the obligations, far faster)."""
     with open_engine(url, FrozenClock(created)) as engine:
         wf = engine.workflow("ticket")
         redactor = Redactor(b"seed")
@@ -117,7 +119,10 @@ def seed_due_tickets(url: str, count: int, created: datetime, due: datetime) -> 
             records.append(
                 {k: getattr(record, k) for k in t.audit.c.keys() if k != "id"}  # noqa: SIM118
             )
-            for deadline, scope in (("answer", "waiting"), ("reply", "escalated waiting")):
+            owed = [("answer", "waiting")]
+            if n % alerting_every == 0:
+                owed.append(("reply", "escalated waiting"))
+            for deadline, scope in owed:
                 obligations.append(
                     {
                         "instance_id": instance_id, "deadline": deadline, "occurrence": 1,

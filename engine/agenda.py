@@ -146,6 +146,8 @@ def agenda(
         spec = declared.spec if declared is not None else None
         overdue = row.status is S.DUE or (row.status is not S.PAUSED and row.due_at <= now)
         milestone = spec is not None and spec.kind == "milestone"
+        if overdue_only and (milestone or not overdue):
+            continue  # a milestone is never overdue
         entry = AgendaEntry(
             obligation_id=row.id,
             instance_id=row.instance_id,

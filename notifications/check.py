@@ -16,8 +16,9 @@ from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.yamlsource import Path
 from opcatflow.notifications.templates import TemplateSet
 
-# The languages of the bundled templates: what an NPM without a ``languages`` setting uses.
-DEFAULT_LANGUAGES = ("en", "es", "fr")
+# What an NPM without a ``languages`` setting writes in (the templates' fallback language);
+# the bundled templates exist in English, French and Spanish.
+DEFAULT_LANGUAGES = ("en",)
 
 
 def check_workflow(

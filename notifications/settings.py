@@ -104,7 +104,7 @@ class NotificationSettings(_Model):
         default_factory=list, description="Folders searched before the bundled templates."
     )
     languages: list[str] = Field(
-        default_factory=lambda: ["en", "es", "fr"],
+        default_factory=lambda: ["en"],
         min_length=1,
         description="The languages the NPM writes to people in: 'validate' requires every "
         "template a workflow names (notifications and overdue alerts) in each of them.",

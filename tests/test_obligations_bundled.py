@@ -263,3 +263,9 @@ def test_a_upr_submission_sent_early_is_met_and_a_reschedule_does_not_owe_it_aga
     listed = agenda(bundled, now=clock.now(), overdue_only=True)
     assert [e.deadline for e in listed if e.deadline.startswith("stakeholder")] == []
     assert [e for e in outbox_events(bundled, case) if "stakeholder" in e[0]] == []
+
+
+def test_every_template_the_bundled_workflows_name_exists_in_english_french_and_spanish() -> None:
+    from opcatflow.notifications.check import check_catalog
+
+    assert check_catalog(CATALOG, TemplateSet([]), ["en", "es", "fr"]) == []

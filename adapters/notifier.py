@@ -64,7 +64,7 @@ class Notifications:
     def check(self, catalog: Catalog) -> None:
         """Raises: DefinitionError when a definition's notifications name a missing template or
         read a variable that does not exist."""
-        problems = check_catalog(catalog, self.templates)
+        problems = check_catalog(catalog, self.templates, self.settings.languages)
         if problems:
             raise DefinitionError(problems)
 
@@ -152,8 +152,10 @@ def template_problems(catalog: Catalog) -> list[Problem]:
     variables, from the operator's folders (when settings are configured) and the bundled
     ones."""
     path = settings_path()
-    folders = load_settings(path).template_folders if path is not None else []
-    return check_catalog(catalog, TemplateSet(folders))
+    if path is None:
+        return check_catalog(catalog, TemplateSet([]))
+    settings = load_settings(path)
+    return check_catalog(catalog, TemplateSet(settings.template_folders), settings.languages)
 
 
 def worker_jobs(engine: Engine, *, logger: FilteringBoundLogger | None = None) -> list[PeriodicJob]:

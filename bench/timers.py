@@ -1,16 +1,20 @@
-"""Timer benchmark: with many pending timers, claim and fire the due ones; what a sweep costs
-when nothing is due, and the plan that proves it reads the index.
+"""Obligation benchmark: with many pending obligations, send the overdue alerts of the due
+ones; what a sweep costs when nothing is due, and the plans that prove the sweep and the
+first page of overdue obligations read an index.
 
 Run with ``python -m bench.timers`` (``--help`` for the sizes). For each backend (a SQLite
 file, a fresh PostgreSQL schema):
 
-1. setup (not measured): ``--pending`` timers due in a year, bulk-inserted with Core over
-   parked instances (``--per-instance`` each); ``--due`` ticket instances with their start
-   audit record and one timer due an hour ago; ``--engine-fires`` more for the engine's rate;
-2. the engine's own rate: ``Engine.fire`` of an escalation, one transaction per call;
-3. the scheduler: ``tick()`` claims and fires every due timer, each a real transition with
-   its audit record, ``--batch`` per transaction;
-4. the empty sweep: the claim with nothing due, timed, and its query plan (EXPLAIN).
+1. setup (not measured): ``--pending`` obligations due in a year, with their due timers,
+   bulk-inserted with Core over parked instances (``--per-instance`` each); ``--due`` ticket
+   instances, each with an overdue obligation and its first alert timer due an hour ago;
+   ``--engine-fires`` more for the engine's rate;
+2. the engine's own rate: ``Engine.fire`` of an escalation, one transaction per call, with
+   the same hooks (the outbox writer) as the scheduler, writing one message as an alert does;
+3. the scheduler: ``tick()`` claims every due alert timer and sends it (an audit record in
+   the case's chain and an outbox message per recipient), ``--batch`` per transaction;
+4. the empty sweep: nothing due, timed, and the plan of its probe (EXPLAIN);
+5. the first page of overdue obligations (100, in due order) and its plan.
 """
 
 from __future__ import annotations
@@ -35,33 +39,49 @@ import structlog
 
 from opcatflow.engine import Engine, FrozenClock, Registry, SQLAlchemyStore, load_catalog
 from opcatflow.engine.audit import GENESIS, STARTED, Redactor, make_record
+from opcatflow.engine.rows import ObligationStatus
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.sql import tables as t
-from opcatflow.engine.sql.dialect import Dialect
+from opcatflow.engine.sql.obligations import listing_query
 from opcatflow.engine.sql.store import normalise_url
-from opcatflow.engine.sql.timers import claim_query
+from opcatflow.engine.sql.timers import next_due_query
 from opcatflow.engine.sql.unit import take_positions
+from opcatflow.notifications import OutboxWriter
+from opcatflow.notifications.directory import parse_directory
 
 TICKET = """\
 id: ticket
 version: 1
-title: Ticket with one escalating deadline
+title: Ticket with an escalating deadline and an alerting one
 roles: {clerk: Handles tickets}
+start: {writes: [n]}
 fields: {n: {type: integer}}
 states:
   waiting:
     initial: true
-    deadlines:
-      - {id: answer, due: 1 hours, on_due: {trigger: escalate}}
   parked:
     deadlines:
       - {id: far, due: 1 years}
   escalated: {}
   done: {final: true}
+deadlines:
+  - id: reply
+    scope: [waiting, escalated]
+    due: 1 hours
+    met_by: {trigger: close}
+    owed_by: state
+    overdue_alerts:
+      - {every: 30 days, to: [clerk], template: deadline_overdue}
 transitions:
   - {trigger: escalate, source: waiting, dest: escalated, roles: [scheduler, clerk]}
   - {trigger: park, source: waiting, dest: parked, roles: [clerk]}
   - {trigger: close, source: [waiting, parked, escalated], dest: done, roles: [clerk]}
+notifications:   # a fire writes one message too, as an alert does: like for like
+  - {on: {transition: escalate}, to: [clerk], template: deadline_overdue}
+"""
+DIRECTORY = """
+people:
+  - {id: clerk1, name: Clerk One, email: clerk1@npm.example, roles: [clerk], channel: log}
 """
 CREATED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOW = CREATED + timedelta(hours=2)
@@ -84,6 +104,7 @@ def _engine(url: str, folder: Path) -> Engine:
         Registry(),
         clock=FrozenClock(NOW),
         logger=_logger(),
+        hooks=[OutboxWriter(parse_directory(DIRECTORY, "<directory>"))],
     )
 
 
@@ -112,11 +133,25 @@ def _instances(
     return instances, records
 
 
-def _timer(instance_id: str, state: str, deadline: str, due: datetime) -> dict[str, Any]:
+def _obligation(
+    instance_id: str, deadline: str, occurrence: int, due: datetime, status: str
+) -> dict[str, Any]:
     return {
-        "instance_id": instance_id, "state": state, "deadline": deadline, "kind": "due",
-        "occurrence": 1, "due_at": due, "status": "pending", "attempts": 0, "payload": {},
-        "created_at": CREATED,
+        "instance_id": instance_id, "deadline": deadline, "occurrence": occurrence,
+        "scope": "parked" if deadline == "far" else "escalated waiting",
+        "anchor": CREATED.isoformat(), "due_at": due, "last_day": due.date(), "status": status,
+        "created_at": CREATED, "updated_at": CREATED,
+    }  # fmt: skip
+
+
+def _timer(row: Any, state: str, kind: str, due: datetime) -> dict[str, Any]:
+    payload = (
+        {"due": row.due_at.isoformat(), "step": 0, "offset": "30 days"} if kind == "alert" else {}
+    )
+    return {
+        "instance_id": row.instance_id, "state": state, "deadline": row.deadline, "kind": kind,
+        "occurrence": row.occurrence, "due_at": due, "status": "pending", "attempts": 0,
+        "payload": payload, "created_at": CREATED, "obligation_id": row.id,
     }  # fmt: skip
 
 
@@ -130,8 +165,21 @@ def _insert(engine: Engine, table: sa.Table, rows: list[dict[str, Any]], chunk: 
             conn.execute(table.insert(), part)
 
 
+def _link(engine: Engine, deadline: str, state: str, kind: str, due: datetime | None) -> None:
+    """A timer for every obligation of ``deadline`` (due at its own due time, or ``due``)."""
+    o = t.obligations.c
+    query = sa.select(o.id, o.instance_id, o.deadline, o.occurrence, o.due_at).where(
+        o.deadline == deadline
+    )
+    with engine.store.connect() as conn:
+        rows = conn.execute(query).all()
+    for start in range(0, len(rows), 100_000):
+        chunk = rows[start : start + 100_000]
+        _insert(engine, t.timers, [_timer(r, state, kind, due or r.due_at) for r in chunk])
+
+
 def seed(engine: Engine, *, pending: int, per_instance: int, due: int, extra: int) -> list[str]:
-    """The pending, due and engine-rate instances; returns the engine-rate instance ids."""
+    """The pending, overdue and engine-rate instances; returns the engine-rate instance ids."""
     redactor = Redactor(b"bench")
     parked_count = max(1, pending // per_instance)
     parked, records = _instances(engine, parked_count, "parked", redactor)
@@ -140,22 +188,32 @@ def seed(engine: Engine, *, pending: int, per_instance: int, due: int, extra: in
     far = NOW + timedelta(days=365)
     for start in range(0, pending, 100_000):
         rows = [
-            _timer(parked[i % parked_count]["id"], "parked", "far", far + timedelta(seconds=i))
+            _obligation(
+                parked[i % parked_count]["id"],
+                "far",
+                i // parked_count + 1,
+                far + timedelta(seconds=i),
+                "pending",
+            )
             for i in range(start, min(pending, start + 100_000))
         ]
-        _insert(engine, t.timers, rows)
+        _insert(engine, t.obligations, rows)
+    _link(engine, "far", "parked", "due", None)
     waiting, records = _instances(engine, due + extra, "waiting", redactor)
     _insert(engine, t.instances, waiting)
     _insert(engine, t.audit, records)
     due_at = CREATED + timedelta(hours=1)
-    _insert(engine, t.timers, [_timer(w["id"], "waiting", "answer", due_at) for w in waiting[:due]])
-    # the engine-rate instances have no timer: their escalation is fired by hand
+    _insert(
+        engine,
+        t.obligations,
+        [_obligation(w["id"], "reply", 1, due_at, "due") for w in waiting[:due]],
+    )
+    _link(engine, "reply", "waiting", "alert", due_at)
+    # the engine-rate instances have no obligation: their escalation is fired by hand
     return [w["id"] for w in waiting[due:]]
 
 
-def explain(engine: Engine, scheduler: Scheduler) -> list[str]:
-    """The plan of the claim statement as the sweep runs it."""
-    query = claim_query(Dialect(engine.store.dialect), NOW, scheduler.batch_size)
+def _plan(engine: Engine, query: Any, analyze: bool = True) -> list[str]:
     with engine.store.connect(write=True) as conn:
         compiled = query.compile(dialect=conn.dialect)
         params = compiled.construct_params()
@@ -164,8 +222,17 @@ def explain(engine: Engine, scheduler: Scheduler) -> list[str]:
             values = [v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in values]
             rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), tuple(values))
             return [str(row[-1]) for row in rows]
-        rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + str(compiled), params)
+        how = "EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN "
+        rows = conn.exec_driver_sql(how + str(compiled), params)
         return [str(row[0]) for row in rows]
+
+
+def explain(engine: Engine) -> dict[str, list[str]]:
+    """The plans of the empty sweep's probe and of the first page of overdue obligations."""
+    return {
+        "sweep": _plan(engine, next_due_query()),
+        "overdue_page": _plan(engine, listing_query(ObligationStatus.DUE, limit=100)),
+    }
 
 
 def run_backend(name: str, url: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
@@ -183,10 +250,14 @@ def run_backend(name: str, url: str, args: argparse.Namespace, folder: Path) -> 
             extra=args.engine_fires,
         )
         setup_s = time.perf_counter() - began
-        say(f"seeded {args.pending:,} pending and {args.due:,} due timers in {setup_s:.0f} s")
+        say(
+            f"seeded {args.pending:,} pending and {args.due:,} overdue obligations in {setup_s:.0f} s"
+        )
         if engine.store.dialect == "postgresql":
-            with engine.store.connect(write=True) as conn:
-                conn.exec_driver_sql("ANALYZE")
+            vacuum = sa.create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+            with vacuum.connect() as conn:  # the visibility map an index-only scan needs
+                conn.exec_driver_sql("VACUUM ANALYZE")
+            vacuum.dispose()
         began = time.perf_counter()
         for instance_id in extra:
             engine.fire(instance_id, "escalate", actor="bench", role="clerk")
@@ -196,14 +267,21 @@ def run_backend(name: str, url: str, args: argparse.Namespace, folder: Path) -> 
         began = time.perf_counter()
         report = scheduler.tick(NOW)
         elapsed = time.perf_counter() - began
-        fired = sum(f.outcome == "applied" for f in report.firings)
-        say(f"scheduler: {fired:,} fired in {elapsed:.1f} s ({fired / elapsed:.0f}/s)")
+        fired = sum(f.outcome == "alerted" for f in report.firings)
+        say(f"scheduler: {fired:,} alerts sent in {elapsed:.1f} s ({fired / elapsed:.0f}/s)")
         sweeps = []
         for _ in range(args.sweeps):
             start = time.perf_counter()
             assert scheduler.run_batch(NOW) == []
             sweeps.append(time.perf_counter() - start)
-        plan = explain(engine, scheduler)
+        pages = []
+        for _ in range(args.sweeps):
+            start = time.perf_counter()
+            with engine.store.read() as uow:
+                page = uow.obligations.listing([ObligationStatus.DUE], limit=100)
+            pages.append(time.perf_counter() - start)
+        assert len(page) == min(100, args.due)
+        plan = explain(engine)
         with engine.store.connect() as conn:
             audited = conn.execute(
                 sa.select(sa.func.count())
@@ -212,20 +290,23 @@ def run_backend(name: str, url: str, args: argparse.Namespace, folder: Path) -> 
             ).scalar_one()
             pending = conn.execute(
                 sa.select(sa.func.count())
-                .select_from(t.timers)
-                .where(t.timers.c.status == "pending")
+                .select_from(t.obligations)
+                .where(t.obligations.c.status == "pending")
             ).scalar_one()
+            messages = conn.execute(sa.select(sa.func.count()).select_from(t.outbox)).scalar_one()
         return {
-            "pending_timers": int(pending),
-            "due_timers": args.due,
-            "fired": fired,
+            "pending_obligations": int(pending),
+            "due_obligations": args.due,
+            "alerts_sent": fired,
+            "outbox_messages": int(messages),
             "scheduler_audit_records": int(audited),
             "setup_s": round(setup_s, 1),
-            "scheduler_fired_per_s": round(fired / elapsed, 1),
+            "alerts_per_s": round(fired / elapsed, 1),
             "engine_fire_per_s": round(engine_rate, 1),
             "ratio": round((fired / elapsed) / engine_rate, 2),
             "empty_sweep_ms_median": round(statistics.median(sweeps) * 1000, 3),
             "empty_sweep_ms_p95": round(sorted(sweeps)[int(len(sweeps) * 0.95) - 1] * 1000, 3),
+            "overdue_page_ms_median": round(statistics.median(pages) * 1000, 3),
             "plan": plan,
         }
     finally:
@@ -261,16 +342,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.timers", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
-        "--pending", type=int, default=1_000_000, help="pending timers (default 1,000,000)"
+        "--pending", type=int, default=1_000_000, help="pending obligations (default 1,000,000)"
     )
     parser.add_argument(
         "--per-instance",
         type=int,
         default=100,
-        help="pending timers per parked instance (default 100)",
+        help="pending obligations per parked instance (default 100)",
     )
     parser.add_argument(
-        "--due", type=int, default=10_000, help="due timers to fire (default 10,000)"
+        "--due", type=int, default=100_000, help="overdue obligations to alert (default 100,000)"
     )
     parser.add_argument(
         "--engine-fires",
@@ -300,16 +381,19 @@ def main(argv: list[str] | None = None) -> int:
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     for name in backends:
         r = results[name]
-        print(f"\n== {name}: {r['pending_timers']:,} pending timers ==")
+        print(f"\n== {name}: {r['pending_obligations']:,} pending obligations ==")
         print(
-            f"scheduler fired {r['fired']:,} due timers at {r['scheduler_fired_per_s']}/s "
+            f"scheduler sent {r['alerts_sent']:,} overdue alerts at {r['alerts_per_s']}/s "
             f"(engine.fire: {r['engine_fire_per_s']}/s, ratio {r['ratio']})"
         )
-        print(f"audit records by the scheduler: {r['scheduler_audit_records']:,}")
+        print(f"audit records by the scheduler: {r['scheduler_audit_records']:,}; "
+              f"outbox messages: {r['outbox_messages']:,}")  # fmt: skip
         print(
             f"empty sweep: median {r['empty_sweep_ms_median']} ms, p95 {r['empty_sweep_ms_p95']} ms"
         )
-        print("claim plan:\n  " + "\n  ".join(r["plan"]))
+        print(f"first overdue page: median {r['overdue_page_ms_median']} ms")
+        print("sweep plan:\n  " + "\n  ".join(r["plan"]["sweep"]))
+        print("overdue page plan:\n  " + "\n  ".join(r["plan"]["overdue_page"]))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten {args.output}")

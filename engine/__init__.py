@@ -36,7 +36,7 @@ from opcatflow.engine.loader import Catalog, compile_text, load_catalog
 from opcatflow.engine.memory import MemoryStore
 from opcatflow.engine.ports import DuplicateKey, Store, UnitOfWork
 from opcatflow.engine.registry import GuardRefusal, Registry, RuleContext
-from opcatflow.engine.runtime import Engine, FireResult
+from opcatflow.engine.runtime import Engine, FireResult, Started
 from opcatflow.engine.sql import SQLAlchemyStore
 
 __all__ = [
@@ -71,6 +71,7 @@ __all__ = [
     "SQLAlchemyStore",
     "SchemaLocked",
     "SchemaMismatch",
+    "Started",
     "Store",
     "StoreError",
     "SystemClock",

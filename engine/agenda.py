@@ -1,39 +1,49 @@
-"""Upcoming and overdue deadlines, as staff see them: one line per armed due date."""
+"""Upcoming and overdue deadlines, as staff see them: one line per open obligation."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from opcatflow.engine.compiled import CompiledWorkflow
-from opcatflow.engine.deadlines import find_deadline
+from opcatflow.engine.deadlines import REMINDER, find_deadline
 from opcatflow.engine.durations import ENTERED, SettingRef, parse_due
-from opcatflow.engine.rows import TimerStatus
+from opcatflow.engine.rows import OPEN_OBLIGATION, ObligationStatus
 from opcatflow.engine.runtime import Engine
 from opcatflow.engine.scheduler import SCHEDULER
+
+S = ObligationStatus
 
 
 @dataclass(frozen=True, slots=True)
 class AgendaEntry:
-    """One armed deadline (or, with reminders, one reminder) of one instance.
+    """One open obligation of one instance (or, with reminders, one of its reminders).
 
     Attributes:
-        due_at: when the deadline is due (for a reminder: the deadline it announces).
-        fires_at: when the scheduler acts on this row (the reminder's own time).
+        due_at: when the obligation is due (for a reminder: the obligation it announces).
+        last_day: the last day to meet it, in the NPM's calendar.
+        fires_at: when the scheduler acts on it (a reminder's own time).
+        status: the obligation's status (``pending``, ``due``, ``extended``, ``paused``).
+        overdue: its due date has passed and it is still owed (listed until met, waived,
+            extended or the case closes).
         roles: who can act on it: the roles that may move the instance on from its state,
-            and those notified of this deadline.
+            those its alerts go to, and those notified of it.
     """
 
-    timer_id: int
+    obligation_id: int
     instance_id: str
     workflow: str
     state: str
     deadline: str
+    occurrence: int
     label: str | None
     kind: str
+    status: str
+    owed_by: str | None
     due_at: datetime
+    last_day: date
     fires_at: datetime
     paused: bool
     overdue: bool
@@ -41,14 +51,18 @@ class AgendaEntry:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "timer_id": self.timer_id,
+            "obligation_id": self.obligation_id,
             "instance_id": self.instance_id,
             "workflow": self.workflow,
             "state": self.state,
             "deadline": self.deadline,
+            "occurrence": self.occurrence,
             "label": self.label,
             "kind": self.kind,
+            "status": self.status,
+            "owed_by": self.owed_by,
             "due_at": self.due_at.isoformat(),
+            "last_day": self.last_day.isoformat(),
             "fires_at": self.fires_at.isoformat(),
             "paused": self.paused,
             "overdue": self.overdue,
@@ -57,16 +71,20 @@ class AgendaEntry:
 
 
 def responsible_roles(wf: CompiledWorkflow, state: str, deadline: str) -> tuple[str, ...]:
-    """Roles that may act in ``state``, plus the roles notified of ``deadline``."""
+    """Roles that may act in ``state``, plus those ``deadline``'s alerts go to and those
+    notified of it."""
     roles = {
         r for (s, _), options in wf.options.items() if s == state for o in options for r in o.roles
     }
-    for n in wf.definition.notifications:
-        if n.on.deadline == deadline:
-            for to in n.to:
-                role = to if isinstance(to, str) else getattr(to, "role", None)
-                if role:
-                    roles.add(role)
+    recipients = [to for n in wf.definition.notifications if n.on.deadline == deadline
+                  for to in n.to]  # fmt: skip
+    declared = wf.deadlines.get(deadline)
+    if declared is not None:
+        recipients += [to for step in declared.spec.overdue_alerts for to in step.to]
+    for to in recipients:
+        role = to if isinstance(to, str) else getattr(to, "role", None)
+        if role:
+            roles.add(role)
     roles.discard(SCHEDULER)
     return tuple(sorted(roles))
 
@@ -83,48 +101,81 @@ def agenda(
     reminders: bool = False,
     limit: int = 1000,
 ) -> list[AgendaEntry]:
-    """Armed deadlines, soonest first.
+    """Open obligations, soonest first: overdue ones stay listed until met, waived,
+    extended or the case closes.
 
     Args:
         now: what counts as overdue.
         within: only those due before ``now + within`` (overdue ones included).
         overdue_only: only those already due.
-        reminders: include reminder rows too.
+        reminders: include the reminders still to come too.
     """
     due_before = now if overdue_only else (now + within if within is not None else None)
-    entries: list[AgendaEntry] = []
+    wanted = limit if role is None else limit * 10
+    statuses = (S.DUE,) if overdue_only else OPEN_OBLIGATION
     with engine.store.read() as uow:
-        rows = uow.timers.open_timers(
-            workflow=workflow,
-            state=state,
-            reminders=reminders,
-            due_before=due_before,
-            limit=limit if role is None else limit * 10,
+        rows = uow.obligations.listing(
+            statuses, workflow=workflow, state=state, due_before=due_before, limit=wanted
         )
+        if overdue_only:  # due, and waiting ones whose due date passed since the last sweep
+            late = uow.obligations.listing(
+                (S.PENDING, S.EXTENDED), workflow=workflow, state=state, due_before=now,
+                limit=wanted,
+            )  # fmt: skip
+            rows = sorted([*rows, *late], key=lambda o: (o.due_at, o.id))[:wanted]
+        timers = (
+            uow.timers.open_timers(
+                workflow=workflow,
+                state=state,
+                reminders=True,
+                due_before=due_before,
+                limit=wanted,
+            )
+            if reminders
+            else []
+        )
+    calendar = engine.settings.calendar
+    entries: list[AgendaEntry] = []
+    by_id: dict[int, AgendaEntry] = {}
     for row in rows:
         wf = engine.workflow(row.workflow_id, row.workflow_version)
         roles = responsible_roles(wf, row.state, row.deadline)
         if role is not None and role not in roles:
             continue
-        spec = find_deadline(wf, row.state, row.deadline)
-        entries.append(
-            AgendaEntry(
-                timer_id=row.id,
-                instance_id=row.instance_id,
-                workflow=row.workflow_id,
-                state=row.state,
-                deadline=row.deadline,
-                label=spec.label if spec is not None else None,
-                kind=row.kind,
-                due_at=row.deadline_due,
-                fires_at=row.due_at,
-                paused=row.status == TimerStatus.PAUSED,
-                overdue=row.status != TimerStatus.PAUSED and row.deadline_due <= now,
-                roles=roles,
-            )
+        declared = wf.deadlines.get(row.deadline)
+        spec = declared.spec if declared is not None else None
+        overdue = row.status is S.DUE or (row.status is not S.PAUSED and row.due_at <= now)
+        milestone = spec is not None and spec.kind == "milestone"
+        if overdue_only and (milestone or not overdue):
+            continue  # a milestone is never overdue
+        entry = AgendaEntry(
+            obligation_id=row.id,
+            instance_id=row.instance_id,
+            workflow=row.workflow_id,
+            state=row.state,
+            deadline=row.deadline,
+            occurrence=row.occurrence,
+            label=spec.label if spec is not None else None,
+            kind="milestone" if milestone else "due",
+            status=str(row.status),
+            owed_by=spec.owed_by if spec is not None else None,
+            due_at=row.due_at,
+            last_day=row.last_day or calendar.last_day(row.due_at),
+            fires_at=row.due_at,
+            paused=row.status is S.PAUSED,
+            overdue=overdue and not milestone,
+            roles=roles,
         )
+        entries.append(entry)
+        by_id[row.id] = entry
         if len(entries) >= limit:
             break
+    for timer in timers:
+        owner = by_id.get(timer.obligation_id or -1)
+        if timer.kind != REMINDER or owner is None:
+            continue
+        entries.append(replace(owner, kind=REMINDER, fires_at=timer.due_at))
+    entries.sort(key=lambda e: (e.due_at, e.obligation_id, e.kind != "due"))
     return entries
 
 
@@ -141,7 +192,7 @@ class DueRule:
 def due_rule(engine: Engine, entry: AgendaEntry, data: Mapping[str, Any]) -> DueRule:
     """Explain ``entry``'s due date from its deadline declaration and the instance data."""
     wf = engine.workflow(entry.workflow)
-    spec = find_deadline(wf, entry.state, entry.deadline)
+    spec = find_deadline(wf, entry.deadline)
     if spec is None:  # a state or deadline since removed from the definition
         return DueRule("armed under an earlier definition", False)
     if spec.published is not None and data.get(spec.published) is not None:

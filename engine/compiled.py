@@ -32,6 +32,7 @@ from opcatflow.engine.errors import Problem, RefusalKind
 from opcatflow.engine.expressions import CONTEXT_NAMES, Expression, compile_guard
 from opcatflow.engine.registry import GuardRefusal, GuardRule, Registry, RuleContext
 from opcatflow.engine.sandbox import EXPRESSION_LIMITS, BudgetExceeded, shared_budget
+from opcatflow.engine.scopes import DeadlineIndex
 from opcatflow.engine.yamlsource import Located
 
 
@@ -211,6 +212,11 @@ class CompiledWorkflow:
     and if it declares ``writes`` nowhere, any transition may write any field (the rule it
     was written under). Definitions from files are strict.
     """
+
+    @cached_property
+    def deadlines(self) -> DeadlineIndex:
+        """Its deadlines (state-level and workflow-level), indexed by id and by scope."""
+        return DeadlineIndex(self.definition)
 
     def __init__(
         self,

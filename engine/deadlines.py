@@ -14,46 +14,55 @@ from typing import Any
 
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import DeadlineSpec, FieldType
-from opcatflow.engine.durations import ENTERED, Duration, SettingRef, Unit, parse_due, parse_period
+from opcatflow.engine.durations import (
+    ENTERED,
+    SettingRef,
+    Unit,
+    parse_due,
+    parse_offset,
+    parse_period,
+)
 from opcatflow.engine.errors import Problem
-from opcatflow.engine.expressions import CONTEXT_NAMES, compile_guard, referenced_names
+from opcatflow.engine.expressions import compile_guard
 from opcatflow.engine.sandbox import BudgetExceeded
+from opcatflow.engine.scopes import watched_fields
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.suggest import did_you_mean
 
 REMINDER = "reminder"
 DUE = "due"
+ALERT = "alert"  # one step of an obligation's overdue alerts
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedTimer:
-    """One timer to arm: a reminder or a due date of one occurrence of a deadline."""
+    """One timer to arm: a reminder, a due date or an overdue alert of one occurrence of a
+    deadline (``obligation_id``: the obligation it wakes the scheduler for)."""
 
     deadline: str
     kind: str
     due_at: datetime
     occurrence: int = 1
     offset: str | None = None  # a reminder's period before the due date
-    deadline_due: datetime | None = None  # a reminder's deadline
+    deadline_due: datetime | None = None  # a reminder's (or an alert's) deadline
+    obligation_id: int | None = None
+    step: int | None = None  # an alert's index in ``overdue_alerts``
 
     def payload(self) -> dict[str, Any]:
         if self.deadline_due is None:
             return {}
-        return {"offset": self.offset, "due": self.deadline_due.isoformat()}
+        payload: dict[str, Any] = {"due": self.deadline_due.isoformat()}
+        if self.offset is not None:
+            payload["offset"] = self.offset
+        if self.step is not None:
+            payload["step"] = self.step
+        return payload
 
 
-def find_deadline(wf: CompiledWorkflow, state: str, deadline: str) -> DeadlineSpec | None:
-    spec = wf.definition.states.get(state)
-    return next((d for d in spec.deadlines if d.id == deadline), None) if spec else None
-
-
-def watched_fields(spec: DeadlineSpec) -> set[str]:
-    """The data fields a deadline's due date depends on (anchor, published date, and those
-    its ``when`` condition reads)."""
-    fields = {parse_due(spec.due).anchor, spec.published}
-    if spec.when is not None:
-        fields |= referenced_names(spec.when) - CONTEXT_NAMES - {"data"}
-    return {f for f in fields if f is not None and f != ENTERED}
+def find_deadline(wf: CompiledWorkflow, deadline: str) -> DeadlineSpec | None:
+    """The declaration of ``deadline`` (state-level or workflow-level), or ``None``."""
+    found = wf.deadlines.get(deadline)
+    return found.spec if found is not None else None
 
 
 @cache
@@ -84,7 +93,8 @@ def condition_refusal(
     within ``state`` (only deadlines whose watched fields changed are re-evaluated); ``None``
     when ``state`` is entered.
     """
-    for spec in wf.definition.states[state].deadlines:
+    for declared in wf.deadlines.spanning(state):
+        spec = declared.spec
         if spec.when is None:
             continue
         if before is not None and all(before.get(f) == data.get(f) for f in watched_fields(spec)):
@@ -146,8 +156,54 @@ class DeadlinePlanner:
         day = cal.local_date(base) if isinstance(base, datetime) else base
         return cal.end_of_day(cal.shift_date(day, duration, sign))
 
+    def anchor(
+        self,
+        wf: CompiledWorkflow,
+        spec: DeadlineSpec,
+        *,
+        entered: datetime,
+        data: Mapping[str, Any],
+    ) -> str | None:
+        """The value ``spec``'s due date counts from, as ISO 8601 text (``None``: a
+        published date stands instead)."""
+        if spec.published is not None and data.get(spec.published) is not None:
+            return None
+        anchor = parse_due(spec.due).anchor
+        value = entered if anchor == ENTERED else self._value(wf, anchor, data)
+        return None if value is None else value.isoformat()
+
+    def met_instant(
+        self, wf: CompiledWorkflow, field: str | None, data: Mapping[str, Any], at: datetime
+    ) -> datetime:
+        """When an obligation was met: the date or time a date field holds (the start of that
+        day), else ``at`` (the change that met it)."""
+        if field is None or field not in wf.definition.fields:
+            return at
+        value = self._value(wf, field, data)
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, date):
+            return self.calendar.start_of_day(value)
+        return at
+
+    def last_day(self, due_at: datetime) -> date:
+        """The last day to meet a deadline due at ``due_at``, in the NPM's calendar."""
+        return self.calendar.last_day(due_at)
+
+    def days_late(self, due_at: datetime, met_at: datetime) -> int:
+        """Whole days from the last day to the (local) day it was met; 0 when on time."""
+        if met_at < due_at:
+            return 0
+        return max(0, (self.calendar.local_date(met_at) - self.last_day(due_at)).days)
+
     def reminders(
-        self, spec: DeadlineSpec, due_at: datetime, *, after: datetime, occurrence: int = 1
+        self,
+        spec: DeadlineSpec,
+        due_at: datetime,
+        *,
+        after: datetime,
+        occurrence: int = 1,
+        obligation_id: int | None = None,
     ) -> list[PlannedTimer]:
         """The reminders of one due date that still lie ahead of ``after``."""
         planned = []
@@ -155,63 +211,79 @@ class DeadlinePlanner:
             duration = self.settings.duration(parse_period(text))
             at = self.calendar.shift_instant(due_at, duration, -1)
             if at >= after:
-                planned.append(PlannedTimer(spec.id, REMINDER, at, occurrence, text, due_at))
+                planned.append(
+                    PlannedTimer(
+                        spec.id, REMINDER, at, occurrence, text, due_at, obligation_id=obligation_id
+                    )
+                )
         return planned
 
-    def arm(
+    def timers(
         self,
-        wf: CompiledWorkflow,
         spec: DeadlineSpec,
+        due_at: datetime,
         *,
-        entered: datetime,
-        data: Mapping[str, Any],
         now: datetime,
+        occurrence: int,
+        obligation_id: int,
     ) -> list[PlannedTimer]:
-        """The first occurrence of ``spec``: its reminders still ahead, and its due date;
-        nothing when its ``when`` condition does not hold."""
-        if not applies(spec, data):
-            return []
-        due_at = self.due(wf, spec, entered=entered, data=data)
-        if due_at is None:
-            return []
-        return [*self.reminders(spec, due_at, after=now), PlannedTimer(spec.id, DUE, due_at)]
-
-    def arm_state(
-        self, wf: CompiledWorkflow, state: str, *, entered: datetime, data: Mapping[str, Any]
-    ) -> list[PlannedTimer]:
-        """Every timer of a stay in ``state`` that begins at ``entered``."""
-        planned: list[PlannedTimer] = []
-        for spec in wf.definition.states[state].deadlines:
-            planned.extend(self.arm(wf, spec, entered=entered, data=data, now=entered))
-        return planned
-
-    def repeat(
-        self, spec: DeadlineSpec, previous: datetime, occurrence: int, *, now: datetime
-    ) -> list[PlannedTimer]:
-        """The next occurrence of a repeating deadline after the one due at ``previous``.
-
-        Occurrences that would already be due at ``now`` (missed while nothing ran, or skipped
-        by a clock that jumped) are passed over: the check that fired stands for them.
-        """
-        if spec.every is None:
-            return []
-        every = self.settings.duration(parse_period(spec.every))
-        due_at = previous
-        while True:
-            due_at = self._step(due_at, every)
-            occurrence += 1
-            if due_at > now:
-                break
+        """An obligation's reminders still ahead of ``now`` and its due timer."""
         return [
-            *self.reminders(spec, due_at, after=now, occurrence=occurrence),
-            PlannedTimer(spec.id, DUE, due_at, occurrence),
+            *self.reminders(
+                spec, due_at, after=now, occurrence=occurrence, obligation_id=obligation_id
+            ),
+            PlannedTimer(spec.id, DUE, due_at, occurrence, obligation_id=obligation_id),
         ]
 
-    def _step(self, due_at: datetime, every: Duration) -> datetime:
+    def alerts(
+        self, spec: DeadlineSpec, due_at: datetime, *, occurrence: int, obligation_id: int
+    ) -> list[PlannedTimer]:
+        """The first timer of every overdue alert step of an obligation due at ``due_at``
+        (those already past fire at the next sweep: once each, however late)."""
+        planned = []
+        for i, step in enumerate(spec.overdue_alerts):
+            text = step.after if step.after is not None else step.every
+            assert text is not None
+            duration = self.settings.duration(parse_offset(text))
+            at = self.calendar.shift_instant(due_at, duration, 1)
+            planned.append(
+                PlannedTimer(
+                    spec.id,
+                    ALERT,
+                    at,
+                    occurrence,
+                    text,
+                    due_at,
+                    obligation_id=obligation_id,
+                    step=i,
+                )
+            )
+        return planned
+
+    def next_alert(
+        self, spec: DeadlineSpec, step: int, previous: datetime, *, now: datetime
+    ) -> datetime | None:
+        """When an ``every`` alert step comes round after the one sent at ``previous``
+        (rounds missed while nothing ran are passed over); ``None`` for an ``after`` step."""
+        every = spec.overdue_alerts[step].every
+        if every is None:
+            return None
+        duration = self.settings.duration(parse_period(every))
+        at = previous
+        while at <= now:
+            at = self.calendar.shift_instant(at, duration, 1)
+        return at
+
+    def next_due(self, spec: DeadlineSpec, met_at: datetime) -> datetime | None:
+        """The due date of a repeating (``every``) obligation's next occurrence, counted from
+        when the previous one was met."""
+        if spec.every is None:
+            return None
+        every = self.settings.duration(parse_period(spec.every))
         cal = self.calendar
         if every.unit is Unit.HOURS:
-            return due_at + timedelta(hours=every.amount)
-        return cal.end_of_day(cal.shift_date(cal.last_day(due_at), every, 1))
+            return met_at + timedelta(hours=every.amount)
+        return cal.end_of_day(cal.shift_date(cal.local_date(met_at), every, 1))
 
 
 def settings_problems(workflows: Iterable[CompiledWorkflow], settings: Settings) -> list[Problem]:
@@ -219,26 +291,30 @@ def settings_problems(workflows: Iterable[CompiledWorkflow], settings: Settings)
     problems = []
     known = settings.deadlines
     for wf in workflows:
-        for name, state in wf.definition.states.items():
-            for i, spec in enumerate(state.deadlines):
-                at = ("states", name, "deadlines", i)
-                periods: list[tuple[tuple[str | int, ...], Any]] = [
-                    ((*at, "due"), parse_due(spec.due).duration)
-                ]
-                if spec.every is not None:
-                    periods.append(((*at, "every"), parse_period(spec.every)))
-                periods += [
-                    ((*at, "reminders", j), parse_period(r)) for j, r in enumerate(spec.reminders)
-                ]
-                for loc, period in periods:
-                    if isinstance(period, SettingRef) and period.key not in known:
-                        message = (
-                            f"no deadline key {period.key!r} in the settings ({settings.source})"
-                            + did_you_mean(period.key, known)
-                        )
-                        problems.append(
-                            wf.doc.problem(loc, message)
-                            if wf.doc is not None
-                            else Problem(f"<{wf.id} v{wf.version}>", 1, 1, message)
-                        )
+        for declared in wf.deadlines.declared.values():
+            spec, at = declared.spec, declared.at
+            periods: list[tuple[tuple[str | int, ...], Any]] = [
+                ((*at, "due"), parse_due(spec.due).duration)
+            ]
+            if spec.every is not None:
+                periods.append(((*at, "every"), parse_period(spec.every)))
+            periods += [
+                ((*at, "reminders", j), parse_period(r)) for j, r in enumerate(spec.reminders)
+            ]
+            for j, step in enumerate(spec.overdue_alerts):
+                key = "after" if step.after is not None else "every"
+                text = step.after if step.after is not None else step.every
+                assert text is not None
+                periods.append(((*at, "overdue_alerts", j, key), parse_offset(text)))
+            for loc, period in periods:
+                if isinstance(period, SettingRef) and period.key not in known:
+                    message = (
+                        f"no deadline key {period.key!r} in the settings ({settings.source})"
+                        + did_you_mean(period.key, known)
+                    )
+                    problems.append(
+                        wf.doc.problem(loc, message)
+                        if wf.doc is not None
+                        else Problem(f"<{wf.id} v{wf.version}>", 1, 1, message)
+                    )
     return problems

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from opcatflow.engine.durations import parse_due, parse_period
+from opcatflow.engine.durations import parse_due, parse_offset, parse_period
 from opcatflow.engine.limits import STRING, TEXT, Limit
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
@@ -292,7 +292,63 @@ class OnDue(_Model):
         description="Trigger the scheduler fires (actor and role 'scheduler'): an escalation. "
         "Its transition must allow the role 'scheduler'.",
     )
-    notify: Name | None = Field(None, description="Notification event emitted when due.")
+    notify: Name | None = Field(
+        None,
+        description="Removed: it was never sent. 'validate' refuses it in a file and names "
+        "the replacement, 'overdue_alerts'; a copy stored before keeps running without it.",
+    )
+
+
+class MetBy(_Model):
+    """What meets an obligation: exactly one of a trigger applied, or a field becoming set."""
+
+    trigger: Name | None = Field(None, description="Applying this trigger meets it.")
+    field: Name | None = Field(
+        None,
+        description="This field becoming set meets it (e.g. 'submitted_on'); a date or "
+        "datetime field gives the day it was met.",
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if (self.trigger is None) == (self.field is None):
+            raise ValueError("give exactly one of 'trigger', 'field'")
+        return self
+
+    def __str__(self) -> str:
+        return f"trigger:{self.trigger}" if self.trigger is not None else f"field:{self.field}"
+
+
+class AlertStep(_Model):
+    """One step of an obligation's overdue alerts: once ``after`` the due date, or ``every``
+    period from the due date on, while the obligation stays overdue."""
+
+    after: str | None = Field(
+        None, description="Once, this long after the due date ('0 days': at the due date)."
+    )
+    every: str | None = Field(
+        None, description="Repeatedly, every this long after the due date, until met."
+    )
+    to: list[Recipient] = Field(
+        min_length=1,
+        description="Roles (or {role|assignees|address} entries); the case's assignees "
+        "(the workflow's 'assignees' field) replace the roles when it names anyone.",
+    )
+    template: Name = Field(description="The message template (one file per language).")
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if (self.after is None) == (self.every is None):
+            raise ValueError("give exactly one of 'after', 'every'")
+        if self.after is not None:
+            parse_offset(self.after)
+        if self.every is not None:
+            parse_period(self.every)
+        return self
+
+    @property
+    def recipients(self) -> tuple[RecipientSpec, ...]:
+        return tuple(RecipientSpec(role=r) if isinstance(r, str) else r for r in self.to)
 
 
 class DeadlineSpec(_Model):
@@ -333,6 +389,43 @@ class DeadlineSpec(_Model):
         "re-arms or cancels the deadline, like a changed anchor.",
     )
     on_due: OnDue = Field(default_factory=OnDue)
+    scope: list[Name] | Literal["instance"] | None = Field(
+        None,
+        description="Workflow-level deadlines only: the states it spans (entering the first "
+        "of them starts it, leaving them all ends it; re-entering starts a new occurrence), "
+        "or 'instance' (from the start to a final state). A deadline under a state spans "
+        "that state.",
+    )
+    met_by: list[MetBy] = Field(
+        default_factory=list,
+        description="What meets it: {trigger: name} or {field: name} entries. Without it, "
+        "leaving the scope meets it.",
+    )
+    owed_by: Literal["npm", "state", "un_body"] | None = Field(
+        None, description="Who owes it: the NPM, the State, or a UN body."
+    )
+    kind: Literal["obligation", "milestone"] = Field(
+        "obligation",
+        description="'milestone': a date to show (e.g. documents made public), never overdue "
+        "and never alerting.",
+    )
+    overdue_alerts: list[AlertStep] = Field(
+        default_factory=list,
+        description="Messages the scheduler sends while it is overdue (until met, waived or "
+        "extended): [{after: 0 days, to: [...], template: ...}, {every: 30 days, ...}].",
+    )
+    waivable_by: list[Name] = Field(
+        default_factory=list, description="Roles that may waive it (with a reason)."
+    )
+    extendable_by: list[Name] = Field(
+        default_factory=list,
+        description="Roles that may grant a new last day (with a reason).",
+    )
+
+    @field_validator("met_by", mode="before")
+    @classmethod
+    def _met_by(cls, value: object) -> object:
+        return [value] if isinstance(value, dict) else value
 
     @field_validator("due")
     @classmethod
@@ -510,3 +603,12 @@ class WorkflowDefinition(_Model):
     states: dict[Name, StateSpec] = Field(min_length=1)
     transitions: list[TransitionSpec] = Field(min_length=1)
     notifications: list[NotificationSpec] = Field(default_factory=list)
+    deadlines: list[DeadlineSpec] = Field(
+        default_factory=list,
+        description="Deadlines spanning several states or the whole instance ('scope').",
+    )
+    assignees: Name | None = Field(
+        None,
+        description="A text (or list of text) field of directory ids: the people assigned "
+        "to a case, who receive its overdue alerts instead of the roles an alert names.",
+    )

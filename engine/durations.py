@@ -153,6 +153,20 @@ def parse_period(text: str) -> Period:
     return parse_duration(stripped)
 
 
+def parse_offset(text: str) -> Period:
+    """Parse an alert's ``after``: a period as :func:`parse_period`, or zero (``0 days``:
+    at the due date itself).
+
+    Raises:
+        ValueError: a malformed period.
+    """
+    match = _DURATION.match(text.strip().lower())
+    unit = _UNITS.get(match.group(2)) if match else None
+    if match is not None and unit is not None and int(match.group(1)) == 0:
+        return Duration(0, unit)
+    return parse_period(text)
+
+
 def parse_due(text: str) -> DueExpression:
     """Parse ``<period> [before|after <anchor>]``.
 

@@ -7,9 +7,9 @@ of work (no email, no HTTP): that is what the outbox is for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from opcatflow.engine.compiled import CompiledWorkflow
@@ -17,11 +17,18 @@ if TYPE_CHECKING:
     from opcatflow.engine.ports import UnitOfWork
 
 
-class TransitionEvent(NamedTuple):
-    """One applied change: an instance started or a trigger applied.
+@dataclass(slots=True)
+class ChainEnd:
+    """The end of an instance's audit chain while hooks add records to it (obligation
+    changes): the engine stores the instance with the final one."""
 
-    A named tuple, like :class:`~opcatflow.engine.audit.AuditRecord`: immutable, and several
-    times cheaper to build than a frozen dataclass; one is built on every transition.
+    seq: int
+    head: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionEvent:
+    """One applied change: an instance started or a trigger applied.
 
     Attributes:
         workflow: the compiled workflow of the instance.
@@ -30,6 +37,12 @@ class TransitionEvent(NamedTuple):
         trigger: the trigger applied (``start`` for a new instance).
         entered: the state entered, or ``None`` for an internal transition.
         left: the state left, or ``None`` for a start or an internal transition.
+        notices: what the caller should be told (``FireResult.notices``); hooks and rules
+            append to it.
+        deadline_events: deadline events the change itself caused (an obligation already
+            overdue when recorded): the engine passes each to every hook's ``on_deadline``
+            after ``on_change``, in the same unit of work.
+        chain: the end of the instance's audit chain, for hooks that append to it.
     """
 
     workflow: CompiledWorkflow
@@ -42,14 +55,18 @@ class TransitionEvent(NamedTuple):
     reason: str | None
     entered: str | None
     left: str | None
+    notices: list[str] = field(default_factory=list)
+    deadline_events: list[DeadlineEvent] = field(default_factory=list)
+    chain: ChainEnd | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class DeadlineEvent:
-    """A deadline reminder or due date reached, as the scheduler processes it.
+    """A deadline reminder, due date or overdue alert, as the scheduler processes it (or a
+    change that recorded an obligation already overdue).
 
     Attributes:
-        kind: ``reminder`` or ``due``.
+        kind: ``reminder``, ``due`` or ``overdue`` (an alert step of ``overdue_alerts``).
         deadline: the deadline id declared on the state.
         due_at: when the deadline is (or was) due.
         last_day: the NPM's local date that ends at ``due_at``: what people read as "due
@@ -64,6 +81,8 @@ class DeadlineEvent:
     due_at: datetime
     at: datetime
     last_day: date | None = None
+    occurrence: int = 1
+    step: int | None = None  # for ``overdue``: the index in ``overdue_alerts``
 
 
 class TransactionHook(Protocol):

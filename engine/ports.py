@@ -34,6 +34,9 @@ from opcatflow.engine.rows import (
     DefinitionStatus,
     IdempotencyRecord,
     NewMessage,
+    NewObligation,
+    Obligation,
+    ObligationStatus,
     OutboxEntry,
     OutboxStatus,
     SendOutcome,
@@ -51,6 +54,7 @@ __all__ = [
     "DuplicateKey",
     "IdempotencyRepository",
     "InstanceRepository",
+    "ObligationRepository",
     "OutboxRepository",
     "Store",
     "TimerRepository",
@@ -231,7 +235,8 @@ class TimerRepository(Protocol):
     def arm(
         self, instance_id: str, state: str, planned: Sequence[PlannedTimer], now: datetime
     ) -> None:
-        """Add planned timers as ``pending`` rows created at ``now`` (none: nothing)."""
+        """Add planned timers as ``pending`` rows created at ``now`` (none: nothing), each
+        pointing to its planned ``obligation_id``."""
 
     def of_deadline(self, instance_id: str, state: str, deadline: str) -> list[Timer]:
         """Every timer (open or closed) one deadline armed in one state of an instance,
@@ -315,6 +320,21 @@ class TimerRepository(Protocol):
         takes the new name given, and the open timers of a deadline mapped to ``None`` are
         closed as ``cancelled`` at ``at`` with ``note`` (a definition migration)."""
 
+    def reschedule(self, timer_id: int, due_at: datetime, *, attempts: int) -> None:
+        """Keep a timer ``pending``, due again at ``due_at`` (the next round of a repeating
+        alert, in the transaction that fired this one)."""
+
+    def close_open(self, obligation_ids: Collection[int], *, at: datetime, note: str) -> None:
+        """Close the open (``pending`` or ``paused``) timers of these obligations as
+        ``cancelled`` at ``at``."""
+
+    def pause_open(self, obligation_ids: Collection[int], at: datetime) -> None:
+        """Mark the ``pending`` timers of these obligations ``paused`` since ``at``."""
+
+    def resume_open(self, obligation_ids: Collection[int], at: datetime) -> None:
+        """Make the ``paused`` timers of these obligations ``pending`` again, each due later
+        by as long as it was paused."""
+
     def open_timers(
         self,
         *,
@@ -328,6 +348,53 @@ class TimerRepository(Protocol):
 
         Args:
             reminders: include ``reminder`` rows (else ``due`` rows only).
+            due_before: only those with ``due_at`` at or before it.
+        """
+
+
+class ObligationRepository(Protocol):
+    """Deadline occurrences owed by a case: one row each, identified by ``(instance_id,
+    deadline, occurrence)``, changed in the transaction of the change (or the scheduler's
+    batch) that causes it. Their timers (:class:`TimerRepository`) point to them."""
+
+    def add(self, obligation: NewObligation, now: datetime) -> int:
+        """Store a new obligation created (and updated) at ``now``; returns its id.
+
+        Raises:
+            DuplicateKey: the instance already has this occurrence of this deadline.
+            StoreError: no such instance.
+        """
+
+    def get(self, obligation_id: int) -> Obligation | None:
+        """One obligation, or ``None``."""
+
+    def of_instance(self, instance_id: str, *, deadline: str | None = None) -> list[Obligation]:
+        """Every obligation of an instance (of one deadline if given), open or closed,
+        ordered by ``(deadline, occurrence)``."""
+
+    def update(self, obligation: Obligation, now: datetime) -> None:
+        """Write back everything but ``id``, ``instance_id`` and ``created_at`` of a stored
+        obligation (its status and dates; also its deadline, occurrence and scope, which a
+        definition migration may change), with ``updated_at`` set to ``now``.
+
+        Raises:
+            DuplicateKey: the new ``(deadline, occurrence)`` is taken on the instance.
+        """
+
+    def listing(
+        self,
+        statuses: Collection[ObligationStatus],
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        due_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Obligation]:
+        """Obligations in these statuses, ordered by ``(due_at, id)`` (each status is read
+        through the ``(status, due_at, id)`` index).
+
+        Args:
+            state: only of instances now in this state.
             due_before: only those with ``due_at`` at or before it.
         """
 
@@ -459,13 +526,14 @@ class UnitOfWork(Protocol):
     what it wrote before it commits.
 
     Attributes:
-        instances, audit, definitions, timers, outbox, idempotency, keys, data_keys: the
-            repositories, all inside this one transaction.
+        instances, audit, definitions, obligations, timers, outbox, idempotency, keys,
+            data_keys: the repositories, all inside this one transaction.
     """
 
     instances: InstanceRepository
     audit: AuditRepository
     definitions: DefinitionRepository
+    obligations: ObligationRepository
     timers: TimerRepository
     outbox: OutboxRepository
     idempotency: IdempotencyRepository

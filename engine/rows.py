@@ -7,7 +7,7 @@ the notifications and the HTTP adapter use them as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +24,29 @@ class TimerStatus(StrEnum):
 
 
 OPEN_TIMER = (TimerStatus.PENDING, TimerStatus.PAUSED)
+
+
+class ObligationStatus(StrEnum):
+    """Where one occurrence of a deadline is.
+
+    ``pending``, ``paused`` and ``extended`` wait for their due date; ``due`` is overdue and
+    stays so (listed, alerting) until it is met, waived or extended, or the instance closes;
+    ``met``, ``waived`` and ``cancelled`` are closed.
+    """
+
+    PENDING = "pending"
+    DUE = "due"
+    MET = "met"
+    WAIVED = "waived"
+    EXTENDED = "extended"  # a new last day was granted; waits for it like ``pending``
+    CANCELLED = "cancelled"  # the scope was left before the due date, or the case closed
+    PAUSED = "paused"  # the clock is stopped (``pauses:``)
+
+
+# Not yet due: the due timer is armed (or stopped, for ``paused``).
+WAITING = (ObligationStatus.PENDING, ObligationStatus.EXTENDED, ObligationStatus.PAUSED)
+# Still owed: shown in listings, met by its ``met_by``.
+OPEN_OBLIGATION = (*WAITING, ObligationStatus.DUE)
 
 
 class OutboxStatus(StrEnum):
@@ -71,12 +94,95 @@ class StoredDefinition:
 
 
 @dataclass(frozen=True, slots=True)
+class Obligation:
+    """One occurrence of a deadline of one instance: what is owed, by when, and what became
+    of it. Its identity is ``(instance_id, deadline, occurrence)``; ``id`` is the store's.
+
+    No personal value is ever kept here (anchors on personal fields are refused by
+    validation; waiver and extension reasons live in the audit trail only).
+
+    Attributes:
+        scope: the states it spans, space-separated, or ``instance``.
+        anchor: the value it counts from, ISO 8601 (a date, a datetime, or the instant the
+            scope was entered); ``None`` for a published date.
+        due_at: the instant it becomes overdue (the end of ``last_day`` for periods of days).
+        last_day: the last day to meet it, in the NPM's calendar (``None`` only on rows
+            carried over from timers armed before obligations existed: readers compute it).
+        met_by: what met it: ``trigger:<name>``, ``field:<name>`` or ``left:<trigger>``.
+        days_late: for a met obligation, whole days after ``last_day`` (0 when on time).
+        note: why it closed or changed, in fixed words (``left by ...``, ``closed``,
+            ``waived by <role>``, ``extended by <role>``).
+    """
+
+    id: int
+    instance_id: str
+    workflow_id: str
+    workflow_version: int
+    state: str  # the instance's state now (read with the row, never written)
+    deadline: str
+    occurrence: int
+    scope: str
+    anchor: str | None
+    due_at: datetime
+    last_day: date | None
+    status: ObligationStatus
+    paused_at: datetime | None
+    met_at: datetime | None
+    met_by: str | None
+    days_late: int | None
+    note: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.instance_id, self.deadline, self.occurrence)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "instance_id": self.instance_id,
+            "workflow": self.workflow_id,
+            "state": self.state,
+            "deadline": self.deadline,
+            "occurrence": self.occurrence,
+            "scope": self.scope,
+            "anchor": self.anchor,
+            "due_at": self.due_at.isoformat(),
+            "last_day": self.last_day.isoformat() if self.last_day else None,
+            "status": str(self.status),
+            "met_at": self.met_at.isoformat() if self.met_at else None,
+            "met_by": self.met_by,
+            "days_late": self.days_late,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewObligation:
+    """An obligation about to be stored (the store gives it its id)."""
+
+    instance_id: str
+    deadline: str
+    occurrence: int
+    scope: str
+    anchor: str | None
+    due_at: datetime
+    last_day: date | None
+    status: ObligationStatus
+    met_at: datetime | None = None
+    met_by: str | None = None
+    days_late: int | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Timer:
     """One timer row, with the workflow of its instance.
 
     Attributes:
         state: the state that armed it.
-        kind: ``reminder`` or ``due``.
+        kind: ``reminder``, ``due`` or ``alert`` (an overdue alert step).
         occurrence: which round of a repeating (``every``) deadline.
         payload: what the planner noted (``due``: the deadline's own due time for a reminder;
             ``offset``: how long before it).
@@ -98,6 +204,7 @@ class Timer:
     note: str | None
     payload: dict[str, Any] | None
     created_at: datetime
+    obligation_id: int | None = None  # the obligation this timer wakes the scheduler for
 
     @property
     def deadline_due(self) -> datetime:

@@ -13,7 +13,8 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -57,13 +58,14 @@ from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_stored, load_catalog, same_content
 from opcatflow.engine.logs import default_logger
 from opcatflow.engine.memory import MemoryStore
+from opcatflow.engine.obligations import ObligationHook
 from opcatflow.engine.ports import Store, UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
-from opcatflow.engine.rows import StoredDefinition
+from opcatflow.engine.rows import Obligation, StoredDefinition
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.sharing import Policy
 from opcatflow.engine.stores import open_store
-from opcatflow.engine.timers import TimerHook
+from opcatflow.engine.waivers import EXTEND, WAIVE, apply_change
 from opcatflow.engine.writes import (
     START,
     Child,
@@ -88,6 +90,15 @@ class FireResult(NamedTuple):
     actor: str
     role: str
     opened: tuple[str, ...]
+    notices: tuple[str, ...] = ()  # what the caller should be told (an overdue deadline...)
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A new instance, and the notices its start produced (see :class:`FireResult`)."""
+
+    instance: Instance
+    notices: tuple[str, ...] = ()
 
 
 class Engine:
@@ -159,7 +170,7 @@ class Engine:
         self.log = logger or default_logger("opcatflow")
         self._times_ordered_from = store.audit_times_ordered_from()
         self.settings = settings or Settings.default()
-        self.timers = TimerHook(self.settings)
+        self.timers = ObligationHook(self.settings)
         self.timers.check(catalog)  # a definition naming an unknown config: key fails here
         self.hooks: tuple[TransactionHook, ...] = (self.timers, *hooks)
         self._writes = Writes(catalog, self.hooks, registry)
@@ -351,7 +362,7 @@ class Engine:
         also: Callable[[UnitOfWork, Instance], None] | None = None,
     ) -> Instance:
         """Start a new instance of the latest (or given) version of ``workflow``, in one
-        unit of work.
+        unit of work (:meth:`start_result` also returns the notices).
 
         Args:
             also: called with the unit of work and the new instance before the commit, to
@@ -370,6 +381,32 @@ class Engine:
             LimitExceeded, InvalidText: an input past a limit (docs/limits.md), or text that
                 is not valid Unicode; raised before any transaction.
         """
+        return self.start_result(
+            workflow,
+            actor=actor,
+            role=role,
+            data=data,
+            parent_id=parent_id,
+            reason=reason,
+            version=version,
+            also=None if also is None else lambda uow, started: also(uow, started.instance),
+        ).instance
+
+    def start_result(
+        self,
+        workflow: str,
+        *,
+        actor: str,
+        role: str,
+        data: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        reason: str | None = None,
+        version: int | None = None,
+        also: Callable[[UnitOfWork, Started], None] | None = None,
+    ) -> Started:
+        """:meth:`start`, returning the notices too (e.g. a deadline already overdue because
+        the case was entered late); ``also`` receives them with the instance. Raises what
+        :meth:`start` raises."""
         check_call(actor=actor, role=role, reason=reason)
         check_data(data or {})
         call: dict[str, Any] = {
@@ -401,8 +438,8 @@ class Engine:
         parent_id: str | None,
         reason: str | None,
         version: int | None,
-        also: Callable[[UnitOfWork, Instance], None] | None,
-    ) -> Instance:
+        also: Callable[[UnitOfWork, Started], None] | None,
+    ) -> Started:
         wf = self.workflow(workflow, version)
         if self.catalog.is_retired(wf.id, wf.version):
             raise VersionRetired(wf.id, wf.version, _newer(self.catalog, wf))
@@ -418,7 +455,8 @@ class Engine:
         if barred is not None:
             raise TransitionRefused("(new)", START, "data", barred)
 
-        def work(uow: SealedUnitOfWork) -> Instance:
+        def work(uow: SealedUnitOfWork) -> Started:
+            notices: list[str] = []  # one list per run: group commit may run work twice
             if parent_id is not None:
                 uow.instances.lock(parent_id)  # raises InstanceNotFound
             now = self.clock.now()  # after the parent's lock, like every write
@@ -451,12 +489,14 @@ class Engine:
                 parent_id=parent_id,
                 reason=reason,
                 instance_id=instance_id,
+                notices=notices,
             )
             if also is not None:
-                also(uow, instance)
-            return instance
+                also(uow, Started(instance, tuple(notices)))
+            return Started(instance, tuple(notices))
 
-        instance = self.store.submit(work)
+        started = self.store.submit(work)
+        instance = started.instance
         self.log.info(
             "instance_started",
             instance_id=instance.id,
@@ -467,7 +507,7 @@ class Engine:
             role=role,
             parent_id=instance.parent_id,
         )
-        return instance
+        return started
 
     def fire(
         self,
@@ -515,6 +555,37 @@ class Engine:
                 is not valid Unicode; raised before any transaction, so nothing is stored.
             ValueError: both or neither of ``role`` and ``roles`` given, or ``roles`` empty.
         """
+        result = self.fire_result(
+            instance_id,
+            trigger,
+            actor=actor,
+            role=role,
+            roles=roles,
+            data=data,
+            reason=reason,
+            expected_version=expected_version,
+            also=also,
+        )
+        assert result.instance is not None
+        return result.instance
+
+    def fire_result(
+        self,
+        instance_id: str,
+        trigger: str,
+        *,
+        actor: str,
+        role: str | None = None,
+        roles: Sequence[str] | None = None,
+        data: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        expected_version: int | None = None,
+        also: Callable[[UnitOfWork, FireResult], None] | None = None,
+    ) -> FireResult:
+        """:meth:`fire`, returning the whole :class:`FireResult` of an applied trigger: the
+        instance, the role it applied under, the children opened and the notices (what the
+        caller should be told, e.g. a deadline recorded as already overdue). Raises what
+        :meth:`fire` raises."""
         if (role is None) == (roles is None) or roles == []:
             raise ValueError("give role or a non-empty roles")
         candidates = (role,) if role is not None else tuple(dict.fromkeys(roles or ()))
@@ -544,8 +615,7 @@ class Engine:
         self._log_result(result)
         if result.refusal is not None:
             raise result.refusal
-        assert result.instance is not None
-        return result.instance
+        return result
 
     def _fire_in(
         self,
@@ -606,7 +676,8 @@ class Engine:
             reason=reason,
         )
         opened = tuple(c.instance_id for c in children)
-        return FireResult(current, updated, None, trigger, actor, role, opened)
+        notices = tuple(outcome.ctx.notes)
+        return FireResult(current, updated, None, trigger, actor, role, opened, notices)
 
     def lock_for_record(self, uow: SealedUnitOfWork, instance_id: str) -> tuple[Instance, datetime]:
         """Lock an instance to append to its audit chain; returns it and the time to stamp
@@ -662,6 +733,101 @@ class Engine:
             version=result.instance.version,
             opened=list(result.opened),
         )
+
+    # -- obligations -----------------------------------------------------------------------
+
+    def waive(
+        self,
+        instance_id: str,
+        deadline: str,
+        *,
+        actor: str,
+        role: str,
+        reason: str,
+        occurrence: int | None = None,
+    ) -> Obligation:
+        """Waive the open occurrence of ``deadline`` (a role of its ``waivable_by``, with a
+        reason): it is no longer owed, listed or alerted. Audited.
+
+        Raises:
+            TransitionRefused: audited first (see :func:`.waivers.apply_change`).
+            InstanceNotFound
+        """
+        return self._change_obligation(
+            instance_id, deadline, action=WAIVE, actor=actor, role=role, reason=reason,
+            occurrence=occurrence,
+        )  # fmt: skip
+
+    def extend(
+        self,
+        instance_id: str,
+        deadline: str,
+        *,
+        actor: str,
+        role: str,
+        reason: str,
+        last_day: date,
+        occurrence: int | None = None,
+    ) -> Obligation:
+        """Grant the open occurrence of ``deadline`` a later last day (a role of its
+        ``extendable_by``, with a reason): its alerts stop, and it falls due again at the end
+        of ``last_day``. Audited.
+
+        Raises:
+            TransitionRefused: audited first (see :func:`.waivers.apply_change`).
+            InstanceNotFound
+        """
+        return self._change_obligation(
+            instance_id, deadline, action=EXTEND, actor=actor, role=role, reason=reason,
+            last_day=last_day, occurrence=occurrence,
+        )  # fmt: skip
+
+    def _change_obligation(
+        self,
+        instance_id: str,
+        deadline: str,
+        *,
+        action: str,
+        actor: str,
+        role: str,
+        reason: str | None,
+        last_day: date | None = None,
+        occurrence: int | None = None,
+    ) -> Obligation:
+        # One unit of work: the change and its record, or the refusal's record, then raised.
+        check_call(actor=actor, role=role, reason=reason)
+        trigger = f"{action}:{deadline}"[:64]
+        with self.store.write() as uow:
+            current, at = self.lock_for_record(uow, instance_id)
+            wf = self.workflow(current.workflow_id, current.workflow_version)
+            outcome = apply_change(
+                uow, wf, current, self.timers.planner, deadline, at=at, action=action,
+                actor=actor, role=role, reason=reason, last_day=last_day, occurrence=occurrence,
+            )  # fmt: skip
+            if isinstance(outcome, Refused):
+                self._writes.store_refusal(
+                    uow, current, trigger=trigger, actor=actor, role=role, now=at,
+                    refusal=outcome,
+                )  # fmt: skip
+        if isinstance(outcome, Refused):
+            self.log.info(
+                "obligation_change_refused", instance_id=instance_id, deadline=deadline,
+                action=action, role=role, kind=outcome.kind, reason=outcome.reason,
+            )  # fmt: skip
+            raise TransitionRefused(instance_id, trigger, outcome.kind, outcome.reason)
+        self.log.info(
+            "obligation_changed", instance_id=instance_id, deadline=deadline, action=action,
+            role=role, occurrence=outcome.occurrence, status=str(outcome.status),
+        )  # fmt: skip
+        return outcome
+
+    def obligations(self, instance_id: str) -> list[Obligation]:
+        """Every obligation of one instance, open or closed, by deadline and occurrence.
+
+        Raises: InstanceNotFound."""
+        with self.store.read() as uow:
+            uow.instances.get(instance_id)
+            return uow.obligations.of_instance(instance_id)
 
     # -- reads -----------------------------------------------------------------------------
 

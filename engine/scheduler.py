@@ -12,19 +12,23 @@ it: its rows unlock and another worker fires them. A timer never fires twice bec
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.crypto.store import SealedUnitOfWork
-from opcatflow.engine.deadlines import REMINDER, DeadlinePlanner, find_deadline
+from opcatflow.engine.deadlines import ALERT, DUE, REMINDER, DeadlinePlanner
 from opcatflow.engine.errors import ConcurrentUpdate
 from opcatflow.engine.events import DeadlineEvent
 from opcatflow.engine.instance import Instance
-from opcatflow.engine.rows import Timer, TimerStatus
+from opcatflow.engine.ledger import Ledger
+from opcatflow.engine.rows import WAITING, Obligation, ObligationStatus, Timer, TimerStatus
 from opcatflow.engine.runtime import Engine, FireResult
+from opcatflow.engine.scopes import Declared
 
 SCHEDULER = "scheduler"  # the actor and the role of every firing
 
@@ -34,8 +38,9 @@ class Firing:
     """What processing one timer did.
 
     Attributes:
-        outcome: ``reminded``, ``due`` (notified, no trigger), ``applied`` or ``refused`` (the
-            escalation trigger), or ``error`` (rolled back; retried until ``failed``).
+        outcome: ``reminded``, ``due`` (overdue, no trigger), ``applied`` or ``refused`` (the
+            escalation trigger), ``alerted`` (an overdue alert), ``skipped`` (its obligation
+            was closed meanwhile), or ``error`` (rolled back; retried until ``failed``).
     """
 
     timer_id: int
@@ -170,6 +175,11 @@ class Scheduler:
         """Claim and process one batch in one transaction; returns what it did."""
         firings: list[Firing] = []
         results: list[FireResult] = []
+        with self.store.read() as uow:
+            # The empty sweep (most of them): one index-only probe, no claim, no lock.
+            first = uow.timers.next_due()
+        if first is None or first > now:
+            return firings
         with self.store.write() as uow:
             rows = uow.timers.claim(now, self.batch_size, up_to=high_water, exclude=exclude)
             touched: set[str] = set()
@@ -203,34 +213,93 @@ class Scheduler:
     ) -> tuple[Firing, FireResult | None]:
         engine = self.engine
         wf = engine.workflow(row.workflow_id, row.workflow_version)
-        spec = find_deadline(wf, row.state, row.deadline)
-        trigger = spec.on_due.trigger if spec is not None and row.kind != REMINDER else None
-        result: FireResult | None = None
-        detail = None
-        if trigger is not None:
-            result = engine._fire_in(
-                uow,
-                row.instance_id,
-                trigger,
-                actor=SCHEDULER,
-                roles=(SCHEDULER,),
-                reason=f"deadline {row.deadline!r} due {row.due_at.isoformat()}",
-            )
-            instance = result.instance or result.previous
-            applied = result.refusal is None
-            outcome = "applied" if applied else "refused"
-            status = TimerStatus.FIRED if applied else TimerStatus.REFUSED
-            detail = result.refusal.reason if result.refusal is not None else None
-        else:
-            instance = self._audit(uow, row)
-            outcome = "reminded" if row.kind == REMINDER else "due"
-            status = TimerStatus.FIRED
-        uow.timers.close(row.id, status, attempts=row.attempts + 1, at=now, note=detail)
-        if spec is not None and row.kind != REMINDER and instance.state == row.state:
-            # Still in the state after its due date (the escalation, if any, kept it there):
-            # a repeating deadline comes round again.
-            upcoming = self.planner.repeat(spec, row.due_at, row.occurrence, now=now)
-            uow.timers.arm(row.instance_id, row.state, upcoming, now)
+        declared = wf.deadlines.get(row.deadline)
+        obligation = None
+        if row.obligation_id is not None:
+            obligation = uow.obligations.get(row.obligation_id)
+            if obligation is not None and not _live(row.kind, obligation.status):
+                # Met, waived or moved since this timer was armed (its change closes its
+                # timers, so only a row armed under an older release gets here).
+                note = f"obligation {obligation.status}"
+                uow.timers.close(row.id, TimerStatus.CANCELLED, attempts=row.attempts, at=now,
+                                 note=note)  # fmt: skip
+                return self._firing(row, "skipped", None, note), None
+        if obligation is None or declared is None or row.kind == REMINDER:
+            return self._plain(uow, wf, row, now)
+        instance, at = engine.lock_for_record(uow, row.instance_id)
+        book = Ledger(uow, wf, instance, self.planner, actor=SCHEDULER, role=SCHEDULER, at=at)
+        book.rows_known([obligation])
+        if row.kind == ALERT:
+            step = int((row.payload or {}).get("step", 0))
+            book.alert(obligation, step)
+            later = self.planner.next_alert(declared.spec, step, row.due_at, now=now)
+            if later is not None:  # an `every` step: the same row wakes the next round
+                uow.timers.reschedule(row.id, later, attempts=row.attempts + 1)
+            else:
+                uow.timers.close(
+                    row.id, TimerStatus.FIRED, attempts=row.attempts + 1, at=now, note=None
+                )
+            self._tell(uow, book)
+            return self._firing(row, "alerted", None, None), None
+        if obligation.status in WAITING:
+            self._fall_due(book, declared, obligation)
+        uow.timers.close(row.id, TimerStatus.FIRED, attempts=row.attempts + 1, at=now, note=None)
+        event = DeadlineEvent(
+            workflow=wf,
+            instance=dataclasses.replace(instance, audit_seq=book.seq, audit_head=book.head),
+            deadline=row.deadline,
+            kind=DUE,
+            due_at=obligation.due_at,
+            at=at,
+            last_day=obligation.last_day or self.planner.last_day(obligation.due_at),
+            occurrence=obligation.occurrence,
+        )
+        for hook in engine.hooks:
+            hook.on_deadline(uow, event)
+        trigger = declared.spec.on_due.trigger
+        if trigger is None:
+            return self._firing(row, "due", None, None), None
+        result = engine._fire_in(
+            uow,
+            row.instance_id,
+            trigger,
+            actor=SCHEDULER,
+            roles=(SCHEDULER,),
+            reason=f"deadline {row.deadline!r} due {row.due_at.isoformat()}",
+        )
+        if result.refusal is not None:
+            uow.timers.close(row.id, TimerStatus.REFUSED, attempts=row.attempts + 1, at=now,
+                             note=result.refusal.reason)  # fmt: skip
+            return self._firing(row, "refused", trigger, result.refusal.reason), result
+        return self._firing(row, "applied", trigger, None), result
+
+    def _fall_due(self, book: Ledger, declared: Declared, obligation: Obligation) -> None:
+        # The due date passed with the obligation still owed: it is overdue from now on
+        # (a milestone is simply reached), and its alerts are armed.
+        last_day = obligation.last_day or self.planner.last_day(obligation.due_at)
+        if not declared.obligation:
+            reached = dataclasses.replace(
+                obligation, status=ObligationStatus.MET, met_at=obligation.due_at,
+                met_by="reached", days_late=0, last_day=last_day,
+            )  # fmt: skip
+            book.change(reached, f"deadline {obligation.deadline!r} reached ({last_day})")
+            return
+        due = dataclasses.replace(obligation, status=ObligationStatus.DUE, last_day=last_day)
+        book.change(due, f"deadline {obligation.deadline!r} due date reached (last day {last_day})")
+        book.overdue(declared, due, now=False)
+
+    def _tell(self, uow: SealedUnitOfWork, book: Ledger) -> None:
+        for event in book.events:
+            for hook in self.engine.hooks:
+                hook.on_deadline(uow, event)
+
+    def _plain(
+        self, uow: SealedUnitOfWork, wf: CompiledWorkflow, row: Timer, now: datetime
+    ) -> tuple[Firing, FireResult | None]:
+        # A reminder, or a timer with no obligation (armed by an older release): an audit
+        # record and the hooks' on_deadline.
+        instance = self._audit(uow, row)
+        uow.timers.close(row.id, TimerStatus.FIRED, attempts=row.attempts + 1, at=now, note=None)
         due_at = row.deadline_due
         event = DeadlineEvent(
             workflow=wf,
@@ -239,11 +308,16 @@ class Scheduler:
             kind=row.kind,
             due_at=due_at,
             at=now,
-            last_day=engine.settings.calendar.last_day(due_at),
+            last_day=self.engine.settings.calendar.last_day(due_at),
+            occurrence=row.occurrence,
         )
-        for hook in engine.hooks:
+        for hook in self.engine.hooks:
             hook.on_deadline(uow, event)
-        firing = Firing(
+        outcome = "reminded" if row.kind == REMINDER else "due"
+        return self._firing(row, outcome, None, None), None
+
+    def _firing(self, row: Timer, outcome: str, trigger: str | None, detail: str | None) -> Firing:
+        return Firing(
             row.id,
             row.instance_id,
             row.workflow_id,
@@ -255,7 +329,6 @@ class Scheduler:
             trigger,
             detail,
         )
-        return firing, result
 
     def _audit(self, uow: SealedUnitOfWork, row: Timer) -> Instance:
         # A reminder, or a due date with nothing to fire, is still a deadline event of the
@@ -325,3 +398,12 @@ class Scheduler:
             trigger=firing.trigger,
             detail=firing.detail,
         )
+
+
+def _live(kind: str, status: ObligationStatus) -> bool:
+    """Whether a timer of this kind still has work for an obligation in ``status``."""
+    if kind == ALERT:
+        return status is ObligationStatus.DUE
+    if kind == DUE:
+        return status in (*WAITING, ObligationStatus.DUE) and status is not ObligationStatus.PAUSED
+    return status in WAITING

@@ -6,6 +6,7 @@ running engine. Nothing is read from or written to a database.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,8 +18,8 @@ from opcatflow.engine.deadlines import (
     REMINDER,
     DeadlinePlanner,
     PlannedTimer,
+    applies,
     condition_refusal,
-    find_deadline,
 )
 from opcatflow.engine.errors import InvalidData, TransitionRefused
 from opcatflow.engine.firing import Applied, decide
@@ -79,32 +80,33 @@ def simulate(
     if problem is not None:
         raise TransitionRefused("(simulated)", "start", "guard", problem)
     planner = DeadlinePlanner(settings)
+    index = wf.deadlines
     state = wf.initial
     timeline = [TimelineEvent(start, "enter", state)]
     queue: list[tuple[datetime, int, PlannedTimer]] = []
-    order = 0
+    order = itertools.count()
 
-    def arm(planned: list[PlannedTimer]) -> None:
-        nonlocal order
-        for timer in planned:
-            order += 1
-            heapq.heappush(queue, (timer.due_at, order, timer))
+    def enter(left: str | None, entered: str, at: datetime) -> None:
+        # Deadlines whose scope is entered start; those of a scope left end (nobody meets
+        # them here, so nothing repeats).
+        nonlocal queue
+        queue = [q for q in queue if index.declared[q[2].deadline].spans(entered, index.finals)]
+        heapq.heapify(queue)
+        for planned in _entering(wf, planner, left=left, entered=entered, at=at, data=current):
+            heapq.heappush(queue, (planned.due_at, next(order), planned))
 
-    arm(planner.arm_state(wf, state, entered=start, data=current))
+    enter(None, state, start)
     while queue and len(timeline) < MAX_EVENTS:
         at, _, timer = heapq.heappop(queue)
         if at > until:
             break
-        spec = find_deadline(wf, state, timer.deadline)
-        if spec is None:  # armed by a state already left
-            continue
+        spec = index.declared[timer.deadline].spec
         if timer.kind == REMINDER:
             timeline.append(TimelineEvent(at, REMINDER, state, timer.deadline, timer.offset))
             continue
         trigger = spec.on_due.trigger
         if trigger is None:
             timeline.append(TimelineEvent(at, DUE, state, timer.deadline))
-            arm(planner.repeat(spec, at, timer.occurrence, now=at))
             continue
         outcome = decide(
             wf,
@@ -119,15 +121,35 @@ def simulate(
         )
         if not isinstance(outcome, Applied):
             timeline.append(TimelineEvent(at, "refused", state, timer.deadline, outcome.reason))
-            arm(planner.repeat(spec, at, timer.occurrence, now=at))
             continue
         timeline.append(TimelineEvent(at, "escalation", state, timer.deadline, trigger))
         current = outcome.data
         if not outcome.state_changed:
-            arm(planner.repeat(spec, at, timer.occurrence, now=at))
             continue
-        state = outcome.state
-        queue = []  # leaving a state cancels all its timers
+        left, state = state, outcome.state
         timeline.append(TimelineEvent(at, "enter", state))
-        arm(planner.arm_state(wf, state, entered=at, data=current))
+        enter(left, state, at)
     return timeline
+
+
+def _entering(
+    wf: CompiledWorkflow,
+    planner: DeadlinePlanner,
+    *,
+    left: str | None,
+    entered: str,
+    at: datetime,
+    data: Mapping[str, Any],
+) -> list[PlannedTimer]:
+    index = wf.deadlines
+    planned: list[PlannedTimer] = []
+    for declared in index.declared.values():
+        if not declared.spans(entered, index.finals) or declared.spans(left, index.finals):
+            continue
+        if not applies(declared.spec, data):
+            continue
+        due_at = planner.due(wf, declared.spec, entered=at, data=data)
+        if due_at is not None:
+            planned += planner.reminders(declared.spec, due_at, after=at)
+            planned.append(PlannedTimer(declared.spec.id, DUE, due_at))
+    return planned

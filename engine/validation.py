@@ -12,8 +12,13 @@ from pydantic import ValidationError
 
 from opcatflow.engine.contract import SYSTEM_ROLES
 from opcatflow.engine.contract_checks import file_problems
+from opcatflow.engine.deadline_checks import (
+    check_assignees,
+    check_clock_stops,
+    check_deadlines,
+    declared,
+)
 from opcatflow.engine.definition import FieldType, OpenSpec, TransitionSpec, WorkflowDefinition
-from opcatflow.engine.durations import ENTERED, Duration, parse_due, parse_period
 from opcatflow.engine.errors import Problem
 from opcatflow.engine.expressions import (
     CONTEXT_NAMES,
@@ -72,8 +77,9 @@ class _Checker:
         self.check_transitions()
         self.check_graph()
         self.check_start()
-        self.check_deadlines()
-        self.check_clock_stops()
+        check_deadlines(self)
+        check_clock_stops(self)
+        check_assignees(self)
         self.check_notifications()
         self.problems.extend(summary_problems(self.doc, self.wf))
         if not self.compat:  # rules of the data contract, newer than some stored copies
@@ -237,112 +243,18 @@ class _Checker:
         for j, name in enumerate(self.wf.start.requires):
             self.check_name(("start", "requires", j), "field", name, self.wf.fields)
 
-    def check_deadlines(self) -> None:
-        dates = {
-            n for n, f in self.wf.fields.items() if f.type in (FieldType.DATE, FieldType.DATETIME)
-        }
-        seen: set[str] = set()
-        for name, state in self.wf.states.items():
-            options = [t for t in self.wf.transitions if name in self.expand(t)]
-            triggers = {t.trigger for t in options}
-            for i, d in enumerate(state.deadlines):
-                at: Path = ("states", name, "deadlines", i)
-                if d.id in seen:
-                    self.add((*at, "id"), f"deadline id {d.id!r} is used twice")
-                seen.add(d.id)
-                due = parse_due(d.due)
-                if due.anchor != ENTERED and due.anchor not in dates:
-                    self.add(
-                        (*at, "due"),
-                        f"deadline anchor {due.anchor!r} is neither 'entered' nor a date field"
-                        + did_you_mean(due.anchor, dates),
-                    )
-                if d.published is not None and d.published not in dates:
-                    self.add(
-                        (*at, "published"),
-                        f"published date {d.published!r} is not a date or datetime field"
-                        + did_you_mean(d.published, dates),
-                    )
-                if d.when is not None:
-                    self.check_expression((*at, "when"), d.when)
-                trigger = d.on_due.trigger
-                if trigger is not None and trigger not in triggers:
-                    self.add(
-                        (*at, "on_due", "trigger"),
-                        f"trigger {trigger!r} cannot be fired from state {name!r}"
-                        + did_you_mean(trigger, triggers),
-                    )
-                elif trigger is not None and not any(
-                    t.trigger == trigger and "scheduler" in t.roles for t in options
-                ):
-                    self.add(
-                        (*at, "on_due", "trigger"),
-                        f"trigger {trigger!r} from state {name!r} does not allow the role "
-                        "'scheduler': add it to the transition's roles, or the escalation is "
-                        "always refused",
-                    )
-                self.check_reminders(at, d.due, d.reminders)
-
-    def check_reminders(self, at: Path, due_text: str, reminders: list[str]) -> None:
-        due = parse_due(due_text)
-        for j, text in enumerate(reminders):
-            if text in reminders[:j]:
-                self.add((*at, "reminders", j), f"reminder {text!r} is listed twice")
-                continue
-            period = parse_period(text)
-            if (
-                due.anchor == ENTERED
-                and isinstance(due.duration, Duration)
-                and isinstance(period, Duration)
-                and period.days_range()[0] >= due.duration.days_range()[1]
-            ):
-                self.add(
-                    (*at, "reminders", j),
-                    f"reminder {text!r} is not shorter than the deadline {due_text!r}: it "
-                    "would fall before the state is entered",
-                )
-
-    def check_clock_stops(self) -> None:
-        ids = {name: {d.id for d in s.deadlines} for name, s in self.wf.states.items()}
-        declared: dict[tuple[str, str], tuple[frozenset[str], frozenset[str]]] = {}
-        for i, t in enumerate(self.wf.transitions):
-            sources = self.expand(t)
-            for key, names in (("pauses", t.pauses), ("resumes", t.resumes)):
-                for j, deadline in enumerate(names):
-                    loc: Path = ("transitions", i, key, j)
-                    if key == "resumes" and deadline in t.pauses:
-                        self.add(loc, f"{t.trigger!r} both pauses and resumes {deadline!r}")
-                        continue
-                    holders = [s for s in sources if deadline in ids[s]]
-                    if not holders:
-                        known = {i for s in sources for i in ids[s]}
-                        self.add(
-                            loc,
-                            f"deadline {deadline!r} is not declared on a state {t.trigger!r} "
-                            f"fires from ({', '.join(sources) or 'none'})"
-                            + did_you_mean(deadline, known),
-                        )
-                    elif t.dest is not None and any(t.dest != s for s in holders):
-                        self.add(
-                            loc,
-                            f"{t.trigger!r} leaves the state of {deadline!r}, which cancels it: "
-                            "pause and resume on transitions without 'dest' (they stay)",
-                        )
-            stops = (frozenset(t.pauses), frozenset(t.resumes))
-            for src in sources:
-                first = declared.setdefault((src, t.trigger), stops)
-                if first != stops:
-                    self.add(
-                        ("transitions", i, "pauses" if t.pauses else "trigger"),
-                        f"trigger {t.trigger!r} from {src!r} is declared again with other "
-                        "pauses/resumes: declare the same on every alternative",
-                    )
-
     def check_notifications(self) -> None:
         triggers = {t.trigger for t in self.wf.transitions}
-        deadlines = {d.id for s in self.wf.states.values() for d in s.deadlines}
+        deadlines = {d.id for _, d, _ in declared(self.wf)}
         for i, n in enumerate(self.wf.notifications):
             at: Path = ("notifications", i)
+            if n.on.deadline is not None and n.on.at == "due" and not self.compat:
+                self.add(
+                    (*at, "on", "at"),
+                    "a message for an overdue deadline is one of its 'overdue_alerts' (sent "
+                    "until it is met, to the case's assignees or these roles): move it there, "
+                    "e.g. {after: 0 days, to: [...], template: " + n.template + "}",
+                )
             if n.on.enter is not None:
                 self.check_name((*at, "on", "enter"), "state", n.on.enter, self.wf.states)
             if n.on.transition is not None:

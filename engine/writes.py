@@ -7,6 +7,7 @@ in-transaction hooks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -36,7 +37,7 @@ from opcatflow.engine.errors import (
     Problem,
     VersionRetired,
 )
-from opcatflow.engine.events import TransactionHook, TransitionEvent
+from opcatflow.engine.events import ChainEnd, TransactionHook, TransitionEvent
 from opcatflow.engine.firing import Applied, Refused
 from opcatflow.engine.inputs import check_size
 from opcatflow.engine.instance import Instance
@@ -217,7 +218,12 @@ class Writes:
         parent_id: str | None,
         reason: str | None,
         instance_id: str,
+        notices: list[str] | None = None,
     ) -> Instance:
+        """Store a new instance and its start record, and run the hooks.
+
+        ``notices``: where the hooks' notices for the caller go.
+        """
         self.admit(uow, wf, now)
         keys = uow.ensure_keys(instance_id, now)  # a child gets its own, like any instance
         record = make_record(
@@ -264,10 +270,10 @@ class Writes:
             reason=reason,
             entered=wf.initial,
             left=None,
+            notices=notices if notices is not None else [],
+            chain=ChainEnd(instance.audit_seq, instance.audit_head),
         )
-        for hook in self.hooks:
-            hook.on_change(uow, event)
-        return instance
+        return self._run_hooks(uow, event)
 
     def plan_children(self, outcome: Applied) -> list[Child] | Refused:
         """Work out, in memory, every child the transition opens; any problem refuses it."""
@@ -416,19 +422,20 @@ class Writes:
         for record in records:
             uow.audit.append(record)
         event = TransitionEvent(
-            wf,
-            updated,
-            current,  # previous
-            trigger,
-            actor,
-            role,
-            now,  # at
-            reason,
-            outcome.state if changed else None,  # entered
-            current.state if changed else None,  # left
+            workflow=wf,
+            instance=updated,
+            previous=current,
+            trigger=trigger,
+            actor=actor,
+            role=role,
+            at=now,
+            reason=reason,
+            entered=outcome.state if outcome.state_changed else None,
+            left=current.state if outcome.state_changed else None,
+            notices=outcome.ctx.notes,
+            chain=ChainEnd(updated.audit_seq, updated.audit_head),
         )
-        for hook in self.hooks:
-            hook.on_change(uow, event)
+        updated = self._run_hooks(uow, event)
         for child in children:
             self.insert_new(
                 uow,
@@ -442,6 +449,19 @@ class Writes:
                 reason=child.reason or f"opened by {wf.id} {current.id} ({trigger})",
             )
         return updated
+
+    def _run_hooks(self, uow: SealedUnitOfWork, event: TransitionEvent) -> Instance:
+        """Every hook's ``on_change``, then the deadline events the change caused; returns
+        the instance with its audit chain as the hooks left it."""
+        for hook in self.hooks:
+            hook.on_change(uow, event)
+        for deadline_event in event.deadline_events:
+            for hook in self.hooks:
+                hook.on_deadline(uow, deadline_event)
+        chain, instance = event.chain, event.instance
+        if chain is not None and chain.seq != instance.audit_seq:
+            instance = dataclasses.replace(instance, audit_seq=chain.seq, audit_head=chain.head)
+        return instance
 
     def record(
         self,

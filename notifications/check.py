@@ -6,7 +6,7 @@ Every problem is located in the definition file (``path:line:column``), like the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import FieldType
@@ -16,13 +16,19 @@ from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.yamlsource import Path
 from opcatflow.notifications.templates import TemplateSet
 
+# What an NPM without a ``languages`` setting writes in (the templates' fallback language);
+# the bundled templates exist in English, French and Spanish.
+DEFAULT_LANGUAGES = ("en",)
+
 
 def check_workflow(
     wf: CompiledWorkflow,
     templates: TemplateSet,
+    languages: Sequence[str] = DEFAULT_LANGUAGES,
 ) -> list[Problem]:
-    """Problems with the templates a workflow's notifications name, and with the consent uses
-    its address recipients claim (uses of the workflow's ``persons`` consents)."""
+    """Problems with the templates a workflow's notifications and overdue alerts name (each
+    must exist in every language of ``languages``), and with the consent uses its address
+    recipients claim (uses of the workflow's ``persons`` consents)."""
     problems: list[Problem] = []
 
     def add(loc: Path, message: str) -> None:
@@ -37,13 +43,29 @@ def check_workflow(
     persons = wf.definition.fields.get(PERSONS)
     consent = (persons.item or {}).get("uses") if persons is not None else None
     uses = set(consent.values or []) if consent and consent.type is FieldType.LIST else None
+    catalogue = templates.catalogue()
+
+    def check_template(loc: Path, name: str) -> None:
+        if name not in checked:
+            found = templates.check(name, fields)
+            if not found and name in catalogue:
+                missing = [lang for lang in languages if lang not in catalogue[name]]
+                if missing:
+                    found = [
+                        f"template {name!r} has no {', '.join(missing)} version (languages "
+                        f"configured: {', '.join(languages)}); add {name}.{missing[0]}.jinja"
+                    ]
+            checked[name] = found
+        for message in checked[name]:
+            hint = did_you_mean(name, known) if message.startswith("unknown") else ""
+            add(loc, message + hint)
+
+    for declared in wf.deadlines.declared.values():
+        for j, step in enumerate(declared.spec.overdue_alerts):
+            check_template((*declared.at, "overdue_alerts", j, "template"), step.template)
     for i, spec in enumerate(wf.definition.notifications):
         at: Path = ("notifications", i)
-        if spec.template not in checked:
-            checked[spec.template] = templates.check(spec.template, fields)
-        for message in checked[spec.template]:
-            hint = did_you_mean(spec.template, known) if message.startswith("unknown") else ""
-            add((*at, "template"), message + hint)
+        check_template((*at, "template"), spec.template)
         for j, to in enumerate(spec.to):
             if isinstance(to, str):
                 continue
@@ -65,9 +87,10 @@ def check_workflow(
 def check_catalog(
     workflows: Iterable[CompiledWorkflow],
     templates: TemplateSet,
+    languages: Sequence[str] = DEFAULT_LANGUAGES,
 ) -> list[Problem]:
     """:func:`check_workflow` over every workflow."""
     problems: list[Problem] = []
     for wf in workflows:
-        problems += check_workflow(wf, templates)
+        problems += check_workflow(wf, templates, languages)
     return problems

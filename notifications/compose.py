@@ -14,7 +14,7 @@ from typing import Any
 
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.data import DataSchema
-from opcatflow.engine.definition import NotificationSpec, RecipientSpec
+from opcatflow.engine.definition import NotificationSpec, NotifyOn, RecipientSpec
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.settings import Settings
@@ -35,7 +35,9 @@ CLOUDEVENT_TYPES = {
     "transition": "org.opcatflow.transition.applied",
     "reminder": "org.opcatflow.deadline.reminder",
     "due": "org.opcatflow.deadline.due",
+    "overdue": "org.opcatflow.deadline.overdue",
 }
+OVERDUE = "overdue"  # an overdue alert step of an obligation
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Occurrence:
 
     workflow: CompiledWorkflow
     instance: Instance
-    kind: str  # started | transition | reminder | due
+    kind: str  # started | transition | reminder | due | overdue
     at: datetime
     trigger: str | None = None
     left: str | None = None
@@ -55,6 +57,7 @@ class Occurrence:
     deadline: str | None = None
     due_at: datetime | None = None
     due_on: date | None = None  # the last day, in the NPM's calendar
+    step: int | None = None  # for an overdue alert: its index in ``overdue_alerts``
 
     @classmethod
     def of_change(cls, event: TransitionEvent) -> Occurrence:
@@ -82,6 +85,7 @@ class Occurrence:
             due_at=event.due_at,
             # an event built without the calendar: the last day in UTC
             due_on=event.last_day or (event.due_at - timedelta(microseconds=1)).date(),
+            step=event.step,
         )
 
     @property
@@ -101,13 +105,14 @@ class Occurrence:
             return on.enter == self.entered
         if on.transition is not None:
             return self.kind == "transition" and on.transition == self.trigger
+        # an overdue alert is declared on its deadline ('overdue_alerts'), never here
         return on.deadline == self.deadline and on.at == self.kind
 
     def event_name(self, spec: NotificationSpec | None = None) -> str:
         wf = self.workflow.id
         if spec is not None and spec.on.enter is not None:
             return f"{wf}.enter.{spec.on.enter}"
-        if self.kind in ("reminder", "due"):
+        if self.kind in ("reminder", "due", OVERDUE):
             return f"{wf}.{self.kind}.{self.deadline}"
         return f"{wf}.{self.kind}.{self.trigger}"
 
@@ -254,8 +259,12 @@ class Composer:
         self.policy = policy if policy is not None else Settings.default().policy
 
     def messages(self, occ: Occurrence, directory: Directory) -> list[NewMessage]:
-        specs = [(i, s) for i, s in enumerate(occ.workflow.definition.notifications)]
+        specs: list[tuple[int | str, NotificationSpec]] = list(
+            enumerate(occ.workflow.definition.notifications)
+        )
         matching = [(i, s) for i, s in specs if occ.matches(s)]
+        if occ.kind == OVERDUE:
+            matching = [alert_spec(occ)]
         hooks = directory.subscribers(occ.workflow.id, _event_type(occ.kind))
         if not matching and not hooks:
             return []
@@ -280,7 +289,7 @@ class Composer:
     def _notification(
         self,
         occ: Occurrence,
-        index: int,
+        index: int | str,
         spec: NotificationSpec,
         base: Mapping[str, Any],
         directory: Directory,
@@ -361,6 +370,22 @@ class Composer:
         return [target], None
 
 
+def alert_spec(occ: Occurrence) -> tuple[str, NotificationSpec]:
+    """The overdue alert step ``occ`` stands for, as a notification: its template, to the
+    case's assignees when the workflow names an ``assignees`` field that holds anyone, else
+    to the recipients the step names."""
+    declared = occ.workflow.deadlines.get(occ.deadline or "")
+    assert declared is not None
+    assert occ.step is not None
+    step = declared.spec.overdue_alerts[occ.step]
+    to: list[Any] = list(step.to)
+    field = occ.workflow.definition.assignees
+    if field is not None and _texts(occ.instance.data.get(field)):
+        to = [RecipientSpec(assignees=field)]
+    on = NotifyOn(deadline=occ.deadline, at="due")
+    return f"alert{occ.step}", NotificationSpec(on=on, to=to, template=step.template)
+
+
 def _route_label(route: dict[str, Any]) -> str:
     if "role" in route:
         return f"role:{route['workflow']}.{route['role']}"
@@ -378,4 +403,4 @@ def _texts(value: Any) -> list[str]:
 
 
 def _event_type(kind: str) -> str:
-    return "deadline" if kind in ("reminder", "due") else kind
+    return "deadline" if kind in ("reminder", "due", OVERDUE) else kind

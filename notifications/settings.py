@@ -103,6 +103,12 @@ class NotificationSettings(_Model):
     templates: list[str] = Field(
         default_factory=list, description="Folders searched before the bundled templates."
     )
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        min_length=1,
+        description="The languages the NPM writes to people in: 'validate' requires every "
+        "template a workflow names (notifications and overdue alerts) in each of them.",
+    )
     smtp: SmtpSettings | None = None
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     file: FileSettings | None = None

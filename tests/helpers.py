@@ -75,3 +75,13 @@ def open_at_once(url: str) -> str | None:
     _STARTING_GATE["barrier"].wait(timeout=60)
     with Engine.open(url, [EXAMPLE_DIR], make_registry()) as engine:
         return engine.store.current_revision()
+
+
+# The outcomes of the records a start or a trigger writes; the others are the records of
+# the obligations (deadline occurrences) those changes started, met or ended.
+CHANGE_OUTCOMES = ("started", "applied", "refused", "opened")
+
+
+def changes(engine: Any, instance_id: str) -> list[Any]:
+    """The audit records of an instance's starts and triggers, in order."""
+    return [r for r in engine.history(instance_id) if r.outcome in CHANGE_OUTCOMES]

@@ -154,15 +154,15 @@ class TestPlanner:
         published = self.due("submission", session_start="2026-12-01", published_due="2026-05-12")
         assert published == datetime(2026, 5, 12, 22, 0, tzinfo=UTC)
 
-    def test_a_repeating_check_comes_round_from_its_previous_due_date(self) -> None:
+    def test_a_repeating_check_comes_round_from_the_day_it_was_met(self) -> None:
         spec = next(d for d in self.states["open"].deadlines if d.id == "check")
-        first = self.due("check")
-        assert first == datetime(2026, 4, 1, 22, 0, tzinfo=UTC)  # end of 1 April
-        [nxt] = self.planner.repeat(spec, first, 1, now=first)
-        assert (nxt.due_at, nxt.occurrence) == (datetime(2026, 5, 1, 22, 0, tzinfo=UTC), 2)
-        # long downtime: the missed occurrences are passed over, the rhythm kept
-        [late] = self.planner.repeat(spec, first, 1, now=datetime(2026, 7, 15, tzinfo=UTC))
-        assert (late.due_at, late.occurrence) == (datetime(2026, 7, 30, 22, 0, tzinfo=UTC), 5)
+        assert self.due("check") == datetime(2026, 4, 1, 22, 0, tzinfo=UTC)  # end of 1 April
+        # met late, on 10 April (Paris): the next 30 days count from that day
+        nxt = self.planner.next_due(spec, datetime(2026, 4, 10, 8, 0, tzinfo=UTC))
+        assert nxt == datetime(2026, 5, 10, 22, 0, tzinfo=UTC)  # end of 10 May
+        # met early, on 20 March: from 20 March, not from its due date
+        early = self.planner.next_due(spec, datetime(2026, 3, 20, 8, 0, tzinfo=UTC))
+        assert early == datetime(2026, 4, 19, 22, 0, tzinfo=UTC)
 
     def test_hours_are_exact_across_a_daylight_saving_change(self) -> None:
         spec = self.states["escalated"].deadlines[0]  # 24 hours
@@ -171,18 +171,17 @@ class TestPlanner:
         assert due == datetime(2026, 3, 29, 12, 0, tzinfo=UTC)
 
     def test_reminders_still_ahead_only(self) -> None:
-        planned = self.planner.arm_state(self.wf, "open", entered=self.entered, data={})
-        reply = [(p.kind, p.offset, p.due_at) for p in planned if p.deadline == "reply"]
+        spec = self.states["open"].deadlines[0]
+        due = self.due("reply")
+        assert due is not None
+        planned = self.planner.timers(spec, due, now=self.entered, occurrence=1, obligation_id=7)
+        reply = [(p.kind, p.offset, p.due_at, p.obligation_id) for p in planned]
         assert reply == [
-            ("reminder", "2 working days", datetime(2026, 3, 12, 23, 0, tzinfo=UTC)),
-            ("reminder", "1 day", datetime(2026, 3, 15, 23, 0, tzinfo=UTC)),
-            ("due", None, datetime(2026, 3, 16, 23, 0, tzinfo=UTC)),
+            ("reminder", "2 working days", datetime(2026, 3, 12, 23, 0, tzinfo=UTC), 7),
+            ("reminder", "1 day", datetime(2026, 3, 15, 23, 0, tzinfo=UTC), 7),
+            ("due", None, datetime(2026, 3, 16, 23, 0, tzinfo=UTC), 7),
         ]
-        late = self.planner.arm(
-            self.wf,
-            self.states["open"].deadlines[0],
-            entered=self.entered,
-            data={},
-            now=datetime(2026, 3, 14, tzinfo=UTC),
+        late = self.planner.timers(
+            spec, due, now=datetime(2026, 3, 14, tzinfo=UTC), occurrence=1, obligation_id=7
         )
         assert [p.offset for p in late] == ["1 day", None]

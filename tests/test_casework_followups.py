@@ -78,7 +78,10 @@ def test_an_urgent_notification_without_reply_is_escalated_by_the_scheduler(desk
     desk.later(days=22)
     assert tick(desk) == [("urgent_reply", "reminder", "reminded", None)]
     desk.later(days=7)
-    assert tick(desk) == [("urgent_reply", "due", "applied", "escalate")]
+    assert tick(desk) == [
+        ("urgent_reply", "due", "applied", "escalate"),
+        ("urgent_reply", "alert", "alerted", None),  # still owed, escalated: its first alert
+    ]
     escalated = desk.get(recommendation)
     assert escalated.state == "escalated"
     assert escalated.data["escalations"] == [
@@ -172,9 +175,9 @@ def test_contact_checks_fall_due_every_30_days_from_the_last_contact(desk: Desk)
     desk.later(days=25)
     desk.fire(reprisal, "record_contact", MEMBER)  # restarts the count
     desk.later(days=10)
-    assert [f for f in tick(desk) if f[0] == "contact_check_measures"] == []
+    assert [f for f in tick(desk) if f[0] == "contact_check"] == []
     desk.later(days=25)
-    assert ("contact_check_measures", "due", "due", None) in tick(desk)
+    assert ("contact_check", "due", "due", None) in tick(desk)
 
 
 def test_a_reprisal_follow_up_can_close_at_the_risk_assessment(desk: Desk) -> None:

@@ -211,7 +211,7 @@ def due(desk: Desk) -> list[tuple[str, str]]:
 def test_urgent_concerns_not_notified_within_a_week_fall_due(desk: Desk) -> None:
     debrief_with_urgent_concerns(desk)
     desk.later(days=8)
-    assert ("urgent_notification_debrief", "due") in due(desk)
+    assert ("urgent_notification", "due") in due(desk)
 
 
 def test_urgent_concerns_notified_in_time_raise_no_deadline(desk: Desk) -> None:
@@ -230,8 +230,11 @@ def test_the_scheduler_records_a_factual_check_without_reply(desk: Desk) -> None
     assert "factual_check_lapsed" in [f.trigger for f in report.firings]
     lapsed = desk.get(visit)
     assert (lapsed.state, lapsed.data["factual_check_lapsed"]) == ("factual_check", True)
-    last = desk.history(visit)[-1]
+    [last] = [r for r in desk.history(visit) if r.outcome == "applied"][-1:]
     assert (last.actor, last.role, last.trigger) == (*SCHEDULER, "factual_check_lapsed")
+    # the authorities' check stays owed (and alerted) until the final report is adopted
+    outcomes = [r.outcome for r in desk.history(visit) if r.trigger == "factual_check"]
+    assert outcomes == ["pending", "reminder", "due", "overdue"]
     assert desk.fire(visit, "adopt_final_report", HEAD).state == "final_report"
 
 

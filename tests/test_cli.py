@@ -146,7 +146,7 @@ def tamper(url: str, statement: str) -> None:
 def test_validate_prints_one_summary_line_per_valid_workflow() -> None:
     result = invoke(["validate", str(BUNDLED)])
     assert result.exit_code == 0, result.output
-    assert re.search(r"^ok  complaint v3  Complaint triage and referral ", result.stdout, re.M)
+    assert re.search(r"^ok  complaint v4  Complaint triage and referral ", result.stdout, re.M)
 
 
 def test_validate_lists_every_problem_of_every_file_and_exits_6(tmp_path: Path) -> None:
@@ -428,14 +428,10 @@ def test_audit_verify_reports_an_intact_chain(cli: Run, started: str) -> None:
     cli("fire", started, "acknowledge", *INTAKE)
     result = cli("audit", "verify")
     assert result.exit_code == 0
-    assert "audit chain intact: 2 records over 1 instance" in result.stdout
     report = json.loads(cli("audit", "verify", "--json").stdout)
-    assert (
-        report["ok"],
-        report["records"],
-        report["instances"],
-        report["first_break"],
-    ) == (True, 2, 1, None)
+    records = report["records"]  # the changes, and those of the obligations they changed
+    assert f"audit chain intact: {records} records over 1 instance" in result.stdout
+    assert (report["ok"], report["instances"], report["first_break"]) == (True, 1, None)
 
 
 def test_audit_verify_names_the_first_broken_record_and_exits_8(
@@ -459,12 +455,17 @@ def test_audit_export_writes_json_lines_without_personal_values(
     result = cli("audit", "export")
     assert result.exit_code == 0
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["seq"] for r in lines] == [1, 2]
+    # the start, the acknowledgement, and the records of the obligations they changed
+    assert [r["seq"] for r in lines] == list(range(1, len(lines) + 1))
+    assert [r["outcome"] for r in lines if r["outcome"] in ("started", "applied")] == [
+        "started",
+        "applied",
+    ]
     assert "Ana Pereira" not in result.stdout
     target = tmp_path / "audit.jsonl"
     result = cli("audit", "export", "--output", str(target), "--instance", started, "--json")
-    assert {"records": 2, "output": str(target)} == json.loads(result.stdout)
-    assert len(target.read_text().splitlines()) == 2
+    assert {"records": len(lines), "output": str(target)} == json.loads(result.stdout)
+    assert len(target.read_text().splitlines()) == len(lines)
 
 
 def test_db_upgrade_brings_an_empty_database_to_the_head_revision(cli: Run) -> None:
@@ -485,8 +486,12 @@ def test_logs_are_json_events_on_stderr(db_url: str) -> None:
     instance = json.loads(result.stdout)
     events = [json.loads(line) for line in result.stderr.splitlines()]
     assert [("instance_started", "info", instance["id"])] == [
-        (e["event"], e["level"], e["instance_id"]) for e in events
+        (e["event"], e["level"], e["instance_id"]) for e in events if e["event"] != "notice"
     ]
+    # received 1 March: its acknowledgement was overdue from 8 March, and the caller is told
+    # so, as an event too
+    notices = [e["notice"] for e in events if e["event"] == "notice"]
+    assert all("was already overdue" in n for n in notices)
 
 
 def test_debug_lets_the_exception_through(cli: Run, db_url: str) -> None:

@@ -92,7 +92,16 @@ def test_ical_export_parses_back(db_url: str, tmp_path: Path) -> None:
     settings, db = started(db_url, tmp_path)
     start_case(db, settings, session_start="2026-12-01")
     out = tmp_path / "deadlines.ics"
-    result = run(db, settings, "deadlines", "--reminders", "--ical", str(out))
+    result = run(
+        db,
+        settings,
+        "deadlines",
+        "--reminders",
+        "--now",
+        "2026-03-02T10:00+00:00",
+        "--ical",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     cal = icalendar.Calendar.from_ical(out.read_bytes())
     events = {str(e["summary"]): e for e in cal.walk("VEVENT")}
@@ -203,3 +212,32 @@ def test_worker_catches_up_on_start_and_stops_on_sigterm(db_url: str, tmp_path: 
     fired = [e["outcome"] for e in events if e["event"] == "deadline_processed"]
     assert fired == ["reminded", "reminded", "applied"]
     assert proc.returncode == 0
+
+
+def test_an_overdue_obligation_stays_listed_after_the_tick_in_the_table_json_and_ical(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings, db = started(db_url, tmp_path)
+    # 1 December 2026, 7 months before: the submission's last day is Friday 1 May 2026; the
+    # case stays open (its escalation is refused while blocked)
+    case = start_case(db, settings, session_start="2026-12-01", blocked=True)
+    assert run(db, settings, "tick", "--now", "2026-05-02T08:00+00:00").exit_code == 0
+    for now in ("2026-05-02T09:00+00:00", "2026-05-20T09:00+00:00"):  # days after the tick
+        listed = json.loads(
+            run(db, settings, "deadlines", "--overdue", "--json", "--now", now).output
+        )
+        submission = [e for e in listed if e["deadline"] == "submission"]
+        assert [
+            (e["instance_id"], e["status"], e["last_day"], e["overdue"]) for e in submission
+        ] == [(case, "due", "2026-05-01", True)]
+        table = run(db, settings, "deadlines", "--overdue", "--now", now).output
+        assert "2026-05-01" in table
+        assert "OVERDUE" in table
+    out = tmp_path / "overdue.ics"
+    result = run(db, settings, "deadlines", "--now", "2026-05-20T09:00+00:00", "--ical", str(out))
+    assert result.exit_code == 0, result.output
+    events = {
+        str(e["summary"]): e for e in icalendar.Calendar.from_ical(out.read_bytes()).walk("VEVENT")
+    }
+    overdue = events["OVERDUE: submission (casefile, open)"]
+    assert overdue.decoded("dtstart").isoformat() == "2026-05-01"

@@ -212,7 +212,8 @@ def test_serve_starts_on_a_new_sqlite_file_with_the_example_and_stops_cleanly(
             assert ran.returncode == 0, ran.stderr
         *_, fired, history = json_values(ran.stdout)  # curl -s prints them back to back
         assert (fired["state"], fired["version"]) == ("acknowledged", 2)
-        assert [r["trigger"] for r in history] == ["start", "acknowledge"]
+        changed = [r["trigger"] for r in history if r["outcome"] in ("started", "applied")]
+        assert changed == ["start", "acknowledge"]  # (and the records of their obligations)
         assert httpx.get(f"{url}/audit/verify", headers=auth).json()["ok"] is True
         code, lines = stop(process)
     assert code == 0
@@ -272,3 +273,32 @@ def test_two_replicas_share_one_postgresql_database(pg_admin: sa.Engine, tmp_pat
     finally:
         with pg_admin.connect() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+def test_an_overdue_obligation_stays_listed_over_http_after_a_serve_restart(
+    db_url: str, tmp_path: Path
+) -> None:
+    token = cli(db_url, "apikey", "create", "--actor", "cms", "--role", "intake").stdout.strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    # received Monday 6 January 2025: 7 days, so its last day was Monday 13 January 2025
+    body = {
+        "workflow": "complaint",
+        "data": {"source": "staff", "channel": "mail", "received_on": "2025-01-06"},
+    }
+    with serving(["serve", "--db", db_url], tmp_path) as (process, url):
+        created = httpx.post(f"{url}/instances", json=body, headers=auth)
+        assert created.status_code == 201, created.text
+        case = created.json()["id"]
+        assert "its last day was 2025-01-13" in created.json()["notices"][0]
+        listed = httpx.get(f"{url}/deadlines", params={"overdue": "true"}, headers=auth).json()
+        assert [(e["instance_id"], e["deadline"], e["status"], e["last_day"]) for e in listed] == [
+            (case, "acknowledge", "due", "2025-01-13")
+        ]
+        code, _ = stop(process)
+        assert code == 0
+    with serving(["serve", "--db", db_url], tmp_path) as (process, url):  # its worker sweeps
+        listed = httpx.get(f"{url}/deadlines", params={"overdue": "true"}, headers=auth).json()
+        assert [(e["instance_id"], e["deadline"], e["last_day"], e["overdue"]) for e in listed] == [
+            (case, "acknowledge", "2025-01-13", True)
+        ]
+        assert stop(process)[0] == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import EXAMPLE_DIR, edit_many, make_registry
+from helpers import EXAMPLE_DIR, changes, edit_many, make_registry
 from sqlalchemy import event
 
 from opcatflow.engine import Engine
@@ -31,7 +31,7 @@ def check_history(url: str, instance_id: str, applied: int) -> None:
         instance = engine.get(instance_id)
         assert instance.version == 1 + applied
         assert instance.data.get("edits", 0) == applied  # every applied edit counted: none lost
-        assert len(engine.history(instance_id)) == 1 + applied  # one record per change
+        assert len(changes(engine, instance_id)) == 1 + applied  # one record per change
         assert engine.verify_audit().ok
 
 

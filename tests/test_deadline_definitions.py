@@ -37,7 +37,7 @@ def line_of(text: str, needle: str) -> int:
         ("reminders: [2 working days, 1 day]", "reminders: [1 month]", "reminder '1 month' is not shorter than the deadline '10 working days'"),
         ("reminders: [2 working days, 1 day]", "reminders: [1 day, 1 day]", "reminder '1 day' is listed twice"),
         ("every: 30 days", "every: monthly", "malformed duration 'monthly'"),
-        ("    pauses: [reply]", "    pauses: [repyl]", "deadline 'repyl' is not declared on a state 'wait_for_party' fires from (open) (did you mean 'reply'?)"),
+        ("    pauses: [reply]", "    pauses: [repyl]", "deadline 'repyl' does not span a state 'wait_for_party' fires from (open) (did you mean 'reply'?)"),
         ("    pauses: [reply]", "    pauses: [reply]\n    resumes: [reply]", "'wait_for_party' both pauses and resumes 'reply'"),
     ],
 )  # fmt: skip
@@ -55,7 +55,7 @@ def test_pausing_on_a_transition_that_leaves_the_state_is_refused() -> None:
         "    source: [open, escalated]\n    dest: done\n    pauses: [reply]\n",
     )
     [problem] = problems_of(text)
-    assert "'close' leaves the state of 'reply', which cancels it" in problem.message
+    assert "'close' moves the case (to 'done'): pause and resume on transitions" in problem.message
     assert problem.line == len(text.splitlines()) - 1  # the pauses line
 
 
@@ -144,3 +144,56 @@ def test_settings_problems_are_all_located() -> None:
 def test_an_unknown_holiday_country_is_located() -> None:
     with pytest.raises(SettingsError, match=r"npm.yaml:1:36: Country XX not available"):
         Settings.from_text("calendar: {timezone: UTC, country: XX}\n", "npm.yaml")
+
+
+OBLIGATIONS = (Path(__file__).parent / "definitions" / "obligations" / "dossier.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("        met_by: {trigger: answer}\n", "        on_due: {notify: late}\n",
+         "'on_due.notify' was never sent and is gone: declare the message as an alert step, e.g. overdue_alerts: [{after: 0 days, to: [ROLE], template: late}]"),
+        ("    scope: [working, waiting]\n    due: 10", "    scope: [working, wating]\n    due: 10",
+         "unknown scope state 'wating' (did you mean 'waiting'?)"),
+        ("    scope: [working, waiting]\n    due: 10", "    scope: [working, done]\n    due: 10",
+         "state 'done' is final: a case there owes nothing"),
+        ("    scope: [working, waiting]\n    due: 10", "    due: 10",
+         "deadline 'reply' needs a 'scope': a list of states, or 'instance' (or declare it under the one state it spans)"),
+        ("    met_by: {field: reply_on}", "    met_by: {field: reply_on}\n    every: 30 days",
+         None),
+        ("    overdue_alerts:\n      - {after: 0 days, to: [clerk], template: deadline_overdue}\n  - id: publication",
+         "  - id: publication", "deadline 'reply' is owed by the State: declare who hears when it is overdue ('overdue_alerts')"),
+        ("        met_by: {trigger: answer}\n", "        met_by: {trigger: anwser}\n",
+         "unknown trigger 'anwser' (did you mean 'answer'?)"),
+        ("    owed_by: un_body\n", "    owed_by: un_body\n    waivable_by: [head]\n",
+         "a milestone is never overdue: 'waivable_by' has no use on it"),
+        ("  received_on: {type: date}", "  received_on: {type: date, personal: true}",
+         "field 'received_on' is personal: an obligation keeps the value it counts from, so it may not count from (or be met by) a personal field"),
+        ("        waivable_by: [head]\n", "        waivable_by: [boss]\n",
+         "unknown role 'boss'"),
+        ("assignees: assigned_to", "assignees: received_on", "field 'received_on' is date, not text or a list of text"),
+    ],
+)  # fmt: skip
+def test_an_obligation_mistake_is_located(old: str, new: str, message: str | None) -> None:
+    assert old in OBLIGATIONS, old
+    text = OBLIGATIONS.replace(old, new, 1)
+    if message is None:  # a repeating deadline with 'met_by' is fine
+        compile_text(text, "wf.yaml", Registry())
+        return
+    found = problems_of(text)
+    assert message in [p.message for p in found], [str(p) for p in found]
+
+
+def test_every_without_met_by_and_a_notification_at_due_are_refused_with_their_hint() -> None:
+    text = (
+        OBLIGATIONS.replace("    met_by: {field: reply_on}", "    every: 30 days", 1)
+        + "notifications:\n  - {on: {deadline: reply, at: due}, to: [clerk], template: t}\n"
+    )
+    messages = [p.message for p in problems_of(text)]
+    assert (
+        "deadline 'reply' repeats: say what meets each occurrence ('met_by'), the next one "
+        "counts from that day"
+    ) in messages
+    assert any(m.startswith("a message for an overdue deadline is one of its 'overdue_alerts'")
+               for m in messages)  # fmt: skip

@@ -108,7 +108,7 @@ def test_a_upr_review_moved_to_another_session_anchors_the_next_cycle_on_the_hel
     on(desk, "2026-07-10")
     desk.fire(cycle, "submit", HEAD, {"submission_reference": "NPM-UPR5-2026"})
     assert due(desk, cycle) == {
-        "national_report_submitted": date(2026, 11, 2),
+        "national_report": date(2026, 11, 2),  # one obligation over the states it spans
         "documents_public": date(2026, 12, 14),
     }
     # The review is moved to the April/May session: the January dates never anchor anything.

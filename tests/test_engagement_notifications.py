@@ -71,8 +71,8 @@ def test_a_stakeholder_submission_reminds_the_members_and_a_miss_reaches_the_hea
     on(clock, "2026-07-27")
     Scheduler(engine).tick()
     assert sent(engine) == [
-        ("upr_cycle.due.stakeholder_submission", "a.diallo"),
-        ("upr_cycle.due.stakeholder_submission", "r.haddad"),
+        ("upr_cycle.overdue.stakeholder_submission", "a.diallo"),  # its overdue alert
+        ("upr_cycle.overdue.stakeholder_submission", "r.haddad"),
         ("upr_cycle.reminder.stakeholder_submission", "a.diallo"),
     ]
     assert engine.get(cycle).state == "preparing"

@@ -68,7 +68,7 @@ def test_no_server_errors_and_no_schema_violations(api: ApiUnderTest) -> None:
     case = api.start(name="Ana", score=6)
     api.fire(case["id"], "edit", "reviewer", body={"data": {"health": "asthma"}})
     schema = schemathesis.openapi.from_url(f"{api.url}/openapi.json")
-    fixed = {"instance_id": case["id"], "workflow_id": "casefile"}
+    fixed = {"instance_id": case["id"], "workflow_id": "casefile", "deadline": "review_by"}
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 19  # every route but /docs and /openapi.json

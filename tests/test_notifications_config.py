@@ -217,11 +217,27 @@ def test_templates_and_consent_uses_of_a_definition_are_checked_with_their_posit
     )
     text = text.replace("consent_uses: [report_to_authority]", "consent_uses: [report_to_autority]")
     wf = compile_text(text, "notice.yaml", Registry())
-    found = [str(p) for p in check_workflow(wf, TemplateSet([TEMPLATES], include_bundled=False))]
+    templates = TemplateSet([TEMPLATES], include_bundled=False)
+    found = [str(p) for p in check_workflow(wf, templates, ["en", "fr"])]
     assert found == [
         "notice.yaml:50:63: unknown consent use 'report_to_autority' (did you mean 'report_to_authority'?)",
         "notice.yaml:51:15: unknown template 'notice_openned': no notice_openned.en.jinja (known: notice_opened) (did you mean 'notice_opened'?)",
     ]
+
+
+def test_a_template_missing_in_a_configured_language_is_located(tmp_path: Path) -> None:
+    settings_file = tmp_path / "notifications.yaml"
+    (tmp_path / "recipients.yaml").write_text("people: []\n")
+    settings_file.write_text("directory: recipients.yaml\nlanguages: [en, fr, de]\n")
+    languages = load_settings(settings_file).languages
+    wf = compile_text(notice(), "notice.yaml", Registry())
+    templates = TemplateSet([TEMPLATES], include_bundled=False)
+    found = [str(p) for p in check_workflow(wf, templates, languages)]
+    assert found[0] == (
+        "notice.yaml:45:15: template 'notice_opened' has no de version (languages "
+        "configured: en, fr, de); add notice_opened.de.jinja"
+    )
+    assert check_workflow(wf, templates, ["en", "fr"]) == []
 
 
 def test_a_template_reading_a_field_the_workflow_lacks_is_reported(tmp_path: Path) -> None:
@@ -229,7 +245,8 @@ def test_a_template_reading_a_field_the_workflow_lacks_is_reported(tmp_path: Pat
         "{% block subject %}{{ data.ghost }}{% endblock %}{% block text %}{{ nobody }}{% endblock %}"
     )
     wf = compile_text(notice(), "notice.yaml", Registry())
-    found = [str(p) for p in check_workflow(wf, TemplateSet([tmp_path], include_bundled=False))]
+    templates = TemplateSet([tmp_path], include_bundled=False)
+    found = [str(p) for p in check_workflow(wf, templates, ["en"])]
     assert "notice.yaml:45:15: notice_opened.en.jinja: unknown variable 'nobody'" in found
     assert "notice.yaml:45:15: notice_opened.en.jinja: line 1: data.ghost is not a field" in found
 

@@ -34,7 +34,7 @@ def test_every_listed_package_imports() -> None:
 
 ENGINE_API = {
     "AuditRecord", "Catalog", "ChainBreak", "Clock", "CompiledWorkflow", "ConcurrentUpdate",
-    "DeadlineEvent", "FireResult", "TransactionHook", "TransitionEvent",
+    "DeadlineEvent", "FireResult", "Started", "TransactionHook", "TransitionEvent",
     "AmbiguousId", "IdTooShort", "InvalidFilter",
     "DefinitionError", "DuplicateKey", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
     "InvalidData", "InvalidText", "KeyUnavailable", "LimitExceeded", "MemoryStore", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",

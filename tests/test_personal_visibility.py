@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers import make_registry
+from helpers import changes, make_registry
 
 from opcatflow.engine import (
     DefinitionError,
@@ -139,7 +139,7 @@ def test_a_start_commits_what_its_also_callback_writes(db_url: str, clock: Froze
             also=lambda uow, instance: seen.append(uow.instances.get(instance.id)),
         )
         assert engine.get(started.id) == started == seen[0]
-        assert [r.outcome for r in engine.history(started.id)] == ["started"]
+        assert [r.outcome for r in changes(engine, started.id)] == ["started"]
 
 
 def test_a_start_refuses_a_role_that_may_not_start(db_url: str, clock: FrozenClock) -> None:

@@ -27,7 +27,9 @@ from opcatflow.engine import (
     compile_text,
     load_catalog,
 )
+from opcatflow.engine.agenda import agenda
 from opcatflow.engine.compiled import fingerprint
+from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.sql import tables as t
 from opcatflow.engine.sql.schemalock import MIGRATIONS
 from opcatflow.workflows import BUNDLED, registry
@@ -229,3 +231,34 @@ def test_a_default_written_out_is_the_same_content() -> None:
     assert compile_text(text, "a.yaml", registry).fingerprint == (
         compile_text(explicit, "b.yaml", registry).fingerprint
     )
+
+
+def test_its_armed_timers_become_obligations_listed_and_fired_as_such(
+    old_engine: Engine, old_db: str
+) -> None:
+    if old_db.startswith("postgresql"):
+        pytest.skip("the rows are copied into a new schema: the migration ran on SQLite")
+    with old_engine.store.connect() as conn:
+        o, c = t.obligations.c, t.timers.c
+        owed = conn.execute(sa.select(o.deadline, o.status, o.last_day).order_by(o.id)).all()
+        unlinked = conn.execute(
+            sa.select(sa.func.count()).where(c.status == "pending", c.obligation_id.is_(None))
+        ).scalar_one()
+    # the six due timers armed by the old release, each an obligation its reminder points to
+    assert sorted(d for d, _, _ in owed) == [
+        "acknowledge", "factual_check", "feedback_recorded", "followup_check_escalated",
+        "notify_focal_point", "publication_target_factual_check",
+    ]  # fmt: skip
+    assert {(s, day) for _, s, day in owed} == {("pending", None)}  # the last day: computed
+    assert unlinked == 0
+    listed = agenda(old_engine, now=old_engine.clock.now(), limit=100)
+    assert len(listed) == 6
+    assert all(e.last_day == old_engine.settings.calendar.last_day(e.due_at) for e in listed)
+    clock = old_engine.clock
+    assert isinstance(clock, FrozenClock)
+    clock.set(datetime(2027, 1, 1, tzinfo=UTC))  # long after every one of them
+    Scheduler(old_engine).tick()
+    overdue = agenda(old_engine, now=clock.now(), overdue_only=True, limit=100)
+    assert {e.deadline for e in overdue} <= {d for d, _, _ in owed}
+    assert all(e.status == "due" and e.overdue for e in overdue)
+    assert overdue  # still owed after the tick: listed, never dropped

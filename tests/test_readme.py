@@ -30,7 +30,7 @@ def test_the_in_memory_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     _, _, example = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     exec(compile(example, str(README), "exec"), {})  # our own README, nothing from outside
     printed = [line for line in capsys.readouterr().out.splitlines() if "[info" not in line]
-    assert printed == ["True", "acknowledged 2 None"]
+    assert printed == ["2026-03-09", "acknowledged met"]
 
 
 @pytest.mark.skipif(not README.exists(), reason="outside a checkout (the wheel test)")

@@ -1,6 +1,6 @@
 """Requirement: several worker processes on one PostgreSQL database fire each due timer
-exactly once, and a worker killed (SIGKILL) in the middle of a batch loses and duplicates
-nothing."""
+exactly once, send each overdue alert once, and a worker killed (SIGKILL) in the middle of a
+batch loses and duplicates nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from opcatflow.engine import FrozenClock
 from opcatflow.engine.sql import tables as t
 
 TIMERS = 10_000
+ALERTING = TIMERS // 10  # the cases that also owe a reply, and alert
 CREATED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOW = CREATED + timedelta(hours=2)  # every timer fell due an hour ago
 
@@ -51,7 +52,8 @@ def test_three_workers_fire_each_timer_once_even_when_one_is_killed_mid_batch(pg
     with open_engine(pg_url, FrozenClock(NOW)) as engine, engine.store.connect() as conn:
         c = t.timers.c
         statuses = dict(conn.execute(sa.select(c.status, sa.func.count()).group_by(c.status)).all())
-        assert statuses == {"fired": TIMERS}
+        # per case: the escalation's due timer; for some, the reply's and its overdue alert
+        assert statuses == {"fired": TIMERS + 2 * ALERTING}
         a = t.audit.c
         per_instance = (
             sa.select(a.instance_id, sa.func.count().label("n"))
@@ -64,7 +66,24 @@ def test_three_workers_fire_each_timer_once_even_when_one_is_killed_mid_batch(pg
                 sa.select(per_instance.c.n, sa.func.count()).group_by(per_instance.c.n)
             ).all()
         )
-        assert counts == {1: TIMERS}  # one escalation record per instance, none twice
+        # per case, once each: answer due, escalate applied, answer closed as escalated (and
+        # for those that owe a reply: reply due, its overdue alert)
+        assert counts == {3: TIMERS - ALERTING, 5: ALERTING}
+        alerts = conn.execute(
+            sa.select(a.instance_id, sa.func.count())
+            .where(a.outcome == "overdue")
+            .group_by(a.instance_id)
+        ).all()
+        assert len(alerts) == ALERTING
+        assert {n for _, n in alerts} == {1}
+        m = t.outbox.c
+        sent = conn.execute(
+            sa.select(m.instance_id, sa.func.count())
+            .where(m.event == "ticket.overdue.reply")
+            .group_by(m.instance_id)
+        ).all()
+        assert len(sent) == ALERTING  # one alert message per case, never two
+        assert {n for _, n in sent} == {1}
         states = dict(
             conn.execute(
                 sa.select(t.instances.c.state, sa.func.count()).group_by(t.instances.c.state)

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 
 from opcatflow.engine import (
@@ -29,6 +30,8 @@ from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.sql import tables as t
 from opcatflow.engine.sql.unit import take_positions
+from opcatflow.notifications import OutboxWriter
+from opcatflow.notifications.directory import parse_directory
 
 TIMERLOAD = Path(__file__).parent / "definitions" / "timerload"
 
@@ -62,13 +65,23 @@ def open_engine(
     )
 
 
-def seed_due_tickets(url: str, count: int, created: datetime, due: datetime) -> None:
-    """``count`` ticket instances in 'waiting', each with its start audit record and one
-    pending due timer, bulk-inserted (the same rows ``Engine.start`` writes, far faster)."""
+DIRECTORY = """
+people:
+  - {id: clerk1, name: Clerk One, email: clerk1@npm.example, roles: [clerk], channel: log}
+"""
+
+
+def seed_due_tickets(
+    url: str, count: int, created: datetime, due: datetime, *, alerting_every: int = 10
+) -> None:
+    """``count`` ticket instances in 'waiting', each with its start audit record and a
+    pending obligation 'answer' (which escalates), and one in ``alerting_every`` also a
+    'reply' (which alerts), with their due timers, bulk-inserted (the rows ``Engine.start``
+    writes but the audit records of the obligations, far faster)."""
     with open_engine(url, FrozenClock(created)) as engine:
         wf = engine.workflow("ticket")
         redactor = Redactor(b"seed")
-        instances, records, timers = [], [], []
+        instances, records, obligations = [], [], []
         for n in range(count):
             instance_id = str(uuid.uuid4())
             data = {"n": n}
@@ -107,11 +120,35 @@ def seed_due_tickets(url: str, count: int, created: datetime, due: datetime) -> 
             records.append(
                 {k: getattr(record, k) for k in t.audit.c.keys() if k != "id"}  # noqa: SIM118
             )
-            timers.append(
+            owed = [("answer", "waiting")]
+            if n % alerting_every == 0:
+                owed.append(("reply", "escalated waiting"))
+            for deadline, scope in owed:
+                obligations.append(
+                    {
+                        "instance_id": instance_id, "deadline": deadline, "occurrence": 1,
+                        "scope": scope, "anchor": created.isoformat(), "due_at": due,
+                        "last_day": due.date(), "status": "pending", "created_at": created,
+                        "updated_at": created,
+                    }
+                )  # fmt: skip
+        with engine.store.connect(write=True) as conn:
+            first = take_positions(conn, len(records))
+            for n, row in enumerate(records):
+                row["position"] = first + n
+            for table, rows in (
+                (t.instances, instances),
+                (t.audit, records),
+                (t.obligations, obligations),
+            ):
+                for start in range(0, len(rows), 2000):
+                    conn.execute(table.insert(), rows[start : start + 2000])
+            o = t.obligations.c
+            timers = [
                 {
-                    "instance_id": instance_id,
+                    "instance_id": row.instance_id,
                     "state": "waiting",
-                    "deadline": "answer",
+                    "deadline": row.deadline,
                     "kind": "due",
                     "occurrence": 1,
                     "due_at": due,
@@ -119,15 +156,12 @@ def seed_due_tickets(url: str, count: int, created: datetime, due: datetime) -> 
                     "attempts": 0,
                     "payload": {},
                     "created_at": created,
+                    "obligation_id": row.id,
                 }
-            )
-        with engine.store.connect(write=True) as conn:
-            first = take_positions(conn, len(records))
-            for n, row in enumerate(records):
-                row["position"] = first + n
-            for table, rows in ((t.instances, instances), (t.audit, records), (t.timers, timers)):
-                for start in range(0, len(rows), 2000):
-                    conn.execute(table.insert(), rows[start : start + 2000])
+                for row in conn.execute(sa.select(o.id, o.instance_id, o.deadline))
+            ]
+            for start in range(0, len(timers), 2000):
+                conn.execute(t.timers.insert(), timers[start : start + 2000])
 
 
 class Stall:
@@ -153,7 +187,9 @@ def run_worker(
     url: str, now: datetime, batch: int, stall_after: int = 0, reached: Any = None
 ) -> int:
     """Fire due timers until none is pending at ``now``; returns how many this worker fired."""
-    hooks: list[TransactionHook] = [Stall(stall_after, reached)] if stall_after else []
+    hooks: list[TransactionHook] = [OutboxWriter(parse_directory(DIRECTORY, "<directory>"))]
+    if stall_after:
+        hooks.append(Stall(stall_after, reached))
     fired = 0
     with open_engine(url, FrozenClock(now), hooks) as engine:
         scheduler = Scheduler(engine, batch_size=batch)

@@ -183,6 +183,14 @@ def acknowledged_on_receipt(ctx: RuleContext) -> None:
         ctx.data["acknowledged_on"] = ctx.data.get("received_on")
 
 
+@registry.action("received_at_entered", writes=["received_at"])
+def received_at_entered(ctx: RuleContext) -> None:
+    """A reprisal allegation entered without the moment it was received counts from the
+    moment it is entered (its deadlines count from ``received_at``)."""
+    if ctx.data.get("received_at") is None:
+        ctx.data["received_at"] = ctx.now.isoformat()
+
+
 def _stamp(field: str) -> None:
     def stamp(ctx: RuleContext) -> None:
         if ctx.supplied.get(field) is None:

@@ -25,6 +25,7 @@ from opcatflow.adapters.cli import (
 )
 from opcatflow.adapters.cli import calendar as engagement
 from opcatflow.adapters.cli import deadlines as deadline_commands
+from opcatflow.adapters.cli import obligations as obligation_commands
 from opcatflow.adapters.cli.catalogue import workflows_app
 from opcatflow.adapters.cli.errors import UNEXPECTED, USAGE, describe, fail, one_line
 from opcatflow.adapters.cli.migrate import migrate
@@ -212,6 +213,7 @@ app.add_typer(admin.db_app, name="db")
 admin.db_app.command("encrypt")(keys.encrypt)
 app.add_typer(keys.keys_app, name="keys")
 deadline_commands.register(app)
+obligation_commands.register(app)
 app.command("calendar")(engagement.calendar)
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(outbox.notify_app, name="notify")

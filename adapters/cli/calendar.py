@@ -31,13 +31,13 @@ def _day(text: str | None, option: str) -> date | None:
 def engagement_calendar(
     engine: Engine, *, start: date | None, end: date | None, now: datetime
 ) -> list[tuple[AgendaEntry, DueRule]]:
-    """Armed due dates of the engagement cycles between ``start`` and ``end`` (local days,
-    inclusive), soonest first, each with the rule it comes from."""
-    calendar = engine.settings.calendar
+    """Open obligations of the engagement cycles whose last day is between ``start`` and
+    ``end`` (local days, inclusive), overdue ones included, soonest first, each with the rule
+    it comes from."""
     result = []
     data: dict[str, Any] = {}
     for entry in agenda(engine, now=now, limit=1_000_000):
-        day = calendar.last_day(entry.due_at)
+        day = entry.last_day
         if entry.workflow not in CYCLES or (start and day < start) or (end and day > end):
             continue
         if entry.instance_id not in data:
@@ -80,7 +80,9 @@ def calendar(
     else:
         rows = [
             [
-                cal.last_day(e.due_at).isoformat() + ("~" if r.estimate else ""),
+                e.last_day.isoformat()
+                + ("~" if r.estimate else "")
+                + (" " + out.red("OVERDUE") if e.overdue else ""),
                 e.workflow,
                 e.instance_id[:8],
                 e.label or e.deadline,

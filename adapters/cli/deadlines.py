@@ -84,7 +84,8 @@ def deadlines(
     ] = None,
     as_json: Json = False,
 ) -> None:
-    """List upcoming and overdue deadlines, soonest first."""
+    """List open deadlines, soonest first: an overdue one stays listed until it is met,
+    waived or extended, or the case closes. Dates are last days in the NPM's calendar."""
     window = _window(within)
     clock = FrozenClock(_instant(now, "--now")) if now is not None else SystemClock()
     with settings(ctx).engine(clock=clock, existing=True) as engine:
@@ -113,23 +114,21 @@ def deadlines(
     else:
         rows = [
             [
-                out.when(e.due_at),
-                out.red("OVERDUE") if e.overdue else ("paused" if e.paused else e.kind),
+                e.last_day.isoformat()
+                + (f" {calendar.local(e.due_at):%H:%M}" if _timed(e, calendar) else ""),
+                out.red("OVERDUE") if e.overdue else (e.status if e.kind == "due" else e.kind),
                 e.workflow,
                 e.instance_id[:8],
                 e.state,
-                e.deadline,
+                e.deadline + (f" #{e.occurrence}" if e.occurrence > 1 else ""),
+                e.owed_by or "",
                 ", ".join(e.roles),
             ]
             for e in entries
         ]
-        out.echo(
-            "\n".join(
-                out.table(
-                    ["due (UTC)", "", "workflow", "instance", "state", "deadline", "roles"], rows
-                )
-            )
-        )
+        header = ["last day", "", "workflow", "instance", "state", "deadline", "owed by", "roles"]
+        out.echo("\n".join(out.table(header, rows)))
+        out.echo(out.dim(f"last days in {calendar.timezone}"))
 
 
 def to_ical(entries: list[AgendaEntry], now: datetime, calendar: WorkingCalendar) -> bytes:
@@ -142,26 +141,28 @@ def to_ical(entries: list[AgendaEntry], now: datetime, calendar: WorkingCalendar
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("x-wr-calname", "opcatflow deadlines")
-    events: dict[tuple[str, str, datetime], Event] = {}
+    events: dict[tuple[str, str, int], Event] = {}
     for e in entries:
-        key = (e.instance_id, e.deadline, e.due_at)
+        key = (e.instance_id, e.deadline, e.occurrence)
         event = events.get(key)
         if event is None:
             event = Event()
             event.add("uid", f"{uuid.uuid5(uuid.NAMESPACE_URL, f'opcatflow:{key}')}@opcatflow")
             event.add("dtstamp", now)
-            if calendar.local(e.due_at).time() == datetime.min.time():
-                last_day = calendar.last_day(e.due_at)
-                event.add("dtstart", last_day)
-                event.add("dtend", last_day + timedelta(days=1))
+            if not _timed(e, calendar):
+                event.add("dtstart", e.last_day)
+                event.add("dtend", e.last_day + timedelta(days=1))
             else:
                 event.add("dtstart", e.due_at)
                 event.add("dtend", e.due_at + timedelta(minutes=15))
-            event.add("summary", f"Due: {e.label or e.deadline} ({e.workflow}, {e.state})")
+            what = "OVERDUE" if e.overdue else ("Milestone" if e.kind == "milestone" else "Due")
+            event.add("summary", f"{what}: {e.label or e.deadline} ({e.workflow}, {e.state})")
             event.add(
                 "description",
                 f"Instance {e.instance_id}\nState: {e.state}\nRoles: {', '.join(e.roles)}\n"
-                f"Overdue at {e.due_at.isoformat()}",
+                f"Last day: {e.last_day.isoformat()} ({calendar.timezone})"
+                + (f"\nOwed by: {e.owed_by}" if e.owed_by else "")
+                + ("\nStill owed: overdue since its last day" if e.overdue else ""),
             )
             if e.paused:
                 event.add("status", "TENTATIVE")
@@ -174,6 +175,11 @@ def to_ical(entries: list[AgendaEntry], now: datetime, calendar: WorkingCalendar
             alarm.add("trigger", e.fires_at, parameters={"VALUE": "DATE-TIME"})
             event.add_component(alarm)
     return bytes(cal.to_ical())
+
+
+def _timed(e: AgendaEntry, calendar: WorkingCalendar) -> bool:
+    # A period of hours falls due at a time of day; one of days at the end of its last day.
+    return calendar.local(e.due_at).time() != datetime.min.time()
 
 
 def _print_firing(f: Firing) -> str:

@@ -17,6 +17,7 @@ from opcatflow.adapters.cli.options import (
     Actor,
     Data,
     Json,
+    LogFormat,
     Reason,
     Role,
     SetFields,
@@ -68,13 +69,16 @@ def start(
 ) -> None:
     """Start an instance of a workflow."""
     fields = parse_data(data, assignments)
-    with settings(ctx).engine() as engine:
+    opts = settings(ctx)
+    with opts.engine() as engine:
         if parent is not None:
             parent = engine.resolve_id(parent)
-        instance = engine.start(
+        started = engine.start_result(
             workflow, actor=actor, role=role, data=fields, parent_id=parent, reason=reason
         )
+        instance = started.instance
         wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+    out.notices(started.notices, as_json=opts.log_format is LogFormat.JSON)
     if as_json:
         out.print_json(instance.as_json())
     elif quiet:
@@ -109,10 +113,11 @@ def fire(
 ) -> None:
     """Fire a trigger on an instance: one transaction, audited whether applied or refused."""
     fields = parse_data(data, assignments)
-    with settings(ctx).engine(existing=True) as engine:
+    opts = settings(ctx)
+    with opts.engine(existing=True) as engine:
         instance_id = engine.resolve_id(instance_id)
         before = engine.get(instance_id).state
-        instance = engine.fire(
+        result = engine.fire_result(
             instance_id,
             trigger,
             actor=actor,
@@ -121,6 +126,9 @@ def fire(
             reason=reason,
             expected_version=expect_version,
         )
+        assert result.instance is not None
+        instance = result.instance
+    out.notices(result.notices, as_json=opts.log_format is LogFormat.JSON)
     if as_json:
         out.print_json(instance.as_json())
     else:

@@ -25,6 +25,19 @@ def echo(text: str = "") -> None:
     typer.echo(text)
 
 
+def notices(lines: Iterable[str], *, as_json: bool = False) -> None:
+    """What the engine says the caller should know (a deadline already overdue...), on
+    standard error, so standard output stays the command's result: one ``notice:`` line
+    each, or one JSON event each when the logs are JSON (``--log-format json``)."""
+    for line in lines:
+        if as_json:
+            typer.echo(
+                json.dumps({"event": "notice", "level": "warning", "notice": line}), err=True
+            )
+        else:
+            typer.echo(f"notice: {line}", err=True)
+
+
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 

@@ -17,6 +17,7 @@ from opcatflow.adapters.http import (
     docs,
     health,
     instances,
+    obligations,
     operations,
     problems,
     workflows,
@@ -77,7 +78,7 @@ def _build(config: ApiConfig, log: FilteringBoundLogger, lifespan: Any = None) -
     )
     problems.install(app, log)
     # Routes are matched in order: the busiest first.
-    for module in (instances, workflows, operations, admin, health):
+    for module in (instances, workflows, operations, obligations, admin, health):
         app.include_router(module.router)
     docs.install(app)
     # Added last, so it runs first: an oversized body never reaches routing, and a request

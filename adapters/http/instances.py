@@ -25,6 +25,7 @@ from opcatflow.adapters.http.schemas import (
     FiredOut,
     InstanceOut,
     InstancePage,
+    StartedOut,
     StartIn,
     TransitionIn,
     TriggerOut,
@@ -38,7 +39,7 @@ from opcatflow.engine.errors import TransitionRefused
 from opcatflow.engine.filters import check_state, check_workflow, typed_where
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import UnitOfWork
-from opcatflow.engine.runtime import Engine, FireResult, ListKey, list_key
+from opcatflow.engine.runtime import Engine, FireResult, ListKey, Started, list_key
 
 router = APIRouter(tags=["instances"])
 
@@ -222,6 +223,7 @@ def _firing(
                 view: FiredOut = {
                     **instance_view(instance, wf, who.hidden(wf)),
                     "opened": list(result.opened),
+                    "notices": list(result.notices),
                 }
                 reply = Reply(200, view, {"ETag": etag(instance)})
             if record is not None:
@@ -250,7 +252,7 @@ def _firing(
 @router.post(
     "/instances",
     status_code=201,
-    response_model=InstanceOut,
+    response_model=StartedOut,
     responses={
         201: {
             "headers": {
@@ -290,17 +292,22 @@ def start_instance(
     def work(record: Record | None) -> Reply:
         replies: list[Reply] = []
 
-        def also(uow: UnitOfWork, instance: Instance) -> None:
+        def also(uow: UnitOfWork, started: Started) -> None:
+            instance = started.instance
             headers = {
                 "ETag": etag(instance),
                 "Location": instance_url(request, instance.id),
             }
-            reply = Reply(201, instance_view(instance, wf, hidden), headers)
+            view: StartedOut = {
+                **instance_view(instance, wf, hidden),
+                "notices": list(started.notices),
+            }
+            reply = Reply(201, view, headers)
             if record is not None:
                 record(uow, reply)
             replies.append(reply)
 
-        engine.start(
+        engine.start_result(
             wf.id,
             actor=who.actor,
             role=role,

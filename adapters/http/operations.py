@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -38,8 +38,9 @@ def list_deadlines(
     reminders: Annotated[bool, Query(description="List reminders too.")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
-    """Armed deadlines, soonest first: those the key's roles can act on or are told of
-    (every one for ``admin``)."""
+    """Open obligations, soonest first: those the key's roles can act on or are told of
+    (every one for ``admin``). An overdue one stays listed until it is met, waived or
+    extended, or the case closes."""
     engine = ctx.engine
     options: dict[str, Any] = {
         "now": engine.clock.now(),
@@ -53,11 +54,13 @@ def list_deadlines(
     if who.admin:
         entries = agenda(engine, **options)
     else:
-        found: dict[int, AgendaEntry] = {}
+        found: dict[tuple[int, str, datetime], AgendaEntry] = {}
         for role in who.roles:
             for entry in agenda(engine, role=role, **options):
-                found[entry.timer_id] = entry
-        entries = sorted(found.values(), key=lambda e: (e.due_at, e.timer_id))[:limit]
+                found[(entry.obligation_id, entry.kind, entry.fires_at)] = entry
+        entries = sorted(
+            found.values(), key=lambda e: (e.due_at, e.obligation_id, e.kind != "due")
+        )[:limit]
     return [e.as_json() for e in entries]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -105,10 +105,21 @@ class InstanceOut(InstanceView):
     ``"[withheld]"`` (``["[withheld]"]`` for a list) and named in ``withheld``."""
 
 
+_NOTICES = Field(
+    description="What the caller should know about the change, e.g. a deadline that was "
+    "already overdue when the case was entered (recorded as overdue, its first alert queued)."
+)
+
+
+class StartedOut(InstanceOut):
+    notices: Annotated[list[str], _NOTICES]
+
+
 class FiredOut(InstanceOut):
     opened: Annotated[
         list[str], Field(description="Ids of the child instances the transition opened.")
     ]
+    notices: Annotated[list[str], _NOTICES]
 
 
 class InstancePage(BaseModel):
@@ -140,18 +151,42 @@ class WorkflowOut(BaseModel):
 
 
 class DeadlineOut(BaseModel):
-    timer_id: int
+    obligation_id: int
     instance_id: str
     workflow: str
     state: str
     deadline: str
+    occurrence: int
     label: str | None
-    kind: str
+    kind: str = Field(description="due, milestone, or reminder (with reminders=true)")
+    status: str = Field(description="pending, due (overdue), extended or paused")
+    owed_by: str | None = Field(description="npm, state or un_body, when declared")
     due_at: datetime
+    last_day: date = Field(description="The last day to meet it, in the NPM's calendar")
     fires_at: datetime
     paused: bool
     overdue: bool
     roles: list[str]
+
+
+class ObligationOut(BaseModel):
+    """One occurrence of a deadline of a case, and what became of it."""
+
+    id: int
+    instance_id: str
+    workflow: str
+    state: str
+    deadline: str
+    occurrence: int
+    scope: str
+    anchor: str | None
+    due_at: datetime
+    last_day: date | None
+    status: str
+    met_at: datetime | None
+    met_by: str | None
+    days_late: int | None
+    note: str | None
 
 
 class OutboxMessageOut(BaseModel):

@@ -12,8 +12,9 @@ values. What it seals on the way in and opens on the way out:
 - audit reasons are sealed by the engine before the record is hashed (the hash covers the
   stored form, so ``audit verify`` needs no key), and opened by ``Engine.history``.
 
-Deadline timers hold no personal value (their payload is a due time and an offset), and
-definitions, API keys and the rest are the NPM's own configuration: they pass unchanged.
+Deadline timers and obligations hold no personal value (a due time, an offset, the date they
+count from, fixed words; a waiver's reason goes to the audit record, sealed), and definitions,
+API keys and the rest are the NPM's own configuration: they pass unchanged.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from opcatflow.engine.ports import (
     DefinitionRepository,
     IdempotencyRepository,
     InstanceRepository,
+    ObligationRepository,
     OutboxRepository,
     Store,
     TimerRepository,
@@ -72,6 +74,7 @@ class SealedUnitOfWork:
         self.instances: InstanceRepository = SealedInstances(raw.instances, self, sealed_fields)
         self.audit: AuditRepository = raw.audit
         self.definitions: DefinitionRepository = raw.definitions
+        self.obligations: ObligationRepository = raw.obligations  # no personal value in them
         self.timers: TimerRepository = raw.timers
         self.outbox: OutboxRepository = SealedOutbox(raw.outbox, self)
         self.idempotency: IdempotencyRepository = SealedIdempotency(raw.idempotency, self)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from opcatflow.engine.errors import StoreError
 from opcatflow.engine.memory.instances import AUDIT, MemoryAudit, MemoryDefinitions, MemoryInstances
+from opcatflow.engine.memory.obligations import MemoryObligations
 from opcatflow.engine.memory.outbox import MemoryOutbox
 from opcatflow.engine.memory.records import MemoryApiKeys, MemoryDataKeys, MemoryIdempotency
 from opcatflow.engine.memory.tables import Tables, Transaction
@@ -28,6 +29,7 @@ from opcatflow.engine.ports import (
     DefinitionRepository,
     IdempotencyRepository,
     InstanceRepository,
+    ObligationRepository,
     OutboxRepository,
     TimerRepository,
 )
@@ -76,6 +78,7 @@ class MemoryUnitOfWork:
         self.instances: InstanceRepository = MemoryInstances(tables)
         self.audit: AuditRepository = MemoryAudit(tables)
         self.definitions: DefinitionRepository = MemoryDefinitions(tables)
+        self.obligations: ObligationRepository = MemoryObligations(tables)
         self.timers: TimerRepository = MemoryTimers(tables)
         self.outbox: OutboxRepository = MemoryOutbox(tables)
         self.idempotency: IdempotencyRepository = MemoryIdempotency(tables)

@@ -64,6 +64,7 @@ class MemoryTimers:
                     note=None,
                     payload=p.payload(),
                     created_at=now,
+                    obligation_id=p.obligation_id,
                 ),
             )
 
@@ -113,6 +114,29 @@ class MemoryTimers:
                 and t.deadline in deadlines
                 and t.status == TimerStatus.PAUSED
             )
+        )
+        for t in found:
+            stopped = at - t.paused_at if t.paused_at is not None else timedelta(0)
+            self._change([t], status=TimerStatus.PENDING, paused_at=None, due_at=t.due_at + stopped)
+
+    def reschedule(self, timer_id: int, due_at: datetime, *, attempts: int) -> None:
+        timer = self._rows.get(timer_id)
+        if timer is not None:
+            self._change([timer], due_at=due_at, attempts=attempts)
+
+    def close_open(self, obligation_ids: Collection[int], *, at: datetime, note: str) -> None:
+        found = self._select(lambda t: t.obligation_id in obligation_ids and t.status in OPEN_TIMER)
+        self._change(found, status=TimerStatus.CANCELLED, closed_at=at, note=note)
+
+    def pause_open(self, obligation_ids: Collection[int], at: datetime) -> None:
+        found = self._select(
+            lambda t: t.obligation_id in obligation_ids and t.status == TimerStatus.PENDING
+        )
+        self._change(found, status=TimerStatus.PAUSED, paused_at=at)
+
+    def resume_open(self, obligation_ids: Collection[int], at: datetime) -> None:
+        found = self._select(
+            lambda t: t.obligation_id in obligation_ids and t.status == TimerStatus.PAUSED
         )
         for t in found:
             stopped = at - t.paused_at if t.paused_at is not None else timedelta(0)

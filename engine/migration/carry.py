@@ -1,17 +1,22 @@
 """What a migrated instance's deadlines become: the one place that moves them.
 
-Each open timer of the instance's state is carried over with its due time, status (a paused
-clock stays paused) and occurrence, under the deadline name the target state uses; a
-deadline the plan drops has its open timers cancelled; a deadline of the target state that
-nothing carries is armed from the instance's entry into its state (the anchor a stay in that
-state would have had), never from the time of the migration. Closed timers move with the
-state too, so a deadline that already lapsed in this stay is not armed again later.
+Deadlines are stored obligations (one row per occurrence) with timers that wake the
+scheduler up. Each open obligation (pending, due or paused) of a deadline the plan maps is
+carried over under the deadline name the target state uses, keeping its anchor, due time,
+last day and status: a due one stays due and its alert ladder continues, since its timers
+move with it (a paused clock stays paused). A deadline the plan drops has its open
+obligations cancelled (note ``dropped by migration plan ...``) and their timers closed.
+Closed obligations and timers move with the state too, so a deadline that already lapsed or
+was met in this stay is not armed again.
 
-When deadlines become stored obligations, this module is where they are carried too.
+A deadline that is new in the target state is not armed by the migration: the instance is
+not entering the state, and counting the deadline from the migration would invent a date.
+The dry run lists it as ``not armed``; it arms the next time the instance enters its scope.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +25,7 @@ from opcatflow.engine.deadlines import DeadlinePlanner
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.migration.plan import Plan
 from opcatflow.engine.ports import UnitOfWork
-from opcatflow.engine.rows import OPEN_TIMER
+from opcatflow.engine.rows import OPEN_OBLIGATION, OPEN_TIMER, ObligationStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +76,36 @@ def carry_timers(
                 continue
             action = "dropped" if new is None else "carried"
             moves.append(TimerMove(action, old, new, timer.kind, timer.due_at, str(timer.status)))
+    rows = uow.obligations.of_instance(before.id)
+    for row in rows:
+        if row.deadline in move.deadlines and row.status in OPEN_OBLIGATION:
+            new = move.deadlines[row.deadline]
+            action = "dropped" if new is None else "carried"
+            moves.append(
+                TimerMove(action, row.deadline, new, "obligation", row.due_at, str(row.status))
+            )
     carried = {new for new in move.deadlines.values() if new is not None}
-    fresh = []
     for spec in plan.target.definition.states[move.to].deadlines:
-        if spec.id in carried:
-            continue
-        planned = planner.arm(
-            plan.target, spec, entered=before.state_entered_at, data=after.data, now=at
-        )
-        fresh.extend(planned)
-        moves.extend(
-            TimerMove("armed", p.deadline, p.deadline, p.kind, p.due_at, "pending") for p in planned
-        )
+        if spec.id not in carried:
+            moves.append(
+                TimerMove("not armed", spec.id, spec.id, "obligation", at, "arms on next entry")
+            )
     if apply:
         note = f"migration plan {plan.digest[:12]}"
         uow.timers.rekey(before.id, before.state, move.to, move.deadlines, at=at, note=note)
-        uow.timers.arm(before.id, move.to, fresh, at)
+        dropped = []
+        for row in rows:
+            if row.deadline not in move.deadlines:
+                continue
+            new = move.deadlines[row.deadline]
+            if new is None:
+                if row.status in OPEN_OBLIGATION:
+                    dropped.append(row.id)
+                    cancelled = dataclasses.replace(
+                        row, status=ObligationStatus.CANCELLED, note=f"dropped by {note}"
+                    )
+                    uow.obligations.update(cancelled, at)
+            elif new != row.deadline:
+                uow.obligations.update(dataclasses.replace(row, deadline=new), at)
+        uow.timers.close_open(dropped, at=at, note=f"dropped by {note}")
     return moves

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 metadata = sa.MetaData()
 
@@ -122,6 +122,33 @@ audit_position = sa.Table(
     sa.Column("last", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
 )
 
+# One row per occurrence of a deadline of an instance: what is owed and what became of it.
+# No personal value is ever written here (see engine.rows.Obligation).
+obligations = sa.Table(
+    "obligations",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("instance_id", sa.String(36), sa.ForeignKey("instances.id"), nullable=False),
+    sa.Column("deadline", sa.String(64), nullable=False),
+    sa.Column("occurrence", sa.Integer, nullable=False),
+    sa.Column("scope", sa.String(1000), nullable=False),  # states, space-separated, or 'instance'
+    sa.Column("anchor", sa.String(64), nullable=True),  # ISO 8601 value it counts from
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("last_day", sa.Date, nullable=True),  # in the NPM's calendar
+    # pending | due | met | waived | extended | cancelled | paused
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("paused_at", UTCDateTime, nullable=True),
+    sa.Column("met_at", UTCDateTime, nullable=True),
+    sa.Column("met_by", sa.String(200), nullable=True),
+    sa.Column("days_late", sa.Integer, nullable=True),
+    sa.Column("note", sa.String(200), nullable=True),  # fixed words, never a person's text
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("instance_id", "deadline", "occurrence", name="uq_obligations_key"),
+    # Listings read one status at a time in due order (the overdue page: status 'due').
+    sa.Index("ix_obligations_status_due", "status", "due_at", "id"),
+)
+
 timers = sa.Table(
     "timers",
     metadata,
@@ -140,10 +167,14 @@ timers = sa.Table(
     sa.Column("note", sa.Text, nullable=True),  # refusal reason or last error
     sa.Column("payload", Json, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column(
+        "obligation_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=True
+    ),  # the obligation this timer wakes the scheduler for
     # The sweep reads only (status='pending', due_at <= now): this index answers it without
     # touching the pending timers that are not due.
     sa.Index("ix_timers_status_due", "status", "due_at"),
     sa.Index("ix_timers_instance", "instance_id", "status"),
+    sa.Index("ix_timers_obligation", "obligation_id", "status"),
 )
 
 outbox = sa.Table(

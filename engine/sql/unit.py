@@ -22,6 +22,7 @@ from opcatflow.engine.ports import (
     DuplicateKey,
     IdempotencyRepository,
     InstanceRepository,
+    ObligationRepository,
     OutboxRepository,
     TimerRepository,
 )
@@ -31,6 +32,7 @@ from opcatflow.engine.sql.audit import SqlAudit, audit_row
 from opcatflow.engine.sql.dialect import Dialect
 from opcatflow.engine.sql.instances import SqlDefinitions, SqlInstances
 from opcatflow.engine.sql.keys import SqlDataKeys
+from opcatflow.engine.sql.obligations import SqlObligations
 from opcatflow.engine.sql.outbox import SqlOutbox
 from opcatflow.engine.sql.timers import SqlTimers
 
@@ -64,6 +66,7 @@ class SqlUnitOfWork:
         "idempotency",
         "instances",
         "keys",
+        "obligations",
         "outbox",
         "timers",
     )
@@ -74,6 +77,7 @@ class SqlUnitOfWork:
         self.instances: InstanceRepository = SqlInstances(conn, dialect, self._pending)
         self.audit: AuditRepository = SqlAudit(conn, self._pending)
         self.definitions: DefinitionRepository = SqlDefinitions(conn, dialect)
+        self.obligations: ObligationRepository = SqlObligations(conn)
         self.timers: TimerRepository = SqlTimers(conn, dialect)
         self.outbox: OutboxRepository = SqlOutbox(conn, dialect)
         self.idempotency: IdempotencyRepository = SqlIdempotency(conn)

@@ -87,6 +87,10 @@ def encrypt_database(
                 _secure_delete(conn)
                 uow = _unit(engine, store, conn)
                 outcome = _convert_instance(engine, uow, conn, instance_id, actor)
+                # A unit of work keeps its audit records until its commit, where they get
+                # their positions: this one is the conversion's own, so it flushes them here.
+                assert isinstance(uow.raw, SqlUnitOfWork)
+                uow.raw.flush()
             if outcome == "converted":
                 report.instances += 1
             elif outcome == "broken":

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from opcatflow.engine import GuardRefusal, Registry, RuleContext
+from opcatflow.engine import Engine, GuardRefusal, Registry, RuleContext
+from opcatflow.engine.rows import OutboxEntry, OutboxStatus
 
 
 def make_registry() -> Registry:
@@ -85,3 +86,11 @@ CHANGE_OUTCOMES = ("started", "applied", "refused", "opened")
 def changes(engine: Any, instance_id: str) -> list[Any]:
     """The audit records of an instance's starts and triggers, in order."""
     return [r for r in engine.history(instance_id) if r.outcome in CHANGE_OUTCOMES]
+
+
+def outbox_of(engine: Engine, instance_id: str) -> list[OutboxEntry]:
+    """The outbox messages about ``instance_id``, oldest first, read through the engine's
+    store: their payloads are sealed at rest, so only it can open them."""
+    with engine.store.read() as uow:
+        every = uow.outbox.listing(list(OutboxStatus), limit=1_000_000)
+    return sorted((m for m in every if m.instance_id == instance_id), key=lambda m: m.id)

@@ -63,9 +63,10 @@ def place(
             ids.append(started.id)
             if state == started.state:
                 continue
+            seq = started.audit_seq + 1  # after the start's own records (its obligations')
             record = make_record(
                 instance_id=started.id,
-                seq=2,
+                seq=seq,
                 at=entered,
                 actor="loader",
                 role="loader",
@@ -90,7 +91,7 @@ def place(
                 created_at=entered,
                 updated_at=entered,
                 state_entered_at=entered,
-                audit_seq=2,
+                audit_seq=seq,
                 audit_head=record.hash,
             )
             assert uow.instances.update(moved, 1)

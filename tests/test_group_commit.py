@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 import structlog
 from batchload import fire_in_threads, fire_until_killed
-from helpers import EXAMPLE_DIR, make_registry
+from helpers import EXAMPLE_DIR, changes, make_registry
 from storekit import record, setup, started
 from structlog.testing import CapturingLogger
 
@@ -128,8 +128,8 @@ def test_one_failing_fire_of_a_batch_fails_alone_and_a_refusal_in_it_is_audited(
     applied = [n for n in range(MEMBERS + 1) if n not in (2, 4)]
     assert [futures[n].result().version for n in applied] == [2] * len(applied)
     assert engine.get(cases[2]).version == 1
-    assert [r.outcome for r in engine.history(cases[2])] == ["started"]  # nothing of it kept
-    assert [r.outcome for r in engine.history(cases[4])] == ["started", "refused"]
+    assert [r.outcome for r in changes(engine, cases[2])] == ["started"]  # nothing of it kept
+    assert [r.outcome for r in changes(engine, cases[4])] == ["started", "refused"]
     after = group.stats()
     assert after.largest == MEMBERS  # the six queued behind the first shared one commit
     assert after.batches - before.batches == 2
@@ -285,8 +285,11 @@ def test_positions_stay_gap_free_and_in_order_with_writers_in_several_processes(
                 time.sleep(0.002)
             written = sum(result.get(timeout=120))
         seen = [p for page in pages for p in page]
+        with store.read() as uow:  # starts, fires and the obligation records they wrote
+            stored = sum(1 for _ in uow.audit.records())
         assert all(page[0] == prev[-1] + 1 for prev, page in itertools.pairwise(pages))
-        assert seen == list(range(1, written + 1))
+        assert seen == list(range(1, stored + 1))
+        assert stored >= written
     finally:
         store.close()
     with Engine.open(db_url, [EXAMPLE_DIR], make_registry()) as engine:

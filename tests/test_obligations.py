@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers import outbox_of
 from timerload import open_engine
 
 from opcatflow.engine import Engine, FrozenClock, TransitionRefused
@@ -68,12 +69,7 @@ def owed(engine: Engine, case: str) -> dict[tuple[str, int], tuple[Any, ...]]:
 
 def alerts(engine: Engine, case: str, deadline: str = "answer") -> list[tuple[str, str]]:
     """(recipient, last day the message names) of each overdue alert, in order."""
-    c = t.outbox.c
-    query = sa.select(c.recipient, c.payload).where(
-        c.instance_id == case, c.event == f"dossier.overdue.{deadline}"
-    )
-    with engine.store.connect() as conn:
-        rows = conn.execute(query.order_by(c.id)).all()
+    rows = [m for m in outbox_of(engine, case) if m.event == f"dossier.overdue.{deadline}"]
     return [(r.recipient, r.payload["context"]["event"]["due_on"]) for r in rows]
 
 

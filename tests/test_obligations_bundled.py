@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
+from helpers import outbox_of
 
 from opcatflow.engine import Engine, FrozenClock, Instance, TransitionEvent
 from opcatflow.engine.agenda import agenda
@@ -27,7 +27,6 @@ from opcatflow.engine.definition import FieldType
 from opcatflow.engine.loader import load_catalog
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.scopes import Declared
-from opcatflow.engine.sql import tables as t
 from opcatflow.notifications import OutboxWriter
 from opcatflow.notifications.directory import parse_directory
 from opcatflow.notifications.templates import TemplateSet
@@ -141,13 +140,7 @@ def check_overdue_message(eng: Engine, workflow: str, deadline: str) -> None:
     Scheduler(eng).tick()
     [after] = [o for o in eng.obligations(case) if o.id == row.id]
     assert after.status == "due", where
-    c = t.outbox.c
-    with eng.store.connect() as conn:
-        messages = conn.execute(
-            sa.select(c.payload).where(
-                c.instance_id == case, c.event == f"{workflow}.overdue.{deadline}"
-            )
-        ).all()
+    messages = [m for m in outbox_of(eng, case) if m.event == f"{workflow}.overdue.{deadline}"]
     assert messages, f"no overdue message for {where}"
     payload = messages[0].payload
     rendered = TemplateSet([]).render(payload["template"], "en", payload["context"])
@@ -159,11 +152,7 @@ def check_overdue_message(eng: Engine, workflow: str, deadline: str) -> None:
 
 
 def outbox_events(engine: Engine, case: str) -> list[tuple[str, str, str]]:
-    c = t.outbox.c
-    with engine.store.connect() as conn:
-        rows = conn.execute(
-            sa.select(c.event, c.recipient, c.payload).where(c.instance_id == case).order_by(c.id)
-        ).all()
+    rows = outbox_of(engine, case)
     return [
         (r.event, r.recipient, r.payload["context"]["event"]["due_on"])
         for r in rows

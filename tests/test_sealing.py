@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 import structlog
 from casework import ASSESS, RECORD
+from helpers import changes
 from http_server import LiveServer, live_server_fixture  # noqa: F401 - the fixture
 from notify_helpers import notice_engine
 from sealing_helpers import leaked, marker
@@ -120,7 +121,7 @@ def test_a_complaint_run_leaves_no_personal_value_where_the_database_keeps_bytes
     stored = engine.get(case)
     assert (stored.data["persons"][0]["name"], stored.data["summary"]) == (name, summary)
     assert stored.data["do_no_harm"][0]["why"] == why
-    assert [r.reason for r in engine.history(case)][:4] == reasons
+    assert [r.reason for r in changes(engine, case)][:4] == reasons
     seen = client.get(f"/instances/{case}", headers={"Authorization": tokens["head"]}).text
     assert name in seen
     assert summary in seen

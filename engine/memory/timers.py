@@ -208,12 +208,13 @@ class MemoryTimers:
             values: dict[str, object] = {"workflow_version": version or timer.workflow_version}
             if timer.state == state:
                 values["state"] = to_state
-                new = deadlines.get(timer.deadline, timer.deadline)
-                if new is None:
-                    if timer.status in OPEN_TIMER:
-                        values.update(status=TimerStatus.CANCELLED, closed_at=at, note=note)
-                else:
-                    values["deadline"] = new
+            # A deadline's timers may have been armed in another state of its scope.
+            new = deadlines.get(timer.deadline, timer.deadline)
+            if new is None:
+                if timer.status in OPEN_TIMER:
+                    values.update(status=TimerStatus.CANCELLED, closed_at=at, note=note)
+            else:
+                values["deadline"] = new
             self._change([timer], **values)
 
     def open_timers(

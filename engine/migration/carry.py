@@ -23,7 +23,7 @@ from typing import Any
 
 from opcatflow.engine.deadlines import DeadlinePlanner
 from opcatflow.engine.instance import Instance
-from opcatflow.engine.migration.plan import Plan
+from opcatflow.engine.migration.plan import Plan, spanning
 from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.rows import OPEN_OBLIGATION, OPEN_TIMER, ObligationStatus
 
@@ -76,6 +76,7 @@ def carry_timers(
                 continue
             action = "dropped" if new is None else "carried"
             moves.append(TimerMove(action, old, new, timer.kind, timer.due_at, str(timer.status)))
+    # (timers armed in another state of a deadline's scope move with their obligation below)
     rows = uow.obligations.of_instance(before.id)
     for row in rows:
         if row.deadline in move.deadlines and row.status in OPEN_OBLIGATION:
@@ -85,11 +86,8 @@ def carry_timers(
                 TimerMove(action, row.deadline, new, "obligation", row.due_at, str(row.status))
             )
     carried = {new for new in move.deadlines.values() if new is not None}
-    for spec in plan.target.definition.states[move.to].deadlines:
-        if spec.id not in carried:
-            moves.append(
-                TimerMove("not armed", spec.id, spec.id, "obligation", at, "arms on next entry")
-            )
+    for name in sorted(spanning(plan.target, move.to) - carried):
+        moves.append(TimerMove("not armed", name, name, "obligation", at, "arms on next entry"))
     if apply:
         note = f"migration plan {plan.digest[:12]}"
         uow.timers.rekey(before.id, before.state, move.to, move.deadlines, at=at, note=note)

@@ -190,8 +190,8 @@ class _Checker:
     def _deadlines(
         self, state: str, target: StateTarget, loc: tuple[str | int, ...]
     ) -> dict[str, str | None]:
-        old = {d.id for d in self.source.definition.states[state].deadlines}
-        new = {d.id for d in self.target.definition.states[target.to].deadlines}
+        old = spanning(self.source, state)
+        new = spanning(self.target, target.to)
         mapping: dict[str, str | None] = {}
         for name, renamed in target.deadlines.items():
             at = (*loc, "deadlines", name)
@@ -243,3 +243,10 @@ class _Checker:
                 ("data",) if "data" in self.doc.value else (),
                 f"field {name!r} is not in version {self.target.version}: rename or drop it",
             )
+
+
+def spanning(wf: CompiledWorkflow, state: str) -> set[str]:
+    """The deadlines whose scope holds ``state`` (declared on it, on a group of states that
+    holds it, or on the whole instance)."""
+    index = wf.deadlines
+    return {n for n, d in index.declared.items() if d.spans(state, index.finals)}

@@ -216,20 +216,22 @@ class SqlTimers:
         at: datetime,
         note: str,
     ) -> None:
-        mine = (_c.instance_id == instance_id, _c.state == state)
+        # A deadline's timers may have been armed in another state of its scope: names change
+        # on every timer of the instance, the state only on those its state armed.
+        mine = _c.instance_id == instance_id
         dropped = sorted(name for name, new in deadlines.items() if new is None)
         if dropped:
             self._conn.execute(
                 t.timers.update()
-                .where(*mine, _c.deadline.in_(dropped), _c.status.in_(OPEN_TIMER))
+                .where(mine, _c.deadline.in_(dropped), _c.status.in_(OPEN_TIMER))
                 .values(status=TimerStatus.CANCELLED, closed_at=at, note=note)
             )
         renamed = {old: new for old, new in deadlines.items() if new is not None and new != old}
-        # One statement with a CASE, so swapped names (a -> b, b -> a) never collide.
-        name: Any = (
-            sa.case(renamed, value=_c.deadline, else_=_c.deadline) if renamed else _c.deadline
-        )
-        self._conn.execute(t.timers.update().where(*mine).values(state=to_state, deadline=name))
+        if renamed:
+            # One statement with a CASE, so swapped names (a -> b, b -> a) never collide.
+            name: Any = sa.case(renamed, value=_c.deadline, else_=_c.deadline)
+            self._conn.execute(t.timers.update().where(mine).values(deadline=name))
+        self._conn.execute(t.timers.update().where(mine, _c.state == state).values(state=to_state))
 
     def reschedule(self, timer_id: int, due_at: datetime, *, attempts: int) -> None:
         self._conn.execute(

@@ -40,6 +40,7 @@ def audit_row(record: AuditRecord, position: int) -> dict[str, Any]:
         "prev_hash": record.prev_hash,
         "hash": record.hash,
         "format": record.format,
+        "state_hash": record.state_hash,
         "position": position,
     }
 
@@ -64,6 +65,7 @@ def _record(row: Row[Any]) -> AuditRecord:
         row.id,
         row.position,
         row.format,
+        row.state_hash,
     )
 
 

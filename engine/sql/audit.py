@@ -50,7 +50,10 @@ def _record(row: Row[Any]) -> AuditRecord:
     # position, format, state_hash): several times cheaper than 19 lookups by name, and
     # verify reads every record.
     v = tuple(row)
-    return AuditRecord(*v[1:16], v[0], v[16], v[17], v[18])
+    return AuditRecord(
+        v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13],
+        v[14], v[15], v[0], v[16], v[17], v[18],
+    )  # fmt: skip
 
 
 class SqlAudit:

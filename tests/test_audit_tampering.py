@@ -379,3 +379,12 @@ def test_a_checkpoint_taken_before_catches_the_tampering(trail: Trail, name: str
         assert unanchored.status == BROKEN
     else:  # what used to read "intact" is now at best "unanchored"
         assert unanchored.status in (BROKEN, UNANCHORED)
+
+
+def test_a_later_checkpoint_extends_an_earlier_one(trail: Trail) -> None:
+    trail.engine.fire(trail.ids[2], "submit", **CLERK)
+    size, root = trail.engine.audit_root()
+    later = trail.key.sign(size, root, trail.engine.clock.now())
+    report = trail.engine.verify_audit([later, trail.checkpoint])
+    assert (report.status, report.anchored_to) == (INTACT, [trail.checkpoint.size, size])
+    assert size > trail.checkpoint.size

@@ -35,9 +35,14 @@ SEALED = "sealed"  # `db encrypt` sealed the instance's values and rewrote its o
 # 3: a format-1 record `db encrypt` converted (reason sealed, hashes under the database-wide
 # key). The hash of formats 2 and 3 covers the format too; format 1 hashes as it always did,
 # so chains written by older releases keep verifying.
+# 4: a format-2 record that also carries ``state_hash``, the hash of its instance's row
+# as it stands after the record's change (:func:`state_hash`): ``audit verify`` compares
+# every instance's row with its last record, so a row edited alone shows.
 LEGACY_FORMAT = 1
-CURRENT_FORMAT = 2
+SEALED_FORMAT = 2
 CONVERTED_FORMAT = 3
+STATE_FORMAT = 4
+CURRENT_FORMAT = STATE_FORMAT
 
 
 class AuditRecordJson(TypedDict):
@@ -62,6 +67,15 @@ class AuditRecordJson(TypedDict):
     format: int
 
 
+class AuditExportJson(AuditRecordJson):
+    """A record as ``audit export`` writes it: with its position, its state hash, and
+    ``changes`` as the exact text its hash covers (docs/audit.md)."""
+
+    position: int | None
+    state_hash: str | None
+    changes_text: str
+
+
 class ChainBreakJson(TypedDict):
     """A :class:`ChainBreak` as JSON."""
 
@@ -69,12 +83,15 @@ class ChainBreakJson(TypedDict):
     instance_id: str
     seq: int
     problem: str
+    position: int | None
 
 
 class VerifyJson(TypedDict):
     """A :class:`VerifyReport` as JSON (:meth:`VerifyReport.as_json`)."""
 
     ok: bool
+    status: str
+    anchored_to: list[int]
     records: int
     instances: int
     first_break: ChainBreakJson | None
@@ -109,6 +126,7 @@ class AuditRecord(NamedTuple):
     id: int | None = None
     position: int | None = None
     format: int = LEGACY_FORMAT
+    state_hash: str | None = None  # format 4 on
 
     def content(self) -> list[Any]:
         """What the hash covers, in canonical order."""
@@ -130,6 +148,7 @@ class AuditRecord(NamedTuple):
                 self.prev_hash,
             ),
             self.format,
+            self.state_hash,
         )
 
     @property
@@ -157,6 +176,14 @@ class AuditRecord(NamedTuple):
             "prev_hash": self.prev_hash,
             "hash": self.hash,
             "format": self.format,
+        }
+
+    def export_json(self) -> AuditExportJson:
+        return {
+            **self.as_json(),
+            "position": self.position,
+            "state_hash": self.state_hash,
+            "changes_text": self.changes,
         }
 
 
@@ -189,22 +216,37 @@ def make_record(
     changes: str,
     prev_hash: str,
     format: int = LEGACY_FORMAT,
+    state_hash: str | None = None,
 ) -> AuditRecord:
-    """A new record, hashed (``reason`` as it is stored: sealed from format 2 on)."""
+    """A new record, hashed (``reason`` as it is stored: sealed from format 2 on;
+    ``state_hash`` required from format 4 on)."""
+    if (format >= STATE_FORMAT) != (state_hash is not None):
+        raise ValueError(f"a format-{format} record takes a state hash from format 4 on only")
     content = (
         instance_id, seq, at, actor, role, workflow_id, workflow_version, trigger,
         from_state, to_state, outcome, reason, changes, prev_hash,
     )  # fmt: skip
-    return AuditRecord(*content, record_hash(_hashable(content, format)), None, None, format)
+    digest = record_hash(_hashable(content, format, state_hash))
+    return AuditRecord(*content, digest, None, None, format, state_hash)
 
 
-def _hashable(content: Sequence[Any], format: int) -> list[Any]:
+def _hashable(content: Sequence[Any], format: int, state_hash: str | None) -> list[Any]:
     values = [
         v.isoformat(timespec="microseconds") if isinstance(v, datetime) else v for v in content
     ]
+    if format >= STATE_FORMAT:
+        values.append(state_hash)
     if format != LEGACY_FORMAT:
         values.append(format)
     return values
+
+
+def state_hash(
+    workflow_id: str, workflow_version: int, state: str, version: int, data: Mapping[str, Any]
+) -> str:
+    """SHA-256 over the canonical JSON of an instance row as stored: its definition, state,
+    version and data (sealed values as their ciphertext, so checking it needs no key)."""
+    return record_hash([workflow_id, workflow_version, state, version, dict(data)])
 
 
 class Redactor:
@@ -245,18 +287,23 @@ class Redactor:
 
 @dataclass
 class ChainBreak:
-    """A problem at one record of a chain: a break, or (in ``VerifyReport.warnings``) a
-    warning."""
+    """A problem at one record of a chain, an instance row, or a position of the global
+    order: a break, or (in ``VerifyReport.warnings``) a warning."""
 
     id: int | None
     instance_id: str
     seq: int
     problem: str
+    position: int | None = None
 
     def __str__(self) -> str:
-        return (
-            f"audit record {self.id} (instance {self.instance_id}, seq {self.seq}): {self.problem}"
-        )
+        if not self.instance_id:
+            return f"audit position {self.position}: {self.problem}"
+        where = f"audit record {self.id}" if self.id is not None else "instance"
+        at = f", position {self.position}" if self.position is not None else ""
+        if self.id is None:
+            return f"instance {self.instance_id} (seq {self.seq}{at}): {self.problem}"
+        return f"{where} (instance {self.instance_id}, seq {self.seq}{at}): {self.problem}"
 
     def as_json(self) -> ChainBreakJson:
         return {
@@ -264,7 +311,13 @@ class ChainBreak:
             "instance_id": self.instance_id,
             "seq": self.seq,
             "problem": self.problem,
+            "position": self.position,
         }
+
+
+INTACT = "intact"  # every check passed against a checkpoint
+UNANCHORED = "unanchored"  # every check passed, but nothing outside the database vouched
+BROKEN = "broken"
 
 
 @dataclass
@@ -273,20 +326,38 @@ class VerifyReport:
     instances: int = 0
     breaks: list[ChainBreak] = field(default_factory=list)
     warnings: list[ChainBreak] = field(default_factory=list)  # older data; not a break
+    anchored_to: list[int] = field(default_factory=list)  # the checkpoints' sizes
 
     @property
     def ok(self) -> bool:
         return not self.breaks
 
     @property
+    def status(self) -> str:
+        if self.breaks:
+            return BROKEN
+        return INTACT if self.anchored_to else UNANCHORED
+
+    @property
     def first_break(self) -> ChainBreak | None:
-        """The broken record with the lowest global sequence."""
-        return min(self.breaks, key=lambda b: (b.id is None, b.id or 0), default=None)
+        """The break at the lowest position (else the lowest global sequence)."""
+
+        def order(b: ChainBreak) -> tuple[int, int, int, int]:
+            return (
+                b.position is None,
+                b.position or 0,
+                b.id is None,
+                b.id or 0,
+            )
+
+        return min(self.breaks, key=order, default=None)
 
     def as_json(self) -> VerifyJson:
         first = self.first_break
         return {
             "ok": self.ok,
+            "status": self.status,
+            "anchored_to": list(self.anchored_to),
             "records": self.records,
             "instances": self.instances,
             "first_break": first.as_json() if first else None,
@@ -300,6 +371,7 @@ def verify_chain(
     heads: Mapping[str, tuple[int, str]],
     *,
     times_ordered_from: int = 0,
+    states: Mapping[str, str] | None = None,
 ) -> VerifyReport:
     """Recompute every hash and link, and check that times never go back along a chain.
 
@@ -309,6 +381,8 @@ def verify_chain(
         times_ordered_from: the global id up to which records are older data, written before
             the engine stamped records in chain order: a record stamped earlier than the one
             before it is a warning up to this id, and a break after it.
+        states: per instance, the :func:`state_hash` of its row as stored: it must equal
+            the state hash of the instance's last record, when that record has one.
     """
     report = VerifyReport()
     current: str | None = None
@@ -316,6 +390,7 @@ def verify_chain(
     prev_at: datetime | None = None
     broken_instance = False
     seen: set[str] = set()
+    last: AuditRecord | None = None
 
     def close(instance_id: str) -> None:
         head = heads.get(instance_id)
@@ -333,6 +408,23 @@ def verify_chain(
                     f"says (ends at seq {expected_seq - 1}, instance head at {head[0]})",
                 )
             )
+        elif (
+            not broken_instance
+            and states is not None
+            and last is not None
+            and last.state_hash is not None
+            and states.get(instance_id) != last.state_hash
+        ):
+            report.breaks.append(
+                ChainBreak(
+                    None,
+                    instance_id,
+                    last.seq,
+                    "the instance row (state, version or data) does not match its last "
+                    f"audit record (seq {last.seq}): the row was changed outside the engine",
+                    last.position,
+                )
+            )
 
     for r in records:
         report.records += 1
@@ -340,7 +432,7 @@ def verify_chain(
             if current is not None:
                 close(current)
             current, expected_seq, prev, broken_instance = r.instance_id, 1, GENESIS, False
-            prev_at = None
+            prev_at, last = None, None
             seen.add(r.instance_id)
         if broken_instance:
             continue
@@ -352,7 +444,7 @@ def verify_chain(
         elif r.hash != record_hash(r.content()):
             problem = "content does not match its hash (the record was altered)"
         if problem is not None:
-            report.breaks.append(ChainBreak(r.id, r.instance_id, r.seq, problem))
+            report.breaks.append(ChainBreak(r.id, r.instance_id, r.seq, problem, r.position))
             broken_instance = True
             continue
         if prev_at is not None and r.at < prev_at:
@@ -362,10 +454,11 @@ def verify_chain(
                 r.seq,
                 f"recorded at {r.at.isoformat()}, earlier than the record before it "
                 f"({prev_at.isoformat()})",
+                r.position,
             )
             older = r.id is not None and r.id <= times_ordered_from
             (report.warnings if older else report.breaks).append(regression)
-        expected_seq, prev, prev_at = r.seq + 1, r.hash, r.at
+        expected_seq, prev, prev_at, last = r.seq + 1, r.hash, r.at, r
     if current is not None:
         close(current)
     for instance_id, (seq, _) in heads.items():

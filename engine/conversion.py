@@ -163,6 +163,7 @@ def _convert_instance(
             workflow_id=r.workflow_id, workflow_version=r.workflow_version,
             trigger=r.trigger, from_state=r.from_state, to_state=r.to_state,
             outcome=r.outcome, reason=reason, changes=r.changes, prev_hash=prev, format=form,
+            state_hash=r.state_hash,
         )  # fmt: skip
         rewritten.append(new._replace(id=r.id))
         prev = new.hash

@@ -91,11 +91,12 @@ class Ledger:
         outcome its new status (or ``overdue`` for an alert sent), the reason in words."""
         seq = self.seq + 1
         # A waiver's or an extension's reason is a person's words: sealed like every reason.
-        stored_reason, form = reason, LEGACY_FORMAT
+        stored_reason, form, state = reason, LEGACY_FORMAT, None
         if isinstance(self.uow, SealedUnitOfWork):
             keys = self.uow.ensure_keys(self.instance.id, self.at)
             stored_reason = keys.seal_text(reason, reason_place(self.instance.id, seq))
             form = CURRENT_FORMAT
+            state = self.uow.state_hash_as_stored(self.instance)
         record = make_record(
             instance_id=self.instance.id,
             seq=seq,
@@ -113,6 +114,7 @@ class Ledger:
             changes="{}",
             prev_hash=self.head,
             format=form,
+            state_hash=state,
         )
         self.uow.audit.append(record)
         if not self.uow.instances.advance_audit_head(self.instance.id, seq, record.hash):

@@ -164,6 +164,10 @@ class InstanceRepository(Protocol):
     def audit_heads(self) -> dict[str, tuple[int, str]]:
         """Every instance's ``(audit_seq, audit_head)``, by instance id."""
 
+    def state_hashes(self) -> dict[str, str]:
+        """Every instance's :func:`~opcatflow.engine.audit.state_hash` of its row as stored
+        (sealed values as ciphertext), by instance id."""
+
     def census(self) -> dict[tuple[str, int, str], int]:
         """How many instances each ``(workflow, definition version, state)`` holds (only
         those holding any)."""

@@ -35,6 +35,11 @@ from opcatflow.engine.catalogue import (
     retired,
     stored_conflicts,
 )
+from opcatflow.engine.checkpoint import (
+    Checkpoint,
+    check_positions,
+    root_at,
+)
 from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor
 from opcatflow.engine.crypto.cipher import is_sealed_text, reason_place
@@ -985,8 +990,11 @@ class Engine:
 
     # -- audit -----------------------------------------------------------------------------
 
-    def verify_audit(self) -> VerifyReport:
-        """Recompute every audit chain; the report names the first broken record.
+    def verify_audit(self, checkpoints: Sequence[Checkpoint] = ()) -> VerifyReport:
+        """Recompute every audit chain, compare every instance row with its last record,
+        walk the global positions, and check each checkpoint's root; the report names the
+        first broken record, instance or position. With no checkpoint its status is
+        ``unanchored``: a rewrite of the whole trail cannot be told from the original.
 
         A record stamped earlier than the record before it is a break if this release wrote
         it, and a warning if it is older data (see
@@ -994,9 +1002,19 @@ class Engine:
         """
         with self.store.read() as uow:
             heads = uow.instances.audit_heads()
-            return verify_chain(
-                uow.audit.records(), heads, times_ordered_from=self._times_ordered_from
+            report = verify_chain(
+                uow.audit.records(),
+                heads,
+                times_ordered_from=self._times_ordered_from,
+                states=uow.instances.state_hashes(),
             )
+            check_positions(lambda after: uow.audit.after(after, 5000), checkpoints, report)
+        return report
+
+    def audit_root(self) -> tuple[int, str]:
+        """The audit trail's size and root now (:mod:`opcatflow.engine.checkpoint`)."""
+        with self.store.read() as uow:
+            return root_at(lambda after: uow.audit.after(after, 5000))
 
     def export_audit(self, out: IO[str], instance_id: str | None = None) -> int:
         """Write the audit trail as JSON Lines, as stored (reasons sealed, personal values as
@@ -1004,7 +1022,7 @@ class Engine:
         count = 0
         with self.store.read() as uow:
             for record in uow.audit.records(instance_id):
-                out.write(json.dumps(record.as_json(), ensure_ascii=False) + "\n")
+                out.write(json.dumps(record.export_json(), ensure_ascii=False) + "\n")
                 count += 1
         return count
 

@@ -226,6 +226,9 @@ class Writes:
         """
         self.admit(uow, wf, now)
         keys = uow.ensure_keys(instance_id, now)  # a child gets its own, like any instance
+        instance = Instance(
+            instance_id, wf.id, wf.version, wf.initial, data, 1, parent_id, now, now, now, 0, ""
+        )
         record = make_record(
             instance_id=instance_id,
             seq=1,
@@ -242,21 +245,9 @@ class Writes:
             changes=keys.redactor.changes({}, data, wf.schema.sealed, wf.schema.records),
             prev_hash=GENESIS,
             format=CURRENT_FORMAT,
+            state_hash=uow.state_hash_to_write(instance),
         )
-        instance = Instance(
-            id=instance_id,
-            workflow_id=wf.id,
-            workflow_version=wf.version,
-            state=wf.initial,
-            data=data,
-            version=1,
-            parent_id=parent_id,
-            created_at=now,
-            updated_at=now,
-            state_entered_at=now,
-            audit_seq=1,
-            audit_head=record.hash,
-        )
+        instance = dataclasses.replace(instance, audit_seq=1, audit_head=record.hash)
         uow.instances.insert(instance)
         uow.audit.append(record)
         event = TransitionEvent(
@@ -365,6 +356,24 @@ class Writes:
     ) -> Instance:
         seq, prev = current.audit_seq + 1, current.audit_head
         redactor = uow.ensure_keys(current.id, now).redactor
+        # Positional arguments, in field order, here and for the event: keyword arguments cost
+        # a quarter more to bind, and these two are built on every fire.
+        changed = outcome.state_changed
+        after = Instance(
+            current.id,
+            current.workflow_id,
+            current.workflow_version,
+            outcome.state,
+            outcome.data,
+            current.version + 1,
+            current.parent_id,
+            current.created_at,
+            now,  # updated_at
+            now if changed else current.state_entered_at,
+            current.audit_seq,
+            current.audit_head,
+        )
+        after_hash = uow.state_hash_to_write(after)
         records = [
             self.record(
                 uow,
@@ -381,6 +390,7 @@ class Writes:
                 changes=redactor.changes(
                     current.data, outcome.data, wf.schema.sealed, wf.schema.records
                 ),
+                state_hash=after_hash,
             )
         ]
         for child in children:  # the parent's side of each link, in its own chain
@@ -398,25 +408,10 @@ class Writes:
                     outcome=OPENED,
                     reason=child.reason,
                     changes=json.dumps({"opened": [child.workflow.id, child.instance_id]}),
+                    state_hash=after_hash,
                 )
             )
-        # Positional arguments, in field order, here and for the event: keyword arguments cost
-        # a quarter more to bind, and these two are built on every fire.
-        changed = outcome.state_changed
-        updated = Instance(
-            current.id,
-            current.workflow_id,
-            current.workflow_version,
-            outcome.state,
-            outcome.data,
-            current.version + 1,
-            current.parent_id,
-            current.created_at,
-            now,  # updated_at
-            now if changed else current.state_entered_at,
-            records[-1].seq,  # audit_seq
-            records[-1].hash,  # audit_head
-        )
+        updated = dataclasses.replace(after, audit_seq=records[-1].seq, audit_head=records[-1].hash)
         if not uow.instances.update(updated, current.version):
             raise ConcurrentUpdate(current.id, current.version, current.version + 1)
         for record in records:
@@ -478,9 +473,12 @@ class Writes:
         outcome: str,
         reason: str | None,
         changes: str,
+        state_hash: str | None = None,
     ) -> AuditRecord:
         """The next record of ``current``'s chain, its reason sealed with the instance's
-        data key (made now for an instance an older release wrote)."""
+        data key (made now for an instance an older release wrote). ``state_hash``: of the
+        row the change leaves (:meth:`SealedUnitOfWork.state_hash_to_write`); by default
+        ``current``'s as stored (the record changes nothing on the row)."""
         if reason is not None:
             reason = uow.ensure_keys(current.id, now).seal_text(
                 reason, reason_place(current.id, seq)
@@ -501,4 +499,5 @@ class Writes:
             changes=changes,
             prev_hash=prev,
             format=CURRENT_FORMAT,
+            state_hash=uow.state_hash_as_stored(current) if state_hash is None else state_hash,
         )

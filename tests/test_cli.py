@@ -430,7 +430,7 @@ def test_audit_verify_reports_an_intact_chain(cli: Run, started: str) -> None:
     assert result.exit_code == 0
     report = json.loads(cli("audit", "verify", "--json").stdout)
     records = report["records"]  # the changes, and those of the obligations they changed
-    assert f"audit chain intact: {records} records over 1 instance" in result.stdout
+    assert f"audit chain unanchored: {records} records over 1 instance" in result.stdout
     assert (report["ok"], report["instances"], report["first_break"]) == (True, 1, None)
 
 
@@ -529,7 +529,8 @@ def test_demo_runs_a_complaint_and_ends_with_the_chain_verified(tmp_path: Path) 
     last = result.stdout.splitlines()[-1]
     assert last == (
         f"  ✓ {report['records']} records over {report['instances']} instances, "
-        "every hash and link recomputed: intact"
+        "every hash and link recomputed: sound, unanchored (`audit checkpoint` signs one to "
+        "verify against)"
     )
     closed = json.loads(invoke(["--db", str(db), "list", "--state", "closed", "--json"]).stdout)
     assert len(closed["items"]) == 1

@@ -54,7 +54,7 @@ def test_the_migrations_make_the_audit_trail_append_only(store: SQLAlchemyStore)
     upgrade_one_by_one(store)
     if store.dialect == "postgresql":
         query = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit'::regclass"
-        expected = {"audit_append_only"}
+        expected = {"audit_append_only", "audit_no_truncate"}
     else:
         query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'"
         expected = {"audit_append_only_update", "audit_append_only_delete"}

@@ -1,4 +1,4 @@
-"""``audit verify``, ``audit export`` and ``db upgrade``."""
+"""``audit verify``, ``audit checkpoint``, ``audit export``, ``db upgrade`` and ``db grant``."""
 
 from __future__ import annotations
 
@@ -8,28 +8,94 @@ from typing import Annotated
 
 import typer
 
+from opcatflow.adapters.anchor import Anchor, default_witness, signing_key
 from opcatflow.adapters.cli import output as out
-from opcatflow.adapters.cli.errors import AUDIT_BROKEN, fail
+from opcatflow.adapters.cli.errors import AUDIT_BROKEN, USAGE, fail
 from opcatflow.adapters.cli.files import write_text_output
 from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.engine import SQLAlchemyStore
+from opcatflow.engine.audit import INTACT
+from opcatflow.engine.checkpoint import CheckpointError, read_checkpoint
+from opcatflow.engine.sql.grants import GrantRefused, grant_application_role
 
 audit_app = typer.Typer(help="Check and export the hash-chained audit trail.")
 db_app = typer.Typer(help="Manage the database schema.")
 
 
-@audit_app.command("verify")
-def verify(ctx: typer.Context, as_json: Json = False) -> None:
-    """Recompute every hash and link of the audit trail. Exit 8 names the first broken record;
-    a record of older data stamped earlier than the one before it is a warning (exit 0)."""
+WitnessOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--witness",
+        help="Folder the checkpoint is written to [default: $OPCATFLOW_WITNESS, else "
+        "checkpoints/ beside the key file].",
+        file_okay=False,
+    ),
+]
+
+
+@audit_app.command("checkpoint")
+def checkpoint(ctx: typer.Context, witness: WitnessOption = None, as_json: Json = False) -> None:
+    """Sign the audit trail's size and root now (Ed25519, key beside the key file, made on
+    first need) and write the checkpoint to the witness folder."""
+    folder = witness or default_witness()
     with settings(ctx).engine(existing=True) as engine:
-        report = engine.verify_audit()
+        try:
+            taken, path = Anchor(engine, folder, signing_key()).take()
+        except OSError as err:
+            raise fail(f"cannot write the checkpoint to {folder}: {err}", USAGE) from None
+        except CheckpointError as err:
+            raise fail(str(err), USAGE) from None
+    if as_json:
+        out.print_json({**taken.as_json(), "path": str(path)})
+        return
+    out.echo(
+        f"checkpoint of {out.plural(taken.size, 'record')} (root {taken.root[:16]}...) "
+        f"written to {path}"
+    )
+
+
+@audit_app.command("verify")
+def verify(
+    ctx: typer.Context,
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint file to verify against (repeat for several): proves nothing "
+            "up to its size was changed, removed, reordered or rolled back.",
+            dir_okay=False,
+        ),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Recompute every hash and link of the audit trail, compare every instance with its
+    last record, and check the positions against each --checkpoint. Exit 8 names the first
+    broken position, record or instance. Without a checkpoint a sound trail is only
+    "unanchored": a rewrite of the whole trail would look the same. A record of older data
+    stamped earlier than the one before it is a warning (exit 0)."""
+    try:
+        key = signing_key()
+        trusted = key.public_key() if key.path.exists() else None
+        anchors = [read_checkpoint(path, trusted) for path in checkpoint or []]
+    except CheckpointError as err:
+        raise fail(str(err), USAGE) from None
+    with settings(ctx).engine(existing=True) as engine:
+        report = engine.verify_audit(anchors)
     if as_json:
         out.print_json(report.as_json())
-    elif report.ok:
+    elif report.ok and report.status == INTACT:
+        sizes = ", ".join(str(n) for n in report.anchored_to)
         out.echo(
             f"audit chain {out.green('intact')}: {out.plural(report.records, 'record')} over "
-            f"{out.plural(report.instances, 'instance')}, every hash and link recomputed"
+            f"{out.plural(report.instances, 'instance')}, every hash and link recomputed, "
+            f"anchored to the checkpoint of position {sizes}"
+        )
+    elif report.ok:
+        out.echo(
+            f"audit chain {out.yellow('unanchored')}: "
+            f"{out.plural(report.records, 'record')} over "
+            f"{out.plural(report.instances, 'instance')}, every hash and link recomputed; "
+            "no checkpoint given (--checkpoint FILE proves nothing was rewritten)"
         )
     else:
         out.echo(f"audit chain {out.red('BROKEN')}: {len(report.breaks)} break(s)")
@@ -89,3 +155,27 @@ def upgrade(ctx: typer.Context, as_json: Json = False) -> None:
         out.echo(f"database schema already at revision {after}")
     else:
         out.echo(f"database schema upgraded from revision {before or 'none'} to {after}")
+
+
+@db_app.command("grant")
+def grant(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(help="The PostgreSQL role serve and worker log in as.")],
+    as_json: Json = False,
+) -> None:
+    """Set up ROLE (PostgreSQL) to run serve and worker while owning nothing: rows only, the
+    audit table SELECT and INSERT alone; it cannot alter or truncate a table or disable a
+    trigger. Run it as the owner of the tables, after `db upgrade`."""
+    with settings(ctx).store(existing=True) as store, store.connect(write=True) as conn:
+        try:
+            report = grant_application_role(conn, role)
+        except GrantRefused as err:
+            raise fail(str(err), USAGE) from None
+    if as_json:
+        out.print_json({"role": report.role, "created": report.created, "tables": report.tables})
+        return
+    made = "created and " if report.created else ""
+    out.echo(
+        f"role {report.role} {made}granted rows on {len(report.tables)} tables "
+        "(audit: SELECT and INSERT only); it owns nothing"
+    )

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from icalendar import Alarm, Calendar, Event
 
+from opcatflow.adapters.anchor import CHECKPOINT_EVERY, Anchor, default_witness, signing_key
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.files import write_output
 from opcatflow.adapters.cli.options import Json, parse_data, settings
@@ -237,6 +238,25 @@ def worker(
     ] = 60.0,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Timers per transaction.")] = 100,
     reload_check: ReloadCheck = RELOAD_CHECK,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            "--checkpoint-every",
+            min=0.0,
+            metavar="SECONDS",
+            help="Sign an audit checkpoint into the witness this often (0: never); a witness "
+            "that cannot be written is logged as an error (audit_checkpoint_failed).",
+        ),
+    ] = CHECKPOINT_EVERY,
+    witness: Annotated[
+        Path | None,
+        typer.Option(
+            "--witness",
+            file_okay=False,
+            help="Folder the checkpoints go to [default: $OPCATFLOW_WITNESS, else "
+            "checkpoints/ beside the key file].",
+        ),
+    ] = None,
 ) -> None:
     """Run the deadline scheduler until stopped (Ctrl-C or SIGTERM), logging each firing; with
     $OPCATFLOW_NOTIFICATIONS set, the notification dispatcher runs in it too.
@@ -250,7 +270,11 @@ def worker(
         signal.signal(sig, lambda *_: stop.set())
     with settings(ctx).engine() as engine:
         reload_on_hangup(engine)
-        background(engine, sweep=sweep, batch=batch, reload=reload_check).run_until(stop)
+        jobs: list[PeriodicJob] = []
+        if checkpoint_every > 0:
+            anchor = Anchor(engine, witness or default_witness(), signing_key())
+            jobs.append(anchor.job(checkpoint_every))
+        background(engine, sweep=sweep, batch=batch, reload=reload_check, jobs=jobs).run_until(stop)
 
 
 def background(

@@ -327,7 +327,7 @@ def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
     echo(
         f"  {out.green('✓')} {out.plural(report.records, 'record')} over "
         f"{out.plural(report.instances, 'instance')}, every hash and link recomputed: "
-        f"{out.green('intact')}"
+        f"{out.green('sound')}, unanchored (`audit checkpoint` signs one to verify against)"
     )
 
 

@@ -59,6 +59,10 @@ def red(text: str) -> str:
     return typer.style(text, fg="red", bold=True)
 
 
+def yellow(text: str) -> str:
+    return typer.style(text, fg="yellow", bold=True)
+
+
 def green(text: str) -> str:
     return typer.style(text, fg="green", bold=True)
 

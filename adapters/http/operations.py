@@ -127,6 +127,6 @@ def export_audit(
     def lines() -> Iterator[str]:
         with store.read() as uow:
             for record in uow.audit.records(instance_id):
-                yield json.dumps(record.as_json(), ensure_ascii=False) + "\n"
+                yield json.dumps(record.export_json(), ensure_ascii=False) + "\n"
 
     return StreamingResponse(lines(), media_type=NDJSON)

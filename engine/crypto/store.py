@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from opcatflow.engine.audit import state_hash
 from opcatflow.engine.crypto.cipher import (
     OwnerKeys,
     data_place,
@@ -71,7 +72,8 @@ class SealedUnitOfWork:
         self.raw = raw
         self.keyring = keyring
         self.fresh: Fresh = {}
-        self.instances: InstanceRepository = SealedInstances(raw.instances, self, sealed_fields)
+        self._instances = SealedInstances(raw.instances, self, sealed_fields)
+        self.instances: InstanceRepository = self._instances
         self.audit: AuditRepository = raw.audit
         self.definitions: DefinitionRepository = raw.definitions
         self.obligations: ObligationRepository = raw.obligations  # no personal value in them
@@ -102,6 +104,17 @@ class SealedUnitOfWork:
                 "restore the database from its backup; see docs/operations.md",
             )
         return keys
+
+    def state_hash_to_write(self, instance: Instance) -> str:
+        """The :func:`~opcatflow.engine.audit.state_hash` of ``instance`` as it will be
+        stored: its sealed values are sealed now, and the insert or update that follows in
+        this unit of work stores these very ciphertexts (unchanged values keep theirs)."""
+        return row_state_hash(self._instances.sealed(instance))
+
+    def state_hash_as_stored(self, instance: Instance) -> str:
+        """The state hash of ``instance`` as last read or written in this unit of work (a
+        record that changes nothing on the row: a refusal, a deadline, a key change)."""
+        return row_state_hash(self._instances.as_stored(instance))
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -161,6 +174,17 @@ class SealedInstances:
         sealed = _with_data(instance, out)
         self._seen[instance.id] = (sealed.data, data)
         return sealed
+
+    def sealed(self, instance: Instance) -> Instance:
+        """``instance`` as :meth:`insert` or :meth:`update` will store it."""
+        return self._seal(instance, instance.updated_at)
+
+    def as_stored(self, instance: Instance) -> Instance:
+        """``instance`` as it was last read or written here, its sealed values sealed."""
+        seen = self._seen.get(instance.id)
+        if seen is None or seen[1] != instance.data:
+            return instance  # read with no sealed value: stored as it is
+        return _with_data(instance, dict(seen[0]))
 
     def lock(self, instance_id: str) -> Instance:
         return self._open(self._raw.lock(instance_id))
@@ -222,8 +246,17 @@ class SealedInstances:
     def audit_heads(self) -> dict[str, tuple[int, str]]:
         return self._raw.audit_heads()
 
+    def state_hashes(self) -> dict[str, str]:
+        return self._raw.state_hashes()  # of the stored rows: no key needed
+
     def census(self) -> dict[tuple[str, int, str], int]:
         return self._raw.census()
+
+
+def row_state_hash(instance: Instance) -> str:
+    """The state hash of an instance row as stored."""
+    i = instance
+    return state_hash(i.workflow_id, i.workflow_version, i.state, i.version, i.data)
 
 
 def _with_data(instance: Instance, data: dict[str, Any]) -> Instance:

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from opcatflow.engine.audit import AuditRecord
+from opcatflow.engine.audit import AuditRecord, state_hash
 from opcatflow.engine.errors import InstanceNotFound
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.memory.tables import Tables
@@ -199,6 +199,14 @@ class MemoryInstances:
         with self._t.lock:
             return {key: (kept.audit_seq, kept.audit_head) for key, (kept, _) in self._rows.items()}
 
+    def state_hashes(self) -> dict[str, str]:
+        with self._t.lock:
+            rows = [(key, row[0], _data(row)) for key, row in self._rows.items()]
+        return {
+            key: state_hash(k.workflow_id, k.workflow_version, k.state, k.version, data)
+            for key, k, data in rows
+        }
+
     def census(self) -> dict[tuple[str, int, str], int]:
         counts: dict[tuple[str, int, str], int] = {}
         with self._t.lock:
@@ -221,7 +229,11 @@ class MemoryAudit:
         key = (record.instance_id, record.seq)
         position = len(self._positions) + 1
         self._t.insert(
-            AUDIT, key, AuditRecord(*record[:15], self._t.next_id(AUDIT), position, record.format)
+            AUDIT,
+            key,
+            AuditRecord(
+                *record[:15], self._t.next_id(AUDIT), position, record.format, record.state_hash
+            ),
         )
         self._t.insert(AUDIT_POSITIONS, position, key)
         if record.seq > self._top.get(record.instance_id, 0):

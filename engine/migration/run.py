@@ -12,6 +12,7 @@ either migrated or not: running the plan again migrates the rest.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -233,7 +234,6 @@ class Migrator:
             return InstanceOutcome(*base, "refused", "; ".join(errors), tuple(notes))
         clean = {k: v for k, v in clean.items() if v is not None}
         # A dry run writes nothing, not even the instance's keys: its record is not made.
-        record = self._record(uow, plan, current, clean, state=move.to, now=now) if apply else None
         after = Instance(
             id=current.id,
             workflow_id=current.workflow_id,
@@ -245,9 +245,12 @@ class Migrator:
             created_at=current.created_at,
             updated_at=now,
             state_entered_at=current.state_entered_at,  # the anchor its deadlines count from
-            audit_seq=current.audit_seq if record is None else record.seq,
-            audit_head=current.audit_head if record is None else record.hash,
+            audit_seq=current.audit_seq,
+            audit_head=current.audit_head,
         )
+        record = self._record(uow, plan, current, after) if apply else None
+        if record is not None:
+            after = dataclasses.replace(after, audit_seq=record.seq, audit_head=record.hash)
         timers = carry_timers(
             uow, plan, current, after, planner=self.engine.timers.planner, at=now, apply=apply
         )
@@ -263,11 +266,9 @@ class Migrator:
         uow: SealedUnitOfWork,
         plan: Plan,
         current: Instance,
-        data: Mapping[str, Any],
-        *,
-        state: str,
-        now: datetime,
+        after: Instance,
     ) -> AuditRecord:
+        data, state, now = after.data, after.state, after.updated_at
         source, target = plan.source, plan.target
         sealed = source.schema.sealed | target.schema.sealed
         records = {**source.schema.records, **target.schema.records}
@@ -295,4 +296,5 @@ class Migrator:
             changes=json.dumps(changes, sort_keys=True, separators=(",", ":")),
             prev_hash=current.audit_head,
             format=CURRENT_FORMAT,
+            state_hash=uow.state_hash_to_write(after),
         )

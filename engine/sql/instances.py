@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from opcatflow.engine.audit import AuditRecord
+from opcatflow.engine.audit import AuditRecord, state_hash
 from opcatflow.engine.errors import InstanceNotFound
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import DuplicateKey
@@ -210,6 +210,15 @@ class SqlInstances:
         c = t.instances.c
         rows = self._conn.execute(sa.select(c.id, c.audit_seq, c.audit_head))
         return {row.id: (row.audit_seq, row.audit_head) for row in rows}
+
+    def state_hashes(self) -> dict[str, str]:
+        c = t.instances.c
+        query = sa.select(c.id, c.workflow_id, c.workflow_version, c.state, c.version, c.data)
+        rows = self._conn.execute(query, execution_options={"stream_results": True})
+        return {
+            r.id: state_hash(r.workflow_id, r.workflow_version, r.state, r.version, r.data)
+            for r in rows
+        }
 
     def census(self) -> dict[tuple[str, int, str], int]:
         c = t.instances.c

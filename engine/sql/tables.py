@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 metadata = sa.MetaData()
 
@@ -107,6 +107,9 @@ audit = sa.Table(
     # 2: reason sealed, keyed hashes under the instance's audit key; 3: 1 converted by
     # `db encrypt` (reason sealed, hashes still under the database-wide key)
     sa.Column("format", sa.Integer, nullable=False, server_default="1"),
+    # 4 on: SHA-256 of the instance row (definition, state, version, data as stored) after
+    # the record's change; `audit verify` compares every row with its last record's
+    sa.Column("state_hash", sa.String(64), nullable=True),
     sa.UniqueConstraint("instance_id", "seq", name="uq_audit_instance_seq"),
     sa.UniqueConstraint("position", name="uq_audit_position"),
 )

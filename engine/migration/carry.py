@@ -19,13 +19,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from opcatflow.engine.deadlines import DeadlinePlanner
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.migration.plan import Plan, spanning
 from opcatflow.engine.ports import UnitOfWork
-from opcatflow.engine.rows import OPEN_OBLIGATION, OPEN_TIMER, ObligationStatus
+from opcatflow.engine.rows import OPEN_OBLIGATION, OPEN_TIMER, Obligation, ObligationStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,8 @@ def carry_timers(
         note = f"migration plan {plan.digest[:12]}"
         uow.timers.rekey(before.id, before.state, move.to, move.deadlines, at=at, note=note)
         dropped = []
-        for row in rows:
+        taken = _occurrences_kept(rows, move.deadlines)
+        for row in sorted(rows, key=lambda r: (r.deadline, r.occurrence)):
             if row.deadline not in move.deadlines:
                 continue
             new = move.deadlines[row.deadline]
@@ -104,6 +106,29 @@ def carry_timers(
                     )
                     uow.obligations.update(cancelled, at)
             elif new != row.deadline:
-                uow.obligations.update(dataclasses.replace(row, deadline=new), at)
+                occurrence = _free_occurrence(taken.setdefault(new, set()), row.occurrence)
+                renamed = dataclasses.replace(row, deadline=new, occurrence=occurrence)
+                uow.obligations.update(renamed, at)
         uow.timers.close_open(dropped, at=at, note=f"dropped by {note}")
     return moves
+
+
+def _occurrences_kept(
+    rows: list[Obligation], renames: Mapping[str, str | None]
+) -> dict[str, set[int]]:
+    """The occurrence numbers each deadline name holds after the plan, before the renamed
+    rows join: those of rows the plan does not rename (an earlier stay's, say)."""
+    taken: dict[str, set[int]] = {}
+    for row in rows:
+        if renames.get(row.deadline, row.deadline) == row.deadline:
+            taken.setdefault(row.deadline, set()).add(row.occurrence)
+    return taken
+
+
+def _free_occurrence(taken: set[int], wanted: int) -> int:
+    # A renamed obligation keeps its number unless the target name already holds it (a
+    # deadline that became one scoped over several states: its occurrence in an earlier
+    # state is stored under the new name already); then it follows the last one.
+    occurrence = wanted if wanted not in taken else max(taken) + 1
+    taken.add(occurrence)
+    return occurrence

@@ -1,0 +1,84 @@
+"""Every migration plan shipped with a bundled workflow (workflows/migrations/) applies to
+instances in every non-final state of its previous version.
+
+The previous version is the copy a database keeps for the instances pinned to it: this test
+stores it as a release that ran it would have (the text of that release's file, kept in
+tests/fixtures/previous/<workflow>-v<version>.yaml), so the plan resolves it as in
+production, compiled in compatibility mode. A later bump ships its plan and the previous
+file; this test finds both (and the sample data below says what a case of it holds).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from migration_helpers import assert_plan_applies
+
+from opcatflow.engine import Engine, FrozenClock
+from opcatflow.engine.loader import compile_stored
+from opcatflow.engine.rows import StoredDefinition
+from opcatflow.workflows import BUNDLED, registry, shipped_plans
+
+PREVIOUS = Path(__file__).parent / "fixtures" / "previous"
+
+# Start data valid under both versions (each version's required fields).
+DATA: dict[str, dict[str, Any]] = {
+    "complaint": {"source": "detained_person", "channel": "mail", "received_on": "2026-02-20"},
+    "recommendation": {
+        "addressee": "Ministry of Justice",
+        "source": "npm_visit",
+        "text": "Hold remand detainees apart from convicted prisoners.",
+    },
+    "reprisal": {"origin": "npm_visit", "reported_on": "2026-02-20"},
+    "visit": {"kind": "regular", "place": "Central Remand Prison"},
+    "upr_cycle": {"session_start": "2027-01-25"},
+    "spt_advisory": {"year_starts_on": "2026-01-01"},
+    "spt_visit": {"visit_kind": "country"},
+}
+PLAN_NAME = re.compile(r"^(?P<workflow>[a-z_]+)-(?P<source>\d+)-(?P<target>\d+)$")
+
+
+def store_previous(engine: Engine, workflow: str, version: int) -> None:
+    """Store the previous version's text as the release that ran it did."""
+    text = (PREVIOUS / f"{workflow}-v{version}.yaml").read_text("utf-8")
+    wf = compile_stored(text, workflow, version, registry)
+    row = StoredDefinition(
+        workflow, version, wf.fingerprint, wf.definition.title, text, engine.clock.now()
+    )
+    with engine.store.write() as uow:
+        uow.definitions.add(row)
+
+
+def test_every_bumped_bundled_workflow_ships_a_plan() -> None:
+    plans = shipped_plans()
+    for path in sorted(BUNDLED.glob("*.yaml")):
+        current = re.search(r"^version: (\d+)$", path.read_text("utf-8"), re.MULTILINE)
+        assert current is not None
+        previous = sorted(PREVIOUS.glob(f"{path.stem}-v*.yaml"))
+        for old in previous:
+            version = int(old.stem.rsplit("-v", 1)[1])
+            assert f"{path.stem}-{version}-{version + 1}" in plans, old
+
+
+@pytest.fixture
+def bundled(db_url: str, clock: FrozenClock) -> Iterator[Engine]:
+    with Engine.open(db_url, [BUNDLED], registry, clock=clock, synchronous="NORMAL") as engine:
+        yield engine
+
+
+@pytest.mark.parametrize("name", sorted(shipped_plans()))
+def test_a_shipped_plan_applies_in_every_occupied_state(
+    bundled: Engine, clock: FrozenClock, name: str
+) -> None:
+    found = PLAN_NAME.match(name)
+    assert found is not None, f"{name}: a shipped plan is named <workflow>-<from>-<to>"
+    workflow, source = found["workflow"], int(found["source"])
+    store_previous(bundled, workflow, source)
+    plan = shipped_plans()[name]
+    data = DATA.get(workflow, {})
+    assert_plan_applies(bundled, plan, data, entered=clock.now() - timedelta(days=10))

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from conftest import new_pg_schema
 from migration_helpers import assert_plan_applies
 
 from opcatflow.engine import Engine, FrozenClock
@@ -65,20 +67,32 @@ def test_every_bumped_bundled_workflow_ships_a_plan() -> None:
             assert f"{path.stem}-{version}-{version + 1}" in plans, old
 
 
-@pytest.fixture
-def bundled(db_url: str, clock: FrozenClock) -> Iterator[Engine]:
-    with Engine.open(db_url, [BUNDLED], registry, clock=clock, synchronous="NORMAL") as engine:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def bundled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """One database per backend for every plan (each plan moves its own workflow's
+    instances; opening a database is most of a plan's time)."""
+    schema = None
+    if request.param == "sqlite":
+        url = str(tmp_path_factory.mktemp("plans") / "opcatflow.db")
+    else:
+        admin = request.getfixturevalue("pg_admin")
+        schema, url = new_pg_schema(admin)
+    clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    with Engine.open(url, [BUNDLED], registry, clock=clock, synchronous="NORMAL") as engine:
         yield engine
+    if schema is not None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
 
 
 @pytest.mark.parametrize("name", sorted(shipped_plans()))
-def test_a_shipped_plan_applies_in_every_occupied_state(
-    bundled: Engine, clock: FrozenClock, name: str
-) -> None:
+def test_a_shipped_plan_applies_in_every_occupied_state(bundled: Engine, name: str) -> None:
     found = PLAN_NAME.match(name)
     assert found is not None, f"{name}: a shipped plan is named <workflow>-<from>-<to>"
     workflow, source = found["workflow"], int(found["source"])
     store_previous(bundled, workflow, source)
     plan = shipped_plans()[name]
     data = DATA.get(workflow, {})
-    assert_plan_applies(bundled, plan, data, entered=clock.now() - timedelta(days=10))
+    assert_plan_applies(bundled, plan, data, entered=bundled.clock.now() - timedelta(days=10))

@@ -9,22 +9,22 @@ obligations cancelled (note ``dropped by migration plan ...``) and their timers 
 Closed obligations and timers move with the state too, so a deadline that already lapsed or
 was met in this stay is not armed again.
 
-A deadline that is new in the target state is not armed by the migration: the instance is
-not entering the state, and counting the deadline from the migration would invent a date.
-The dry run lists it as ``not armed``; it arms the next time the instance enters its scope.
+A deadline that is new in the target state is armed from the facts the instance holds
+(:mod:`~opcatflow.engine.migration.arm`), never counted from the migration.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from datetime import datetime
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from opcatflow.engine.deadlines import DeadlinePlanner
 from opcatflow.engine.instance import Instance
-from opcatflow.engine.migration.plan import Plan, spanning
+from opcatflow.engine.migration.arm import Arming
+from opcatflow.engine.migration.plan import Plan
 from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.rows import OPEN_OBLIGATION, OPEN_TIMER, Obligation, ObligationStatus
 
@@ -33,12 +33,26 @@ from opcatflow.engine.rows import OPEN_OBLIGATION, OPEN_TIMER, Obligation, Oblig
 class TimerMove:
     """What happens to one open timer (or a new one)."""
 
-    action: str  # carried | dropped | armed
+    action: str  # carried | dropped | armed | not armed
     deadline: str  # its name in the source state (the new name for ``armed``)
     to: str | None  # its name in the target state (``None``: dropped)
-    kind: str  # reminder | due
-    due_at: datetime
+    kind: str  # reminder | due | obligation
+    due_at: datetime | None  # ``None``: not armed
     status: str
+    last_day: date | None = None  # of an armed deadline, in the NPM's calendar
+    reason: str | None = None  # why a deadline is not armed
+
+    @classmethod
+    def of(cls, arming: Arming, *, now: datetime) -> TimerMove:
+        """How a deadline new in the target state moves (see :mod:`.arm`)."""
+        if arming.due_at is None:
+            return cls("not armed", arming.name, arming.name, "obligation", None, "", None,
+                       arming.reason)  # fmt: skip
+        status = "due" if arming.due_at <= now and arming.declared.obligation else "pending"
+        return cls(
+            "armed", arming.name, arming.name, "obligation", arming.due_at, status,
+            arming.last_day,
+        )  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -46,8 +60,10 @@ class TimerMove:
             "deadline": self.deadline,
             "to": self.to,
             "kind": self.kind,
-            "due_at": self.due_at.isoformat(),
+            "due_at": None if self.due_at is None else self.due_at.isoformat(),
             "status": self.status,
+            "last_day": None if self.last_day is None else self.last_day.isoformat(),
+            "reason": self.reason,
         }
 
 
@@ -86,9 +102,6 @@ def carry_timers(
             moves.append(
                 TimerMove(action, row.deadline, new, "obligation", row.due_at, str(row.status))
             )
-    carried = {new for new in move.deadlines.values() if new is not None}
-    for name in sorted(spanning(plan.target, move.to) - carried):
-        moves.append(TimerMove("not armed", name, name, "obligation", at, "arms on next entry"))
     if apply:
         note = f"migration plan {plan.digest[:12]}"
         uow.timers.rekey(before.id, before.state, move.to, move.deadlines, at=at, note=note)

@@ -76,12 +76,14 @@ def carry_timers(
     planner: DeadlinePlanner,
     at: datetime,
     apply: bool,
+    rows: list[Obligation] | None = None,
 ) -> list[TimerMove]:
     """Move the timers ``before`` armed in its state to ``after``'s state (with ``apply``;
     else only say what would happen).
 
     Args:
         after: the instance as migrated (its target version, state and data).
+        rows: the instance's obligations, when the caller has read them already.
         at: when the migration happens (closing time of dropped timers; arming a new
             deadline skips its reminders already past, as entering a state would).
     """
@@ -94,7 +96,8 @@ def carry_timers(
             action = "dropped" if new is None else "carried"
             moves.append(TimerMove(action, old, new, timer.kind, timer.due_at, str(timer.status)))
     # (timers armed in another state of a deadline's scope move with their obligation below)
-    rows = uow.obligations.of_instance(before.id)
+    if rows is None:
+        rows = uow.obligations.of_instance(before.id)
     for row in rows:
         if row.deadline in move.deadlines and row.status in OPEN_OBLIGATION:
             new = move.deadlines[row.deadline]

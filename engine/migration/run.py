@@ -258,7 +258,9 @@ class Migrator:
             audit_seq=current.audit_seq if record is None else record.seq,
             audit_head=current.audit_head if record is None else record.hash,
         )
-        timers = carry_timers(uow, plan, current, after, planner=planner, at=now, apply=apply)
+        timers = carry_timers(
+            uow, plan, current, after, planner=planner, at=now, apply=apply, rows=rows
+        )
         timers += [TimerMove.of(a, now=now) for a in arming]
         if record is None:
             return InstanceOutcome(*base, "would migrate", None, tuple(notes), tuple(timers))

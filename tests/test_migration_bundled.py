@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import new_pg_schema
-from migration_helpers import assert_plan_applies
+from migration_helpers import assert_plan_applies, place
+from typer.testing import CliRunner
 
+from opcatflow.adapters.cli import app
 from opcatflow.engine import Engine, FrozenClock
 from opcatflow.engine.loader import compile_stored
 from opcatflow.engine.rows import StoredDefinition
@@ -96,3 +98,24 @@ def test_a_shipped_plan_applies_in_every_occupied_state(bundled: Engine, name: s
     plan = shipped_plans()[name]
     data = DATA.get(workflow, {})
     assert_plan_applies(bundled, plan, data, entered=bundled.clock.now() - timedelta(days=10))
+
+
+def test_the_command_names_a_shipped_plan(tmp_path: Path) -> None:
+    db = str(tmp_path / "opcatflow.db")
+    clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    with Engine.open(db, [BUNDLED], registry, clock=clock) as engine:
+        store_previous(engine, "complaint", 3)
+        [case] = place(engine, "complaint", 3, ["received"], DATA["complaint"], entered=at(1))
+    env = {"OPCATFLOW_DB": None, "OPCATFLOW_SETTINGS": None, "COLUMNS": "200"}
+    dry = CliRunner().invoke(app, ["--db", db, "migrate", "complaint-3-4", "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert f"{case}  received -> received  would migrate" in dry.output
+    unknown = CliRunner().invoke(app, ["--db", db, "migrate", "complaint-9-10"], env=env)
+    assert unknown.exit_code == 2
+    assert "nor a shipped plan of that name (shipped: cat_cycle-2-3, complaint-3-4" in (
+        unknown.output
+    )
+
+
+def at(day: int) -> datetime:
+    return datetime(2026, 2, day, 9, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ hook arm that state's deadlines as entering it would. The audit chains stay vali
 ``audit verify`` holds over them.
 
 A later change to a bundled workflow ships a plan from the previous version; its test is one
-call: ``assert_plan_applies(engine, plan_path, data)`` (see tests/test_migration.py).
+call: ``assert_plan_applies(engine, plan_path, data)`` (tests/test_migration_bundled.py runs it on every shipped plan).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_cli_serve import CLEAN_ENV, serving
+from test_cli_serve import CLEAN_ENV, environment, serving
 from typer.testing import CliRunner, Result
 
 from opcatflow.adapters.cli import app
@@ -318,3 +320,46 @@ def test_a_running_serve_loads_deployed_versions_without_a_restart(tmp_path: Pat
     refusals = [line for line in lines if line["event"] == "definitions_reload_refused"]
     assert refusals
     assert any("broken.yaml:" in p for p in refusals[0]["problems"])
+
+
+def catches_hangup(pid: int) -> bool:
+    """Whether the process has a handler for SIGHUP yet (Linux: SigCgt in /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_a_running_worker_loads_a_deployed_version_on_sighup(tmp_path: Path) -> None:
+    db = str(tmp_path / "opcatflow.db")
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    memo(folder, 1)
+    assert cli(db, "db", "upgrade").exit_code == 0
+    log = tmp_path / "worker.log"
+    # a periodic check far away: only SIGHUP can load what is deployed meanwhile
+    command = [sys.executable, "-m", "opcatflow.adapters.cli", "--db", db, "--no-bundled"]
+    command += ["--log-level", "info", "--log-format", "json"]
+    command += ["--workflows", str(folder), "worker", "--reload-check", "3600"]
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            command, env=environment(), stdout=subprocess.DEVNULL, stderr=err
+        )
+    try:
+        wait_for(lambda: catches_hangup(process.pid), "the worker set no SIGHUP handler")
+        deployed = memo(tmp_path, 2)
+        deploy = ["--no-bundled", "--workflows", str(folder), "workflows", "deploy"]
+        assert cli(db, *deploy, str(deployed)).exit_code == 0
+        process.send_signal(signal.SIGHUP)
+
+        def reloaded() -> list[dict[str, Any]]:
+            lines = [json.loads(line) for line in log.read_text().splitlines()]
+            return [line for line in lines if line["event"] == "definitions_reloaded"]
+
+        wait_for(lambda: bool(reloaded()), "SIGHUP did not reload the worker's definitions")
+        assert reloaded()[0]["added"] == ["memo v2"]
+        assert process.poll() is None  # still running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    assert process.returncode == 0, log.read_text()

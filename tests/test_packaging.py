@@ -46,7 +46,10 @@ ENGINE_API = {
 
 @pytest.mark.parametrize(
     ("package", "expected"),
-    [("opcatflow.engine", ENGINE_API), ("opcatflow.workflows", {"BUNDLED", "registry"})],
+    [
+        ("opcatflow.engine", ENGINE_API),
+        ("opcatflow.workflows", {"BUNDLED", "PLANS", "registry", "shipped_plans"}),
+    ],
 )
 def test_public_api_is_pinned(package: str, expected: set[str]) -> None:
     module = importlib.import_module(package)
@@ -57,6 +60,7 @@ def test_public_api_is_pinned(package: str, expected: set[str]) -> None:
 def test_bundled_data_ships_as_package_data() -> None:
     data = SETUPTOOLS["package-data"]
     assert "*.yaml" in data["opcatflow.workflows"]
+    assert "migrations/*.yaml" in data["opcatflow.workflows"]  # the shipped migration plans
     assert "script.py.mako" in data["opcatflow.engine.migrations"]
     assert "static/swagger-ui/*" in data["opcatflow.adapters.http"]  # the docs pages' files
 

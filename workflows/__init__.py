@@ -1,4 +1,9 @@
-"""The bundled OPCAT workflow definitions (YAML beside this file) and the rules they name."""
+"""The bundled OPCAT workflow definitions (YAML beside this file) and the rules they name.
+
+``migrations/`` holds the plan shipped with each change to a bundled workflow, named
+``<workflow>-<from>-<to>.yaml``: it moves the instances still running on the previous
+version (whose copy the database keeps) to the new one (``opcatflow migrate complaint-3-4``).
+"""
 
 from __future__ import annotations
 
@@ -8,5 +13,12 @@ from opcatflow.workflows import engagement as _engagement  # noqa: F401  (regist
 from opcatflow.workflows.rules import registry
 
 BUNDLED = Path(__file__).parent
+PLANS = BUNDLED / "migrations"
 
-__all__ = ["BUNDLED", "registry"]
+
+def shipped_plans() -> dict[str, Path]:
+    """The migration plans shipped with the bundled workflows, by name (``complaint-3-4``)."""
+    return {path.stem: path for path in sorted(PLANS.glob("*.yaml"))}
+
+
+__all__ = ["BUNDLED", "PLANS", "registry", "shipped_plans"]

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from opcatflow.adapters.cli import output as out
-from opcatflow.adapters.cli.errors import REFUSED, fail
+from opcatflow.adapters.cli.errors import REFUSED, USAGE, fail
 from opcatflow.adapters.cli.options import Actor, Json, settings
 from opcatflow.engine.migration import InstanceOutcome, Migrator
+from opcatflow.workflows import shipped_plans
 
 
 def _line(o: InstanceOutcome) -> str:
@@ -23,17 +24,44 @@ def _line(o: InstanceOutcome) -> str:
         moved = [
             f"{t.deadline} {t.kind} {t.action}"
             + (f" as {t.to}" if t.action == "carried" and t.to != t.deadline else "")
-            + f" (due {t.due_at.isoformat()}, {t.status})"
+            + (
+                f" ({t.reason})"
+                if t.due_at is None
+                else f" (due {t.due_at.isoformat()}"
+                + (f", last day {t.last_day}" if t.last_day else "")
+                + f", {t.status})"
+            )
             for t in o.timers
         ]
         parts.append("timers: " + ", ".join(moved))
     return "; ".join(parts)
 
 
+def plan_file(plan: str) -> Path:
+    """The file ``plan`` names: a path, else a shipped plan's name.
+
+    Raises:
+        typer.Exit: neither (usage, listing the shipped plans).
+    """
+    path = Path(plan)
+    if path.is_file():
+        return path
+    shipped = shipped_plans()
+    if plan in shipped:
+        return shipped[plan]
+    names = ", ".join(shipped) or "none"
+    raise fail(f"no plan file {plan!r}, nor a shipped plan of that name (shipped: {names})", USAGE)
+
+
 def migrate(
     ctx: typer.Context,
     plan: Annotated[
-        Path, typer.Argument(help="The migration plan (YAML).", exists=True, dir_okay=False)
+        str,
+        typer.Argument(
+            help="The migration plan: a YAML file, or the name of a plan shipped with the "
+            "bundled workflows (complaint-3-4).",
+            metavar="PLAN",
+        ),
     ],
     *,
     dry_run: Annotated[
@@ -46,14 +74,16 @@ def migrate(
     actor: Actor = "migration",
     as_json: Json = False,
 ) -> None:
-    """Move the running instances of one definition version to another, as PLAN says: each
+    """Move the running instances of one definition version to another, as PLAN says (a file,
+    or a plan shipped with the bundled workflows: `complaint-3-4`): each
     instance in its own transaction, with a `migrated` record in its audit trail. Instances
     the new version refuses are listed and left as they were; run it again after a stop to
     migrate the rest. Exit 3 when any instance was refused."""
     opts = settings(ctx)
+    path = plan_file(plan)
     with opts.engine(existing=True) as engine:
         migrator = Migrator(engine, actor=actor)
-        loaded = migrator.load(plan.read_text("utf-8"), str(plan))
+        loaded = migrator.load(path.read_text("utf-8"), str(path))
         report = migrator.run(
             loaded,
             dry_run=dry_run,

@@ -25,6 +25,8 @@ from opcatflow.engine.crypto.store import SealedUnitOfWork
 from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import DefinitionError
 from opcatflow.engine.instance import Instance
+from opcatflow.engine.ledger import Ledger
+from opcatflow.engine.migration.arm import Arming, plan_arming
 from opcatflow.engine.migration.carry import TimerMove, carry_timers
 from opcatflow.engine.migration.plan import Plan, load_plan
 from opcatflow.engine.runtime import Engine
@@ -233,6 +235,10 @@ class Migrator:
         if errors:
             return InstanceOutcome(*base, "refused", "; ".join(errors), tuple(notes))
         clean = {k: v for k, v in clean.items() if v is not None}
+        planner = self.engine.timers.planner
+        rows = uow.obligations.of_instance(current.id)
+        arming = plan_arming(uow, plan, current, clean, rows, planner=planner)
+        armed = [a for a in arming if a.due_at is not None]
         # A dry run writes nothing, not even the instance's keys: its record is not made.
         after = Instance(
             id=current.id,
@@ -248,18 +254,45 @@ class Migrator:
             audit_seq=current.audit_seq,
             audit_head=current.audit_head,
         )
-        record = self._record(uow, plan, current, after) if apply else None
+        record = self._record(uow, plan, current, after, armed=armed) if apply else None
         if record is not None:
             after = dataclasses.replace(after, audit_seq=record.seq, audit_head=record.hash)
         timers = carry_timers(
-            uow, plan, current, after, planner=self.engine.timers.planner, at=now, apply=apply
+            uow, plan, current, after, planner=planner, at=now, apply=apply, rows=rows
         )
+        timers += [TimerMove.of(a, now=now) for a in arming]
         if record is None:
             return InstanceOutcome(*base, "would migrate", None, tuple(notes), tuple(timers))
         if not uow.instances.update(after, current.version):
             return InstanceOutcome(*base, "skipped", "changed meanwhile")
         uow.audit.append(record)
+        self._arm(uow, plan, after, armed, now=now)
         return InstanceOutcome(*base, MIGRATED, None, tuple(notes), tuple(timers))
+
+    def _arm(
+        self,
+        uow: SealedUnitOfWork,
+        plan: Plan,
+        after: Instance,
+        armed: list[Arming],
+        *,
+        now: datetime,
+    ) -> None:
+        """Create the obligations of the deadlines armed at migration, each with its record
+        after the ``migrated`` one; one overdue already has its first alert handed to the
+        hooks (the outbox), as entering its scope late would."""
+        if not armed:
+            return
+        book = Ledger(
+            uow, plan.target, after, self.engine.timers.planner,
+            actor=self.actor, role=self.role, at=now,
+        )  # fmt: skip
+        for arming in armed:
+            assert arming.due_at is not None
+            book.create(arming.declared, due_at=arming.due_at, anchor=arming.anchor)
+        for event in book.events:
+            for hook in self.engine.hooks:
+                hook.on_deadline(uow, event)
 
     def _record(
         self,
@@ -267,6 +300,8 @@ class Migrator:
         plan: Plan,
         current: Instance,
         after: Instance,
+        *,
+        armed: list[Arming],
     ) -> AuditRecord:
         data, state, now = after.data, after.state, after.updated_at
         source, target = plan.source, plan.target
@@ -280,6 +315,8 @@ class Migrator:
             "migrated": {"from": source.version, "to": target.version, "plan": plan.digest},
             "data": json.loads(diff),
         }
+        if armed:  # deadlines new in the target state, counted from facts the case holds
+            changes["armed"] = [a.as_json() for a in armed]
         return make_record(
             instance_id=current.id,
             seq=seq,

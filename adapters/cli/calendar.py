@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from opcatflow.adapters.cli import output as out
-from opcatflow.adapters.cli.deadlines import to_ical
+from opcatflow.adapters.cli.agenda import to_ical
 from opcatflow.adapters.cli.files import write_output
 from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.engine import Engine

@@ -140,10 +140,10 @@ def test_simulate_shows_the_timeline_without_a_database(tmp_path: Path) -> None:
         "2026-03-02 10:00 CET  enter open",
         "2026-03-13 00:00 CET  reminder  reply (2 working days before)",
         "2026-03-16 00:00 CET  reminder  reply (1 day before)",
-        "2026-03-17 00:00 CET  escalate  reply -> fires escalate",
+        "2026-03-17 00:00 CET  escalate  reply (last day 2026-03-16) -> fires escalate",
         "2026-03-17 00:00 CET  enter escalated",
         "2026-03-17 22:00 CET  reminder  chase (2 hours before)",
-        "2026-03-18 00:00 CET  due       chase",
+        "2026-03-18 00:00 CET  due       chase (last day 2026-03-17)",
     ]
     assert not db.exists()
     as_json = run(

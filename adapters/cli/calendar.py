@@ -84,12 +84,13 @@ def calendar(
                 + ("~" if r.estimate else "")
                 + (" " + out.red("OVERDUE") if e.overdue else ""),
                 e.workflow,
-                e.instance_id[:8],
+                e.instance_id,
                 e.label or e.deadline,
                 r.text,
             ]
             for e, r in entries
         ]
-        out.echo("\n".join(out.table(["due", "cycle", "instance", "deadline", "rule"], rows)))
+        header = [f"LAST DAY ({cal.timezone})", "CYCLE", "ID", "DEADLINE", "RULE"]
+        out.echo("\n".join(out.table(header, rows)))
         if any(r.estimate for _, r in entries):
             out.echo(out.dim("~ counted from an estimated date: enter the published one to fix it"))

@@ -169,18 +169,27 @@ def simulate(
     timeline = simulate_timeline(
         wf, opts.deadline_settings(), start=began, until=end, data=parse_data(data)
     )
-    if as_json:
-        out.print_json([e.as_json() for e in timeline])
-        return
     cal = opts.deadline_settings().calendar
+    dated = ("due", "escalation", "refused")  # a deadline's end: people read its last day
+    if as_json:
+        out.print_json(
+            [
+                {**e.as_json(), "due_on": cal.last_day(e.at).isoformat()}
+                if e.kind in dated
+                else e.as_json()
+                for e in timeline
+            ]
+        )
+        return
     for e in timeline:
         local = cal.local(e.at).strftime("%Y-%m-%d %H:%M %Z")
+        day = f" (last day {cal.last_day(e.at)})" if e.kind in dated else ""
         what: dict[str, Any] = {
             "enter": f"enter {e.state}",
             "reminder": f"reminder  {e.deadline} ({e.detail} before)",
-            "due": f"due       {e.deadline}",
-            "escalation": f"escalate  {e.deadline} -> fires {e.detail}",
-            "refused": f"refused   {e.deadline}: {e.detail}",
+            "due": f"due       {e.deadline}{day}",
+            "escalation": f"escalate  {e.deadline}{day} -> fires {e.detail}",
+            "refused": f"refused   {e.deadline}{day}: {e.detail}",
         }
         out.echo(f"{local}  {what[e.kind]}")
 

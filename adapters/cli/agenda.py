@@ -267,6 +267,10 @@ def rearm(
         str | None,
         typer.Option("--instance", help="Only this case (its id, or 8+ characters of it)."),
     ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="As of this instant (ISO 8601) [default: now].", metavar="WHEN"),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Count waiting obligations again under the settings as they are now (changed durations,
@@ -277,7 +281,8 @@ def rearm(
     """
     if not reason.strip():
         raise typer.BadParameter("give a reason: re-arming is audited", param_hint="--reason")
-    with settings(ctx).engine(existing=True) as engine:
+    clock = FrozenClock(instant(now, "--now")) if now is not None else SystemClock()
+    with settings(ctx).engine(clock=clock, existing=True) as engine:
         if workflow is not None:
             check_filters(engine, workflow, None, [])
         case = engine.resolve_id(instance_id) if instance_id is not None else None

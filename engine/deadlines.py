@@ -291,10 +291,13 @@ def settings_problems(workflows: Iterable[CompiledWorkflow], settings: Settings)
     problems = []
     known = settings.deadlines
     for wf in workflows:
-        for declared in wf.deadlines.declared.values():
+        index = wf.deadlines
+        for declared in [*index.declared.values(), *index.minimums.values()]:
             spec, at = declared.spec, declared.at
+            key, text = ("not_before", spec.not_before) if spec.minimum else ("due", spec.due)
+            assert text is not None
             periods: list[tuple[tuple[str | int, ...], Any]] = [
-                ((*at, "due"), parse_due(spec.due).duration)
+                ((*at, key), parse_due(text).duration)
             ]
             if spec.every is not None:
                 periods.append(((*at, "every"), parse_period(spec.every)))

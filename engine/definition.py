@@ -362,9 +362,21 @@ class DeadlineSpec(_Model):
 
     id: Name
     due: str = Field(
+        "",
         description="'<period> [before|after <anchor>]', e.g. '10 working days', "
         "'config:visit.factual_check', '7 months before session_start'. The anchor is "
-        "'entered' (default: when the state was entered) or a date/datetime field."
+        "'entered' (default: when the state was entered) or a date/datetime field.",
+    )
+    not_before: str | None = Field(
+        None,
+        description="A minimum instead of a due date: what meets it ('met_by') may not "
+        "happen before '<period> after <anchor>', e.g. '48 hours after review_held_on'. "
+        "Never overdue, never alerted.",
+    )
+    on_early: Literal["warn", "refuse"] | None = Field(
+        None,
+        description="With 'not_before': 'warn' (the default: the fact is recorded, with a "
+        "notice and an audited 'early' record) or 'refuse' (the change is refused).",
     )
     label: str | None = None
     reminders: list[str] = Field(
@@ -430,8 +442,32 @@ class DeadlineSpec(_Model):
     @field_validator("due")
     @classmethod
     def _due(cls, value: str) -> str:
-        parse_due(value)
+        if value:
+            parse_due(value)
         return value
+
+    @field_validator("not_before")
+    @classmethod
+    def _not_before(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_due(value)
+        return value
+
+    @model_validator(mode="after")
+    def _due_or_minimum(self) -> Self:
+        if bool(self.due) == (self.not_before is not None):
+            raise ValueError(
+                "give exactly one of 'due' (a date by which it is owed) and 'not_before' "
+                "(a minimum: the earliest it may be met)"
+            )
+        if self.on_early is not None and self.not_before is None:
+            raise ValueError("'on_early' is for a 'not_before' minimum")
+        return self
+
+    @property
+    def minimum(self) -> bool:
+        """A ``not_before`` minimum: checked when it is met, never stored as owed."""
+        return self.not_before is not None
 
     @field_validator("reminders")
     @classmethod

@@ -650,6 +650,10 @@ class Engine:
         refusal = outcome if isinstance(outcome, Refused) else None
         children: list[Child] = []
         if isinstance(outcome, Applied):
+            early = self.timers.early_refusal(wf, current, trigger, outcome.data, now)
+            if early is not None:  # a minimum with on_early: refuse
+                refusal = outcome = Refused("guard", f"too early: {early}")
+        if isinstance(outcome, Applied):
             planned = self._writes.plan_children(outcome)
             if isinstance(planned, Refused):
                 refusal = planned

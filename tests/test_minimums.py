@@ -1,0 +1,74 @@
+"""Minimums (`not_before`): an early fact is recorded with a notice and an audited `early`
+record (`on_early: warn`), or refused (`on_early: refuse`); never owed nor overdue. Both
+backends; mistakes located by `validate`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from opcatflow.engine import DefinitionError, Engine, FrozenClock, Registry, compile_text
+from opcatflow.engine.agenda import agenda
+from opcatflow.engine.errors import TransitionRefused
+from opcatflow.engine.settings import Settings
+
+MINIMUMS = Path(__file__).parent / "definitions" / "minimums"
+REVIEW = (MINIMUMS / "review.yaml").read_text()
+PARIS = Settings.from_text("calendar: {timezone: Europe/Paris}\n")
+MEMBER = {"actor": "ana", "role": "member"}
+
+
+def test_an_early_report_is_recorded_with_a_notice_and_an_early_record(db_url: str) -> None:
+    clock = FrozenClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    with Engine.open(db_url, [MINIMUMS], Registry(), clock=clock, settings=PARIS) as engine:
+        early = engine.start("review", data={"review_held_on": "2026-03-02"}, **MEMBER).id
+        on_time = engine.start("review", data={"review_held_on": "2026-03-02"}, **MEMBER).id
+        assert agenda(engine, now=clock.now()) == []  # a minimum is never owed nor listed
+        clock.set(datetime(2026, 3, 10, 9, tzinfo=UTC))  # entered later, with the real date
+        result = engine.fire_result(early, "adopt", data={"reported_on": "2026-03-03"}, **MEMBER)
+        assert result.instance.state == "adopted"  # the fact stands
+        [notice] = result.notices
+        assert notice.startswith("early: 'Report adopted at least 48 hours after the review'")
+        assert "2026-03-04 00:00 (Europe/Paris)" in notice
+        [flag] = [r for r in engine.history(early) if r.outcome == "early"]
+        assert flag.trigger == "report_not_before"
+        assert flag.reason is not None
+        assert "48 hours after review_held_on" in flag.reason
+        fine = engine.fire_result(on_time, "adopt", data={"reported_on": "2026-03-04"}, **MEMBER)
+        assert fine.notices == ()
+        assert not [r for r in engine.history(on_time) if r.outcome == "early"]
+
+
+def test_an_early_hearing_is_refused_and_audited(db_url: str) -> None:
+    clock = FrozenClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    with Engine.open(db_url, [MINIMUMS], Registry(), clock=clock, settings=PARIS) as engine:
+        case = engine.start("review", data={"review_held_on": "2026-03-02"}, **MEMBER).id
+        clock.set(datetime(2026, 3, 11, 22, 59, tzinfo=UTC))  # 11 March, 23:59 in Paris
+        with pytest.raises(TransitionRefused) as refused:
+            engine.fire(case, "hear", **MEMBER)
+        assert "too early" in str(refused.value)
+        assert "2026-03-12 00:00 (Europe/Paris)" in str(refused.value)
+        assert [r.outcome for r in engine.history(case)][-1] == "refused"
+        clock.set(datetime(2026, 3, 11, 23, 0, tzinfo=UTC))  # 12 March has begun in Paris
+        assert engine.fire_result(case, "hear", **MEMBER).notices == ()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("        met_by: {field: reported_on}\n", "", "say what may not happen too early"),
+        ("on_early: refuse", "on_early: refuse\n        overdue_alerts: [{after: 0 days, to: [member], template: x}]", "'overdue_alerts' has no use on it"),
+        ("not_before: 48 hours after review_held_on", "not_before: 48 hours after reported_onn", "minimum anchor 'reported_onn' is neither"),
+        ("not_before: 10 days after entered", "not_before: 10 days after entered\n        due: 20 days", "give exactly one of 'due'"),
+    ],
+)  # fmt: skip
+def test_a_minimum_mistake_is_located(old: str, new: str, message: str) -> None:
+    assert old in REVIEW
+    text = REVIEW.replace(old, new, 1)
+    with pytest.raises(DefinitionError) as caught:
+        compile_text(text, "review.yaml", Registry())
+    found = [p for p in caught.value.problems if message in p.message]
+    assert found, [str(p) for p in caught.value.problems]
+    assert found[0].line > 10

@@ -40,6 +40,7 @@ class FieldType(StrEnum):
     ENUM = "enum"
     LIST = "list"
     RECORDS = "records"
+    PERIOD = "period"  # a duration such as '2 months', set per case (e.g. a reply period)
 
 
 # The types a record's key may have: values that read the same in JSON and in an audit record.
@@ -56,6 +57,8 @@ def _check_scalar_shape(kind: FieldType, items: FieldType | None, values: list[s
         raise ValueError("lists of lists are not supported")
     if item is FieldType.RECORDS:
         raise ValueError("records are not supported inside a list or a record")
+    if kind is FieldType.LIST and item is FieldType.PERIOD:
+        raise ValueError("a period is one value: lists of periods are not supported")
     if item is FieldType.ENUM and not values:
         raise ValueError("an enum needs 'values'")
     if item is not FieldType.ENUM and values is not None:
@@ -140,6 +143,12 @@ class FieldSpec(_Model):
         "most characters a value may have, at most the global limit (string: 1,000; text: "
         "100,000; see docs/limits.md).",
     )
+    min: str | None = Field(
+        None,
+        description="For a period field: the shortest period a case may be given, e.g. "
+        "'config:recommendation.reply' (the statutory minimum the settings give that key under "
+        "'minimums', else its configured duration) or '1 month'. A shorter one is refused.",
+    )
 
     def length_limit(self) -> Limit | None:
         """The limit on this field's text (or each item's): the global one for its type,
@@ -161,6 +170,10 @@ class FieldSpec(_Model):
                 raise ValueError("'item', 'key' and 'append_only' are only for records fields")
             _check_scalar_shape(self.type, self.items, self.values)
             self._check_max_length()
+            if self.min is not None:
+                if self.type is not FieldType.PERIOD:
+                    raise ValueError("'min' is only for period fields")
+                parse_period(self.min)
             return self
         if self.items is not None or self.values is not None:
             raise ValueError("a records field takes 'item' (its sub-fields), not 'items'/'values'")

@@ -11,8 +11,8 @@ import pytest
 
 from opcatflow.engine import DefinitionError, Engine, FrozenClock, Registry, compile_text
 from opcatflow.engine.agenda import agenda
-from opcatflow.engine.errors import TransitionRefused
-from opcatflow.engine.settings import Settings
+from opcatflow.engine.errors import InvalidData, TransitionRefused
+from opcatflow.engine.settings import Settings, SettingsError
 
 MINIMUMS = Path(__file__).parent / "definitions" / "minimums"
 REVIEW = (MINIMUMS / "review.yaml").read_text()
@@ -72,3 +72,48 @@ def test_a_minimum_mistake_is_located(old: str, new: str, message: str) -> None:
     found = [p for p in caught.value.problems if message in p.message]
     assert found, [str(p) for p in caught.value.problems]
     assert found[0].line > 10
+
+
+STATUTE = "minimums: {recommendation.reply: 1 month}\n"
+
+
+def test_a_period_below_its_statutory_minimum_is_refused_per_case(db_url: str) -> None:
+    clock = FrozenClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    npm = Settings.from_text(STATUTE)
+    with Engine.open(db_url, [MINIMUMS], Registry(), clock=clock, settings=npm) as engine:
+        with pytest.raises(InvalidData) as short:
+            engine.start("review", data={"reply_period": "30 days"}, **MEMBER)
+        assert "reply_period: 30 days is shorter than its minimum of 1 month" in str(short.value)
+        with pytest.raises(InvalidData, match="malformed"):
+            engine.start("review", data={"reply_period": "soon"}, **MEMBER)
+        case = engine.start("review", data={"reply_period": "6 Weeks"}, **MEMBER)
+        assert case.data["reply_period"] == "6 weeks"
+        with pytest.raises(TransitionRefused, match="2 weeks is shorter than its minimum"):
+            engine.fire(case.id, "set_period", data={"reply_period": "2 weeks"}, **MEMBER)
+        assert [r.outcome for r in engine.history(case.id)][-1] == "refused"
+        engine.fire(case.id, "set_period", data={"reply_period": "1 month"}, **MEMBER)
+    # without a statutory minimum, the key's configured duration (2 months) is the floor
+    with (
+        Engine.open(db_url, [MINIMUMS], Registry(), clock=clock) as engine,
+        pytest.raises(InvalidData, match="shorter than its minimum of 2 months"),
+    ):
+        engine.start("review", data={"reply_period": "6 weeks"}, **MEMBER)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "message"),
+    [
+        (f"deadlines:\n  recommendation.reply: 30 days\n{STATUTE}", 2, 25, "recommendation.reply is 30 days, shorter than its statutory minimum of 1 month"),
+        ("minimums:\n  recommendation.reply: 3 months\n", 2, 25, "the shipped default is 2 months"),
+        ("minimums:\n  recommendation.replies: 1 month\n", 2, 27, "did you mean 'recommendation.reply'"),
+    ],
+)  # fmt: skip
+def test_a_settings_value_below_its_minimum_is_refused_at_load(
+    text: str, line: int, column: int, message: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_text(text, "npm.yaml")
+    [problem] = caught.value.problems
+    assert message in problem.message
+    assert (problem.path, problem.line, problem.column) == ("npm.yaml", line, column)
+    assert Settings.from_text(f"deadlines:\n  recommendation.reply: 5 weeks\n{STATUTE}")

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from casework import HEAD, Desk
+from casework import MEMBER as MEMBER_WHO
 
 from opcatflow.engine import DefinitionError, Engine, FrozenClock, Registry, compile_text
 from opcatflow.engine.agenda import agenda
@@ -117,3 +119,26 @@ def test_a_settings_value_below_its_minimum_is_refused_at_load(
     assert message in problem.message
     assert (problem.path, problem.line, problem.column) == ("npm.yaml", line, column)
     assert Settings.from_text(f"deadlines:\n  recommendation.reply: 5 weeks\n{STATUTE}")
+
+
+def test_a_upr_report_recorded_before_48_hours_after_the_review_is_flagged(
+    db_url: str, clock: FrozenClock
+) -> None:
+    desk = Desk(db_url, clock)
+    clock.set(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    cycle = desk.start("upr_cycle", MEMBER_WHO, {"cycle": 5, "session_number": 54,
+                                                 "session_start": "2027-01-25"})  # fmt: skip
+    desk.fire(cycle, "submit", HEAD, {"submission_reference": "NPM-UPR5"})
+    clock.set(datetime(2027, 1, 25, 9, tzinfo=UTC))
+    desk.fire(cycle, "open_dialogue", MEMBER_WHO)
+    desk.fire(cycle, "hold_review", MEMBER_WHO, {"review_held_on": "2027-01-27"})
+    with desk.engine() as engine:
+        result = engine.fire_result(
+            cycle, "record_report", actor=MEMBER_WHO[0], role=MEMBER_WHO[1],
+            data={"report_adopted_on": "2027-01-28", "recommendations": ["Fund the NPM"]},
+        )  # fmt: skip
+        assert result.instance.state == "awaiting_adoption"  # recorded: it is what happened
+        assert [n[:40] for n in result.notices] == ["early: 'Working group report no sooner t"]
+        assert [r.trigger for r in engine.history(cycle) if r.outcome == "early"] == [
+            "recommendations_out"
+        ]

@@ -12,6 +12,7 @@ import base64
 import binascii
 from datetime import UTC, datetime, timedelta
 
+from opcatflow.engine.agenda import AgendaKey
 from opcatflow.engine.runtime import ListKey
 
 _VERSION = "1"  # the cursor format: a later one can tell old cursors apart
@@ -46,3 +47,27 @@ def decode_cursor(cursor: str) -> ListKey:
 def more_text(count: int) -> str:
     """``1 more`` / ``12 more``, for the line under a truncated list."""
     return f"{count:,} more"
+
+
+_AGENDA_VERSION = "d1"  # a deadline cursor: not taken for an instance list's, nor the reverse
+
+
+def encode_agenda_cursor(key: AgendaKey) -> str:
+    """The cursor of the deadlines page after the obligation with this ``(due_at, id)``."""
+    due_at, obligation_id = key
+    micros = (due_at - _EPOCH) // timedelta(microseconds=1)
+    raw = f"{_AGENDA_VERSION}.{micros:x}.{obligation_id:x}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_agenda_cursor(cursor: str) -> AgendaKey:
+    """Raises: BadCursor."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, micros, obligation_id = text.split(".")
+        key = (_EPOCH + timedelta(microseconds=int(micros, 16)), int(obligation_id, 16))
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+        raise BadCursor(f"not a cursor this program gave out: {cursor[:40]!r}") from None
+    if version != _AGENDA_VERSION:
+        raise BadCursor(f"not a deadlines cursor this program gave out: {cursor[:40]!r}")
+    return key

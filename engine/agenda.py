@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.deadlines import REMINDER, find_deadline
-from opcatflow.engine.durations import ENTERED, SettingRef, parse_due
-from opcatflow.engine.rows import OPEN_OBLIGATION, ObligationStatus
+from opcatflow.engine.definition import DeadlineSpec
+from opcatflow.engine.durations import ENTERED, SettingRef, Unit, parse_due
+from opcatflow.engine.rows import OPEN_OBLIGATION, Obligation, ObligationStatus
 from opcatflow.engine.runtime import Engine
 from opcatflow.engine.scheduler import SCHEDULER
+from opcatflow.engine.settings import Settings, SettingsError
+from opcatflow.engine.summary import summary_of
 
 S = ObligationStatus
 
@@ -23,7 +26,8 @@ class AgendaEntry:
 
     Attributes:
         due_at: when the obligation is due (for a reminder: the obligation it announces).
-        last_day: the last day to meet it, in the NPM's calendar.
+        last_day: the last day to meet it, in the NPM's calendar, fixed when the obligation
+            was armed (``due_on`` in JSON, beside ``due_at``).
         fires_at: when the scheduler acts on it (a reminder's own time).
         status: the obligation's status (``pending``, ``due``, ``extended``, ``paused``).
         overdue: its due date has passed and it is still owed (listed until met, waived,
@@ -48,6 +52,8 @@ class AgendaEntry:
     paused: bool
     overdue: bool
     roles: tuple[str, ...]
+    summary: str | None = None
+    timed: bool = False  # counted in hours: due at a time of day, not at the end of a day
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -63,10 +69,13 @@ class AgendaEntry:
             "owed_by": self.owed_by,
             "due_at": self.due_at.isoformat(),
             "last_day": self.last_day.isoformat(),
+            "due_on": self.last_day.isoformat(),
             "fires_at": self.fires_at.isoformat(),
             "paused": self.paused,
             "overdue": self.overdue,
             "roles": list(self.roles),
+            "summary": self.summary,
+            "timed": self.timed,
         }
 
 
@@ -89,6 +98,27 @@ def responsible_roles(wf: CompiledWorkflow, state: str, deadline: str) -> tuple[
     return tuple(sorted(roles))
 
 
+AgendaKey = tuple[datetime, int]
+"""Where an obligation sorts in the agenda: ``(due_at, obligation id)`` (a page's cursor)."""
+
+_BATCH = 500  # rows read at a time while filling a page or counting what is left
+
+
+@dataclass(frozen=True, slots=True)
+class AgendaPage:
+    """One page of the agenda.
+
+    Attributes:
+        entries: the page, soonest first (reminders beside their obligation).
+        more: how many more obligations match after it.
+        next_key: the key to read the next page after (``None``: nothing more).
+    """
+
+    entries: list[AgendaEntry]
+    more: int
+    next_key: AgendaKey | None
+
+
 def agenda(
     engine: Engine,
     *,
@@ -102,81 +132,140 @@ def agenda(
     limit: int = 1000,
 ) -> list[AgendaEntry]:
     """Open obligations, soonest first: overdue ones stay listed until met, waived,
-    extended or the case closes.
+    extended or the case closes (the first page of :func:`agenda_page`)."""
+    return agenda_page(
+        engine, now=now, workflow=workflow, state=state, roles=None if role is None else {role},
+        within=within, overdue_only=overdue_only, reminders=reminders, limit=limit, count=False,
+    ).entries  # fmt: skip
+
+
+def agenda_page(
+    engine: Engine,
+    *,
+    now: datetime,
+    workflow: str | None = None,
+    state: str | None = None,
+    roles: Collection[str] | None = None,
+    within: timedelta | None = None,
+    overdue_only: bool = False,
+    reminders: bool = False,
+    limit: int = 100,
+    after: AgendaKey | None = None,
+    count: bool = True,
+) -> AgendaPage:
+    """A page of open obligations, soonest first, after ``after``.
 
     Args:
         now: what counts as overdue.
+        roles: only those one of these roles can act on or is told of.
         within: only those due before ``now + within`` (overdue ones included).
-        overdue_only: only those already due.
+        overdue_only: only those already due (a milestone never is).
         reminders: include the reminders still to come too.
+        count: count what matches after the page (``more``).
     """
     due_before = now if overdue_only else (now + within if within is not None else None)
-    wanted = limit if role is None else limit * 10
-    statuses = (S.DUE,) if overdue_only else OPEN_OBLIGATION
+    # overdue: due, and waiting ones whose due date passed since the last sweep
+    statuses = (S.DUE, S.PENDING, S.EXTENDED) if overdue_only else OPEN_OBLIGATION
+    entries: list[AgendaEntry] = []
+    more = 0
+    key = after
     with engine.store.read() as uow:
-        rows = uow.obligations.listing(
-            statuses, workflow=workflow, state=state, due_before=due_before, limit=wanted
-        )
-        if overdue_only:  # due, and waiting ones whose due date passed since the last sweep
-            late = uow.obligations.listing(
-                (S.PENDING, S.EXTENDED), workflow=workflow, state=state, due_before=now,
-                limit=wanted,
+        summaries: dict[str, str | None] = {}
+
+        def summary(wf: CompiledWorkflow, instance_id: str) -> str | None:
+            if wf.definition.summary_field is None:
+                return None
+            if instance_id not in summaries:
+                summaries[instance_id] = summary_of(wf, uow.instances.get(instance_id).data)
+            return summaries[instance_id]
+
+        while True:
+            rows = uow.obligations.listing(
+                statuses, workflow=workflow, state=state, due_before=due_before, limit=_BATCH,
+                after=key,
             )  # fmt: skip
-            rows = sorted([*rows, *late], key=lambda o: (o.due_at, o.id))[:wanted]
-        timers = (
-            uow.timers.open_timers(
+            for row in rows:
+                wf = engine.workflow(row.workflow_id, row.workflow_version)
+                listed = _entry(
+                    wf, row, now, overdue_only=overdue_only, roles=roles, settings=engine.settings
+                )
+                if listed is None:
+                    continue
+                if len(entries) >= limit:
+                    more += 1
+                    continue
+                entries.append(replace(listed, summary=summary(wf, row.instance_id)))
+            if len(rows) < _BATCH or (more and not count):
+                break
+            key = (rows[-1].due_at, rows[-1].id)
+        timers = []
+        if reminders and entries:
+            timers = uow.timers.open_timers(
                 workflow=workflow,
                 state=state,
                 reminders=True,
-                due_before=due_before,
-                limit=wanted,
+                due_before=entries[-1].due_at,
+                limit=len(entries) * 10 + 100,
             )
-            if reminders
-            else []
-        )
-    calendar = engine.settings.calendar
-    entries: list[AgendaEntry] = []
-    by_id: dict[int, AgendaEntry] = {}
-    for row in rows:
-        wf = engine.workflow(row.workflow_id, row.workflow_version)
-        roles = responsible_roles(wf, row.state, row.deadline)
-        if role is not None and role not in roles:
-            continue
-        declared = wf.deadlines.get(row.deadline)
-        spec = declared.spec if declared is not None else None
-        overdue = row.status is S.DUE or (row.status is not S.PAUSED and row.due_at <= now)
-        milestone = spec is not None and spec.kind == "milestone"
-        if overdue_only and (milestone or not overdue):
-            continue  # a milestone is never overdue
-        entry = AgendaEntry(
-            obligation_id=row.id,
-            instance_id=row.instance_id,
-            workflow=row.workflow_id,
-            state=row.state,
-            deadline=row.deadline,
-            occurrence=row.occurrence,
-            label=spec.label if spec is not None else None,
-            kind="milestone" if milestone else "due",
-            status=str(row.status),
-            owed_by=spec.owed_by if spec is not None else None,
-            due_at=row.due_at,
-            last_day=row.last_day or calendar.last_day(row.due_at),
-            fires_at=row.due_at,
-            paused=row.status is S.PAUSED,
-            overdue=overdue and not milestone,
-            roles=roles,
-        )
-        entries.append(entry)
-        by_id[row.id] = entry
-        if len(entries) >= limit:
-            break
+    by_id = {e.obligation_id: e for e in entries}
+    last = (entries[-1].due_at, entries[-1].obligation_id) if entries else None
     for timer in timers:
         owner = by_id.get(timer.obligation_id or -1)
         if timer.kind != REMINDER or owner is None:
             continue
         entries.append(replace(owner, kind=REMINDER, fires_at=timer.due_at))
-    entries.sort(key=lambda e: (e.due_at, e.obligation_id, e.kind != "due"))
-    return entries
+    entries.sort(key=lambda e: (e.due_at, e.obligation_id, e.kind != "due", e.fires_at))
+    return AgendaPage(entries, more, last if more else None)
+
+
+def _entry(
+    wf: CompiledWorkflow,
+    row: Obligation,
+    now: datetime,
+    *,
+    overdue_only: bool,
+    roles: Collection[str] | None,
+    settings: Settings,
+) -> AgendaEntry | None:
+    responsible = responsible_roles(wf, row.state, row.deadline)
+    if roles is not None and not set(roles) & set(responsible):
+        return None
+    declared = wf.deadlines.get(row.deadline)
+    spec = declared.spec if declared is not None else None
+    overdue = row.status is S.DUE or (row.status is not S.PAUSED and row.due_at <= now)
+    milestone = spec is not None and spec.kind == "milestone"
+    if overdue_only and (milestone or not overdue):
+        return None  # a milestone is never overdue
+    calendar = settings.calendar
+    # the day fixed when it was armed; a row from before obligations stored none
+    last_day = row.last_day or calendar.last_day(row.due_at)
+    timed = spec is not None and _in_hours(spec, settings)
+    return AgendaEntry(
+        obligation_id=row.id,
+        instance_id=row.instance_id,
+        workflow=row.workflow_id,
+        state=row.state,
+        deadline=row.deadline,
+        occurrence=row.occurrence,
+        label=spec.label if spec is not None else None,
+        kind="milestone" if milestone else "due",
+        status=str(row.status),
+        owed_by=spec.owed_by if spec is not None else None,
+        due_at=row.due_at,
+        last_day=last_day,
+        fires_at=row.due_at,
+        paused=row.status is S.PAUSED,
+        overdue=overdue and not milestone,
+        roles=responsible,
+        timed=timed and row.due_at != calendar.end_of_day(last_day),
+    )
+
+
+def _in_hours(spec: DeadlineSpec, settings: Settings) -> bool:
+    try:
+        return settings.duration(parse_due(spec.due).duration).unit is Unit.HOURS
+    except (ValueError, SettingsError):  # a definition stored before: shown as a day
+        return False
 
 
 @dataclass(frozen=True, slots=True)

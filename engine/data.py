@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from opcatflow.engine.definition import TEXT_LIMITS, FieldSpec, FieldType, SubFieldSpec
+from opcatflow.engine.durations import parse_duration
 from opcatflow.engine.errors import LimitExceeded
 from opcatflow.engine.limits import LIST, Limit
 from opcatflow.engine.records import Records
@@ -65,6 +66,15 @@ def _datetime(value: Any) -> Any:
     return value.isoformat()
 
 
+def _period(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("expected a period such as '2 months'")
+    try:
+        return str(parse_duration(value))  # normalised: '2 Months ' -> '2 months'
+    except ValueError as err:
+        raise ValueError(str(err)) from None
+
+
 def _enum(values: list[str]) -> Check:
     allowed = frozenset(values)
 
@@ -83,6 +93,7 @@ _SCALARS: dict[FieldType, Check] = {
     FieldType.BOOLEAN: _boolean,
     FieldType.DATE: _date,
     FieldType.DATETIME: _datetime,
+    FieldType.PERIOD: _period,
 }
 
 

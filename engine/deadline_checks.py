@@ -73,6 +73,9 @@ def check_deadlines(c: Checker) -> None:
             )
         if not state_level:
             _check_scope(c, at, d)
+        if d.minimum:
+            _check_minimum(c, at, d, dates, triggers)
+            continue
         due = parse_due(d.due)
         if due.anchor != ENTERED and due.anchor not in dates:
             c.add(
@@ -102,6 +105,49 @@ def check_deadlines(c: Checker) -> None:
         _check_met_by(c, at, d, triggers)
         _check_owed(c, at, d)
         _check_reminders(c, at, d.due, d.reminders)
+
+
+def _check_minimum(
+    c: Checker, at: Path, d: DeadlineSpec, dates: set[str], triggers: set[str]
+) -> None:
+    """A ``not_before`` minimum: counted after an anchor, met by something, never owed."""
+    assert d.not_before is not None
+    expr = parse_due(d.not_before)
+    loc = (*at, "not_before")
+    if expr.direction != "after":
+        c.add(loc, "a minimum counts forwards: 'not_before: <period> after <anchor>'")
+    if expr.anchor != ENTERED and expr.anchor not in dates:
+        c.add(
+            loc,
+            f"minimum anchor {expr.anchor!r} is neither 'entered' nor a date field"
+            + did_you_mean(expr.anchor, dates),
+        )
+    elif expr.anchor in c.wf.fields and c.wf.fields[expr.anchor].personal:
+        c.add(loc, _personal(expr.anchor))
+    if not d.met_by:
+        c.add(
+            (*at, "met_by"),
+            f"minimum {d.id!r}: say what may not happen too early ('met_by': a trigger or a field)",
+        )
+    for key, value in (
+        ("reminders", d.reminders),
+        ("every", d.every),
+        ("published", d.published),
+        ("on_due", d.on_due.trigger or d.on_due.notify),
+        ("owed_by", d.owed_by),
+        ("overdue_alerts", d.overdue_alerts),
+        ("waivable_by", d.waivable_by),
+        ("extendable_by", d.extendable_by),
+        ("kind", d.kind != "obligation"),
+    ):
+        if value:
+            c.add(
+                (*at, key),
+                f"minimum {d.id!r} is never owed nor overdue: '{key}' has no use on it",
+            )
+    if d.when is not None:
+        c.check_expression((*at, "when"), d.when)
+    _check_met_by(c, at, d, triggers)
 
 
 def _personal(name: str) -> str:

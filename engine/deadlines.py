@@ -291,30 +291,41 @@ def settings_problems(workflows: Iterable[CompiledWorkflow], settings: Settings)
     problems = []
     known = settings.deadlines
     for wf in workflows:
-        for declared in wf.deadlines.declared.values():
-            spec, at = declared.spec, declared.at
-            periods: list[tuple[tuple[str | int, ...], Any]] = [
-                ((*at, "due"), parse_due(spec.due).duration)
-            ]
-            if spec.every is not None:
-                periods.append(((*at, "every"), parse_period(spec.every)))
-            periods += [
-                ((*at, "reminders", j), parse_period(r)) for j, r in enumerate(spec.reminders)
-            ]
-            for j, step in enumerate(spec.overdue_alerts):
-                key = "after" if step.after is not None else "every"
-                text = step.after if step.after is not None else step.every
-                assert text is not None
-                periods.append(((*at, "overdue_alerts", j, key), parse_offset(text)))
-            for loc, period in periods:
-                if isinstance(period, SettingRef) and period.key not in known:
-                    message = (
-                        f"no deadline key {period.key!r} in the settings ({settings.source})"
-                        + did_you_mean(period.key, known)
-                    )
-                    problems.append(
-                        wf.doc.problem(loc, message)
-                        if wf.doc is not None
-                        else Problem(f"<{wf.id} v{wf.version}>", 1, 1, message)
-                    )
+        for loc, period in _periods(wf):
+            if isinstance(period, SettingRef) and period.key not in known:
+                message = (
+                    f"no deadline key {period.key!r} in the settings ({settings.source})"
+                    + did_you_mean(period.key, known)
+                )
+                problems.append(
+                    wf.doc.problem(loc, message)
+                    if wf.doc is not None
+                    else Problem(f"<{wf.id} v{wf.version}>", 1, 1, message)
+                )
     return problems
+
+
+def _periods(wf: CompiledWorkflow) -> list[tuple[tuple[str | int, ...], Any]]:
+    """Every period a workflow names, where it names it: its deadlines' (due dates,
+    minimums, repeats, reminders, alerts) and its period fields' minimums."""
+    periods: list[tuple[tuple[str | int, ...], Any]] = []
+    index = wf.deadlines
+    for declared in [*index.declared.values(), *index.minimums.values()]:
+        spec, at = declared.spec, declared.at
+        key, text = ("not_before", spec.not_before) if spec.minimum else ("due", spec.due)
+        assert text is not None
+        periods.append(((*at, key), parse_due(text).duration))
+        if spec.every is not None:
+            periods.append(((*at, "every"), parse_period(spec.every)))
+        periods += [((*at, "reminders", j), parse_period(r)) for j, r in enumerate(spec.reminders)]
+        for j, step in enumerate(spec.overdue_alerts):
+            step_key = "after" if step.after is not None else "every"
+            step_text = step.after if step.after is not None else step.every
+            assert step_text is not None
+            periods.append(((*at, "overdue_alerts", j, step_key), parse_offset(step_text)))
+    periods += [
+        (("fields", name, "min"), parse_period(f.min))
+        for name, f in wf.definition.fields.items()
+        if f.min is not None
+    ]
+    return periods

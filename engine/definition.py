@@ -40,6 +40,7 @@ class FieldType(StrEnum):
     ENUM = "enum"
     LIST = "list"
     RECORDS = "records"
+    PERIOD = "period"  # a duration such as '2 months', set per case (e.g. a reply period)
 
 
 # The types a record's key may have: values that read the same in JSON and in an audit record.
@@ -56,6 +57,8 @@ def _check_scalar_shape(kind: FieldType, items: FieldType | None, values: list[s
         raise ValueError("lists of lists are not supported")
     if item is FieldType.RECORDS:
         raise ValueError("records are not supported inside a list or a record")
+    if kind is FieldType.LIST and item is FieldType.PERIOD:
+        raise ValueError("a period is one value: lists of periods are not supported")
     if item is FieldType.ENUM and not values:
         raise ValueError("an enum needs 'values'")
     if item is not FieldType.ENUM and values is not None:
@@ -140,6 +143,12 @@ class FieldSpec(_Model):
         "most characters a value may have, at most the global limit (string: 1,000; text: "
         "100,000; see docs/limits.md).",
     )
+    min: str | None = Field(
+        None,
+        description="For a period field: the shortest period a case may be given, e.g. "
+        "'config:recommendation.reply' (the statutory minimum the settings give that key under "
+        "'minimums', else its configured duration) or '1 month'. A shorter one is refused.",
+    )
 
     def length_limit(self) -> Limit | None:
         """The limit on this field's text (or each item's): the global one for its type,
@@ -161,6 +170,10 @@ class FieldSpec(_Model):
                 raise ValueError("'item', 'key' and 'append_only' are only for records fields")
             _check_scalar_shape(self.type, self.items, self.values)
             self._check_max_length()
+            if self.min is not None:
+                if self.type is not FieldType.PERIOD:
+                    raise ValueError("'min' is only for period fields")
+                parse_period(self.min)
             return self
         if self.items is not None or self.values is not None:
             raise ValueError("a records field takes 'item' (its sub-fields), not 'items'/'values'")
@@ -362,9 +375,21 @@ class DeadlineSpec(_Model):
 
     id: Name
     due: str = Field(
+        "",
         description="'<period> [before|after <anchor>]', e.g. '10 working days', "
         "'config:visit.factual_check', '7 months before session_start'. The anchor is "
-        "'entered' (default: when the state was entered) or a date/datetime field."
+        "'entered' (default: when the state was entered) or a date/datetime field.",
+    )
+    not_before: str | None = Field(
+        None,
+        description="A minimum instead of a due date: what meets it ('met_by') may not "
+        "happen before '<period> after <anchor>', e.g. '48 hours after review_held_on'. "
+        "Never overdue, never alerted.",
+    )
+    on_early: Literal["warn", "refuse"] | None = Field(
+        None,
+        description="With 'not_before': 'warn' (the default: the fact is recorded, with a "
+        "notice and an audited 'early' record) or 'refuse' (the change is refused).",
     )
     label: str | None = None
     reminders: list[str] = Field(
@@ -430,8 +455,32 @@ class DeadlineSpec(_Model):
     @field_validator("due")
     @classmethod
     def _due(cls, value: str) -> str:
-        parse_due(value)
+        if value:
+            parse_due(value)
         return value
+
+    @field_validator("not_before")
+    @classmethod
+    def _not_before(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_due(value)
+        return value
+
+    @model_validator(mode="after")
+    def _due_or_minimum(self) -> Self:
+        if bool(self.due) == (self.not_before is not None):
+            raise ValueError(
+                "give exactly one of 'due' (a date by which it is owed) and 'not_before' "
+                "(a minimum: the earliest it may be met)"
+            )
+        if self.on_early is not None and self.not_before is None:
+            raise ValueError("'on_early' is for a 'not_before' minimum")
+        return self
+
+    @property
+    def minimum(self) -> bool:
+        """A ``not_before`` minimum: checked when it is met, never stored as owed."""
+        return self.not_before is not None
 
     @field_validator("reminders")
     @classmethod

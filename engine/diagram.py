@@ -156,7 +156,9 @@ def markdown(wf: CompiledWorkflow) -> str:
     ]
     for name, state in d.states.items():
         kind = "initial" if state.initial else "final" if state.final else ""
-        deadlines = "; ".join(f"`{x.id}`: {x.due}" for x in state.deadlines)
+        deadlines = "; ".join(
+            f"`{x.id}`: {x.due or f'not before {x.not_before}'}" for x in state.deadlines
+        )
         out.append(f"| `{name}` | {_cell(state.label or '')} | {kind} | {_cell(deadlines)} |")
     opens = any(spec.opens for spec in d.transitions)
     out += [

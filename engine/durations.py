@@ -89,6 +89,15 @@ class Duration:
         }[self.unit]
 
 
+def at_least(value: Duration, minimum: Duration) -> bool:
+    """Whether ``value`` can never be shorter than ``minimum`` (the same unit: by amount;
+    otherwise its shortest length against the minimum's longest: 30 days is not always
+    one month, 5 weeks is)."""
+    if value.unit is minimum.unit:
+        return value.amount >= minimum.amount
+    return value.days_range()[0] >= minimum.days_range()[1]
+
+
 @dataclass(frozen=True)
 class SettingRef:
     """A duration the NPM sets in its settings file, under ``deadlines: {key: ...}``."""

@@ -89,6 +89,11 @@ class Ledger:
     def audit(self, deadline: str, outcome: str, reason: str, row: Obligation) -> None:
         """Append one record about ``row`` to the instance's chain: trigger the deadline,
         outcome its new status (or ``overdue`` for an alert sent), the reason in words."""
+        self.record(deadline, outcome, reason)
+
+    def record(self, deadline: str, outcome: str, reason: str) -> None:
+        """Append one record about ``deadline`` to the instance's chain (a minimum met
+        early has no row: its record is all there is)."""
         seq = self.seq + 1
         # A waiver's or an extension's reason is a person's words: sealed like every reason.
         stored_reason, form, state = reason, LEGACY_FORMAT, None

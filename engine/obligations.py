@@ -25,13 +25,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.deadlines import DeadlinePlanner, applies, settings_problems
 from opcatflow.engine.durations import ENTERED, parse_due
 from opcatflow.engine.errors import DefinitionError
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
+from opcatflow.engine.instance import Instance
 from opcatflow.engine.ledger import Ledger
+from opcatflow.engine.minimums import EARLY, Early, met_early
 from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.rows import WAITING, Obligation, ObligationStatus
 from opcatflow.engine.scopes import Declared
@@ -85,8 +88,46 @@ class ObligationHook:
             book.rows_known([])  # a new instance has none yet: no need to read them
         return book
 
+    def early(
+        self, wf: CompiledWorkflow, current: Instance, trigger: str, data: dict[str, Any],
+        at: datetime,
+    ) -> list[Early]:  # fmt: skip
+        """The minimums a change of ``current`` (``trigger``, to ``data``) meets early."""
+        if not wf.deadlines.minimums:
+            return []
+        return met_early(
+            self.planner, wf, state=current.state, entered=current.state_entered_at,
+            before=current.data, data=data, trigger=trigger, at=at,
+        )  # fmt: skip
+
+    def early_refusal(
+        self, wf: CompiledWorkflow, current: Instance, trigger: str, data: dict[str, Any],
+        at: datetime,
+    ) -> str | None:  # fmt: skip
+        """Why a change is refused: a minimum with ``on_early: refuse`` met early."""
+        refused = [e for e in self.early(wf, current, trigger, data, at) if e.refused]
+        return refused[0].words(self.planner) if refused else None
+
+    def _warn_early(self, uow: UnitOfWork, event: TransitionEvent) -> None:
+        # on_early: warn: the fact stands; the caller is told, the trail says so
+        previous = event.previous
+        if previous is None:
+            return
+        early = self.early(event.workflow, previous, event.trigger, dict(event.instance.data),
+                           event.at)  # fmt: skip
+        if not early:
+            return
+        book = self.ledger(uow, event, actor=event.actor, role=event.role)
+        for e in early:
+            words = e.words(self.planner)
+            book.record(e.declared.spec.id, EARLY, f"met early: {words}")
+            event.notices.append(f"early: {words}; recorded, and flagged in the audit trail")
+        self._finish(book, event)
+
     def on_change(self, uow: UnitOfWork, event: TransitionEvent) -> None:
         index = event.workflow.deadlines
+        if index.minimums:
+            self._warn_early(uow, event)
         if not index.declared:
             return  # most workflows' transitions: nothing to read or write
         instance, previous = event.instance, event.previous

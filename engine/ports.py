@@ -393,6 +393,7 @@ class ObligationRepository(Protocol):
         state: str | None = None,
         due_before: datetime | None = None,
         limit: int = 100,
+        after: tuple[datetime, int] | None = None,
     ) -> list[Obligation]:
         """Obligations in these statuses, ordered by ``(due_at, id)`` (each status is read
         through the ``(status, due_at, id)`` index).
@@ -400,6 +401,7 @@ class ObligationRepository(Protocol):
         Args:
             state: only of instances now in this state.
             due_before: only those with ``due_at`` at or before it.
+            after: only those sorting after this ``(due_at, id)`` key (the next page).
         """
 
 

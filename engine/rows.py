@@ -149,6 +149,7 @@ class Obligation:
             "scope": self.scope,
             "anchor": self.anchor,
             "due_at": self.due_at.isoformat(),
+            "due_on": self.last_day.isoformat() if self.last_day else None,
             "last_day": self.last_day.isoformat() if self.last_day else None,
             "status": str(self.status),
             "met_at": self.met_at.isoformat() if self.met_at else None,

@@ -64,6 +64,7 @@ from opcatflow.engine.loader import Catalog, compile_stored, load_catalog, same_
 from opcatflow.engine.logs import default_logger
 from opcatflow.engine.memory import MemoryStore
 from opcatflow.engine.obligations import ObligationHook
+from opcatflow.engine.periods import below_minimum
 from opcatflow.engine.ports import Store, UnitOfWork
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.rows import Obligation, StoredDefinition
@@ -454,6 +455,7 @@ class Engine:
                 "(new)", START, "role", f"role {role!r} may not start {wf.id} (allowed: {allowed})"
             )
         clean, errors = start_data(wf, data or {})
+        errors = errors or below_minimum(self.settings, wf, clean)
         if errors:
             raise InvalidData(wf.id, errors)
         barred = start_refusal(wf, role, clean)
@@ -654,6 +656,13 @@ class Engine:
         )
         refusal = outcome if isinstance(outcome, Refused) else None
         children: list[Child] = []
+        if isinstance(outcome, Applied):
+            short = below_minimum(self.settings, wf, outcome.data, current.data)
+            early = self.timers.early_refusal(wf, current, trigger, outcome.data, now)
+            if short:  # a period shorter than the law allows
+                refusal = outcome = Refused("data", "; ".join(short))
+            elif early is not None:  # a minimum with on_early: refuse
+                refusal = outcome = Refused("guard", f"too early: {early}")
         if isinstance(outcome, Applied):
             planned = self._writes.plan_children(outcome)
             if isinstance(planned, Refused):

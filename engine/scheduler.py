@@ -225,7 +225,7 @@ class Scheduler:
                                  note=note)  # fmt: skip
                 return self._firing(row, "skipped", None, note), None
         if obligation is None or declared is None or row.kind == REMINDER:
-            return self._plain(uow, wf, row, now)
+            return self._plain(uow, wf, row, now, obligation)
         instance, at = engine.lock_for_record(uow, row.instance_id)
         book = Ledger(uow, wf, instance, self.planner, actor=SCHEDULER, role=SCHEDULER, at=at)
         book.rows_known([obligation])
@@ -294,7 +294,12 @@ class Scheduler:
                 hook.on_deadline(uow, event)
 
     def _plain(
-        self, uow: SealedUnitOfWork, wf: CompiledWorkflow, row: Timer, now: datetime
+        self,
+        uow: SealedUnitOfWork,
+        wf: CompiledWorkflow,
+        row: Timer,
+        now: datetime,
+        obligation: Obligation | None,
     ) -> tuple[Firing, FireResult | None]:
         # A reminder, or a timer with no obligation (armed by an older release): an audit
         # record and the hooks' on_deadline.
@@ -308,7 +313,10 @@ class Scheduler:
             kind=row.kind,
             due_at=due_at,
             at=now,
-            last_day=self.engine.settings.calendar.last_day(due_at),
+            # the day fixed when the obligation was armed (the calendar of today for a timer
+            # armed before obligations)
+            last_day=(obligation.last_day if obligation is not None else None)
+            or self.engine.settings.calendar.last_day(due_at),
             occurrence=row.occurrence,
         )
         for hook in self.engine.hooks:

@@ -69,6 +69,10 @@ class DeadlineIndex:
             scope = spec.scope
             states = None if scope == INSTANCE or scope is None else frozenset(scope)
             declared.setdefault(spec.id, Declared(spec, states, ("deadlines", i)))
+        # Minimums (``not_before``) are checked when what meets them happens; they are never
+        # owed, so the obligation hook, the scheduler and the listings do not see them.
+        self.minimums = {k: d for k, d in declared.items() if d.spec.minimum}
+        declared = {k: d for k, d in declared.items() if not d.spec.minimum}
         self.declared = declared
         self.finals = frozenset(n for n, s in definition.states.items() if s.final)
         self.met_by_trigger: dict[str, list[Declared]] = {}

@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opcatflow.engine.calendar import WorkingCalendar
-from opcatflow.engine.durations import SETTING_KEY, Duration, Period, parse_duration
+from opcatflow.engine.durations import SETTING_KEY, Duration, Period, at_least, parse_duration
 from opcatflow.engine.errors import DefinitionError, OpcatflowError, Problem
 from opcatflow.engine.sharing import Body, BodyKind, Policy
 from opcatflow.engine.suggest import did_you_mean
@@ -107,6 +107,11 @@ class SettingsFile(_Model):
     custom_deadlines: dict[str, str] = Field(
         default_factory=dict, description="Deadline keys of the NPM's own."
     )
+    minimums: dict[str, str] = Field(
+        default_factory=dict,
+        description="Statutory minimums of deadline keys (e.g. recommendation.reply: 1 month): "
+        "a duration shorter than its minimum is refused, here and per case.",
+    )
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class Settings:
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
     deadlines: Mapping[str, Duration] = field(default_factory=dict)
     source: str = "<defaults>"
+    minimums: Mapping[str, Duration] = field(default_factory=dict)
     bodies: Mapping[str, Body] = field(default_factory=dict)
     acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
 
@@ -202,11 +208,57 @@ class Settings:
                 )
         complaint = spec.complaint if "complaint" in spec.model_fields_set else base.complaint
         built = _build(calendar, raw, origin, doc=doc, problems=problems, path=path)
+        minimums = _minimums(spec.minimums, built.deadlines, origin, doc)
         return replace(
             built,
+            minimums=minimums,
             bodies=_bodies(bodies),
             acknowledge_on_receipt=frozenset(complaint.acknowledge_on_receipt),
         )
+
+
+def _minimums(
+    given: Mapping[str, str],
+    durations: Mapping[str, Duration],
+    origin: Mapping[str, tuple[Located, str]],
+    doc: Located,
+) -> dict[str, Duration]:
+    """The statutory minimums, each checked against its key's duration: one below its
+    minimum is refused where it is written (the minimum's line when it is a shipped default).
+
+    Raises:
+        SettingsError: every problem, located.
+    """
+    problems: list[Problem] = []
+    found: dict[str, Duration] = {}
+    for key, text in given.items():
+        if key not in durations:
+            problems.append(
+                doc.problem(
+                    ("minimums", key), f"no deadline key {key!r}{did_you_mean(key, durations)}"
+                )
+            )
+            continue
+        try:
+            minimum = found[key] = parse_duration(text)
+        except ValueError as err:
+            problems.append(doc.problem(("minimums", key), str(err)))
+            continue
+        value = durations[key]
+        if not at_least(value, minimum):
+            where, section = origin[key]
+            at = (section, key) if where is doc else ("minimums", key)
+            problems.append(
+                doc.problem(
+                    at,
+                    f"{key} is {value}, shorter than its statutory minimum of {minimum} "
+                    f"(minimums: {key})"
+                    + ("" if where is doc else f"; the shipped default is {value}: set it"),
+                )
+            )
+    if problems:
+        raise SettingsError(sorted(problems, key=lambda p: (p.path, p.line, p.column)))
+    return found
 
 
 def _parse(text: str, path: str) -> tuple[Located, SettingsFile]:

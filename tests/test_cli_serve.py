@@ -290,14 +290,18 @@ def test_an_overdue_obligation_stays_listed_over_http_after_a_serve_restart(
         assert created.status_code == 201, created.text
         case = created.json()["id"]
         assert "its last day was 2025-01-13" in created.json()["notices"][0]
-        listed = httpx.get(f"{url}/deadlines", params={"overdue": "true"}, headers=auth).json()
+        listed = httpx.get(f"{url}/deadlines", params={"overdue": "true"}, headers=auth).json()[
+            "items"
+        ]
         assert [(e["instance_id"], e["deadline"], e["status"], e["last_day"]) for e in listed] == [
             (case, "acknowledge", "due", "2025-01-13")
         ]
         code, _ = stop(process)
         assert code == 0
     with serving(["serve", "--db", db_url], tmp_path) as (process, url):  # its worker sweeps
-        listed = httpx.get(f"{url}/deadlines", params={"overdue": "true"}, headers=auth).json()
+        listed = httpx.get(f"{url}/deadlines", params={"overdue": "true"}, headers=auth).json()[
+            "items"
+        ]
         assert [(e["instance_id"], e["deadline"], e["last_day"], e["overdue"]) for e in listed] == [
             (case, "acknowledge", "2025-01-13", True)
         ]

@@ -296,10 +296,10 @@ def test_a_personal_field_cannot_be_a_filter(api: ApiUnderTest) -> None:
 
 def test_deadlines_list_those_the_keys_roles_act_on(api: ApiUnderTest) -> None:
     case = api.start()
-    clerk = api.get("/deadlines", "clerk").json()
+    clerk = api.get("/deadlines", "clerk").json()["items"]
     assert [(d["instance_id"], d["deadline"]) for d in clerk] == [(case["id"], "review_by")]
-    assert api.get("/deadlines", "warden").json() == []
-    assert len(api.get("/deadlines?reminders=true", "admin").json()) == 2
+    assert api.get("/deadlines", "warden").json()["items"] == []
+    assert len(api.get("/deadlines?reminders=true", "admin").json()["items"]) == 2
 
 
 def test_a_body_cannot_name_another_actor_the_key_is_the_actor(api: ApiUnderTest) -> None:

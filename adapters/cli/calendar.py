@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from opcatflow.adapters.cli import output as out
-from opcatflow.adapters.cli.deadlines import to_ical
+from opcatflow.adapters.cli.agenda import to_ical
 from opcatflow.adapters.cli.files import write_output
 from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.engine import Engine
@@ -84,12 +84,13 @@ def calendar(
                 + ("~" if r.estimate else "")
                 + (" " + out.red("OVERDUE") if e.overdue else ""),
                 e.workflow,
-                e.instance_id[:8],
+                e.instance_id,
                 e.label or e.deadline,
                 r.text,
             ]
             for e, r in entries
         ]
-        out.echo("\n".join(out.table(["due", "cycle", "instance", "deadline", "rule"], rows)))
+        header = [f"LAST DAY ({cal.timezone})", "CYCLE", "ID", "DEADLINE", "RULE"]
+        out.echo("\n".join(out.table(header, rows)))
         if any(r.estimate for _, r in entries):
             out.echo(out.dim("~ counted from an estimated date: enter the published one to fix it"))

@@ -1,27 +1,22 @@
-"""Deadline commands: ``deadlines`` (with ``--ical``), ``tick``, ``worker``, ``simulate``."""
+"""Deadline commands: ``tick``, ``worker``, ``simulate`` (``deadlines`` is in ``agenda``)."""
 
 from __future__ import annotations
 
 import signal
 import threading
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import typer
-from icalendar import Alarm, Calendar, Event
 
 from opcatflow.adapters.anchor import CHECKPOINT_EVERY, Anchor, default_witness, signing_key
+from opcatflow.adapters.cli import agenda as agenda_commands
 from opcatflow.adapters.cli import output as out
-from opcatflow.adapters.cli.files import write_output
+from opcatflow.adapters.cli.agenda import instant
 from opcatflow.adapters.cli.options import Json, parse_data, settings
 from opcatflow.adapters.notifier import worker_jobs
 from opcatflow.engine import Engine, FrozenClock, SystemClock
-from opcatflow.engine.agenda import AgendaEntry, agenda
-from opcatflow.engine.calendar import WorkingCalendar
-from opcatflow.engine.durations import parse_duration
 from opcatflow.engine.scheduler import Firing, Scheduler
 from opcatflow.engine.simulate import simulate as simulate_timeline
 from opcatflow.engine.worker import PeriodicJob, Worker
@@ -30,157 +25,7 @@ PRODID = "-//opcatflow//deadlines//EN"
 
 
 def _instant(text: str, option: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"not an ISO 8601 date or time: {text!r}", param_hint=option
-        ) from None
-    if value.tzinfo is None:
-        if len(text) <= 10:  # a date: its start, in UTC
-            return value.replace(tzinfo=UTC)
-        raise typer.BadParameter(
-            "give a UTC offset, e.g. 2026-03-02T09:00+00:00", param_hint=option
-        )
-    return value.astimezone(UTC)
-
-
-def _window(text: str | None) -> timedelta | None:
-    if text is None:
-        return None
-    try:
-        duration = parse_duration(text)
-    except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--within") from None
-    days = {"hours": 1 / 24, "days": 1, "working_days": 1.4, "weeks": 7, "months": 31, "years": 366}
-    return timedelta(days=duration.amount * days[duration.unit.value])
-
-
-def deadlines(
-    ctx: typer.Context,
-    *,
-    workflow: Annotated[str | None, typer.Option("--workflow", help="Only this workflow.")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="Only in this state.")] = None,
-    role: Annotated[
-        str | None, typer.Option("--role", help="Only those this role can act on or is told of.")
-    ] = None,
-    within: Annotated[
-        str | None,
-        typer.Option(
-            "--within", help="Only due within this period, e.g. '14 days'.", metavar="PERIOD"
-        ),
-    ] = None,
-    overdue: Annotated[bool, typer.Option("--overdue", help="Only those already due.")] = False,
-    reminders: Annotated[bool, typer.Option("--reminders", help="List reminders too.")] = False,
-    ical: Annotated[
-        Path | None,
-        typer.Option(
-            "--ical", help="Write them as an iCalendar (.ics) file to subscribe to.", metavar="FILE"
-        ),
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 1000,
-    now: Annotated[
-        str | None,
-        typer.Option("--now", help="As of this instant (ISO 8601) [default: now].", metavar="WHEN"),
-    ] = None,
-    as_json: Json = False,
-) -> None:
-    """List open deadlines, soonest first: an overdue one stays listed until it is met,
-    waived or extended, or the case closes. Dates are last days in the NPM's calendar."""
-    window = _window(within)
-    clock = FrozenClock(_instant(now, "--now")) if now is not None else SystemClock()
-    with settings(ctx).engine(clock=clock, existing=True) as engine:
-        now = engine.clock.now()
-        calendar = engine.settings.calendar
-        entries = agenda(
-            engine,
-            now=now,
-            workflow=workflow,
-            state=state,
-            role=role,
-            within=window,
-            overdue_only=overdue,
-            reminders=reminders,
-            limit=limit,
-        )
-    if ical is not None:
-        write_output(ical, "--ical", lambda fh: fh.write(to_ical(entries, clock.now(), calendar)))
-        count = len({(e.instance_id, e.deadline, e.due_at) for e in entries})
-        out.echo(f"wrote {count} deadline(s) to {ical}")
-        return
-    if as_json:
-        out.print_json([e.as_json() for e in entries])
-    elif not entries:
-        out.echo("no deadlines")
-    else:
-        rows = [
-            [
-                e.last_day.isoformat()
-                + (f" {calendar.local(e.due_at):%H:%M}" if _timed(e, calendar) else ""),
-                out.red("OVERDUE") if e.overdue else (e.status if e.kind == "due" else e.kind),
-                e.workflow,
-                e.instance_id[:8],
-                e.state,
-                e.deadline + (f" #{e.occurrence}" if e.occurrence > 1 else ""),
-                e.owed_by or "",
-                ", ".join(e.roles),
-            ]
-            for e in entries
-        ]
-        header = ["last day", "", "workflow", "instance", "state", "deadline", "owed by", "roles"]
-        out.echo("\n".join(out.table(header, rows)))
-        out.echo(out.dim(f"last days in {calendar.timezone}"))
-
-
-def to_ical(entries: list[AgendaEntry], now: datetime, calendar: WorkingCalendar) -> bytes:
-    """An RFC 5545 calendar: one event per deadline, with its listed reminders as alarms.
-
-    A deadline counted in days is an all-day event on its last day (local date); one counted
-    in hours is a 15-minute event at its due time.
-    """
-    cal = Calendar()
-    cal.add("prodid", PRODID)
-    cal.add("version", "2.0")
-    cal.add("x-wr-calname", "opcatflow deadlines")
-    events: dict[tuple[str, str, int], Event] = {}
-    for e in entries:
-        key = (e.instance_id, e.deadline, e.occurrence)
-        event = events.get(key)
-        if event is None:
-            event = Event()
-            event.add("uid", f"{uuid.uuid5(uuid.NAMESPACE_URL, f'opcatflow:{key}')}@opcatflow")
-            event.add("dtstamp", now)
-            if not _timed(e, calendar):
-                event.add("dtstart", e.last_day)
-                event.add("dtend", e.last_day + timedelta(days=1))
-            else:
-                event.add("dtstart", e.due_at)
-                event.add("dtend", e.due_at + timedelta(minutes=15))
-            what = "OVERDUE" if e.overdue else ("Milestone" if e.kind == "milestone" else "Due")
-            event.add("summary", f"{what}: {e.label or e.deadline} ({e.workflow}, {e.state})")
-            event.add(
-                "description",
-                f"Instance {e.instance_id}\nState: {e.state}\nRoles: {', '.join(e.roles)}\n"
-                f"Last day: {e.last_day.isoformat()} ({calendar.timezone})"
-                + (f"\nOwed by: {e.owed_by}" if e.owed_by else "")
-                + ("\nStill owed: overdue since its last day" if e.overdue else ""),
-            )
-            if e.paused:
-                event.add("status", "TENTATIVE")
-            events[key] = event
-            cal.add_component(event)
-        if e.kind == "reminder":
-            alarm = Alarm()
-            alarm.add("action", "DISPLAY")
-            alarm.add("description", f"Reminder: {e.label or e.deadline}")
-            alarm.add("trigger", e.fires_at, parameters={"VALUE": "DATE-TIME"})
-            event.add_component(alarm)
-    return bytes(cal.to_ical())
-
-
-def _timed(e: AgendaEntry, calendar: WorkingCalendar) -> bool:
-    # A period of hours falls due at a time of day; one of days at the end of its last day.
-    return calendar.local(e.due_at).time() != datetime.min.time()
+    return instant(text, option)
 
 
 def _print_firing(f: Firing) -> str:
@@ -348,26 +193,35 @@ def simulate(
     timeline = simulate_timeline(
         wf, opts.deadline_settings(), start=began, until=end, data=parse_data(data)
     )
-    if as_json:
-        out.print_json([e.as_json() for e in timeline])
-        return
     cal = opts.deadline_settings().calendar
+    dated = ("due", "escalation", "refused")  # a deadline's end: people read its last day
+    if as_json:
+        out.print_json(
+            [
+                {**e.as_json(), "due_on": cal.last_day(e.at).isoformat()}
+                if e.kind in dated
+                else e.as_json()
+                for e in timeline
+            ]
+        )
+        return
     for e in timeline:
         local = cal.local(e.at).strftime("%Y-%m-%d %H:%M %Z")
+        day = f" (last day {cal.last_day(e.at)})" if e.kind in dated else ""
         what: dict[str, Any] = {
             "enter": f"enter {e.state}",
             "reminder": f"reminder  {e.deadline} ({e.detail} before)",
-            "due": f"due       {e.deadline}",
-            "escalation": f"escalate  {e.deadline} -> fires {e.detail}",
-            "refused": f"refused   {e.deadline}: {e.detail}",
+            "due": f"due       {e.deadline}{day}",
+            "escalation": f"escalate  {e.deadline}{day} -> fires {e.detail}",
+            "refused": f"refused   {e.deadline}{day}: {e.detail}",
         }
         out.echo(f"{local}  {what[e.kind]}")
 
 
 def register(app: typer.Typer) -> None:
     """Add the deadline commands to the ``opcatflow`` app."""
+    agenda_commands.register(app)
     for name, command in (
-        ("deadlines", deadlines),
         ("tick", tick),
         ("worker", worker),
         ("simulate", simulate),

@@ -26,6 +26,7 @@ from opcatflow.adapters.cli.options import (
 )
 from opcatflow.adapters.views import instance_view, withheld_record
 from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.rows import OPEN_OBLIGATION, ObligationStatus
 from opcatflow.engine.summary import summary_of
 
 InstanceId = Annotated[
@@ -138,12 +139,16 @@ def fire(
 def show(
     ctx: typer.Context, instance_id: InstanceId, role: AsRole = None, as_json: Json = False
 ) -> None:
-    """Show an instance: state, version, times and data."""
+    """Show an instance: state, version, times, data, and its open deadlines (last days in
+    the NPM's time zone)."""
     with settings(ctx).engine(existing=True) as engine:
         instance_id = engine.resolve_id(instance_id)
         instance = engine.get(instance_id)
         wf = engine.workflow(instance.workflow_id, instance.workflow_version)
         children = engine.children(instance_id)
+        owed = [o for o in engine.obligations(instance_id) if o.status in OPEN_OBLIGATION]
+        calendar = engine.settings.calendar
+        zone = calendar.timezone
     if role is not None:
         _known_role(wf, role)
         view = instance_view(instance, wf, wf.withheld_fields([role]))
@@ -154,9 +159,24 @@ def show(
             body["withheld"] = view["withheld"]
         if wf.definition.summary_field is not None:
             body["summary"] = summary_of(wf, instance.data)  # type: ignore[typeddict-unknown-key]
-        out.print_json({**body, "children": [c.id for c in children]})
+        out.print_json(
+            {
+                **body,
+                "children": [c.id for c in children],
+                "deadlines": [o.as_json() for o in owed],
+                "timezone": zone,
+            }
+        )
         return
     lines = out.instance_lines(instance, wf)
+    if owed:
+        lines.append(f"  deadlines  {out.dim(f'last days in {zone}')}")
+        lines.extend(
+            f"    {o.last_day or calendar.last_day(o.due_at)}  {o.deadline}"
+            + (f" #{o.occurrence}" if o.occurrence > 1 else "")
+            + f"  {'OVERDUE' if o.status is ObligationStatus.DUE else o.status}"
+            for o in owed
+        )
     if children:
         lines.append("  children")
         lines.extend(f"    {c.id}  {c.workflow_id}  {c.state}" for c in children)

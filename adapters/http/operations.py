@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from opcatflow.adapters.http.auth import Caller, caller, require_admin
+from opcatflow.adapters.http.auth import Caller, caller, forbidden, require_admin
 from opcatflow.adapters.http.context import Api, api
 from opcatflow.adapters.http.problems import ApiProblem, responses
-from opcatflow.adapters.http.schemas import DeadlineOut, OutboxOut, VerifyOut
-from opcatflow.engine.agenda import AgendaEntry, agenda
+from opcatflow.adapters.http.queries import known_query
+from opcatflow.adapters.http.schemas import DeadlinePage, OutboxOut, VerifyOut
+from opcatflow.adapters.paging import BadCursor, decode_agenda_cursor, encode_agenda_cursor
+from opcatflow.engine.agenda import agenda_page
 from opcatflow.engine.audit import VerifyJson
+from opcatflow.engine.filters import check_role, check_state, check_workflow
 from opcatflow.notifications.model import DEAD, FAILED, PENDING, STATUSES, OutboxStatus
 
 router = APIRouter(tags=["operations"])
@@ -24,44 +27,73 @@ router = APIRouter(tags=["operations"])
 NDJSON = "application/x-ndjson"
 
 
-@router.get("/deadlines", response_model=list[DeadlineOut], responses=responses())
+@router.get(
+    "/deadlines",
+    response_model=DeadlinePage,
+    responses=responses("invalid-request"),
+    dependencies=[Depends(known_query)],
+)
 def list_deadlines(
     *,
     ctx: Annotated[Api, Depends(api)],
     who: Annotated[Caller, Depends(caller)],
     workflow: Annotated[str | None, Query(max_length=64)] = None,
     state: Annotated[str | None, Query(max_length=64)] = None,
+    role: Annotated[
+        str | None, Query(max_length=64, description="Only those this role of the key's acts on.")
+    ] = None,
     within_days: Annotated[
         int | None, Query(ge=0, le=3660, description="Only those due within this many days.")
     ] = None,
     overdue: Annotated[bool, Query(description="Only those already due.")] = False,
     reminders: Annotated[bool, Query(description="List reminders too.")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
-    """Open obligations, soonest first: those the key's roles can act on or are told of
+    cursor: Annotated[str | None, Query(max_length=200, description="From next_cursor.")] = None,
+) -> dict[str, Any]:
+    """Open obligations, soonest first, a page at a time (follow ``next_cursor`` until it is
+    null; ``more`` counts what follows): those the key's roles can act on or are told of
     (every one for ``admin``). An overdue one stays listed until it is met, waived or
-    extended, or the case closes."""
+    extended, or the case closes. ``due_on`` is the last day in the NPM's calendar and time
+    zone (``timezone``), fixed when the obligation was armed; ``due_at`` the instant it ends.
+    A workflow, state, role or parameter that does not exist is refused (422)."""
     engine = ctx.engine
-    options: dict[str, Any] = {
-        "now": engine.clock.now(),
-        "workflow": workflow,
-        "state": state,
-        "within": timedelta(days=within_days) if within_days is not None else None,
-        "overdue_only": overdue,
-        "reminders": reminders,
-        "limit": limit,
+    readable = [wf for wf in engine.catalog if who.admin or who.may_read(wf)]
+    scope = readable
+    if workflow is not None:
+        check_workflow(workflow, (wf.id for wf in readable))
+        scope = [wf for wf in readable if wf.id == workflow]
+    if state is not None:
+        check_state(state, scope)
+    roles: set[str] | None = None if who.admin else set(who.roles)
+    if role is not None:
+        check_role(role, scope)
+        if roles is not None and role not in roles:
+            raise forbidden()
+        roles = {role}
+    after = None
+    if cursor:
+        try:
+            after = decode_agenda_cursor(cursor)
+        except BadCursor:
+            raise ApiProblem("malformed-request", "not a cursor this API gave out", 400) from None
+    page = agenda_page(
+        engine,
+        now=engine.clock.now(),
+        workflow=workflow,
+        state=state,
+        roles=roles,
+        within=timedelta(days=within_days) if within_days is not None else None,
+        overdue_only=overdue,
+        reminders=reminders,
+        limit=limit,
+        after=after,
+    )
+    return {
+        "items": [e.as_json() for e in page.entries],
+        "more": page.more,
+        "next_cursor": encode_agenda_cursor(page.next_key) if page.next_key else None,
+        "timezone": engine.settings.calendar.timezone,
     }
-    if who.admin:
-        entries = agenda(engine, **options)
-    else:
-        found: dict[tuple[int, str, datetime], AgendaEntry] = {}
-        for role in who.roles:
-            for entry in agenda(engine, role=role, **options):
-                found[(entry.obligation_id, entry.kind, entry.fires_at)] = entry
-        entries = sorted(
-            found.values(), key=lambda e: (e.due_at, e.obligation_id, e.kind != "due")
-        )[:limit]
-    return [e.as_json() for e in entries]
 
 
 @router.get("/outbox", response_model=OutboxOut, responses=responses("forbidden"))

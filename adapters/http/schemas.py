@@ -161,12 +161,25 @@ class DeadlineOut(BaseModel):
     kind: str = Field(description="due, milestone, or reminder (with reminders=true)")
     status: str = Field(description="pending, due (overdue), extended or paused")
     owed_by: str | None = Field(description="npm, state or un_body, when declared")
-    due_at: datetime
-    last_day: date = Field(description="The last day to meet it, in the NPM's calendar")
-    fires_at: datetime
+    due_at: datetime = Field(description="The instant it ends (UTC offset given)")
+    due_on: date = Field(
+        description="The last day to meet it, in the NPM's calendar and time zone, fixed when "
+        "it was armed (what people read)"
+    )
+    last_day: date = Field(description="The same as due_on (kept for older clients)")
+    fires_at: datetime = Field(description="When the scheduler acts on it (a reminder's own time)")
     paused: bool
     overdue: bool
     roles: list[str]
+    summary: str | None = Field(description="The case's summary_field value, when declared")
+    timed: bool = Field(description="Counted in hours: due at a time of day")
+
+
+class DeadlinePage(BaseModel):
+    items: list[DeadlineOut]
+    more: int = Field(description="How many more follow this page")
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: done.")
+    timezone: str = Field(description="The NPM's time zone (IANA name) of every due_on")
 
 
 class ObligationOut(BaseModel):
@@ -181,6 +194,9 @@ class ObligationOut(BaseModel):
     scope: str
     anchor: str | None
     due_at: datetime
+    due_on: date | None = Field(
+        description="The last day, in the NPM's calendar and time zone, fixed when armed"
+    )
     last_day: date | None
     status: str
     met_at: datetime | None

@@ -24,6 +24,7 @@ _JSON_TYPES: dict[FieldType, dict[str, Any]] = {
     FieldType.BOOLEAN: {"type": "boolean"},
     FieldType.DATE: {"type": "string", "format": "date"},
     FieldType.DATETIME: {"type": "string", "format": "date-time"},
+    FieldType.PERIOD: {"type": "string", "description": "a period, e.g. '2 months'"},
 }
 
 

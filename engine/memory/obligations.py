@@ -100,9 +100,12 @@ class MemoryObligations:
         state: str | None = None,
         due_before: datetime | None = None,
         limit: int = 100,
+        after: tuple[datetime, int] | None = None,
     ) -> list[Obligation]:
         def keep(o: Obligation) -> bool:
             if o.status not in statuses or (due_before is not None and o.due_at > due_before):
+                return False
+            if after is not None and (o.due_at, o.id) <= after:
                 return False
             if workflow is not None and o.workflow_id != workflow:
                 return False

@@ -37,6 +37,7 @@ def listing_query(
     state: str | None = None,
     due_before: datetime | None = None,
     limit: int = 100,
+    after: tuple[datetime, int] | None = None,
 ) -> Any:
     """The listing of one status, in due order (the benchmark shows its plan)."""
     query = _WITH_WORKFLOW.where(_c.status == status)
@@ -46,6 +47,9 @@ def listing_query(
         query = query.where(_i.state == state)
     if due_before is not None:
         query = query.where(_c.due_at <= due_before)
+    if after is not None:  # keyset paging: rows sorting after the last one shown
+        due, last = after
+        query = query.where(sa.or_(_c.due_at > due, sa.and_(_c.due_at == due, _c.id > last)))
     return query.order_by(_c.due_at, _c.id).limit(limit)
 
 
@@ -116,6 +120,7 @@ class SqlObligations:
         state: str | None = None,
         due_before: datetime | None = None,
         limit: int = 100,
+        after: tuple[datetime, int] | None = None,
     ) -> list[Obligation]:
         # One ordered index range per status, merged: an IN list would sort every match.
         pages = [
@@ -123,7 +128,12 @@ class SqlObligations:
                 _obligation(row)
                 for row in self._conn.execute(
                     listing_query(
-                        status, workflow=workflow, state=state, due_before=due_before, limit=limit
+                        status,
+                        workflow=workflow,
+                        state=state,
+                        due_before=due_before,
+                        limit=limit,
+                        after=after,
                     )
                 )
             ]

@@ -59,6 +59,10 @@ class OutboxStatus(StrEnum):
     DEAD = "dead"
 
 
+# What an erased instance's outbox messages hold instead of their payload and recipient.
+ERASED_PAYLOAD: dict[str, bool] = {"$erased": True}
+ERASED_RECIPIENT = "[erased]"
+
 # What ``outbox retry`` may make due again.
 RETRYABLE_OUTBOX = (OutboxStatus.FAILED, OutboxStatus.DEAD, OutboxStatus.PENDING)
 
@@ -313,3 +317,4 @@ class WrappedKey:
     kek_id: str
     wrapped: bytes
     created_at: datetime
+    erased_at: datetime | None = None  # a tombstone: the keys were destroyed (``wrapped`` empty)

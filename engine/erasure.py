@@ -114,7 +114,7 @@ def erase(
     with engine.store.write() as uow:
         current, at = engine.lock_for_record(uow, instance_id)
         if uow.data_keys.erased_among([instance_id]):
-            raise InstanceErased(instance_id)
+            raise InstanceErased(instance_id, ERASE_TRIGGER)
         wf = engine.workflow(current.workflow_id, current.workflow_version)
         if not allowed and role not in ERASER_ROLES | set(wf.definition.erasable_by):
             roles = ", ".join(sorted(ERASER_ROLES | set(wf.definition.erasable_by)))
@@ -143,7 +143,8 @@ def erase(
             outcome=ERASED,
             reason=reason,  # in clear: it must outlive the key
             changes=json.dumps(
-                {"fields": names, "legal_basis": legal_basis}, separators=(",", ":")
+                {"erased_fields": [None, names], "legal_basis": [None, legal_basis]},
+                separators=(",", ":"),
             ),
             prev_hash=current.audit_head,
             format=CURRENT_FORMAT,

@@ -87,13 +87,13 @@ class InstanceErased(TransitionRefused):
         instance_id: the erased instance.
     """
 
-    def __init__(self, instance_id: str) -> None:
+    def __init__(self, instance_id: str, trigger: str = "(write)") -> None:
         super().__init__(
             instance_id,
-            "(write)",
+            trigger,
             "erased",
             f"instance {instance_id} was erased: its personal values, reasons and messages "
-            "can no longer be written",
+            "can no longer be written, and it cannot be erased or held again",
         )
 
 

@@ -3,12 +3,12 @@ each naming its data subject) and an engine over them."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from conftest import DEFINITIONS
 
 from opcatflow.engine import Engine, FrozenClock
 from opcatflow.workflows import registry
 
-PRIVACY = Path(__file__).parent / "definitions" / "privacy"
+PRIVACY = DEFINITIONS / "privacy"
 
 
 def privacy_engine(url: str, clock: FrozenClock) -> Engine:

@@ -36,7 +36,8 @@ def test_an_erased_instance_reads_as_erased_and_its_chain_verifies(
         instance = engine.get(gone)
         history = engine.history(gone)
         assert engine.verify_audit().ok
-        assert is_erased(engine, gone) and not is_erased(engine, kept)
+        assert is_erased(engine, gone)
+        assert not is_erased(engine, kept)
         # the other instance is untouched
         assert engine.get(kept).data["complainant"] == "Bruno Lima"
         # a non-personal write still goes through; a personal one, or a reason, is refused
@@ -50,11 +51,15 @@ def test_an_erased_instance_reads_as_erased_and_its_chain_verifies(
         assert engine.verify_audit().ok
     assert instance.data["complainant"] == instance.data["story"] == "[erased]"
     assert instance.data["complainant"] is ERASED_VALUE
-    assert instance.data["place"] == "cell 4" and instance.state == "open"
+    assert instance.data["place"] == "cell 4"
+    assert instance.state == "open"
     last = history[-1]
     assert (last.outcome, last.trigger, last.actor, last.role) == (ERASED, "erase", "op", "admin")
     assert last.reason == "request 12"
-    assert last.changed == {"fields": ["complainant", "story"], "legal_basis": BASIS}
+    assert last.changed == {
+        "erased_fields": [None, ["complainant", "story"]],
+        "legal_basis": [None, BASIS],
+    }
     # every sealed reason before it reads as erased; the open deadline was cancelled first
     assert [r.reason for r in history if r.outcome != ERASED] == ["[erased]"] * (len(history) - 1)
     assert "cancelled" in [r.outcome for r in history]
@@ -73,8 +78,10 @@ def test_the_key_is_a_tombstone_and_no_ciphertext_is_left_in_the_row(
         subjects = conn.execute(sa.select(t.subjects).where(t.subjects.c.instance_id == gone))
         assert subjects.first() is None
     db.dispose()
-    assert bytes(key.wrapped) == b"" and key.erased_at is not None
-    assert "$sealed" not in str(data) and "$erased" in str(data)
+    assert bytes(key.wrapped) == b""
+    assert key.erased_at is not None
+    assert "$sealed" not in str(data)
+    assert "$erased" in str(data)
 
 
 def test_another_process_with_the_keys_cached_stops_sealing_for_an_erased_instance(
@@ -124,7 +131,8 @@ def test_the_messages_of_an_erased_instance_are_emptied_and_never_sent(
             claimable = uow.outbox.listing([OutboxStatus.PENDING])
         with pytest.raises(InstanceErased), engine.store.write() as uow:
             uow.outbox.retry(mine[0].id, clock.now())
-    assert mine and all(m.status == OutboxStatus.DEAD for m in mine)
+    assert mine
+    assert all(m.status == OutboxStatus.DEAD for m in mine)
     assert all(m.last_error == "instance erased" and m.recipient == "[erased]" for m in mine)
     assert all(m.payload == {"$erased": True} for m in mine)
     assert {m.instance_id for m in claimable} == {other}

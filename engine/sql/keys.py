@@ -52,11 +52,19 @@ class SqlDataKeys:
 
     def erase(self, owner: str, at: datetime) -> None:
         tombstone = {"kek_id": "", "wrapped": b"", "erased_at": at}
+        sqlite = not self._dialect.postgresql
+        if sqlite:
+            # SQLite zeroes what the update frees in the page, instead of leaving the old
+            # wrapped key readable in the file (PostgreSQL: until VACUUM; docs/privacy.md).
+            before = self._conn.exec_driver_sql("PRAGMA secure_delete").scalar()
+            self._conn.exec_driver_sql("PRAGMA secure_delete=ON")
         updated = self._conn.execute(
             data_keys.update().where(_d.owner == owner).values(**tombstone)
         )
         if updated.rowcount == 0:
             self._conn.execute(data_keys.insert().values(owner=owner, created_at=at, **tombstone))
+        if sqlite:
+            self._conn.exec_driver_sql(f"PRAGMA secure_delete={int(before or 0)}")
 
     def erased_among(self, owners: Collection[str]) -> set[str]:
         found: set[str] = set()

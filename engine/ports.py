@@ -39,6 +39,7 @@ from opcatflow.engine.rows import (
     ObligationStatus,
     OutboxEntry,
     OutboxStatus,
+    ReadEntry,
     SendOutcome,
     StoredDefinition,
     Timer,
@@ -57,6 +58,7 @@ __all__ = [
     "ObligationRepository",
     "OutboxRepository",
     "PrivacyRepository",
+    "ReadLogRepository",
     "Store",
     "TimerRepository",
     "UnitOfWork",
@@ -549,6 +551,26 @@ class PrivacyRepository(Protocol):
         """Which of ``instance_ids`` are under a legal hold."""
 
 
+class ReadLogRepository(Protocol):
+    """The read log: every read of personal values, append-only (no path updates or deletes
+    an entry; the SQL stores refuse it with triggers)."""
+
+    def append(self, entries: Sequence[ReadEntry]) -> None:
+        """Add entries (their ``id`` is ignored: the store numbers them, increasing)."""
+
+    def listing(
+        self,
+        *,
+        instance_id: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[ReadEntry]:
+        """Entries with an id above ``after`` matching every given filter, by id, at most
+        ``limit``."""
+
+
 class UnitOfWork(Protocol):
     """One transaction, seen through typed repositories.
 
@@ -560,7 +582,7 @@ class UnitOfWork(Protocol):
 
     Attributes:
         instances, audit, definitions, obligations, timers, outbox, idempotency, keys,
-            data_keys, privacy: the repositories, all inside this one transaction.
+            data_keys, privacy, read_log: the repositories, all inside this one transaction.
     """
 
     instances: InstanceRepository
@@ -573,6 +595,7 @@ class UnitOfWork(Protocol):
     keys: ApiKeyRepository
     data_keys: DataKeyRepository
     privacy: PrivacyRepository
+    read_log: ReadLogRepository
 
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested part of this unit of work: if its block raises, only what was written in

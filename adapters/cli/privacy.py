@@ -4,7 +4,7 @@ crypto-shredding, subject access and retention (docs/privacy.md)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +12,9 @@ import typer
 
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.files import write_text_output
-from opcatflow.adapters.cli.options import Actor, Json, settings
+from opcatflow.adapters.cli.options import Actor, Json, ReadReason, settings
 from opcatflow.engine.erasure import Erasure, erase, erase_subject
+from opcatflow.engine.readlog import read_log
 from opcatflow.engine.retention import apply_retention, due, hold, release
 from opcatflow.engine.subject_access import export_subject
 
@@ -125,11 +126,14 @@ def subject_export(
         Path | None,
         typer.Option("--output", "-o", help="Write to this file instead of standard output."),
     ] = None,
+    reason: ReadReason = None,
 ) -> None:
     """Everything held about one person (subject access), decrypted, as JSON: each case,
-    its audit trail and the cases it opened."""
+    its audit trail and the cases it opened; logged in the read log."""
     with settings(ctx).engine(existing=True) as engine:
-        found = export_subject(engine, subject, actor=actor, role=role)
+        found = export_subject(
+            engine, subject, actor=actor, role=role, channel="cli", reason=reason
+        )
     if output is None:
         out.print_json(found)
         return
@@ -211,7 +215,56 @@ def hold_clear(
     out.echo(f"{found}: {'released' if changed else 'was not held'}")
 
 
+def access_log(
+    ctx: typer.Context,
+    *,
+    instance: Annotated[
+        str | None,
+        typer.Option("--instance", help="Only reads of this instance (id or 8+ prefix)."),
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Only reads by this actor.", metavar="NAME")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only reads from this day on (YYYY-MM-DD, in the NPM's time zone).",
+            metavar="DATE",
+        ),
+    ] = None,
+    after: Annotated[int, typer.Option("--after", min=0, help="Only entries after this id.")] = 0,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+    as_json: Json = False,
+) -> None:
+    """The read log: who read personal values, in which role, of which case, which fields,
+    and why (oldest first; page with --after the last id)."""
+    try:
+        day = date.fromisoformat(since) if since is not None else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected a date (YYYY-MM-DD), got {since!r}", "--since"
+        ) from None
+    with settings(ctx).engine(existing=True) as engine:
+        found = engine.resolve_id(instance) if instance is not None else None
+        start = engine.settings.calendar.start_of_day(day) if day is not None else None
+        entries = read_log(
+            engine, instance_id=found, actor=actor, since=start, after=after, limit=limit
+        )
+    if as_json:
+        out.print_json({"entries": [e.as_json() for e in entries]})
+        return
+    for e in entries:
+        why = f"  why: {e.reason}" if e.reason else ""
+        out.echo(
+            f"{e.id:>6}  {out.when(e.at)}  {e.actor} ({e.role}) {e.channel} {e.what} "
+            f"{e.instance_id or 'all instances'}: {', '.join(e.fields)}{why}"
+        )
+    out.echo(out.dim(f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}"))
+
+
 def register(app: typer.Typer) -> None:
+    app.command("access-log")(access_log)
     app.command("erase")(erase_instance)
     app.add_typer(subject_app, name="subject")
     app.command("retention")(retention)

@@ -14,9 +14,11 @@ from fastapi.responses import StreamingResponse
 from opcatflow.adapters.http.auth import Caller, caller, require_admin
 from opcatflow.adapters.http.context import Api, api
 from opcatflow.adapters.http.problems import ApiProblem, responses
+from opcatflow.adapters.http.reads import ReadReason, log_reads
 from opcatflow.adapters.http.schemas import DeadlineOut, OutboxOut, VerifyOut
 from opcatflow.engine.agenda import AgendaEntry, agenda
 from opcatflow.engine.audit import VerifyJson
+from opcatflow.engine.readlog import AUDIT_EXPORT_FIELDS
 from opcatflow.notifications.model import DEAD, FAILED, PENDING, STATUSES, OutboxStatus
 
 router = APIRouter(tags=["operations"])
@@ -120,9 +122,12 @@ def export_audit(
     ctx: Annotated[Api, Depends(api)],
     who: Annotated[Caller, Depends(require_admin)],
     instance_id: Annotated[str | None, Query(max_length=36)] = None,
+    reason: ReadReason = None,
 ) -> StreamingResponse:
-    """The audit trail as JSON Lines, streamed (one instance's with ``instance_id``)."""
+    """The audit trail as JSON Lines, streamed (one instance's with ``instance_id``); the
+    export is logged in the read log."""
     store = ctx.engine.store
+    log_reads(ctx, who, "audit-export", [(instance_id, AUDIT_EXPORT_FIELDS)], reason)
 
     def lines() -> Iterator[str]:
         with store.read() as uow:

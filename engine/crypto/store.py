@@ -58,6 +58,7 @@ from opcatflow.engine.ports import (
     ObligationRepository,
     OutboxRepository,
     PrivacyRepository,
+    ReadLogRepository,
     Store,
     TimerRepository,
     UnitOfWork,
@@ -67,6 +68,7 @@ from opcatflow.engine.rows import (
     NewMessage,
     OutboxEntry,
     OutboxStatus,
+    ReadEntry,
     SendOutcome,
 )
 
@@ -107,6 +109,7 @@ class SealedUnitOfWork:
         self.keys: ApiKeyRepository = raw.keys
         self.data_keys: DataKeyRepository = raw.data_keys
         self.privacy: PrivacyRepository = raw.privacy
+        self.read_log: ReadLogRepository = SealedReadLog(raw.read_log, self)
 
     def keys_of(self, owner: str) -> OwnerKeys | None:
         """The keys of ``owner``, ``None`` if it has none. Raises: KeyUnavailable."""
@@ -410,6 +413,52 @@ class SealedIdempotency:
 
     def purge(self, now: datetime) -> int:
         return self._raw.purge(now)
+
+
+def read_place(entry: ReadEntry) -> str:
+    return f"read-log/{entry.instance_id or '*'}/{entry.at.isoformat()}/{entry.actor}"
+
+
+class SealedReadLog:
+    """The read log with each reader's reason sealed under the store's own key (a reason
+    may name a person)."""
+
+    def __init__(self, raw: ReadLogRepository, uow: SealedUnitOfWork) -> None:
+        self._raw = raw
+        self._uow = uow
+
+    def append(self, entries: Sequence[ReadEntry]) -> None:
+        sealed = []
+        for entry in entries:
+            if entry.reason is None:
+                sealed.append(entry)
+                continue
+            keys = self._uow.ensure_keys(STORE_OWNER, entry.at)
+            reason = keys.seal_text(entry.reason, read_place(entry))
+            sealed.append(dataclasses.replace(entry, reason=reason))
+        self._raw.append(sealed)
+
+    def listing(
+        self,
+        *,
+        instance_id: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[ReadEntry]:
+        found = self._raw.listing(
+            instance_id=instance_id, actor=actor, since=since, after=after, limit=limit
+        )
+        opened = []
+        for entry in found:
+            if entry.reason is None or not is_sealed_text(entry.reason):
+                opened.append(entry)
+                continue
+            keys = self._uow.required_keys(STORE_OWNER, "the read log")
+            reason = keys.open_text(entry.reason, read_place(entry))
+            opened.append(dataclasses.replace(entry, reason=reason))
+        return opened
 
 
 class SealedStore:

@@ -4,11 +4,11 @@ the subject index and legal holds."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from opcatflow.engine.memory.tables import Tables
-from opcatflow.engine.rows import ApiKeyRow, IdempotencyRecord, WrappedKey
+from opcatflow.engine.rows import ApiKeyRow, IdempotencyRecord, ReadEntry, WrappedKey
 
 IDEMPOTENCY = "idempotency"  # (api key id, key) -> record
 API_KEYS = "api_keys"  # id -> row
@@ -16,6 +16,7 @@ DATA_KEYS = "data_keys"  # owner -> wrapped key
 META = "meta"  # name -> text
 SUBJECTS = "subjects"  # instance id -> blind index of its subject
 HOLDS = "legal_holds"  # instance id -> (actor, held at)
+READ_LOG = "read_log"  # id -> entry
 
 
 class MemoryIdempotency:
@@ -156,3 +157,34 @@ class MemoryPrivacy:
     def held_among(self, instance_ids: Collection[str]) -> set[str]:
         with self._t.lock:
             return {i for i in instance_ids if i in self._holds}
+
+
+class MemoryReadLog:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+        self._rows: dict[int, ReadEntry] = tables.table(READ_LOG)
+
+    def append(self, entries: Sequence[ReadEntry]) -> None:
+        for e in entries:
+            entry_id = self._t.next_id(READ_LOG)
+            self._t.insert(READ_LOG, entry_id, dataclasses.replace(e, id=entry_id))
+
+    def listing(
+        self,
+        *,
+        instance_id: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[ReadEntry]:
+        with self._t.lock:
+            found = [
+                e
+                for key, e in sorted(self._rows.items())
+                if key > after
+                and (instance_id is None or e.instance_id == instance_id)
+                and (actor is None or e.actor == actor)
+                and (since is None or e.at >= since)
+            ]
+        return found[: max(limit, 0)]

@@ -24,6 +24,7 @@ from opcatflow.engine.memory.records import (
     MemoryDataKeys,
     MemoryIdempotency,
     MemoryPrivacy,
+    MemoryReadLog,
 )
 from opcatflow.engine.memory.tables import Tables, Transaction
 from opcatflow.engine.memory.timers import MemoryTimers
@@ -37,6 +38,7 @@ from opcatflow.engine.ports import (
     ObligationRepository,
     OutboxRepository,
     PrivacyRepository,
+    ReadLogRepository,
     TimerRepository,
 )
 
@@ -91,6 +93,7 @@ class MemoryUnitOfWork:
         self.keys: ApiKeyRepository = MemoryApiKeys(tables)
         self.data_keys: DataKeyRepository = MemoryDataKeys(tables)
         self.privacy: PrivacyRepository = MemoryPrivacy(tables)
+        self.read_log: ReadLogRepository = MemoryReadLog(tables)
 
     def savepoint(self) -> AbstractContextManager[None]:
         return self._tables.savepoint()

@@ -1,15 +1,18 @@
-"""The subject index and legal holds, as SQL (see engine/privacy.py)."""
+"""The subject index, legal holds and the read log, as SQL (see docs/privacy.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import json
+from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opcatflow.engine.rows import ReadEntry
 from opcatflow.engine.sql.dialect import Dialect
-from opcatflow.engine.sql.tables import legal_holds, subjects
+from opcatflow.engine.sql.tables import legal_holds, read_log, subjects
 
 _s = subjects.c
 _h = legal_holds.c
@@ -61,3 +64,64 @@ class SqlPrivacy:
             query = sa.select(_h.instance_id).where(_h.instance_id.in_(chunk))
             found.update(self._conn.execute(query).scalars())
         return found
+
+
+_r = read_log.c
+
+
+class SqlReadLog:
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def append(self, entries: Sequence[ReadEntry]) -> None:
+        if not entries:
+            return
+        rows = [
+            {
+                "at": e.at,
+                "actor": e.actor,
+                "role": e.role,
+                "channel": e.channel,
+                "what": e.what,
+                "instance_id": e.instance_id,
+                "fields": json.dumps(list(e.fields)),
+                "reason": e.reason,
+            }
+            for e in entries
+        ]
+        self._conn.execute(read_log.insert(), rows)
+
+    def listing(
+        self,
+        *,
+        instance_id: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[ReadEntry]:
+        query = sa.select(read_log).where(_r.id > after)
+        if instance_id is not None:
+            query = query.where(_r.instance_id == instance_id)
+        if actor is not None:
+            query = query.where(_r.actor == actor)
+        if since is not None:
+            query = query.where(_r.at >= since)
+        rows = self._conn.execute(query.order_by(_r.id).limit(max(limit, 0)))
+        return [_entry(row) for row in rows]
+
+
+def _entry(row: Any) -> ReadEntry:
+    return ReadEntry(
+        at=row.at,
+        actor=row.actor,
+        role=row.role,
+        channel=row.channel,
+        what=row.what,
+        instance_id=row.instance_id,
+        fields=tuple(json.loads(row.fields)),
+        reason=row.reason,
+        id=row.id,
+    )

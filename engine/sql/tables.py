@@ -250,6 +250,22 @@ subjects = sa.Table(
     sa.Index("ix_subjects_instance", "instance_id"),
 )
 
+# Every read of personal values: append-only (database triggers refuse UPDATE and DELETE).
+read_log = sa.Table(
+    "read_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # cli, http, api
+    sa.Column("what", sa.String(32), nullable=False),  # show, list, history, audit-export...
+    sa.Column("instance_id", sa.String(36), nullable=True),  # None: every instance
+    sa.Column("fields", sa.Text, nullable=False),  # JSON list of the personal fields shown
+    sa.Column("reason", sa.Text, nullable=True),  # sealed under the store's own key
+    sa.Index("ix_read_log_instance", "instance_id", "id"),
+)
+
 # Instances whose erasure by retention is suspended.
 legal_holds = sa.Table(
     "legal_holds",

@@ -25,6 +25,7 @@ from opcatflow.engine.ports import (
     ObligationRepository,
     OutboxRepository,
     PrivacyRepository,
+    ReadLogRepository,
     TimerRepository,
 )
 from opcatflow.engine.sql import tables as t
@@ -35,7 +36,7 @@ from opcatflow.engine.sql.instances import SqlDefinitions, SqlInstances
 from opcatflow.engine.sql.keys import SqlDataKeys
 from opcatflow.engine.sql.obligations import SqlObligations
 from opcatflow.engine.sql.outbox import SqlOutbox
-from opcatflow.engine.sql.privacy import SqlPrivacy
+from opcatflow.engine.sql.privacy import SqlPrivacy, SqlReadLog
 from opcatflow.engine.sql.timers import SqlTimers
 
 _P = t.audit_position.c
@@ -71,6 +72,7 @@ class SqlUnitOfWork:
         "obligations",
         "outbox",
         "privacy",
+        "read_log",
         "timers",
     )
 
@@ -87,6 +89,7 @@ class SqlUnitOfWork:
         self.keys: ApiKeyRepository = SqlApiKeys(conn)
         self.data_keys: DataKeyRepository = SqlDataKeys(conn, dialect)
         self.privacy: PrivacyRepository = SqlPrivacy(conn, dialect)
+        self.read_log: ReadLogRepository = SqlReadLog(conn)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

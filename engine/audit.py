@@ -29,6 +29,9 @@ STARTED = "started"
 OPENED = "opened"  # a child instance was opened
 REKEYED = "rekeyed"  # the instance's data key was re-wrapped under a new key-encryption key
 SEALED = "sealed"  # `db encrypt` sealed the instance's values and rewrote its older records
+ERASED = "erased"  # the instance's keys were destroyed (crypto-shredding): its values are gone
+HELD = "held"  # a legal hold suspends the instance's erasure by retention
+RELEASED = "released"  # its legal hold was lifted
 
 # Record formats. 1: older releases (reason in clear, keyed hashes under the database-wide
 # key). 2: reason sealed with the instance's data key, keyed hashes under its own audit key.

@@ -648,6 +648,21 @@ class WorkflowDefinition(_Model):
         "case's id (a reference number, a case title): a string, text, integer, enum or date "
         "field that is not personal, since calendars sync to services outside the NPM.",
     )
+    subject: Name | None = Field(
+        None,
+        description="The personal field holding the id of the person a case concerns (a "
+        "name, a file number): indexed by a keyed hash, so `subject export` and `subject "
+        "erase` find every case of one person without opening any value.",
+    )
+    retention: str | None = Field(
+        None,
+        description="How long a case is kept once it reached a final state, e.g. '5 years "
+        "after closed': then the scheduler erases it (unless under a legal hold).",
+    )
+    erasable_by: list[Name] = Field(
+        default_factory=list,
+        description="Roles that may erase a case besides 'admin' (the operator).",
+    )
     start: StartSpec = Field(default_factory=StartSpec)
     states: dict[Name, StateSpec] = Field(min_length=1)
     transitions: list[TransitionSpec] = Field(min_length=1)

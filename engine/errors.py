@@ -14,10 +14,10 @@ from typing import Literal
 
 from opcatflow.engine.limits import Limit
 
-RefusalKind = Literal["trigger", "state", "role", "guard", "data", "action", "retired"]
+RefusalKind = Literal["trigger", "state", "role", "guard", "data", "action", "retired", "erased"]
 """Why a trigger was refused: no such trigger, not from this state, not this role, a guard
-or condition, the data given, an action that failed, or a start (or an ``opens:`` entry) on a
-retired definition version."""
+or condition, the data given, an action that failed, a start (or an ``opens:`` entry) on a
+retired definition version, or a personal value written to an erased instance."""
 
 
 class OpcatflowError(Exception):
@@ -76,6 +76,25 @@ class VersionRetired(TransitionRefused):
         self.version = version
         reason = f"{workflow} version {version} is retired: it starts no new instances{newer}"
         super().__init__("(new)", "start", "retired", reason)
+
+
+class InstanceErased(TransitionRefused):
+    """A write that would seal a value (a personal or confidential field, a reason, a
+    notification) for an instance whose keys were erased: refused, nothing is stored. Its
+    other fields, state and audit trail remain; no key is ever made for it again.
+
+    Attributes:
+        instance_id: the erased instance.
+    """
+
+    def __init__(self, instance_id: str, trigger: str = "(write)") -> None:
+        super().__init__(
+            instance_id,
+            trigger,
+            "erased",
+            f"instance {instance_id} was erased: its personal values, reasons and messages "
+            "can no longer be written, and it cannot be erased or held again",
+        )
 
 
 class InvalidData(OpcatflowError):

@@ -39,6 +39,7 @@ from opcatflow.engine.rows import (
     ObligationStatus,
     OutboxEntry,
     OutboxStatus,
+    ReadEntry,
     SendOutcome,
     StoredDefinition,
     Timer,
@@ -56,6 +57,8 @@ __all__ = [
     "InstanceRepository",
     "ObligationRepository",
     "OutboxRepository",
+    "PrivacyRepository",
+    "ReadLogRepository",
     "Store",
     "TimerRepository",
     "UnitOfWork",
@@ -447,6 +450,11 @@ class OutboxRepository(Protocol):
         attempts; returns the message as it was before (``None``: no such message; a message
         in another status is returned unchanged)."""
 
+    def erase_instance(self, instance_id: str, note: str) -> int:
+        """The messages about ``instance_id`` after its erasure: each loses its payload
+        (``{"$erased": true}``), and those not sent yet become ``dead`` with ``note`` as their
+        last error (a claim in flight can no longer finish them). Returns how many."""
+
 
 class IdempotencyRepository(Protocol):
     """Replies stored under the HTTP ``Idempotency-Key`` of a request, per API key."""
@@ -506,6 +514,14 @@ class DataKeyRepository(Protocol):
         """Replace the wrapped form of ``key.owner``'s key if it is still wrapped with
         ``old_kek_id``; returns whether it was written."""
 
+    def erase(self, owner: str, at: datetime) -> None:
+        """Destroy ``owner``'s keys: its row keeps only a tombstone (``wrapped`` empty,
+        ``erased_at`` set), made if it had none, so nothing makes new keys for it; rotation
+        skips it."""
+
+    def erased_among(self, owners: Collection[str]) -> set[str]:
+        """Which of ``owners`` have a tombstone."""
+
     def wrapped_with_other(
         self, kek_id: str, *, after: str = "", limit: int = 500
     ) -> list[WrappedKey]:
@@ -522,6 +538,45 @@ class DataKeyRepository(Protocol):
         """Set or (``None``) remove a key setting."""
 
 
+class PrivacyRepository(Protocol):
+    """The blind index of data subjects, and legal holds (engine/privacy.py)."""
+
+    def index_subject(self, instance_id: str, blind_index: str | None) -> None:
+        """Make ``blind_index`` the one subject of ``instance_id`` (``None``: none)."""
+
+    def subject_instances(self, blind_index: str) -> list[str]:
+        """The ids of the instances indexed under ``blind_index``, sorted."""
+
+    def hold(self, instance_id: str, actor: str, at: datetime) -> bool:
+        """Put ``instance_id`` under a legal hold; whether it was not held yet."""
+
+    def release(self, instance_id: str) -> bool:
+        """Lift the legal hold of ``instance_id``; whether it was held."""
+
+    def held_among(self, instance_ids: Collection[str]) -> set[str]:
+        """Which of ``instance_ids`` are under a legal hold."""
+
+
+class ReadLogRepository(Protocol):
+    """The read log: every read of personal values, append-only (no path updates or deletes
+    an entry; the SQL stores refuse it with triggers)."""
+
+    def append(self, entries: Sequence[ReadEntry]) -> None:
+        """Add entries (their ``id`` is ignored: the store numbers them, increasing)."""
+
+    def listing(
+        self,
+        *,
+        instance_id: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[ReadEntry]:
+        """Entries with an id above ``after`` matching every given filter, by id, at most
+        ``limit``."""
+
+
 class UnitOfWork(Protocol):
     """One transaction, seen through typed repositories.
 
@@ -533,7 +588,7 @@ class UnitOfWork(Protocol):
 
     Attributes:
         instances, audit, definitions, obligations, timers, outbox, idempotency, keys,
-            data_keys: the repositories, all inside this one transaction.
+            data_keys, privacy, read_log: the repositories, all inside this one transaction.
     """
 
     instances: InstanceRepository
@@ -545,6 +600,8 @@ class UnitOfWork(Protocol):
     idempotency: IdempotencyRepository
     keys: ApiKeyRepository
     data_keys: DataKeyRepository
+    privacy: PrivacyRepository
+    read_log: ReadLogRepository
 
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested part of this unit of work: if its block raises, only what was written in

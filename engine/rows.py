@@ -59,6 +59,10 @@ class OutboxStatus(StrEnum):
     DEAD = "dead"
 
 
+# What an erased instance's outbox messages hold instead of their payload and recipient.
+ERASED_PAYLOAD: dict[str, bool] = {"$erased": True}
+ERASED_RECIPIENT = "[erased]"
+
 # What ``outbox retry`` may make due again.
 RETRYABLE_OUTBOX = (OutboxStatus.FAILED, OutboxStatus.DEAD, OutboxStatus.PENDING)
 
@@ -314,3 +318,35 @@ class WrappedKey:
     kek_id: str
     wrapped: bytes
     created_at: datetime
+    erased_at: datetime | None = None  # a tombstone: the keys were destroyed (``wrapped`` empty)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadEntry:
+    """One read of personal values: who, in which role, through which edge (``cli``,
+    ``http``, ``api``), what (``show``, ``list``, ``history``, ``audit-export``,
+    ``subject-export``), of which instance (``None``: all of them), which personal fields, and
+    why if the reader said (``id`` given by the store)."""
+
+    at: datetime
+    actor: str
+    role: str
+    channel: str
+    what: str
+    instance_id: str | None
+    fields: tuple[str, ...]
+    reason: str | None = None
+    id: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "role": self.role,
+            "channel": self.channel,
+            "what": self.what,
+            "instance_id": self.instance_id,
+            "fields": list(self.fields),
+            "reason": self.reason,
+        }

@@ -42,7 +42,7 @@ from opcatflow.engine.checkpoint import (
 )
 from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor
-from opcatflow.engine.crypto.cipher import is_sealed_text, reason_place
+from opcatflow.engine.crypto.cipher import ERASED, is_sealed_text, reason_place
 from opcatflow.engine.crypto.keyring import Keyring
 from opcatflow.engine.crypto.providers import KeyProvider, LocalKeys, load_provider
 from opcatflow.engine.crypto.store import SealedStore, SealedUnitOfWork
@@ -161,7 +161,7 @@ class Engine:
             keys = _memory_keys(store) if isinstance(store, MemoryStore) else load_provider(None)
         self.keyring = Keyring(keys)
         # Every value goes through the keyring: the store below holds only ciphertext.
-        self.store = SealedStore(store, self.keyring, self._sealed_fields)
+        self.store = SealedStore(store, self.keyring, self._sealed_fields, self._subject_field)
         self.registry = registry
         self._base = catalog
         self._sources = tuple(sources)
@@ -240,6 +240,9 @@ class Engine:
 
     def _sealed_fields(self, workflow: str, version: int) -> frozenset[str]:
         return self.workflow(workflow, version).schema.sealed
+
+    def _subject_field(self, workflow: str, version: int) -> str | None:
+        return self.workflow(workflow, version).definition.subject
 
     # -- definitions -----------------------------------------------------------------------
 
@@ -932,12 +935,18 @@ class Engine:
         """Every audit record of one instance, oldest first. Raises: InstanceNotFound."""
         with self.store.read() as uow:
             uow.instances.get(instance_id)
-            return [self._opened(uow, r) for r in uow.audit.records(instance_id)]
+            # Read once, not trusted to this process's key cache: another may have erased it.
+            erased = bool(uow.data_keys.erased_among([instance_id]))
+            return [self._opened(uow, r, erased) for r in uow.audit.records(instance_id)]
 
-    def _opened(self, uow: SealedUnitOfWork, record: AuditRecord) -> AuditRecord:
+    def _opened(
+        self, uow: SealedUnitOfWork, record: AuditRecord, erased: bool = False
+    ) -> AuditRecord:
         # A record as read: its reason opened (display only: its hash covers the sealed form).
         if record.format == LEGACY_FORMAT or not is_sealed_text(record.reason):
             return record
+        if erased:
+            return record._replace(reason=ERASED)
         assert record.reason is not None
         keys = uow.required_keys(record.instance_id, f"audit record {record.id}")
         reason = keys.open_text(record.reason, reason_place(record.instance_id, record.seq))

@@ -16,7 +16,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from opcatflow.engine.compiled import CompiledWorkflow
@@ -26,6 +26,7 @@ from opcatflow.engine.errors import ConcurrentUpdate
 from opcatflow.engine.events import DeadlineEvent
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ledger import Ledger
+from opcatflow.engine.retention import apply_retention
 from opcatflow.engine.rows import WAITING, Obligation, ObligationStatus, Timer, TimerStatus
 from opcatflow.engine.runtime import Engine, FireResult
 from opcatflow.engine.scopes import Declared
@@ -75,6 +76,7 @@ class TickReport:
 
     now: datetime
     firings: list[Firing] = field(default_factory=list)
+    erased: list[str] = field(default_factory=list)  # instances retention erased
 
     def __len__(self) -> int:
         return len(self.firings)
@@ -127,6 +129,7 @@ class Scheduler:
         self.max_attempts = max_attempts
         self.on_firing = on_firing
         self.planner = DeadlinePlanner(engine.settings)
+        self._retention_day: date | None = None  # the NPM's day retention last ran on
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -151,6 +154,7 @@ class Scheduler:
         """
         now = now or self.engine.clock.now()
         report = TickReport(now)
+        self._retain(now, report)
         failed: set[int] = set()  # retried by a later tick, not straight away
         for _ in range(max_rounds):
             with self.store.read() as uow:
@@ -168,6 +172,15 @@ class Scheduler:
             if not processed:
                 break
         return report
+
+    def _retain(self, now: datetime, report: TickReport) -> None:
+        # Retention erases whole days' worth of cases: once per local day of the NPM is
+        # enough, and a tick every minute then costs nothing more.
+        today = self.engine.settings.calendar.local_date(now)
+        if today == self._retention_day:
+            return
+        report.erased.extend(e.instance_id for e in apply_retention(self.engine, now))
+        self._retention_day = today
 
     def run_batch(
         self, now: datetime, high_water: int | None = None, exclude: Collection[int] = ()

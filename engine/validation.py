@@ -26,6 +26,7 @@ from opcatflow.engine.expressions import (
     budget_problem,
     referenced_names,
 )
+from opcatflow.engine.privacy_checks import privacy_problems
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.sharing_checks import sharing_problems
 from opcatflow.engine.suggest import did_you_mean
@@ -82,6 +83,7 @@ class _Checker:
         check_assignees(self)
         self.check_notifications()
         self.problems.extend(summary_problems(self.doc, self.wf))
+        self.problems.extend(privacy_problems(self.doc, self.wf))
         if not self.compat:  # rules of the data contract, newer than some stored copies
             self.problems.extend(file_problems(self.doc, self.wf, self.registry))
             self.problems.extend(sharing_problems(self.doc, self.wf))

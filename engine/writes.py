@@ -23,6 +23,7 @@ from opcatflow.engine.audit import (
     REFUSED,
     STARTED,
     AuditRecord,
+    Redactor,
     make_record,
 )
 from opcatflow.engine.compiled import CompiledWorkflow
@@ -33,6 +34,7 @@ from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
     DefinitionError,
+    InstanceErased,
     LimitExceeded,
     Problem,
     VersionRetired,
@@ -355,7 +357,12 @@ class Writes:
         reason: str | None,
     ) -> Instance:
         seq, prev = current.audit_seq + 1, current.audit_head
-        redactor = uow.ensure_keys(current.id, now).redactor
+        try:
+            redactor = uow.ensure_keys(current.id, now).redactor
+        except InstanceErased:
+            # An erased instance: a change of its other fields needs no key; one of a personal
+            # value is refused when its hash is asked for.
+            redactor = ErasedRedactor(current.id)
         # Positional arguments, in field order, here and for the event: keyword arguments cost
         # a quarter more to bind, and these two are built on every fire.
         changed = outcome.state_changed
@@ -501,3 +508,14 @@ class Writes:
             format=CURRENT_FORMAT,
             state_hash=uow.state_hash_as_stored(current) if state_hash is None else state_hash,
         )
+
+
+class ErasedRedactor(Redactor):
+    """The redactor of an erased instance: it has no audit key to hash a value with."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(b"")
+        self._instance_id = instance_id
+
+    def digest(self, value: Any) -> str:
+        raise InstanceErased(self._instance_id)

@@ -12,10 +12,11 @@ from opcatflow.adapters.anchor import Anchor, default_witness, signing_key
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.errors import AUDIT_BROKEN, USAGE, fail
 from opcatflow.adapters.cli.files import write_text_output
-from opcatflow.adapters.cli.options import Json, settings
+from opcatflow.adapters.cli.options import OPERATOR, Json, Reader, ReadReason, reader, settings
 from opcatflow.engine import SQLAlchemyStore
 from opcatflow.engine.audit import INTACT
 from opcatflow.engine.checkpoint import CheckpointError, read_checkpoint
+from opcatflow.engine.readlog import AUDIT_EXPORT_FIELDS, record_reads
 from opcatflow.engine.sql.grants import GrantRefused, grant_application_role
 
 audit_app = typer.Typer(help="Check and export the hash-chained audit trail.")
@@ -125,12 +126,19 @@ def export(
         ),
     ] = None,
     as_json: Json = False,
+    actor: Reader = None,
+    reason: ReadReason = None,
 ) -> None:
-    """Write the audit trail as JSON Lines (personal values appear only as keyed hashes)."""
+    """Write the audit trail as JSON Lines (personal values appear only as keyed hashes);
+    the export is logged in the read log."""
     with settings(ctx).engine(existing=True) as engine:
         if instance is not None:
             # a typo says "not found", not export nothing
             instance = engine.resolve_id(instance)
+        record_reads(
+            engine, actor=reader(actor), role=OPERATOR, channel="cli", what="audit-export",
+            reads=[(instance, AUDIT_EXPORT_FIELDS)], reason=reason,
+        )  # fmt: skip
         if output is None:
             engine.export_audit(sys.stdout, instance)
             return

@@ -21,6 +21,7 @@ from opcatflow.adapters.cli import (
     keys,
     listing,
     outbox,
+    privacy,
     serve,
 )
 from opcatflow.adapters.cli import calendar as engagement
@@ -214,6 +215,7 @@ admin.db_app.command("encrypt")(keys.encrypt)
 app.add_typer(keys.keys_app, name="keys")
 deadline_commands.register(app)
 obligation_commands.register(app)
+privacy.register(app)
 app.command("calendar")(engagement.calendar)
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(outbox.notify_app, name="notify")

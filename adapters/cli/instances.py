@@ -14,18 +14,23 @@ import typer
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.errors import USAGE, fail
 from opcatflow.adapters.cli.options import (
+    OPERATOR,
     Actor,
     Data,
     Json,
     LogFormat,
+    Reader,
+    ReadReason,
     Reason,
     Role,
     SetFields,
     parse_data,
+    reader,
     settings,
 )
 from opcatflow.adapters.views import instance_view, withheld_record
 from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.readlog import HISTORY_FIELDS, record_reads, visible_personal
 from opcatflow.engine.rows import OPEN_OBLIGATION, ObligationStatus
 from opcatflow.engine.summary import summary_of
 
@@ -137,10 +142,16 @@ def fire(
 
 
 def show(
-    ctx: typer.Context, instance_id: InstanceId, role: AsRole = None, as_json: Json = False
+    ctx: typer.Context,
+    instance_id: InstanceId,
+    *,
+    role: AsRole = None,
+    as_json: Json = False,
+    actor: Reader = None,
+    reason: ReadReason = None,
 ) -> None:
     """Show an instance: state, version, times, data, and its open deadlines (last days in
-    the NPM's time zone)."""
+    the NPM's time zone). A read of personal values is logged: see `access-log`."""
     with settings(ctx).engine(existing=True) as engine:
         instance_id = engine.resolve_id(instance_id)
         instance = engine.get(instance_id)
@@ -149,8 +160,14 @@ def show(
         owed = [o for o in engine.obligations(instance_id) if o.status in OPEN_OBLIGATION]
         calendar = engine.settings.calendar
         zone = calendar.timezone
+        if role is not None:
+            _known_role(wf, role)
+        hidden = wf.withheld_fields([role]) if role is not None else frozenset()
+        record_reads(
+            engine, actor=reader(actor), role=role or OPERATOR, channel="cli", what="show",
+            reads=[(instance_id, visible_personal(wf, hidden))], reason=reason,
+        )  # fmt: skip
     if role is not None:
-        _known_role(wf, role)
         view = instance_view(instance, wf, wf.withheld_fields([role]))
         instance = replace(instance, data=view["data"])
     if as_json:
@@ -184,18 +201,32 @@ def show(
 
 
 def history(
-    ctx: typer.Context, instance_id: InstanceId, role: AsRole = None, as_json: Json = False
+    ctx: typer.Context,
+    instance_id: InstanceId,
+    *,
+    role: AsRole = None,
+    as_json: Json = False,
+    actor: Reader = None,
+    reason: ReadReason = None,
 ) -> None:
-    """Show the audit trail of an instance as a timeline (times in UTC)."""
+    """Show the audit trail of an instance as a timeline (times in UTC); its reasons are
+    opened, so the read is logged (see `access-log`)."""
     with settings(ctx).engine(existing=True) as engine:
         instance_id = engine.resolve_id(instance_id)
         records = engine.history(instance_id)
+        instance = engine.get(instance_id)
+        wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+        hidden: frozenset[str] = frozenset()
         if role is not None:
-            instance = engine.get(instance_id)
-            wf = engine.workflow(instance.workflow_id, instance.workflow_version)
             _known_role(wf, role)
             hidden = wf.withheld_fields([role])
             records = [withheld_record(r, hidden) for r in records]
+        shown = visible_personal(wf, hidden)
+        record_reads(
+            engine, actor=reader(actor), role=role or OPERATOR, channel="cli", what="history",
+            reads=[(instance_id, (*shown, *HISTORY_FIELDS) if shown or role is None else ())],
+            reason=reason,
+        )  # fmt: skip
     if as_json:
         out.print_json([r.as_json() for r in records])
         return

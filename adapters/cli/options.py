@@ -6,6 +6,7 @@ standard error and hands it to the engine, so standard output carries only resul
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import sys
@@ -272,3 +273,24 @@ def parse_assignments(items: Sequence[str], option: str) -> dict[str, Any]:
         value, problem = _json(raw, option)
         result[name.strip()] = raw if problem is not None else value
     return result
+
+
+Reader = Annotated[
+    str | None,
+    typer.Option(
+        "--actor",
+        envvar="OPCATFLOW_ACTOR",
+        help="Who reads (kept in the read log) [default: the system user].",
+        metavar="NAME",
+    ),
+]
+ReadReason = Annotated[
+    str | None,
+    typer.Option("--reason", help="Why you read it (kept in the read log).", metavar="TEXT"),
+]
+OPERATOR = "operator"  # the role of a command-line reader who names none
+
+
+def reader(actor: str | None) -> str:
+    """The actor a read is logged under: the one given, else the system user."""
+    return actor or getpass.getuser()

@@ -20,6 +20,7 @@ from opcatflow.adapters.http.context import Api, api, context_of
 from opcatflow.adapters.http.idempotency import HEADER, Record, Reply, parse_key
 from opcatflow.adapters.http.problems import MEDIA_TYPE, ApiProblem, refusal_body, responses
 from opcatflow.adapters.http.queries import known_query
+from opcatflow.adapters.http.reads import ReadReason, log_reads
 from opcatflow.adapters.http.schemas import (
     AuditRecordOut,
     FiredOut,
@@ -39,6 +40,7 @@ from opcatflow.engine.errors import TransitionRefused
 from opcatflow.engine.filters import check_state, check_workflow, typed_where
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import UnitOfWork
+from opcatflow.engine.readlog import HISTORY_FIELDS, visible_personal
 from opcatflow.engine.runtime import Engine, FireResult, ListKey, Started, list_key
 
 router = APIRouter(tags=["instances"])
@@ -354,6 +356,7 @@ def list_instances(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=200, description="From next_cursor.")] = None,
+    reason: ReadReason = None,
 ) -> dict[str, Any]:
     """Instances oldest first, a page at a time (a page may hold fewer than ``limit`` when
     the key may not read some workflows; follow ``next_cursor`` until it is null). The
@@ -380,6 +383,7 @@ def list_instances(
         except BadCursor:
             raise ApiProblem("malformed-request", "not a cursor this API gave out", 400) from None
     items: list[InstanceView] = []
+    reads: list[tuple[str | None, tuple[str, ...]]] = []
     done = False
     for _ in range(_SCAN):
         batch = engine.query(
@@ -395,6 +399,7 @@ def list_instances(
             wf = engine.workflow(instance.workflow_id, instance.workflow_version)
             if who.may_read(wf):
                 items.append(instance_view(instance, wf, who.hidden(wf)))
+                reads.append((instance.id, visible_personal(wf, who.hidden(wf))))
                 if len(items) == limit:
                     break
         if len(batch) < limit and (not batch or after == list_key(batch[-1])):
@@ -402,6 +407,7 @@ def list_instances(
             break
         if len(items) == limit:
             break
+    log_reads(ctx, who, "list", reads, reason)
     next_cursor = None if done or after is None else encode_cursor(after)
     return {"items": items, "next_cursor": next_cursor}
 
@@ -419,9 +425,11 @@ def get_instance(
     instance_id: str,
     ctx: Annotated[Api, Depends(api)],
     who: Annotated[Caller, Depends(caller)],
+    reason: ReadReason = None,
 ) -> JSONResponse:
-    """One instance; its ``ETag`` is its version."""
+    """One instance; its ``ETag`` is its version. A read of personal values is logged."""
     instance, wf = _read(ctx, who, instance_id)
+    log_reads(ctx, who, "show", [(instance_id, visible_personal(wf, who.hidden(wf)))], reason)
     return JSONResponse(
         instance_view(instance, wf, who.hidden(wf)), headers={"ETag": etag(instance)}
     )
@@ -464,9 +472,14 @@ def get_history(
     instance_id: str,
     ctx: Annotated[Api, Depends(api)],
     who: Annotated[Caller, Depends(caller)],
+    reason: ReadReason = None,
 ) -> list[AuditRecordJson]:
-    """The instance's audit trail, oldest first."""
+    """The instance's audit trail, oldest first. With personal fields visible (its reasons
+    opened), the read is logged."""
     _, wf = _read(ctx, who, instance_id)
     hidden = who.hidden(wf)
+    shown = visible_personal(wf, hidden)
+    log_reads(ctx, who, "history", [(instance_id, (*shown, *HISTORY_FIELDS) if shown else ())],
+              reason)  # fmt: skip
     parts = wf.schema.personal_parts
     return [record_view(r, hidden, parts) for r in ctx.engine.history(instance_id)]

@@ -15,11 +15,13 @@ from opcatflow.adapters.http.auth import Caller, caller, forbidden, require_admi
 from opcatflow.adapters.http.context import Api, api
 from opcatflow.adapters.http.problems import ApiProblem, responses
 from opcatflow.adapters.http.queries import known_query
+from opcatflow.adapters.http.reads import ReadReason, log_reads
 from opcatflow.adapters.http.schemas import DeadlinePage, OutboxOut, VerifyOut
 from opcatflow.adapters.paging import BadCursor, decode_agenda_cursor, encode_agenda_cursor
 from opcatflow.engine.agenda import agenda_page
 from opcatflow.engine.audit import VerifyJson
 from opcatflow.engine.filters import check_role, check_state, check_workflow
+from opcatflow.engine.readlog import AUDIT_EXPORT_FIELDS
 from opcatflow.notifications.model import DEAD, FAILED, PENDING, STATUSES, OutboxStatus
 
 router = APIRouter(tags=["operations"])
@@ -152,9 +154,12 @@ def export_audit(
     ctx: Annotated[Api, Depends(api)],
     who: Annotated[Caller, Depends(require_admin)],
     instance_id: Annotated[str | None, Query(max_length=36)] = None,
+    reason: ReadReason = None,
 ) -> StreamingResponse:
-    """The audit trail as JSON Lines, streamed (one instance's with ``instance_id``)."""
+    """The audit trail as JSON Lines, streamed (one instance's with ``instance_id``); the
+    export is logged in the read log."""
     store = ctx.engine.store
+    log_reads(ctx, who, "audit-export", [(instance_id, AUDIT_EXPORT_FIELDS)], reason)
 
     def lines() -> Iterator[str]:
         with store.read() as uow:

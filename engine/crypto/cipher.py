@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,36 @@ def is_sealed(value: Any) -> bool:
 
 def is_sealed_text(value: str | None) -> bool:
     return value is not None and value.startswith(TEXT_PREFIX)
+
+
+ERASED_KEY = "$erased"  # the one key of an erased value as stored: {"$erased": "<when>"}
+
+
+class ErasedValue(str):
+    """What an erased value reads as: the text ``[erased]``, told apart from the same text
+    typed by someone by its type (a write that keeps it keeps the value erased)."""
+
+    __slots__ = ()
+
+
+ERASED = ErasedValue("[erased]")
+
+
+def is_erased(value: Any) -> bool:
+    """Whether a stored JSON value is an erased one."""
+    return type(value) is dict and len(value) == 1 and ERASED_KEY in value
+
+
+def normalise_subject(subject: Any) -> str:
+    """A subject id as compared: Unicode NFKC, case folded, spaces collapsed (so ``Ana
+    López`` and ``ana  lópez`` are one person, ``A-123`` and ``a-123`` one file number)."""
+    return " ".join(unicodedata.normalize("NFKC", str(subject)).casefold().split())
+
+
+def blind_index(keys: OwnerKeys, subject: Any) -> str:
+    """The blind index of a data subject: a keyed hash of its normalised id, under the
+    subject index's own key (never the id itself)."""
+    return keys.redactor.digest(normalise_subject(subject))
 
 
 @dataclass(frozen=True, slots=True)

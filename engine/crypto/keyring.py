@@ -9,6 +9,11 @@ Unwrapped keys are cached for the life of the keyring (a data key never changes:
 re-wraps it), but only once read from a committed row: keys made in a unit of work that
 may still roll back live in that unit of work (:class:`Fresh`), never in the cache, so a
 rolled-back key can never seal a value.
+
+An erased owner's row is a tombstone (its wrapped key destroyed): :meth:`Keyring.find` raises
+:class:`InstanceErased` for it and :meth:`Keyring.forget` drops it from this process's cache;
+other processes are covered by the unit of work, which reads the row before its first seal
+for an owner (:meth:`SealedUnitOfWork.ensure_keys`).
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from opcatflow.engine.audit import Redactor
 from opcatflow.engine.crypto.cipher import OwnerKeys
 from opcatflow.engine.crypto.providers import KeyProvider
-from opcatflow.engine.errors import KeyUnavailable
+from opcatflow.engine.errors import InstanceErased, KeyUnavailable
 from opcatflow.engine.ports import DataKeyRepository
 from opcatflow.engine.rows import WrappedKey
 
 STORE_OWNER = "opcatflow:store"
+SUBJECT_OWNER = "opcatflow:subjects"  # its audit key makes the blind index of data subjects
+STORE_OWNERS = frozenset({STORE_OWNER, SUBJECT_OWNER})  # never erased
 _WRAP_AAD = b"opcatflow data key\x00"
 _KEY = 32
 
@@ -57,6 +64,7 @@ class Keyring:
 
         Raises:
             KeyUnavailable: its wrapped key does not unwrap.
+            InstanceErased: its keys were erased.
         """
         keys = fresh.get(owner) or self._cache.get(owner)
         if keys is not None:
@@ -64,12 +72,19 @@ class Keyring:
         row = repo.get(owner)
         if row is None:
             return None
+        if row.erased_at is not None:
+            raise InstanceErased(owner)
         keys = self.unwrap(row)
         with self._lock:
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
             self._cache[owner] = keys
         return keys
+
+    def forget(self, owner: str) -> None:
+        """Drop ``owner``'s keys from this process's cache (they were erased)."""
+        with self._lock:
+            self._cache.pop(owner, None)
 
     def create(self, repo: DataKeyRepository, owner: str, now: datetime, fresh: Fresh) -> OwnerKeys:
         """New keys for ``owner``, stored wrapped in this unit of work.

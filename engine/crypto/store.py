@@ -28,15 +28,26 @@ from typing import Any, TypeVar
 
 from opcatflow.engine.audit import state_hash
 from opcatflow.engine.crypto.cipher import (
+    ERASED,
+    ERASED_KEY,
+    ErasedValue,
     OwnerKeys,
+    blind_index,
     data_place,
+    is_erased,
     is_sealed,
     is_sealed_text,
     outbox_place,
     reply_place,
 )
-from opcatflow.engine.crypto.keyring import STORE_OWNER, Fresh, Keyring
-from opcatflow.engine.errors import KeyUnavailable
+from opcatflow.engine.crypto.keyring import (
+    STORE_OWNER,
+    STORE_OWNERS,
+    SUBJECT_OWNER,
+    Fresh,
+    Keyring,
+)
+from opcatflow.engine.errors import InstanceErased, KeyUnavailable
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import (
     ApiKeyRepository,
@@ -47,6 +58,8 @@ from opcatflow.engine.ports import (
     InstanceRepository,
     ObligationRepository,
     OutboxRepository,
+    PrivacyRepository,
+    ReadLogRepository,
     Store,
     TimerRepository,
     UnitOfWork,
@@ -56,6 +69,7 @@ from opcatflow.engine.rows import (
     NewMessage,
     OutboxEntry,
     OutboxStatus,
+    ReadEntry,
     SendOutcome,
 )
 
@@ -63,17 +77,30 @@ T = TypeVar("T")
 
 # (workflow id, version) -> the names of the fields sealed in its instances' data
 SealedFields = Callable[[str, int], frozenset[str]]
+# (workflow id, version) -> the field naming its instances' data subject, if it declares one
+SubjectField = Callable[[str, int], str | None]
+
+
+def _no_subject(workflow: str, version: int) -> str | None:
+    return None
 
 
 class SealedUnitOfWork:
     """A unit of work whose repositories seal and open values (see the module's notes)."""
 
-    def __init__(self, raw: UnitOfWork, keyring: Keyring, sealed_fields: SealedFields) -> None:
+    def __init__(
+        self,
+        raw: UnitOfWork,
+        keyring: Keyring,
+        sealed_fields: SealedFields,
+        subject_field: SubjectField = _no_subject,
+    ) -> None:
         self.raw = raw
         self.keyring = keyring
         self.fresh: Fresh = {}
-        self._instances = SealedInstances(raw.instances, self, sealed_fields)
-        self.instances: InstanceRepository = self._instances
+        self._live: set[str] = set()  # owners whose row this unit of work saw not erased
+        self.sealed_instances = SealedInstances(raw.instances, self, sealed_fields, subject_field)
+        self.instances: InstanceRepository = self.sealed_instances
         self.audit: AuditRepository = raw.audit
         self.definitions: DefinitionRepository = raw.definitions
         self.obligations: ObligationRepository = raw.obligations  # no personal value in them
@@ -82,14 +109,31 @@ class SealedUnitOfWork:
         self.idempotency: IdempotencyRepository = SealedIdempotency(raw.idempotency, self)
         self.keys: ApiKeyRepository = raw.keys
         self.data_keys: DataKeyRepository = raw.data_keys
+        self.privacy: PrivacyRepository = raw.privacy
+        self.read_log: ReadLogRepository = SealedReadLog(raw.read_log, self)
 
     def keys_of(self, owner: str) -> OwnerKeys | None:
         """The keys of ``owner``, ``None`` if it has none. Raises: KeyUnavailable."""
         return self.keyring.find(self.data_keys, owner, self.fresh)
 
     def ensure_keys(self, owner: str, now: datetime) -> OwnerKeys:
-        """The keys of ``owner``, made in this unit of work if it has none. Raises:
-        KeyUnavailable."""
+        """The keys of ``owner``, made in this unit of work if it has none.
+
+        Before the first seal for an instance, the unit of work reads its key's row, even
+        when this process has the keys cached: another process may have erased them since,
+        and a value sealed with a destroyed key would be lost, or an erased owner given new
+        keys.
+
+        Raises:
+            KeyUnavailable
+            InstanceErased: the owner's keys were erased (nothing is made).
+        """
+        if owner not in self._live and owner not in STORE_OWNERS and owner not in self.fresh:
+            row = self.data_keys.get(owner)
+            if row is not None and row.erased_at is not None:
+                self.keyring.forget(owner)
+                raise InstanceErased(owner)
+            self._live.add(owner)
         keys = self.keyring.find(self.data_keys, owner, self.fresh)
         if keys is None:
             keys = self.keyring.create(self.data_keys, owner, now, self.fresh)
@@ -109,12 +153,12 @@ class SealedUnitOfWork:
         """The :func:`~opcatflow.engine.audit.state_hash` of ``instance`` as it will be
         stored: its sealed values are sealed now, and the insert or update that follows in
         this unit of work stores these very ciphertexts (unchanged values keep theirs)."""
-        return row_state_hash(self._instances.sealed(instance))
+        return row_state_hash(self.sealed_instances.sealed(instance))
 
     def state_hash_as_stored(self, instance: Instance) -> str:
         """The state hash of ``instance`` as last read or written in this unit of work (a
         record that changes nothing on the row: a refusal, a deadline, a key change)."""
-        return row_state_hash(self._instances.as_stored(instance))
+        return row_state_hash(self.sealed_instances.as_stored(instance))
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -133,43 +177,57 @@ class SealedInstances:
     """Instances with their sealed fields opened; a write re-seals only changed values."""
 
     def __init__(
-        self, raw: InstanceRepository, uow: SealedUnitOfWork, sealed_fields: SealedFields
+        self,
+        raw: InstanceRepository,
+        uow: SealedUnitOfWork,
+        sealed_fields: SealedFields,
+        subject_field: SubjectField = _no_subject,
     ) -> None:
         self._raw = raw
         self._uow = uow
         self._sealed_fields = sealed_fields
+        self._subject_field = subject_field
         # instance id -> (data as stored, data opened), as last read or written here
         self._seen: dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
 
     def _open(self, instance: Instance) -> Instance:
         stored = instance.data
         sealed = [name for name, value in stored.items() if is_sealed(value)]
-        if not sealed:
+        erased = [name for name, value in stored.items() if is_erased(value)]
+        if not sealed and not erased:
             return instance
-        keys = self._uow.required_keys(instance.id, f"instance {instance.id}")
         data = dict(stored)
-        for name in sealed:
-            data[name] = keys.open(stored[name], data_place(instance.id, name))
+        for name in erased:
+            data[name] = ERASED
+        if sealed:
+            keys = self._uow.required_keys(instance.id, f"instance {instance.id}")
+            for name in sealed:
+                data[name] = keys.open(stored[name], data_place(instance.id, name))
         opened = _with_data(instance, data)
         self._seen[instance.id] = (stored, opened.data)
         return opened
 
-    def _seal(self, instance: Instance, now: datetime) -> Instance:
+    def _seal(self, instance: Instance, now: datetime, *, new: bool = False) -> Instance:
         names = self._sealed_fields(instance.workflow_id, instance.workflow_version)
         data = instance.data
+        stored_before, opened_before = self._seen.get(instance.id, ({}, {}))
+        self._index_subject(instance, opened_before, now, new)
         targets = [n for n in names if data.get(n) is not None]
         if not targets:
             self._seen.pop(instance.id, None)
             return instance
-        keys = self._uow.ensure_keys(instance.id, now)
-        stored_before, opened_before = self._seen.get(instance.id, ({}, {}))
         out = dict(data)
+        keys: OwnerKeys | None = None
         for name in targets:
             value = out[name]
             kept = stored_before.get(name)
-            if kept is not None and is_sealed(kept) and opened_before.get(name) == value:
+            if isinstance(value, ErasedValue):
+                # kept erased (a new value for an erased field is refused by ensure_keys)
+                out[name] = kept if is_erased(kept) else {ERASED_KEY: now.isoformat()}
+            elif kept is not None and is_sealed(kept) and opened_before.get(name) == value:
                 out[name] = kept  # unchanged: keep its ciphertext
             else:
+                keys = keys or self._uow.ensure_keys(instance.id, now)
                 out[name] = keys.seal(value, data_place(instance.id, name))
         sealed = _with_data(instance, out)
         self._seen[instance.id] = (sealed.data, data)
@@ -196,8 +254,47 @@ class SealedInstances:
     def get(self, instance_id: str) -> Instance:
         return self._open(self._raw.get(instance_id))
 
+    def _index_subject(
+        self, instance: Instance, before: Mapping[str, Any], now: datetime, new: bool
+    ) -> None:
+        # The blind index follows the subject field's value: written when it changes.
+        name = self._subject_field(instance.workflow_id, instance.workflow_version)
+        if name is None:
+            return
+        value = instance.data.get(name)
+        if not new and value == before.get(name):
+            return
+        if value is None or isinstance(value, ErasedValue):
+            if not new:
+                self._uow.privacy.index_subject(instance.id, None)
+            return
+        keys = self._uow.ensure_keys(SUBJECT_OWNER, now)
+        self._uow.privacy.index_subject(instance.id, blind_index(keys, value))
+
+    def erase(self, current: Instance, names: Collection[str], *, seq: int, head: str) -> Instance:
+        """Store ``current`` (locked in this unit of work) with every value of ``names``, and
+        every sealed value, replaced by an erased one (``updated_at`` is the erasure's time),
+        its audit head at ``(seq, head)``; returns it as read."""
+        at = current.updated_at
+        marker = {ERASED_KEY: at.isoformat()}
+        stored = self._seen.get(current.id, (current.data, current.data))[0]
+        out = {
+            name: marker if name in names or is_sealed(value) or is_erased(value) else value
+            for name, value in stored.items()
+        }
+        out.update((name, marker) for name in names)
+        erased = Instance(
+            current.id, current.workflow_id, current.workflow_version, current.state, out,
+            current.version + 1, current.parent_id, current.created_at, at,
+            current.state_entered_at, seq, head,
+        )  # fmt: skip
+        if not self._raw.update(erased, current.version):
+            raise InstanceErased(current.id)  # (cannot happen: the row is locked)
+        self._uow.privacy.index_subject(current.id, None)
+        return self._open(erased)
+
     def insert(self, instance: Instance) -> None:
-        self._raw.insert(self._seal(instance, instance.created_at))
+        self._raw.insert(self._seal(instance, instance.created_at, new=True))
 
     def update(self, instance: Instance, expected_version: int) -> bool:
         return self._raw.update(self._seal(instance, instance.updated_at), expected_version)
@@ -314,7 +411,13 @@ class SealedOutbox:
         return self._raw.counts()
 
     def retry(self, message_id: int, now: datetime) -> OutboxEntry | None:
+        found = self._raw.get(message_id)
+        if found is not None and is_erased(found.payload) and found.instance_id is not None:
+            raise InstanceErased(found.instance_id)  # nothing left to send
         return self._open(self._raw.retry(message_id, now))
+
+    def erase_instance(self, instance_id: str, note: str) -> int:
+        return self._raw.erase_instance(instance_id, note)
 
 
 class SealedIdempotency:
@@ -344,14 +447,70 @@ class SealedIdempotency:
         return self._raw.purge(now)
 
 
+def read_place(entry: ReadEntry) -> str:
+    return f"read-log/{entry.instance_id or '*'}/{entry.at.isoformat()}/{entry.actor}"
+
+
+class SealedReadLog:
+    """The read log with each reader's reason sealed under the store's own key (a reason
+    may name a person)."""
+
+    def __init__(self, raw: ReadLogRepository, uow: SealedUnitOfWork) -> None:
+        self._raw = raw
+        self._uow = uow
+
+    def append(self, entries: Sequence[ReadEntry]) -> None:
+        sealed = []
+        for entry in entries:
+            if entry.reason is None:
+                sealed.append(entry)
+                continue
+            keys = self._uow.ensure_keys(STORE_OWNER, entry.at)
+            reason = keys.seal_text(entry.reason, read_place(entry))
+            sealed.append(dataclasses.replace(entry, reason=reason))
+        self._raw.append(sealed)
+
+    def listing(
+        self,
+        *,
+        instance_id: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[ReadEntry]:
+        found = self._raw.listing(
+            instance_id=instance_id, actor=actor, since=since, after=after, limit=limit
+        )
+        opened = []
+        for entry in found:
+            if entry.reason is None or not is_sealed_text(entry.reason):
+                opened.append(entry)
+                continue
+            keys = self._uow.required_keys(STORE_OWNER, "the read log")
+            reason = keys.open_text(entry.reason, read_place(entry))
+            opened.append(dataclasses.replace(entry, reason=reason))
+        return opened
+
+
 class SealedStore:
     """A :class:`~opcatflow.engine.ports.Store` that seals personal values before they
     reach ``raw`` and opens them after; anything else is ``raw``'s (``url``, ``connect``)."""
 
-    def __init__(self, raw: Store, keyring: Keyring, sealed_fields: SealedFields) -> None:
+    def __init__(
+        self,
+        raw: Store,
+        keyring: Keyring,
+        sealed_fields: SealedFields,
+        subject_field: SubjectField = _no_subject,
+    ) -> None:
         self.raw = raw
         self.keyring = keyring
         self._sealed_fields = sealed_fields
+        self._subject_field = subject_field
+
+    def _unit(self, uow: UnitOfWork) -> SealedUnitOfWork:
+        return SealedUnitOfWork(uow, self.keyring, self._sealed_fields, self._subject_field)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)
@@ -359,19 +518,17 @@ class SealedStore:
     @contextmanager
     def write(self) -> Iterator[SealedUnitOfWork]:
         with self.raw.write() as uow:
-            yield SealedUnitOfWork(uow, self.keyring, self._sealed_fields)
+            yield self._unit(uow)
 
     def submit(self, work: Callable[[SealedUnitOfWork], T]) -> T:
         # A unit of work of its own for each run: group commit may run ``work`` twice (alone
         # after a failed shared commit), and keys it made in the failed run are gone with it.
-        return self.raw.submit(
-            lambda uow: work(SealedUnitOfWork(uow, self.keyring, self._sealed_fields))
-        )
+        return self.raw.submit(lambda uow: work(self._unit(uow)))
 
     @contextmanager
     def read(self) -> Iterator[SealedUnitOfWork]:
         with self.raw.read() as uow:
-            yield SealedUnitOfWork(uow, self.keyring, self._sealed_fields)
+            yield self._unit(uow)
 
     def secret(self, key: str) -> bytes:
         return self.raw.secret(key)

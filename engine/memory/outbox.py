@@ -9,7 +9,14 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from opcatflow.engine.memory.tables import Tables
-from opcatflow.engine.rows import NewMessage, OutboxEntry, OutboxStatus, SendOutcome
+from opcatflow.engine.rows import (
+    ERASED_PAYLOAD,
+    ERASED_RECIPIENT,
+    NewMessage,
+    OutboxEntry,
+    OutboxStatus,
+    SendOutcome,
+)
 
 OUTBOX = "outbox"  # id -> (entry, payload as JSON text)
 OUTBOX_KEYS = "outbox_keys"  # idempotency key -> id: the unique constraint
@@ -134,3 +141,15 @@ class MemoryOutbox:
             )
             self._put(again, row[1])
         return before
+
+    def erase_instance(self, instance_id: str, note: str) -> int:
+        with self._t.lock:
+            mine = [row for row in self._rows.values() if row[0].instance_id == instance_id]
+        for entry, _ in mine:
+            emptied = dataclasses.replace(entry, recipient=ERASED_RECIPIENT)
+            if entry.status != OutboxStatus.SENT:
+                emptied = dataclasses.replace(
+                    emptied, status=OutboxStatus.DEAD, last_error=note, claim_token=None
+                )
+            self._put(emptied, json.dumps(ERASED_PAYLOAD))
+        return len(mine)

@@ -19,7 +19,13 @@ from opcatflow.engine.errors import StoreError
 from opcatflow.engine.memory.instances import AUDIT, MemoryAudit, MemoryDefinitions, MemoryInstances
 from opcatflow.engine.memory.obligations import MemoryObligations
 from opcatflow.engine.memory.outbox import MemoryOutbox
-from opcatflow.engine.memory.records import MemoryApiKeys, MemoryDataKeys, MemoryIdempotency
+from opcatflow.engine.memory.records import (
+    MemoryApiKeys,
+    MemoryDataKeys,
+    MemoryIdempotency,
+    MemoryPrivacy,
+    MemoryReadLog,
+)
 from opcatflow.engine.memory.tables import Tables, Transaction
 from opcatflow.engine.memory.timers import MemoryTimers
 from opcatflow.engine.ports import (
@@ -31,6 +37,8 @@ from opcatflow.engine.ports import (
     InstanceRepository,
     ObligationRepository,
     OutboxRepository,
+    PrivacyRepository,
+    ReadLogRepository,
     TimerRepository,
 )
 
@@ -84,6 +92,8 @@ class MemoryUnitOfWork:
         self.idempotency: IdempotencyRepository = MemoryIdempotency(tables)
         self.keys: ApiKeyRepository = MemoryApiKeys(tables)
         self.data_keys: DataKeyRepository = MemoryDataKeys(tables)
+        self.privacy: PrivacyRepository = MemoryPrivacy(tables)
+        self.read_log: ReadLogRepository = MemoryReadLog(tables)
 
     def savepoint(self) -> AbstractContextManager[None]:
         return self._tables.savepoint()

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection, Row
 
 from opcatflow.engine.ports import DuplicateKey
 from opcatflow.engine.rows import (
+    ERASED_PAYLOAD,
+    ERASED_RECIPIENT,
     RETRYABLE_OUTBOX,
     NewMessage,
     OutboxEntry,
@@ -152,6 +154,18 @@ class SqlOutbox:
             .values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now, claim_token=None)
         )
         return before
+
+    def erase_instance(self, instance_id: str, note: str) -> int:
+        mine = _c.instance_id == instance_id
+        self._conn.execute(
+            outbox.update()
+            .where(mine, _c.status != OutboxStatus.SENT)
+            .values(status=OutboxStatus.DEAD, last_error=note, claim_token=None)
+        )
+        result = self._conn.execute(
+            outbox.update().where(mine).values(payload=ERASED_PAYLOAD, recipient=ERASED_RECIPIENT)
+        )
+        return int(result.rowcount)
 
 
 def _entry(row: Row[Any]) -> OutboxEntry:

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0010"
 
 metadata = sa.MetaData()
 
@@ -199,6 +199,7 @@ outbox = sa.Table(
     sa.Column("sent_at", UTCDateTime, nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    sa.Index("ix_outbox_instance", "instance_id"),  # an erasure finds an instance's messages
 )
 
 api_keys = sa.Table(
@@ -239,7 +240,42 @@ data_keys = sa.Table(
     sa.Column("kek_id", sa.String(64), nullable=False),
     sa.Column("wrapped", sa.LargeBinary, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("erased_at", UTCDateTime, nullable=True),  # a tombstone: the key is destroyed
     sa.Index("ix_data_keys_kek", "kek_id"),
+)
+
+# The blind index of each instance's data subject (see engine/privacy.py).
+subjects = sa.Table(
+    "subjects",
+    metadata,
+    sa.Column("blind_index", sa.String(64), primary_key=True),
+    sa.Column("instance_id", sa.String(36), primary_key=True),
+    sa.Index("ix_subjects_instance", "instance_id"),
+)
+
+# Every read of personal values: append-only (database triggers refuse UPDATE and DELETE).
+read_log = sa.Table(
+    "read_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # cli, http, api
+    sa.Column("what", sa.String(32), nullable=False),  # show, list, history, audit-export...
+    sa.Column("instance_id", sa.String(36), nullable=True),  # None: every instance
+    sa.Column("fields", sa.Text, nullable=False),  # JSON list of the personal fields shown
+    sa.Column("reason", sa.Text, nullable=True),  # sealed under the store's own key
+    sa.Index("ix_read_log_instance", "instance_id", "id"),
+)
+
+# Instances whose erasure by retention is suspended.
+legal_holds = sa.Table(
+    "legal_holds",
+    metadata,
+    sa.Column("instance_id", sa.String(36), primary_key=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("held_at", UTCDateTime, nullable=False),
 )
 
 meta = sa.Table(

@@ -24,6 +24,8 @@ from opcatflow.engine.ports import (
     InstanceRepository,
     ObligationRepository,
     OutboxRepository,
+    PrivacyRepository,
+    ReadLogRepository,
     TimerRepository,
 )
 from opcatflow.engine.sql import tables as t
@@ -34,6 +36,7 @@ from opcatflow.engine.sql.instances import SqlDefinitions, SqlInstances
 from opcatflow.engine.sql.keys import SqlDataKeys
 from opcatflow.engine.sql.obligations import SqlObligations
 from opcatflow.engine.sql.outbox import SqlOutbox
+from opcatflow.engine.sql.privacy import SqlPrivacy, SqlReadLog
 from opcatflow.engine.sql.timers import SqlTimers
 
 _P = t.audit_position.c
@@ -68,6 +71,8 @@ class SqlUnitOfWork:
         "keys",
         "obligations",
         "outbox",
+        "privacy",
+        "read_log",
         "timers",
     )
 
@@ -83,6 +88,8 @@ class SqlUnitOfWork:
         self.idempotency: IdempotencyRepository = SqlIdempotency(conn)
         self.keys: ApiKeyRepository = SqlApiKeys(conn)
         self.data_keys: DataKeyRepository = SqlDataKeys(conn, dialect)
+        self.privacy: PrivacyRepository = SqlPrivacy(conn, dialect)
+        self.read_log: ReadLogRepository = SqlReadLog(conn)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

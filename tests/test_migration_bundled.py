@@ -48,14 +48,20 @@ PLAN_NAME = re.compile(r"^(?P<workflow>[a-z_]+)-(?P<source>\d+)-(?P<target>\d+)$
 
 
 def store_previous(engine: Engine, workflow: str, version: int) -> None:
-    """Store the previous version's text as the release that ran it did."""
-    text = (PREVIOUS / f"{workflow}-v{version}.yaml").read_text("utf-8")
-    wf = compile_stored(text, workflow, version, registry)
-    row = StoredDefinition(
-        workflow, version, wf.fingerprint, wf.definition.title, text, engine.clock.now()
-    )
-    with engine.store.write() as uow:
-        uow.definitions.add(row)
+    """Store the previous versions' texts from ``version`` on, as the releases that ran them
+    did (a plan from an older version targets one the bundled files no longer hold)."""
+    for path in sorted(PREVIOUS.glob(f"{workflow}-v*.yaml")):
+        number = int(path.stem.rsplit("-v", 1)[1])
+        if number < version:
+            continue
+        text = path.read_text("utf-8")
+        wf = compile_stored(text, workflow, number, registry)
+        row = StoredDefinition(
+            workflow, number, wf.fingerprint, wf.definition.title, text, engine.clock.now()
+        )
+        with engine.store.write() as uow:
+            if uow.definitions.get(workflow, number) is None:
+                uow.definitions.add(row)
 
 
 def test_every_bumped_bundled_workflow_ships_a_plan() -> None:

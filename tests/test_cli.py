@@ -263,7 +263,10 @@ def test_start_json_is_the_stored_instance(cli: Run) -> None:
         instance["version"],
     ) == ("complaint", "received", 1)
     assert instance["data"] == COMPLAINT
-    assert json.loads(cli("show", instance["id"], "--json").stdout) == {**instance, "children": []}
+    shown = json.loads(cli("show", instance["id"], "--json").stdout)
+    # show adds the case's children and its open deadlines (last days in the NPM's zone)
+    assert {k: shown[k] for k in instance} == instance
+    assert (shown["children"], shown["timezone"]) == ([], "UTC")
 
 
 def test_start_reads_data_from_a_file(cli: Run, tmp_path: Path) -> None:

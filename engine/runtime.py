@@ -43,7 +43,7 @@ from opcatflow.engine.checkpoint import (
 from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor
 from opcatflow.engine.crypto.cipher import ERASED, is_sealed_text, reason_place
-from opcatflow.engine.crypto.keyring import Keyring
+from opcatflow.engine.crypto.keyring import SUBJECT_OWNER, Keyring
 from opcatflow.engine.crypto.providers import KeyProvider, LocalKeys, load_provider
 from opcatflow.engine.crypto.store import SealedStore, SealedUnitOfWork
 from opcatflow.engine.deadlines import condition_refusal
@@ -310,6 +310,10 @@ class Engine:
             for wf in catalog:
                 self._writes.ensure_registered(uow, wf, self.clock.now())
                 self._pinned[(wf.id, wf.version)] = wf
+            if any(wf.definition.subject for wf in catalog):
+                # Made (and committed) now rather than in a batch of starts that might roll
+                # back after another start of the batch read it: the index's key never changes.
+                uow.ensure_keys(SUBJECT_OWNER, self.clock.now())
 
     def workflow(self, workflow: str, version: int | None = None) -> CompiledWorkflow:
         """The latest loaded version of a workflow, or the given version as stored.

@@ -34,7 +34,6 @@ from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
     DefinitionError,
-    InstanceErased,
     LimitExceeded,
     Problem,
     VersionRetired,
@@ -357,12 +356,9 @@ class Writes:
         reason: str | None,
     ) -> Instance:
         seq, prev = current.audit_seq + 1, current.audit_head
-        try:
-            redactor = uow.ensure_keys(current.id, now).redactor
-        except InstanceErased:
-            # An erased instance: a change of its other fields needs no key; one of a personal
-            # value is refused when its hash is asked for.
-            redactor = ErasedRedactor(current.id)
+        # The audit key is fetched only if a personal value changed: a change of other fields
+        # needs none (and is allowed on an erased instance, where asking for it is refused).
+        redactor = KeysRedactor(uow, current.id, now)
         # Positional arguments, in field order, here and for the event: keyword arguments cost
         # a quarter more to bind, and these two are built on every fire.
         changed = outcome.state_changed
@@ -510,12 +506,19 @@ class Writes:
         )
 
 
-class ErasedRedactor(Redactor):
-    """The redactor of an erased instance: it has no audit key to hash a value with."""
+class KeysRedactor(Redactor):
+    """The redactor of one instance's audit key, fetched on the first hash asked for.
 
-    def __init__(self, instance_id: str) -> None:
+    Raises (from :meth:`digest`): InstanceErased, KeyUnavailable."""
+
+    def __init__(self, uow: SealedUnitOfWork, instance_id: str, now: datetime) -> None:
         super().__init__(b"")
+        self._uow = uow
         self._instance_id = instance_id
+        self._now = now
+        self._keyed: Redactor | None = None
 
     def digest(self, value: Any) -> str:
-        raise InstanceErased(self._instance_id)
+        if self._keyed is None:
+            self._keyed = self._uow.ensure_keys(self._instance_id, self._now).redactor
+        return self._keyed.digest(value)

@@ -4,11 +4,14 @@ and leaves alone a case under a legal hold (set and lifted with a reason, audite
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from privacy_helpers import complaint, privacy_engine
+from privacy_helpers import PRIVACY, complaint, privacy_engine
+from typer.testing import CliRunner
 
+from opcatflow.adapters.cli import app as cli
 from opcatflow.engine import FrozenClock, TransitionRefused
 from opcatflow.engine.audit import ERASED, HELD, RELEASED
 from opcatflow.engine.erasure import is_erased
@@ -79,3 +82,34 @@ def test_a_legal_hold_suspends_retention_until_it_is_lifted(
         (RELEASED, "[erased]"),
         (ERASED, "retention: 5 years after closed, kept until 2031-03-02"),
     ]
+
+
+def test_the_cli_lists_retention_ahead_and_sets_and_lifts_a_hold(db_url: str) -> None:
+    runner = CliRunner()
+    base = ["--db", db_url, "--no-bundled", "--workflows", str(PRIVACY)]
+    with privacy_engine(db_url, FrozenClock(datetime.now(UTC))) as engine:
+        case = complaint(engine)
+        engine.fire(case, "close", actor="h", role="head")
+    env = {"OPCATFLOW_DB": None}
+
+    def listed(*options: str) -> list[dict[str, object]]:
+        result = runner.invoke(cli, [*base, "retention", "--due", *options, "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        found: list[dict[str, object]] = json.loads(result.stdout)["due"]
+        return found
+
+    soon, later = listed(), listed("--within", "2000")
+    held = runner.invoke(cli, [*base, "hold", "set", case[:8], "--actor", "dpo", "--reason", "r"])
+    while_held = listed("--within", "2000")
+    refused = runner.invoke(
+        cli, [*base, "hold", "clear", case, "--actor", "c", "--role", "clerk", "--reason", "r"]
+    )
+    cleared = runner.invoke(cli, [*base, "hold", "clear", case, "--actor", "dpo", "--reason", "r"])
+    applied = runner.invoke(cli, [*base, "retention", "--apply", "--json"], env=env)
+    assert soon == []
+    assert [(d["instance_id"], d["held"]) for d in later] == [(case, False)]
+    assert held.exit_code == 0, held.output
+    assert [d["held"] for d in while_held] == [True]
+    assert refused.exit_code == 3
+    assert cleared.exit_code == 0
+    assert json.loads(applied.stdout) == {"erased": []}  # not due for five years

@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -292,5 +293,11 @@ OPERATOR = "operator"  # the role of a command-line reader who names none
 
 
 def reader(actor: str | None) -> str:
-    """The actor a read is logged under: the one given, else the system user."""
-    return actor or getpass.getuser()
+    """The actor a read is logged under: the one given, else the system user (``uid:N``
+    when the system has no name for it, as in some containers)."""
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"

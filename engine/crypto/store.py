@@ -134,6 +134,8 @@ class SealedUnitOfWork:
                 self.keyring.forget(owner)
                 raise InstanceErased(owner)
             self._live.add(owner)
+            if row is None:  # a new instance: no second read to find none
+                return self.keyring.create(self.data_keys, owner, now, self.fresh)
         keys = self.keyring.find(self.data_keys, owner, self.fresh)
         if keys is None:
             keys = self.keyring.create(self.data_keys, owner, now, self.fresh)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from opcatflow.engine.audit import CURRENT_FORMAT, ERASED, make_record
+from opcatflow.engine.audit import CURRENT_FORMAT, ERASED, make_record, state_hash
 from opcatflow.engine.crypto.cipher import blind_index, is_sealed
 from opcatflow.engine.crypto.keyring import SUBJECT_OWNER
 from opcatflow.engine.crypto.store import SealedUnitOfWork
@@ -129,6 +129,11 @@ def erase(
         )
         names = sorted(wf.schema.sealed | {n for n, v in current.data.items() if is_sealed(v)})
         seq = current.audit_seq + 1
+        stamped = dataclasses.replace(current, updated_at=at)
+        after = uow.sealed_instances.erased_data(stamped, names)
+        after_hash = state_hash(
+            current.workflow_id, current.workflow_version, current.state, current.version + 1, after
+        )
         record = make_record(
             instance_id=current.id,
             seq=seq,
@@ -148,9 +153,9 @@ def erase(
             ),
             prev_hash=current.audit_head,
             format=CURRENT_FORMAT,
+            state_hash=after_hash,
         )
         uow.audit.append(record)
-        stamped = dataclasses.replace(current, updated_at=at)
         uow.sealed_instances.erase(stamped, names, seq=seq, head=record.hash)
         messages = uow.outbox.erase_instance(instance_id, OUTBOX_NOTE)
         uow.data_keys.erase(instance_id, at)

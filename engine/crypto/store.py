@@ -273,18 +273,24 @@ class SealedInstances:
         keys = self._uow.ensure_keys(SUBJECT_OWNER, now)
         self._uow.privacy.index_subject(instance.id, blind_index(keys, value))
 
-    def erase(self, current: Instance, names: Collection[str], *, seq: int, head: str) -> Instance:
-        """Store ``current`` (locked in this unit of work) with every value of ``names``, and
-        every sealed value, replaced by an erased one (``updated_at`` is the erasure's time),
-        its audit head at ``(seq, head)``; returns it as read."""
-        at = current.updated_at
-        marker = {ERASED_KEY: at.isoformat()}
+    def erased_data(self, current: Instance, names: Collection[str]) -> dict[str, Any]:
+        """The data :meth:`erase` stores for ``current`` (whose ``updated_at`` is the
+        erasure's time): every value of ``names`` and every sealed value erased."""
+        marker = {ERASED_KEY: current.updated_at.isoformat()}
         stored = self._seen.get(current.id, (current.data, current.data))[0]
         out = {
             name: marker if name in names or is_sealed(value) or is_erased(value) else value
             for name, value in stored.items()
         }
         out.update((name, marker) for name in names)
+        return out
+
+    def erase(self, current: Instance, names: Collection[str], *, seq: int, head: str) -> Instance:
+        """Store ``current`` (locked in this unit of work) with every value of ``names``, and
+        every sealed value, replaced by an erased one (``updated_at`` is the erasure's time),
+        its audit head at ``(seq, head)``; returns it as read."""
+        at = current.updated_at
+        out = self.erased_data(current, names)
         erased = Instance(
             current.id, current.workflow_id, current.workflow_version, current.state, out,
             current.version + 1, current.parent_id, current.created_at, at,

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opcatflow.engine import Engine
-from opcatflow.engine.checkpoint import Checkpoint, CheckpointError, SigningKey, write_checkpoint
+from opcatflow.engine.audit import GENESIS
+from opcatflow.engine.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    SigningKey,
+    latest_checkpoint,
+    write_checkpoint,
+)
 from opcatflow.engine.crypto.providers import default_key_file
 from opcatflow.engine.worker import PeriodicJob
 
@@ -46,7 +53,14 @@ class Anchor:
             OSError: the witness cannot be written.
             CheckpointError: the signing key cannot be read or made.
         """
-        size, root = self.engine.audit_root()
+        # From the witness's latest checkpoint on, when it has one of ours: a checkpoint then
+        # costs the records since, not the whole trail. It launders nothing: the root carried
+        # over is the signed one, so a record changed before it still fails verify.
+        previous = None
+        if self.witness.is_dir():
+            previous = latest_checkpoint(self.witness, self.key.public_key(create=True))
+        start = (previous.size, previous.root) if previous is not None else (0, GENESIS)
+        size, root = self.engine.audit_root(start)
         checkpoint = self.key.sign(size, root, self.engine.clock.now())
         path = write_checkpoint(self.witness, checkpoint)
         self.engine.log.info("audit_checkpoint_written", size=size, root=root, path=str(path))

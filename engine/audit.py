@@ -302,11 +302,13 @@ class ChainBreak:
     def __str__(self) -> str:
         if not self.instance_id:
             return f"audit position {self.position}: {self.problem}"
-        where = f"audit record {self.id}" if self.id is not None else "instance"
-        at = f", position {self.position}" if self.position is not None else ""
+        at = f" (position {self.position})" if self.position is not None else ""
         if self.id is None:
-            return f"instance {self.instance_id} (seq {self.seq}{at}): {self.problem}"
-        return f"{where} (instance {self.instance_id}, seq {self.seq}{at}): {self.problem}"
+            return f"instance {self.instance_id} (seq {self.seq}): {self.problem}{at}"
+        return (
+            f"audit record {self.id} (instance {self.instance_id}, seq {self.seq}): "
+            f"{self.problem}{at}"
+        )
 
     def as_json(self) -> ChainBreakJson:
         return {

@@ -204,6 +204,20 @@ def read_checkpoint(path: Path, trusted_key: str | None = None) -> Checkpoint:
     return parse_checkpoint(text, str(path), trusted_key)
 
 
+def latest_checkpoint(folder: Path, trusted_key: str) -> Checkpoint | None:
+    """The checkpoint of the greatest size in ``folder`` signed by ``trusted_key`` (files
+    that are not, or do not verify, are passed over), ``None`` if there is none."""
+    best: Checkpoint | None = None
+    for path in sorted(folder.glob("checkpoint-*.json")):
+        try:
+            found = read_checkpoint(path, trusted_key)
+        except CheckpointError:
+            continue
+        if best is None or found.size > best.size:
+            best = found
+    return best
+
+
 def write_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` into ``folder`` (made if missing) as a file of its own, named by
     its size and time, atomically (a witness never sees half a file); returns its path.
@@ -225,10 +239,13 @@ def write_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
     return target
 
 
-def root_at(pages: Callable[[int], Sequence[AuditRecord]]) -> tuple[int, str]:
-    """The trail's size and root, read page by page in position order."""
-    size, root = 0, GENESIS
-    for record in _stream(pages):
+def root_at(
+    pages: Callable[[int], Sequence[AuditRecord]], start: tuple[int, str] = (0, GENESIS)
+) -> tuple[int, str]:
+    """The trail's size and root, read page by page in position order from ``start`` (an
+    earlier checkpoint's size and root: only the positions after it are read)."""
+    size, root = start
+    for record in _stream(pages, size):
         if record.position != size + 1:
             break  # a gap: the root is only defined over gap-free positions
         size += 1
@@ -236,8 +253,7 @@ def root_at(pages: Callable[[int], Sequence[AuditRecord]]) -> tuple[int, str]:
     return size, root
 
 
-def _stream(pages: Callable[[int], Sequence[AuditRecord]]) -> Iterable[AuditRecord]:
-    after = 0
+def _stream(pages: Callable[[int], Sequence[AuditRecord]], after: int = 0) -> Iterable[AuditRecord]:
     while True:
         page = pages(after)
         if not page:

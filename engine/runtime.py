@@ -21,6 +21,7 @@ from typing import IO, Any, NamedTuple
 from structlog.typing import FilteringBoundLogger
 
 from opcatflow.engine.audit import (
+    GENESIS,
     LEGACY_FORMAT,
     AuditRecord,
     VerifyReport,
@@ -1033,10 +1034,11 @@ class Engine:
             check_positions(lambda after: uow.audit.after(after, 5000), checkpoints, report)
         return report
 
-    def audit_root(self) -> tuple[int, str]:
-        """The audit trail's size and root now (:mod:`opcatflow.engine.checkpoint`)."""
+    def audit_root(self, start: tuple[int, str] = (0, GENESIS)) -> tuple[int, str]:
+        """The audit trail's size and root now (:mod:`opcatflow.engine.checkpoint`), read
+        from ``start``: an earlier checkpoint's size and root."""
         with self.store.read() as uow:
-            return root_at(lambda after: uow.audit.after(after, 5000))
+            return root_at(lambda after: uow.audit.after(after, 5000), start)
 
     def export_audit(self, out: IO[str], instance_id: str | None = None) -> int:
         """Write the audit trail as JSON Lines, as stored (reasons sealed, personal values as

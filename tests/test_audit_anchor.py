@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import structlog
+from conftest import COMPLAINT
 from typer.testing import CliRunner, Result
 
 from opcatflow.adapters.anchor import Anchor, signing_key
@@ -140,10 +141,15 @@ def test_the_worker_job_alerts_when_the_witness_cannot_be_written(
         with structlog.testing.capture_logs() as logs:
             anchor.job(60).func()
             Anchor(engine, tmp_path / "w", anchor.key).take_or_alert()
+        # the next one starts from the witness's latest: same root as from the start
+        engine.start("complaint", actor="m.okafor", role="intake", data=COMPLAINT)
+        second, _ = Anchor(engine, tmp_path / "w", anchor.key).take()
+        assert (second.size, second.root) == engine.audit_root()
+        assert engine.verify_audit([second]).status == "intact"
     failed = [e for e in logs if e["event"] == "audit_checkpoint_failed"]
     assert [e["log_level"] for e in failed] == ["error"]
     assert [e["event"] for e in logs if e["event"] == "audit_checkpoint_written"]
-    assert len(list((tmp_path / "w").glob("checkpoint-*.json"))) == 1
+    assert len(list((tmp_path / "w").glob("checkpoint-*.json"))) == 2
 
 
 def test_db_grant_refuses_sqlite(tmp_path: Path) -> None:

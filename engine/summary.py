@@ -78,12 +78,16 @@ def summary_problems(doc: Located, wf: WorkflowDefinition) -> list[Problem]:
 def label_warnings(doc: Located, wf: WorkflowDefinition) -> list[Problem]:
     """Warnings (not problems): deadlines without a ``label``, which lists, reminders and
     calendars can then only name by their id."""
-    return [
-        doc.problem(
-            ("states", state, "deadlines", i),
-            f"warning: deadline {d.id!r} has no label: lists and calendars will show its id",
-        )
+    where: list[tuple[tuple[str | int, ...], str | None, str]] = [
+        (("states", state, "deadlines", i), d.label, d.id)
         for state, spec in wf.states.items()
         for i, d in enumerate(spec.deadlines)
-        if not d.label
+    ]
+    where += [(("deadlines", i), d.label, d.id) for i, d in enumerate(wf.deadlines)]
+    return [
+        doc.problem(
+            at, f"warning: deadline {name!r} has no label: lists and calendars will show its id"
+        )
+        for at, label, name in where
+        if not label
     ]

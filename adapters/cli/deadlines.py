@@ -32,7 +32,7 @@ def _instant(text: str, option: str) -> datetime:
 def _print_firing(f: Firing) -> str:
     return (
         f"{out.when(f.due_at)}  {f.kind:<8}  {f.outcome:<8}  {f.workflow}  "
-        f"{f.instance_id[:8]}  {f.deadline}" + (f"  ({f.trigger})" if f.trigger else "")
+        f"{f.instance_id}  {f.deadline}" + (f"  ({f.trigger})" if f.trigger else "")
     )
 
 

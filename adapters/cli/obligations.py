@@ -11,7 +11,9 @@ from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.options import Actor, Json, Role, settings
 from opcatflow.engine.rows import Obligation
 
-InstanceId = Annotated[str, typer.Argument(help="The instance id.", metavar="ID")]
+InstanceId = Annotated[
+    str, typer.Argument(help="The instance id (or its first 8+ characters).", metavar="ID")
+]
 Deadline = Annotated[str, typer.Argument(help="The deadline id, e.g. acknowledge.")]
 Why = Annotated[str, typer.Option("--reason", help="Why (required; kept in the audit trail).")]
 Occurrence = Annotated[
@@ -25,7 +27,7 @@ def _print(row: Obligation, as_json: bool) -> None:
         out.print_json(row.as_json())
         return
     day = row.last_day.isoformat() if row.last_day else "-"
-    out.echo(f"{row.deadline} #{row.occurrence} of {row.instance_id[:8]}: {row.status}")
+    out.echo(f"{row.deadline} #{row.occurrence} of {row.instance_id}: {row.status}")
     out.echo(f"  last day  {day}")
 
 
@@ -42,6 +44,7 @@ def waive(
 ) -> None:
     """Waive an obligation (a role of its 'waivable_by'): no longer owed, listed or alerted."""
     with settings(ctx).engine(existing=True) as engine:
+        instance_id = engine.resolve_id(instance_id)
         row = engine.waive(
             instance_id, deadline, actor=actor, role=role, reason=reason, occurrence=occurrence
         )
@@ -67,6 +70,7 @@ def extend(
     except ValueError:
         raise typer.BadParameter(f"expected a date (YYYY-MM-DD), got {to!r}", "--to") from None
     with settings(ctx).engine(existing=True) as engine:
+        instance_id = engine.resolve_id(instance_id)
         row = engine.extend(
             instance_id, deadline, actor=actor, role=role, reason=reason, last_day=last_day,
             occurrence=occurrence,

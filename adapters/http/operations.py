@@ -32,7 +32,7 @@ NDJSON = "application/x-ndjson"
 @router.get(
     "/deadlines",
     response_model=DeadlinePage,
-    responses=responses("invalid-request"),
+    responses=responses("forbidden", "invalid-request"),
     dependencies=[Depends(known_query)],
 )
 def list_deadlines(

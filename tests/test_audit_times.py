@@ -283,9 +283,9 @@ def test_a_record_stamped_before_the_one_before_it_breaks_a_chain_written_by_thi
     result = verify(db_url)
     assert result.exit_code == 8
     seq = 3  # after the start and the record of the obligation it armed
-    assert (
-        f"error: audit chain broken at audit record {forged} (instance {case}, seq {seq}, position "
-    ) in result.stderr
+    assert f"error: audit chain broken at audit record {forged} (instance {case}, seq {seq})" in (
+        result.stderr
+    )
 
 
 def test_a_record_of_older_data_stamped_before_the_one_before_it_is_a_warning(
@@ -303,7 +303,7 @@ def test_a_record_of_older_data_stamped_before_the_one_before_it_is_a_warning(
         assert (report.ok, report.breaks, [w.id for w in report.warnings]) == (True, [], [forged])
     result = verify(db_url)
     assert result.exit_code == 0
-    assert "audit chain unanchored: 3 records over 1 instance" in result.stdout
+    assert "audit chain intact: 3 records over 1 instance" in result.stdout
     assert f"1 warning on records of older data:\n  audit record {forged} " in result.stdout
     result = verify(db_url, "--json")
     assert result.exit_code == 0

@@ -276,7 +276,7 @@ def test_over_http_a_coordinator_may_not_write_who_is_at_risk_nor_learn_it_from_
             "outcome": "refused",
             "reason": "[withheld]",
             "changes": {},
-            "format": 2,
+            "format": 4,
         }
     ] * 2
     applied = api.client.post(

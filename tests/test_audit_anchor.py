@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import structlog
-from conftest import COMPLAINT
 from typer.testing import CliRunner, Result
 
 from opcatflow.adapters.anchor import Anchor, signing_key
 from opcatflow.adapters.cli import app
 from opcatflow.engine import Engine, FrozenClock, SQLAlchemyStore, reference_verifier
 from opcatflow.engine.checkpoint import SigningKey, write_checkpoint
-from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows import registry
 
 TINY = """\
 id: tiny
@@ -42,13 +41,16 @@ WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def run(tmp_path: Path, db_url: str) -> Callable[..., Result]:
-    """``opcatflow --db db_url --workflows <tiny> ARGS``, in process."""
+    """``opcatflow --db db_url --no-bundled --workflows <tiny> ARGS``, in process (the bundled
+    set left out: loading it is most of a command's time)."""
     folder = tmp_path / "workflows"
     folder.mkdir()
     (folder / "tiny.yaml").write_text(TINY)
 
     def invoke(*args: str) -> Result:
-        return CliRunner().invoke(app, ["--db", db_url, "--workflows", str(folder), *args])
+        return CliRunner().invoke(
+            app, ["--db", db_url, "--no-bundled", "--workflows", str(folder), *args]
+        )
 
     return invoke
 
@@ -135,14 +137,17 @@ def test_the_worker_job_alerts_when_the_witness_cannot_be_written(
 ) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the witness folder should be")
-    with Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "tiny.yaml").write_text(TINY)
+    with Engine.open(db_url, [folder], registry, clock=clock) as engine:
         engine.log = structlog.get_logger("opcatflow")
         anchor = Anchor(engine, blocked / "checkpoints", SigningKey(tmp_path / "signing"))
         with structlog.testing.capture_logs() as logs:
             anchor.job(60).func()
             Anchor(engine, tmp_path / "w", anchor.key).take_or_alert()
         # the next one starts from the witness's latest: same root as from the start
-        engine.start("complaint", actor="m.okafor", role="intake", data=COMPLAINT)
+        engine.start("tiny", actor="cleo", role="clerk", data={"name": "Ana"})
         second, _ = Anchor(engine, tmp_path / "w", anchor.key).take()
         assert (second.size, second.root) == engine.audit_root()
         assert engine.verify_audit([second]).status == "intact"

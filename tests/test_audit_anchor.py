@@ -1,26 +1,29 @@
 """``audit checkpoint``, ``audit verify --checkpoint`` and the reference verifier, through the
-command line; the worker's checkpoint job and its alert."""
+command line; the worker's checkpoint job and its alert, also through a running ``worker``."""
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import structlog
-from conftest import COMPLAINT
+from test_catalogue import wait_for
+from test_cli_serve import environment
 from typer.testing import CliRunner, Result
 
 from opcatflow.adapters.anchor import Anchor, signing_key
 from opcatflow.adapters.cli import app
 from opcatflow.engine import Engine, FrozenClock, SQLAlchemyStore, reference_verifier
 from opcatflow.engine.checkpoint import SigningKey, write_checkpoint
-from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows import registry
 
 TINY = """\
 id: tiny
@@ -42,13 +45,16 @@ WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def run(tmp_path: Path, db_url: str) -> Callable[..., Result]:
-    """``opcatflow --db db_url --workflows <tiny> ARGS``, in process."""
+    """``opcatflow --db db_url --no-bundled --workflows <tiny> ARGS``, in process (the bundled
+    set left out: loading it is most of a command's time)."""
     folder = tmp_path / "workflows"
     folder.mkdir()
     (folder / "tiny.yaml").write_text(TINY)
 
     def invoke(*args: str) -> Result:
-        return CliRunner().invoke(app, ["--db", db_url, "--workflows", str(folder), *args])
+        return CliRunner().invoke(
+            app, ["--db", db_url, "--no-bundled", "--workflows", str(folder), *args]
+        )
 
     return invoke
 
@@ -135,14 +141,17 @@ def test_the_worker_job_alerts_when_the_witness_cannot_be_written(
 ) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the witness folder should be")
-    with Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "tiny.yaml").write_text(TINY)
+    with Engine.open(db_url, [folder], registry, clock=clock) as engine:
         engine.log = structlog.get_logger("opcatflow")
         anchor = Anchor(engine, blocked / "checkpoints", SigningKey(tmp_path / "signing"))
         with structlog.testing.capture_logs() as logs:
             anchor.job(60).func()
             Anchor(engine, tmp_path / "w", anchor.key).take_or_alert()
         # the next one starts from the witness's latest: same root as from the start
-        engine.start("complaint", actor="m.okafor", role="intake", data=COMPLAINT)
+        engine.start("tiny", actor="cleo", role="clerk", data={"name": "Ana"})
         second, _ = Anchor(engine, tmp_path / "w", anchor.key).take()
         assert (second.size, second.root) == engine.audit_root()
         assert engine.verify_audit([second]).status == "intact"
@@ -158,3 +167,69 @@ def test_db_grant_refuses_sqlite(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--db", db, "db", "grant", "app"])
     assert result.exit_code == 2
     assert "PostgreSQL" in result.stderr
+
+
+# -- the worker as a process --------------------------------------------------------------------
+
+
+def start_worker(tmp_path: Path, witness: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """``opcatflow worker --checkpoint-every 1 --witness WITNESS`` on a SQLite file holding one
+    tiny case; its JSON log goes to the returned file."""
+    folder = tmp_path / "workflows"
+    folder.mkdir(exist_ok=True)
+    (folder / "tiny.yaml").write_text(TINY)
+    db = str(tmp_path / "opcatflow.db")
+    with Engine.open(db, [folder], registry) as engine:
+        engine.start("tiny", actor="cleo", role="clerk", data={"name": "Ana"})
+    command = [sys.executable, "-m", "opcatflow.adapters.cli", "--db", db, "--no-bundled"]
+    command += ["--log-level", "info", "--log-format", "json", "--workflows", str(folder)]
+    command += ["worker", "--checkpoint-every", "1", "--witness", str(witness)]
+    log = tmp_path / "worker.log"
+    with log.open("wb") as err:  # environment(): the test's OPCATFLOW_KEY_FILE, nothing else
+        process = subprocess.Popen(
+            command, env=environment(), stdout=subprocess.DEVNULL, stderr=err
+        )
+    return process, log
+
+
+def logged(log: Path, event: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("event") == event]
+
+
+def stop_worker(process: subprocess.Popen[bytes], log: Path) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(60)
+    assert process.returncode == 0, log.read_text()
+
+
+def test_the_worker_signs_a_checkpoint_into_the_witness(tmp_path: Path) -> None:
+    witness = tmp_path / "witness"
+    process, log = start_worker(tmp_path, witness)
+    try:
+        wait_for(lambda: any(witness.glob("checkpoint-*.json")), "no checkpoint in the witness")
+        assert process.poll() is None  # still running
+    finally:
+        stop_worker(process, log)
+    written = sorted(witness.glob("checkpoint-*.json"))[0]
+    assert logged(log, "audit_checkpoint_written")
+    # signed with this deployment's key, and the trail it describes verifies against it
+    db, folder = str(tmp_path / "opcatflow.db"), str(tmp_path / "workflows")
+    command = ["--db", db, "--no-bundled", "--workflows", folder, "audit", "verify"]
+    verified = CliRunner().invoke(app, [*command, "--checkpoint", str(written)])
+    assert verified.exit_code == 0, verified.output
+    assert "anchored to the checkpoint of position 1" in verified.stdout
+
+
+def test_the_worker_logs_an_error_when_the_witness_cannot_be_written(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the witness folder should be")
+    process, log = start_worker(tmp_path, blocked / "checkpoints")
+    try:
+        wait_for(lambda: bool(logged(log, "audit_checkpoint_failed")), "no alert logged")
+        assert process.poll() is None  # the worker goes on: the alert is the log line
+    finally:
+        stop_worker(process, log)
+    failed = logged(log, "audit_checkpoint_failed")[0]
+    assert failed["level"] == "error"
+    assert failed["witness"] == str(blocked / "checkpoints")

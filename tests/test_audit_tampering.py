@@ -7,14 +7,16 @@ Small chains (three complaints, a few records each) keep the module fast.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from conftest import new_pg_schema
 from helpers import EXAMPLE_DIR, make_registry
 from sqlalchemy.engine import Connection
 
@@ -28,10 +30,12 @@ from opcatflow.engine.audit import (
     state_hash,
 )
 from opcatflow.engine.checkpoint import Checkpoint, SigningKey
+from opcatflow.engine.crypto.providers import LocalKeys
 from opcatflow.engine.sql import tables as t
 from opcatflow.engine.sql.audit import audit_row
 
 CLERK = {"actor": "cleo", "role": "clerk"}
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 A = t.audit.c
 I_ = t.instances.c
 
@@ -79,15 +83,79 @@ def build(engine: Engine, clock: FrozenClock, key: SigningKey) -> tuple[list[str
     return ids, key.sign(size, root, clock.now())
 
 
-@pytest.fixture
-def trail(db_url: str, clock: FrozenClock, tmp_path: Path) -> Iterator[Trail]:
-    key = SigningKey(tmp_path / "signing")
-    with Engine.open(db_url, [EXAMPLE_DIR], make_registry(), clock=clock) as engine:
+@dataclass
+class Template:
+    """The valid trail, built once per backend; each scenario tampers with a copy of it."""
+
+    url: str  # SQLite: the file each scenario copies; PostgreSQL: the schema it restores
+    dialect: str
+    ids: list[str]
+    checkpoint: Checkpoint
+    key: SigningKey
+    keys: LocalKeys  # the key-encryption keys the sealed values were written under
+    now: datetime
+    rows: dict[str, list[dict[str, Any]]]  # PostgreSQL: every table's rows, as built
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def template(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Template]:
+    # Migrating a database and building a trail is most of a scenario's cost: done once per
+    # backend (the scenarios then take a copy: the SQLite file, or the PostgreSQL rows).
+    folder = tmp_path_factory.mktemp("template")
+    schema = None
+    if request.param == "sqlite":
+        url = str(folder / "opcatflow.db")
+    else:
+        admin = request.getfixturevalue("pg_admin")
+        schema, url = new_pg_schema(admin)
+    clock, key, keys = FrozenClock(T0), SigningKey(folder / "signing"), LocalKeys()
+    with Engine.open(url, [EXAMPLE_DIR], make_registry(), clock=clock, keys=keys) as engine:
         ids, checkpoint = build(engine, clock, key)
-        report = engine.verify_audit([checkpoint])
-        assert report.status == INTACT, report.breaks
+        assert engine.verify_audit([checkpoint]).status == INTACT
         assert engine.verify_audit().status == UNANCHORED
-        yield Trail(engine, ids, checkpoint, engine.store.dialect, key)
+        with engine.store.connect() as conn:
+            rows = {
+                table.name: [dict(r._mapping) for r in conn.execute(sa.select(table))]
+                for table in t.metadata.sorted_tables
+            }
+        dialect = engine.store.dialect
+    yield Template(url, dialect, ids, checkpoint, key, keys, clock.now(), rows)
+    if schema is not None:
+        with request.getfixturevalue("pg_admin").connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+def restore(conn: Connection, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Put every table back as built, the append-only guards set aside for it and then set
+    again (a scenario before may have left them off)."""
+    guarded = ("audit", "read_log")
+    for name in guarded:
+        conn.exec_driver_sql(f"ALTER TABLE {name} DISABLE TRIGGER USER")
+    for table in reversed(t.metadata.sorted_tables):
+        conn.execute(table.delete())
+    for table in t.metadata.sorted_tables:
+        if rows[table.name]:
+            conn.execute(table.insert(), rows[table.name])
+    for name in guarded:
+        conn.exec_driver_sql(f"ALTER TABLE {name} ENABLE TRIGGER USER")
+
+
+@pytest.fixture
+def trail(template: Template, tmp_path: Path) -> Iterator[Trail]:
+    url = template.url
+    if template.dialect == "sqlite":
+        url = str(tmp_path / "opcatflow.db")
+        shutil.copyfile(template.url, url)
+    clock = FrozenClock(template.now)
+    registry = make_registry()
+    with Engine.open(url, [EXAMPLE_DIR], registry, clock=clock, keys=template.keys) as engine:
+        if template.dialect == "postgresql":
+            with engine.store.connect(write=True) as conn:
+                restore(conn, template.rows)
+        assert engine.verify_audit([template.checkpoint]).status == INTACT
+        yield Trail(engine, list(template.ids), template.checkpoint, template.dialect, template.key)
 
 
 def rewritten(records: list[AuditRecord], prev: str, **changes: Any) -> list[AuditRecord]:

@@ -36,7 +36,7 @@ ENGINE_API = {
     "AuditRecord", "Catalog", "ChainBreak", "Clock", "CompiledWorkflow", "ConcurrentUpdate",
     "DeadlineEvent", "FireResult", "Started", "TransactionHook", "TransitionEvent",
     "AmbiguousId", "IdTooShort", "InvalidFilter",
-    "DefinitionError", "DuplicateKey", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceNotFound",
+    "DefinitionError", "DuplicateKey", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceErased", "InstanceNotFound",
     "InvalidData", "InvalidText", "KeyUnavailable", "LimitExceeded", "MemoryStore", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
     "SQLAlchemyStore", "SchemaLocked", "SchemaMismatch", "Store", "StoreError", "SystemClock",
     "TransitionRefused", "TriggerOption", "UnitOfWork", "VerifyReport", "VersionRetired", "WorkflowDefinition", "WorkflowNotFound", "compile_text",

@@ -303,7 +303,7 @@ def test_a_record_of_older_data_stamped_before_the_one_before_it_is_a_warning(
         assert (report.ok, report.breaks, [w.id for w in report.warnings]) == (True, [], [forged])
     result = verify(db_url)
     assert result.exit_code == 0
-    assert "audit chain intact: 3 records over 1 instance" in result.stdout
+    assert "audit chain unanchored: 3 records over 1 instance" in result.stdout
     assert f"1 warning on records of older data:\n  audit record {forged} " in result.stdout
     result = verify(db_url, "--json")
     assert result.exit_code == 0

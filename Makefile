@@ -29,7 +29,9 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	# strict editable installs must be refreshed when a module is added
 	$(BIN)/pip install --quiet -e '.[all,dev]' --config-settings editable_mode=strict --no-deps
-	$(BIN)/pytest
+	# one worker per core (at most 4: each holds PostgreSQL connections); a file stays on one
+	# worker so module-scoped engine setups are built once
+	$(BIN)/pytest --numprocesses auto --maxprocesses 4 --dist loadfile
 
 wheel-test: $(STAMP)
 	scripts/wheel-test

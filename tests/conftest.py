@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import structlog
 
 from opcatflow.engine import Engine, FrozenClock
 from opcatflow.engine.memory import MemoryStore
@@ -59,6 +60,15 @@ def key_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setenv("OPCATFLOW_KEY_FILE", str(path))
     monkeypatch.delenv("OPCATFLOW_KEK", raising=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def unconfigured_structlog() -> Iterator[None]:
+    """Every test ends with structlog unconfigured: ``structlog.testing.capture_logs`` leaves it
+    marked as configured, and an engine built later in the same process would then print every
+    event on standard output (which test runs after which depends on the scheduler of workers)."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

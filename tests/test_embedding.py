@@ -6,11 +6,9 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from opcatflow.engine.logs import default_logger, silent_logger
 
@@ -31,15 +29,6 @@ def test_the_silent_logger_discards_every_level(capfd: pytest.CaptureFixture[str
     assert capfd.readouterr() == ("", "")
 
 
-@pytest.fixture
-def unconfigured_structlog() -> Iterator[None]:
-    # another test's structlog.testing.capture_logs leaves structlog marked as configured
-    structlog.reset_defaults()
-    yield
-    structlog.reset_defaults()
-
-
-@pytest.mark.usefixtures("unconfigured_structlog")
 def test_an_application_that_configured_logging_gets_the_events_there(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

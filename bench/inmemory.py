@@ -2,7 +2,9 @@
 
 The engine side is what ``Engine.fire`` does in memory per applied transition: ``decide``
 (role, data and guard checks, the shared machine moving a throwaway cursor), the audit
-changes (``Redactor.changes``) and the hashed audit record (``make_record``). The bare side is
+changes (``Redactor.changes``) and the hashed audit record (``make_record``) in the format
+``Engine.fire`` writes: since format 4 that record carries the hash of the instance row the
+change leaves (``state_hash``), so computing it is part of deciding the record. The bare side is
 a ``transitions.Machine`` with the same states and transitions, ``auto_transitions=False``,
 its model bound once, firing the same triggers. Both ping-pong a -> b -> a, so every fire is a
 state change; one loop iteration is two fires.
@@ -19,7 +21,14 @@ from transitions import Machine
 
 from bench.common import ACTOR, DATA, ROLE, WORKFLOW, median
 from opcatflow.engine import Registry, compile_text
-from opcatflow.engine.audit import APPLIED, GENESIS, Redactor, make_record
+from opcatflow.engine.audit import (
+    APPLIED,
+    CURRENT_FORMAT,
+    GENESIS,
+    Redactor,
+    make_record,
+    state_hash,
+)
 from opcatflow.engine.firing import Applied, decide
 
 INSTANCE_ID = "00000000-0000-4000-8000-000000000000"
@@ -61,6 +70,8 @@ def _engine_fire() -> tuple[Callable[[], None], dict[str, Callable[[], Any]]]:
             reason=None,
             changes=changes,
             prev_hash=GENESIS,
+            format=CURRENT_FORMAT,
+            state_hash=state_hash(wf.id, wf.version, outcome.state, seq, outcome.data),
         )
 
     def pair() -> None:
@@ -102,6 +113,8 @@ def _engine_fire() -> tuple[Callable[[], None], dict[str, Callable[[], Any]]]:
                 reason=None,
                 changes="{}",
                 prev_hash=GENESIS,
+                format=CURRENT_FORMAT,
+                state_hash=state_hash(wf.id, wf.version, "b", seq, data),
             )
 
     parts = {"decide": decide_pair, "changes": changes_pair, "make_record": record_pair}

@@ -270,12 +270,18 @@ def test_cat_follow_up_counts_from_the_last_day_of_the_session_and_the_cycle_rep
     followed = desk.fire(cycle, "record_observations", HEAD, observations)
     assert followed.data["observations_session_last_day"] == "2030-08-01"
     # One year after the LAST DAY of the session, not after the adoption on 29 July.
-    assert due(desk, cycle) == {"followup_information": date(2031, 8, 1)}
+    assert due(desk, cycle) == {
+        "followup_information": date(2031, 8, 1),
+        "state_followup_reply": date(2031, 8, 1),  # the State's, due the same day
+    }
     assert {(r.workflow_id, r.data["source"]) for r in desk.children(cycle)} == {
         ("recommendation", "cat")
     }
     desk.fire(cycle, "record_dates", MEMBER, {"followup_due_published": "2031-08-04"})
-    assert due(desk, cycle) == {"followup_information": date(2031, 8, 4)}
+    assert due(desk, cycle) == {
+        "followup_information": date(2031, 8, 4),
+        "state_followup_reply": date(2031, 8, 4),
+    }
     on(desk, "2031-07-30")
     desk.fire(cycle, "send_followup_information", HEAD)
     desk.fire(cycle, "close_cycle", HEAD)

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from opcatflow.engine import RuleContext
+from opcatflow.engine.partial_dates import counted_day
 from opcatflow.workflows.rules import registry
 
 # The engagement cycles, as `opcatflow calendar` lists them.
@@ -65,7 +66,7 @@ def hrc_adoption_estimate(review_on: date) -> date:
 
 def _date(ctx: RuleContext, name: str) -> date | None:
     value = ctx.data.get(name)
-    return date.fromisoformat(value) if isinstance(value, str) else value
+    return counted_day(value) if isinstance(value, str) else value
 
 
 def _set_estimate(ctx: RuleContext, name: str, estimate: date | None) -> None:
@@ -136,7 +137,7 @@ def review_held(ctx: RuleContext) -> bool:
 # -- moved and postponed sessions or visits --------------------------------------------------
 
 
-def _moved(*fields: str, estimates: bool = False) -> None:
+def _moved(*fields: str, estimates: tuple[str, ...] = ()) -> None:
     def action(ctx: RuleContext) -> None:
         # the dates someone entered; estimates derive from them (or, alone, from the rules)
         entered = [
@@ -150,21 +151,22 @@ def _moved(*fields: str, estimates: bool = False) -> None:
         _append(ctx, "postponements", f"{_today(ctx)}: {was or 'no dates yet'} ({reason})")
         for name in fields:
             ctx.data[name] = None
-            if estimates:
-                ctx.data[f"{name}_estimated"] = None
+        for name in estimates:
+            ctx.data[f"{name}_estimated"] = None
         ctx.data["postponement_reason"] = None
 
     action.__doc__ = (
         f"Keep the dates that will not hold ({', '.join(fields)}) in 'postponements' and clear "
         "them: a session or visit that did not take place never anchors a deadline."
     )
-    flags = [f"{name}_estimated" for name in fields] if estimates else []
+    flags = [f"{name}_estimated" for name in estimates]
     writes = [*fields, *flags, "postponements", "postponement_reason"]
     registry.action(f"postpone_{fields[0]}", writes=writes)(action)
 
 
-_moved("session_start", "session_end", "review_on", "hrc_session_start", estimates=True)
-_moved("cat_session_start", "cat_session_last_day")
+_UPR_MOVED = ("session_start", "session_end", "review_on", "hrc_session_start")
+_moved(*_UPR_MOVED, estimates=_UPR_MOVED)
+_moved("cat_session_start", "cat_session_last_day", estimates=("cat_session_last_day",))
 _moved("visit_starts_on", "visit_ends_on")
 
 
@@ -187,6 +189,37 @@ def cat_observations_session(ctx: RuleContext) -> None:
     if ctx.supplied.get("observations_session_last_day") is None:
         ctx.data["observations_session_last_day"] = ctx.data.get("cat_session_last_day")
     ctx.data["next_cycle"] = (ctx.data.get("cycle") or 1) + 1
+
+
+# A CAT session runs four weeks, Monday to Friday (79th: 15 April - 10 May 2024; 80th:
+# 8 July - 2 August 2024; 81st: 28 October - 22 November 2024): the last day a moved session
+# is given until the Committee publishes it.
+CAT_SESSION_DAYS = 26
+
+
+@registry.guard("cat_session_in_order", reason="the session's last day is before its first day")
+def cat_session_in_order(ctx: RuleContext) -> bool:
+    """A session ending before it starts would anchor the follow-up a year too early."""
+    start, last = _date(ctx, "cat_session_start"), _date(ctx, "cat_session_last_day")
+    return start is None or last is None or last >= start
+
+
+@registry.action(
+    "cat_session_dates", writes=["cat_session_last_day", "cat_session_last_day_estimated"]
+)
+def cat_session_dates(ctx: RuleContext) -> None:
+    """A session known by its first day only: its last day estimated (four weeks) and flagged
+    until entered; a notice when the first day is a Saturday or a Sunday (a typing error, as
+    sessions open on a working day)."""
+    start = _date(ctx, "cat_session_start")
+    if "cat_session_start" in ctx.supplied or "cat_session_last_day" in ctx.supplied:
+        estimate = start + timedelta(days=CAT_SESSION_DAYS - 1) if start else None
+        _set_estimate(ctx, "cat_session_last_day", estimate)
+    if ctx.supplied.get("cat_session_start") is not None and start and start.weekday() >= 5:
+        ctx.notes.append(
+            f"cat_session_start {start.isoformat()} is a {start.strftime('%A')}: "
+            "sessions open on a working day, check the date"
+        )
 
 
 # -- SPT advisory, SPT and special procedure visits -------------------------------------------

@@ -325,4 +325,6 @@ def _source(data: Mapping[str, Any], name: str) -> str | None:
 def _field_label(wf: CompiledWorkflow, name: str) -> str:
     spec = wf.definition.fields.get(name)
     label = spec.label if spec is not None and spec.label else name.replace("_", " ")
+    if label[1:2].isupper():  # an acronym ("SPT report ...") keeps its capitals
+        return label
     return label[:1].lower() + label[1:]

@@ -105,7 +105,7 @@ PATHS: dict[str, tuple[str, list[str]]] = {
          "examination_preparation closed_briefing examination follow_up closed"),
         ("spt_visit_postponed_suspended_published", "spt_visit",
          "announced postponed announced information_sent under_way suspended under_way "
-         "reprisal_prevention awaiting_publication dialogue npm_report special_fund closed"),
+         "reprisal_prevention awaiting_publication dialogue special_fund closed"),
         ("spt_visit_terminated", "spt_visit", "announced terminated"),
         ("spt_advisory_year", "spt_advisory", "reporting_year report_shared closed"),
         ("sp_visit_followed", "sp_visit",

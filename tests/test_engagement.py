@@ -358,8 +358,8 @@ def test_a_postponed_spt_visit_keeps_its_history_and_recomputes_its_deadlines(
     )
     [recommendation] = [c for c in desk.children(visit) if c.workflow_id == "recommendation"]
     assert recommendation.data["source"] == "spt"
-    desk.fire(visit, "receive_npm_report", HEAD, {"npm_report_transmitted_on": "2029-04-02"})
-    assert due(desk, visit) == {"npm_reply": date(2029, 10, 2)}
+    desk.fire(visit, "record_npm_report", HEAD, {"npm_report_transmitted_on": "2029-04-02"})
+    assert due(desk, visit) == {"npm_reply": date(2029, 10, 2), "state_reply": date(2027, 12, 1)}
     desk.fire(visit, "decide_npm_report_publication", HEAD, {"npm_report_published": True})
     desk.fire(visit, "send_npm_reply", HEAD)
     desk.fire(visit, "apply_special_fund", HEAD, {"special_fund_applied_on": "2029-05-01"})
@@ -377,7 +377,7 @@ def test_no_special_fund_application_while_the_spt_report_is_confidential(desk: 
         visit, "end_visit", COORDINATOR, {"visit_ends_on": "2026-05-08", "places_seen": ["X"]}
     )
     desk.fire(visit, "press_for_publication", HEAD)
-    desk.fire(visit, "receive_npm_report", HEAD, {"npm_report_transmitted_on": "2026-10-01"})
+    desk.fire(visit, "record_npm_report", HEAD, {"npm_report_transmitted_on": "2026-10-01"})
     refusal = desk.refused(
         visit, "apply_special_fund", HEAD, {"special_fund_applied_on": "2026-10-02"}
     )

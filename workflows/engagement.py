@@ -251,6 +251,46 @@ def record_advocacy(ctx: RuleContext) -> None:
     ctx.data["advocacy_step"] = None
 
 
+@registry.action("mark_partial_visit", writes=["partial_visit"])
+def mark_partial_visit(ctx: RuleContext) -> None:
+    """A visit ended part-way: its report (when it comes) covers part of the programme."""
+    ctx.data["partial_visit"] = True
+
+
+@registry.guard(
+    "correction_sourced",
+    reason="a corrected date needs its source: give the document or page as the reason",
+)
+def correction_sourced(ctx: RuleContext) -> bool:
+    """Official sources often disagree by a day: a correction after the fact names the one it
+    follows, in the reason the audit record keeps beside the old and the new value."""
+    return bool(ctx.reason and ctx.reason.strip())
+
+
+@registry.guard(
+    "spt_tracks_complete",
+    reason="record the SPT's report to the State and, when the SPT reported to the NPM, "
+    "the NPM's reply before closing",
+)
+def spt_tracks_complete(ctx: RuleContext) -> bool:
+    """The tracks a visit's follow-up cannot close without; the State's reply and the
+    publications depend on the State and may never come."""
+    if not ctx.data.get("report_transmitted_on"):
+        return False
+    return not ctx.data.get("npm_report_transmitted_on") or bool(ctx.data.get("npm_reply_sent_on"))
+
+
+@registry.guard(
+    "recommendations_not_followed",
+    reason="the published report's recommendations are followed already",
+)
+def recommendations_not_followed(ctx: RuleContext) -> bool:
+    """The published report opens its recommendations once: the stored case (before this
+    change) holds none yet."""
+    stored = ctx.lookup(ctx.instance_id)
+    return stored is None or not stored.data.get("recommendations")
+
+
 @registry.guard("report_public", reason="the SPT report is not public")
 def report_public(ctx: RuleContext) -> bool:
     """The Special Fund (OPCAT art. 26) finances recommendations of a published report."""

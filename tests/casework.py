@@ -98,7 +98,7 @@ PATHS: dict[str, tuple[str, list[str]]] = {
          "reported risk_assessment preventive_measures follow_up_visit management_informed "
          "escalated closed"),
         ("upr_moved_then_reviewed", "upr_cycle",
-         "preparing submitted postponed preparing submitted interactive_dialogue reviewed "
+         "preparing submitted postponed submitted interactive_dialogue reviewed "
          "awaiting_adoption follow_up closed"),
         ("cat_moved_then_examined", "cat_cycle",
          "list_of_issues awaiting_state_report examination_preparation postponed "

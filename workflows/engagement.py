@@ -24,6 +24,10 @@ CYCLES = ("spt_visit", "spt_advisory", "cat_cycle", "upr_cycle", "sp_visit")
 # session 14 sessions after its previous review (HRC resolution 16/21, session numbering).
 UPR_SESSIONS_PER_YEAR = 3
 UPR_CYCLE_SESSIONS = 14
+# ... but the sessions are not evenly spread: in the third and fourth cycles the same State
+# came back 4.9 to 5.5 years after its previous review, not 14 x 4 months. The next review is
+# estimated in the session of the same season five years on.
+UPR_CYCLE_YEARS = 5
 UPR_SEASONS = ("jan_feb", "apr_may", "oct_nov")
 # The Monday on or after these days opened the recent sessions (42nd-50th: 23 January 2023,
 # 1 May 2023, 6 November 2023, 22 January 2024 ... 3 November 2025); a session lasts two weeks.
@@ -107,22 +111,40 @@ def upr_session_dates(ctx: RuleContext) -> None:
         return
     if ctx.supplied.get("session_start") is not None:  # entered: no estimate, unless it says so
         ctx.data["session_start_estimated"] = bool(ctx.supplied.get("session_start_estimated"))
-    ctx.data["session_season"] = UPR_SEASONS[upr_season(start)]
+    held = _date(ctx, "review_held_on")
+    if held is not None and (ctx.data.get("review_on") is None or estimated(ctx.data, "review_on")):
+        # the review took place: its day replaces the estimate, whatever the session dates
+        ctx.data["review_on"], ctx.data["review_on_estimated"] = held.isoformat(), False
+    ctx.data["session_season"] = UPR_SEASONS[upr_season(held or start)]
     _set_estimate(ctx, "session_end", start + timedelta(days=UPR_SESSION_DAYS - 1))
     _set_estimate(ctx, "review_on", start)
     review = _date(ctx, "review_on") or start
     _set_estimate(ctx, "hrc_session_start", hrc_adoption_estimate(review))
 
 
+@registry.action("upr_portal_notice", writes=[])
+def upr_portal_notice(ctx: RuleContext) -> None:
+    """A submission dated before OHCHR's portal opened is recorded (it is what the NPM says
+    happened) with a notice to check the date."""
+    sent, opens = _date(ctx, "submitted_on"), _date(ctx, "stakeholder_portal_opens_on")
+    if sent is not None and opens is not None and sent < opens:
+        ctx.notes.append(
+            f"submitted_on {sent.isoformat()} is before the stakeholder portal opened "
+            f"({opens.isoformat()}): check the date"
+        )
+
+
 @registry.action(
     "upr_next_cycle", writes=["next_session_start", "next_session_number", "next_cycle"]
 )
 def upr_next_cycle(ctx: RuleContext) -> None:
-    """The next review: in the working-group session 14 sessions after the one that held this
-    review (an estimate until the UN publishes its dates)."""
-    start = _date(ctx, "session_start")
-    assert start is not None  # the review took place: its session is recorded
-    ctx.data["next_session_start"] = upr_session_estimate(start, UPR_CYCLE_SESSIONS).isoformat()
+    """The next review: the working-group session 14 sessions after the one that held this
+    review, opening about five years after it, in the same season (an estimate until the UN
+    publishes its dates)."""
+    held = _date(ctx, "review_held_on") or _date(ctx, "session_start")
+    assert held is not None  # the review took place (the close_cycle guard)
+    later = UPR_CYCLE_YEARS * UPR_SESSIONS_PER_YEAR
+    ctx.data["next_session_start"] = upr_session_estimate(held, later).isoformat()
     number = ctx.data.get("session_number")
     ctx.data["next_session_number"] = number + UPR_CYCLE_SESSIONS if number else None
     ctx.data["next_cycle"] = (ctx.data.get("cycle") or 1) + 1

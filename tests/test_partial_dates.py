@@ -53,3 +53,24 @@ def test_only_a_partial_field_accepts_a_year_and_says_so() -> None:
         full("2019")
     with pytest.raises(ValueError, match=r"a month \(YYYY-MM\) or a year"):
         partial("May 2019")
+
+
+def test_the_http_schema_of_a_partial_field_accepts_the_three_forms() -> None:
+    import re
+
+    from opcatflow.adapters.http.views import data_schema
+
+    fields = {
+        "due": FieldSpec(type=FieldType.DATE, partial=True),
+        "day": FieldSpec(type=FieldType.DATE),
+    }
+    props = data_schema("wf", fields, [])["properties"]
+    partial, full = props["due"]["anyOf"][0], props["day"]["anyOf"][0]
+    assert full == {"type": "string", "format": "date"}
+    pattern = re.compile(partial["pattern"])
+    assert [bool(pattern.match(v)) for v in ("2019", "2019-05", "2019-05-02", "May 2019")] == [
+        True,
+        True,
+        True,
+        False,
+    ]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from casework import catalog
 from notify_helpers import rows
 from typer.testing import CliRunner
 
@@ -21,9 +22,10 @@ from opcatflow.adapters.cli.app import app
 from opcatflow.engine import Engine, FrozenClock, TransitionRefused
 from opcatflow.engine.errors import InvalidData
 from opcatflow.engine.scheduler import Scheduler
+from opcatflow.engine.stores import SQLAlchemyStore
 from opcatflow.notifications.directory import parse_directory
 from opcatflow.notifications.outbox import OutboxWriter
-from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows import registry
 
 PEOPLE = {
     "people": [
@@ -43,11 +45,17 @@ class Desk:
 
     def __init__(self, db_url: str, clock: FrozenClock) -> None:
         self.url, self.clock = db_url, clock
+        store = SQLAlchemyStore(db_url)
+        store.ensure_schema()
+        store.close()
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:
         hooks = [OutboxWriter(parse_directory(yaml.safe_dump(PEOPLE), "<directory>"))]
-        with Engine.open(self.url, [BUNDLED], registry, clock=self.clock, hooks=hooks) as eng:
+        # the bundled catalogue compiled once (casework.catalog), the store opened afresh
+        with Engine(
+            SQLAlchemyStore(self.url), catalog(), registry, clock=self.clock, hooks=hooks
+        ) as eng:
             yield eng
 
     def on(self, day: str) -> None:

@@ -19,6 +19,7 @@ from notify_helpers import rows
 from typer.testing import CliRunner
 
 from opcatflow.adapters.cli.app import app
+from opcatflow.adapters.cli.calendar import engagement_calendar
 from opcatflow.engine import Engine, FrozenClock, TransitionRefused
 from opcatflow.engine.errors import InvalidData
 from opcatflow.engine.scheduler import Scheduler
@@ -278,3 +279,34 @@ def test_a_start_with_a_malformed_partial_date_is_refused_whole(desk: Desk) -> N
     desk.on("2019-03-01")
     with pytest.raises(InvalidData, match="report_due_published"):
         desk.start(MEMBER, cycle=7, report_due_published="19")
+
+
+def test_a_follow_up_counted_from_an_estimated_last_day_says_so(desk: Desk) -> None:
+    desk.on("2030-01-06")
+    cycle = desk.start(MEMBER, cycle=8, procedure="simplified")
+    desk.fire(cycle, "skip_loi_information", HEAD)
+    desk.fire(cycle, "record_state_report", LIAISON, state_report_received_on="2029-11-20")
+    desk.fire(cycle, "record_dates", MEMBER, cat_session_start="2030-04-22")
+    desk.fire(cycle, "send_information", HEAD)
+    desk.fire(cycle, "attend_examination", MEMBER, examination_on="2030-04-23")
+    desk.fire(
+        cycle,
+        "record_observations",
+        HEAD,
+        observations_adopted_on="2030-05-10",
+        recommendations=["Record all injuries"],
+        recommendations_addressee="Ministry of Justice",
+    )
+    assert desk.data(cycle)["observations_session_last_day_estimated"] is True
+    with desk.engine() as eng:
+        rules = {
+            e.deadline: r
+            for e, r in engagement_calendar(eng, start=None, end=None, now=desk.clock.now())
+        }
+    # One year after the estimated 17 May 2030, flagged as counted from an estimate.
+    assert rules["followup_information"].estimate is True
+    assert rules["followup_information"].text.endswith("of 2030-05-17 (estimated)")
+    # The Committee's programme gives 16 May: entered, the flag goes and the date moves.
+    desk.fire(cycle, "record_dates", MEMBER, observations_session_last_day="2030-05-16")
+    assert desk.data(cycle)["observations_session_last_day_estimated"] is False
+    assert desk.obligation(cycle, "followup_information").last_day == date(2031, 5, 16)

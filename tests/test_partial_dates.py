@@ -3,9 +3,11 @@ last day (engine/partial_dates.py), accepted only by date fields declared ``part
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from opcatflow.engine.data import field_check
 from opcatflow.engine.definition import FieldSpec, FieldType
@@ -74,3 +76,17 @@ def test_the_http_schema_of_a_partial_field_accepts_the_three_forms() -> None:
         True,
         False,
     ]
+
+
+@given(
+    st.dates(min_value=date(1, 1, 1), max_value=date(9998, 12, 31)),
+    st.sampled_from(["year", "month", "day"]),
+)
+def test_a_day_falls_within_each_period_it_belongs_to(day: date, precision: str) -> None:
+    text = {"year": f"{day.year:04d}", "month": f"{day.year:04d}-{day.month:02d}"}.get(
+        precision, day.isoformat()
+    )
+    parsed = parse_partial(text)
+    assert parsed.precision == precision
+    assert parsed.first <= day <= parsed.last == counted_day(text)
+    assert (parsed.last + timedelta(days=1)).isoformat()[: len(text)] != text  # the period's end

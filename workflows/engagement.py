@@ -204,12 +204,24 @@ def written_information_sent(ctx: RuleContext) -> bool:
     return bool(ctx.data.get("loi_information_sent_on") or ctx.data.get("information_sent_on"))
 
 
-@registry.action("cat_observations_session", writes=["observations_session_last_day", "next_cycle"])
+@registry.action(
+    "cat_observations_session",
+    writes=[
+        "observations_session_last_day",
+        "observations_session_last_day_estimated",
+        "next_cycle",
+    ],
+)
 def cat_observations_session(ctx: RuleContext) -> None:
     """The concluding observations count from the last day of the session that adopted them:
-    by default the session of the examination."""
+    by default the session of the examination (an estimate while its last day is one)."""
     if ctx.supplied.get("observations_session_last_day") is None:
         ctx.data["observations_session_last_day"] = ctx.data.get("cat_session_last_day")
+        ctx.data["observations_session_last_day_estimated"] = estimated(
+            ctx.data, "cat_session_last_day"
+        )
+    else:
+        ctx.data["observations_session_last_day_estimated"] = False
     ctx.data["next_cycle"] = (ctx.data.get("cycle") or 1) + 1
 
 
@@ -227,7 +239,12 @@ def cat_session_in_order(ctx: RuleContext) -> bool:
 
 
 @registry.action(
-    "cat_session_dates", writes=["cat_session_last_day", "cat_session_last_day_estimated"]
+    "cat_session_dates",
+    writes=[
+        "cat_session_last_day",
+        "cat_session_last_day_estimated",
+        "observations_session_last_day_estimated",
+    ],
 )
 def cat_session_dates(ctx: RuleContext) -> None:
     """A session known by its first day only: its last day estimated (four weeks) and flagged
@@ -237,6 +254,8 @@ def cat_session_dates(ctx: RuleContext) -> None:
     if "cat_session_start" in ctx.supplied or "cat_session_last_day" in ctx.supplied:
         estimate = start + timedelta(days=CAT_SESSION_DAYS - 1) if start else None
         _set_estimate(ctx, "cat_session_last_day", estimate)
+    if ctx.supplied.get("observations_session_last_day") is not None:
+        ctx.data["observations_session_last_day_estimated"] = False
     if ctx.supplied.get("cat_session_start") is not None and start and start.weekday() >= 5:
         ctx.notes.append(
             f"cat_session_start {start.isoformat()} is a {start.strftime('%A')}: "

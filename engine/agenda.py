@@ -11,6 +11,7 @@ from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.deadlines import REMINDER, find_deadline
 from opcatflow.engine.definition import DeadlineSpec
 from opcatflow.engine.durations import ENTERED, SettingRef, Unit, parse_due
+from opcatflow.engine.partial_dates import is_partial
 from opcatflow.engine.rows import OPEN_OBLIGATION, Obligation, ObligationStatus
 from opcatflow.engine.runtime import Engine
 from opcatflow.engine.scheduler import SCHEDULER
@@ -272,10 +273,14 @@ def _in_hours(spec: DeadlineSpec, settings: Settings) -> bool:
 class DueRule:
     """Where a due date comes from, in words: ``7 months before the session start of
     2027-01-25``. ``estimate`` is true when the anchor date is itself an estimate (flagged by
-    a ``<field>_estimated`` value on the instance)."""
+    a ``<field>_estimated`` value on the instance). ``shown``: the due date as a person
+    reads it when the Committee gave only a year or a month (``2019``), else ``None`` (the
+    last day). ``source``: where a published date comes from (its ``<field>_source``)."""
 
     text: str
     estimate: bool
+    shown: str | None = None
+    source: str | None = None
 
 
 def due_rule(engine: Engine, entry: AgendaEntry, data: Mapping[str, Any]) -> DueRule:
@@ -285,19 +290,41 @@ def due_rule(engine: Engine, entry: AgendaEntry, data: Mapping[str, Any]) -> Due
     if spec is None:  # a state or deadline since removed from the definition
         return DueRule("armed under an earlier definition", False)
     if spec.published is not None and data.get(spec.published) is not None:
-        return DueRule(f"published date ({_field_label(wf, spec.published)})", False)
+        value = data[spec.published]
+        return DueRule(
+            f"published date ({_field_label(wf, spec.published)})",
+            False,
+            shown=value if is_partial(value) else None,
+            source=_source(data, spec.published),
+        )
     expr = parse_due(spec.due)
     duration = engine.settings.duration(expr.duration)
     source = f" [{expr.duration}]" if isinstance(expr.duration, SettingRef) else ""
     if expr.anchor == ENTERED:
         return DueRule(f"{duration}{source} after entering {entry.state!r}", False)
     estimate = bool(data.get(f"{expr.anchor}_estimated"))
-    anchor = f"the {_field_label(wf, expr.anchor)} of {data.get(expr.anchor)}"
+    value = data.get(expr.anchor)
+    anchor = f"the {_field_label(wf, expr.anchor)} of {value}"
+    if is_partial(value):
+        anchor += " (counted from the period's last day)"
     text = f"{duration}{source} {expr.direction} {anchor}"
-    return DueRule(text + (" (estimated)" if estimate else ""), estimate)
+    return DueRule(
+        text + (" (estimated)" if estimate else ""),
+        estimate,
+        source=_source(data, expr.anchor),
+    )
+
+
+def _source(data: Mapping[str, Any], name: str) -> str | None:
+    """The source recorded for a published date: its ``<field>_source`` (a document symbol
+    or a URL), if the definition has one and it is filled."""
+    value = data.get(f"{name}_source")
+    return value if isinstance(value, str) and value else None
 
 
 def _field_label(wf: CompiledWorkflow, name: str) -> str:
     spec = wf.definition.fields.get(name)
     label = spec.label if spec is not None and spec.label else name.replace("_", " ")
+    if label[1:2].isupper():  # an acronym ("SPT report ...") keeps its capitals
+        return label
     return label[:1].lower() + label[1:]

@@ -14,6 +14,7 @@ from opcatflow.engine.definition import TEXT_LIMITS, FieldSpec, FieldType, SubFi
 from opcatflow.engine.durations import parse_duration
 from opcatflow.engine.errors import LimitExceeded
 from opcatflow.engine.limits import LIST, Limit
+from opcatflow.engine.partial_dates import is_partial, parse_partial
 from opcatflow.engine.records import Records
 from opcatflow.engine.suggest import did_you_mean
 
@@ -50,7 +51,22 @@ def _date(value: Any) -> Any:
     try:
         return date.fromisoformat(value).isoformat()
     except ValueError:
-        raise ValueError(f"expected a date (YYYY-MM-DD), got {value!r}") from None
+        hint = " (this field takes no partial dates)" if is_partial(value) else ""
+        raise ValueError(f"expected a date (YYYY-MM-DD), got {value!r}{hint}") from None
+
+
+def _partial_date(value: Any) -> Any:
+    """A day, or a year or month for a field declared ``partial`` (stored as entered)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise ValueError("expected a date (YYYY-MM-DD), a month (YYYY-MM) or a year (YYYY)")
+    try:
+        return parse_partial(value).text
+    except ValueError:
+        raise ValueError(
+            f"expected a date (YYYY-MM-DD), a month (YYYY-MM) or a year (YYYY), got {value!r}"
+        ) from None
 
 
 def _datetime(value: Any) -> Any:
@@ -152,6 +168,8 @@ def field_check(name: str, spec: FieldSpec | SubFieldSpec) -> Check:
         return check_list
     if spec.type is FieldType.ENUM:
         return _enum(spec.values or [])
+    if isinstance(spec, FieldSpec) and spec.partial:
+        return _partial_date
     return _bounded(_SCALARS[spec.type], name, limit)
 
 

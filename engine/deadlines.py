@@ -24,6 +24,7 @@ from opcatflow.engine.durations import (
 )
 from opcatflow.engine.errors import Problem
 from opcatflow.engine.expressions import compile_guard
+from opcatflow.engine.partial_dates import counted_day
 from opcatflow.engine.sandbox import BudgetExceeded
 from opcatflow.engine.scopes import watched_fields
 from opcatflow.engine.settings import Settings
@@ -121,7 +122,7 @@ class DeadlinePlanner:
             return None
         if wf.definition.fields[name].type is FieldType.DATETIME:
             return datetime.fromisoformat(raw) if isinstance(raw, str) else raw
-        return date.fromisoformat(raw) if isinstance(raw, str) else raw
+        return counted_day(raw)  # a partial date counts as the last day of its period
 
     def due(
         self,

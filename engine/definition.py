@@ -143,6 +143,12 @@ class FieldSpec(_Model):
         "most characters a value may have, at most the global limit (string: 1,000; text: "
         "100,000; see docs/limits.md).",
     )
+    partial: bool = Field(
+        False,
+        description="For a date field: also accept a month (YYYY-MM) or a year (YYYY) when "
+        "the source gives no day; stored as entered, and counted as the last day of that "
+        "period (an obligation due in '2019' is owed until 31 December 2019).",
+    )
     min: str | None = Field(
         None,
         description="For a period field: the shortest period a case may be given, e.g. "
@@ -170,6 +176,8 @@ class FieldSpec(_Model):
                 raise ValueError("'item', 'key' and 'append_only' are only for records fields")
             _check_scalar_shape(self.type, self.items, self.values)
             self._check_max_length()
+            if self.partial and self.type is not FieldType.DATE:
+                raise ValueError("'partial' is only for date fields")
             if self.min is not None:
                 if self.type is not FieldType.PERIOD:
                     raise ValueError("'min' is only for period fields")
@@ -196,6 +204,8 @@ class FieldSpec(_Model):
             )
         if self.max_length is not None:
             raise ValueError("'max_length' is only for string and text fields")
+        if self.partial:
+            raise ValueError("'partial' is only for date fields")
         return self
 
     def _check_max_length(self) -> None:

@@ -27,6 +27,7 @@ from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.deadlines import DeadlinePlanner, applies
 from opcatflow.engine.definition import FieldType
 from opcatflow.engine.durations import ENTERED, Unit, parse_due
+from opcatflow.engine.partial_dates import counted_day
 from opcatflow.engine.scopes import Declared
 
 EARLY = "early"
@@ -123,7 +124,7 @@ def _value(wf: CompiledWorkflow, name: str, data: Mapping[str, Any]) -> date | d
         return None
     if spec.type is FieldType.DATETIME:
         return datetime.fromisoformat(raw) if isinstance(raw, str) else raw
-    return date.fromisoformat(raw) if isinstance(raw, str) else raw
+    return counted_day(raw)  # a partial date counts as the last day of its period
 
 
 __all__ = ["EARLY", "Early", "earliest", "met_early"]

@@ -98,14 +98,14 @@ PATHS: dict[str, tuple[str, list[str]]] = {
          "reported risk_assessment preventive_measures follow_up_visit management_informed "
          "escalated closed"),
         ("upr_moved_then_reviewed", "upr_cycle",
-         "preparing submitted postponed preparing submitted interactive_dialogue reviewed "
+         "preparing submitted postponed submitted interactive_dialogue reviewed "
          "awaiting_adoption follow_up closed"),
         ("cat_moved_then_examined", "cat_cycle",
          "list_of_issues awaiting_state_report examination_preparation postponed "
          "examination_preparation closed_briefing examination follow_up closed"),
         ("spt_visit_postponed_suspended_published", "spt_visit",
          "announced postponed announced information_sent under_way suspended under_way "
-         "reprisal_prevention awaiting_publication dialogue npm_report special_fund closed"),
+         "reprisal_prevention awaiting_publication dialogue special_fund closed"),
         ("spt_visit_terminated", "spt_visit", "announced terminated"),
         ("spt_advisory_year", "spt_advisory", "reporting_year report_shared closed"),
         ("sp_visit_followed", "sp_visit",

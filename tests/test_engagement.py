@@ -121,8 +121,16 @@ def test_a_upr_review_moved_to_another_session_anchors_the_next_cycle_on_the_hel
         ["2026-11-20: session_start 2027-01-25 (the State asked for a later session)"],
     )
     assert due(desk, cycle) == {}
-    desk.fire(cycle, "reschedule", MEMBER, {"session_start": "2027-05-03", "session_number": 55})
-    desk.fire(cycle, "submit", HEAD, {"submission_reference": "NPM-UPR5-2026b"})
+    back = desk.fire(
+        cycle, "reschedule", MEMBER, {"session_start": "2027-05-03", "session_number": 55}
+    )
+    # The submission sent for January stands: back to waiting for the session, nothing owed
+    # again; the State's report and the documents count from 3 May 2027 (12 and 6 weeks).
+    assert back.state == "submitted"
+    assert due(desk, cycle) == {
+        "national_report": date(2027, 2, 8),
+        "documents_public": date(2027, 3, 22),
+    }
     on(desk, "2027-05-03")
     desk.fire(cycle, "open_dialogue", MEMBER)
     desk.fire(cycle, "record_activity", MEMBER, {"activity": "bilateral_meeting"})
@@ -159,24 +167,26 @@ def test_a_upr_review_moved_to_another_session_anchors_the_next_cycle_on_the_hel
     desk.fire(cycle, "close_cycle", HEAD)
     desk.assert_path(cycle, "upr_moved_then_reviewed")
     [following] = [c for c in desk.children(cycle) if c.workflow_id == "upr_cycle"]
-    # 14 sessions after the 55th (April/May 2027): the 69th, January 2032, an estimate.
+    # 14 sessions after the 55th (April/May 2027): the 69th, estimated five years after the
+    # review, in the same season: the Monday on or after 28 April 2032, 3 May 2032.
     assert (following.parent_id, following.data["session_number"], following.data["cycle"]) == (
         cycle,
         69,
         6,
     )
     assert (following.data["session_start"], following.data["session_start_estimated"]) == (
-        "2032-01-26",
+        "2032-05-03",
         True,
     )
-    assert due(desk, following.id)["stakeholder_submission"] == date(2031, 7, 26)
+    # An April/May session: 7 months before, 3 October 2031.
+    assert due(desk, following.id)["stakeholder_submission_apr_may"] == date(2031, 10, 3)
     # The next cycle is born with its estimates: season, last day and adopting Council session.
     assert (
         following.data["session_season"],
         following.data["session_end"],
         following.data["hrc_session_start"],
         following.data["hrc_session_start_estimated"],
-    ) == ("jan_feb", "2032-02-06", "2032-06-21", True)
+    ) == ("apr_may", "2032-05-14", "2032-09-13", True)
     # The UN publishes the dates: an October/November-style start moves the rule to 7 months.
     confirmed = desk.fire(following.id, "record_session", MEMBER, {"session_start": "2031-11-03"})
     assert confirmed.data["session_start_estimated"] is False
@@ -270,12 +280,18 @@ def test_cat_follow_up_counts_from_the_last_day_of_the_session_and_the_cycle_rep
     followed = desk.fire(cycle, "record_observations", HEAD, observations)
     assert followed.data["observations_session_last_day"] == "2030-08-01"
     # One year after the LAST DAY of the session, not after the adoption on 29 July.
-    assert due(desk, cycle) == {"followup_information": date(2031, 8, 1)}
+    assert due(desk, cycle) == {
+        "followup_information": date(2031, 8, 1),
+        "state_followup_reply": date(2031, 8, 1),  # the State's, due the same day
+    }
     assert {(r.workflow_id, r.data["source"]) for r in desk.children(cycle)} == {
         ("recommendation", "cat")
     }
     desk.fire(cycle, "record_dates", MEMBER, {"followup_due_published": "2031-08-04"})
-    assert due(desk, cycle) == {"followup_information": date(2031, 8, 4)}
+    assert due(desk, cycle) == {
+        "followup_information": date(2031, 8, 4),
+        "state_followup_reply": date(2031, 8, 4),
+    }
     on(desk, "2031-07-30")
     desk.fire(cycle, "send_followup_information", HEAD)
     desk.fire(cycle, "close_cycle", HEAD)
@@ -352,8 +368,8 @@ def test_a_postponed_spt_visit_keeps_its_history_and_recomputes_its_deadlines(
     )
     [recommendation] = [c for c in desk.children(visit) if c.workflow_id == "recommendation"]
     assert recommendation.data["source"] == "spt"
-    desk.fire(visit, "receive_npm_report", HEAD, {"npm_report_transmitted_on": "2029-04-02"})
-    assert due(desk, visit) == {"npm_reply": date(2029, 10, 2)}
+    desk.fire(visit, "record_npm_report", HEAD, {"npm_report_transmitted_on": "2029-04-02"})
+    assert due(desk, visit) == {"npm_reply": date(2029, 10, 2), "state_reply": date(2027, 12, 1)}
     desk.fire(visit, "decide_npm_report_publication", HEAD, {"npm_report_published": True})
     desk.fire(visit, "send_npm_reply", HEAD)
     desk.fire(visit, "apply_special_fund", HEAD, {"special_fund_applied_on": "2029-05-01"})
@@ -371,7 +387,7 @@ def test_no_special_fund_application_while_the_spt_report_is_confidential(desk: 
         visit, "end_visit", COORDINATOR, {"visit_ends_on": "2026-05-08", "places_seen": ["X"]}
     )
     desk.fire(visit, "press_for_publication", HEAD)
-    desk.fire(visit, "receive_npm_report", HEAD, {"npm_report_transmitted_on": "2026-10-01"})
+    desk.fire(visit, "record_npm_report", HEAD, {"npm_report_transmitted_on": "2026-10-01"})
     refusal = desk.refused(
         visit, "apply_special_fund", HEAD, {"special_fund_applied_on": "2026-10-02"}
     )
@@ -479,6 +495,7 @@ def test_the_shipped_settings_declare_the_engagement_defaults() -> None:
         "cat.followup_reply": "1 year",
         "cat.written_information": "8 weeks",
         "upr.stakeholder_submission": "6 months",
+        "upr.stakeholder_submission_apr_may": "7 months",
         "upr.stakeholder_submission_oct_nov": "7 months",
         "upr.national_report": "12 weeks",
         "upr.documents_public": "6 weeks",

@@ -105,3 +105,20 @@ def test_a_message_says_the_last_day_in_the_npms_time_zone(db_url: str, clock: F
     assert (event["due_at"], event["due_on"]) == ("2026-07-26T06:00:00+00:00", "2026-07-25")
     text = TemplateSet().render("deadline_reminder", "fr", reminder.payload["context"]).text
     assert "2026-07-25" in text
+
+
+def test_an_april_may_submission_is_due_7_months_before_and_reminds_the_members(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    # 7 months before Monday 3 May 2027: the end of 3 October 2026; reminded 30 days before,
+    # so nothing yet on 2 September, a reminder by 4 September.
+    data = {"cycle": 5, "session_number": 55, "session_start": "2027-05-03"}
+    engine.start("upr_cycle", actor="a.diallo", role="member", data=data)
+    on(clock, "2026-09-02")
+    Scheduler(engine).tick()
+    assert sent(engine) == []
+    on(clock, "2026-09-04")
+    Scheduler(engine).tick()
+    assert sent(engine) == [("upr_cycle.reminder.stakeholder_submission_apr_may", "a.diallo")]
+    [reminder] = rows(engine)
+    assert reminder.payload["context"]["event"]["due_on"] == "2026-10-03"

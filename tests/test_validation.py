@@ -220,3 +220,16 @@ def test_norway_stays_text_and_on_is_a_key() -> None:
     wf = compile_text(text, "wf.yaml", make_registry())
     assert wf.definition.fields["tags"].values == ["a", "b", "no"]
     assert wf.definition.notifications[0].on.enter == "review"
+
+
+def test_partial_is_only_for_date_fields() -> None:
+    text = edit("approved_by: {type: string}", "approved_by: {type: string, partial: true}")
+    [problem] = problems_of(text)
+    assert problem.line == line_of(text, "partial: true")
+    assert "'partial' is only for date fields" in problem.message
+    # on a date field it compiles
+    compile_text(
+        edit("due_on: {type: date}", "due_on: {type: date, partial: true}"),
+        "wf.yaml",
+        make_registry(),
+    )

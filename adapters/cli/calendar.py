@@ -73,24 +73,34 @@ def calendar(
         out.echo(f"wrote {out.plural(len(entries), 'deadline')} to {ical}")
     elif as_json:
         out.print_json(
-            [{**e.as_json(), "rule": r.text, "estimate": r.estimate} for e, r in entries]
+            [
+                {
+                    **e.as_json(),
+                    "rule": r.text,
+                    "estimate": r.estimate,
+                    "due_shown": r.shown or e.last_day.isoformat(),
+                    "source": r.source,
+                }
+                for e, r in entries
+            ]
         )
     elif not entries:
         out.echo("no engagement deadlines")
     else:
         rows = [
             [
-                e.last_day.isoformat()
+                (r.shown or e.last_day.isoformat())
                 + ("~" if r.estimate else "")
                 + (" " + out.red("OVERDUE") if e.overdue else ""),
                 e.workflow,
                 e.instance_id,
                 e.label or e.deadline,
                 r.text,
+                r.source or "",
             ]
             for e, r in entries
         ]
-        header = [f"LAST DAY ({cal.timezone})", "CYCLE", "ID", "DEADLINE", "RULE"]
+        header = [f"LAST DAY ({cal.timezone})", "CYCLE", "ID", "DEADLINE", "RULE", "SOURCE"]
         out.echo("\n".join(out.table(header, rows)))
         if any(r.estimate for _, r in entries):
             out.echo(out.dim("~ counted from an estimated date: enter the published one to fix it"))

@@ -8,6 +8,7 @@ from typing import Any
 from opcatflow.adapters.views import instance_view, record_view
 from opcatflow.engine.definition import FieldSpec, FieldType, SubFieldSpec
 from opcatflow.engine.instance import Instance
+from opcatflow.engine.partial_dates import PATTERN
 
 __all__ = ["data_schema", "etag", "instance_view", "record_view"]
 
@@ -35,6 +36,8 @@ def _scalar(kind: FieldType, values: list[str] | None) -> dict[str, Any]:
 
 
 def _value(spec: FieldSpec | SubFieldSpec) -> dict[str, Any]:
+    if isinstance(spec, FieldSpec) and spec.partial:
+        return {"type": "string", "pattern": PATTERN, "description": "YYYY-MM-DD, YYYY-MM or YYYY"}
     if spec.type is FieldType.LIST:
         assert spec.items is not None
         return {"type": "array", "items": _scalar(spec.items, spec.values)}

@@ -218,6 +218,17 @@ def latest_checkpoint(folder: Path, trusted_key: str) -> Checkpoint | None:
     return best
 
 
+def checkpoint_file_name(checkpoint: Checkpoint) -> str:
+    """``checkpoint-<size, 12 digits>-<UTC time>.json``: sorts by size, then time."""
+    stamp = checkpoint.time.strftime("%Y%m%dT%H%M%S%fZ")
+    return f"checkpoint-{checkpoint.size:012d}-{stamp}.json"
+
+
+def checkpoint_text(checkpoint: Checkpoint) -> str:
+    """The text of a checkpoint file (indented: the signature covers the canonical body)."""
+    return json.dumps(checkpoint.as_json(), indent=2, ensure_ascii=False) + "\n"
+
+
 def write_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` into ``folder`` (made if missing) as a file of its own, named by
     its size and time, atomically (a witness never sees half a file); returns its path.
@@ -226,12 +237,11 @@ def write_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
         OSError: the folder cannot be written.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = checkpoint.time.strftime("%Y%m%dT%H%M%S%fZ")
-    target = folder / f"checkpoint-{checkpoint.size:012d}-{stamp}.json"
+    target = folder / checkpoint_file_name(checkpoint)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".checkpoint-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(checkpoint.as_json(), indent=2, ensure_ascii=False) + "\n")
+            fh.write(checkpoint_text(checkpoint))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -12,6 +12,7 @@ another machine, a mailbox, a webhook) can later prove that nothing up to N was 
 removed, reordered or rolled back: recompute root(N) from the database and compare. A running
 hash streams in flat memory, and a later checkpoint extends an earlier one exactly when the
 database's root at the earlier size still equals the earlier root (one pass checks both).
+``audit verify`` checks the chains in that same pass (:func:`verify_trail`).
 
 The checkpoint's body is canonical JSON (docs/audit.md): keys sorted, no spaces, UTF-8, text
 and integers only, so RFC 8785 gives the same bytes; the signature covers those bytes.
@@ -38,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from opcatflow.engine.audit import GENESIS, AuditRecord, ChainBreak, VerifyReport
+from opcatflow.engine.audit import GENESIS, AuditRecord, ChainBreak, ChainCheck, VerifyReport
 from opcatflow.engine.errors import OpcatflowError
 
 ORIGIN = "opcatflow audit trail"
@@ -275,41 +276,59 @@ def _stream(pages: Callable[[int], Sequence[AuditRecord]], after: int = 0) -> It
         after = last
 
 
-def check_positions(
+def verify_trail(
     pages: Callable[[int], Sequence[AuditRecord]],
+    chains: ChainCheck,
     checkpoints: Sequence[Checkpoint],
-    report: VerifyReport,
-) -> None:
-    """Walk every record in position order: positions must run 1, 2, 3... without a gap,
-    and at each checkpoint's size the root must equal the checkpoint's; a database that
-    ends before a checkpoint's size was rolled back (or emptied). Breaks go to ``report``.
-    """
-    wanted = sorted(checkpoints, key=lambda c: c.size)
-    expected, root = 1, GENESIS
-    gap_reported = False
-    index = 0
+) -> VerifyReport:
+    """Every check of ``audit verify`` in one pass over the records in position order: each
+    record goes to ``chains`` (hashes, links, times, heads, state hashes) and to the position
+    walk (no gap, each checkpoint's root, nothing written into the past)."""
+    report = chains.report
+    positions = PositionCheck(checkpoints, report)
     for record in _stream(pages):
+        chains.add(record)
+        positions.add(record)
+    chains.finish()
+    positions.finish()
+    return report
+
+
+class PositionCheck:
+    """Walks records in position order: positions must run 1, 2, 3... without a gap, and at
+    each checkpoint's size the root must equal the checkpoint's; a database that ends before
+    a checkpoint's size was rolled back (or emptied). Breaks go to ``report``."""
+
+    def __init__(self, checkpoints: Sequence[Checkpoint], report: VerifyReport) -> None:
+        self.wanted = sorted(checkpoints, key=lambda c: c.size)
+        self.report = report
+        self.expected, self.root = 1, GENESIS
+        self.gap_reported = False
+        self.index = 0
+
+    def add(self, record: AuditRecord) -> None:
+        wanted, report = self.wanted, self.report
         position = record.position or 0
-        if position != expected and not gap_reported:
+        if position != self.expected and not self.gap_reported:
             report.breaks.append(
                 ChainBreak(
                     None,
                     "",
                     0,
-                    f"position {expected} is missing (next found: {position}): "
+                    f"position {self.expected} is missing (next found: {position}): "
                     "a record was removed",
-                    expected,
+                    self.expected,
                 )
             )
-            gap_reported = True
-        root = next_root(root, position, record.hash)
-        while index < len(wanted) and wanted[index].size == position:
-            _compare(wanted[index], root, report)
-            index += 1
-        while index < len(wanted) and wanted[index].size < position:
-            index += 1  # passed over in a gap: reported as the gap
-        if index and position > wanted[index - 1].size:
-            latest = wanted[index - 1]
+            self.gap_reported = True
+        self.root = next_root(self.root, position, record.hash)
+        while self.index < len(wanted) and wanted[self.index].size == position:
+            _compare(wanted[self.index], self.root, report)
+            self.index += 1
+        while self.index < len(wanted) and wanted[self.index].size < position:
+            self.index += 1  # passed over in a gap: reported as the gap
+        if self.index and position > wanted[self.index - 1].size:
+            latest = wanted[self.index - 1]
             if record.at < latest.time - COMMIT_GRACE:
                 report.breaks.append(
                     ChainBreak(
@@ -322,22 +341,24 @@ def check_positions(
                         position,
                     )
                 )
-        expected = position + 1
-    for checkpoint in wanted[index:]:
-        if checkpoint.size == 0:
-            _compare(checkpoint, GENESIS, report)
-            continue
-        report.breaks.append(
-            ChainBreak(
-                None,
-                "",
-                0,
-                f"the trail ends at position {expected - 1}, before the checkpoint's size "
-                f"{checkpoint.size} ({checkpoint.time.isoformat()}): records were removed or "
-                "an older copy of the database was restored",
-                expected,
+        self.expected = position + 1
+
+    def finish(self) -> None:
+        for checkpoint in self.wanted[self.index :]:
+            if checkpoint.size == 0:
+                _compare(checkpoint, GENESIS, self.report)
+                continue
+            self.report.breaks.append(
+                ChainBreak(
+                    None,
+                    "",
+                    0,
+                    f"the trail ends at position {self.expected - 1}, before the checkpoint's "
+                    f"size {checkpoint.size} ({checkpoint.time.isoformat()}): records were "
+                    "removed or an older copy of the database was restored",
+                    self.expected,
+                )
             )
-        )
 
 
 def _compare(checkpoint: Checkpoint, root: str, report: VerifyReport) -> None:

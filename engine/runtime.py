@@ -24,8 +24,8 @@ from opcatflow.engine.audit import (
     GENESIS,
     LEGACY_FORMAT,
     AuditRecord,
+    ChainCheck,
     VerifyReport,
-    verify_chain,
 )
 from opcatflow.engine.catalogue import (
     CatalogCheck,
@@ -38,8 +38,8 @@ from opcatflow.engine.catalogue import (
 )
 from opcatflow.engine.checkpoint import (
     Checkpoint,
-    check_positions,
     root_at,
+    verify_trail,
 )
 from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor
@@ -1024,15 +1024,14 @@ class Engine:
         :meth:`opcatflow.engine.ports.Store.audit_times_ordered_from`).
         """
         with self.store.read() as uow:
-            heads = uow.instances.audit_heads()
-            report = verify_chain(
-                uow.audit.records(),
-                heads,
+            chains = ChainCheck(
+                VerifyReport(),
+                uow.instances.audit_heads(),
                 times_ordered_from=self._times_ordered_from,
                 states=uow.instances.state_hashes(),
             )
-            check_positions(lambda after: uow.audit.after(after, 5000), checkpoints, report)
-        return report
+            # one pass in position order serves the chains and the checkpoints' roots
+            return verify_trail(lambda after: uow.audit.after(after, 5000), chains, checkpoints)
 
     def audit_root(self, start: tuple[int, str] = (0, GENESIS)) -> tuple[int, str]:
         """The audit trail's size and root now (:mod:`opcatflow.engine.checkpoint`), read

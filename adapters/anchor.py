@@ -92,9 +92,10 @@ class Anchor:
     key: SigningKey
     outbound: Outbound | None = None
 
-    def take(self) -> tuple[Checkpoint, Path]:
+    def take(self, *, fresh: bool = False) -> tuple[Checkpoint, Path]:
         """Sign the trail's size and root now, write the checkpoint to the witness, and
-        queue it for the outbound recipient, if any.
+        queue it for the outbound recipient, if any. ``fresh``: read the trail from
+        position 1, not from the witness's latest checkpoint (after a restore).
 
         Raises:
             OSError: the witness cannot be written.
@@ -108,7 +109,7 @@ class Anchor:
         # costs the records since, not the whole trail. It launders nothing: the root carried
         # over is the signed one, so a record changed before it still fails verify.
         previous = None
-        if self.witness.is_dir():
+        if self.witness.is_dir() and not fresh:
             previous = latest_checkpoint(self.witness, self.key.public_key(create=True))
         start = (previous.size, previous.root) if previous is not None else (0, GENESIS)
         size, root = self.engine.audit_root(start)

@@ -332,6 +332,8 @@ class VerifyReport:
     breaks: list[ChainBreak] = field(default_factory=list)
     warnings: list[ChainBreak] = field(default_factory=list)  # older data; not a break
     anchored_to: list[int] = field(default_factory=list)  # the checkpoints' sizes
+    positions: int = 0  # the last position of the gap-free run from 1 (the trail's size)
+    unreached: list[int] = field(default_factory=list)  # checkpoints past the end (restore)
 
     @property
     def ok(self) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import os
@@ -205,18 +206,22 @@ def read_checkpoint(path: Path, trusted_key: str | None = None) -> Checkpoint:
     return parse_checkpoint(text, str(path), trusted_key)
 
 
-def latest_checkpoint(folder: Path, trusted_key: str) -> Checkpoint | None:
-    """The checkpoint of the greatest size in ``folder`` signed by ``trusted_key`` (files
-    that are not, or do not verify, are passed over), ``None`` if there is none."""
-    best: Checkpoint | None = None
+def checkpoints_in(folder: Path, trusted_key: str) -> list[Checkpoint]:
+    """The checkpoints in ``folder`` signed by ``trusted_key`` (files that are not, or do not
+    verify, are passed over), oldest first."""
+    found = []
     for path in sorted(folder.glob("checkpoint-*.json")):
-        try:
-            found = read_checkpoint(path, trusted_key)
-        except CheckpointError:
-            continue
-        if best is None or found.size > best.size:
-            best = found
-    return best
+        with contextlib.suppress(CheckpointError):
+            found.append(read_checkpoint(path, trusted_key))
+    return sorted(found, key=lambda c: (c.time, c.size))
+
+
+def latest_checkpoint(folder: Path, trusted_key: str) -> Checkpoint | None:
+    """The latest checkpoint in ``folder`` signed by ``trusted_key``, ``None`` if there is
+    none. The latest in time, not the largest: after a restore the trail is shorter than the
+    checkpoints taken before it, and the one the restore takes is the one to go on from."""
+    found = checkpoints_in(folder, trusted_key)
+    return found[-1] if found else None
 
 
 def checkpoint_file_name(checkpoint: Checkpoint) -> str:
@@ -254,8 +259,14 @@ def root_at(
     pages: Callable[[int], Sequence[AuditRecord]], start: tuple[int, str] = (0, GENESIS)
 ) -> tuple[int, str]:
     """The trail's size and root, read page by page in position order from ``start`` (an
-    earlier checkpoint's size and root: only the positions after it are read)."""
+    earlier checkpoint's size and root: only the positions after it are read). A trail that
+    no longer reaches ``start`` (a restored older copy) is read from position 1 instead: a
+    root carried over from positions it does not hold would sign what it cannot show."""
     size, root = start
+    if size > 0:
+        at_start = pages(size - 1)[:1]
+        if not at_start or at_start[0].position != size:
+            size, root = 0, GENESIS
     for record in _stream(pages, size):
         if record.position != size + 1:
             break  # a gap: the root is only defined over gap-free positions
@@ -280,12 +291,16 @@ def verify_trail(
     pages: Callable[[int], Sequence[AuditRecord]],
     chains: ChainCheck,
     checkpoints: Sequence[Checkpoint],
+    *,
+    short_ok: bool = False,
 ) -> VerifyReport:
     """Every check of ``audit verify`` in one pass over the records in position order: each
     record goes to ``chains`` (hashes, links, times, heads, state hashes) and to the position
-    walk (no gap, each checkpoint's root, nothing written into the past)."""
+    walk (no gap, each checkpoint's root, nothing written into the past). With ``short_ok``
+    a checkpoint beyond the trail's end goes to ``report.unreached``, not to its breaks: a
+    restore of an older copy states what it lost."""
     report = chains.report
-    positions = PositionCheck(checkpoints, report)
+    positions = PositionCheck(checkpoints, report, short_ok=short_ok)
     for record in _stream(pages):
         chains.add(record)
         positions.add(record)
@@ -299,12 +314,16 @@ class PositionCheck:
     each checkpoint's size the root must equal the checkpoint's; a database that ends before
     a checkpoint's size was rolled back (or emptied). Breaks go to ``report``."""
 
-    def __init__(self, checkpoints: Sequence[Checkpoint], report: VerifyReport) -> None:
+    def __init__(
+        self, checkpoints: Sequence[Checkpoint], report: VerifyReport, *, short_ok: bool = False
+    ) -> None:
         self.wanted = sorted(checkpoints, key=lambda c: c.size)
         self.report = report
+        self.short_ok = short_ok
         self.expected, self.root = 1, GENESIS
         self.gap_reported = False
         self.index = 0
+        self.size = 0
 
     def add(self, record: AuditRecord) -> None:
         wanted, report = self.wanted, self.report
@@ -341,12 +360,18 @@ class PositionCheck:
                         position,
                     )
                 )
+        if not self.gap_reported:
+            self.size = position
         self.expected = position + 1
 
     def finish(self) -> None:
+        self.report.positions = self.size
         for checkpoint in self.wanted[self.index :]:
             if checkpoint.size == 0:
                 _compare(checkpoint, GENESIS, self.report)
+                continue
+            if self.short_ok and not self.gap_reported:
+                self.report.unreached.append(checkpoint.size)
                 continue
             self.report.breaks.append(
                 ChainBreak(

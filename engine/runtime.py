@@ -1013,7 +1013,9 @@ class Engine:
 
     # -- audit -----------------------------------------------------------------------------
 
-    def verify_audit(self, checkpoints: Sequence[Checkpoint] = ()) -> VerifyReport:
+    def verify_audit(
+        self, checkpoints: Sequence[Checkpoint] = (), *, short_ok: bool = False
+    ) -> VerifyReport:
         """Recompute every audit chain, compare every instance row with its last record,
         walk the global positions, and check each checkpoint's root; the report names the
         first broken record, instance or position. With no checkpoint its status is
@@ -1022,6 +1024,9 @@ class Engine:
         A record stamped earlier than the record before it is a break if this release wrote
         it, and a warning if it is older data (see
         :meth:`opcatflow.engine.ports.Store.audit_times_ordered_from`).
+
+        With ``short_ok`` (a restored older copy), a checkpoint beyond the trail's end is
+        listed in ``report.unreached`` (what the restore lost) rather than as a break.
         """
         with self.store.read() as uow:
             chains = ChainCheck(
@@ -1031,7 +1036,9 @@ class Engine:
                 states=uow.instances.state_hashes(),
             )
             # one pass in position order serves the chains and the checkpoints' roots
-            return verify_trail(lambda after: uow.audit.after(after, 5000), chains, checkpoints)
+            return verify_trail(
+                lambda after: uow.audit.after(after, 5000), chains, checkpoints, short_ok=short_ok
+            )
 
     def audit_root(self, start: tuple[int, str] = (0, GENESIS)) -> tuple[int, str]:
         """The audit trail's size and root now (:mod:`opcatflow.engine.checkpoint`), read

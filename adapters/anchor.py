@@ -112,8 +112,10 @@ class Anchor:
         if self.witness.is_dir() and not fresh:
             previous = latest_checkpoint(self.witness, self.key.public_key(create=True))
         start = (previous.size, previous.root) if previous is not None else (0, GENESIS)
+        reads_start = previous.reads if previous is not None and previous.reads else (0, GENESIS)
         size, root = self.engine.audit_root(start)
-        checkpoint = self.key.sign(size, root, self.engine.clock.now())
+        reads = self.engine.read_log_root(reads_start)
+        checkpoint = self.key.sign(size, root, self.engine.clock.now(), reads)
         path = write_checkpoint(self.witness, checkpoint)
         self.engine.log.info("audit_checkpoint_written", size=size, root=root, path=str(path))
         if self.outbound is not None:

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NotRequired
 
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
@@ -87,6 +87,7 @@ class ChainBreakJson(TypedDict):
     seq: int
     problem: str
     position: int | None
+    trail: NotRequired[str]  # "read log" for a break of the read log (its position in seq)
 
 
 class VerifyJson(TypedDict):
@@ -298,8 +299,11 @@ class ChainBreak:
     seq: int
     problem: str
     position: int | None = None
+    trail: str = "audit"  # or READ_LOG: then ``seq`` is the read log's position
 
     def __str__(self) -> str:
+        if self.trail != "audit":
+            return f"{self.trail} position {self.seq}: {self.problem}"
         if not self.instance_id:
             return f"audit position {self.position}: {self.problem}"
         at = f" (position {self.position})" if self.position is not None else ""
@@ -311,13 +315,16 @@ class ChainBreak:
         )
 
     def as_json(self) -> ChainBreakJson:
-        return {
+        found: ChainBreakJson = {
             "id": self.id,
             "instance_id": self.instance_id,
             "seq": self.seq,
             "problem": self.problem,
             "position": self.position,
         }
+        if self.trail != "audit":
+            found["trail"] = self.trail
+        return found
 
 
 INTACT = "intact"  # every check passed against a checkpoint

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -44,7 +45,8 @@ from opcatflow.engine.audit import GENESIS, AuditRecord, ChainBreak, ChainCheck,
 from opcatflow.engine.errors import OpcatflowError
 
 ORIGIN = "opcatflow audit trail"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: with the read log's size and root; 1 (the audit trail only) is read
+VERSIONS = (1, 2)
 SIGNING_KEY_SUFFIX = ".signing"
 # A unit of work stamps its records when it begins and takes positions when it commits: a
 # record committed after a checkpoint may be stamped a little before it. Longer than any unit
@@ -78,16 +80,20 @@ class Checkpoint:
     public_key: str  # hex of the raw Ed25519 public key
     signature: str = ""  # base64
     origin: str = ORIGIN
+    reads: tuple[int, str] | None = None  # the read log's size and root (version 2)
 
     def body(self) -> dict[str, Any]:
-        return {
-            "version": CHECKPOINT_VERSION,
+        body: dict[str, Any] = {
+            "version": 1 if self.reads is None else CHECKPOINT_VERSION,
             "origin": self.origin,
             "size": self.size,
             "root": self.root,
             "time": self.time.isoformat(timespec="microseconds"),
             "key": "ed25519:" + self.public_key,
         }
+        if self.reads is not None:
+            body["reads"] = {"size": self.reads[0], "root": self.reads[1]}
+        return body
 
     def as_json(self) -> dict[str, Any]:
         return {"checkpoint": self.body(), "signature": self.signature}
@@ -146,11 +152,15 @@ class SigningKey:
     def public_key(self, *, create: bool = False) -> str:
         return _public_hex(self._load(create=create).public_key())
 
-    def sign(self, size: int, root: str, time: datetime) -> Checkpoint:
+    def sign(
+        self, size: int, root: str, time: datetime, reads: tuple[int, str] | None = None
+    ) -> Checkpoint:
+        """Sign the audit trail's ``size`` and ``root`` at ``time`` (and the read log's size
+        and root, ``reads``: a version 2 checkpoint)."""
         key = self._load(create=True)
-        unsigned = Checkpoint(size, root, time, _public_hex(key.public_key()))
+        unsigned = Checkpoint(size, root, time, _public_hex(key.public_key()), reads=reads)
         signature = base64.b64encode(key.sign(canonical(unsigned.body()))).decode()
-        return Checkpoint(size, root, time, unsigned.public_key, signature)
+        return dataclasses.replace(unsigned, signature=signature)
 
 
 def _public_hex(key: Ed25519PublicKey) -> str:
@@ -168,7 +178,7 @@ def parse_checkpoint(text: str, where: str, trusted_key: str | None = None) -> C
     try:
         doc = json.loads(text)
         body, signature = doc["checkpoint"], doc["signature"]
-        if body["version"] != CHECKPOINT_VERSION:
+        if body["version"] not in VERSIONS:
             raise CheckpointError(f"{where}: checkpoint version {body['version']} is unknown")
         key = str(body["key"])
         if not key.startswith("ed25519:"):
@@ -180,6 +190,9 @@ def parse_checkpoint(text: str, where: str, trusted_key: str | None = None) -> C
             public_key=key.removeprefix("ed25519:"),
             signature=str(signature),
             origin=str(body["origin"]),
+            reads=(int(body["reads"]["size"]), str(body["reads"]["root"]))
+            if body["version"] >= 2
+            else None,
         )
         public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(checkpoint.public_key))
         public.verify(base64.b64decode(signature, validate=True), canonical(body))

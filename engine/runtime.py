@@ -67,6 +67,7 @@ from opcatflow.engine.memory import MemoryStore
 from opcatflow.engine.obligations import ObligationHook
 from opcatflow.engine.periods import below_minimum
 from opcatflow.engine.ports import Store, UnitOfWork
+from opcatflow.engine.readlog_root import check_read_log, read_root_at
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.rows import Obligation, StoredDefinition
 from opcatflow.engine.settings import Settings
@@ -1036,15 +1037,28 @@ class Engine:
                 states=uow.instances.state_hashes(),
             )
             # one pass in position order serves the chains and the checkpoints' roots
-            return verify_trail(
+            report = verify_trail(
                 lambda after: uow.audit.after(after, 5000), chains, checkpoints, short_ok=short_ok
             )
+            check_read_log(
+                lambda after: uow.read_log.after(after, 5000),
+                checkpoints,
+                report,
+                short_ok=short_ok,
+            )
+            return report
 
     def audit_root(self, start: tuple[int, str] = (0, GENESIS)) -> tuple[int, str]:
         """The audit trail's size and root now (:mod:`opcatflow.engine.checkpoint`), read
         from ``start``: an earlier checkpoint's size and root."""
         with self.store.read() as uow:
             return root_at(lambda after: uow.audit.after(after, 5000), start)
+
+    def read_log_root(self, start: tuple[int, str] = (0, GENESIS)) -> tuple[int, str]:
+        """The read log's size and root now (:mod:`opcatflow.engine.readlog_root`), from
+        ``start``: an earlier checkpoint's read-log size and root."""
+        with self.store.read() as uow:
+            return read_root_at(lambda after: uow.read_log.after(after, 5000), start)
 
     def export_audit(self, out: IO[str], instance_id: str | None = None) -> int:
         """Write the audit trail as JSON Lines, as stored (reasons sealed, personal values as

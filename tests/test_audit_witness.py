@@ -115,7 +115,7 @@ def test_a_checkpoint_reaches_a_mailbox_and_a_webhook_and_each_copy_verifies(
     for held in (email.as_string(), request.body.decode(), text):
         assert "Quetzalcoatl" not in held
     assert set(parse_checkpoint(text, name).body()) == {
-        "version", "origin", "size", "root", "time", "key",
+        "version", "origin", "size", "root", "time", "key", "reads",
     }  # fmt: skip
 
 

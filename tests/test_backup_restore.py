@@ -82,7 +82,7 @@ def test_restoring_an_older_backup_states_what_it_lost_and_erases_again(tmp_path
     assert backed_up["lost"] is None
     assert backed_up["summary"].startswith("nothing lost")
     n = backed_up["positions"]
-    assert n >= 2  # Ana's start and checkpoint... and whatever the writer committed before
+    assert n >= 1  # Ana's start, and whatever the writer had committed by then
     again = run("backup", str(copy))
     assert again.exit_code == 2
     assert "never overwrites" in again.stderr

@@ -37,6 +37,7 @@ class TrailCheck:
     lost: tuple[int, int] | None  # first and last position lost
     breaks: list[ChainBreak]
     why_unanchored: str | None = None
+    reads_lost: tuple[int, int] | None = None  # first and last read-log position lost
 
     @property
     def ok(self) -> bool:
@@ -48,12 +49,17 @@ class TrailCheck:
         if self.latest is None:
             return f"unanchored: {self.why_unanchored}"
         when = self.latest.time.isoformat(timespec="seconds")
+        reads = ""
+        if self.reads_lost is not None:
+            reads = f"; lost read-log positions {self.reads_lost[0]}..{self.reads_lost[1]}"
         if self.lost is not None:
             first, last = self.lost
             return (
                 f"lost positions {first}..{last}: the witness's latest checkpoint ({when}) "
-                f"holds {self.latest.size} positions, this copy {self.positions}"
+                f"holds {self.latest.size} positions, this copy {self.positions}{reads}"
             )
+        if reads:
+            return f"nothing of the audit trail lost{reads}"
         size = self.latest.size
         return f"nothing lost: anchored to the witness's latest checkpoint ({when}, size {size})"
 
@@ -63,6 +69,11 @@ class TrailCheck:
             "latest_checkpoint": self.latest.as_json() if self.latest else None,
             "anchored_to": self.anchored_to,
             "lost": {"first": self.lost[0], "last": self.lost[1]} if self.lost else None,
+            "read_log_lost": (
+                {"first": self.reads_lost[0], "last": self.reads_lost[1]}
+                if self.reads_lost
+                else None
+            ),
             "breaks": [b.as_json() for b in self.breaks],
             "summary": self.summary(),
         }
@@ -74,7 +85,10 @@ def check_against_witness(engine: Engine, witness: Path, key: SigningKey) -> Tra
     positions, _ = engine.audit_root()
     if not key.path.exists():
         report = engine.verify_audit()
-        why = f"no signing key at {key.path} (restore it from the key backup)"
+        why = (
+            f"no signing key at {key.path}: no checkpoint was signed here yet, or the key "
+            "is to be restored from the key backup"
+        )
         return TrailCheck(report.positions, None, [], None, report.breaks, why)
     found = checkpoints_in(witness, key.public_key()) if witness.is_dir() else []
     if not found:
@@ -86,7 +100,12 @@ def check_against_witness(engine: Engine, witness: Path, key: SigningKey) -> Tra
     wanted = [latest, *reached[-1:]] if reached and reached[-1] is not latest else [latest]
     report = engine.verify_audit(wanted, short_ok=True)
     lost = (report.positions + 1, latest.size) if report.unreached else None
-    return TrailCheck(report.positions, latest, report.anchored_to, lost, report.breaks)
+    reads_lost = None
+    if report.read_log_unreached and latest.reads is not None:
+        reads_lost = (report.read_log_positions + 1, latest.reads[0])
+    return TrailCheck(
+        report.positions, latest, report.anchored_to, lost, report.breaks, None, reads_lost
+    )
 
 
 @dataclass

@@ -341,6 +341,8 @@ class VerifyReport:
     anchored_to: list[int] = field(default_factory=list)  # the checkpoints' sizes
     positions: int = 0  # the last position of the gap-free run from 1 (the trail's size)
     unreached: list[int] = field(default_factory=list)  # checkpoints past the end (restore)
+    read_log_positions: int = 0  # the read log's size (its gap-free run from 1)
+    read_log_unreached: list[int] = field(default_factory=list)  # read-log sizes past its end
 
     @property
     def ok(self) -> bool:

@@ -69,7 +69,8 @@ def check_read_log(
 ) -> None:
     """Positions run 1, 2, 3... without a gap; at each checkpoint's read-log size the root
     equals the checkpoint's; a read log that ends before it lost entries (with
-    ``short_ok``, a restored older copy: not a break; the audit trail states the loss)."""
+    ``short_ok``, a restored older copy: listed in ``report.read_log_unreached``, not a
+    break)."""
     wanted = sorted((c for c in checkpoints if c.reads is not None), key=_reads_size)
     expected, root, index, gap = 1, GENESIS, 0, False
     for entry in _stream(pages):
@@ -86,12 +87,15 @@ def check_read_log(
                 report.breaks.append(_differs(checkpoint))
             index += 1
         expected = position + 1
+    report.read_log_positions = expected - 1 if not gap else 0
     for checkpoint in wanted[index:]:
         size = _reads_size(checkpoint)
         if size == 0:
             if not _same(checkpoint, GENESIS):
                 report.breaks.append(_differs(checkpoint))
-        elif not (short_ok and not gap):
+        elif short_ok and not gap:
+            report.read_log_unreached.append(size)
+        else:
             report.breaks.append(
                 _break(
                     expected,

@@ -87,7 +87,9 @@ def test_restoring_an_older_backup_states_what_it_lost_and_erases_again(tmp_path
     assert again.exit_code == 2
     assert "never overwrites" in again.stderr
 
-    # after the backup: Ana erased, another case started, a checkpoint of size m
+    # after the backup: Ana's case read (the read log's first entry), then erased, another
+    # case started, a checkpoint of size m
+    assert run("show", ana, "--actor", "cleo", "--role", "clerk").exit_code == 0
     erased = run(
         "erase", ana, "--actor", "dpo", "--role", "admin", "--reason", "request 12",
         "--legal-basis", "GDPR art. 17",
@@ -100,6 +102,7 @@ def test_restoring_an_older_backup_states_what_it_lost_and_erases_again(tmp_path
     restored = run("restore", str(copy), "--witness", str(witness))
     assert restored.exit_code == 0, restored.output
     assert f"lost positions {n + 1}..{m}" in restored.stdout
+    assert "lost read-log positions 1..1" in restored.stdout
     assert f"erased again (erased after the backup): {ana}" in restored.stdout
     shown = run("show", ana, "--actor", "cleo", "--role", "clerk", "--json")
     assert shown.exit_code == 0, shown.output

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NotRequired
 
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
@@ -87,6 +87,7 @@ class ChainBreakJson(TypedDict):
     seq: int
     problem: str
     position: int | None
+    trail: NotRequired[str]  # "read log" for a break of the read log (its position in seq)
 
 
 class VerifyJson(TypedDict):
@@ -298,8 +299,11 @@ class ChainBreak:
     seq: int
     problem: str
     position: int | None = None
+    trail: str = "audit"  # or READ_LOG: then ``seq`` is the read log's position
 
     def __str__(self) -> str:
+        if self.trail != "audit":
+            return f"{self.trail} position {self.seq}: {self.problem}"
         if not self.instance_id:
             return f"audit position {self.position}: {self.problem}"
         at = f" (position {self.position})" if self.position is not None else ""
@@ -311,13 +315,16 @@ class ChainBreak:
         )
 
     def as_json(self) -> ChainBreakJson:
-        return {
+        found: ChainBreakJson = {
             "id": self.id,
             "instance_id": self.instance_id,
             "seq": self.seq,
             "problem": self.problem,
             "position": self.position,
         }
+        if self.trail != "audit":
+            found["trail"] = self.trail
+        return found
 
 
 INTACT = "intact"  # every check passed against a checkpoint
@@ -332,6 +339,10 @@ class VerifyReport:
     breaks: list[ChainBreak] = field(default_factory=list)
     warnings: list[ChainBreak] = field(default_factory=list)  # older data; not a break
     anchored_to: list[int] = field(default_factory=list)  # the checkpoints' sizes
+    positions: int = 0  # the last position of the gap-free run from 1 (the trail's size)
+    unreached: list[int] = field(default_factory=list)  # checkpoints past the end (restore)
+    read_log_positions: int = 0  # the read log's size (its gap-free run from 1)
+    read_log_unreached: list[int] = field(default_factory=list)  # read-log sizes past its end
 
     @property
     def ok(self) -> bool:
@@ -381,7 +392,8 @@ def verify_chain(
     """Recompute every hash and link, and check that times never go back along a chain.
 
     Args:
-        records: every record, ordered by instance then ``seq``.
+        records: every record, each instance's in ``seq`` order (instances may interleave:
+            position order does).
         heads: per instance, the ``(seq, hash)`` its row says its chain ends with.
         times_ordered_from: the global id up to which records are older data, written before
             the engine stamped records in chain order: a record stamped earlier than the one
@@ -390,84 +402,122 @@ def verify_chain(
             the state hash of the instance's last record, when that record has one.
     """
     report = VerifyReport()
-    current: str | None = None
-    expected_seq, prev = 1, GENESIS
-    prev_at: datetime | None = None
-    broken_instance = False
-    seen: set[str] = set()
-    last: AuditRecord | None = None
-
-    def close(instance_id: str) -> None:
-        head = heads.get(instance_id)
-        if head is None:
-            report.breaks.append(
-                ChainBreak(None, instance_id, expected_seq - 1, "no such instance")
-            )
-        elif not broken_instance and head != (expected_seq - 1, prev):
-            report.breaks.append(
-                ChainBreak(
-                    None,
-                    instance_id,
-                    expected_seq,
-                    "chain is shorter than the instance "
-                    f"says (ends at seq {expected_seq - 1}, instance head at {head[0]})",
-                )
-            )
-        elif (
-            not broken_instance
-            and states is not None
-            and last is not None
-            and last.state_hash is not None
-            and states.get(instance_id) != last.state_hash
-        ):
-            report.breaks.append(
-                ChainBreak(
-                    None,
-                    instance_id,
-                    last.seq,
-                    "the instance row (state, version or data) does not match its last "
-                    f"audit record (seq {last.seq}): the row was changed outside the engine",
-                    last.position,
-                )
-            )
-
+    chains = ChainCheck(report, heads, times_ordered_from=times_ordered_from, states=states)
     for r in records:
+        chains.add(r)
+    chains.finish()
+    return report
+
+
+@dataclass(slots=True)
+class _Chain:
+    """Where one instance's chain stands while its records stream past."""
+
+    expected_seq: int = 1
+    prev: str = GENESIS
+    prev_at: datetime | None = None
+    last_seq: int = 0
+    last_state_hash: str | None = None
+    last_position: int | None = None
+    broken: bool = False
+
+
+class ChainCheck:
+    """The chain checks of :func:`verify_chain`, fed one record at a time, so that one pass
+    in position order (which interleaves instances) also serves the checkpoint's root. It
+    keeps a few values per instance, never a record."""
+
+    def __init__(
+        self,
+        report: VerifyReport,
+        heads: Mapping[str, tuple[int, str]],
+        *,
+        times_ordered_from: int = 0,
+        states: Mapping[str, str] | None = None,
+    ) -> None:
+        self.report = report
+        self.heads = heads
+        self.times_ordered_from = times_ordered_from
+        self.states = states
+        self.chains: dict[str, _Chain] = {}
+
+    def add(self, r: AuditRecord) -> None:
+        report = self.report
         report.records += 1
-        if r.instance_id != current:
-            if current is not None:
-                close(current)
-            current, expected_seq, prev, broken_instance = r.instance_id, 1, GENESIS, False
-            prev_at, last = None, None
-            seen.add(r.instance_id)
-        if broken_instance:
-            continue
+        chain = self.chains.get(r.instance_id)
+        if chain is None:
+            chain = self.chains[r.instance_id] = _Chain()
+        if chain.broken:
+            return
         problem = None
-        if r.seq != expected_seq:
-            problem = f"expected seq {expected_seq}, found {r.seq} (a record is missing)"
-        elif r.prev_hash != prev:
+        if r.seq != chain.expected_seq:
+            problem = f"expected seq {chain.expected_seq}, found {r.seq} (a record is missing)"
+        elif r.prev_hash != chain.prev:
             problem = "previous-hash link does not match the record before it"
         elif r.hash != record_hash(r.content()):
             problem = "content does not match its hash (the record was altered)"
         if problem is not None:
             report.breaks.append(ChainBreak(r.id, r.instance_id, r.seq, problem, r.position))
-            broken_instance = True
-            continue
-        if prev_at is not None and r.at < prev_at:
+            chain.broken = True
+            return
+        if chain.prev_at is not None and r.at < chain.prev_at:
             regression = ChainBreak(
                 r.id,
                 r.instance_id,
                 r.seq,
                 f"recorded at {r.at.isoformat()}, earlier than the record before it "
-                f"({prev_at.isoformat()})",
+                f"({chain.prev_at.isoformat()})",
                 r.position,
             )
-            older = r.id is not None and r.id <= times_ordered_from
+            older = r.id is not None and r.id <= self.times_ordered_from
             (report.warnings if older else report.breaks).append(regression)
-        expected_seq, prev, prev_at, last = r.seq + 1, r.hash, r.at, r
-    if current is not None:
-        close(current)
-    for instance_id, (seq, _) in heads.items():
-        if instance_id not in seen and seq > 0:
-            report.breaks.append(ChainBreak(None, instance_id, 1, "instance has no audit records"))
-    report.instances = len(seen)
-    return report
+        chain.expected_seq, chain.prev, chain.prev_at = r.seq + 1, r.hash, r.at
+        chain.last_seq, chain.last_state_hash, chain.last_position = r.seq, r.state_hash, r.position
+
+    def finish(self) -> None:
+        """Compare each chain's end with its instance row; an instance row whose chain never
+        appeared is a break too."""
+        for instance_id, chain in self.chains.items():
+            self._close(instance_id, chain)
+        for instance_id, (seq, _) in self.heads.items():
+            if instance_id not in self.chains and seq > 0:
+                self.report.breaks.append(
+                    ChainBreak(None, instance_id, 1, "instance has no audit records")
+                )
+        self.report.instances = len(self.chains)
+
+    def _close(self, instance_id: str, chain: _Chain) -> None:
+        head = self.heads.get(instance_id)
+        report = self.report
+        if head is None:
+            report.breaks.append(
+                ChainBreak(None, instance_id, chain.expected_seq - 1, "no such instance")
+            )
+        elif chain.broken:
+            return
+        elif head != (chain.expected_seq - 1, chain.prev):
+            report.breaks.append(
+                ChainBreak(
+                    None,
+                    instance_id,
+                    chain.expected_seq,
+                    "chain is shorter than the instance "
+                    f"says (ends at seq {chain.expected_seq - 1}, instance head at {head[0]})",
+                )
+            )
+        elif (
+            self.states is not None
+            and chain.last_state_hash is not None
+            and self.states.get(instance_id) != chain.last_state_hash
+        ):
+            report.breaks.append(
+                ChainBreak(
+                    None,
+                    instance_id,
+                    chain.last_seq,
+                    "the instance row (state, version or data) does not match its last "
+                    f"audit record (seq {chain.last_seq}): the row was changed outside the "
+                    "engine",
+                    chain.last_position,
+                )
+            )

@@ -12,6 +12,7 @@ another machine, a mailbox, a webhook) can later prove that nothing up to N was 
 removed, reordered or rolled back: recompute root(N) from the database and compare. A running
 hash streams in flat memory, and a later checkpoint extends an earlier one exactly when the
 database's root at the earlier size still equals the earlier root (one pass checks both).
+``audit verify`` checks the chains in that same pass (:func:`verify_trail`).
 
 The checkpoint's body is canonical JSON (docs/audit.md): keys sorted, no spaces, UTF-8, text
 and integers only, so RFC 8785 gives the same bytes; the signature covers those bytes.
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -38,11 +41,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from opcatflow.engine.audit import GENESIS, AuditRecord, ChainBreak, VerifyReport
+from opcatflow.engine.audit import GENESIS, AuditRecord, ChainBreak, ChainCheck, VerifyReport
 from opcatflow.engine.errors import OpcatflowError
 
 ORIGIN = "opcatflow audit trail"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: with the read log's size and root; 1 (the audit trail only) is read
+VERSIONS = (1, 2)
 SIGNING_KEY_SUFFIX = ".signing"
 # A unit of work stamps its records when it begins and takes positions when it commits: a
 # record committed after a checkpoint may be stamped a little before it. Longer than any unit
@@ -76,16 +80,20 @@ class Checkpoint:
     public_key: str  # hex of the raw Ed25519 public key
     signature: str = ""  # base64
     origin: str = ORIGIN
+    reads: tuple[int, str] | None = None  # the read log's size and root (version 2)
 
     def body(self) -> dict[str, Any]:
-        return {
-            "version": CHECKPOINT_VERSION,
+        body: dict[str, Any] = {
+            "version": 1 if self.reads is None else CHECKPOINT_VERSION,
             "origin": self.origin,
             "size": self.size,
             "root": self.root,
             "time": self.time.isoformat(timespec="microseconds"),
             "key": "ed25519:" + self.public_key,
         }
+        if self.reads is not None:
+            body["reads"] = {"size": self.reads[0], "root": self.reads[1]}
+        return body
 
     def as_json(self) -> dict[str, Any]:
         return {"checkpoint": self.body(), "signature": self.signature}
@@ -144,11 +152,15 @@ class SigningKey:
     def public_key(self, *, create: bool = False) -> str:
         return _public_hex(self._load(create=create).public_key())
 
-    def sign(self, size: int, root: str, time: datetime) -> Checkpoint:
+    def sign(
+        self, size: int, root: str, time: datetime, reads: tuple[int, str] | None = None
+    ) -> Checkpoint:
+        """Sign the audit trail's ``size`` and ``root`` at ``time`` (and the read log's size
+        and root, ``reads``: a version 2 checkpoint)."""
         key = self._load(create=True)
-        unsigned = Checkpoint(size, root, time, _public_hex(key.public_key()))
+        unsigned = Checkpoint(size, root, time, _public_hex(key.public_key()), reads=reads)
         signature = base64.b64encode(key.sign(canonical(unsigned.body()))).decode()
-        return Checkpoint(size, root, time, unsigned.public_key, signature)
+        return dataclasses.replace(unsigned, signature=signature)
 
 
 def _public_hex(key: Ed25519PublicKey) -> str:
@@ -166,7 +178,7 @@ def parse_checkpoint(text: str, where: str, trusted_key: str | None = None) -> C
     try:
         doc = json.loads(text)
         body, signature = doc["checkpoint"], doc["signature"]
-        if body["version"] != CHECKPOINT_VERSION:
+        if body["version"] not in VERSIONS:
             raise CheckpointError(f"{where}: checkpoint version {body['version']} is unknown")
         key = str(body["key"])
         if not key.startswith("ed25519:"):
@@ -178,6 +190,9 @@ def parse_checkpoint(text: str, where: str, trusted_key: str | None = None) -> C
             public_key=key.removeprefix("ed25519:"),
             signature=str(signature),
             origin=str(body["origin"]),
+            reads=(int(body["reads"]["size"]), str(body["reads"]["root"]))
+            if body["version"] >= 2
+            else None,
         )
         public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(checkpoint.public_key))
         public.verify(base64.b64decode(signature, validate=True), canonical(body))
@@ -204,18 +219,33 @@ def read_checkpoint(path: Path, trusted_key: str | None = None) -> Checkpoint:
     return parse_checkpoint(text, str(path), trusted_key)
 
 
-def latest_checkpoint(folder: Path, trusted_key: str) -> Checkpoint | None:
-    """The checkpoint of the greatest size in ``folder`` signed by ``trusted_key`` (files
-    that are not, or do not verify, are passed over), ``None`` if there is none."""
-    best: Checkpoint | None = None
+def checkpoints_in(folder: Path, trusted_key: str) -> list[Checkpoint]:
+    """The checkpoints in ``folder`` signed by ``trusted_key`` (files that are not, or do not
+    verify, are passed over), oldest first."""
+    found = []
     for path in sorted(folder.glob("checkpoint-*.json")):
-        try:
-            found = read_checkpoint(path, trusted_key)
-        except CheckpointError:
-            continue
-        if best is None or found.size > best.size:
-            best = found
-    return best
+        with contextlib.suppress(CheckpointError):
+            found.append(read_checkpoint(path, trusted_key))
+    return sorted(found, key=lambda c: (c.time, c.size))
+
+
+def latest_checkpoint(folder: Path, trusted_key: str) -> Checkpoint | None:
+    """The latest checkpoint in ``folder`` signed by ``trusted_key``, ``None`` if there is
+    none. The latest in time, not the largest: after a restore the trail is shorter than the
+    checkpoints taken before it, and the one the restore takes is the one to go on from."""
+    found = checkpoints_in(folder, trusted_key)
+    return found[-1] if found else None
+
+
+def checkpoint_file_name(checkpoint: Checkpoint) -> str:
+    """``checkpoint-<size, 12 digits>-<UTC time>.json``: sorts by size, then time."""
+    stamp = checkpoint.time.strftime("%Y%m%dT%H%M%S%fZ")
+    return f"checkpoint-{checkpoint.size:012d}-{stamp}.json"
+
+
+def checkpoint_text(checkpoint: Checkpoint) -> str:
+    """The text of a checkpoint file (indented: the signature covers the canonical body)."""
+    return json.dumps(checkpoint.as_json(), indent=2, ensure_ascii=False) + "\n"
 
 
 def write_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
@@ -226,12 +256,11 @@ def write_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
         OSError: the folder cannot be written.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = checkpoint.time.strftime("%Y%m%dT%H%M%S%fZ")
-    target = folder / f"checkpoint-{checkpoint.size:012d}-{stamp}.json"
+    target = folder / checkpoint_file_name(checkpoint)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".checkpoint-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(checkpoint.as_json(), indent=2, ensure_ascii=False) + "\n")
+            fh.write(checkpoint_text(checkpoint))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -243,8 +272,14 @@ def root_at(
     pages: Callable[[int], Sequence[AuditRecord]], start: tuple[int, str] = (0, GENESIS)
 ) -> tuple[int, str]:
     """The trail's size and root, read page by page in position order from ``start`` (an
-    earlier checkpoint's size and root: only the positions after it are read)."""
+    earlier checkpoint's size and root: only the positions after it are read). A trail that
+    no longer reaches ``start`` (a restored older copy) is read from position 1 instead: a
+    root carried over from positions it does not hold would sign what it cannot show."""
     size, root = start
+    if size > 0:
+        at_start = pages(size - 1)[:1]
+        if not at_start or at_start[0].position != size:
+            size, root = 0, GENESIS
     for record in _stream(pages, size):
         if record.position != size + 1:
             break  # a gap: the root is only defined over gap-free positions
@@ -265,41 +300,67 @@ def _stream(pages: Callable[[int], Sequence[AuditRecord]], after: int = 0) -> It
         after = last
 
 
-def check_positions(
+def verify_trail(
     pages: Callable[[int], Sequence[AuditRecord]],
+    chains: ChainCheck,
     checkpoints: Sequence[Checkpoint],
-    report: VerifyReport,
-) -> None:
-    """Walk every record in position order: positions must run 1, 2, 3... without a gap,
-    and at each checkpoint's size the root must equal the checkpoint's; a database that
-    ends before a checkpoint's size was rolled back (or emptied). Breaks go to ``report``.
-    """
-    wanted = sorted(checkpoints, key=lambda c: c.size)
-    expected, root = 1, GENESIS
-    gap_reported = False
-    index = 0
+    *,
+    short_ok: bool = False,
+) -> VerifyReport:
+    """Every check of ``audit verify`` in one pass over the records in position order: each
+    record goes to ``chains`` (hashes, links, times, heads, state hashes) and to the position
+    walk (no gap, each checkpoint's root, nothing written into the past). With ``short_ok``
+    a checkpoint beyond the trail's end goes to ``report.unreached``, not to its breaks: a
+    restore of an older copy states what it lost."""
+    report = chains.report
+    positions = PositionCheck(checkpoints, report, short_ok=short_ok)
     for record in _stream(pages):
+        chains.add(record)
+        positions.add(record)
+    chains.finish()
+    positions.finish()
+    return report
+
+
+class PositionCheck:
+    """Walks records in position order: positions must run 1, 2, 3... without a gap, and at
+    each checkpoint's size the root must equal the checkpoint's; a database that ends before
+    a checkpoint's size was rolled back (or emptied). Breaks go to ``report``."""
+
+    def __init__(
+        self, checkpoints: Sequence[Checkpoint], report: VerifyReport, *, short_ok: bool = False
+    ) -> None:
+        self.wanted = sorted(checkpoints, key=lambda c: c.size)
+        self.report = report
+        self.short_ok = short_ok
+        self.expected, self.root = 1, GENESIS
+        self.gap_reported = False
+        self.index = 0
+        self.size = 0
+
+    def add(self, record: AuditRecord) -> None:
+        wanted, report = self.wanted, self.report
         position = record.position or 0
-        if position != expected and not gap_reported:
+        if position != self.expected and not self.gap_reported:
             report.breaks.append(
                 ChainBreak(
                     None,
                     "",
                     0,
-                    f"position {expected} is missing (next found: {position}): "
+                    f"position {self.expected} is missing (next found: {position}): "
                     "a record was removed",
-                    expected,
+                    self.expected,
                 )
             )
-            gap_reported = True
-        root = next_root(root, position, record.hash)
-        while index < len(wanted) and wanted[index].size == position:
-            _compare(wanted[index], root, report)
-            index += 1
-        while index < len(wanted) and wanted[index].size < position:
-            index += 1  # passed over in a gap: reported as the gap
-        if index and position > wanted[index - 1].size:
-            latest = wanted[index - 1]
+            self.gap_reported = True
+        self.root = next_root(self.root, position, record.hash)
+        while self.index < len(wanted) and wanted[self.index].size == position:
+            _compare(wanted[self.index], self.root, report)
+            self.index += 1
+        while self.index < len(wanted) and wanted[self.index].size < position:
+            self.index += 1  # passed over in a gap: reported as the gap
+        if self.index and position > wanted[self.index - 1].size:
+            latest = wanted[self.index - 1]
             if record.at < latest.time - COMMIT_GRACE:
                 report.breaks.append(
                     ChainBreak(
@@ -312,22 +373,30 @@ def check_positions(
                         position,
                     )
                 )
-        expected = position + 1
-    for checkpoint in wanted[index:]:
-        if checkpoint.size == 0:
-            _compare(checkpoint, GENESIS, report)
-            continue
-        report.breaks.append(
-            ChainBreak(
-                None,
-                "",
-                0,
-                f"the trail ends at position {expected - 1}, before the checkpoint's size "
-                f"{checkpoint.size} ({checkpoint.time.isoformat()}): records were removed or "
-                "an older copy of the database was restored",
-                expected,
+        if not self.gap_reported:
+            self.size = position
+        self.expected = position + 1
+
+    def finish(self) -> None:
+        self.report.positions = self.size
+        for checkpoint in self.wanted[self.index :]:
+            if checkpoint.size == 0:
+                _compare(checkpoint, GENESIS, self.report)
+                continue
+            if self.short_ok and not self.gap_reported:
+                self.report.unreached.append(checkpoint.size)
+                continue
+            self.report.breaks.append(
+                ChainBreak(
+                    None,
+                    "",
+                    0,
+                    f"the trail ends at position {self.expected - 1}, before the checkpoint's "
+                    f"size {checkpoint.size} ({checkpoint.time.isoformat()}): records were "
+                    "removed or an older copy of the database was restored",
+                    self.expected,
+                )
             )
-        )
 
 
 def _compare(checkpoint: Checkpoint, root: str, report: VerifyReport) -> None:

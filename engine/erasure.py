@@ -36,12 +36,15 @@ from typing import Any
 from opcatflow.engine.audit import CURRENT_FORMAT, ERASED, make_record, state_hash
 from opcatflow.engine.crypto.cipher import blind_index, is_sealed
 from opcatflow.engine.crypto.keyring import SUBJECT_OWNER
+from opcatflow.engine.crypto.providers import default_key_file
 from opcatflow.engine.crypto.store import SealedUnitOfWork
+from opcatflow.engine.erasure_journal import Erased, ErasureJournal
 from opcatflow.engine.errors import InstanceErased, TransitionRefused
 from opcatflow.engine.inputs import check_call, check_text
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ledger import Ledger
 from opcatflow.engine.limits import REASON
+from opcatflow.engine.memory import MemoryStore
 from opcatflow.engine.rows import OPEN_OBLIGATION, ObligationStatus
 from opcatflow.engine.runtime import Engine
 
@@ -89,6 +92,7 @@ def erase(
     reason: str,
     legal_basis: str,
     allowed: bool = False,
+    journal: bool = True,
 ) -> Erasure:
     """Erase one instance (see the module's notes).
 
@@ -97,12 +101,15 @@ def erase(
         reason, legal_basis: why, and under which law or decision; kept in clear in the
             audit record, so neither may name the person.
         allowed: the caller is the engine's own retention (its role needs no grant).
+        journal: list it in the erasure journal beside the key file (engine/erasure_journal.py)
+            before it commits; a restore re-applying a listed erasure passes False.
 
     Raises:
         TransitionRefused: the role may not erase (kind ``role``), or the reason or legal
             basis is empty (kind ``data``).
         InstanceErased: already erased.
         InstanceNotFound
+        ErasureJournalError: the journal cannot be written (nothing is erased).
     """
     check_call(actor=actor, role=role, reason=reason)
     check_text("legal_basis", legal_basis, REASON)
@@ -160,6 +167,9 @@ def erase(
         messages = uow.outbox.erase_instance(instance_id, OUTBOX_NOTE)
         uow.data_keys.erase(instance_id, at)
         children = tuple(i.id for i in uow.instances.query(parent_id=instance_id, limit=10_000))
+        target = journal_of(engine) if journal else None
+        if target is not None:  # last, so that only a refusal from the commit can follow
+            target.append(Erased(instance_id, at, legal_basis))
     engine.keyring.forget(instance_id)
     engine.log.info(
         "instance_erased",
@@ -173,6 +183,14 @@ def erase(
     return Erasure(
         instance_id, current.workflow_id, at, tuple(names), messages, cancelled, children
     )
+
+
+def journal_of(engine: Engine) -> ErasureJournal | None:
+    """The erasure journal beside the key file; none for an in-memory store (nothing of it
+    outlives the process, so there is no backup to restore)."""
+    if isinstance(engine.store.raw, MemoryStore):
+        return None
+    return ErasureJournal.beside(default_key_file())
 
 
 def _cancel_obligations(
@@ -219,3 +237,39 @@ def erase_subject(
         erase(engine, i, actor=actor, role=role, reason=reason, legal_basis=legal_basis)
         for i in subject_instances(engine, subject)
     ]
+
+
+REAPPLIED_BY = "opcatflow-restore"
+
+
+def reapply_erasures(engine: Engine, journal: ErasureJournal) -> list[Erasure]:
+    """Erase again every instance ``journal`` lists that this database holds unerased: a
+    database restored from a backup taken before those erasures (docs/privacy.md). Each is an
+    ordinary erasure with its own audit record, by ``opcatflow-restore`` as ``admin``, under
+    the listed legal basis. Instances the database does not hold (started after the backup)
+    have nothing to erase.
+
+    Raises:
+        ErasureJournalError: the journal cannot be read.
+    """
+    entries = journal.entries()
+    with engine.store.read() as uow:
+        listed = {e.instance_id for e in entries}
+        held = {i for i in uow.instances.audit_heads() if i in listed}
+        erased = uow.data_keys.erased_among(list(held))
+    done = []
+    for entry in entries:
+        if entry.instance_id not in held or entry.instance_id in erased:
+            continue
+        done.append(
+            erase(
+                engine,
+                entry.instance_id,
+                actor=REAPPLIED_BY,
+                role="admin",
+                reason=f"erased again after a restore (first erased {entry.erased_at:%Y-%m-%d})",
+                legal_basis=entry.legal_basis,
+                journal=False,
+            )
+        )
+    return done

@@ -576,6 +576,10 @@ class ReadLogRepository(Protocol):
         """Entries with an id above ``after`` matching every given filter, by id, at most
         ``limit``."""
 
+    def after(self, position: int, limit: int = 1000) -> list[ReadEntry]:
+        """Entries with a position above ``position``, in position order, at most ``limit``,
+        reasons as stored (sealed): what the read log's checkpoint root is computed over."""
+
 
 class UnitOfWork(Protocol):
     """One transaction, seen through typed repositories.

@@ -337,6 +337,7 @@ class ReadEntry:
     fields: tuple[str, ...]
     reason: str | None = None
     id: int | None = None
+    position: int | None = None  # in the read log's own order (1, 2, 3... in commit order)
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -24,8 +24,8 @@ from opcatflow.engine.audit import (
     GENESIS,
     LEGACY_FORMAT,
     AuditRecord,
+    ChainCheck,
     VerifyReport,
-    verify_chain,
 )
 from opcatflow.engine.catalogue import (
     CatalogCheck,
@@ -38,8 +38,8 @@ from opcatflow.engine.catalogue import (
 )
 from opcatflow.engine.checkpoint import (
     Checkpoint,
-    check_positions,
     root_at,
+    verify_trail,
 )
 from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.compiled import CompiledWorkflow, Cursor
@@ -67,6 +67,7 @@ from opcatflow.engine.memory import MemoryStore
 from opcatflow.engine.obligations import ObligationHook
 from opcatflow.engine.periods import below_minimum
 from opcatflow.engine.ports import Store, UnitOfWork
+from opcatflow.engine.readlog_root import check_read_log, read_root_at
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.rows import Obligation, StoredDefinition
 from opcatflow.engine.settings import Settings
@@ -1013,7 +1014,9 @@ class Engine:
 
     # -- audit -----------------------------------------------------------------------------
 
-    def verify_audit(self, checkpoints: Sequence[Checkpoint] = ()) -> VerifyReport:
+    def verify_audit(
+        self, checkpoints: Sequence[Checkpoint] = (), *, short_ok: bool = False
+    ) -> VerifyReport:
         """Recompute every audit chain, compare every instance row with its last record,
         walk the global positions, and check each checkpoint's root; the report names the
         first broken record, instance or position. With no checkpoint its status is
@@ -1022,23 +1025,40 @@ class Engine:
         A record stamped earlier than the record before it is a break if this release wrote
         it, and a warning if it is older data (see
         :meth:`opcatflow.engine.ports.Store.audit_times_ordered_from`).
+
+        With ``short_ok`` (a restored older copy), a checkpoint beyond the trail's end is
+        listed in ``report.unreached`` (what the restore lost) rather than as a break.
         """
         with self.store.read() as uow:
-            heads = uow.instances.audit_heads()
-            report = verify_chain(
-                uow.audit.records(),
-                heads,
+            chains = ChainCheck(
+                VerifyReport(),
+                uow.instances.audit_heads(),
                 times_ordered_from=self._times_ordered_from,
                 states=uow.instances.state_hashes(),
             )
-            check_positions(lambda after: uow.audit.after(after, 5000), checkpoints, report)
-        return report
+            # one pass in position order serves the chains and the checkpoints' roots
+            report = verify_trail(
+                lambda after: uow.audit.after(after, 5000), chains, checkpoints, short_ok=short_ok
+            )
+            check_read_log(
+                lambda after: uow.read_log.after(after, 5000),
+                checkpoints,
+                report,
+                short_ok=short_ok,
+            )
+            return report
 
     def audit_root(self, start: tuple[int, str] = (0, GENESIS)) -> tuple[int, str]:
         """The audit trail's size and root now (:mod:`opcatflow.engine.checkpoint`), read
         from ``start``: an earlier checkpoint's size and root."""
         with self.store.read() as uow:
             return root_at(lambda after: uow.audit.after(after, 5000), start)
+
+    def read_log_root(self, start: tuple[int, str] = (0, GENESIS)) -> tuple[int, str]:
+        """The read log's size and root now (:mod:`opcatflow.engine.readlog_root`), from
+        ``start``: an earlier checkpoint's read-log size and root."""
+        with self.store.read() as uow:
+            return read_root_at(lambda after: uow.read_log.after(after, 5000), start)
 
     def export_audit(self, out: IO[str], instance_id: str | None = None) -> int:
         """Write the audit trail as JSON Lines, as stored (reasons sealed, personal values as

@@ -25,6 +25,15 @@ class DeliveryError(OpcatflowError):
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A text file sent with an email (an audit checkpoint, notifications/checkpoints.py)."""
+
+    name: str
+    content_type: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """One message, ready for a channel.
 
@@ -33,6 +42,7 @@ class Outgoing:
         address: the email address (email channel).
         subject, text, html: the rendered message (empty for webhooks).
         cloudevent: the webhook body (webhook channel).
+        attachments: files sent with an email (the email and file channels).
     """
 
     id: int
@@ -50,6 +60,7 @@ class Outgoing:
     instance_id: str | None
     created_at: datetime
     attempt: int
+    attachments: tuple[Attachment, ...] = ()
 
 
 class Channel(Protocol):

@@ -26,7 +26,7 @@ from opcatflow.engine.ports import Store
 from opcatflow.engine.rows import SendOutcome as Outcome
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.sharing import REASON, Policy
-from opcatflow.notifications.channel import Channel, DeliveryError, Outgoing
+from opcatflow.notifications.channel import Attachment, Channel, DeliveryError, Outgoing
 from opcatflow.notifications.directory import DirectorySource, Target
 from opcatflow.notifications.model import (
     DEAD,
@@ -204,6 +204,11 @@ class Dispatcher:
                 rendered.html,
                 rendered.locale,
             )
+        elif "message" in payload:  # written whole (an audit checkpoint): nothing to render
+            subject, text = payload["message"]["subject"], payload["message"]["text"]
+        attachments = tuple(
+            Attachment(a["name"], a["type"], a["text"]) for a in payload.get("attachments", ())
+        )
         return Outgoing(
             id=entry.id,
             idempotency_key=entry.idempotency_key,
@@ -220,6 +225,7 @@ class Dispatcher:
             instance_id=entry.instance_id,
             created_at=entry.created_at,
             attempt=entry.attempts,
+            attachments=attachments,
         )
 
     def _deliver(self, entry: OutboxEntry) -> Outcome:

@@ -13,6 +13,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from opcatflow.engine.errors import StoreError
 from opcatflow.engine.sql import SQLAlchemyStore
 from opcatflow.engine.sql import tables as t
 from opcatflow.engine.sql.schemalock import MIGRATIONS
@@ -61,3 +62,31 @@ def test_the_migrations_make_the_audit_trail_append_only(store: SQLAlchemyStore)
     with store.connect() as conn:
         found = {row[0] for row in conn.execute(sa.text(query))}
     assert found == expected
+
+
+def test_0011_numbers_the_read_log_written_before_it_and_keeps_it_append_only(
+    store: SQLAlchemyStore,
+) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.connect(write=True) as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0010")
+    insert = sa.text(
+        "INSERT INTO read_log (at, actor, role, channel, what, instance_id, fields) "
+        "VALUES (:at, :actor, 'clerk', 'cli', 'show', NULL, '[\"name\"]')"
+    )
+    with store.connect(write=True) as conn:
+        for actor in ("a", "b", "c"):
+            conn.execute(insert, {"at": "2026-03-02 09:00:00+00:00", "actor": actor})
+    with store.connect(write=True) as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0011")
+    with store.connect() as conn:
+        numbered = conn.execute(sa.text("SELECT actor, position FROM read_log ORDER BY id"))
+        counter = conn.execute(sa.text("SELECT last FROM audit_position WHERE id = 2"))
+        assert [tuple(row) for row in numbered] == [("a", 1), ("b", 2), ("c", 3)]
+        assert counter.scalar_one() == 3
+    refused = (sa.exc.DBAPIError, StoreError)  # PostgreSQL's error comes through the store
+    with pytest.raises(refused, match="append-only"), store.connect(write=True) as conn:
+        conn.execute(sa.text("UPDATE read_log SET actor = 'x'"))

@@ -30,7 +30,7 @@ class FileChannel:
 
     @staticmethod
     def record(message: Outgoing) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "idempotency_key": message.idempotency_key,
             "message_id": message.id,
             "event": message.event,
@@ -46,6 +46,12 @@ class FileChannel:
             "created_at": message.created_at.isoformat(),
             "attempt": message.attempt,
         }
+        if message.attachments:  # only messages that carry files (an audit checkpoint)
+            found["attachments"] = [
+                {"name": a.name, "type": a.content_type, "text": a.text}
+                for a in message.attachments
+            ]
+        return found
 
     def send(self, message: Outgoing) -> None:
         line = json.dumps(self.record(message), ensure_ascii=False) + "\n"

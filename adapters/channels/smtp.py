@@ -9,7 +9,7 @@ import ssl
 import threading
 from email.utils import format_datetime, formataddr, parseaddr
 
-from opcatflow.notifications.channel import DeliveryError, Outgoing
+from opcatflow.notifications.channel import Attachment, DeliveryError, Outgoing
 
 
 class SmtpChannel:
@@ -80,14 +80,15 @@ class SmtpChannel:
         if message.locale:
             headers.append(("Content-Language", _one_line(message.locale)))
         lines = [f"{name}: {value}" for name, value in headers]
-        if message.html is None:
-            lines += _part("plain", message.text)
+        if message.attachments:
+            mixed = f"=_opcatflow_mixed_{key[:32]}"
+            lines += [f'Content-Type: multipart/mixed; boundary="{mixed}"', ""]
+            lines += [f"--{mixed}", *_body(message, key)]
+            for attachment in message.attachments:
+                lines += [f"--{mixed}", *_attachment(attachment)]
+            lines.append(f"--{mixed}--")
         else:
-            boundary = f"=_opcatflow_{key[:32]}"
-            lines += [f'Content-Type: multipart/alternative; boundary="{boundary}"', ""]
-            for subtype, body in (("plain", message.text), ("html", message.html)):
-                lines += [f"--{boundary}", *_part(subtype, body)]
-            lines.append(f"--{boundary}--")
+            lines += _body(message, key)
         return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
     def _connect(self) -> smtplib.SMTP:
@@ -194,6 +195,30 @@ def _mailbox(name: str, address: str) -> str:
     if name.isascii():
         return formataddr((name, address))
     return f"{_encoded(name)} <{address}>"
+
+
+def _body(message: Outgoing, key: str) -> list[str]:
+    """The text part, or text and HTML as alternatives."""
+    if message.html is None:
+        return _part("plain", message.text)
+    boundary = f"=_opcatflow_{key[:32]}"
+    lines = [f'Content-Type: multipart/alternative; boundary="{boundary}"', ""]
+    for subtype, body in (("plain", message.text), ("html", message.html)):
+        lines += [f"--{boundary}", *_part(subtype, body)]
+    lines.append(f"--{boundary}--")
+    return lines
+
+
+def _attachment(attachment: Attachment) -> list[str]:
+    name = "".join(c for c in attachment.name if c.isascii() and (c.isalnum() or c in "._-"))
+    data = base64.b64encode(attachment.text.encode("utf-8")).decode()
+    return [
+        f'Content-Type: {_one_line(attachment.content_type)}; charset="utf-8"; name="{name}"',
+        f'Content-Disposition: attachment; filename="{name}"',
+        "Content-Transfer-Encoding: base64",
+        "",
+        *(data[i : i + 76] for i in range(0, len(data), 76)),
+    ]
 
 
 def _part(subtype: str, body: str) -> list[str]:

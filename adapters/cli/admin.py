@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from opcatflow.adapters.anchor import Anchor, default_witness, signing_key
+from opcatflow.adapters.anchor import Anchor, Outbound, default_witness, signing_key
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.errors import AUDIT_BROKEN, USAGE, fail
 from opcatflow.adapters.cli.files import write_text_output
@@ -34,24 +34,43 @@ WitnessOption = Annotated[
 ]
 
 
+SendTo = Annotated[
+    str | None,
+    typer.Option(
+        "--send-to",
+        metavar="RECIPIENT",
+        help="Also send the checkpoint through the outbox to this person or webhook endpoint "
+        "of the recipients directory ($OPCATFLOW_NOTIFICATIONS): an outside witness. Exit 5 "
+        "if the directory has no such recipient.",
+    ),
+]
+
+
 @audit_app.command("checkpoint")
-def checkpoint(ctx: typer.Context, witness: WitnessOption = None, as_json: Json = False) -> None:
+def checkpoint(
+    ctx: typer.Context,
+    witness: WitnessOption = None,
+    send_to: SendTo = None,
+    as_json: Json = False,
+) -> None:
     """Sign the audit trail's size and root now (Ed25519, key beside the key file, made on
-    first need) and write the checkpoint to the witness folder."""
+    first need) and write the checkpoint to the witness folder; with --send-to, queue it for
+    that recipient too (the worker or `outbox dispatch` delivers it)."""
     folder = witness or default_witness()
+    outbound = Outbound.to(send_to) if send_to is not None else None  # before anything is signed
     with settings(ctx).engine(existing=True) as engine:
         try:
-            taken, path = Anchor(engine, folder, signing_key()).take()
+            taken, path = Anchor(engine, folder, signing_key(), outbound).take()
         except OSError as err:
             raise fail(f"cannot write the checkpoint to {folder}: {err}", USAGE) from None
         except CheckpointError as err:
             raise fail(str(err), USAGE) from None
     if as_json:
-        out.print_json({**taken.as_json(), "path": str(path)})
+        out.print_json({**taken.as_json(), "path": str(path), "sent_to": send_to})
         return
     out.echo(
         f"checkpoint of {out.plural(taken.size, 'record')} (root {taken.root[:16]}...) "
-        f"written to {path}"
+        f"written to {path}" + (f", queued for {send_to}" if send_to is not None else "")
     )
 
 

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from opcatflow.adapters.cli import (
     admin,
     apikey,
+    backup,
     definitions,
     demo,
     instances,
@@ -217,6 +218,8 @@ deadline_commands.register(app)
 obligation_commands.register(app)
 privacy.register(app)
 app.command("calendar")(engagement.calendar)
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(outbox.notify_app, name="notify")
 app.add_typer(apikey.apikey_app, name="apikey")

@@ -11,7 +11,13 @@ from typing import Annotated, Any
 
 import typer
 
-from opcatflow.adapters.anchor import CHECKPOINT_EVERY, Anchor, default_witness, signing_key
+from opcatflow.adapters.anchor import (
+    CHECKPOINT_EVERY,
+    Anchor,
+    Outbound,
+    default_witness,
+    signing_key,
+)
 from opcatflow.adapters.cli import agenda as agenda_commands
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.agenda import instant
@@ -103,6 +109,16 @@ def worker(
             "checkpoints/ beside the key file].",
         ),
     ] = None,
+    checkpoint_send_to: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint-send-to",
+            metavar="RECIPIENT",
+            help="Also send each checkpoint through the outbox to this person or webhook "
+            "endpoint of the recipients directory ($OPCATFLOW_NOTIFICATIONS). Exit 5 at start "
+            "if the directory has no such recipient.",
+        ),
+    ] = None,
 ) -> None:
     """Run the deadline scheduler until stopped (Ctrl-C or SIGTERM), logging each firing; with
     $OPCATFLOW_NOTIFICATIONS set, the notification dispatcher runs in it too.
@@ -111,6 +127,11 @@ def worker(
     workers on one PostgreSQL database if you like: each timer still fires once. SIGHUP loads
     the workflow definitions again (files and deployed versions).
     """
+    if checkpoint_send_to is not None and checkpoint_every <= 0:
+        raise typer.BadParameter(
+            "sends nothing with --checkpoint-every 0", param_hint="--checkpoint-send-to"
+        )
+    outbound = Outbound.to(checkpoint_send_to) if checkpoint_send_to is not None else None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -118,7 +139,7 @@ def worker(
         reload_on_hangup(engine)
         jobs: list[PeriodicJob] = []
         if checkpoint_every > 0:
-            anchor = Anchor(engine, witness or default_witness(), signing_key())
+            anchor = Anchor(engine, witness or default_witness(), signing_key(), outbound)
             jobs.append(anchor.job(checkpoint_every))
         background(engine, sweep=sweep, batch=batch, reload=reload_check, jobs=jobs).run_until(stop)
 

@@ -10,7 +10,8 @@
 |      | an id prefix too short or matching several instances |
 | 3    | refused: role, state, guard or data                  |
 | 4    | conflict: the instance changed (stale --expect-version) |
-| 5    | not found: no such instance, workflow or database    |
+| 5    | not found: no such instance, workflow or database,   |
+|      | or recipient (audit checkpoint --send-to)            |
 | 6    | invalid workflow definition                          |
 | 7    | database schema at another revision (run db upgrade) |
 | 8    | audit chain broken                                   |

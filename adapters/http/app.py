@@ -19,6 +19,7 @@ from opcatflow.adapters.http import (
     instances,
     obligations,
     operations,
+    privacy,
     problems,
     workflows,
 )
@@ -78,7 +79,7 @@ def _build(config: ApiConfig, log: FilteringBoundLogger, lifespan: Any = None) -
     )
     problems.install(app, log)
     # Routes are matched in order: the busiest first.
-    for module in (instances, workflows, operations, obligations, admin, health):
+    for module in (instances, workflows, operations, obligations, privacy, admin, health):
         app.include_router(module.router)
     docs.install(app)
     # Added last, so it runs first: an oversized body never reaches routing, and a request

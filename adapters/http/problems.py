@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from structlog.typing import FilteringBoundLogger
 
+from opcatflow.engine.erasure_journal import ErasureJournalError
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
     DefinitionError,
@@ -52,6 +53,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "schema-mismatch": (503, "Database schema mismatch"),
     "store-error": (503, "Database unavailable"),
     "key-unavailable": (503, "Encryption key unavailable"),
+    "erasure-unlisted": (503, "Erasure journal unavailable"),
     "unauthorized": (401, "Authentication required"),
     "forbidden": (403, "Forbidden"),
     "malformed-request": (400, "Malformed request"),
@@ -178,6 +180,12 @@ def engine_error_body(err: OpcatflowError) -> dict[str, Any]:
         )
     if isinstance(err, StoreError):
         return problem_body("store-error", "the database is unavailable; try again later")
+    if isinstance(err, ErasureJournalError):  # its path is for the server's log only
+        return problem_body(
+            "erasure-unlisted",
+            "nothing was erased: the server cannot list the erasure in its erasure journal "
+            "(beside its key file); its operator fixes it (see the server's log)",
+        )
     return problem_body("internal-error")
 
 
@@ -199,7 +207,7 @@ def install(app: FastAPI, log: FilteringBoundLogger) -> None:
 
     async def on_engine_error(request: Request, err: Exception) -> JSONResponse:
         assert isinstance(err, OpcatflowError)
-        if isinstance(err, StoreError | DefinitionError | KeyUnavailable):
+        if isinstance(err, StoreError | DefinitionError | KeyUnavailable | ErasureJournalError):
             log.error("http_engine_error", path=request.url.path, error=str(err))
         return _json(engine_error_body(err))
 

@@ -500,6 +500,9 @@ class SealedReadLog:
             opened.append(dataclasses.replace(entry, reason=reason))
         return opened
 
+    def after(self, position: int, limit: int = 1000) -> list[ReadEntry]:
+        return self._raw.after(position, limit)  # as stored: the root needs no key
+
 
 class SealedStore:
     """A :class:`~opcatflow.engine.ports.Store` that seals personal values before they

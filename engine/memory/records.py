@@ -167,7 +167,14 @@ class MemoryReadLog:
     def append(self, entries: Sequence[ReadEntry]) -> None:
         for e in entries:
             entry_id = self._t.next_id(READ_LOG)
-            self._t.insert(READ_LOG, entry_id, dataclasses.replace(e, id=entry_id))
+            # its position is its id: an in-memory store outlives no checkpoint
+            placed = dataclasses.replace(e, id=entry_id, position=entry_id)
+            self._t.insert(READ_LOG, entry_id, placed)
+
+    def after(self, position: int, limit: int = 1000) -> list[ReadEntry]:
+        with self._t.lock:
+            found = [e for key, e in sorted(self._rows.items()) if key > position]
+        return found[:limit]
 
     def listing(
         self,

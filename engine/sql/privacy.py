@@ -12,7 +12,8 @@ from sqlalchemy.engine import Connection
 
 from opcatflow.engine.rows import ReadEntry
 from opcatflow.engine.sql.dialect import Dialect
-from opcatflow.engine.sql.tables import legal_holds, read_log, subjects
+from opcatflow.engine.sql.positions import take_positions
+from opcatflow.engine.sql.tables import READ_LOG_COUNTER, legal_holds, read_log, subjects
 
 _s = subjects.c
 _h = legal_holds.c
@@ -78,7 +79,7 @@ class SqlReadLog:
     def append(self, entries: Sequence[ReadEntry]) -> None:
         if not entries:
             return
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "at": e.at,
                 "actor": e.actor,
@@ -91,7 +92,17 @@ class SqlReadLog:
             }
             for e in entries
         ]
+        # Positions taken with the rows: the counter row stays locked until the commit, so
+        # they follow commit order as the audit trail's do (one UPDATE per unit of work).
+        first = take_positions(self._conn, len(rows), READ_LOG_COUNTER)
+        for i, row in enumerate(rows):
+            row["position"] = first + i
         self._conn.execute(read_log.insert(), rows)
+
+    def after(self, position: int, limit: int = 1000) -> list[ReadEntry]:
+        query = sa.select(read_log).where(_r.position > position)
+        rows = self._conn.execute(query.order_by(_r.position).limit(limit))
+        return [_entry(row) for row in rows]
 
     def listing(
         self,
@@ -124,4 +135,5 @@ def _entry(row: Any) -> ReadEntry:
         fields=tuple(json.loads(row.fields)),
         reason=row.reason,
         id=row.id,
+        position=row.position,
     )

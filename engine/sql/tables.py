@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0010"
+SCHEMA_REVISION = "0011"
 
 metadata = sa.MetaData()
 
@@ -114,10 +114,13 @@ audit = sa.Table(
     sa.UniqueConstraint("position", name="uq_audit_position"),
 )
 
-# One row (id 1): the last position given to an audit record. A committing unit of work
-# moves it by the number of records it adds, in one UPDATE just before its commit; the row
-# stays locked until that commit, so positions are handed out in commit order and a reader
-# never sees position n + 1 before n.
+AUDIT_COUNTER = 1
+READ_LOG_COUNTER = 2  # the read log's positions (migration 0011)
+
+# Row 1: the last position given to an audit record (row 2: to a read-log entry). A
+# committing unit of work moves it by the number of records it adds, in one UPDATE just
+# before its commit; the row stays locked until that commit, so positions are handed out in
+# commit order and a reader never sees position n + 1 before n.
 audit_position = sa.Table(
     "audit_position",
     metadata,
@@ -266,7 +269,11 @@ read_log = sa.Table(
     sa.Column("instance_id", sa.String(36), nullable=True),  # None: every instance
     sa.Column("fields", sa.Text, nullable=False),  # JSON list of the personal fields shown
     sa.Column("reason", sa.Text, nullable=True),  # sealed under the store's own key
+    # 1, 2, 3... in commit order (counter row READ_LOG_COUNTER); checkpoints sign a root
+    # over them as over the audit trail's positions. Null only before migration 0011 ran.
+    sa.Column("position", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=True),
     sa.Index("ix_read_log_instance", "instance_id", "id"),
+    sa.Index("ix_read_log_position", "position", unique=True),
 )
 
 # Instances whose erasure by retention is suspended.

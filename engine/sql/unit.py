@@ -36,25 +36,13 @@ from opcatflow.engine.sql.instances import SqlDefinitions, SqlInstances
 from opcatflow.engine.sql.keys import SqlDataKeys
 from opcatflow.engine.sql.obligations import SqlObligations
 from opcatflow.engine.sql.outbox import SqlOutbox
+from opcatflow.engine.sql.positions import take_positions
 from opcatflow.engine.sql.privacy import SqlPrivacy, SqlReadLog
 from opcatflow.engine.sql.timers import SqlTimers
 
-_P = t.audit_position.c
-_TAKE_POSITIONS = (
-    t.audit_position.update()
-    .where(_P.id == 1)
-    .values(last=_P.last + sa.bindparam("count"))
-    .returning(_P.last)
-)
 _INSERT_AUDIT = t.audit.insert()
 
-
-def take_positions(conn: Connection, count: int) -> int:
-    """Reserve ``count`` audit positions in ``conn``'s transaction; returns the first. The
-    counter row stays locked until that transaction ends (for tools that bulk-load records,
-    such as test and benchmark fixtures: the engine's own records get theirs at commit)."""
-    last: int = conn.execute(_TAKE_POSITIONS, {"count": count}).scalar_one()
-    return last - count + 1
+__all__ = ["SqlUnitOfWork", "take_positions"]
 
 
 class SqlUnitOfWork:

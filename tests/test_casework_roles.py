@@ -64,7 +64,10 @@ def test_the_table_lists_what_a_role_may_write() -> None:
         "| `liaison` | `visit` | `correction`, `correction_to`, `factual_check_meeting_on` |"
         in lines
     )
-    assert "| `visit` | `draft_comments`, `corrections`, `factual_check_lapsed` |" in lines
+    assert (
+        "| `visit` | `draft_comments`, `corrections`, `factual_check_lapsed`, "
+        "`reprisal_follow_up_decision` |" in lines
+    )
 
 
 def test_what_a_role_may_write_follows_the_roles_page() -> None:

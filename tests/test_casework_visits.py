@@ -94,13 +94,7 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
         visit, "end_visit", MEMBER, {"ended_on": "2026-03-25", "people_interviewed": 14}
     )
     assert ended.state == "debrief"
-
-    [reprisal] = desk.children(visit)
-    assert (reprisal.workflow_id, reprisal.state) == ("reprisal", "reported")
-    assert (reprisal.data["origin"], reprisal.data["reported_on"]) == ("npm_visit", "2026-03-25")
-    assert desk.history(reprisal.id)[0].reason == (
-        "people spoke to the visiting team, so they may face reprisals"
-    )
+    assert desk.children(visit) == []  # the head decides on a reprisal follow-up (below)
 
     desk.fire(visit, "start_drafting", MEMBER, {"debrief_notes": "Two allegations of beatings."})
     commented = desk.fire(visit, "comment_draft", EXPERT, {"draft_comment": "Add the medical log."})
@@ -155,6 +149,13 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
     )
     desk.fire(visit, "publish", HEAD, {"response_published": True})
     desk.fire(visit, "start_follow_up", COORDINATOR)
+    desk.fire(visit, "open_reprisal_follow_up", HEAD)
+    [reprisal] = [c for c in desk.children(visit) if c.workflow_id == "reprisal"]
+    assert reprisal.state == "reported"
+    assert (reprisal.data["origin"], reprisal.data["reported_on"]) == ("npm_visit", "2026-03-25")
+    assert desk.history(reprisal.id)[0].reason == (
+        "people spoke to the visiting team, so they may face reprisals"
+    )
     desk.fire(visit, "close", HEAD, {"outcome": "Recommendations followed up one by one."})
     desk.assert_path(visit, "visit_published")
     desk.verify()

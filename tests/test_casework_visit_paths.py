@@ -225,3 +225,58 @@ def test_a_kind_of_visit_the_settings_do_not_know_is_refused_where_it_is_written
     [problem] = caught.value.problems
     assert (problem.path, problem.line) == ("npm.yaml", 3)
     assert problem.message.startswith("Input should be 'regular', 'ad_hoc'")
+
+
+def test_the_npm_accepts_one_correction_rejects_another_and_keeps_the_authorities_comments(
+    desk: Desk,
+) -> None:
+    visit = drafting(desk)
+    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": "Ministry of Justice"})
+    for text in ("412 people were held that day, not 450.", "No one was held in isolation."):
+        desk.fire(
+            visit, "record_correction", LIAISON, {"correction": text, "correction_to": "fact"}
+        )
+    comment = {
+        "authority_comment": "The ministry disputes that the cells are overcrowded.",
+        "authority_comment_on": "finding",
+    }
+    desk.fire(visit, "record_authority_comment", LIAISON, comment)
+    refused = desk.refused(visit, "adopt_final_report", HEAD)
+    assert refused.reason == (
+        "corrections_decided: correction(s) 1, 2 not decided yet: accept or reject each "
+        "(decide_correction) before adopting the report"
+    )
+    reject = {"correction_n": 2, "correction_decision": "rejected"}
+    assert desk.refused(visit, "decide_correction", HEAD, reject).reason == (
+        "correction_decidable: rejecting correction 2 needs its reason (correction_reason)"
+    )
+    assert desk.refused(visit, "decide_correction", LIAISON, {**reject, "correction_reason": "-"})
+    why = "Two people were in the isolation unit on the day of the visit (register p. 14)."
+    desk.fire(visit, "decide_correction", COORDINATOR, {**reject, "correction_reason": why})
+    accept = {"correction_n": 1, "correction_decision": "accepted"}
+    desk.fire(visit, "decide_correction", HEAD, accept)
+    again = {"correction_n": 1, "correction_decision": "rejected", "correction_reason": "-"}
+    assert desk.refused(visit, "decide_correction", HEAD, again).reason == (
+        "correction_decidable: correction 1 was already accepted by r.haddad on 2026-03-02: "
+        "a decision is taken once"
+    )
+    assert desk.refused(visit, "decide_correction", HEAD, {**accept, "correction_n": 7}).reason == (
+        "correction_decidable: no correction number 7 (corrections: 1, 2)"
+    )
+    # nobody rewrites a decision by writing the entries: only the engine writes them
+    rewrite = {"corrections": {"edit": [{"n": 2, "decision": "accepted"}]}}
+    assert desk.refused(
+        visit, "record_meeting", LIAISON, {**rewrite, "factual_check_meeting_on": "2026-03-09"}
+    )
+    adopted = desk.fire(visit, "adopt_final_report", HEAD)
+    kept = {
+        e["n"]: (e["decision"], e["reason"], e["decided_by"]) for e in adopted.data["corrections"]
+    }
+    assert kept == {1: ("accepted", None, "r.haddad"), 2: ("rejected", why, "s.nakamura")}
+    assert [(c["on_what"], c["text"], c["by"]) for c in adopted.data["authority_comments"]] == [
+        ("finding", comment["authority_comment"], "j.moreau")
+    ]
+    desk.fire(visit, "record_consent", COORDINATOR, recorded())
+    published = desk.fire(visit, "publish", HEAD, {"response_published": True})
+    assert published.data["authority_comments"][0]["on_what"] == "finding"
+    desk.verify()

@@ -125,6 +125,12 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
         }
     ]
     desk.fire(visit, "record_meeting", LIAISON, {"factual_check_meeting_on": "2026-04-02"})
+    assert desk.refused(visit, "adopt_final_report", HEAD).reason.startswith(
+        "corrections_decided: correction(s) 1 not decided yet"
+    )
+    desk.fire(
+        visit, "decide_correction", HEAD, {"correction_n": 1, "correction_decision": "accepted"}
+    )
     desk.fire(visit, "adopt_final_report", HEAD)
 
     recommendations = [c for c in desk.children(visit) if c.workflow_id == "recommendation"]

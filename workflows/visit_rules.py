@@ -52,3 +52,91 @@ def decide_reprisal_follow_up(ctx: RuleContext) -> None:
     """Keep the head's decision, so that it is taken once (the trigger says which)."""
     opened = ctx.trigger == "open_reprisal_follow_up"
     ctx.data["reprisal_follow_up_decision"] = "opened" if opened else "not_needed"
+
+
+# -- corrections the authorities propose, and their comments (cross-cutting rule 3) ---------
+
+
+def _today(ctx: RuleContext) -> str:
+    return ctx.now.date().isoformat()
+
+
+@registry.guard(
+    "correction_decidable",
+    reason="that correction cannot be decided",
+)
+def correction_decidable(ctx: RuleContext) -> bool:
+    """A decision names a recorded correction not yet decided; a rejection says why."""
+    number = ctx.data.get("correction_n")
+    entries = {e.get("n"): e for e in ctx.data.get("corrections") or [] if isinstance(e, dict)}
+    entry = entries.get(number)
+    if entry is None:
+        known = ", ".join(str(n) for n in sorted(n for n in entries if isinstance(n, int)))
+        known = known or "none recorded"
+        raise GuardRefusal(f"no correction number {number} (corrections: {known})")
+    if entry.get("decision"):
+        raise GuardRefusal(
+            f"correction {number} was already {entry['decision']} by {entry.get('decided_by')} "
+            f"on {entry.get('decided_on')}: a decision is taken once"
+        )
+    if ctx.data.get("correction_decision") == "rejected" and not ctx.data.get("correction_reason"):
+        raise GuardRefusal(f"rejecting correction {number} needs its reason (correction_reason)")
+    return True
+
+
+@registry.action(
+    "decide_correction",
+    writes=["corrections", "correction_n", "correction_decision", "correction_reason"],
+)
+def decide_correction(ctx: RuleContext) -> None:
+    """Keep the decision on the correction's entry (who, when, why); clear the one-off fields."""
+    number = ctx.data["correction_n"]
+    decision = {
+        "decision": ctx.data["correction_decision"],
+        "reason": ctx.data.get("correction_reason"),
+        "decided_by": ctx.actor,
+        "decided_on": _today(ctx),
+    }
+    ctx.data["corrections"] = [
+        {**e, **decision} if isinstance(e, dict) and e.get("n") == number else e
+        for e in ctx.data.get("corrections") or []
+    ]
+    ctx.data["correction_n"] = ctx.data["correction_decision"] = None
+    ctx.data["correction_reason"] = None
+
+
+@registry.guard(
+    "corrections_decided",
+    reason="every correction the authorities proposed must be decided first",
+)
+def corrections_decided(ctx: RuleContext) -> bool:
+    pending = [
+        str(e.get("n"))
+        for e in ctx.data.get("corrections") or []
+        if isinstance(e, dict) and not e.get("decision")
+    ]
+    if not pending:
+        return True
+    raise GuardRefusal(
+        f"correction(s) {', '.join(pending)} not decided yet: accept or reject each "
+        "(decide_correction) before adopting the report"
+    )
+
+
+@registry.action(
+    "append_authority_comment",
+    writes=["authority_comments", "authority_comment", "authority_comment_on"],
+)
+def append_authority_comment(ctx: RuleContext) -> None:
+    """Keep the comment as the authorities' response, who recorded it and when."""
+    entries = ctx.data.get("authority_comments") or []
+    number = max((e["n"] for e in entries if isinstance(e, dict)), default=0) + 1
+    entry = {
+        "n": number,
+        "on_what": ctx.data["authority_comment_on"],
+        "text": ctx.data["authority_comment"],
+        "by": ctx.actor,
+        "on": _today(ctx),
+    }
+    ctx.data["authority_comments"] = [*entries, entry]
+    ctx.data["authority_comment"] = ctx.data["authority_comment_on"] = None

@@ -165,8 +165,25 @@ def test_access_denied_is_kept_and_escalated_to_the_authority(desk: Desk) -> Non
     # kept for the reports: entries are added, never edited
     kept = desk.get(visit).data["access_denied"]
     assert kept == [{"n": 1, **denied, "denied_at": "2026-03-02T10:30:00+00:00"}]
-    edit = {"access_denied": {"edit": [{"n": 1, "what": "Nothing"}]}, "report_addressee": "M"}
-    assert desk.refused(visit, "record_access_denied", HEAD, edit).kind == "data"
+    also = {"what": "Medical files", "denied_by": "Nurse", "denied_at": "2026-03-02T12:00:00Z"}
+    edit = {"edit": [{"n": 1, "what": "Nothing"}], "append": [also]}
+    rewritten = {"access_denied": edit, "report_addressee": "M"}
+    assert desk.refused(visit, "record_access_denied", HEAD, rewritten).kind == "data"
+    # each denial is escalated once, on its own
+    same = {"access_denied": kept, "report_addressee": "M"}
+    assert desk.refused(visit, "record_access_denied", HEAD, same).reason == (
+        "one_denial_appended: 0 new denials of access: append exactly one to access_denied "
+        "(each is escalated to the authority on its own)"
+    )
+    at = "2026-03-02T11:00:00+00:00"
+    two = [{"what": "Register", "denied_by": "Clerk", "denied_at": at}] * 2
+    both = {"access_denied": {"append": [{"n": 2, **two[0]}, {"n": 3, **two[1]}]}}
+    assert desk.refused(visit, "record_access_denied", HEAD, {**same, **both}).reason.startswith(
+        "one_denial_appended: 2 new denials"
+    )
+    one = {"access_denied": {"append": [two[0]]}, "report_addressee": "Ministry of Justice"}
+    desk.fire(visit, "record_access_denied", HEAD, one)
+    assert len(desk.children(visit)) == 2
 
 
 def test_after_interviews_the_head_is_prompted_to_decide_on_a_reprisal_follow_up(

@@ -3,6 +3,8 @@ decision on a reprisal follow-up (docs/domain.md, "Visits")."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from opcatflow.engine import GuardRefusal, RuleContext
 from opcatflow.workflows.rules import registry
 
@@ -140,3 +142,33 @@ def append_authority_comment(ctx: RuleContext) -> None:
     }
     ctx.data["authority_comments"] = [*entries, entry]
     ctx.data["authority_comment"] = ctx.data["authority_comment_on"] = None
+
+
+# -- access denied or obstructed -------------------------------------------------------------
+
+
+def _denials(ctx: RuleContext) -> tuple[list[Any], int]:
+    entries = [e for e in ctx.data.get("access_denied") or [] if isinstance(e, dict)]
+    return entries, int(ctx.data.get("access_denied_escalated") or 0)
+
+
+@registry.guard(
+    "one_denial_appended",
+    reason="record_access_denied records one new denial of access",
+)
+def one_denial_appended(ctx: RuleContext) -> bool:
+    """Each denial is escalated on its own: exactly one new entry per firing."""
+    entries, escalated = _denials(ctx)
+    new = [e for e in entries if int(e.get("n") or 0) > escalated]
+    if len(new) == 1:
+        return True
+    raise GuardRefusal(
+        f"{len(new)} new denials of access: append exactly one to access_denied (each is "
+        "escalated to the authority on its own)"
+    )
+
+
+@registry.action("count_escalated_denials", writes=["access_denied_escalated"])
+def count_escalated_denials(ctx: RuleContext) -> None:
+    entries, _ = _denials(ctx)
+    ctx.data["access_denied_escalated"] = max((int(e.get("n") or 0) for e in entries), default=0)

@@ -66,7 +66,8 @@ def test_the_table_lists_what_a_role_may_write() -> None:
     )
     assert (
         "| `visit` | `draft_comments`, `corrections`, `authority_comments`, "
-        "`factual_check_lapsed`, `reprisal_follow_up_decision` |" in lines
+        "`factual_check_lapsed`, `access_denied_escalated`, `reprisal_follow_up_decision` |"
+        in lines
     )
 
 

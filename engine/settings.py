@@ -93,6 +93,19 @@ class ComplaintSpec(_Model):
     )
 
 
+VisitKind = Literal["regular", "ad_hoc", "reactive", "follow_up", "joint", "reprisal_follow_up"]
+
+
+class VisitSpec(_Model):
+    """How visits are handled."""
+
+    factual_check_by_kind: dict[VisitKind, bool] = Field(
+        default_factory=dict,
+        description="Per kind of visit, whether its draft goes to the authorities for a "
+        "factual check when the head has not decided for that visit (a kind left out: yes).",
+    )
+
+
 class SettingsFile(_Model):
     """One settings file as written."""
 
@@ -101,6 +114,7 @@ class SettingsFile(_Model):
         Field(default_factory=dict, description="Bodies that may receive data, by id.")
     )
     complaint: ComplaintSpec = Field(default_factory=ComplaintSpec)
+    visit: VisitSpec = Field(default_factory=VisitSpec)
     deadlines: dict[str, str] = Field(
         default_factory=dict, description="Durations of the known deadline keys."
     )
@@ -124,12 +138,13 @@ class Settings:
     minimums: Mapping[str, Duration] = field(default_factory=dict)
     bodies: Mapping[str, Body] = field(default_factory=dict)
     acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
+    factual_check_by_kind: Mapping[str, bool] = field(default_factory=dict)
 
     @cached_property
     def policy(self) -> Policy:
         """The bodies and complaint rules, as the decision step reads them (built once per
         settings object: every fire reads it, and settings are frozen)."""
-        return Policy(self.bodies, self.acknowledge_on_receipt)
+        return Policy(self.bodies, self.acknowledge_on_receipt, self.factual_check_by_kind)
 
     def duration(self, period: Period) -> Duration:
         """The duration a period stands for.
@@ -207,6 +222,12 @@ class Settings:
                     )
                 )
         complaint = spec.complaint if "complaint" in spec.model_fields_set else base.complaint
+        # Kinds the NPM's file leaves out keep the shipped default.
+        by_kind = {
+            str(kind): wanted
+            for given in (base.visit.factual_check_by_kind, spec.visit.factual_check_by_kind)
+            for kind, wanted in given.items()
+        }
         built = _build(calendar, raw, origin, doc=doc, problems=problems, path=path)
         minimums = _minimums(spec.minimums, built.deadlines, origin, doc)
         return replace(
@@ -214,6 +235,7 @@ class Settings:
             minimums=minimums,
             bodies=_bodies(bodies),
             acknowledge_on_receipt=frozenset(complaint.acknowledge_on_receipt),
+            factual_check_by_kind=by_kind,
         )
 
 
@@ -335,4 +357,5 @@ def _defaults() -> Settings:
         built,
         bodies=_bodies(spec.bodies),
         acknowledge_on_receipt=frozenset(spec.complaint.acknowledge_on_receipt),
+        factual_check_by_kind={str(k): v for k, v in spec.visit.factual_check_by_kind.items()},
     )

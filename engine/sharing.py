@@ -83,10 +83,13 @@ class Policy:
     Attributes:
         bodies: the bodies that may receive data, by id.
         acknowledge_on_receipt: complaint channels where receipt is the acknowledgement.
+        factual_check_by_kind: per kind of visit, whether its draft goes to the authorities
+            for a factual check unless the head decides otherwise (a kind not listed: yes).
     """
 
     bodies: Mapping[str, Body] = field(default_factory=dict)
     acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
+    factual_check_by_kind: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

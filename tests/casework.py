@@ -26,6 +26,7 @@ from opcatflow.engine import (
     TransitionRefused,
     load_catalog,
 )
+from opcatflow.engine.settings import Settings
 from opcatflow.workflows import BUNDLED, registry
 
 Who = tuple[str, str]
@@ -85,6 +86,13 @@ PATHS: dict[str, tuple[str, list[str]]] = {
          "planning postponed planning conducting debrief drafting factual_check final_report "
          "published follow_up closed"),
         ("visit_cancelled", "visit", "planning cancelled"),
+        ("visit_kept_confidential", "visit",
+         "planning conducting debrief drafting factual_check final_report follow_up closed"),
+        ("visit_without_factual_check", "visit",
+         "planning conducting debrief drafting final_report published follow_up closed"),
+        ("visit_suspended_then_terminated", "visit",
+         "planning conducting suspended conducting suspended terminated"),
+        ("visit_reprisal_follow_up", "visit", "planning conducting debrief closed"),
         ("expert_onboarded", "expert",
          "recruitment contracted trained accredited available suspended available ended"),
         ("recommendation_implemented", "recommendation",
@@ -123,16 +131,18 @@ def catalog() -> Catalog:
 class Desk:
     """Acts on one database, with a fresh engine for every call."""
 
-    def __init__(self, url: str, clock: FrozenClock) -> None:
+    def __init__(self, url: str, clock: FrozenClock, settings: Settings | None = None) -> None:
         self.url = url
         self.clock = clock
+        self.settings = settings
         store = SQLAlchemyStore(url)
         store.ensure_schema()
         store.close()
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:
-        with Engine(SQLAlchemyStore(self.url), catalog(), registry, clock=self.clock) as eng:
+        store = SQLAlchemyStore(self.url)
+        with Engine(store, catalog(), registry, clock=self.clock, settings=self.settings) as eng:
             yield eng
 
     def later(self, **delta: float) -> None:

@@ -48,7 +48,7 @@ def test_a_complaint_is_referred_and_opens_every_kind_of_follow_up(desk: Desk) -
     }
     desk.fire(complaint, "record_consent", CASEWORKER, {"persons": {"edit": [consent]}})
     desk.fire(complaint, "refer", HEAD, evidence, reason="the ombudsperson investigates")
-    desk.fire(complaint, "open_visit", HEAD, reason="see the cells and the injuries")
+    desk.fire(complaint, "open_visit", HEAD, {"visit_reason": "See the cells and the injuries."})
     desk.fire(
         complaint,
         "recommend_to_authority",
@@ -155,9 +155,31 @@ def test_a_visit_opened_on_a_complaint_may_be_ad_hoc(desk: Desk) -> None:
     complaint = desk.start("complaint", INTAKE, COMPLAINT)
     desk.fire(complaint, "record", INTAKE, RECORD)
     desk.fire(complaint, "assess", CASEWORKER, ASSESS)
-    desk.fire(complaint, "open_visit", HEAD, {"visit_kind": "ad_hoc"})
+    desk.fire(complaint, "open_visit", HEAD, {"visit_kind": "ad_hoc", "visit_reason": "-"})
     [visit] = desk.children(complaint)
     assert visit.data["kind"] == "ad_hoc"
+
+
+def test_the_head_opens_an_ad_hoc_visit_on_a_routine_complaint_with_a_reason(
+    desk: Desk,
+) -> None:
+    complaint = desk.start("complaint", INTAKE, COMPLAINT)
+    desk.fire(complaint, "record", INTAKE, RECORD)
+    routine = {"seriousness": "low", "urgency": "routine", "npm_best_placed": True}
+    desk.fire(complaint, "assess", CASEWORKER, routine)
+    go = {"visit_kind": "ad_hoc", "visit_reason": "Third complaint this year about the yard."}
+    assert "role" in desk.refused(complaint, "open_visit", CASEWORKER, go).reason
+    refused = desk.refused(complaint, "open_visit", HEAD, {"visit_kind": "ad_hoc"})
+    assert "visit_reason" in refused.reason
+    opened = desk.fire(complaint, "open_visit", HEAD, go)
+    assert (opened.state, opened.data["visit_reason"]) == ("acting", go["visit_reason"])
+    [visit] = desk.children(complaint)
+    assert (visit.workflow_id, visit.data["kind"], visit.data["place"]) == (
+        "visit",
+        "ad_hoc",
+        PLACE,
+    )
+    assert desk.history(visit.id)[0].reason == "visit opened on a complaint"
 
 
 def test_every_state_is_reached_by_some_scenario() -> None:

@@ -61,10 +61,14 @@ def test_the_table_lists_what_a_role_may_write() -> None:
     lines = table([catalog().get("visit"), catalog().get("expert")]).splitlines()
     assert "| `expert` | `expert` | `conflicts_of_interest` (only on their own record) |" in lines
     assert (
-        "| `liaison` | `visit` | `correction`, `correction_to`, `factual_check_meeting_on` |"
+        "| `liaison` | `visit` | `correction`, `correction_to`, `authority_comment`, "
+        "`authority_comment_on`, `factual_check_meeting_on` |" in lines
+    )
+    assert (
+        "| `visit` | `draft_comments`, `corrections`, `authority_comments`, "
+        "`factual_check_lapsed`, `access_denied_escalated`, `reprisal_follow_up_decision` |"
         in lines
     )
-    assert "| `visit` | `draft_comments`, `corrections`, `factual_check_lapsed` |" in lines
 
 
 def test_what_a_role_may_write_follows_the_roles_page() -> None:

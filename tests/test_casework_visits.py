@@ -94,13 +94,7 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
         visit, "end_visit", MEMBER, {"ended_on": "2026-03-25", "people_interviewed": 14}
     )
     assert ended.state == "debrief"
-
-    [reprisal] = desk.children(visit)
-    assert (reprisal.workflow_id, reprisal.state) == ("reprisal", "reported")
-    assert (reprisal.data["origin"], reprisal.data["reported_on"]) == ("npm_visit", "2026-03-25")
-    assert desk.history(reprisal.id)[0].reason == (
-        "people spoke to the visiting team, so they may face reprisals"
-    )
+    assert desk.children(visit) == []  # the head decides on a reprisal follow-up (below)
 
     desk.fire(visit, "start_drafting", MEMBER, {"debrief_notes": "Two allegations of beatings."})
     commented = desk.fire(visit, "comment_draft", EXPERT, {"draft_comment": "Add the medical log."})
@@ -131,6 +125,12 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
         }
     ]
     desk.fire(visit, "record_meeting", LIAISON, {"factual_check_meeting_on": "2026-04-02"})
+    assert desk.refused(visit, "adopt_final_report", HEAD).reason.startswith(
+        "corrections_decided: correction(s) 1 not decided yet"
+    )
+    desk.fire(
+        visit, "decide_correction", HEAD, {"correction_n": 1, "correction_decision": "accepted"}
+    )
     desk.fire(visit, "adopt_final_report", HEAD)
 
     recommendations = [c for c in desk.children(visit) if c.workflow_id == "recommendation"]
@@ -155,6 +155,13 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
     )
     desk.fire(visit, "publish", HEAD, {"response_published": True})
     desk.fire(visit, "start_follow_up", COORDINATOR)
+    desk.fire(visit, "open_reprisal_follow_up", HEAD)
+    [reprisal] = [c for c in desk.children(visit) if c.workflow_id == "reprisal"]
+    assert reprisal.state == "reported"
+    assert (reprisal.data["origin"], reprisal.data["reported_on"]) == ("npm_visit", "2026-03-25")
+    assert desk.history(reprisal.id)[0].reason == (
+        "people spoke to the visiting team, so they may face reprisals"
+    )
     desk.fire(visit, "close", HEAD, {"outcome": "Recommendations followed up one by one."})
     desk.assert_path(visit, "visit_published")
     desk.verify()

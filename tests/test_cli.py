@@ -146,7 +146,7 @@ def tamper(url: str, statement: str) -> None:
 def test_validate_prints_one_summary_line_per_valid_workflow() -> None:
     result = invoke(["validate", str(BUNDLED)])
     assert result.exit_code == 0, result.output
-    assert re.search(r"^ok  complaint v4  Complaint triage and referral ", result.stdout, re.M)
+    assert re.search(r"^ok  complaint v5  Complaint triage and referral ", result.stdout, re.M)
 
 
 def test_validate_lists_every_problem_of_every_file_and_exits_6(tmp_path: Path) -> None:

@@ -105,6 +105,7 @@ def test_the_shipped_settings_declare_the_casework_defaults() -> None:
         "visit.urgent_notification_reply": "28 days",
         "visit.factual_check": "10 working days",
         "visit.publication_target": "18 weeks",
+        "visit.reprisal_decision": "2 working days",
         "recommendation.reply": "2 months",
         "recommendation.followup_check": "6 months",
         "reminder.due_soon_window": "30 days",

@@ -167,24 +167,16 @@ def test_a_guard_that_raises_is_a_refusal_not_a_crash(
 
 
 def test_expression_guard_reads_instance_data(engine: Engine) -> None:
-    complaint = engine.start("complaint", actor="ana", role="intake", data=COMPLAINT).id
-    engine.fire(
-        complaint,
-        "record",
-        actor="ana",
-        role="intake",
-        data={"complaint_type": "health_care", "institution": "P", "theme": "t"},
-    )
-    engine.fire(
-        complaint,
-        "assess",
+    reprisal = engine.start(
+        "reprisal",
         actor="bo",
         role="head",
-        data={"seriousness": "low", "urgency": "routine", "npm_best_placed": True},
-    )
+        data={"origin": "npm_visit", "reported_on": "2026-03-01"},
+    ).id
+    engine.fire(reprisal, "notify_focal_point", actor="bo", role="head")
     with pytest.raises(TransitionRefused) as caught:
-        engine.fire(complaint, "open_visit", actor="bo", role="head")
-    assert caught.value.reason.startswith("condition \"seriousness in ['high', 'critical']")
+        engine.fire(reprisal, "close", actor="bo", role="head", data={"outcome": "-"})
+    assert caught.value.reason == "condition 'risk_level' is not met"
 
 
 def test_matching_expected_version_applies(example: Engine) -> None:

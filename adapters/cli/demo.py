@@ -107,6 +107,7 @@ STEPS = [
          {"seriousness": "high", "urgency": "urgent", "npm_best_placed": False},
          reason="Criminal allegation: the police ombudsperson is best placed to investigate"),
     Step(_at(3, 6, 15, 0), HEAD, "open_visit",
+         {"visit_reason": "See cell 14, the use-of-force register and the medical records."},
          reason="See cell 14, the use-of-force register and the medical records ourselves"),
     Step(_at(3, 9, 16, 20), HEAD, "refer", REFERRAL,
          reason="Send the medical notes and photographs to the police ombudsperson"),
@@ -132,6 +133,8 @@ STEPS = [
          on=VISIT),
     Step(_at(3, 12, 18, 30), MEMBER, "end_visit",
          {"ended_on": "2026-03-12", "people_interviewed": 9}, on=VISIT),
+    Step(_at(3, 13, 9, 0), HEAD, "open_reprisal_follow_up",
+         reason="Nine people spoke to the team: check on them", on=VISIT),
     Step(_at(3, 16, 12, 15), CASEWORKER, "confirm_receipt", {"acknowledged_on": "2026-03-16"},
          reason="The ombudsperson's office confirmed receipt by phone", on=CHILD),
     Step(_at(3, 16, 17, 0), MEMBER, "start_drafting",
@@ -147,6 +150,9 @@ STEPS = [
     Step(_at(4, 1, 15, 0), LIAISON, "record_correction",
          {"correction": "The prison held 412 people on 12 March, not 450.",
           "correction_to": "fact"}, on=VISIT),
+    Step(_at(4, 2, 9, 0), COORDINATOR, "decide_correction",
+         {"correction_n": 1, "correction_decision": "accepted"},
+         reason="The register confirms 412 people on 12 March", on=VISIT),
     Step(_at(4, 2, 10, 0), CASEWORKER, "record_outcome",
          {"result": "investigated", "mechanism_worked": True},
          reason="Investigation opened on 2 April", on=CHILD),
@@ -298,9 +304,10 @@ def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
         "joins a visit only once accredited (an expert record in state 'available'), bound by "
         "confidentiality, trained and free of conflicts of interest for the place, and never "
         "without an NPM member or staff member. Accredited the same day, she joined the visit "
-        "the next morning. Ending the visit opened a reprisal follow-up for the "
-        f"{visit.data['people_interviewed']} people interviewed; the authorities corrected a "
-        "fact in the draft (never a finding); adopting the final report opened "
+        "the next morning. After the visit the head opened a reprisal follow-up for the "
+        f"{visit.data['people_interviewed']} people interviewed; the authorities proposed a "
+        "correction of fact to the draft, which the NPM accepted (a finding is never theirs to "
+        "correct); adopting the final report opened "
         f"{len(recommendations)} recommendation records, each to be followed until the "
         "authority's written reply."
     )

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -280,7 +280,7 @@ def root_at(
         at_start = pages(size - 1)[:1]
         if not at_start or at_start[0].position != size:
             size, root = 0, GENESIS
-    for record in _stream(pages, size):
+    for record in stream(pages, size):
         if record.position != size + 1:
             break  # a gap: the root is only defined over gap-free positions
         size += 1
@@ -288,7 +288,17 @@ def root_at(
     return size, root
 
 
-def _stream(pages: Callable[[int], Sequence[AuditRecord]], after: int = 0) -> Iterable[AuditRecord]:
+class _Positioned(Protocol):
+    @property
+    def position(self) -> int | None: ...
+
+
+_Row = TypeVar("_Row", bound=_Positioned)
+
+
+def stream(pages: Callable[[int], Sequence[_Row]], after: int = 0) -> Iterable[_Row]:
+    """Every row after position ``after``, a page at a time (audit records, read-log entries):
+    ``pages(p)`` returns the rows after position ``p`` in position order."""
     while True:
         page = pages(after)
         if not page:
@@ -314,7 +324,7 @@ def verify_trail(
     restore of an older copy states what it lost."""
     report = chains.report
     positions = PositionCheck(checkpoints, report, short_ok=short_ok)
-    for record in _stream(pages):
+    for record in stream(pages):
         chains.add(record)
         positions.add(record)
     chains.finish()

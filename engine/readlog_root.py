@@ -17,11 +17,11 @@ differs), altered (the root), or a read log cut short (ends before the checkpoin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
 
 from opcatflow.engine.audit import GENESIS, ChainBreak, VerifyReport
-from opcatflow.engine.checkpoint import Checkpoint, canonical, next_root
+from opcatflow.engine.checkpoint import Checkpoint, canonical, next_root, stream
 from opcatflow.engine.rows import ReadEntry
 
 READ_LOG = "read log"
@@ -52,7 +52,7 @@ def read_root_at(pages: Pages, start: tuple[int, str] = (0, GENESIS)) -> tuple[i
         at_start = pages(size - 1)[:1]
         if not at_start or at_start[0].position != size:
             size, root = 0, GENESIS
-    for entry in _stream(pages, size):
+    for entry in stream(pages, size):
         if entry.position != size + 1:
             break
         size += 1
@@ -73,7 +73,7 @@ def check_read_log(
     break)."""
     wanted = sorted((c for c in checkpoints if c.reads is not None), key=_reads_size)
     expected, root, index, gap = 1, GENESIS, 0, False
-    for entry in _stream(pages):
+    for entry in stream(pages):
         position = entry.position or 0
         if position != expected and not gap:
             report.breaks.append(
@@ -126,15 +126,3 @@ def _differs(checkpoint: Checkpoint) -> ChainBreak:
 def _break(position: int, problem: str) -> ChainBreak:
     # the read log's position goes in ``seq``: ``position`` orders the audit trail's breaks
     return ChainBreak(None, "", position, problem, None, READ_LOG)
-
-
-def _stream(pages: Pages, after: int = 0) -> Iterable[ReadEntry]:
-    while True:
-        page = pages(after)
-        if not page:
-            return
-        yield from page
-        last = page[-1].position
-        if last is None:
-            return
-        after = last

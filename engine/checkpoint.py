@@ -268,26 +268,6 @@ def write_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
     return target
 
 
-def root_at(
-    pages: Callable[[int], Sequence[AuditRecord]], start: tuple[int, str] = (0, GENESIS)
-) -> tuple[int, str]:
-    """The trail's size and root, read page by page in position order from ``start`` (an
-    earlier checkpoint's size and root: only the positions after it are read). A trail that
-    no longer reaches ``start`` (a restored older copy) is read from position 1 instead: a
-    root carried over from positions it does not hold would sign what it cannot show."""
-    size, root = start
-    if size > 0:
-        at_start = pages(size - 1)[:1]
-        if not at_start or at_start[0].position != size:
-            size, root = 0, GENESIS
-    for record in stream(pages, size):
-        if record.position != size + 1:
-            break  # a gap: the root is only defined over gap-free positions
-        size += 1
-        root = next_root(root, size, record.hash)
-    return size, root
-
-
 class _Positioned(Protocol):
     @property
     def position(self) -> int | None: ...
@@ -308,6 +288,40 @@ def stream(pages: Callable[[int], Sequence[_Row]], after: int = 0) -> Iterable[_
         if last is None:
             return
         after = last
+
+
+def root_at(
+    pages: Callable[[int], Sequence[AuditRecord]], start: tuple[int, str] = (0, GENESIS)
+) -> tuple[int, str]:
+    """The trail's size and root, read page by page in position order from ``start`` (an
+    earlier checkpoint's size and root: only the positions after it are read). A trail that
+    no longer reaches ``start`` (a restored older copy) is read from position 1 instead: a
+    root carried over from positions it does not hold would sign what it cannot show."""
+    return running_root(pages, _record_leaf, start)
+
+
+def _record_leaf(record: AuditRecord) -> str:
+    return record.hash
+
+
+def running_root(
+    pages: Callable[[int], Sequence[_Row]],
+    leaf: Callable[[_Row], str],
+    start: tuple[int, str] = (0, GENESIS),
+) -> tuple[int, str]:
+    """Size and running root of a positioned log (audit trail, read log) from ``start`` on,
+    each row hashed by ``leaf``; from position 1 when the log no longer reaches ``start``."""
+    size, root = start
+    if size > 0:
+        at_start = pages(size - 1)[:1]
+        if not at_start or at_start[0].position != size:
+            size, root = 0, GENESIS
+    for row in stream(pages, size):
+        if row.position != size + 1:
+            break  # a gap: the root is only defined over gap-free positions
+        size += 1
+        root = next_root(root, size, leaf(row))
+    return size, root
 
 
 def verify_trail(

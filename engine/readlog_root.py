@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC
 
 from opcatflow.engine.audit import GENESIS, ChainBreak, VerifyReport
-from opcatflow.engine.checkpoint import Checkpoint, canonical, next_root, stream
+from opcatflow.engine.checkpoint import Checkpoint, canonical, next_root, running_root, stream
 from opcatflow.engine.rows import ReadEntry
 
 READ_LOG = "read log"
@@ -47,17 +47,7 @@ def read_hash(entry: ReadEntry) -> str:
 def read_root_at(pages: Pages, start: tuple[int, str] = (0, GENESIS)) -> tuple[int, str]:
     """The read log's size and root, from ``start`` (an earlier checkpoint's read-log size
     and root) on; from position 1 when the log no longer reaches ``start``."""
-    size, root = start
-    if size > 0:
-        at_start = pages(size - 1)[:1]
-        if not at_start or at_start[0].position != size:
-            size, root = 0, GENESIS
-    for entry in stream(pages, size):
-        if entry.position != size + 1:
-            break
-        size += 1
-        root = next_root(root, size, read_hash(entry))
-    return size, root
+    return running_root(pages, read_hash, start)
 
 
 def check_read_log(

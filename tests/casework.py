@@ -28,6 +28,7 @@ from opcatflow.engine import (
 )
 from opcatflow.engine.settings import Settings
 from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows.shipped import seed
 
 Who = tuple[str, str]
 
@@ -138,6 +139,8 @@ class Desk:
         store = SQLAlchemyStore(url)
         store.ensure_schema()
         store.close()
+        with self.engine() as eng:  # the receiving bodies referrals and decisions name
+            seed(eng, "opcatflow")
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:

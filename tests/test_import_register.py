@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 from opcatflow.adapters.cli import app
 from opcatflow.engine import Engine, FrozenClock
 from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows.shipped import seed
 
 Run = Callable[..., Result]
 COORDINATOR = ["--actor", "cole", "--role", "coordinator"]
@@ -166,11 +167,12 @@ def test_registers_seed_adds_what_is_missing_and_leaves_the_rest(cli: Run, db_ur
     assert result.exit_code == 0, result.output
     assert "authority: 8 shipped entries added (as head)" in result.stdout
     assert "theme: 12 shipped entries added" in result.stdout
-    retire = ["-s", "retired_on=2026-03-01", "-s", "retired_reason=not in this country"]
-    assert cli("fire", "armed_forces_ombudsperson", "retire", *retire, *HEAD).exit_code == 0
-    again = cli("registers", "seed", "--actor", "hana", "--json")
-    assert json.loads(again.stdout) == {"added": {"authority": 0, "theme": 0}}
     with Engine.open(db_url, [BUNDLED], registry, create=False) as engine:
+        engine.fire(
+            "armed_forces_ombudsperson", "retire", actor="hana", role="head",
+            data={"retired_on": "2026-03-01", "retired_reason": "not in this country"},
+        )  # fmt: skip
+        assert seed(engine, "hana") == {"authority": 0, "theme": 0}
         assert engine.get("armed_forces_ombudsperson").state == "retired"
         body = engine.registers.resolve("authority", "police_ombudsperson")
         assert body is not None

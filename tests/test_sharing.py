@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 import yaml
-from casework import ASSESS, CASEWORKER, HEAD, INTAKE, RECORD, Desk, catalog
+from casework import ASSESS, CASEWORKER, HEAD, INTAKE, RECORD, Desk, catalog, seed_bodies
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opcatflow.engine import Engine, FrozenClock, SQLAlchemyStore
-from opcatflow.engine.bulk import NewInstance
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.errors import DefinitionError
 from opcatflow.engine.firing import Applied, Refused, decide
@@ -31,7 +30,7 @@ from opcatflow.notifications.outbox import OutboxWriter
 from opcatflow.notifications.redaction import Audience, redact
 from opcatflow.notifications.templates import TemplateSet
 from opcatflow.workflows import BUNDLED, registry
-from opcatflow.workflows.shipped import seed, shipped_bodies, shipped_entries
+from opcatflow.workflows.shipped import shipped_bodies
 
 PERSON = {
     "ref": "P1",
@@ -209,7 +208,7 @@ def notifying(db_url: str, clock: FrozenClock) -> Iterator[tuple[Engine, Dispatc
     store = SQLAlchemyStore(db_url)
     store.ensure_schema()
     with Engine(store, catalog(), registry, clock=clock, hooks=[writer]) as engine:
-        seed(engine, "opcatflow")  # the receiving bodies
+        seed_bodies(engine)
         dispatcher = Dispatcher(
             engine.store,
             {"email": recorder},
@@ -249,11 +248,6 @@ def test_a_consent_still_active_at_dispatch_shows_the_fields(
     [message] = recorder.sent
     assert "Tomás Varga" in message.text
     assert "cell 14" in message.text
-
-
-def seed_bodies(engine: Engine) -> None:
-    rows = [NewInstance(dict(data), i) for i, data in shipped_entries("authority")]
-    engine.start_many("authority", rows, actor="opcatflow", role="head")
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from transitions import Machine, State
 
@@ -28,12 +28,27 @@ from opcatflow.engine.contract import (
 )
 from opcatflow.engine.data import DataSchema
 from opcatflow.engine.definition import TransitionSpec, WorkflowDefinition
+from opcatflow.engine.embargo import (
+    EVERY_MESSAGE,
+    embargoed_deadlines,
+    embargoed_fields,
+)
 from opcatflow.engine.errors import Problem, RefusalKind
 from opcatflow.engine.expressions import CONTEXT_NAMES, Expression, compile_guard
 from opcatflow.engine.registry import GuardRefusal, GuardRule, Registry, RuleContext
 from opcatflow.engine.sandbox import EXPRESSION_LIMITS, BudgetExceeded, shared_budget
 from opcatflow.engine.scopes import DeadlineIndex
 from opcatflow.engine.yamlsource import Located
+
+
+class InstanceLike(Protocol):
+    """What the read rule needs of an instance: its state and its data."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def data(self) -> Mapping[str, Any]: ...
 
 
 @dataclass
@@ -320,19 +335,45 @@ class CompiledWorkflow:
     def roles(self) -> Mapping[str, str]:
         return self.definition.roles
 
-    def withheld_fields(self, roles: Iterable[str]) -> frozenset[str]:
+    def withheld_fields(
+        self, roles: Iterable[str], instance: InstanceLike | None = None
+    ) -> frozenset[str]:
         """The fields a caller holding ``roles`` may not read: the read rule, the one place
-        it is decided (HTTP views, the CLI's ``--role`` and the write checks ask here).
+        it is decided (HTTP views, lists and history, the CLI's ``--role``, the agenda and
+        the write checks ask here).
 
         A personal field is readable by the roles of its ``visible_to``, else of the
-        workflow's ``personal_visible_to``; every other field by every role. A caller may
-        not write a field it may not read.
+        workflow's ``personal_visible_to``; every other field by every role, except while
+        an embargo holds on ``instance`` (``embargoes``: the planned dates of an
+        unannounced visit, say) for the roles it names. Without ``instance``, the worst
+        case over every instance (what a list filter may not use). A caller may not write a
+        field it may not read.
         """
-        return withheld_fields(self.definition, roles)
+        held = frozenset(roles)
+        if instance is None:
+            return withheld_fields(self.definition, held) | embargoed_fields(self.definition, held)
+        return withheld_fields(self.definition, held) | embargoed_fields(
+            self.definition, held, instance.state, instance.data
+        )
 
-    def readable_fields(self, roles: Iterable[str]) -> frozenset[str]:
+    def readable_fields(
+        self, roles: Iterable[str], instance: InstanceLike | None = None
+    ) -> frozenset[str]:
         """The fields a caller holding ``roles`` may read (see :meth:`withheld_fields`)."""
-        return frozenset(self.definition.fields) - self.withheld_fields(roles)
+        return frozenset(self.definition.fields) - self.withheld_fields(roles, instance)
+
+    def withheld_from_messages(self, instance: InstanceLike) -> frozenset[str]:
+        """The fields no message about ``instance`` may carry, whoever receives it
+        (notifications, webhooks, calendar exports): those an embargo holds on it. Personal
+        fields are the recipients' matter (notifications/redaction.py)."""
+        return embargoed_fields(self.definition, EVERY_MESSAGE, instance.state, instance.data)
+
+    def withheld_deadlines(
+        self, roles: Iterable[str] | None, instance: InstanceLike
+    ) -> frozenset[str]:
+        """The deadlines whose due dates ``roles`` (``None``: any message) may not read on
+        ``instance``, an embargo holding on it."""
+        return embargoed_deadlines(self.definition, roles, instance.state, instance.data)
 
     def __repr__(self) -> str:
         return f"<CompiledWorkflow {self.id} v{self.version}>"

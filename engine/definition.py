@@ -557,6 +557,34 @@ class SharesSpec(_Model):
     )
 
 
+class EmbargoSpec(_Model):
+    """Fields (and deadlines' due dates) withheld while a flag is set and the instance is in
+    given states: the planned dates of an unannounced visit, say (docs/definitions.md,
+    "Embargoes"). Withheld from the roles named in ``from_roles`` and from every message
+    (notifications, webhooks, calendar exports) whoever receives it."""
+
+    id: Name
+    label: str | None = None
+    flag: Name = Field(description="A boolean field: the embargo holds while it is true.")
+    fields: list[Name] = Field(
+        min_length=1, description="The fields withheld (and not writable by those roles)."
+    )
+    deadlines: list[Name] = Field(
+        default_factory=list,
+        description="Deadlines whose due dates would reveal the fields: withheld too.",
+    )
+    from_roles: list[Name] = Field(
+        min_length=1,
+        description="Roles that may not read (nor write) the fields: a caller holding only "
+        "these roles. Every notification, webhook and calendar export is withheld them too.",
+    )
+    while_in: list[Name] = Field(
+        min_length=1,
+        description="The states the embargo holds in (before the visit starts, say); it is "
+        "released in every other state.",
+    )
+
+
 class TransitionSpec(_Model):
     trigger: Name
     source: Name | Literal["*"] | list[Name] = Field(
@@ -680,6 +708,11 @@ class WorkflowDefinition(_Model):
     deadlines: list[DeadlineSpec] = Field(
         default_factory=list,
         description="Deadlines spanning several states or the whole instance ('scope').",
+    )
+    embargoes: list[EmbargoSpec] = Field(
+        default_factory=list,
+        description="Fields withheld from some roles and from every message while a flag is "
+        "set and the instance is in given states (an unannounced visit's dates).",
     )
     assignees: Name | None = Field(
         None,

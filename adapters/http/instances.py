@@ -108,7 +108,8 @@ def _where(items: list[str], wf: CompiledWorkflow | None, hidden: frozenset[str]
         if name in hidden:
             raise ApiProblem(
                 "invalid-request",
-                f"field {name!r} is personal and withheld from this key: it cannot be a filter",
+                f"field {name!r} is personal or embargoed, withheld from this key: it cannot be "
+                "a filter",
             )
         if wf is not None and name in wf.schema.sealed:
             raise ApiProblem(
@@ -223,7 +224,7 @@ def _firing(
                 assert instance is not None
                 wf = engine.workflow(instance.workflow_id, instance.workflow_version)
                 view: FiredOut = {
-                    **instance_view(instance, wf, who.hidden(wf)),
+                    **instance_view(instance, wf, who.hidden(wf, instance)),
                     "opened": list(result.opened),
                     "notices": list(result.notices),
                 }
@@ -289,7 +290,6 @@ def start_instance(
         _read(ctx, who, body.parent_id)
     mine = who.roles_in(wf)
     role = pick_role(who, body.role, [r for r in mine if r in wf.start_roles] + mine)
-    hidden = who.hidden(wf)
 
     def work(record: Record | None) -> Reply:
         replies: list[Reply] = []
@@ -301,7 +301,7 @@ def start_instance(
                 "Location": instance_url(request, instance.id),
             }
             view: StartedOut = {
-                **instance_view(instance, wf, hidden),
+                **instance_view(instance, wf, who.hidden(wf, instance)),
                 "notices": list(started.notices),
             }
             reply = Reply(201, view, headers)
@@ -398,8 +398,9 @@ def list_instances(
             after = list_key(instance)
             wf = engine.workflow(instance.workflow_id, instance.workflow_version)
             if who.may_read(wf):
-                items.append(instance_view(instance, wf, who.hidden(wf)))
-                reads.append((instance.id, visible_personal(wf, who.hidden(wf))))
+                hidden = who.hidden(wf, instance)
+                items.append(instance_view(instance, wf, hidden))
+                reads.append((instance.id, visible_personal(wf, hidden)))
                 if len(items) == limit:
                     break
         if len(batch) < limit and (not batch or after == list_key(batch[-1])):
@@ -429,10 +430,9 @@ def get_instance(
 ) -> JSONResponse:
     """One instance; its ``ETag`` is its version. A read of personal values is logged."""
     instance, wf = _read(ctx, who, instance_id)
-    log_reads(ctx, who, "show", [(instance_id, visible_personal(wf, who.hidden(wf)))], reason)
-    return JSONResponse(
-        instance_view(instance, wf, who.hidden(wf)), headers={"ETag": etag(instance)}
-    )
+    hidden = who.hidden(wf, instance)
+    log_reads(ctx, who, "show", [(instance_id, visible_personal(wf, hidden))], reason)
+    return JSONResponse(instance_view(instance, wf, hidden), headers={"ETag": etag(instance)})
 
 
 @router.get(
@@ -476,8 +476,8 @@ def get_history(
 ) -> list[AuditRecordJson]:
     """The instance's audit trail, oldest first. With personal fields visible (its reasons
     opened), the read is logged."""
-    _, wf = _read(ctx, who, instance_id)
-    hidden = who.hidden(wf)
+    instance, wf = _read(ctx, who, instance_id)
+    hidden = who.hidden(wf, instance)  # an embargo is read on the instance as it is now
     shown = visible_personal(wf, hidden)
     log_reads(ctx, who, "history", [(instance_id, (*shown, *HISTORY_FIELDS) if shown else ())],
               reason)  # fmt: skip

@@ -263,6 +263,10 @@ class CompiledWorkflow:
         self.finals = frozenset(name for name, s in states.items() if s.final)
         self.start_roles = frozenset(definition.start.roles or definition.roles)
         self.triggers = frozenset(t.trigger for t in definition.transitions)
+        # trigger -> how it merges a duplicate into another instance (docs/definitions.md,
+        # "Merging duplicates"); the survivors' triggers are fired by a merge only
+        self.merges = {t.trigger: t.merge for t in definition.transitions if t.merge is not None}
+        self.merged_by = frozenset(m.trigger for m in self.merges.values())
         self.options: dict[tuple[str, str], list[Option]] = {}
 
         # Entering the initial state at start runs its on_enter actions too, as every later

@@ -585,6 +585,30 @@ class EmbargoSpec(_Model):
     )
 
 
+class MergeSpec(_Model):
+    """A transition that closes a duplicate by merging it into another instance of the same
+    workflow (docs/definitions.md, "Merging duplicates"): both are written in one unit of
+    work, each with its own audit record, or neither is."""
+
+    into: Name = Field(
+        description="A string field of this workflow, supplied with the trigger: the id of "
+        "the instance that survives."
+    )
+    trigger: Name = Field(
+        description="The survivor's trigger, applied to it in the same unit of work under the "
+        "same role; fired only by a merge, never on its own."
+    )
+    link: Name | None = Field(
+        None,
+        description="A list of string field of the survivor: the duplicate's id is appended to it.",
+    )
+    copies: list[Name] = Field(
+        default_factory=list,
+        description="Records fields whose entries the survivor's same field receives "
+        "(appended; an integer key is numbered again on the survivor).",
+    )
+
+
 class TransitionSpec(_Model):
     trigger: Name
     source: Name | Literal["*"] | list[Name] = Field(
@@ -620,6 +644,11 @@ class TransitionSpec(_Model):
         "persons' consents and the do-no-harm decisions when it fires.",
     )
     opens: list[OpenSpec] = Field(default_factory=list, description="Child instances to open.")
+    merge: MergeSpec | None = Field(
+        None,
+        description="Close this instance as a duplicate of another of the same workflow, "
+        "which takes in what it holds (see MergeSpec).",
+    )
     pauses: list[Name] = Field(
         default_factory=list,
         description="Deadlines of the state whose clock stops (e.g. waiting on another "

@@ -27,6 +27,7 @@ from opcatflow.engine.expressions import (
     budget_problem,
     referenced_names,
 )
+from opcatflow.engine.merge_checks import merge_problems
 from opcatflow.engine.privacy_checks import privacy_problems
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.sharing_checks import sharing_problems
@@ -85,6 +86,7 @@ class _Checker:
         self.check_notifications()
         self.problems.extend(summary_problems(self.doc, self.wf))
         self.problems.extend(embargo_problems(self.doc, self.wf))
+        self.problems.extend(merge_problems(self.doc, self.wf))
         self.problems.extend(privacy_problems(self.doc, self.wf))
         if not self.compat:  # rules of the data contract, newer than some stored copies
             self.problems.extend(file_problems(self.doc, self.wf, self.registry))

@@ -41,7 +41,8 @@ from opcatflow.engine.filters import check_state, check_workflow, typed_where
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.readlog import HISTORY_FIELDS, visible_personal
-from opcatflow.engine.runtime import Engine, FireResult, ListKey, Started, list_key
+from opcatflow.engine.results import FireResult
+from opcatflow.engine.runtime import Engine, ListKey, Started, list_key
 
 router = APIRouter(tags=["instances"])
 

@@ -1,0 +1,172 @@
+"""Merging a duplicate reprisal case into the case that goes on (issue 21), with a fresh
+engine between steps, on both backends: both written in one unit of work or neither, each
+with its own audit record, both chains intact, and the 24-hour alerts of the allegations
+moved still counted from each received_at."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from casework import CASEWORKER, COORDINATOR, HEAD, PLACE, Desk
+
+from opcatflow.engine import Engine, FrozenClock
+from opcatflow.engine.scheduler import Scheduler
+from opcatflow.workflows import BUNDLED, registry
+
+PREVIOUS = Path(__file__).parent / "fixtures" / "previous"
+
+
+@pytest.fixture
+def desk(db_url: str, clock: FrozenClock) -> Desk:
+    return Desk(db_url, clock)
+
+
+def allegation(received_at: str, source: str, text: str) -> dict[str, str]:
+    return {"received_at": received_at, "source": source, "text": text}
+
+
+FIRST = allegation("2026-03-02T07:30:00+00:00", "relative", "Beaten after the visit.")
+SECOND = allegation("2026-03-02T10:15:00+00:00", "lawyer", "Moved to isolation.")
+
+
+def case(desk: Desk, *entries: dict[str, str]) -> str:
+    return desk.start(
+        "reprisal",
+        CASEWORKER,
+        {
+            "origin": "npm_visit",
+            "reported_on": "2026-03-02",
+            "place": PLACE,
+            "allegations": [{"n": i + 1, **e} for i, e in enumerate(entries)],
+        },
+    )
+
+
+def focal_point_due(desk: Desk, instance_id: str) -> list[tuple[str, str]]:
+    with desk.engine() as eng:
+        rows = [o for o in eng.obligations(instance_id) if o.deadline == "notify_focal_point"]
+    return [(o.anchor or "", o.due_at.astimezone(UTC).isoformat()) for o in rows if o.status]
+
+
+def untouched(desk: Desk, *ids: str) -> list[tuple[str, int, str]]:
+    return [
+        (i.state, i.version, json.dumps(dict(i.data), sort_keys=True)) for i in map(desk.get, ids)
+    ]
+
+
+def test_a_duplicate_is_merged_into_the_case_that_goes_on(desk: Desk, clock: FrozenClock) -> None:
+    survivor = case(desk, FIRST)
+    desk.fire(survivor, "notify_focal_point", CASEWORKER)  # told of the first allegation
+    duplicate = case(desk, SECOND)  # the same reprisal, reported again by the lawyer
+    before = (len(desk.history(survivor)), len(desk.history(duplicate)))
+
+    merged = desk.fire(duplicate, "merge_into", CASEWORKER, {"merged_into": survivor})
+    assert (merged.state, merged.data["merged_into"]) == ("merged", survivor)
+    kept = desk.get(survivor)
+    assert kept.data["merged_from"] == [duplicate]
+    # its allegation moved with its own received_at, numbered after the survivor's own
+    assert [(a["n"], a["received_at"], a["text"]) for a in kept.data["allegations"]] == [
+        (1, FIRST["received_at"], FIRST["text"]),
+        (2, SECOND["received_at"], SECOND["text"]),
+    ]
+    # told of the first, not of the second: back to reported, 24 hours from the second
+    assert (kept.state, kept.data["received_at"]) == ("reported", SECOND["received_at"])
+    # one record of the change each, on each chain (beside their deadlines' records)
+    [taken] = [r for r in desk.history(survivor)[before[0] :] if r.outcome == "applied"]
+    assert (taken.trigger, taken.to_state, taken.actor) == (
+        "take_in_duplicate",
+        "reported",
+        CASEWORKER[0],
+    )
+    [closing] = [r for r in desk.history(duplicate)[before[1] :] if r.outcome == "applied"]
+    assert (closing.trigger, closing.to_state) == ("merge_into", "merged")
+    desk.verify()
+
+    # the 24-hour alert of the allegation moved counts from its received_at, not the merge
+    clock.set(datetime(2026, 3, 3, 10, 0, tzinfo=UTC))
+    with desk.engine() as eng:
+        firings = Scheduler(eng).tick().firings
+    assert ("notify_focal_point", "due") not in [
+        (f.deadline, f.kind) for f in firings if f.instance_id == survivor
+    ]
+    clock.set(datetime(2026, 3, 3, 10, 30, tzinfo=UTC))
+    with desk.engine() as eng:
+        firings = Scheduler(eng).tick().firings
+    assert ("notify_focal_point", "due") in [
+        (f.deadline, f.kind) for f in firings if f.instance_id == survivor
+    ]
+    # nothing runs on for the duplicate: it is closed
+    with desk.engine() as eng:
+        assert all(o.status in ("cancelled", "met") for o in eng.obligations(duplicate))
+    desk.verify()
+
+
+def test_refused_merges_leave_both_cases_as_they_were(desk: Desk) -> None:
+    survivor, duplicate = case(desk, FIRST), case(desk, SECOND)
+    visit = desk.start("visit", COORDINATOR, {"kind": "regular", "place": PLACE})
+    closed = case(desk, FIRST)
+    desk.fire(closed, "notify_focal_point", CASEWORKER)
+    desk.fire(closed, "close", HEAD, {"outcome": "No reprisal found.", "risk_level": "low"})
+    state = untouched(desk, survivor, duplicate, closed, visit)
+
+    into_itself = desk.refused(duplicate, "merge_into", CASEWORKER, {"merged_into": duplicate})
+    assert into_itself.reason == "merged_into: a case cannot be merged into itself"
+    across = desk.refused(duplicate, "merge_into", CASEWORKER, {"merged_into": visit})
+    assert across.reason == (
+        f"merged_into: {visit} is a visit instance; a reprisal merges only into another reprisal"
+    )
+    into_closed = desk.refused(duplicate, "merge_into", HEAD, {"merged_into": closed})
+    assert into_closed.reason == (
+        f"merged_into: {closed} is closed: a finished case takes nothing in"
+    )
+    nowhere = desk.refused(duplicate, "merge_into", HEAD, {"merged_into": "no-such-case"})
+    assert nowhere.reason == "merged_into: no instance 'no-such-case'"
+    # a role that may not merge, and the survivor's trigger fired on its own
+    desk.refused(duplicate, "merge_into", COORDINATOR, {"merged_into": survivor})
+    direct = desk.refused(survivor, "take_in_duplicate", HEAD, {"merged_from": [duplicate]})
+    assert (
+        direct.reason
+        == "'take_in_duplicate' is applied only by a merge (merge_into on the duplicate)"
+    )
+    assert untouched(desk, survivor, duplicate, closed, visit) == state
+    desk.verify()
+
+
+def test_a_refusal_on_the_survivors_side_undoes_the_duplicates_change(
+    db_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    # a case still on version 5 knows no take_in_duplicate: the duplicate's transition has
+    # applied (in the unit of work) when the survivor refuses, so it is undone
+    older = tmp_path / "v5"
+    older.mkdir()
+    for path in Path(BUNDLED).glob("*.yaml"):
+        if path.name != "reprisal.yaml":
+            shutil.copy(path, older / path.name)
+    shutil.copy(PREVIOUS / "reprisal-v5.yaml", older / "reprisal.yaml")
+    with Engine.open(db_url, [older], registry, clock=clock) as eng:
+        survivor = eng.start(
+            "reprisal",
+            actor=CASEWORKER[0],
+            role=CASEWORKER[1],
+            data={
+                "origin": "npm_visit",
+                "reported_on": "2026-03-02",
+                "allegations": [{"n": 1, **FIRST}],
+            },
+        ).id
+    desk = Desk(db_url, clock)
+    duplicate = case(desk, SECOND)
+    assert (desk.get(survivor).workflow_version, desk.get(duplicate).workflow_version) == (5, 6)
+    state = untouched(desk, survivor, duplicate)
+    seqs = [desk.get(i).audit_seq for i in (survivor, duplicate)]
+    refused = desk.refused(duplicate, "merge_into", CASEWORKER, {"merged_into": survivor})
+    assert refused.reason.startswith(f"merged_into: {survivor} refused take_in_duplicate (")
+    assert untouched(desk, survivor, duplicate) == state
+    # the refusal is audited on both chains, and nothing else
+    assert [desk.get(i).audit_seq for i in (survivor, duplicate)] == [s + 1 for s in seqs]
+    assert desk.history(survivor)[-1].outcome == "refused"
+    desk.verify()

@@ -998,7 +998,7 @@ class Engine:
         result = []
         for trigger in wf.triggers_from(instance.state):
             options = [o for o in wf.options[(instance.state, trigger)] if role in o.roles]
-            if not options:
+            if not options or trigger in wf.merged_by:  # a merge applies those, not a caller
                 continue
             blocked: list[str] = []
             for option in options:

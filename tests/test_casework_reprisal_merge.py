@@ -9,10 +9,13 @@ import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from casework import CASEWORKER, COORDINATOR, HEAD, PLACE, Desk
+from typer.testing import CliRunner
 
+from opcatflow.adapters.cli import app
 from opcatflow.engine import Engine, FrozenClock
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.workflows import BUNDLED, registry
@@ -58,7 +61,17 @@ def untouched(desk: Desk, *ids: str) -> list[tuple[str, int, str]]:
     ]
 
 
-def test_a_duplicate_is_merged_into_the_case_that_goes_on(desk: Desk, clock: FrozenClock) -> None:
+def audit(db_url: str, *args: str) -> dict[str, Any]:
+    """``opcatflow audit ARGS --json`` on the database (the checkpoint and verify commands)."""
+    result = CliRunner().invoke(app, ["--db", db_url, "audit", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    body: dict[str, Any] = json.loads(result.stdout)
+    return body
+
+
+def test_a_duplicate_is_merged_into_the_case_that_goes_on(
+    desk: Desk, clock: FrozenClock, db_url: str, tmp_path: Path
+) -> None:
     survivor = case(desk, FIRST)
     desk.fire(survivor, "notify_focal_point", CASEWORKER)  # told of the first allegation
     duplicate = case(desk, SECOND)  # the same reprisal, reported again by the lawyer
@@ -85,6 +98,10 @@ def test_a_duplicate_is_merged_into_the_case_that_goes_on(desk: Desk, clock: Fro
     [closing] = [r for r in desk.history(duplicate)[before[1] :] if r.outcome == "applied"]
     assert (closing.trigger, closing.to_state) == ("merge_into", "merged")
     desk.verify()
+    # both chains as the checkpoint commands see them (signed over every position, merge
+    # included; taken with the real clock, so after the frozen one's records)
+    signed = audit(db_url, "checkpoint", "--witness", str(tmp_path / "w"))["path"]
+    assert audit(db_url, "verify", "--checkpoint", signed)["ok"]
 
     # the 24-hour alert of the allegation moved counts from its received_at, not the merge
     clock.set(datetime(2026, 3, 3, 10, 0, tzinfo=UTC))
@@ -127,6 +144,10 @@ def test_refused_merges_leave_both_cases_as_they_were(desk: Desk) -> None:
     assert nowhere.reason == "merged_into: no instance 'no-such-case'"
     # a role that may not merge, and the survivor's trigger fired on its own
     desk.refused(duplicate, "merge_into", COORDINATOR, {"merged_into": survivor})
+    with desk.engine() as eng:  # not offered to anyone: a merge applies it
+        offered = [t.trigger for t in eng.available_triggers(survivor, "head", "r.haddad")]
+    assert "merge_into" in offered
+    assert "take_in_duplicate" not in offered
     direct = desk.refused(survivor, "take_in_duplicate", HEAD, {"merged_from": [duplicate]})
     assert (
         direct.reason

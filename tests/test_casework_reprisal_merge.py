@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from casework import CASEWORKER, COORDINATOR, HEAD, PLACE, Desk
 from typer.testing import CliRunner
 
 from opcatflow.adapters.cli import app
-from opcatflow.engine import Engine, FrozenClock
+from opcatflow.engine import DefinitionError, Engine, FrozenClock, TransitionRefused
+from opcatflow.engine.loader import compile_text
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.workflows import BUNDLED, registry
 
@@ -191,3 +193,77 @@ def test_a_refusal_on_the_survivors_side_undoes_the_duplicates_change(
     assert [desk.get(i).audit_seq for i in (survivor, duplicate)] == [s + 1 for s in seqs]
     assert desk.history(survivor)[-1].outcome == "refused"
     desk.verify()
+
+
+def test_two_merges_of_one_pair_either_way_round_do_not_deadlock(
+    db_url: str, clock: FrozenClock
+) -> None:
+    # each merge locks both rows in the order of their ids: one waits for the other, which
+    # then finds its survivor finished, instead of each holding the row the other needs
+    desk = Desk(db_url, clock)
+    first, second = case(desk, FIRST), case(desk, SECOND)
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def merge(duplicate: str, survivor: str) -> None:
+        with desk.engine() as eng:
+            barrier.wait()
+            try:
+                eng.fire(duplicate, "merge_into", actor="r", role="head",
+                         data={"merged_into": survivor})  # fmt: skip
+                outcomes[duplicate] = "merged"
+            except TransitionRefused as refused:
+                outcomes[duplicate] = refused.reason
+
+    threads = [
+        threading.Thread(target=merge, args=(first, second)),
+        threading.Thread(target=merge, args=(second, first)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(outcomes) == 2  # neither failed (a deadlock would be a StoreError)
+    [merged] = [d for d, said in outcomes.items() if said == "merged"]
+    [late] = [said for said in outcomes.values() if said != "merged"]
+    assert late == f"merged_into: {merged} is merged: a finished case takes nothing in"
+    states = sorted(desk.get(i).state for i in (first, second))
+    assert states == ["merged", "reported"]
+    desk.verify()
+
+
+BAD_MERGE = """\
+id: dupes
+version: 1
+title: Bad merges
+roles: {clerk: c, head: h}
+fields:
+  into: {type: integer}
+  from: {type: list, items: integer}
+  notes: {type: text}
+states:
+  open: {initial: true}
+  gone: {}
+transitions:
+  - trigger: merge
+    source: open
+    dest: gone
+    roles: [clerk, head]
+    merge: {into: into, trigger: absorb, link: from, copies: [notes]}
+  - {trigger: absorb, source: open, roles: [head], writes: [notes]}
+"""
+
+
+def test_validate_checks_a_merge_at_its_place() -> None:
+    with pytest.raises(DefinitionError) as invalid:
+        compile_text(BAD_MERGE, "dupes.yaml", registry)
+    said = [f"{p.line}:{p.column} {p.message}" for p in invalid.value.problems]
+    assert said == [
+        "11:9 state 'gone' is not final and has no transition out of it",
+        "17:12 merge merges a duplicate: its dest must be a final state (merged)",
+        "17:19 field 'into' must be a string field that is not personal (it holds the id of "
+        "the case merged into)",
+        "17:34 role 'clerk' may merge with merge but may not fire absorb on the survivor",
+        "17:48 field 'from' must be a list of string (the ids merged in)",
+        "17:63 field 'notes' is text: only records are copied",
+    ]

@@ -99,6 +99,7 @@ def test_a_duplicate_is_merged_into_the_case_that_goes_on(
     )
     [closing] = [r for r in desk.history(duplicate)[before[1] :] if r.outcome == "applied"]
     assert (closing.trigger, closing.to_state) == ("merge_into", "merged")
+    desk.assert_path(duplicate, "reprisal_merged")
     desk.verify()
     # both chains as the checkpoint commands see them (signed over every position, merge
     # included; taken with the real clock, so after the frozen one's records)

@@ -268,3 +268,28 @@ def test_validate_checks_a_merge_at_its_place() -> None:
         "17:48 field 'from' must be a list of string (the ids merged in)",
         "17:63 field 'notes' is text: only records are copied",
     ]
+
+
+def test_an_allegation_held_the_old_way_moves_as_a_record(desk: Desk) -> None:
+    # a case with its allegation as text (as versions up to 4 kept it) and no record
+    survivor = case(desk, FIRST)
+    duplicate = desk.start(
+        "reprisal",
+        CASEWORKER,
+        {
+            "origin": "complaint",
+            "reported_on": "2026-03-01",
+            "received_at": "2026-03-01T16:00:00+00:00",
+            "allegation": "Threatened by a guard.",
+        },
+    )
+    desk.fire(duplicate, "merge_into", HEAD, {"merged_into": survivor})
+    moved = desk.get(survivor).data["allegations"][-1]
+    assert moved == {
+        "n": 2,
+        "received_at": "2026-03-01T16:00:00+00:00",
+        "source": "other",
+        "text": "Threatened by a guard.",
+    }
+    assert desk.get(survivor).data["received_at"] == "2026-03-01T16:00:00+00:00"
+    desk.verify()

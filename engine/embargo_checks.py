@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from opcatflow.engine.definition import FieldType, WorkflowDefinition
 from opcatflow.engine.errors import Problem
+from opcatflow.engine.expressions import ExpressionError, referenced_names
 from opcatflow.engine.scopes import watched_fields
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.yamlsource import Located, Path
@@ -83,6 +84,7 @@ def embargo_problems(doc: Located, wf: WorkflowDefinition) -> list[Problem]:
                 )
         for j, name in enumerate(embargo.deadlines):
             unknown((*at, "deadlines", j), "deadline", name, deadlines)
+        problems.extend(_children_problems(doc, wf, i, embargoed))
         for name, watched in deadlines.items():
             if watched & embargoed and name not in embargo.deadlines:
                 fields = ", ".join(sorted(watched & embargoed))
@@ -93,4 +95,35 @@ def embargo_problems(doc: Located, wf: WorkflowDefinition) -> list[Problem]:
                         "withholds: its due date would reveal them; list it in 'deadlines'",
                     )
                 )
+    return problems
+
+
+def _children_problems(
+    doc: Located, wf: WorkflowDefinition, index: int, embargoed: set[str]
+) -> list[Problem]:
+    """A child opened while the embargo may hold must not be given an embargoed value: the
+    child's workflow knows no embargo, so its views and messages would show it."""
+    embargo = wf.embargoes[index]
+    finals = {n for n, s in wf.states.items() if s.final}
+    problems = []
+    for i, t in enumerate(wf.transitions):
+        sources = set(wf.states) - finals if t.source == "*" else set(t.sources)
+        if not t.opens or not sources & set(embargo.while_in):
+            continue
+        for j, spec in enumerate(t.opens):
+            for name, source in spec.data.items():
+                try:
+                    read = referenced_names(source)
+                except ExpressionError:
+                    continue  # an expression that does not parse: the transition checks say so
+                leaked = sorted(read & embargoed)
+                if leaked:
+                    problems.append(
+                        doc.problem(
+                            ("transitions", i, "opens", j, "data", name),
+                            f"{t.trigger} gives its {spec.workflow} child {', '.join(leaked)} "
+                            f"while embargo {embargo.id!r} may hold: the child would show "
+                            "what the embargo withholds",
+                        )
+                    )
     return problems

@@ -154,12 +154,16 @@ states:
   done: {final: true}
 transitions:
   - {trigger: go, source: planning, dest: done, roles: [planner]}
+  - trigger: ask
+    source: planning
+    roles: [planner]
+    opens: [{workflow: bad, data: {ref: "'x'", day: day}}]
 embargoes:
   - id: e
     flag: secret
     fields: [day, ref, nope]
     from_roles: [liason]
-    while_in: [planing]
+    while_in: [planning, planing]
 """
 
 
@@ -168,15 +172,17 @@ def test_validate_checks_every_name_of_an_embargo_at_its_place() -> None:
         compile_text(BAD, "bad.yaml", Registry())
     said = [f"{p.line}:{p.column} {p.message}" for p in invalid.value.problems]
     assert said == [
-        "19:5 deadline 'brief' is counted from day, which the embargo withholds: its due date "
+        "21:53 ask gives its bad child day while embargo 'e' may hold: the child would show "
+        "what the embargo withholds",
+        "23:5 deadline 'brief' is counted from day, which the embargo withholds: its due date "
         "would reveal them; list it in 'deadlines'",
-        "20:11 flag 'secret' is text: an embargo's flag is a boolean field (the embargo holds "
+        "24:11 flag 'secret' is text: an embargo's flag is a boolean field (the embargo holds "
         "while it is true)",
-        "20:11 flag 'secret' must declare write_roles without the roles the embargo keeps out "
+        "24:11 flag 'secret' must declare write_roles without the roles the embargo keeps out "
         "(liason): whoever may clear it may lift the embargo",
-        "21:19 field 'ref' is the summary_field: summaries are shown in every list and "
+        "25:19 field 'ref' is the summary_field: summaries are shown in every list and "
         "calendar, so it cannot be embargoed",
-        "21:24 unknown field 'nope'",
-        "22:18 unknown role 'liason' (did you mean 'liaison'?)",
-        "23:16 unknown state 'planing' (did you mean 'planning'?)",
+        "25:24 unknown field 'nope'",
+        "26:18 unknown role 'liason' (did you mean 'liaison'?)",
+        "27:26 unknown state 'planing' (did you mean 'planning'?)",
     ]

@@ -10,14 +10,12 @@ import shutil
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from casework import CASEWORKER, COORDINATOR, HEAD, PLACE, Desk
-from typer.testing import CliRunner
 
-from opcatflow.adapters.cli import app
 from opcatflow.engine import DefinitionError, Engine, FrozenClock, TransitionRefused
+from opcatflow.engine.checkpoint import Checkpoint, SigningKey
 from opcatflow.engine.loader import compile_text
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.workflows import BUNDLED, registry
@@ -63,21 +61,22 @@ def untouched(desk: Desk, *ids: str) -> list[tuple[str, int, str]]:
     ]
 
 
-def audit(db_url: str, *args: str) -> dict[str, Any]:
-    """``opcatflow audit ARGS --json`` on the database (the checkpoint and verify commands)."""
-    result = CliRunner().invoke(app, ["--db", db_url, "audit", *args, "--json"])
-    assert result.exit_code == 0, result.output
-    body: dict[str, Any] = json.loads(result.stdout)
-    return body
+def checkpoint(desk: Desk, key: SigningKey) -> Checkpoint:
+    """A signed checkpoint of the whole trail now, as ``audit checkpoint`` signs it."""
+    with desk.engine() as eng:
+        size, root = eng.audit_root()
+        return key.sign(size, root, desk.clock.now(), reads=eng.read_log_root())
 
 
 def test_a_duplicate_is_merged_into_the_case_that_goes_on(
-    desk: Desk, clock: FrozenClock, db_url: str, tmp_path: Path
+    desk: Desk, clock: FrozenClock, tmp_path: Path
 ) -> None:
     survivor = case(desk, FIRST)
     desk.fire(survivor, "notify_focal_point", CASEWORKER)  # told of the first allegation
     duplicate = case(desk, SECOND)  # the same reprisal, reported again by the lawyer
     before = (len(desk.history(survivor)), len(desk.history(duplicate)))
+    key = SigningKey(tmp_path / "signing")
+    earlier = checkpoint(desk, key)
 
     merged = desk.fire(duplicate, "merge_into", CASEWORKER, {"merged_into": survivor})
     assert (merged.state, merged.data["merged_into"]) == ("merged", survivor)
@@ -101,10 +100,12 @@ def test_a_duplicate_is_merged_into_the_case_that_goes_on(
     assert (closing.trigger, closing.to_state) == ("merge_into", "merged")
     desk.assert_path(duplicate, "reprisal_merged")
     desk.verify()
-    # both chains as the checkpoint commands see them (signed over every position, merge
-    # included; taken with the real clock, so after the frozen one's records)
-    signed = audit(db_url, "checkpoint", "--witness", str(tmp_path / "w"))["path"]
-    assert audit(db_url, "verify", "--checkpoint", signed)["ok"]
+    # both chains as audit verify --checkpoint sees them: the checkpoint signed before the
+    # merge still holds, and one signed after covers it
+    later = checkpoint(desk, key)
+    assert later.size > earlier.size
+    with desk.engine() as eng:
+        assert eng.verify_audit([earlier, later]).status == "intact"
 
     # the 24-hour alert of the allegation moved counts from its received_at, not the merge
     clock.set(datetime(2026, 3, 3, 10, 0, tzinfo=UTC))

@@ -189,12 +189,15 @@ def agenda_page(
             return summaries[instance_id]
 
         reader = None if outside else roles
+        secret: dict[str, frozenset[str]] = {}  # instance -> deadlines withheld, read once
 
         def embargoed(wf: CompiledWorkflow, row: Obligation) -> bool:
             if not wf.definition.embargoes or (reader is None and not outside):
                 return False
-            instance = uow.instances.get(row.instance_id)
-            return row.deadline in wf.withheld_deadlines(reader, instance)
+            if row.instance_id not in secret:
+                instance = uow.instances.get(row.instance_id)
+                secret[row.instance_id] = wf.withheld_deadlines(reader, instance)
+            return row.deadline in secret[row.instance_id]
 
         while True:
             rows = uow.obligations.listing(

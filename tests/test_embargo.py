@@ -9,9 +9,13 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
+from casework import catalog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opcatflow.adapters.views import instance_view, record_view
 from opcatflow.engine import DefinitionError, Engine, FrozenClock, Registry, TransitionRefused
@@ -186,3 +190,21 @@ def test_validate_checks_every_name_of_an_embargo_at_its_place() -> None:
         "26:18 unknown role 'liason' (did you mean 'liaison'?)",
         "27:26 unknown state 'planing' (did you mean 'planning'?)",
     ]
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(
+    state=st.sampled_from(["planning", "postponed", "conducting", "debrief", "cancelled"]),
+    flag=st.sampled_from([True, False, None]),
+    roles=st.sets(st.sampled_from(["coordinator", "member", "expert", "liaison", "head"])),
+)
+def test_without_an_instance_the_read_rule_answers_the_worst_case(
+    state: str, flag: bool | None, roles: set[str]
+) -> None:
+    # what a list filter is checked against must withhold at least what any visit withholds,
+    # else a filter would answer for some visits what their views withhold
+    visit = catalog().get("visit")
+    one = SimpleNamespace(state=state, data={"unannounced": flag, "planned_on": SECRET_DAY})
+    assert visit.withheld_fields(roles, one) <= visit.withheld_fields(roles)
+    held = flag is True and state in ("planning", "postponed", "cancelled")
+    assert ("planned_on" in visit.withheld_fields(roles, one)) == (held and roles <= {"liaison"})

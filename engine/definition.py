@@ -563,8 +563,7 @@ class EmbargoSpec(_Model):
     "Embargoes"). Withheld from the roles named in ``from_roles`` and from every message
     (notifications, webhooks, calendar exports) whoever receives it."""
 
-    id: Name
-    label: str | None = None
+    id: Name = Field(description="Names the embargo in validate's problems.")
     flag: Name = Field(description="A boolean field: the embargo holds while it is true.")
     fields: list[Name] = Field(
         min_length=1, description="The fields withheld (and not writable by those roles)."

@@ -50,14 +50,20 @@ class MessagingDesk(Desk):
         return [m for m in listed if m.instance_id == instance_id]
 
     def as_liaison(self, instance_id: str) -> dict[str, Any]:
-        """What the liaison reads: the view, the history, the deadlines."""
+        """What the liaison reads: the view, the list, the history, the deadlines (as the
+        HTTP API shows them to a liaison's key)."""
         with self.engine() as eng:
             instance = eng.get(instance_id)
             wf = eng.workflow(instance.workflow_id, instance.workflow_version)
             hidden = wf.withheld_fields([LIAISON[1]], instance)
             deadlines = agenda_page(eng, now=eng.clock.now(), roles={LIAISON[1]}).entries
+            listed = [
+                instance_view(i, wf, wf.withheld_fields([LIAISON[1]], i))
+                for i in eng.query(workflow="visit")
+            ]
             return {
                 "view": instance_view(instance, wf, hidden),
+                "list": listed,
                 "history": [record_view(r, hidden) for r in eng.history(instance_id)],
                 "deadlines": [e.as_json() for e in deadlines if e.instance_id == instance_id],
             }
@@ -87,6 +93,7 @@ def test_an_unannounced_visits_dates_reach_no_liaison_and_no_message_before_it_s
     seen = desk.as_liaison(visit)
     assert seen["view"]["data"]["planned_on"] == "[withheld]"
     assert seen["view"]["data"]["postponed_until"] == "[withheld]"
+    assert [v["data"]["planned_on"] for v in seen["list"]] == ["[withheld]"]
     assert reveals(seen) == []
     # the coordinator reads them; no message carries them, whoever it goes to
     assert desk.get(visit).data["planned_on"] == DAYS[2]
@@ -102,6 +109,7 @@ def test_an_unannounced_visits_dates_reach_no_liaison_and_no_message_before_it_s
     seen = desk.as_liaison(visit)
     assert seen["view"]["data"]["planned_on"] == DAYS[2]
     assert "planned_on" not in seen["view"]["withheld"]
+    assert [v["data"]["planned_on"] for v in seen["list"]] == [DAYS[2]]
     assert set(reveals(seen["history"])) == set(DAYS)
     [started] = [m for m in desk.messages(visit) if m.event == "visit.transition.start_visit"]
     assert started.payload["cloudevent"]["data"]["data"]["planned_on"] == DAYS[2]

@@ -40,6 +40,8 @@ from opcatflow.engine.sandbox import EXPRESSION_LIMITS, BudgetExceeded, shared_b
 from opcatflow.engine.scopes import DeadlineIndex
 from opcatflow.engine.yamlsource import Located
 
+_ROLE_SETS_KEPT = 256  # the read rule's answers kept per definition (API keys' role sets)
+
 
 class InstanceLike(Protocol):
     """What the read rule needs of an instance: its state and its data."""
@@ -263,6 +265,7 @@ class CompiledWorkflow:
         self.finals = frozenset(name for name, s in states.items() if s.final)
         self.start_roles = frozenset(definition.start.roles or definition.roles)
         self.triggers = frozenset(t.trigger for t in definition.transitions)
+        self._personal_withheld: dict[frozenset[str], frozenset[str]] = {}
         # trigger -> how it merges a duplicate into another instance (docs/definitions.md,
         # "Merging duplicates"); the survivors' triggers are fired by a merge only
         self.merges = {t.trigger: t.merge for t in definition.transitions if t.merge is not None}
@@ -354,11 +357,16 @@ class CompiledWorkflow:
         field it may not read.
         """
         held = frozenset(roles)
+        personal = self._personal_withheld.get(held)
+        if personal is None:  # read once per set of roles (a list asks for every row)
+            personal = withheld_fields(self.definition, held)
+            if len(self._personal_withheld) < _ROLE_SETS_KEPT:
+                self._personal_withheld[held] = personal
+        if not self.definition.embargoes:
+            return personal
         if instance is None:
-            return withheld_fields(self.definition, held) | embargoed_fields(self.definition, held)
-        return withheld_fields(self.definition, held) | embargoed_fields(
-            self.definition, held, instance.state, instance.data
-        )
+            return personal | embargoed_fields(self.definition, held)
+        return personal | embargoed_fields(self.definition, held, instance.state, instance.data)
 
     def readable_fields(
         self, roles: Iterable[str], instance: InstanceLike | None = None

@@ -38,7 +38,8 @@ from opcatflow.engine.loader import Catalog, compile_text, load_catalog
 from opcatflow.engine.memory import MemoryStore
 from opcatflow.engine.ports import DuplicateKey, Store, UnitOfWork
 from opcatflow.engine.registry import GuardRefusal, Registry, RuleContext
-from opcatflow.engine.runtime import Engine, FireResult, Started
+from opcatflow.engine.results import FireResult
+from opcatflow.engine.runtime import Engine, Started
 from opcatflow.engine.sql import SQLAlchemyStore
 
 __all__ = [

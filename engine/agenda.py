@@ -131,12 +131,14 @@ def agenda(
     overdue_only: bool = False,
     reminders: bool = False,
     limit: int = 1000,
+    outside: bool = False,
 ) -> list[AgendaEntry]:
     """Open obligations, soonest first: overdue ones stay listed until met, waived,
     extended or the case closes (the first page of :func:`agenda_page`)."""
     return agenda_page(
         engine, now=now, workflow=workflow, state=state, roles=None if role is None else {role},
         within=within, overdue_only=overdue_only, reminders=reminders, limit=limit, count=False,
+        outside=outside,
     ).entries  # fmt: skip
 
 
@@ -153,6 +155,7 @@ def agenda_page(
     limit: int = 100,
     after: AgendaKey | None = None,
     count: bool = True,
+    outside: bool = False,
 ) -> AgendaPage:
     """A page of open obligations, soonest first, after ``after``.
 
@@ -163,6 +166,11 @@ def agenda_page(
         overdue_only: only those already due (a milestone never is).
         reminders: include the reminders still to come too.
         count: count what matches after the page (``more``).
+        outside: the listing leaves the NPM (a calendar feed), as a message does.
+
+    An obligation whose due date an embargo withholds (``embargoes``: an unannounced
+    visit's dates) is left out for ``roles`` it is withheld from, and when ``outside``:
+    even its place in the order would tell the date.
     """
     due_before = now if overdue_only else (now + within if within is not None else None)
     # overdue: due, and waiting ones whose due date passed since the last sweep
@@ -180,6 +188,17 @@ def agenda_page(
                 summaries[instance_id] = summary_of(wf, uow.instances.get(instance_id).data)
             return summaries[instance_id]
 
+        reader = None if outside else roles
+        secret: dict[str, frozenset[str]] = {}  # instance -> deadlines withheld, read once
+
+        def embargoed(wf: CompiledWorkflow, row: Obligation) -> bool:
+            if not wf.definition.embargoes or (reader is None and not outside):
+                return False
+            if row.instance_id not in secret:
+                instance = uow.instances.get(row.instance_id)
+                secret[row.instance_id] = wf.withheld_deadlines(reader, instance)
+            return row.deadline in secret[row.instance_id]
+
         while True:
             rows = uow.obligations.listing(
                 statuses, workflow=workflow, state=state, due_before=due_before, limit=_BATCH,
@@ -190,7 +209,7 @@ def agenda_page(
                 listed = _entry(
                     wf, row, now, overdue_only=overdue_only, roles=roles, settings=engine.settings
                 )
-                if listed is None:
+                if listed is None or embargoed(wf, row):
                     continue
                 if len(entries) >= limit:
                     more += 1

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from transitions import Machine, State
 
@@ -28,6 +28,11 @@ from opcatflow.engine.contract import (
 )
 from opcatflow.engine.data import DataSchema
 from opcatflow.engine.definition import TransitionSpec, WorkflowDefinition
+from opcatflow.engine.embargo import (
+    EVERY_MESSAGE,
+    embargoed_deadlines,
+    embargoed_fields,
+)
 from opcatflow.engine.errors import Problem, RefusalKind
 from opcatflow.engine.expressions import CONTEXT_NAMES, Expression, compile_guard
 from opcatflow.engine.refs import ref_fields
@@ -35,6 +40,18 @@ from opcatflow.engine.registry import GuardRefusal, GuardRule, Registry, RuleCon
 from opcatflow.engine.sandbox import EXPRESSION_LIMITS, BudgetExceeded, shared_budget
 from opcatflow.engine.scopes import DeadlineIndex
 from opcatflow.engine.yamlsource import Located
+
+_ROLE_SETS_KEPT = 256  # the read rule's answers kept per definition (API keys' role sets)
+
+
+class InstanceLike(Protocol):
+    """What the read rule needs of an instance: its state and its data."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def data(self) -> Mapping[str, Any]: ...
 
 
 @dataclass
@@ -250,6 +267,11 @@ class CompiledWorkflow:
         self.finals = frozenset(name for name, s in states.items() if s.final)
         self.start_roles = frozenset(definition.start.roles or definition.roles)
         self.triggers = frozenset(t.trigger for t in definition.transitions)
+        self._personal_withheld: dict[frozenset[str], frozenset[str]] = {}
+        # trigger -> how it merges a duplicate into another instance (docs/definitions.md,
+        # "Merging duplicates"); the survivors' triggers are fired by a merge only
+        self.merges = {t.trigger: t.merge for t in definition.transitions if t.merge is not None}
+        self.merged_by = frozenset(m.trigger for m in self.merges.values())
         self.options: dict[tuple[str, str], list[Option]] = {}
 
         # Entering the initial state at start runs its on_enter actions too, as every later
@@ -322,19 +344,50 @@ class CompiledWorkflow:
     def roles(self) -> Mapping[str, str]:
         return self.definition.roles
 
-    def withheld_fields(self, roles: Iterable[str]) -> frozenset[str]:
+    def withheld_fields(
+        self, roles: Iterable[str], instance: InstanceLike | None = None
+    ) -> frozenset[str]:
         """The fields a caller holding ``roles`` may not read: the read rule, the one place
-        it is decided (HTTP views, the CLI's ``--role`` and the write checks ask here).
+        it is decided (HTTP views, lists and history, the CLI's ``--role``, the agenda and
+        the write checks ask here).
 
         A personal field is readable by the roles of its ``visible_to``, else of the
-        workflow's ``personal_visible_to``; every other field by every role. A caller may
-        not write a field it may not read.
+        workflow's ``personal_visible_to``; every other field by every role, except while
+        an embargo holds on ``instance`` (``embargoes``: the planned dates of an
+        unannounced visit, say) for the roles it names. Without ``instance``, the worst
+        case over every instance (what a list filter may not use). A caller may not write a
+        field it may not read.
         """
-        return withheld_fields(self.definition, roles)
+        held = frozenset(roles)
+        personal = self._personal_withheld.get(held)
+        if personal is None:  # read once per set of roles (a list asks for every row)
+            personal = withheld_fields(self.definition, held)
+            if len(self._personal_withheld) < _ROLE_SETS_KEPT:
+                self._personal_withheld[held] = personal
+        if not self.definition.embargoes:
+            return personal
+        if instance is None:
+            return personal | embargoed_fields(self.definition, held)
+        return personal | embargoed_fields(self.definition, held, instance.state, instance.data)
 
-    def readable_fields(self, roles: Iterable[str]) -> frozenset[str]:
+    def readable_fields(
+        self, roles: Iterable[str], instance: InstanceLike | None = None
+    ) -> frozenset[str]:
         """The fields a caller holding ``roles`` may read (see :meth:`withheld_fields`)."""
-        return frozenset(self.definition.fields) - self.withheld_fields(roles)
+        return frozenset(self.definition.fields) - self.withheld_fields(roles, instance)
+
+    def withheld_from_messages(self, instance: InstanceLike) -> frozenset[str]:
+        """The fields no message about ``instance`` may carry, whoever receives it
+        (notifications, webhooks, calendar exports): those an embargo holds on it. Personal
+        fields are the recipients' matter (notifications/redaction.py)."""
+        return embargoed_fields(self.definition, EVERY_MESSAGE, instance.state, instance.data)
+
+    def withheld_deadlines(
+        self, roles: Iterable[str] | None, instance: InstanceLike
+    ) -> frozenset[str]:
+        """The deadlines whose due dates ``roles`` (``None``: any message) may not read on
+        ``instance``, an embargo holding on it."""
+        return embargoed_deadlines(self.definition, roles, instance.state, instance.data)
 
     def __repr__(self) -> str:
         return f"<CompiledWorkflow {self.id} v{self.version}>"

@@ -576,6 +576,57 @@ class SharesSpec(_Model):
     )
 
 
+class EmbargoSpec(_Model):
+    """Fields (and deadlines' due dates) withheld while a flag is set and the instance is in
+    given states: the planned dates of an unannounced visit, say (docs/definitions.md,
+    "Embargoes"). Withheld from the roles named in ``from_roles`` and from every message
+    (notifications, webhooks, calendar exports) whoever receives it."""
+
+    id: Name = Field(description="Names the embargo in validate's problems.")
+    flag: Name = Field(description="A boolean field: the embargo holds while it is true.")
+    fields: list[Name] = Field(
+        min_length=1, description="The fields withheld (and not writable by those roles)."
+    )
+    deadlines: list[Name] = Field(
+        default_factory=list,
+        description="Deadlines whose due dates would reveal the fields: withheld too.",
+    )
+    from_roles: list[Name] = Field(
+        min_length=1,
+        description="Roles that may not read (nor write) the fields: a caller holding only "
+        "these roles. Every notification, webhook and calendar export is withheld them too.",
+    )
+    while_in: list[Name] = Field(
+        min_length=1,
+        description="The states the embargo holds in (before the visit starts, say); it is "
+        "released in every other state.",
+    )
+
+
+class MergeSpec(_Model):
+    """A transition that closes a duplicate by merging it into another instance of the same
+    workflow (docs/definitions.md, "Merging duplicates"): both are written in one unit of
+    work, each with its own audit record, or neither is."""
+
+    into: Name = Field(
+        description="A string field of this workflow, supplied with the trigger: the id of "
+        "the instance that survives."
+    )
+    trigger: Name = Field(
+        description="The survivor's trigger, applied to it in the same unit of work under the "
+        "same role; fired only by a merge, never on its own."
+    )
+    link: Name | None = Field(
+        None,
+        description="A list of string field of the survivor: the duplicate's id is appended to it.",
+    )
+    copies: list[Name] = Field(
+        default_factory=list,
+        description="Records fields whose entries the survivor's same field receives "
+        "(appended; an integer key is numbered again on the survivor).",
+    )
+
+
 class TransitionSpec(_Model):
     trigger: Name
     source: Name | Literal["*"] | list[Name] = Field(
@@ -611,6 +662,11 @@ class TransitionSpec(_Model):
         "persons' consents and the do-no-harm decisions when it fires.",
     )
     opens: list[OpenSpec] = Field(default_factory=list, description="Child instances to open.")
+    merge: MergeSpec | None = Field(
+        None,
+        description="Close this instance as a duplicate of another of the same workflow, "
+        "which takes in what it holds (see MergeSpec).",
+    )
     pauses: list[Name] = Field(
         default_factory=list,
         description="Deadlines of the state whose clock stops (e.g. waiting on another "
@@ -709,6 +765,11 @@ class WorkflowDefinition(_Model):
     deadlines: list[DeadlineSpec] = Field(
         default_factory=list,
         description="Deadlines spanning several states or the whole instance ('scope').",
+    )
+    embargoes: list[EmbargoSpec] = Field(
+        default_factory=list,
+        description="Fields withheld from some roles and from every message while a flag is "
+        "set and the instance is in given states (an unannounced visit's dates).",
     )
     assignees: Name | None = Field(
         None,

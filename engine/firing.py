@@ -15,6 +15,7 @@ from transitions.core import MachineError
 from opcatflow.engine.compiled import ActionWroteOutside, CompiledWorkflow, Cursor, Option
 from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.definition import TransitionSpec
+from opcatflow.engine.embargo import embargoed_fields
 from opcatflow.engine.errors import RefusalKind
 from opcatflow.engine.inputs import check_size
 from opcatflow.engine.registry import NO_POLICY, Lookup, RuleContext, no_lookup
@@ -109,6 +110,9 @@ def decide(
         hidden = rules.parts_refusal(role, wf.schema.records, data, clean)
         if hidden is not None:
             return Refused("data", hidden)
+        embargoed = embargo_refusal(wf, role, state, data, clean)
+        if embargoed is not None:
+            return Refused("data", embargoed)
         errors = wf.schema.resolve(data, clean)
         if errors:
             return Refused("data", "; ".join(errors))
@@ -156,6 +160,30 @@ def decide(
     if sharing is not None:
         return sharing
     return Applied(cursor.state, new_data, changed, cursor.applied, ctx)
+
+
+def embargo_refusal(
+    wf: CompiledWorkflow,
+    role: str,
+    state: str,
+    data: Mapping[str, Any],
+    supplied: Mapping[str, Any],
+) -> str | None:
+    """No write without read: ``role`` may not write a field an embargo withholds from it,
+    whether the embargo holds before the write or would hold after it."""
+    if not wf.definition.embargoes:
+        return None
+    after = {**data, **supplied}
+    hidden = embargoed_fields(wf.definition, [role], state, data) | embargoed_fields(
+        wf.definition, [role], state, after
+    )
+    barred = sorted(hidden.intersection(supplied))
+    if not barred:
+        return None
+    return (
+        f"role {role!r} may not write {', '.join(barred)} (withheld from it while an "
+        "embargo holds on this instance)"
+    )
 
 
 def sharing_refusal(

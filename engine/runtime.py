@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 from structlog.typing import FilteringBoundLogger
 
@@ -50,6 +50,7 @@ from opcatflow.engine.crypto.keyring import SUBJECT_OWNER, Keyring
 from opcatflow.engine.crypto.providers import KeyProvider, LocalKeys, load_provider
 from opcatflow.engine.crypto.store import SealedStore, SealedUnitOfWork
 from opcatflow.engine.deadlines import condition_refusal
+from opcatflow.engine.definition import MergeSpec
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
     DefinitionError,
@@ -67,6 +68,7 @@ from opcatflow.engine.instance import Instance, TriggerOption
 from opcatflow.engine.loader import Catalog, compile_stored, load_catalog, same_content
 from opcatflow.engine.logs import default_logger
 from opcatflow.engine.memory import MemoryStore
+from opcatflow.engine.merging import merge_in
 from opcatflow.engine.obligations import ObligationHook
 from opcatflow.engine.periods import below_minimum
 from opcatflow.engine.ports import Store, UnitOfWork
@@ -75,6 +77,7 @@ from opcatflow.engine.refs import ENTRY_ID, ref_refusal
 from opcatflow.engine.register_bodies import RegisterBodies
 from opcatflow.engine.registers import Registers, retired_words
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
+from opcatflow.engine.results import FireResult
 from opcatflow.engine.rows import Obligation, StoredDefinition
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.sharing import Policy
@@ -88,23 +91,6 @@ from opcatflow.engine.writes import (
     start_data,
     start_refusal,
 )
-
-
-class FireResult(NamedTuple):
-    """What a fire did, as its ``also`` callback sees it: the new instance, or the refusal
-    stored in the audit trail (``role`` is the role it was applied or refused under).
-
-    A named tuple (immutable, and cheaper to build than a frozen dataclass): one is built on
-    every fire."""
-
-    previous: Instance
-    instance: Instance | None
-    refusal: TransitionRefused | None
-    trigger: str
-    actor: str
-    role: str
-    opened: tuple[str, ...]
-    notices: tuple[str, ...] = ()  # what the caller should be told (an overdue deadline...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -713,17 +699,26 @@ class Engine:
         if data:  # most fires supply nothing, and no data has nothing to check
             check_data(data)
 
+        merging = self._merging(trigger)
+
         def work(uow: SealedUnitOfWork) -> FireResult:
-            result = self._fire_in(
-                uow,
-                instance_id,
-                trigger,
-                actor=actor,
-                roles=candidates,
-                data=data,
-                reason=reason,
-                expected_version=expected_version,
-            )
+            merge = self._merge_of(uow, instance_id, trigger) if merging else None
+            if merge is not None:  # both instances in this unit of work, or neither
+                result = merge_in(
+                    self, uow, merge, instance_id, trigger, actor=actor, roles=candidates,
+                    data=data or {}, reason=reason, expected_version=expected_version,
+                )  # fmt: skip
+            else:
+                result = self._fire_in(
+                    uow,
+                    instance_id,
+                    trigger,
+                    actor=actor,
+                    roles=candidates,
+                    data=data,
+                    reason=reason,
+                    expected_version=expected_version,
+                )
             if also is not None:
                 also(uow, result)
             return result
@@ -736,6 +731,18 @@ class Engine:
             raise result.refusal
         return result
 
+    def _merging(self, trigger: str) -> bool:
+        """Whether some loaded workflow merges with ``trigger`` (most fires: no, with no read)."""
+        return any(trigger in wf.merges for wf in self.catalog)
+
+    def _merge_of(self, uow: SealedUnitOfWork, instance_id: str, trigger: str) -> MergeSpec | None:
+        """How ``trigger`` merges the instance into another, if its workflow says it does."""
+        try:
+            found = uow.instances.get(instance_id)
+        except InstanceNotFound:
+            return None  # the fire says so, under the lock
+        return self.workflow(found.workflow_id, found.workflow_version).merges.get(trigger)
+
     def _fire_in(
         self,
         uow: SealedUnitOfWork,
@@ -747,8 +754,10 @@ class Engine:
         data: Mapping[str, Any] | None = None,
         reason: str | None = None,
         expected_version: int | None = None,
+        merging: bool = False,
     ) -> FireResult:
         # A fire inside a unit of work the engine opened (fire, the scheduler's batch).
+        # ``merging``: a merge fires the survivor's trigger (engine/merging.py).
         current, now = self.lock_for_record(uow, instance_id)
         if expected_version is not None and current.version != expected_version:
             raise ConcurrentUpdate(instance_id, expected_version, current.version)
@@ -766,6 +775,12 @@ class Engine:
             lookup=lookup,
             policy=self._policy(lookup),
         )
+        if trigger in wf.merged_by and not merging and isinstance(outcome, Applied):
+            # what a merge hands over (links, copied entries) is never a caller's to write
+            which = ", ".join(sorted(t for t, m in wf.merges.items() if m.trigger == trigger))
+            outcome = Refused(
+                "trigger", f"{trigger!r} is applied only by a merge ({which} on the duplicate)"
+            )
         refusal = outcome if isinstance(outcome, Refused) else None
         children: list[Child] = []
         if isinstance(outcome, Applied):
@@ -1116,7 +1131,7 @@ class Engine:
         result = []
         for trigger in wf.triggers_from(instance.state):
             options = [o for o in wf.options[(instance.state, trigger)] if role in o.roles]
-            if not options:
+            if not options or trigger in wf.merged_by:  # a merge applies those, not a caller
                 continue
             blocked: list[str] = []
             for option in options:

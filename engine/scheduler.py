@@ -26,9 +26,10 @@ from opcatflow.engine.errors import ConcurrentUpdate
 from opcatflow.engine.events import DeadlineEvent
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ledger import Ledger
+from opcatflow.engine.results import FireResult
 from opcatflow.engine.retention import apply_retention
 from opcatflow.engine.rows import WAITING, Obligation, ObligationStatus, Timer, TimerStatus
-from opcatflow.engine.runtime import Engine, FireResult
+from opcatflow.engine.runtime import Engine
 from opcatflow.engine.scopes import Declared
 
 SCHEDULER = "scheduler"  # the actor and the role of every firing

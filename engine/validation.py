@@ -19,6 +19,7 @@ from opcatflow.engine.deadline_checks import (
     declared,
 )
 from opcatflow.engine.definition import FieldType, OpenSpec, TransitionSpec, WorkflowDefinition
+from opcatflow.engine.embargo_checks import embargo_problems
 from opcatflow.engine.errors import Problem
 from opcatflow.engine.expressions import (
     CONTEXT_NAMES,
@@ -26,6 +27,7 @@ from opcatflow.engine.expressions import (
     budget_problem,
     referenced_names,
 )
+from opcatflow.engine.merge_checks import merge_problems
 from opcatflow.engine.privacy_checks import privacy_problems
 from opcatflow.engine.register_checks import register_problems
 from opcatflow.engine.registry import Registry
@@ -84,6 +86,8 @@ class _Checker:
         check_assignees(self)
         self.check_notifications()
         self.problems.extend(summary_problems(self.doc, self.wf))
+        self.problems.extend(embargo_problems(self.doc, self.wf))
+        self.problems.extend(merge_problems(self.doc, self.wf))
         self.problems.extend(privacy_problems(self.doc, self.wf))
         if not self.compat:  # rules of the data contract, newer than some stored copies
             self.problems.extend(file_problems(self.doc, self.wf, self.registry))

@@ -39,7 +39,7 @@ from opcatflow.engine.errors import (
     VersionRetired,
 )
 from opcatflow.engine.events import ChainEnd, TransactionHook, TransitionEvent
-from opcatflow.engine.firing import Applied, Refused
+from opcatflow.engine.firing import Applied, Refused, embargo_refusal
 from opcatflow.engine.inputs import check_size
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.loader import Catalog, same_content
@@ -92,6 +92,9 @@ def start_refusal(wf: CompiledWorkflow, role: str, data: Mapping[str, Any]) -> s
     barred = rules.unwritable(role).intersection(data)
     if barred:
         return rules.why(role, barred, wf.definition)
+    embargoed = embargo_refusal(wf, role, wf.initial, {}, data)
+    if embargoed is not None:
+        return embargoed
     return rules.parts_refusal(role, wf.schema.records, {}, data)
 
 

@@ -29,7 +29,7 @@ from opcatflow.notifications.model import (
     NewMessage,
     idempotency_key,
 )
-from opcatflow.notifications.redaction import NOBODY, WITHHELD, Audience, redact
+from opcatflow.notifications.redaction import NOBODY, WITHHELD, Audience, hide, redact
 
 CLOUDEVENT_TYPES = {
     "started": "org.opcatflow.instance.started",
@@ -128,10 +128,24 @@ def _labels(wf: CompiledWorkflow) -> tuple[dict[str, str], dict[str, str], dict[
     return states, triggers, deadlines
 
 
+def _due(occ: Occurrence) -> tuple[str | None, str | None]:
+    """The due instant and last day a message may carry: withheld while an embargo holds
+    the deadline's due date (it would reveal the dates the embargo hides)."""
+    if occ.deadline is not None and occ.deadline in occ.workflow.withheld_deadlines(
+        None, occ.instance
+    ):
+        return WITHHELD, WITHHELD
+    return (
+        occ.due_at.isoformat() if occ.due_at else None,
+        occ.due_on.isoformat() if occ.due_on else None,
+    )
+
+
 def base_context(occ: Occurrence) -> dict[str, Any]:
     """The template context without ``data``, ``withheld``, ``reason`` and ``recipient``."""
     wf, inst = occ.workflow, occ.instance
     states, triggers, deadlines = _labels(wf)
+    due_at, due_on = _due(occ)
     return {
         "workflow": {"id": wf.id, "version": wf.version, "title": wf.definition.title},
         "instance": {
@@ -152,8 +166,8 @@ def base_context(occ: Occurrence) -> dict[str, Any]:
             "to_label": states.get(occ.entered) if occ.entered else None,
             "deadline": occ.deadline,
             "deadline_label": deadlines.get(occ.deadline) if occ.deadline else None,
-            "due_at": occ.due_at.isoformat() if occ.due_at else None,
-            "due_on": occ.due_on.isoformat() if occ.due_on else None,
+            "due_at": due_at,
+            "due_on": due_on,
             "at": occ.at.isoformat(),
             "actor": occ.actor,
             "role": occ.role,
@@ -183,10 +197,21 @@ def context_for(
         parts=schema.personal_parts,
     )
     reason = occ.reason if shown.reason_allowed or occ.reason is None else WITHHELD
+    withheld = list(shown.withheld)
+    embargoed = occ.workflow.withheld_from_messages(occ.instance)
+    if embargoed:  # whoever receives it: a message may be forwarded, a mailbox read by others
+        for name in sorted(embargoed):
+            value = shown.data.get(name)
+            if value is not None:
+                shown.data[name] = hide(value, None)
+                if name not in withheld:
+                    withheld.append(name)
+        if reason is not None:  # the actor's words may give the dates away
+            reason = WITHHELD
     context = {
         **base,
         "data": shown.data,
-        "withheld": list(shown.withheld),
+        "withheld": withheld,
         "reason": reason,
         "recipient": dict(recipient),
     }
@@ -205,12 +230,14 @@ def context_for(
     return context, recheck
 
 
-def _machine_data(data: Mapping[str, Any], schema: DataSchema) -> dict[str, Any]:
-    """What a webhook may carry: no personal field, and records without their personal
-    sub-fields."""
+def _machine_data(
+    data: Mapping[str, Any], schema: DataSchema, embargoed: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """What a webhook may carry: no personal field, no field an embargo holds, and records
+    without their personal sub-fields."""
     shown: dict[str, Any] = {}
     for name, value in data.items():
-        if name not in schema.fields:
+        if name not in schema.fields or name in embargoed:
             continue
         parts = schema.personal_parts.get(name)
         if parts is not None and isinstance(value, list):
@@ -226,6 +253,7 @@ def cloudevent(occ: Occurrence, key: str) -> dict[str, Any]:
     """The CloudEvents 1.0 (structured JSON) body of a webhook: ids, workflow, states,
     trigger and the non-personal fields only."""
     inst, schema = occ.instance, occ.workflow.schema
+    due_at, due_on = _due(occ)
     data = {
         "instance_id": inst.id,
         "workflow": occ.workflow.id,
@@ -236,10 +264,10 @@ def cloudevent(occ: Occurrence, key: str) -> dict[str, Any]:
         "from_state": occ.left,
         "to_state": occ.entered,
         "deadline": occ.deadline,
-        "due_at": occ.due_at.isoformat() if occ.due_at else None,
-        "due_on": occ.due_on.isoformat() if occ.due_on else None,
+        "due_at": due_at,
+        "due_on": due_on,
         "parent_id": inst.parent_id,
-        "data": _machine_data(inst.data, schema),
+        "data": _machine_data(inst.data, schema, occ.workflow.withheld_from_messages(inst)),
     }
     return {
         "specversion": "1.0",

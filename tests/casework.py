@@ -121,6 +121,7 @@ PATHS: dict[str, tuple[str, list[str]]] = {
         ("sp_visit_followed", "sp_visit",
          "invitation_advocacy scheduled postponed scheduled under_way awaiting_report follow_up "
          "closed"),
+        ("reprisal_merged", "reprisal", "reported merged"),
     ]
 }  # fmt: skip
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_cli import Run, assert_error, cli  # noqa: F401
 
 REPRISAL = {"origin": "npm_visit", "reported_on": "2026-03-01", "place": "Prison A"}
@@ -62,3 +63,15 @@ def test_the_cli_may_not_write_a_field_its_role_may_not_read(cli: Run) -> None: 
     line = assert_error(result, 3)
     assert "may not write persons_at_risk (it may not read it)" in line
     assert "Guessed Name" not in cli("audit", "export").stdout
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the engine's rule: both
+def test_show_and_history_as_the_liaison_withhold_an_unannounced_visits_dates(
+    cli: Run,  # noqa: F811
+) -> None:
+    data = {"kind": "regular", "place": "Prison A", "unannounced": True, "planned_on": "2026-05-04"}
+    started = cli("start", "visit", *COORDINATOR, "--data", json.dumps(data), "-q")
+    visit = started.stdout.strip()
+    shown = json.loads(cli("show", visit, "--role", "liaison", "--json").stdout)
+    assert shown["data"]["planned_on"] == "[withheld]"
+    assert "2026-05-04" not in cli("history", visit, "--role", "liaison", "--json").stdout

@@ -55,3 +55,15 @@ def received_at_from_allegations(ctx: RuleContext) -> None:
     entries = ctx.data.get("allegations") or []
     numbers = [int(e.get("n") or 0) for e in entries if isinstance(e, dict)]
     ctx.data["allegations_counted"] = max(numbers, default=0)
+
+
+@registry.action("allegation_kept_as_record", writes=["allegations"])
+def allegation_kept_as_record(ctx: RuleContext) -> None:
+    """Before a duplicate is merged: a case that holds its allegation the way versions up to
+    4 did (the `allegation` text and the case's `received_at`) and no allegation record gets
+    one, so the merge copies it with its received_at. Its source was never recorded: other."""
+    if ctx.data.get("allegations") or not ctx.data.get("allegation"):
+        return
+    received = ctx.data.get("received_at") or ctx.now.isoformat()
+    entry = {"n": 1, "received_at": received, "source": "other", "text": ctx.data["allegation"]}
+    ctx.data["allegations"] = [entry]

@@ -142,6 +142,7 @@ def deadlines(
         page = agenda_page(
             engine, now=at, workflow=workflow, state=state, roles=[role] if role else None,
             within=window, overdue_only=overdue, reminders=reminders, limit=limit, after=key,
+            outside=ical is not None,  # a calendar syncs to services outside the NPM
         )  # fmt: skip
     entries = page.entries
     cursor = encode_agenda_cursor(page.next_key) if page.next_key is not None else None

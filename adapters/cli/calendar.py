@@ -36,7 +36,7 @@ def engagement_calendar(
     it comes from."""
     result = []
     data: dict[str, Any] = {}
-    for entry in agenda(engine, now=now, limit=1_000_000):
+    for entry in agenda(engine, now=now, limit=1_000_000, outside=True):  # syncs outside
         day = entry.last_day
         if entry.workflow not in CYCLES or (start and day < start) or (end and day > end):
             continue

@@ -172,7 +172,10 @@ def show(
         zone = calendar.timezone
         if role is not None:
             _known_role(wf, role)
-        hidden = wf.withheld_fields([role]) if role is not None else frozenset()
+        hidden = wf.withheld_fields([role], instance) if role is not None else frozenset()
+        if role is not None:  # a due date an embargo withholds would reveal what it hides
+            secret = wf.withheld_deadlines([role], instance)
+            owed = [o for o in owed if o.deadline not in secret]
         record_reads(
             engine, actor=reader(actor), role=role or OPERATOR, channel="cli", what="show",
             reads=[(instance_id, visible_personal(wf, hidden))], reason=reason,
@@ -230,7 +233,7 @@ def history(
         hidden: frozenset[str] = frozenset()
         if role is not None:
             _known_role(wf, role)
-            hidden = wf.withheld_fields([role])
+            hidden = wf.withheld_fields([role], instance)
             records = [withheld_record(r, hidden) for r in records]
         shown = visible_personal(wf, hidden)
         record_reads(

@@ -20,6 +20,7 @@ from opcatflow.adapters.http.context import context_of
 from opcatflow.adapters.http.keys import ADMIN, ApiKey, token_key_id
 from opcatflow.adapters.http.problems import FORBIDDEN_DETAIL, ApiProblem
 from opcatflow.engine.compiled import CompiledWorkflow
+from opcatflow.engine.instance import Instance
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -46,9 +47,11 @@ class Caller:
     def may_read(self, wf: CompiledWorkflow) -> bool:
         return self.admin or bool(self.roles_in(wf))
 
-    def hidden(self, wf: CompiledWorkflow) -> frozenset[str]:
-        """The personal fields of ``wf`` this key may not read (the definition says who may)."""
-        return wf.withheld_fields(self.roles)
+    def hidden(self, wf: CompiledWorkflow, instance: Instance | None = None) -> frozenset[str]:
+        """The fields of ``wf`` this key may not read on ``instance`` (the definition says
+        who may: personal fields, and an embargo holding on it); without an instance, those
+        it may not read on some instance (what a list filter may not use)."""
+        return wf.withheld_fields(self.roles, instance)
 
 
 def forbidden() -> ApiProblem:

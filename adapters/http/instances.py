@@ -41,7 +41,8 @@ from opcatflow.engine.filters import check_state, check_workflow, typed_where
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.readlog import HISTORY_FIELDS, visible_personal
-from opcatflow.engine.runtime import Engine, FireResult, ListKey, Started, list_key
+from opcatflow.engine.results import FireResult
+from opcatflow.engine.runtime import Engine, ListKey, Started, list_key
 
 router = APIRouter(tags=["instances"])
 
@@ -108,7 +109,8 @@ def _where(items: list[str], wf: CompiledWorkflow | None, hidden: frozenset[str]
         if name in hidden:
             raise ApiProblem(
                 "invalid-request",
-                f"field {name!r} is personal and withheld from this key: it cannot be a filter",
+                f"field {name!r} is personal or embargoed, withheld from this key: it cannot be "
+                "a filter",
             )
         if wf is not None and name in wf.schema.sealed:
             raise ApiProblem(
@@ -223,7 +225,7 @@ def _firing(
                 assert instance is not None
                 wf = engine.workflow(instance.workflow_id, instance.workflow_version)
                 view: FiredOut = {
-                    **instance_view(instance, wf, who.hidden(wf)),
+                    **instance_view(instance, wf, who.hidden(wf, instance)),
                     "opened": list(result.opened),
                     "notices": list(result.notices),
                 }
@@ -289,7 +291,6 @@ def start_instance(
         _read(ctx, who, body.parent_id)
     mine = who.roles_in(wf)
     role = pick_role(who, body.role, [r for r in mine if r in wf.start_roles] + mine)
-    hidden = who.hidden(wf)
 
     def work(record: Record | None) -> Reply:
         replies: list[Reply] = []
@@ -301,7 +302,7 @@ def start_instance(
                 "Location": instance_url(request, instance.id),
             }
             view: StartedOut = {
-                **instance_view(instance, wf, hidden),
+                **instance_view(instance, wf, who.hidden(wf, instance)),
                 "notices": list(started.notices),
             }
             reply = Reply(201, view, headers)
@@ -383,7 +384,7 @@ def list_instances(
             after = decode_cursor(cursor)
         except BadCursor:
             raise ApiProblem("malformed-request", "not a cursor this API gave out", 400) from None
-    shown: list[tuple[Instance, CompiledWorkflow]] = []
+    shown: list[tuple[Instance, CompiledWorkflow, frozenset[str]]] = []
     reads: list[tuple[str | None, tuple[str, ...]]] = []
     done = False
     for _ in range(_SCAN):
@@ -399,8 +400,9 @@ def list_instances(
             after = list_key(instance)
             wf = engine.workflow(instance.workflow_id, instance.workflow_version)
             if who.may_read(wf):
-                shown.append((instance, wf))
-                reads.append((instance.id, visible_personal(wf, who.hidden(wf))))
+                hidden = who.hidden(wf, instance)
+                shown.append((instance, wf, hidden))
+                reads.append((instance.id, visible_personal(wf, hidden)))
                 if len(shown) == limit:
                     break
         if len(batch) < limit and (not batch or after == list_key(batch[-1])):
@@ -409,8 +411,8 @@ def list_instances(
         if len(shown) == limit:
             break
     # the titles of every entry the page refers to, in one read
-    entries = engine.registers.titles(i for inst, wf in shown for i in ref_ids(inst, wf))
-    items = [instance_view(inst, wf, who.hidden(wf), entries) for inst, wf in shown]
+    entries = engine.registers.titles(i for inst, wf, _ in shown for i in ref_ids(inst, wf))
+    items = [instance_view(inst, wf, hidden, entries) for inst, wf, hidden in shown]
     log_reads(ctx, who, "list", reads, reason)
     next_cursor = None if done or after is None else encode_cursor(after)
     return {"items": items, "next_cursor": next_cursor}
@@ -433,10 +435,11 @@ def get_instance(
 ) -> JSONResponse:
     """One instance; its ``ETag`` is its version. A read of personal values is logged."""
     instance, wf = _read(ctx, who, instance_id)
-    log_reads(ctx, who, "show", [(instance_id, visible_personal(wf, who.hidden(wf)))], reason)
+    hidden = who.hidden(wf, instance)
+    log_reads(ctx, who, "show", [(instance_id, visible_personal(wf, hidden))], reason)
     entries = ctx.engine.registers.titles(ref_ids(instance, wf))
     return JSONResponse(
-        instance_view(instance, wf, who.hidden(wf), entries), headers={"ETag": etag(instance)}
+        instance_view(instance, wf, hidden, entries), headers={"ETag": etag(instance)}
     )
 
 
@@ -481,8 +484,8 @@ def get_history(
 ) -> list[AuditRecordJson]:
     """The instance's audit trail, oldest first. With personal fields visible (its reasons
     opened), the read is logged."""
-    _, wf = _read(ctx, who, instance_id)
-    hidden = who.hidden(wf)
+    instance, wf = _read(ctx, who, instance_id)
+    hidden = who.hidden(wf, instance)  # an embargo is read on the instance as it is now
     shown = visible_personal(wf, hidden)
     log_reads(ctx, who, "history", [(instance_id, (*shown, *HISTORY_FIELDS) if shown else ())],
               reason)  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class TimerStatus(StrEnum):
@@ -351,3 +351,17 @@ class ReadEntry:
             "fields": list(self.fields),
             "reason": self.reason,
         }
+
+
+class Fact(NamedTuple):
+    """One projected value of an instance (the report projection's row, less its ids).
+
+    ``field`` is a field's name, ``records.sub`` for a sub-field of a records entry, or
+    ``@state`` / ``@created_at``; ``entry`` is ``""`` for a single value, the item's position
+    in a list, or the entry's key in records; ``value`` is the value as text (``true`` /
+    ``false``, ISO dates, numbers in decimal).
+    """
+
+    field: str
+    entry: str
+    value: str

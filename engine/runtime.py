@@ -67,6 +67,7 @@ from opcatflow.engine.memory import MemoryStore
 from opcatflow.engine.obligations import ObligationHook
 from opcatflow.engine.periods import below_minimum
 from opcatflow.engine.ports import Store, UnitOfWork
+from opcatflow.engine.projection import Projector, instance_pages
 from opcatflow.engine.readlog_root import check_read_log, read_root_at
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.rows import Obligation, StoredDefinition
@@ -162,8 +163,12 @@ class Engine:
         if keys is None:
             keys = _memory_keys(store) if isinstance(store, MemoryStore) else load_provider(None)
         self.keyring = Keyring(keys)
+        # The report projection's rows are written with every write of an instance.
+        self.projector = Projector(registry.projections, self.workflow)
         # Every value goes through the keyring: the store below holds only ciphertext.
-        self.store = SealedStore(store, self.keyring, self._sealed_fields, self._subject_field)
+        self.store = SealedStore(
+            store, self.keyring, self._sealed_fields, self._subject_field, self.projector
+        )
         self.registry = registry
         self._base = catalog
         self._sources = tuple(sources)
@@ -185,6 +190,8 @@ class Engine:
         self._pinned: dict[tuple[str, int], CompiledWorkflow] = {}
         if register:
             self._register(catalog)
+            if not self.projection_current():
+                self.rebuild_projection()
 
     @classmethod
     def open(
@@ -239,6 +246,28 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def projection_current(self) -> bool:
+        """Whether the report projection was built with this registry's projections."""
+        with self.store.read() as uow:
+            return uow.reports.digest() == self.projector.digest
+
+    def rebuild_projection(self) -> int:
+        """Build the report projection again from every instance, in one transaction (a new
+        database revision, a release that projects other fields); returns how many
+        instances were projected. Writers wait for it (on PostgreSQL, those of the instances
+        it has read): run it when the NPM is quiet."""
+        count = 0
+        with self.store.write() as uow:
+            uow.reports.clear()
+            for workflow in sorted(self.projector.projections):
+                for page in instance_pages(uow, workflow):
+                    for instance in page:
+                        self.projector(uow, instance)
+                    count += len(page)
+            uow.reports.set_digest(self.projector.digest)
+        self.log.info("report_projection_rebuilt", instances=count)
+        return count
 
     def _sealed_fields(self, workflow: str, version: int) -> frozenset[str]:
         return self.workflow(workflow, version).schema.sealed

@@ -106,6 +106,18 @@ class VisitSpec(_Model):
     )
 
 
+class ReportsSpec(_Model):
+    """How published reports treat small counts."""
+
+    small_count_threshold: int = Field(
+        5,
+        ge=2,
+        le=100,
+        description="A count below this is shown as '<N' in every report, and more cells "
+        "are withheld so that none can be worked out from the totals.",
+    )
+
+
 class SettingsFile(_Model):
     """One settings file as written."""
 
@@ -115,6 +127,7 @@ class SettingsFile(_Model):
     )
     complaint: ComplaintSpec = Field(default_factory=ComplaintSpec)
     visit: VisitSpec = Field(default_factory=VisitSpec)
+    reports: ReportsSpec = Field(default_factory=ReportsSpec)
     deadlines: dict[str, str] = Field(
         default_factory=dict, description="Durations of the known deadline keys."
     )
@@ -139,6 +152,7 @@ class Settings:
     bodies: Mapping[str, Body] = field(default_factory=dict)
     acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
     factual_check_by_kind: Mapping[str, bool] = field(default_factory=dict)
+    small_count_threshold: int = 5
 
     @cached_property
     def policy(self) -> Policy:
@@ -236,6 +250,7 @@ class Settings:
             bodies=_bodies(bodies),
             acknowledge_on_receipt=frozenset(complaint.acknowledge_on_receipt),
             factual_check_by_kind=by_kind,
+            small_count_threshold=spec.reports.small_count_threshold,
         )
 
 

@@ -27,6 +27,7 @@ from opcatflow.engine.expressions import (
     referenced_names,
 )
 from opcatflow.engine.privacy_checks import privacy_problems
+from opcatflow.engine.projection_checks import projection_problems
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.sharing_checks import sharing_problems
 from opcatflow.engine.suggest import did_you_mean
@@ -84,6 +85,8 @@ class _Checker:
         self.check_notifications()
         self.problems.extend(summary_problems(self.doc, self.wf))
         self.problems.extend(privacy_problems(self.doc, self.wf))
+        projection = self.registry.projections.get(self.wf.id)
+        self.problems.extend(projection_problems(self.doc, self.wf, projection))
         if not self.compat:  # rules of the data contract, newer than some stored copies
             self.problems.extend(file_problems(self.doc, self.wf, self.registry))
             self.problems.extend(sharing_problems(self.doc, self.wf))

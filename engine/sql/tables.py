@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 
 metadata = sa.MetaData()
 
@@ -283,6 +283,19 @@ legal_holds = sa.Table(
     sa.Column("instance_id", sa.String(36), primary_key=True),
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Column("held_at", UTCDateTime, nullable=False),
+)
+
+# The report projection: the non-personal values reports group and count on, one row per
+# value (a list's item, a records entry's sub-field), replaced with every write of the
+# instance, so a report scans this table in key order and decodes no instance's JSON.
+report_facts = sa.Table(
+    "report_facts",
+    metadata,
+    sa.Column("workflow_id", sa.String(64), primary_key=True),
+    sa.Column("instance_id", sa.String(64), primary_key=True),
+    sa.Column("field", sa.String(130), primary_key=True),
+    sa.Column("entry", sa.String(200), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
 )
 
 meta = sa.Table(

@@ -190,8 +190,7 @@ class Engine:
         self._pinned: dict[tuple[str, int], CompiledWorkflow] = {}
         if register:
             self._register(catalog)
-            if not self.projection_current():
-                self.rebuild_projection()
+            self.ensure_projection()
 
     @classmethod
     def open(
@@ -251,6 +250,12 @@ class Engine:
         """Whether the report projection was built with this registry's projections."""
         with self.store.read() as uow:
             return uow.reports.digest() == self.projector.digest
+
+    def ensure_projection(self) -> int | None:
+        """Rebuild the report projection if it was built with other projections (or never,
+        as after migration 0012); returns how many instances were projected, or ``None``
+        when it was current."""
+        return None if self.projection_current() else self.rebuild_projection()
 
     def rebuild_projection(self) -> int:
         """Build the report projection again from every instance, in one transaction (a new

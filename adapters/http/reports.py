@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -31,7 +31,7 @@ from opcatflow.workflows.reporting.sources import (
 router = APIRouter(tags=["reports"])
 
 ANNUAL_READS = (VISIT, COMPLAINT, RECOMMENDATION, REPRISAL, REFERRAL)
-CONTENT = {
+CONTENT: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {
             "application/json": {"schema": {"type": "object"}},

@@ -18,6 +18,7 @@ REFERRAL = "referral"
 PLACE = "place"
 AUTHORITY = "authority"
 THEME = "theme"
+MERGED_INTO = "merged_into"  # a register entry merged into another: counted as that one
 
 
 def register_sources(registry: Registry) -> None:
@@ -47,6 +48,6 @@ def register_sources(registry: Registry) -> None:
         records={"allegations": ["received_at", "source"]},
     )
     registry.project(REFERRAL, fields=["body", "result", "institution", "theme"])
-    registry.project(PLACE, fields=["name", "place_type", "authority", "region"])
-    registry.project(AUTHORITY, fields=["name", "kind", "parent"])
-    registry.project(THEME, fields=["name"])
+    registry.project(PLACE, fields=["name", "place_type", "authority", "region", MERGED_INTO])
+    registry.project(AUTHORITY, fields=["name", "kind", "parent", MERGED_INTO])
+    registry.project(THEME, fields=["name", MERGED_INTO])

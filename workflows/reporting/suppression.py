@@ -4,8 +4,9 @@ totals by arithmetic.
 
 The model: a table's published totals are constraints (a row's cells add up to its total).
 Draw a graph whose nodes are the rows and columns whose totals are published, plus one node
-``Z`` standing for every line whose total is not (a total below the threshold is withheld
-too), and whose edges are the withheld cells. The totals determine a withheld cell exactly
+for the other rows together and one for the other columns together (their sum is the grand
+total less the published ones; a total below the threshold is withheld too), and whose edges
+are the withheld cells. The totals determine a withheld cell exactly
 when its edge is a bridge of that graph (on no cycle): a cycle lets its cells shift by
 +1/-1 alternately and keep every total. So cells are added, smallest first, until no edge is
 a bridge; when no cell can close a cycle the whole table is withheld.
@@ -39,8 +40,12 @@ class Suppression:
         return self.small | self.complementary
 
 
-def _node(kind: str, index: int, published: bool) -> Hashable:
-    return (kind, index) if published else Z
+def _node(kind: str, index: int, published: bool, grand_published: bool) -> Hashable:
+    if published:
+        return (kind, index)
+    # Lines without a published total still add up to the grand total less the published
+    # ones: together they are one line (one node per side); free if the grand total is not.
+    return (kind, "rest") if grand_published else Z
 
 
 class _Graph:
@@ -117,9 +122,16 @@ def suppress(
     small_columns = frozenset(
         c for c in range(n_columns) if column_totals and is_small(column_sum[c])
     )
+    grand_published = not is_small(sum(value.values()))
     graph = _Graph(
-        [_node("row", r, row_totals and r not in small_rows) for r in range(n_rows)],
-        [_node("column", c, column_totals and c not in small_columns) for c in range(n_columns)],
+        [
+            _node("row", r, row_totals and r not in small_rows, grand_published)
+            for r in range(n_rows)
+        ],
+        [
+            _node("column", c, column_totals and c not in small_columns, grand_published)
+            for c in range(n_columns)
+        ],
     )
     small = frozenset(cell for cell, count in value.items() if is_small(count))
     hidden = set(small)

@@ -101,7 +101,8 @@ def test_one_small_cell_takes_the_smallest_cell_of_its_row_and_column_with_it() 
     table = table_of([[3, 8, 20], [9, 12, 30], [10, 11, 40]], 5)
     assert table.shown(0, 0) == "<5"
     hidden = table.suppression.hidden
-    assert (0, 0) in hidden and len(hidden) == 4  # a rectangle: the least that holds
+    assert (0, 0) in hidden
+    assert len(hidden) == 4  # a rectangle: the least that holds
     assert recoverable(table) == []
     assert table.total() == "143"
 

@@ -25,6 +25,7 @@ from opcatflow.workflows.reporting.sources import (
     RECOMMENDATION,
     REFERRAL,
     REPRISAL,
+    THEME,
     VISIT,
 )
 from opcatflow.workflows.reporting.titles import load_titles
@@ -59,7 +60,8 @@ def annual_report(uow: UnitOfWork, year: int, *, zone: ZoneInfo, threshold: int)
     for item in items(uow, COMPLAINT, ("received_on", "theme", "themes")):
         if year_of(item.one("received_on")) != wanted:
             continue
-        theme = (item.many("themes", "theme") or [NOT_RECORDED])[0]
+        themes = item.many("themes", "theme")
+        theme = titles.label(THEME, themes[0]) if themes else NOT_RECORDED
         complaints[((theme,), item.state)] += 1
 
     statuses: Counts = Counter()

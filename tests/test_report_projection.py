@@ -1,0 +1,198 @@
+"""The report projection (``report_facts``): written in the unit of work of every write of
+an instance, on every store; only non-personal plain values, which ``validate`` enforces on
+the definitions; rebuilt on demand and after migration 0012."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from reportkit import CLERK, PERSONAL, REPORTS, report_engine, report_registry
+from typer.testing import CliRunner
+
+from opcatflow.adapters.cli import app
+from opcatflow.engine import Engine, FrozenClock, Registry, TransitionRefused
+from opcatflow.engine.errors import DefinitionError
+from opcatflow.engine.loader import load_catalog
+from opcatflow.engine.ports import Store
+from opcatflow.engine.sql import SQLAlchemyStore
+from opcatflow.engine.sql.schemalock import MIGRATIONS
+from opcatflow.workflows import BUNDLED, registry
+
+Facts = dict[tuple[str, str], str]
+
+
+def facts(engine: Engine, workflow: str, instance_id: str) -> Facts:
+    fields = {"@state", "sent_on", "places", "addressee", "assessments.on", "assessments.status",
+              "assessments.by", "text", "source", "themes"}  # fmt: skip
+    with engine.store.read() as uow:
+        return {
+            (field, entry): value
+            for found, field, entry, value in uow.reports.facts(workflow, fields)
+            if found == instance_id
+        }
+
+
+@pytest.fixture
+def eng(store: Store, clock: FrozenClock) -> Iterator[Engine]:
+    with report_engine(store, clock) as engine:
+        engine.start("authority", data={"name": "Ministry"}, instance_id="a-min", **CLERK)
+        engine.start("place", data={"name": "Prison"}, instance_id="p-1", **CLERK)
+        yield engine
+
+
+def test_every_write_replaces_the_rows_in_its_own_transaction(eng: Engine) -> None:
+    rec = eng.start("recommendation", data={
+        "source": "cat", "addressee": "a-min", "places": ["p-1"], "sent_on": "2026-03-02",
+        "text": "Ana Reyes must be moved",
+        "assessments": [{"n": 1, "on": "2026-04-01", "status": "in_progress", "by": "Ana Reyes"}],
+    }, **CLERK).id  # fmt: skip
+    assert facts(eng, "recommendation", rec) == {
+        ("@state", ""): "issued",
+        ("source", ""): "cat",
+        ("addressee", ""): "a-min",
+        ("places", "0"): "p-1",
+        ("sent_on", ""): "2026-03-02",
+        ("assessments.on", "1"): "2026-04-01",
+        ("assessments.status", "1"): "in_progress",
+    }  # free text and the personal sub-field 'by' are never projected
+    eng.fire(rec, "assess", data={"assessments": {"append": [
+        {"on": "2026-05-01", "status": "implemented"}]}}, **CLERK)  # fmt: skip
+    assert facts(eng, "recommendation", rec)[("assessments.status", "2")] == "implemented"
+    before = facts(eng, "recommendation", rec)
+    with pytest.raises(TransitionRefused):  # a write that is refused changes nothing
+        eng.fire(rec, "assess", data={"places": ["p-2"]}, **CLERK)
+    assert facts(eng, "recommendation", rec) == before
+
+    def fail(*_: object) -> None:
+        raise RuntimeError("the caller's part of the transaction failed")
+
+    with pytest.raises(RuntimeError):  # rolled back: neither the instance nor its rows
+        eng.fire(rec, "close", also=fail, **CLERK)
+    assert facts(eng, "recommendation", rec) == before
+    eng.fire(rec, "close", **CLERK)
+    assert facts(eng, "recommendation", rec)[("@state", "")] == "closed"
+
+
+def test_no_personal_value_is_ever_projected(eng: Engine) -> None:
+    eng.start("visit", data={"place": "p-1", "kind": "regular", "ended_on": "2026-03-02",
+                             "debrief_notes": PERSONAL[1]}, **CLERK)  # fmt: skip
+    eng.start("complaint", data={"received_on": "2026-03-02", "summary": PERSONAL[2]}, **CLERK)
+    eng.start("reprisal", data={"origin": "complaint", "allegations": [
+        {"n": 1, "received_at": "2026-03-02T10:00:00+00:00", "source": "staff",
+         "text": PERSONAL[3]}]}, **CLERK)  # fmt: skip
+    with eng.store.read() as uow:
+        values = [
+            value
+            for workflow in ("visit", "complaint", "reprisal", "place")
+            for *_, value in uow.reports.facts(workflow, {"debrief_notes", "summary",
+                                                          "allegations.text", "name", "place"})
+        ]  # fmt: skip
+    assert "p-1" in values
+    assert not any(p in v for v in values for p in PERSONAL)
+
+
+def test_a_rebuild_gives_the_same_rows(eng: Engine) -> None:
+    rec = eng.start("recommendation", data={"source": "cat", "places": ["p-1"]}, **CLERK).id
+    before = facts(eng, "recommendation", rec)
+    with eng.store.write() as uow:
+        uow.reports.clear()
+        uow.reports.set_digest("an older release's projections")
+    assert not eng.projection_current()
+    assert facts(eng, "recommendation", rec) == {}
+    assert eng.ensure_projection() == 3  # two register entries and the recommendation
+    assert eng.projection_current()
+    assert eng.ensure_projection() is None  # current: nothing to do
+    assert facts(eng, "recommendation", rec) == before
+
+
+WHY = "the report projection reads it, and reports group on non-personal values only"
+PERSONAL_THEME = """
+id: complaint
+version: 1
+title: Complaints
+roles: {clerk: Handles complaints}
+start:
+  writes: [theme, notes]
+fields:
+  theme: {type: string, personal: true}
+  notes:
+    type: records
+    key: n
+    item:
+      n: {type: integer}
+      source: {type: enum, values: [a, b], personal: true}
+      body: {type: text}
+personal_visible_to: [clerk]
+states:
+  received: {initial: true}
+  closed: {final: true}
+transitions:
+  - {trigger: close, source: received, dest: closed, roles: [clerk]}
+"""
+
+
+def test_validate_refuses_a_definition_that_makes_a_projected_field_personal(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "complaint.yaml"
+    path.write_text(PERSONAL_THEME, encoding="utf-8")
+    projecting = Registry()
+    projecting.project("complaint", fields=["theme"], records={"notes": ["source", "body"]})
+    with pytest.raises(DefinitionError) as caught:
+        load_catalog([path], projecting)
+    problems = [str(p) for p in caught.value.problems]
+    assert problems == [
+        f"{path}:9:10: field 'theme' is personal: {WHY}",
+        f"{path}:15:15: sub-field notes.source is personal: {WHY}",
+        f"{path}:16:13: sub-field notes.body is text: {WHY} (plain values)",
+    ]
+    load_catalog([path], Registry())  # nothing projected: nothing refused
+
+
+def test_the_bundled_workflows_validate_against_the_bundled_projections() -> None:
+    load_catalog([BUNDLED], registry)  # raises on any problem
+    assert set(registry.projections) >= {"recommendation", "visit", "complaint", "referral"}
+
+
+def test_migration_0012_leaves_the_projection_to_the_first_engine(db_url: str) -> None:
+    clock = FrozenClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    store = SQLAlchemyStore(db_url)
+    store.ensure_schema()
+    with report_engine(store, clock) as engine:
+        rec = engine.start("recommendation", data={"source": "cat", "sent_on": "2026-03-02"},
+                           **CLERK).id  # fmt: skip
+        before = facts(engine, "recommendation", rec)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.connect(write=True) as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0011")
+    with store.connect(write=True) as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0012")
+    with store.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM report_facts")).scalar_one() == 0
+    with report_engine(store, clock) as engine:  # registers its catalogue: fills the rows
+        assert facts(engine, "recommendation", rec) == before
+    store.close()
+
+
+def test_report_rebuild_says_how_many_instances(db_url: str) -> None:
+    clock = FrozenClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    store = SQLAlchemyStore(db_url)
+    store.ensure_schema()
+    with report_engine(store, clock) as engine:
+        engine.start("theme", data={"name": "Health"}, **CLERK)
+    store.close()
+    result = CliRunner().invoke(
+        app, ["--db", db_url, "--no-bundled", "--workflows", str(REPORTS), "report", "rebuild"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "report projection rebuilt from 1 instance" in result.output
+    assert report_registry().projections == registry.projections  # the CLI's are the same

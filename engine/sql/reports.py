@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -19,6 +20,16 @@ _DELETE = t.report_facts.delete().where(
 )
 # Rows fetched at a time: PostgreSQL streams them through a server-side cursor.
 _STREAM = 10_000
+
+
+def facts_query(workflow_id: str, fields: Collection[str]) -> sa.Select[Any]:
+    """The rows of ``fields`` of a workflow's instances, in primary-key order: a range scan
+    of the key (``workflow_id, instance_id, field, entry``), no sort and no JSON."""
+    return (
+        sa.select(_F.instance_id, _F.field, _F.entry, _F.value)
+        .where(_F.workflow_id == workflow_id, _F.field.in_(sorted(fields)))
+        .order_by(_F.instance_id, _F.field, _F.entry)
+    )
 
 
 class SqlReports:
@@ -46,12 +57,7 @@ class SqlReports:
     def facts(
         self, workflow_id: str, fields: Collection[str]
     ) -> Iterator[tuple[str, str, str, str]]:
-        statement = (
-            sa.select(_F.instance_id, _F.field, _F.entry, _F.value)
-            .where(_F.workflow_id == workflow_id, _F.field.in_(sorted(fields)))
-            .order_by(_F.instance_id, _F.field, _F.entry)
-            .execution_options(yield_per=_STREAM)
-        )
+        statement = facts_query(workflow_id, fields).execution_options(yield_per=_STREAM)
         for row in self._conn.execute(statement):
             yield row[0], row[1], row[2], row[3]
 

@@ -56,24 +56,6 @@ class _Graph:
     def ends(self, cell: Cell) -> tuple[Hashable, Hashable]:
         return self.rows[cell[0]], self.columns[cell[1]]
 
-    def connected(self, edges: set[Cell], start: Hashable, goal: Hashable) -> bool:
-        adjacent: dict[Hashable, list[Hashable]] = {}
-        for cell in edges:
-            a, b = self.ends(cell)
-            adjacent.setdefault(a, []).append(b)
-            adjacent.setdefault(b, []).append(a)
-        seen = {start}
-        todo = [start]
-        while todo:
-            node = todo.pop()
-            if node == goal:
-                return True
-            for other in adjacent.get(node, ()):
-                if other not in seen:
-                    seen.add(other)
-                    todo.append(other)
-        return False
-
     def side(self, edges: set[Cell], start: Hashable) -> set[Hashable]:
         adjacent: dict[Hashable, list[Hashable]] = {}
         for cell in edges:
@@ -90,13 +72,45 @@ class _Graph:
         return seen
 
     def bridge(self, edges: set[Cell]) -> Cell | None:
-        for cell in sorted(edges):
+        """The first withheld cell (in cell order) that is a bridge: Tarjan's low-link over
+        the multigraph (parallel edges are cycles), one pass, iteratively."""
+        order = sorted(edges)
+        adjacent: dict[Hashable, list[tuple[Hashable, int]]] = {}
+        for i, cell in enumerate(order):
             a, b = self.ends(cell)
             if a == b:  # both lines unpublished: the cell is free, never determined
                 continue
-            if not self.connected(edges - {cell}, a, b):
-                return cell
-        return None
+            adjacent.setdefault(a, []).append((b, i))
+            adjacent.setdefault(b, []).append((a, i))
+        found: list[int] = []
+        entered: dict[Hashable, int] = {}
+        low: dict[Hashable, int] = {}
+        for root in adjacent:
+            if root in entered:
+                continue
+            entered[root] = low[root] = len(entered)
+            stack: list[tuple[Hashable, int, int]] = [(root, -1, 0)]  # node, via edge, next
+            while stack:
+                node, via, nxt = stack[-1]
+                neighbours = adjacent[node]
+                if nxt < len(neighbours):
+                    stack[-1] = (node, via, nxt + 1)
+                    other, edge = neighbours[nxt]
+                    if edge == via:
+                        continue
+                    if other in entered:
+                        low[node] = min(low[node], entered[other])
+                    else:
+                        entered[other] = low[other] = len(entered)
+                        stack.append((other, edge, 0))
+                    continue
+                stack.pop()
+                if stack:
+                    parent = stack[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                    if low[node] > entered[parent]:
+                        found.append(via)
+        return order[min(found)] if found else None
 
 
 def suppress(

@@ -35,7 +35,7 @@ from opcatflow.engine.sql.store import normalise_url
 from opcatflow.workflows import BUNDLED, registry
 from opcatflow.workflows.reporting import service
 from opcatflow.workflows.reporting.implementation import ASSESSMENT_FIELDS
-from opcatflow.workflows.reporting.recommendations import DIMENSIONS, READS
+from opcatflow.workflows.reporting.recommendations import DEFAULT_BY, DIMENSIONS, READS
 
 DEFAULT_PG = "postgresql://root@127.0.0.1:5432/test"
 NOW = datetime(2027, 2, 1, 12, tzinfo=UTC)
@@ -129,14 +129,13 @@ def plan(engine: Engine) -> list[str]:
         return [str(row[0]) for row in rows]
 
 
-def measure(url: str) -> dict[str, Any]:
-    """In a process of its own (so its peak memory is the report's): the report by every
-    dimension, timed."""
+def measure(url: str, by: tuple[str, ...]) -> dict[str, Any]:
+    """In a process of its own (so its peak memory is the report's): the report, timed."""
     engine = _engine(url)
     try:
         before = rss_kib()
         started = time.perf_counter()
-        report = service.recommendations(engine, DIMENSIONS)
+        report = service.recommendations(engine, by)
         seconds = time.perf_counter() - started
         return {
             "seconds": round(seconds, 2),
@@ -156,19 +155,23 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]
         found = plan(engine)
     finally:
         engine.close()
-    child = subprocess.run(
-        [sys.executable, "-m", "bench.reports", "--measure", url],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    figures = json.loads(child.stdout)
     print(f"\n== {name}: {args.recommendations:,} recommendations, "
           f"{args.assessments:,} assessments, {rows:,} projection rows ==")  # fmt: skip
-    print(f"bulk load {load_seconds:.1f} s; report by {','.join(DIMENSIONS)}: "
-          f"{figures['seconds']} s, {figures['groups']:,} groups, "
-          f"peak RSS {figures['peak_rss_kib'] / 1024:.0f} MiB "
-          f"(at start {figures['rss_before_kib'] / 1024:.0f} MiB)")  # fmt: skip
+    print(f"bulk load {load_seconds:.1f} s")
+    reports = {}
+    for by in (DEFAULT_BY, DIMENSIONS):
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.reports", "--measure", url, "--by", ",".join(by)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        figures = json.loads(child.stdout)
+        reports[",".join(by)] = figures
+        print(f"report by {','.join(by)}: {figures['seconds']} s, {figures['groups']:,} groups, "
+              f"peak RSS {figures['peak_rss_kib'] / 1024:.0f} MiB "
+              f"(at start {figures['rss_before_kib'] / 1024:.0f} MiB)")  # fmt: skip
     print("plan:\n  " + "\n  ".join(found))
-    return {"rows": rows, "load_seconds": round(load_seconds, 1), **figures, "plan": found}
+    return {"rows": rows, "load_seconds": round(load_seconds, 1), "reports": reports,
+            "plan": found}  # fmt: skip
 
 
 @contextmanager
@@ -201,12 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--pg-url", default=os.environ.get("OPCATFLOW_BENCH_PG", DEFAULT_PG))
     parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--by", default=",".join(DEFAULT_BY), help=argparse.SUPPRESS)
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "reports-latest.json"
     )
     args = parser.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(args.measure)))
+        print(json.dumps(measure(args.measure, tuple(args.by.split(",")))))
         return 0
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     results: dict[str, Any] = {

@@ -236,6 +236,7 @@ class Settings:
                     )
                 )
         complaint = spec.complaint if "complaint" in spec.model_fields_set else base.complaint
+        reports = spec.reports if "reports" in spec.model_fields_set else base.reports
         # Kinds the NPM's file leaves out keep the shipped default.
         by_kind = {
             str(kind): wanted
@@ -250,7 +251,7 @@ class Settings:
             bodies=_bodies(bodies),
             acknowledge_on_receipt=frozenset(complaint.acknowledge_on_receipt),
             factual_check_by_kind=by_kind,
-            small_count_threshold=spec.reports.small_count_threshold,
+            small_count_threshold=reports.small_count_threshold,
         )
 
 

@@ -4,6 +4,7 @@ the definitions; rebuilt on demand and after migration 0012."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,7 +181,19 @@ def test_migration_0012_leaves_the_projection_to_the_first_engine(db_url: str) -
         assert conn.execute(sa.text("SELECT count(*) FROM report_facts")).scalar_one() == 0
     with report_engine(store, clock) as engine:  # registers its catalogue: fills the rows
         assert facts(engine, "recommendation", rec) == before
+    with store.connect(write=True) as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0011")
     store.close()
+    upgrade = CliRunner().invoke(
+        app,
+        ["--db", db_url, "--no-bundled", "--workflows", str(REPORTS), "db", "upgrade", "--json"],
+    )
+    assert upgrade.exit_code == 0, upgrade.output
+    assert json.loads(upgrade.stdout) == {"before": "0011", "after": "0012", "report_projection": 1}
+    with report_engine(SQLAlchemyStore(db_url), clock) as engine:
+        assert engine.projection_current()
+        assert facts(engine, "recommendation", rec) == before
 
 
 def test_report_rebuild_says_how_many_instances(db_url: str) -> None:

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("field", sa.String(130), primary_key=True),
         sa.Column("entry", sa.String(200), primary_key=True),
         sa.Column("value", sa.Text, nullable=False),
+        sqlite_with_rowid=False,  # rows kept in key order: a report's scan reads them in turn
     )
     op.execute("DELETE FROM opcatflow_meta WHERE key = 'report_projection'")
 

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -197,7 +198,12 @@ def databases(backends: list[str], pg_url: str) -> Iterator[list[tuple[str, str]
                 admin.dispose()
 
 
+def _stop(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds: the schema and the folder are dropped
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop)
     parser = argparse.ArgumentParser(prog="python -m bench.reports", description=__doc__)
     parser.add_argument("--recommendations", type=int, default=100_000)
     parser.add_argument("--assessments", type=int, default=1_000_000)

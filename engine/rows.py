@@ -351,3 +351,12 @@ class ReadEntry:
             "fields": list(self.fields),
             "reason": self.reason,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ListHolds:
+    """A list filter's condition: the list field holds ``value`` (a place id among a
+    recommendation's ``places``), as ``--where places=p-17`` asks. A store compares each
+    item as text, as it compares a text field."""
+
+    value: str

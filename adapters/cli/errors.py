@@ -18,6 +18,8 @@
 | 9    | schema locked by another process's upgrade (waited)  |
 | 10   | a key is missing or wrong: personal values cannot be |
 |      | read or written (the message names the key's id)     |
+| 11   | an import file with problems: nothing was imported   |
+|      | (each problem printed as FILE:LINE: message)         |
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from opcatflow.engine import (
     StoreError,
     TransitionRefused,
 )
+from opcatflow.engine.batch import BatchFailed
 from opcatflow.engine.settings import SettingsError
 from opcatflow.notifications.directory import ConfigError
 
@@ -55,12 +58,14 @@ SCHEMA_MISMATCH = 7
 AUDIT_BROKEN = 8
 SCHEMA_LOCKED = 9
 KEY_UNAVAILABLE = 10
+IMPORT_FAILED = 11
 
 # The engine's errors carry no exit code: this table is the CLI's reading of them. The first
 # class an error is an instance of wins, so a subclass comes before its base.
 EXIT_CODES: tuple[tuple[type[OpcatflowError], int], ...] = (
     (SchemaLocked, SCHEMA_LOCKED),
     (KeyUnavailable, KEY_UNAVAILABLE),
+    (BatchFailed, IMPORT_FAILED),
     (StoreError, UNEXPECTED),
     (SchemaMismatch, SCHEMA_MISMATCH),
     (DefinitionError, INVALID_DEFINITION),

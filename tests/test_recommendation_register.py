@@ -13,8 +13,8 @@ from migration_helpers import place
 from test_migration_bundled import store_previous
 
 from opcatflow.engine import Engine, FrozenClock
-from opcatflow.engine.migration import Migrator
 from opcatflow.engine.filters import typed_where
+from opcatflow.engine.migration import Migrator
 from opcatflow.engine.rows import ObligationStatus
 from opcatflow.workflows import shipped_plans
 from opcatflow.workflows.recommendation_rules import latest

@@ -94,7 +94,7 @@ def test_a_backlog_of_500_fails_whole_on_one_bad_row_then_imports(
     assert refused.exit_code == 11, refused.output
     assert f"{bad}:251: assess: assessments: entry #1.status: " in refused.stderr
     assert "'implemnted'" in refused.stderr
-    assert f"error: {bad}: nothing imported (1 problem(s))" in refused.stderr
+    assert "error: nothing imported: 1 problem(s) in 1 of 500 row(s)" in refused.stderr
     with opened(db_url) as engine:
         assert count(engine) == 0
 

@@ -18,8 +18,8 @@
 | 9    | schema locked by another process's upgrade (waited)  |
 | 10   | a key is missing or wrong: personal values cannot be |
 |      | read or written (the message names the key's id)     |
-| 11   | an import file with problems: nothing was imported   |
-|      | (each problem printed as FILE:LINE: message)         |
+| 11   | import refused: a row (or the file) is wrong; every  |
+|      | problem printed as FILE:LINE, nothing imported       |
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from opcatflow.engine import (
     LimitExceeded,
     NotFound,
     OpcatflowError,
+    RowsRefused,
     SchemaLocked,
     SchemaMismatch,
     StoreError,
@@ -58,14 +59,13 @@ SCHEMA_MISMATCH = 7
 AUDIT_BROKEN = 8
 SCHEMA_LOCKED = 9
 KEY_UNAVAILABLE = 10
-IMPORT_FAILED = 11
+IMPORT_REFUSED = 11
 
 # The engine's errors carry no exit code: this table is the CLI's reading of them. The first
 # class an error is an instance of wins, so a subclass comes before its base.
 EXIT_CODES: tuple[tuple[type[OpcatflowError], int], ...] = (
     (SchemaLocked, SCHEMA_LOCKED),
     (KeyUnavailable, KEY_UNAVAILABLE),
-    (BatchFailed, IMPORT_FAILED),
     (StoreError, UNEXPECTED),
     (SchemaMismatch, SCHEMA_MISMATCH),
     (DefinitionError, INVALID_DEFINITION),
@@ -75,6 +75,8 @@ EXIT_CODES: tuple[tuple[type[OpcatflowError], int], ...] = (
     (ConcurrentUpdate, CONFLICT),
     (TransitionRefused, REFUSED),
     (InvalidData, REFUSED),
+    (RowsRefused, IMPORT_REFUSED),
+    (BatchFailed, IMPORT_REFUSED),
     (LimitExceeded, USAGE),
     (InvalidFilter, USAGE),
     (AmbiguousId, USAGE),

@@ -2,8 +2,9 @@
 
 Every row is checked first (its columns, then each value against its field), then the rows
 are entered through the engine in one unit of work as the role ``import``; any problem, and
-nothing is imported: each is printed as ``FILE:LINE: step: message`` on standard error and
-the command exits with IMPORT_FAILED. What gets imported is summed up on standard output:
+nothing is imported: each is printed as ``FILE:LINE: message`` (the step that failed
+first: ``start``, ``assess``...) on standard error, and the command exits 11, as
+``import register`` does. What gets imported is summed up on standard output:
 the recommendations by state, and the obligations recorded as already overdue (a reply or a
 follow-up check whose last day passed before the import) by deadline.
 """
@@ -18,10 +19,10 @@ from typing import Annotated
 import typer
 
 from opcatflow.adapters.cli import output as out
-from opcatflow.adapters.cli.errors import IMPORT_FAILED, fail
+from opcatflow.adapters.cli.errors import IMPORT_REFUSED, fail
 from opcatflow.adapters.cli.options import Actor, Json, Reason, settings
 from opcatflow.adapters.recommendation_rows import ROLE, plan_rows
-from opcatflow.adapters.rowfile import RowFileError, read_rows
+from opcatflow.adapters.rowfile import RowFileError, RowProblem, read_rows
 from opcatflow.engine.batch import BatchFailed, Entered, enter_cases
 
 
@@ -44,22 +45,16 @@ def recommendations(
     try:
         rows = read_rows(file)
     except RowFileError as err:
-        for problem in err.problems:
-            typer.echo(f"{err.path}:{problem.line}: {problem.message}", err=True)
-        raise fail(f"{file}: not imported ({len(err.problems)} problem(s))", IMPORT_FAILED) from err
+        raise _refused(str(file), err.problems, 0) from None
     cases, problems = plan_rows(rows)
     if problems:
-        for problem in problems:
-            typer.echo(f"{file}:{problem.line}: {problem.message}", err=True)
-        raise fail(f"{file}: nothing imported ({len(problems)} problem(s))", IMPORT_FAILED)
+        raise _refused(str(file), problems, len(rows))
     with opts.engine() as engine:
         try:
             entered = enter_cases(engine, cases, actor=actor, role=ROLE, reason=reason)
         except BatchFailed as err:
-            for failure in err.failures:
-                typer.echo(f"{file}:{failure.line}: {failure.step}: {failure.message}", err=True)
-            count = len(err.failures)
-            raise fail(f"{file}: nothing imported ({count} problem(s))", IMPORT_FAILED) from err
+            failed = [RowProblem(f.line, f"{f.step}: {f.message}") for f in err.failures]
+            raise _refused(str(file), failed, len(rows)) from None
     summary = summarise(entered)
     if as_json:
         out.print_json({**asdict(summary), "instances": [e.instance_id for e in entered]})
@@ -70,6 +65,16 @@ def recommendations(
     if overdue:
         listed = ", ".join(f"{n} {deadline}" for deadline, n in sorted(overdue.items()))
         out.echo(f"already overdue, recorded as due: {listed} (opcatflow deadlines --overdue)")
+
+
+def _refused(path: str, problems: list[RowProblem], rows: int) -> typer.Exit:
+    for problem in problems:
+        typer.echo(f"{path}:{problem.line}: {problem.message}", err=True)
+    lines = len({p.line for p in problems})
+    return fail(
+        f"nothing imported: {len(problems)} problem(s) in {lines} of {rows} row(s)",
+        IMPORT_REFUSED,
+    )
 
 
 @dataclass(frozen=True)

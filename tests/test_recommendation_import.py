@@ -87,6 +87,10 @@ def count(engine: Engine, **where: str) -> int:
 def test_a_backlog_of_500_fails_whole_on_one_bad_row_then_imports(
     db_url: str, tmp_path: Path
 ) -> None:
+    with opened(db_url) as engine:
+        for place_id in ("north-prison", "south-station"):
+            data = {"name": place_id.replace("-", " ").title(), "place_type": "prison"}
+            engine.start("place", actor="r.haddad", role="head", data=data, instance_id=place_id)
     rows = backlog(500)
     rows[249]["assessment_status"] = "implemnted"  # line 251: the header is line 1
     bad = write_csv(tmp_path / "backlog.csv", rows)

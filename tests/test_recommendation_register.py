@@ -4,6 +4,7 @@ repeats, a place's recommendations in one query, and the head's closing decision
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -11,8 +12,10 @@ import pytest
 from casework import COORDINATOR, HEAD, LIAISON, MEMBER, PLACE, Desk
 from migration_helpers import place
 from test_migration_bundled import store_previous
+from typer.testing import CliRunner
 
-from opcatflow.engine import Engine, FrozenClock
+from opcatflow.adapters.cli import app
+from opcatflow.engine import Engine, FrozenClock, TransitionRefused
 from opcatflow.engine.filters import typed_where
 from opcatflow.engine.migration import Migrator
 from opcatflow.engine.rows import ObligationStatus
@@ -153,10 +156,19 @@ def test_a_rejected_recommendation_restated_after_a_follow_up_visit(desk: Desk) 
     desk.verify()
 
 
+def places(desk: Desk, *ids: str) -> None:
+    """Entries of the place register (recommendations name places by these ids)."""
+    with desk.engine() as eng:
+        for place_id in ids:
+            data = {"name": place_id.replace("-", " ").title(), "place_type": "prison"}
+            eng.start("place", actor=HEAD[0], role="head", data=data, instance_id=place_id)
+
+
 def test_a_places_recommendations_over_the_years_are_one_query(desk: Desk) -> None:
+    places(desk, "north-prison", "south-station")
     ids = {
-        name: desk.start("recommendation", MEMBER, {**REPORT, "places": places})
-        for name, places in [
+        name: desk.start("recommendation", MEMBER, {**REPORT, "places": named})
+        for name, named in [
             ("both", ["north-prison", "south-station"]),
             ("north", ["north-prison"]),
             ("south", ["south-station"]),
@@ -168,11 +180,29 @@ def test_a_places_recommendations_over_the_years_are_one_query(desk: Desk) -> No
         found = eng.query(
             workflow="recommendation", where=typed_where({"places": "north-prison"}, wf)
         )
-        assert [i.id for i in found] == [ids["both"], ids["north"]]
-        assert (
-            eng.count(workflow="recommendation", where=typed_where({"places": "south-station"}, wf))
-            == 2
-        )
+        assert {i.id for i in found} == {ids["both"], ids["north"]}
+        south = typed_where({"places": "south-station"}, wf)
+        assert eng.count(workflow="recommendation", where=south) == 2
+    # the same query from the command line
+    listed = CliRunner().invoke(
+        app,
+        [
+            "--db",
+            desk.url,
+            "list",
+            "--workflow",
+            "recommendation",
+            "--where",
+            "places=north-prison",
+            "--json",
+        ],
+        env={"OPCATFLOW_DB": None, "OPCATFLOW_ACTOR": None, "OPCATFLOW_ROLE": None},
+    )
+    assert listed.exit_code == 0, listed.output
+    assert {i["id"] for i in json.loads(listed.stdout)["items"]} == {ids["both"], ids["north"]}
+    # a place is named by its register id: one that is not in the register is refused
+    with pytest.raises(TransitionRefused, match="place 'old-jail' is not in the place register"):
+        desk.start("recommendation", MEMBER, {**REPORT, "places": ["old-jail"]})
 
 
 V3_STATES = [

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from casework import COORDINATOR, HEAD, LIAISON, MEMBER, PLACE, Desk
+from http_server import BundledApi, bundled_api_fixture, live_server_fixture  # noqa: F401
 from migration_helpers import place
 from test_migration_bundled import store_previous
 from typer.testing import CliRunner
@@ -267,3 +268,26 @@ def test_the_plan_moves_v3_recommendations_in_every_state_finals_included(engine
     engine.fire(reopened, "close", actor="r.haddad", role="head", data={"closing_reason": "Done."})
     assert engine.get(reopened).state == "closed"
     assert engine.verify_audit().ok
+
+
+def test_a_places_recommendations_over_http(bundled_api: BundledApi) -> None:
+    engine = bundled_api.engine
+    for place_id in ("north-prison", "south-station"):
+        data = {"name": place_id, "place_type": "prison"}
+        engine.start("place", actor="r.haddad", role="head", data=data, instance_id=place_id)
+    north = engine.start(
+        "recommendation", actor="a", role="member", data={**REPORT, "places": ["north-prison"]}
+    )
+    engine.start(
+        "recommendation", actor="a", role="member", data={**REPORT, "places": ["south-station"]}
+    )
+    query = {"workflow": "recommendation", "where": "places=north-prison"}
+    listed = bundled_api.client.get("/instances", params=query, headers=bundled_api.auth("member"))
+    assert listed.status_code == 200, listed.text
+    assert [i["id"] for i in listed.json()["items"]] == [north.id]
+    records = {"workflow": "recommendation", "where": "assessments=1"}
+    refused = bundled_api.client.get(
+        "/instances", params=records, headers=bundled_api.auth("member")
+    )
+    assert refused.status_code == 422
+    assert "only lists of text are filtered on" in refused.json()["detail"]

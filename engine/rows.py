@@ -365,3 +365,12 @@ class Fact(NamedTuple):
     field: str
     entry: str
     value: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListHolds:
+    """A list filter's condition: the list field holds ``value`` (a place id among a
+    recommendation's ``places``), as ``--where places=p-17`` asks. A store compares each
+    item as text, as it compares a text field."""
+
+    value: str

@@ -503,7 +503,9 @@ class Engine:
         version: int | None,
         also: Callable[[UnitOfWork, Started], None] | None,
         instance_id: str | None,
+        within: SealedUnitOfWork | None = None,
     ) -> Started:
+        # within: a unit of work a batch already holds (engine/batch.py), else one of its own
         wf = self.workflow(workflow, version)
         if instance_id is not None:
             chosen_id_problem = _chosen_id_problem(wf, instance_id)
@@ -572,6 +574,8 @@ class Engine:
                 also(uow, Started(instance, tuple(notices)))
             return Started(instance, tuple(notices))
 
+        if within is not None:
+            return work(within)
         started = self.store.submit(work)
         instance = started.instance
         self.log.info(

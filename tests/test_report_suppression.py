@@ -13,10 +13,6 @@ from hypothesis import strategies as st
 from opcatflow.workflows.reporting.model import Table, build_table
 from opcatflow.workflows.reporting.suppression import Cell, suppress
 
-settings.register_profile(
-    "ci", max_examples=200, deadline=None, derandomize=True, database=None, print_blob=True
-)
-settings.load_profile("ci")
 
 
 def _rank(rows: list[list[Fraction]]) -> int:
@@ -81,6 +77,7 @@ grids = st.integers(1, 5).flatmap(
 )
 
 
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(grids, st.integers(2, 6))
 def test_no_withheld_cell_can_be_worked_out_from_the_totals(
     values: list[list[int]], threshold: int

@@ -14,7 +14,6 @@ from opcatflow.workflows.reporting.model import Table, build_table
 from opcatflow.workflows.reporting.suppression import Cell, suppress
 
 
-
 def _rank(rows: list[list[Fraction]]) -> int:
     m = [r[:] for r in rows]
     rank = 0

@@ -23,7 +23,16 @@ from opcatflow.workflows.reporting.titles import Titles, load_titles
 
 DIMENSIONS = ("place", "authority", "theme", "source", "status", "year")
 DEFAULT_BY = ("authority", "status")
-READS = ("places", "place", "addressee", "themes", "theme", "source", "sent_on")
+# What each dimension reads of the projection (sent_on always: the year filter reads it)
+READS_BY = {
+    "place": ("places", "place"),
+    "authority": ("addressee",),
+    "theme": ("themes", "theme"),
+    "source": ("source",),
+    "status": ASSESSMENT_FIELDS,
+    "year": (),
+}
+READS = ("sent_on", *(f for d in DIMENSIONS for f in READS_BY[d]))
 
 
 def by_problems(by: Sequence[str]) -> list[str]:
@@ -72,7 +81,8 @@ def recommendations_report(
     counts: Counter[tuple[tuple[str, ...], str]] = Counter()
     wanted = str(year) if year is not None else None
     seen = 0
-    for item in items(uow, RECOMMENDATION, READS, ASSESSMENT_FIELDS):
+    reads = ("sent_on", *(f for d in by for f in READS_BY[d]))
+    for item in items(uow, RECOMMENDATION, reads):
         if wanted is not None and year_of(item.one("sent_on")) != wanted:
             continue
         seen += 1

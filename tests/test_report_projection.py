@@ -119,9 +119,10 @@ version: 1
 title: Complaints
 roles: {clerk: Handles complaints}
 start:
-  writes: [theme, notes]
+  writes: [theme, region, notes]
 fields:
   theme: {type: string, personal: true}
+  region: {type: string, confidential: true}
   notes:
     type: records
     key: n
@@ -144,14 +145,17 @@ def test_validate_refuses_a_definition_that_makes_a_projected_field_personal(
     path = tmp_path / "complaint.yaml"
     path.write_text(PERSONAL_THEME, encoding="utf-8")
     projecting = Registry()
-    projecting.project("complaint", fields=["theme"], records={"notes": ["source", "body"]})
+    projecting.project(
+        "complaint", fields=["theme", "region"], records={"notes": ["source", "body"]}
+    )
     with pytest.raises(DefinitionError) as caught:
         load_catalog([path], projecting)
     problems = [str(p) for p in caught.value.problems]
     assert problems == [
         f"{path}:9:10: field 'theme' is personal: {WHY}",
-        f"{path}:15:15: sub-field notes.source is personal: {WHY}",
-        f"{path}:16:13: sub-field notes.body is text: {WHY} (plain values)",
+        f"{path}:10:11: field 'region' is confidential: {WHY}",
+        f"{path}:16:15: sub-field notes.source is personal: {WHY}",
+        f"{path}:17:13: sub-field notes.body is text: {WHY} (plain values)",
     ]
     load_catalog([path], Registry())  # nothing projected: nothing refused
 
@@ -209,3 +213,11 @@ def test_report_rebuild_says_how_many_instances(db_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert "report projection rebuilt from 1 instance" in result.output
     assert report_registry().projections == registry.projections  # the CLI's are the same
+
+
+def test_opcatflow_validate_names_the_projected_personal_field(tmp_path: Path) -> None:
+    path = tmp_path / "complaint.yaml"
+    path.write_text(PERSONAL_THEME.replace("version: 1", "version: 99"), encoding="utf-8")
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 6
+    assert f"{path}:9:10: field 'theme' is personal: {WHY}" in result.output

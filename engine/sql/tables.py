@@ -294,7 +294,7 @@ report_facts = sa.Table(
     sa.Column("workflow_id", sa.String(64), primary_key=True),
     sa.Column("instance_id", sa.String(64), primary_key=True),
     sa.Column("field", sa.String(130), primary_key=True),
-    sa.Column("entry", sa.String(200), primary_key=True),
+    sa.Column("entry", sa.Text, primary_key=True),  # a records key may be any text
     sa.Column("value", sa.Text, nullable=False),
     # SQLite: the rows live in the key's b-tree, so a report's scan reads them in order
     # instead of looking each one up by rowid

@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("workflow_id", sa.String(64), primary_key=True),
         sa.Column("instance_id", sa.String(64), primary_key=True),
         sa.Column("field", sa.String(130), primary_key=True),
-        sa.Column("entry", sa.String(200), primary_key=True),
+        sa.Column("entry", sa.Text, primary_key=True),
         sa.Column("value", sa.Text, nullable=False),
         sqlite_with_rowid=False,  # rows kept in key order: a report's scan reads them in turn
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from opcatflow.workflows.reporting.suppression import Cell, Suppression, suppress
@@ -155,7 +155,6 @@ class Report:
     parameters: dict[str, str]
     tables: tuple[Table, ...]
     rates: tuple[Rate, ...] = ()
-    notes: tuple[str, ...] = field(default=())
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -164,5 +163,4 @@ class Report:
             "parameters": self.parameters,
             "tables": [t.as_json() for t in self.tables],
             "rates": [r.as_json() for r in self.rates],
-            "notes": list(self.notes),
         }

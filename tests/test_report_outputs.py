@@ -184,3 +184,14 @@ def test_bad_requests_exit_with_a_usage_error_and_one_line(seeded: Seeded) -> No
     assert "a year from 1990" in year.output
     day = runner.invoke(app, [*base, "recommendations", "--on", "31/12/2026"])
     assert day.exit_code == 2
+    nowhere = runner.invoke(app, [*base, "annual", "--year", "2026", "--output", "/no/such/x.csv"])
+    assert nowhere.exit_code == 2
+    assert "cannot write /no/such/x.csv" in nowhere.output
+
+
+def test_output_writes_the_file_whole(seeded: Seeded, tmp_path: Path) -> None:
+    target = tmp_path / "annual.html"
+    cli(seeded, "annual", "--year", "2026", "--format", "html", "--output", str(target))
+    assert target.read_text(encoding="utf-8") == cli(
+        seeded, "annual", "--year", "2026", "--format", "html"
+    )

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.files import write_text_output
 from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.adapters.reports.csvfile import report_csv
 from opcatflow.adapters.reports.html import report_html
@@ -118,7 +119,7 @@ def _emit(report: Report, fmt: Format, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=False)
         return
-    output.write_text(text, encoding="utf-8")
+    write_text_output(output, "--output", lambda f: f.write(text))  # whole, or not at all
     out.echo(out.dim(f"wrote {output}"))
 
 

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from casework import COORDINATOR, HEAD, LIAISON, MEMBER, PLACE, Desk
+from casework import COORDINATOR, HEAD, LIAISON, MEMBER, Desk
 from http_server import BundledApi, bundled_api_fixture, live_server_fixture  # noqa: F401
 from migration_helpers import place
 from test_migration_bundled import store_previous
@@ -125,7 +125,11 @@ def test_a_rejected_recommendation_restated_after_a_follow_up_visit(desk: Desk) 
         original, "close", HEAD, {"closing_reason": "Rejected; to be restated after a visit."}
     )
 
-    visit = desk.start("visit", COORDINATOR, {"kind": "follow_up", "place": PLACE})
+    # a place entry whose id is also a valid place name (a visit names its place either way)
+    places(desk, "central-remand-prison")
+    visit = desk.start(
+        "visit", COORDINATOR, {"kind": "follow_up", "place": "central-remand-prison"}
+    )
     restated = desk.start("recommendation", MEMBER, {**REPORT, "document_symbol": "NPM/2026/19"})
     assert (
         "is not a recommendation"

@@ -16,11 +16,11 @@ from test_migration_bundled import store_previous
 from typer.testing import CliRunner
 
 from opcatflow.adapters.cli import app
-from opcatflow.engine import Engine, FrozenClock, TransitionRefused
+from opcatflow.engine import DefinitionError, Engine, FrozenClock, TransitionRefused
 from opcatflow.engine.filters import typed_where
 from opcatflow.engine.migration import Migrator
 from opcatflow.engine.rows import ObligationStatus
-from opcatflow.workflows import shipped_plans
+from opcatflow.workflows import BUNDLED, registry, shipped_plans
 from opcatflow.workflows.recommendation_rules import latest
 
 REPORT = {
@@ -295,3 +295,27 @@ def test_a_places_recommendations_over_http(bundled_api: BundledApi) -> None:
     )
     assert refused.status_code == 422
     assert "only lists of text are filtered on" in refused.json()["detail"]
+
+
+def test_a_plan_reopens_a_final_state_only_when_it_says_so() -> None:
+    with Engine.open("memory:", [BUNDLED], registry) as engine:
+        store_previous(engine, "recommendation", 3)
+        migrator = Migrator(engine)
+        text = (shipped_plans()["recommendation-3-4"]).read_text("utf-8")
+        broken = (
+            text.replace("    reopen: true\n", "")
+            .replace("  issued: issued\n", "  issued:\n    to: issued\n    reopen: true\n")
+            .replace("implementation_status: state", "implementation_state: state")
+            .replace("source: \"'other_body' if", "source: \"'other_body' iff")
+        )
+        with pytest.raises(DefinitionError) as caught:
+            migrator.load(broken, "plan.yaml")
+        shown = [str(p) for p in caught.value.problems]
+        assert "plan.yaml:13:13: 'issued' is not final: there is nothing to reopen" in shown
+        assert any(
+            "'implemented' is final: its instances stay on version 3 (reopen: true moves them on)"
+            in p
+            for p in shown
+        ), shown
+        assert any("no field 'implementation_state'" in p for p in shown), shown
+        assert any(p.startswith("plan.yaml:") and "does not compile" in p for p in shown), shown

@@ -305,7 +305,7 @@ def test_a_plan_reopens_a_final_state_only_when_it_says_so() -> None:
         broken = (
             text.replace("    reopen: true\n", "")
             .replace("  issued: issued\n", "  issued:\n    to: issued\n    reopen: true\n")
-            .replace("implementation_status: state", "implementation_state: state")
+            .replace("set: {followup_from: entered_on}", "set: {followup_form: entered_on}")
             .replace("source: \"'other_body' if", "source: \"'other_body' iff")
         )
         with pytest.raises(DefinitionError) as caught:
@@ -317,5 +317,5 @@ def test_a_plan_reopens_a_final_state_only_when_it_says_so() -> None:
             in p
             for p in shown
         ), shown
-        assert any("no field 'implementation_state'" in p for p in shown), shown
+        assert any("no field 'followup_form' (did you mean 'followup_from'?)" in p for p in shown)
         assert any(p.startswith("plan.yaml:") and "does not compile" in p for p in shown), shown

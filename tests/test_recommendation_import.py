@@ -169,3 +169,43 @@ def test_columns_and_files_that_cannot_be_read(db_url: str, tmp_path: Path) -> N
     assert run(db_url, "import", "recommendations", str(other)).exit_code == 11
     with opened(db_url) as engine:
         assert count(engine) == 0
+
+
+def test_a_json_row_with_its_assessments_over_the_years(db_url: str, tmp_path: Path) -> None:
+    with opened(db_url) as engine:
+        # the place's register id is also a valid place name (a visit names its place either way)
+        place = {"name": "Central Remand Prison", "place_type": "prison"}
+        engine.start("place", actor="r.haddad", role="head", data=place, instance_id="crp")
+        visit = engine.start(
+            "visit", actor="s.nakamura", role="coordinator",
+            data={"kind": "follow_up", "place": "crp"},
+        ).id  # fmt: skip
+    row = {
+        "key": "UPR-3-114",
+        "source": "upr",
+        "addressee": "ministry-of-justice",
+        "text": "Establish an independent complaints mechanism for prisons.",
+        "sent_on": "2022-11-14",
+        "position": "supported",
+        "position_on": "2023-03-30",
+        "assessments": [
+            {"on": "2023-12-01", "status": "not_started", "evidence": "No bill yet."},
+            {"on": "2025-06-10", "status": "in_progress", "evidence": "Bill tabled.", "follows": 1},
+        ],
+        "assessed_by": [visit],
+    }
+    path = tmp_path / "upr.json"
+    path.write_text(json.dumps([row]), "utf-8")
+    imported = run(db_url, "import", "recommendations", str(path), "--json")
+    assert imported.exit_code == 0, imported.output
+    summary = json.loads(imported.stdout)
+    assert (summary["imported"], summary["states"]) == (1, {"under_dialogue": 1})
+    with opened(db_url) as engine:
+        rec = engine.get(summary["instances"][0])
+    assert [(a["n"], a["status"], a.get("follows")) for a in rec.data["assessments"]] == [
+        (1, "not_started", None),
+        (2, "in_progress", 1),
+    ]
+    assert (rec.data["implementation_status"], rec.data["assessed_by"]) == ("in_progress", [visit])
+    assert (rec.data["position"], rec.data["position_on"]) == ("supported", "2023-03-30")
+    assert rec.data["followup_from"] == "2025-06-10"

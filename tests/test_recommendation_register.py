@@ -9,18 +9,18 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from casework import COORDINATOR, HEAD, LIAISON, MEMBER, PLACE, Desk
+from casework import COORDINATOR, HEAD, LIAISON, MEMBER, Desk
 from http_server import BundledApi, bundled_api_fixture, live_server_fixture  # noqa: F401
 from migration_helpers import place
 from test_migration_bundled import store_previous
 from typer.testing import CliRunner
 
 from opcatflow.adapters.cli import app
-from opcatflow.engine import Engine, FrozenClock, TransitionRefused
+from opcatflow.engine import DefinitionError, Engine, FrozenClock, TransitionRefused
 from opcatflow.engine.filters import typed_where
 from opcatflow.engine.migration import Migrator
 from opcatflow.engine.rows import ObligationStatus
-from opcatflow.workflows import shipped_plans
+from opcatflow.workflows import BUNDLED, registry, shipped_plans
 from opcatflow.workflows.recommendation_rules import latest
 
 REPORT = {
@@ -125,7 +125,11 @@ def test_a_rejected_recommendation_restated_after_a_follow_up_visit(desk: Desk) 
         original, "close", HEAD, {"closing_reason": "Rejected; to be restated after a visit."}
     )
 
-    visit = desk.start("visit", COORDINATOR, {"kind": "follow_up", "place": PLACE})
+    # a place entry whose id is also a valid place name (a visit names its place either way)
+    places(desk, "central-remand-prison")
+    visit = desk.start(
+        "visit", COORDINATOR, {"kind": "follow_up", "place": "central-remand-prison"}
+    )
     restated = desk.start("recommendation", MEMBER, {**REPORT, "document_symbol": "NPM/2026/19"})
     assert (
         "is not a recommendation"
@@ -291,3 +295,27 @@ def test_a_places_recommendations_over_http(bundled_api: BundledApi) -> None:
     )
     assert refused.status_code == 422
     assert "only lists of text are filtered on" in refused.json()["detail"]
+
+
+def test_a_plan_reopens_a_final_state_only_when_it_says_so() -> None:
+    with Engine.open("memory:", [BUNDLED], registry) as engine:
+        store_previous(engine, "recommendation", 3)
+        migrator = Migrator(engine)
+        text = (shipped_plans()["recommendation-3-4"]).read_text("utf-8")
+        broken = (
+            text.replace("    reopen: true\n", "")
+            .replace("  issued: issued\n", "  issued:\n    to: issued\n    reopen: true\n")
+            .replace("set: {followup_from: entered_on}", "set: {followup_form: entered_on}")
+            .replace("source: \"'other_body' if", "source: \"'other_body' iff")
+        )
+        with pytest.raises(DefinitionError) as caught:
+            migrator.load(broken, "plan.yaml")
+        shown = [str(p) for p in caught.value.problems]
+        assert "plan.yaml:13:13: 'issued' is not final: there is nothing to reopen" in shown
+        assert any(
+            "'implemented' is final: its instances stay on version 3 (reopen: true moves them on)"
+            in p
+            for p in shown
+        ), shown
+        assert any("no field 'followup_form' (did you mean 'followup_from'?)" in p for p in shown)
+        assert any(p.startswith("plan.yaml:") and "does not compile" in p for p in shown), shown

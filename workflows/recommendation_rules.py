@@ -4,11 +4,13 @@ closing decision (docs/recommendations.md)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from opcatflow.engine import GuardRefusal, RuleContext
 from opcatflow.workflows.rules import registry
+
+_EARLIEST_ZONE = timedelta(hours=14)
 
 
 def _entries(ctx: RuleContext) -> list[dict[str, Any]]:
@@ -45,7 +47,9 @@ def one_assessment_appended(ctx: RuleContext) -> bool:
         )
     entry = new[0]
     on = date.fromisoformat(str(entry["on"]))
-    if on > ctx.now.date():
+    # Rules do not know the NPM's time zone: a day is refused only once it is still to come
+    # everywhere (UTC+14), so that an NPM east of UTC can date an assessment today.
+    if on > (ctx.now + _EARLIEST_ZONE).date():
         raise GuardRefusal(f"assessment on {on} is in the future: an assessment is a fact")
     sent = ctx.data.get("sent_on")
     if sent and on < date.fromisoformat(str(sent)):

@@ -65,10 +65,6 @@ class StateTarget(_Strict):
     set: dict[str, str] = Field(default_factory=dict)
 
 
-SET_NAMES = frozenset({"state", "entered_on"})
-"""What a state's ``set`` expressions read besides the instance's fields."""
-
-
 class DataChanges(_Strict):
     rename: dict[str, str] = Field(default_factory=dict)
     set_default: dict[str, Any] = Field(default_factory=dict)

@@ -321,15 +321,25 @@ class _ListHolds(sa.sql.expression.ColumnElement[bool]):
 
 @compiles(_ListHolds, "postgresql")
 def _list_holds_pg(element: _ListHolds, compiler: SQLCompiler, **kw: Any) -> str:
-    holds = t.instances.c.data[element.name].op("@>")(sa.func.jsonb_build_array(element.value))
+    value = t.instances.c.data[element.name]
+    holds = sa.and_(
+        sa.func.jsonb_typeof(value) == "array",
+        value.op("@>")(sa.func.jsonb_build_array(element.value)),
+    )
     return compiler.process(holds, **kw)
 
 
 @compiles(_ListHolds)
 def _list_holds_sqlite(element: _ListHolds, compiler: SQLCompiler, **kw: Any) -> str:
-    items = sa.func.json_each(t.instances.c.data, f'$."{element.name}"').table_valued("value")
-    found = sa.exists(
-        sa.select(sa.literal(1)).select_from(items).where(items.c.value == element.value)
+    # json_each over a scalar yields the scalar itself: only an array's items count
+    path = f'$."{element.name}"'
+    data = t.instances.c.data
+    items = sa.func.json_each(data, path).table_valued("value")
+    found = sa.and_(
+        sa.func.json_type(data, path) == "array",
+        sa.exists(
+            sa.select(sa.literal(1)).select_from(items).where(items.c.value == element.value)
+        ),
     )
     return compiler.process(found, **kw)
 

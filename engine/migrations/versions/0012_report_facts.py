@@ -26,11 +26,15 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "report_facts",
-        sa.Column("workflow_id", sa.String(64), primary_key=True),
-        sa.Column("instance_id", sa.String(64), primary_key=True),
-        sa.Column("field", sa.String(130), primary_key=True),
-        sa.Column("entry", sa.Text, primary_key=True),
+        sa.Column("workflow_id", sa.String(64), nullable=False),
+        sa.Column("instance_id", sa.String(64), nullable=False),
+        sa.Column("field", sa.String(130), nullable=False),
+        sa.Column("entry", sa.Text, nullable=False),
         sa.Column("value", sa.Text, nullable=False),
+        # PostgreSQL: an index-only scan reads the values from the key's index
+        sa.PrimaryKeyConstraint(
+            "workflow_id", "instance_id", "field", "entry", postgresql_include=["value"]
+        ),
         sqlite_with_rowid=False,  # rows kept in key order: a report's scan reads them in turn
     )
     op.execute("DELETE FROM opcatflow_meta WHERE key = 'report_projection'")

@@ -52,9 +52,12 @@ from opcatflow.engine.deadlines import condition_refusal
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
     DefinitionError,
+    InstanceErased,
     InstanceNotFound,
     InvalidData,
+    KeyUnavailable,
     RowsRefused,
+    StoreError,
     TransitionRefused,
     VersionRetired,
 )
@@ -195,7 +198,7 @@ class Engine:
         self._pinned: dict[tuple[str, int], CompiledWorkflow] = {}
         if register:
             self._register(catalog)
-            self.ensure_projection()
+            self._fill_projection()
 
     @classmethod
     def open(
@@ -255,6 +258,14 @@ class Engine:
         """Whether the report projection was built with this registry's projections."""
         with self.store.read() as uow:
             return uow.reports.digest() == self.projector.digest
+
+    def _fill_projection(self) -> None:
+        # Opening must not fail for the projection (a key out of reach, say): the first
+        # report builds it then, or says why it cannot.
+        try:
+            self.ensure_projection()
+        except (KeyUnavailable, InstanceErased, StoreError) as err:
+            self.log.warning("report_projection_not_built", error=str(err))
 
     def ensure_projection(self) -> int | None:
         """Rebuild the report projection if it was built with other projections (or never,

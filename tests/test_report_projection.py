@@ -18,12 +18,14 @@ from typer.testing import CliRunner
 
 from opcatflow.adapters.cli import app
 from opcatflow.engine import Engine, FrozenClock, Registry, TransitionRefused
-from opcatflow.engine.errors import DefinitionError
+from opcatflow.engine.crypto.providers import KeyFile
+from opcatflow.engine.errors import DefinitionError, KeyUnavailable
 from opcatflow.engine.loader import load_catalog
 from opcatflow.engine.ports import Store
 from opcatflow.engine.sql import SQLAlchemyStore
 from opcatflow.engine.sql.schemalock import MIGRATIONS
 from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows.reporting import service
 
 Facts = dict[tuple[str, str], str]
 
@@ -221,3 +223,29 @@ def test_opcatflow_validate_names_the_projected_personal_field(tmp_path: Path) -
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 6
     assert f"{path}:9:10: field 'theme' is personal: {WHY}" in result.output
+
+
+def test_an_engine_opens_when_the_projection_cannot_be_built_and_the_report_says_why(
+    db_url: str, tmp_path: Path
+) -> None:
+    clock = FrozenClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    store = SQLAlchemyStore(db_url)
+    store.ensure_schema()
+    with report_engine(store, clock, keys=KeyFile(tmp_path / "right")) as engine:
+        engine.start(
+            "recommendation",
+            data={
+                "source": "cat",
+                "assessments": [
+                    {"n": 1, "on": "2026-03-01", "status": "implemented", "by": "Ana Reyes"}
+                ],
+            },
+            **CLERK,
+        )  # fmt: skip  (assessments hold a personal sub-field: sealed whole)
+        with engine.store.write() as uow:
+            uow.reports.set_digest("an older release's projections")
+    with report_engine(store, clock, keys=KeyFile(tmp_path / "wrong")) as engine:
+        assert not engine.projection_current()  # opened all the same
+        with pytest.raises(KeyUnavailable):
+            service.recommendations(engine, ("status",))
+    store.close()

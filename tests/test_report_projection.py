@@ -21,7 +21,8 @@ from opcatflow.engine import Engine, FrozenClock, Registry, TransitionRefused
 from opcatflow.engine.crypto.providers import KeyFile
 from opcatflow.engine.errors import DefinitionError, KeyUnavailable
 from opcatflow.engine.loader import load_catalog
-from opcatflow.engine.ports import Store
+from opcatflow.engine.ports import Store, UnitOfWork
+from opcatflow.engine.rows import Fact
 from opcatflow.engine.sql import SQLAlchemyStore
 from opcatflow.engine.sql.schemalock import MIGRATIONS
 from opcatflow.workflows import BUNDLED, registry
@@ -249,3 +250,33 @@ def test_an_engine_opens_when_the_projection_cannot_be_built_and_the_report_says
         with pytest.raises(KeyUnavailable):
             service.recommendations(engine, ("status",))
     store.close()
+
+
+def test_the_repository_rows_commit_and_roll_back_with_their_unit_of_work(store: Store) -> None:
+    def rows() -> list[tuple[str, str, str, str]]:
+        with store.read() as uow:
+            return list(uow.reports.facts("w", {"a", "b.c"}))
+
+    with store.write() as uow:
+        uow.reports.replace("w", "i2", [Fact("a", "", "2"), Fact("b.c", "10", "x")])
+        uow.reports.replace("w", "i1", [Fact("a", "", "1"), Fact("z", "", "not asked")])
+        uow.reports.replace("other", "i0", [Fact("a", "", "elsewhere")])
+    assert rows() == [("i1", "a", "", "1"), ("i2", "a", "", "2"), ("i2", "b.c", "10", "x")]
+
+    def remove_then_fail(uow: UnitOfWork, instance_id: str, facts: list[Fact]) -> None:
+        uow.reports.replace("w", instance_id, facts)
+        raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError), store.write() as uow:
+        remove_then_fail(uow, "i1", [])
+    with store.write() as uow:
+        with pytest.raises(RuntimeError), uow.savepoint():
+            remove_then_fail(uow, "i2", [Fact("a", "", "changed")])  # only the savepoint
+        uow.reports.set_digest("d1")
+    assert rows() == [("i1", "a", "", "1"), ("i2", "a", "", "2"), ("i2", "b.c", "10", "x")]
+    with store.write() as uow:
+        assert uow.reports.digest() == "d1"
+        uow.reports.clear()
+    assert rows() == []
+    with store.read() as uow:
+        assert list(uow.reports.facts("other", {"a"})) == []

@@ -26,8 +26,10 @@ from opcatflow.engine import (
     TransitionRefused,
     load_catalog,
 )
+from opcatflow.engine.bulk import NewInstance
 from opcatflow.engine.settings import Settings
 from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows.shipped import shipped_entries
 
 Who = tuple[str, str]
 
@@ -128,6 +130,13 @@ def catalog() -> Catalog:
     return load_catalog([BUNDLED], registry)
 
 
+def seed_bodies(engine: Engine) -> None:
+    """The shipped receiving bodies (authority register), which referrals and do-no-harm
+    decisions name; not the themes, which no casework test needs."""
+    rows = [NewInstance(dict(data), i) for i, data in shipped_entries("authority")]
+    engine.start_many("authority", rows, actor="opcatflow", role="head")
+
+
 class Desk:
     """Acts on one database, with a fresh engine for every call."""
 
@@ -138,6 +147,8 @@ class Desk:
         store = SQLAlchemyStore(url)
         store.ensure_schema()
         store.close()
+        with self.engine() as eng:
+            seed_bodies(eng)
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:

@@ -15,9 +15,11 @@ from typing import Any
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import FieldType
 from opcatflow.engine.errors import InvalidFilter
+from opcatflow.engine.rows import ListHolds
 from opcatflow.engine.suggest import did_you_mean
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
+_TEXT_ITEMS = {FieldType.STRING, FieldType.REF}
 
 
 def check_workflow(workflow: str, known: Iterable[str]) -> None:
@@ -68,11 +70,13 @@ def typed_where(
     conditions: Mapping[str, str], workflows: Sequence[CompiledWorkflow]
 ) -> dict[str, Any]:
     """``FIELD=VALUE`` filters with each VALUE read as its field's type says (an integer,
-    ``true``/``false``, else text), so the store compares like with like.
+    ``true``/``false``, else text), so the store compares like with like. On a list of text
+    (or of register ids) it means "the list holds VALUE" (:class:`ListHolds`).
 
     Raises:
-        InvalidFilter: a field none of ``workflows`` declares, a list field, a value that is
-            not of the field's type, or an enum value the field does not allow.
+        InvalidFilter: a field none of ``workflows`` declares, a records field or a list of
+            other items, a value that is not of the field's type, or an enum value the field
+            does not allow.
     """
     typed: dict[str, Any] = {}
     for name, raw in conditions.items():
@@ -81,8 +85,13 @@ def typed_where(
             known = {f for wf in workflows for f in wf.definition.fields}
             raise InvalidFilter("where", name, f"unknown field {name!r}{did_you_mean(name, known)}")
         kind = specs[0].type
+        if kind is FieldType.LIST and all(s.items in _TEXT_ITEMS for s in specs):
+            typed[name] = ListHolds(raw)
+            continue
         if kind in (FieldType.LIST, FieldType.RECORDS):
-            raise InvalidFilter("where", name, f"{name} is a list: lists cannot be filtered on")
+            raise InvalidFilter(
+                "where", name, f"{name} is a list of entries: only lists of text are filtered on"
+            )
         if kind is FieldType.INTEGER:
             if _INTEGER.fullmatch(raw) is None:
                 raise InvalidFilter("where", name, f"{name} is an integer field, not {raw!r}")

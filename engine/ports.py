@@ -32,6 +32,7 @@ from opcatflow.engine.rows import (
     ApiKeyRow,
     DefinitionOrigin,
     DefinitionStatus,
+    Fact,
     IdempotencyRecord,
     NewMessage,
     NewObligation,
@@ -581,6 +582,33 @@ class ReadLogRepository(Protocol):
         reasons as stored (sealed): what the read log's checkpoint root is computed over."""
 
 
+class ReportRepository(Protocol):
+    """The report projection: per instance, the non-personal values reports group and count
+    on, as text rows (a field, an entry and a value), so a report reads no instance's JSON.
+
+    The engine replaces an instance's rows in the unit of work of every write of it; which
+    fields are projected is the registry's (:meth:`~opcatflow.engine.registry.Registry.project`)."""
+
+    def replace(self, workflow_id: str, instance_id: str, facts: Sequence[Fact]) -> None:
+        """Make ``facts`` the projected rows of the instance (none: remove its rows)."""
+
+    def facts(
+        self, workflow_id: str, fields: Collection[str]
+    ) -> Iterator[tuple[str, str, str, str]]:
+        """``(instance id, field, entry, value)`` of the workflow's instances for ``fields``,
+        ordered by instance id, then field, then entry; streamed (consume it inside the unit
+        of work)."""
+
+    def clear(self) -> None:
+        """Remove every projected row (before a rebuild)."""
+
+    def digest(self) -> str | None:
+        """The digest of the projections the rows were built with (``None``: never built)."""
+
+    def set_digest(self, digest: str) -> None:
+        """Record the digest of the projections the rows are now built with."""
+
+
 class UnitOfWork(Protocol):
     """One transaction, seen through typed repositories.
 
@@ -592,7 +620,8 @@ class UnitOfWork(Protocol):
 
     Attributes:
         instances, audit, definitions, obligations, timers, outbox, idempotency, keys,
-            data_keys, privacy, read_log: the repositories, all inside this one transaction.
+            data_keys, privacy, read_log, reports: the repositories, all inside this one
+            transaction.
     """
 
     instances: InstanceRepository
@@ -606,6 +635,7 @@ class UnitOfWork(Protocol):
     data_keys: DataKeyRepository
     privacy: PrivacyRepository
     read_log: ReadLogRepository
+    reports: ReportRepository
 
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested part of this unit of work: if its block raises, only what was written in

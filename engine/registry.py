@@ -1,4 +1,4 @@
-"""Named Python rules that definitions refer to: guards and actions.
+"""Named Python rules that definitions refer to: guards, actions and report projections.
 
 workflows/ fills a :class:`Registry` with decorators; the engine is handed it. Definitions
 name rules, never code, so an operator editing YAML cannot run anything new.
@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from opcatflow.engine.instance import Instance
+from opcatflow.engine.projection_spec import Projection
 from opcatflow.engine.sharing import Policy
 
 NO_POLICY = Policy()
@@ -77,6 +78,7 @@ class Registry:
         self.guards: dict[str, GuardRule] = {}
         self.actions: dict[str, Action] = {}
         self.action_writes: dict[str, frozenset[str]] = {}
+        self.projections: dict[str, Projection] = {}
 
     def guard(self, name: str, *, reason: str) -> Callable[[Guard], Guard]:
         """Register a guard. It returns True to allow; ``reason`` explains a False.
@@ -110,3 +112,26 @@ class Registry:
             return func
 
         return register
+
+    def project(
+        self,
+        workflow: str,
+        *,
+        fields: Iterable[str] = (),
+        records: Mapping[str, Iterable[str]] | None = None,
+    ) -> Projection:
+        """Keep these non-personal values of ``workflow``'s instances in the report
+        projection, written in the transaction of every write of an instance.
+
+        ``validate`` (and every load of a definition) refuses a definition in which one of
+        them is personal or confidential, or not a plain value: reports group on them.
+        """
+        if workflow in self.projections:
+            raise ValueError(f"a projection of {workflow!r} is already registered")
+        projection = Projection(
+            workflow,
+            tuple(fields),
+            {name: tuple(subs) for name, subs in (records or {}).items()},
+        )
+        self.projections[workflow] = projection
+        return projection

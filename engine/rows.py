@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class TimerStatus(StrEnum):
@@ -351,3 +351,26 @@ class ReadEntry:
             "fields": list(self.fields),
             "reason": self.reason,
         }
+
+
+class Fact(NamedTuple):
+    """One projected value of an instance (the report projection's row, less its ids).
+
+    ``field`` is a field's name, ``records.sub`` for a sub-field of a records entry, or
+    ``@state`` / ``@created_at``; ``entry`` is ``""`` for a single value, the item's position
+    in a list, or the entry's key in records; ``value`` is the value as text (``true`` /
+    ``false``, ISO dates, numbers in decimal).
+    """
+
+    field: str
+    entry: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListHolds:
+    """A list filter's condition: the list field holds ``value`` (a place id among a
+    recommendation's ``places``), as ``--where places=p-17`` asks. A store compares each
+    item as text, as it compares a text field."""
+
+    value: str

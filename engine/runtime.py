@@ -54,9 +54,12 @@ from opcatflow.engine.definition import MergeSpec
 from opcatflow.engine.errors import (
     ConcurrentUpdate,
     DefinitionError,
+    InstanceErased,
     InstanceNotFound,
     InvalidData,
+    KeyUnavailable,
     RowsRefused,
+    StoreError,
     TransitionRefused,
     VersionRetired,
 )
@@ -72,6 +75,7 @@ from opcatflow.engine.merging import merge_in
 from opcatflow.engine.obligations import ObligationHook
 from opcatflow.engine.periods import below_minimum
 from opcatflow.engine.ports import Store, UnitOfWork
+from opcatflow.engine.projection import Projector, instance_pages
 from opcatflow.engine.readlog_root import check_read_log, read_root_at
 from opcatflow.engine.refs import ENTRY_ID, ref_refusal
 from opcatflow.engine.register_bodies import RegisterBodies
@@ -154,8 +158,12 @@ class Engine:
         if keys is None:
             keys = _memory_keys(store) if isinstance(store, MemoryStore) else load_provider(None)
         self.keyring = Keyring(keys)
+        # The report projection's rows are written with every write of an instance.
+        self.projector = Projector(registry.projections, self.workflow)
         # Every value goes through the keyring: the store below holds only ciphertext.
-        self.store = SealedStore(store, self.keyring, self._sealed_fields, self._subject_field)
+        self.store = SealedStore(
+            store, self.keyring, self._sealed_fields, self._subject_field, self.projector
+        )
         self.registry = registry
         self._base = catalog
         self._sources = tuple(sources)
@@ -178,6 +186,7 @@ class Engine:
         self._pinned: dict[tuple[str, int], CompiledWorkflow] = {}
         if register:
             self._register(catalog)
+            self._fill_projection()
 
     @classmethod
     def open(
@@ -232,6 +241,42 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def projection_current(self) -> bool:
+        """Whether the report projection was built with this registry's projections."""
+        with self.store.read() as uow:
+            return uow.reports.digest() == self.projector.digest
+
+    def _fill_projection(self) -> None:
+        # Opening must not fail for the projection (a key out of reach, say): the first
+        # report builds it then, or says why it cannot.
+        try:
+            self.ensure_projection()
+        except (KeyUnavailable, InstanceErased, StoreError) as err:
+            self.log.warning("report_projection_not_built", error=str(err))
+
+    def ensure_projection(self) -> int | None:
+        """Rebuild the report projection if it was built with other projections (or never,
+        as after migration 0012); returns how many instances were projected, or ``None``
+        when it was current."""
+        return None if self.projection_current() else self.rebuild_projection()
+
+    def rebuild_projection(self) -> int:
+        """Build the report projection again from every instance, in one transaction (a new
+        database revision, a release that projects other fields); returns how many
+        instances were projected. Writers wait for it (on PostgreSQL, those of the instances
+        it has read): run it when the NPM is quiet."""
+        count = 0
+        with self.store.write() as uow:
+            uow.reports.clear()
+            for workflow in sorted(self.projector.projections):
+                for page in instance_pages(uow, workflow):
+                    for instance in page:
+                        self.projector(uow, instance)
+                    count += len(page)
+            uow.reports.set_digest(self.projector.digest)
+        self.log.info("report_projection_rebuilt", instances=count)
+        return count
 
     def _sealed_fields(self, workflow: str, version: int) -> frozenset[str]:
         return self.workflow(workflow, version).schema.sealed
@@ -457,7 +502,9 @@ class Engine:
         version: int | None,
         also: Callable[[UnitOfWork, Started], None] | None,
         instance_id: str | None,
+        within: SealedUnitOfWork | None = None,
     ) -> Started:
+        # within: a unit of work a batch already holds (engine/batch.py), else one of its own
         wf = self.workflow(workflow, version)
         if instance_id is not None:
             chosen_id_problem = _chosen_id_problem(wf, instance_id)
@@ -526,6 +573,8 @@ class Engine:
                 also(uow, Started(instance, tuple(notices)))
             return Started(instance, tuple(notices))
 
+        if within is not None:
+            return work(within)
         started = self.store.submit(work)
         instance = started.instance
         self.log.info(

@@ -95,12 +95,25 @@ class VisitSpec(_Model):
     )
 
 
+class ReportsSpec(_Model):
+    """How published reports treat small counts."""
+
+    small_count_threshold: int = Field(
+        5,
+        ge=2,
+        le=100,
+        description="A count below this is shown as '<N' in every report, and more cells "
+        "are withheld so that none can be worked out from the totals.",
+    )
+
+
 class SettingsFile(_Model):
     """One settings file as written."""
 
     calendar: CalendarSpec = Field(default_factory=CalendarSpec)
     complaint: ComplaintSpec = Field(default_factory=ComplaintSpec)
     visit: VisitSpec = Field(default_factory=VisitSpec)
+    reports: ReportsSpec = Field(default_factory=ReportsSpec)
     deadlines: dict[str, str] = Field(
         default_factory=dict, description="Durations of the known deadline keys."
     )
@@ -124,6 +137,7 @@ class Settings:
     minimums: Mapping[str, Duration] = field(default_factory=dict)
     acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
     factual_check_by_kind: Mapping[str, bool] = field(default_factory=dict)
+    small_count_threshold: int = 5
 
     @cached_property
     def policy(self) -> Policy:
@@ -201,6 +215,7 @@ class Settings:
         origin.update(dict.fromkeys(spec.deadlines, (doc, "deadlines")))
         origin.update(dict.fromkeys(spec.custom_deadlines, (doc, "custom_deadlines")))
         complaint = spec.complaint if "complaint" in spec.model_fields_set else base.complaint
+        reports = spec.reports if "reports" in spec.model_fields_set else base.reports
         # Kinds the NPM's file leaves out keep the shipped default.
         by_kind = {
             str(kind): wanted
@@ -214,6 +229,7 @@ class Settings:
             minimums=minimums,
             acknowledge_on_receipt=frozenset(complaint.acknowledge_on_receipt),
             factual_check_by_kind=by_kind,
+            small_count_threshold=reports.small_count_threshold,
         )
 
 

@@ -29,6 +29,7 @@ from opcatflow.engine.expressions import (
 )
 from opcatflow.engine.merge_checks import merge_problems
 from opcatflow.engine.privacy_checks import privacy_problems
+from opcatflow.engine.projection_checks import projection_problems
 from opcatflow.engine.register_checks import register_problems
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.sharing_checks import sharing_problems
@@ -89,6 +90,8 @@ class _Checker:
         self.problems.extend(embargo_problems(self.doc, self.wf))
         self.problems.extend(merge_problems(self.doc, self.wf))
         self.problems.extend(privacy_problems(self.doc, self.wf))
+        projection = self.registry.projections.get(self.wf.id)
+        self.problems.extend(projection_problems(self.doc, self.wf, projection))
         if not self.compat:  # rules of the data contract, newer than some stored copies
             self.problems.extend(file_problems(self.doc, self.wf, self.registry))
             self.problems.extend(sharing_problems(self.doc, self.wf))

@@ -3,6 +3,8 @@ backends; their declared deadlines run through the scheduler."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from casework import CASEWORKER, COORDINATOR, HEAD, LIAISON, MEMBER, PLACE, SCHEDULER, Desk
 
@@ -44,6 +46,11 @@ def desk(db_url: str, clock: FrozenClock) -> Desk:
     return Desk(db_url, clock)
 
 
+def assessment(status: str, evidence: str, on: str = "2026-03-02") -> dict[str, Any]:
+    """``assess`` data: one assessment appended (the engine numbers it)."""
+    return {"assessments": {"append": [{"on": on, "status": status, "evidence": evidence}]}}
+
+
 def tick(desk: Desk) -> list[tuple[str, str, str, str | None]]:
     with desk.engine() as eng:
         report = Scheduler(eng).tick()
@@ -66,7 +73,12 @@ def test_a_recommendation_is_answered_discussed_and_implemented(desk: Desk) -> N
         recommendation, "review", MEMBER, {"review_note": "On-call lists seen in 3 of 4 stations."}
     )
     assert reviewed.data["reviews"] == ["2026-03-02: On-call lists seen in 3 of 4 stations."]
-    desk.fire(recommendation, "assess_implemented", HEAD, {"assessment": "Seen on our visits."})
+    assessed = desk.fire(recommendation, "assess", HEAD, assessment("implemented", "Seen."))
+    assert assessed.data["assessments"] == [
+        {"n": 1, "on": "2026-03-02", "status": "implemented", "evidence": "Seen.", "by": HEAD[0]}
+    ]
+    assert assessed.data["implementation_status"] == "implemented"
+    desk.fire(recommendation, "close", HEAD, {"closing_reason": "Implemented."})
     desk.assert_path(recommendation, "recommendation_implemented")
 
 
@@ -101,9 +113,9 @@ def test_an_urgent_notification_without_reply_is_escalated_by_the_scheduler(desk
         "by": HEAD[0],
     }
     desk.fire(recommendation, "record_reply", LIAISON, {"reply": "Alarms repaired in wing B."})
-    desk.fire(
-        recommendation, "assess_partially_implemented", HEAD, {"assessment": "Wing C not yet."}
-    )
+    desk.fire(recommendation, "open_dialogue", MEMBER)
+    partly = assessment("partially_implemented", "Wing C not yet.")
+    desk.fire(recommendation, "assess", HEAD, partly)
     desk.assert_path(recommendation, "recommendation_escalated")
 
 
@@ -111,13 +123,19 @@ def test_a_recommendation_the_authority_ignores_is_assessed_not_implemented(desk
     recommendation = desk.start("recommendation", HEAD, {**CAT, "source": "upr"})
     desk.fire(recommendation, "send", HEAD)
     desk.fire(recommendation, "escalate", HEAD, reason="the ministry said it will not reply")
-    desk.fire(recommendation, "assess_not_implemented", HEAD, {"assessment": "No engagement."})
+    desk.fire(recommendation, "assess", HEAD, assessment("not_implemented", "No engagement."))
+    desk.fire(recommendation, "close", HEAD, {"closing_reason": "No engagement in two years."})
     desk.assert_path(recommendation, "recommendation_refused")
 
 
 def test_a_recommendation_overtaken_by_events_is_set_aside(desk: Desk) -> None:
-    recommendation = desk.start("recommendation", MEMBER, {**CAT, "source": "cpt"})
-    desk.fire(recommendation, "set_aside", HEAD, {"assessment": "The police station closed."})
+    cpt = {**CAT, "source": "other_body", "source_body": "CPT"}
+    recommendation = desk.start("recommendation", MEMBER, cpt)
+    refused = desk.refused(recommendation, "close", HEAD, {"closing_reason": "Station closed."})
+    assert "no assessment yet" in refused.reason
+    closed = assessment("no_longer_relevant", "The police station closed.")
+    desk.fire(recommendation, "assess", HEAD, closed)
+    desk.fire(recommendation, "close", HEAD, {"closing_reason": "The police station closed."})
     desk.assert_path(recommendation, "recommendation_set_aside")
 
 

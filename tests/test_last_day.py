@@ -53,7 +53,8 @@ def test_every_reader_shows_the_same_last_day_in_mexico_city_and_auckland(
     db_url = str(tmp_path / "npm.db")
     folder = tmp_path / "workflows"  # two workflows: each CLI call reads only their files
     folder.mkdir()
-    for name in ("upr_cycle", "recommendation"):  # a cycle starts recommendations
+    # a cycle starts recommendations, which name places and themes of their registers
+    for name in ("upr_cycle", "recommendation", "place", "theme", "authority"):
         (folder / f"{name}.yaml").write_text((BUNDLED / f"{name}.yaml").read_text())
     settings_file = tmp_path / "npm.yaml"
     settings_file.write_text(f"calendar: {{timezone: {zone}}}\n")

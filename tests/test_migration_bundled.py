@@ -43,6 +43,7 @@ DATA: dict[str, dict[str, Any]] = {
     "upr_cycle": {"session_start": "2027-01-25"},
     "spt_advisory": {"year_starts_on": "2026-01-01"},
     "spt_visit": {"visit_kind": "country"},
+    "sp_visit": {"body": "cpt"},
 }
 PLAN_NAME = re.compile(r"^(?P<workflow>[a-z_]+)-(?P<source>\d+)-(?P<target>\d+)$")
 

@@ -11,6 +11,7 @@ from storekit import T0, definition, started
 from opcatflow.engine.errors import AmbiguousId, IdTooShort, InstanceNotFound
 from opcatflow.engine.identity import resolve_id
 from opcatflow.engine.ports import Store
+from opcatflow.engine.rows import ListHolds
 
 A = "abcdef12-0000-4000-8000-000000000001"
 B = "abcdef12-0000-4000-8000-000000000002"
@@ -72,3 +73,29 @@ def test_counts_and_pages_are_keyset_exact_while_instances_are_added(three: Stor
         assert len(rest) == 3
         assert uow.instances.count(after=key) == 3
         assert uow.instances.count(state="open", where={"x": 1}) == 0
+
+
+def test_a_list_filter_finds_the_lists_that_hold_a_value(store: Store) -> None:
+    """``ListHolds``: a list field holding the value, compared as text (a place id among a
+    recommendation's places); a list without it, a scalar field or no field never match."""
+    rows = {
+        A: {"places": ["north-prison", "south-station"]},
+        B: {"places": ["north-prison"]},
+        C: {"places": ["north-prison-annex"]},
+    }
+    others = [{"places": []}, {"places": "north-prison"}, {"places": [7]}, {}]
+    with store.write() as uow:
+        uow.definitions.add(definition())
+        for i, (instance_id, data) in enumerate(rows.items()):
+            started(uow, instance_id=instance_id, data=data, created=T0 + timedelta(seconds=i))
+        for data in others:
+            started(uow, data=data, created=T0 + timedelta(seconds=9))
+    with store.read() as uow:
+        north = {"places": ListHolds("north-prison")}
+        assert [i.id for i in uow.instances.query(where=north)] == [A, B]
+        assert uow.instances.count(where=north) == 2
+        both = {**north, "places_too": ListHolds("x")}
+        assert uow.instances.count(where=both) == 0
+        annex = uow.instances.query(where={"places": ListHolds("north-prison-annex")})
+        assert [i.id for i in annex] == [C]
+        assert uow.instances.query(where={"places": ListHolds("7")}) == []

@@ -10,10 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from opcatflow.workflows import engagement as _engagement  # noqa: F401  (registers its rules)
+from opcatflow.workflows import recommendation_rules as _recommendation_rules  # noqa: F401
 from opcatflow.workflows import register_rules as _register_rules  # noqa: F401  (registers)
 from opcatflow.workflows import reprisal_rules as _reprisal_rules  # noqa: F401  (registers)
 from opcatflow.workflows import visit_rules as _visit_rules  # noqa: F401  (registers its rules)
+from opcatflow.workflows.reporting.sources import register_sources
 from opcatflow.workflows.rules import registry
+
+register_sources(registry)  # what the reports read: kept in the report projection
 
 BUNDLED = Path(__file__).parent
 PLANS = BUNDLED / "migrations"

@@ -207,6 +207,8 @@ for _field in (
     "draft_sent_on",
     "focal_point_notified_on",
     "management_informed_on",
+    "position_on",
+    "closed_on",
 ):
     _stamp(_field)
 

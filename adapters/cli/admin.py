@@ -16,6 +16,7 @@ from opcatflow.adapters.cli.options import OPERATOR, Json, Reader, ReadReason, r
 from opcatflow.engine import SQLAlchemyStore
 from opcatflow.engine.audit import INTACT
 from opcatflow.engine.checkpoint import CheckpointError, read_checkpoint
+from opcatflow.engine.errors import OpcatflowError
 from opcatflow.engine.readlog import AUDIT_EXPORT_FIELDS, record_reads
 from opcatflow.engine.sql.grants import GrantRefused, grant_application_role
 
@@ -176,12 +177,28 @@ def upgrade(ctx: typer.Context, as_json: Json = False) -> None:
         before, after = store.upgrade()
     finally:
         store.close()
+    projected, why = _fill_projection(ctx)
     if as_json:
-        out.print_json({"before": before, "after": after})
-    elif before == after:
+        out.print_json({"before": before, "after": after, "report_projection": projected})
+        return
+    if before == after:
         out.echo(f"database schema already at revision {after}")
     else:
         out.echo(f"database schema upgraded from revision {before or 'none'} to {after}")
+    if projected is not None:
+        out.echo(f"report projection built from {out.plural(projected, 'instance')}")
+    if why is not None:
+        out.echo(out.yellow(f"report projection not built ({why}): the first report builds it"))
+
+
+def _fill_projection(ctx: typer.Context) -> tuple[int | None, str | None]:
+    """Build the report projection if it is not current (a new revision leaves it empty):
+    the instances projected, or why it could not be done now (the keys out of reach)."""
+    try:
+        with settings(ctx).engine(existing=True) as engine:
+            return engine.ensure_projection(), None
+    except OpcatflowError as err:
+        return None, out.shorten(str(err), 200)
 
 
 @db_app.command("grant")

@@ -44,6 +44,7 @@ from opcatflow.engine import (
     StoreError,
     TransitionRefused,
 )
+from opcatflow.engine.batch import BatchFailed
 from opcatflow.engine.settings import SettingsError
 from opcatflow.notifications.directory import ConfigError
 
@@ -75,6 +76,7 @@ EXIT_CODES: tuple[tuple[type[OpcatflowError], int], ...] = (
     (TransitionRefused, REFUSED),
     (InvalidData, REFUSED),
     (RowsRefused, IMPORT_REFUSED),
+    (BatchFailed, IMPORT_REFUSED),
     (LimitExceeded, USAGE),
     (InvalidFilter, USAGE),
     (AmbiguousId, USAGE),

@@ -18,6 +18,7 @@ import typer
 
 from opcatflow.adapters.cli import output as out
 from opcatflow.adapters.cli.errors import IMPORT_REFUSED, USAGE, fail
+from opcatflow.adapters.cli.import_recommendations import recommendations
 from opcatflow.adapters.cli.options import Actor, Json, Reason, Role, settings
 from opcatflow.adapters.rowfile import Row, RowFileError, RowProblem, read_rows
 from opcatflow.engine.bulk import NewInstance
@@ -141,3 +142,7 @@ def register(
         out.print_json({"register": kind, "imported": [i.id for i in started]})
     else:
         out.echo(f"imported {len(started)} {kind} entries from {path}")
+
+
+# The recommendation backlog: rows that are cases, each fired to its state (issue 24).
+import_app.command("recommendations")(recommendations)

@@ -21,6 +21,7 @@ from opcatflow.adapters.http import (
     operations,
     privacy,
     problems,
+    reports,
     workflows,
 )
 from opcatflow.adapters.http.auth import KeyCache
@@ -79,7 +80,7 @@ def _build(config: ApiConfig, log: FilteringBoundLogger, lifespan: Any = None) -
     )
     problems.install(app, log)
     # Routes are matched in order: the busiest first.
-    for module in (instances, workflows, operations, obligations, privacy, admin, health):
+    for module in (instances, workflows, operations, obligations, privacy, reports, admin, health):
         app.include_router(module.router)
     docs.install(app)
     # Added last, so it runs first: an oversized body never reaches routing, and a request

@@ -352,8 +352,9 @@ def list_instances(
         list[str] | None,
         Query(
             description="FIELD=VALUE, repeatable, with workflow=: VALUE is read as the field's "
-            "type (an integer, true or false, an enum value, else text). Personal fields the "
-            "key may not read are refused."
+            "type (an integer, true or false, an enum value, else text); on a list of text or "
+            "register ids, the list holds VALUE. Personal fields the key may not read are "
+            "refused."
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

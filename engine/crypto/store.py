@@ -60,6 +60,7 @@ from opcatflow.engine.ports import (
     OutboxRepository,
     PrivacyRepository,
     ReadLogRepository,
+    ReportRepository,
     Store,
     TimerRepository,
     UnitOfWork,
@@ -81,7 +82,16 @@ SealedFields = Callable[[str, int], frozenset[str]]
 SubjectField = Callable[[str, int], str | None]
 
 
+# (the raw unit of work, an instance as written, its data clear) -> None: the report
+# projection's rows for it, written in the same transaction
+Project = Callable[[UnitOfWork, Instance], None]
+
+
 def _no_subject(workflow: str, version: int) -> str | None:
+    return None
+
+
+def _no_projection(uow: UnitOfWork, instance: Instance) -> None:
     return None
 
 
@@ -94,12 +104,15 @@ class SealedUnitOfWork:
         keyring: Keyring,
         sealed_fields: SealedFields,
         subject_field: SubjectField = _no_subject,
+        project: Project = _no_projection,
     ) -> None:
         self.raw = raw
         self.keyring = keyring
         self.fresh: Fresh = {}
         self._live: set[str] = set()  # owners whose row this unit of work saw not erased
-        self.sealed_instances = SealedInstances(raw.instances, self, sealed_fields, subject_field)
+        self.sealed_instances = SealedInstances(
+            raw.instances, self, sealed_fields, subject_field, lambda i: project(raw, i)
+        )
         self.instances: InstanceRepository = self.sealed_instances
         self.audit: AuditRepository = raw.audit
         self.definitions: DefinitionRepository = raw.definitions
@@ -111,6 +124,7 @@ class SealedUnitOfWork:
         self.data_keys: DataKeyRepository = raw.data_keys
         self.privacy: PrivacyRepository = raw.privacy
         self.read_log: ReadLogRepository = SealedReadLog(raw.read_log, self)
+        self.reports: ReportRepository = raw.reports  # non-personal values only
 
     def keys_of(self, owner: str) -> OwnerKeys | None:
         """The keys of ``owner``, ``None`` if it has none. Raises: KeyUnavailable."""
@@ -184,11 +198,13 @@ class SealedInstances:
         uow: SealedUnitOfWork,
         sealed_fields: SealedFields,
         subject_field: SubjectField = _no_subject,
+        project: Callable[[Instance], None] = lambda instance: None,
     ) -> None:
         self._raw = raw
         self._uow = uow
         self._sealed_fields = sealed_fields
         self._subject_field = subject_field
+        self._project = project
         # instance id -> (data as stored, data opened), as last read or written here
         self._seen: dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
 
@@ -299,13 +315,19 @@ class SealedInstances:
         if not self._raw.update(erased, current.version):
             raise InstanceErased(current.id)  # (cannot happen: the row is locked)
         self._uow.privacy.index_subject(current.id, None)
-        return self._open(erased)
+        opened = self._open(erased)
+        self._project(opened)
+        return opened
 
     def insert(self, instance: Instance) -> None:
         self._raw.insert(self._seal(instance, instance.created_at, new=True))
+        self._project(instance)
 
     def update(self, instance: Instance, expected_version: int) -> bool:
-        return self._raw.update(self._seal(instance, instance.updated_at), expected_version)
+        if not self._raw.update(self._seal(instance, instance.updated_at), expected_version):
+            return False
+        self._project(instance)
+        return True
 
     def advance_audit_head(self, instance_id: str, seq: int, head: str) -> bool:
         return self._raw.advance_audit_head(instance_id, seq, head)
@@ -514,14 +536,18 @@ class SealedStore:
         keyring: Keyring,
         sealed_fields: SealedFields,
         subject_field: SubjectField = _no_subject,
+        project: Project = _no_projection,
     ) -> None:
         self.raw = raw
         self.keyring = keyring
         self._sealed_fields = sealed_fields
         self._subject_field = subject_field
+        self._project = project
 
     def _unit(self, uow: UnitOfWork) -> SealedUnitOfWork:
-        return SealedUnitOfWork(uow, self.keyring, self._sealed_fields, self._subject_field)
+        return SealedUnitOfWork(
+            uow, self.keyring, self._sealed_fields, self._subject_field, self._project
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)

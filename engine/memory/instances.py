@@ -12,7 +12,12 @@ from opcatflow.engine.audit import AuditRecord, state_hash
 from opcatflow.engine.errors import InstanceNotFound
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.memory.tables import Tables
-from opcatflow.engine.rows import DefinitionOrigin, DefinitionStatus, StoredDefinition
+from opcatflow.engine.rows import (
+    DefinitionOrigin,
+    DefinitionStatus,
+    ListHolds,
+    StoredDefinition,
+)
 
 INSTANCES = "instances"
 AUDIT = "audit"  # (instance id, seq) -> record
@@ -62,6 +67,10 @@ def _thaw(row: Stored) -> Instance:
 
 def _matches(value: Any, wanted: Any) -> bool:
     # The SQL store's comparisons: as a boolean, as an integer, else as text.
+    if isinstance(wanted, ListHolds):
+        return isinstance(value, list) and any(
+            isinstance(v, str) and v == wanted.value for v in value
+        )
     if isinstance(wanted, bool):
         return isinstance(value, bool) and value == wanted
     if isinstance(wanted, int):

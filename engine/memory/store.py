@@ -26,6 +26,7 @@ from opcatflow.engine.memory.records import (
     MemoryPrivacy,
     MemoryReadLog,
 )
+from opcatflow.engine.memory.reports import MemoryReports
 from opcatflow.engine.memory.tables import Tables, Transaction
 from opcatflow.engine.memory.timers import MemoryTimers
 from opcatflow.engine.ports import (
@@ -39,6 +40,7 @@ from opcatflow.engine.ports import (
     OutboxRepository,
     PrivacyRepository,
     ReadLogRepository,
+    ReportRepository,
     TimerRepository,
 )
 
@@ -94,6 +96,7 @@ class MemoryUnitOfWork:
         self.data_keys: DataKeyRepository = MemoryDataKeys(tables)
         self.privacy: PrivacyRepository = MemoryPrivacy(tables)
         self.read_log: ReadLogRepository = MemoryReadLog(tables)
+        self.reports: ReportRepository = MemoryReports(tables)
 
     def savepoint(self) -> AbstractContextManager[None]:
         return self._tables.savepoint()

@@ -11,10 +11,23 @@ A plan is a YAML file, validated like a definition (every problem as path:line:c
       recorded:
         to: recorded
         deadlines: {feedback_recorded: feedback}   # a deadline renamed; `name: null` drops it
+      closed_early:                # a final state: its instances stay on version 3 unless
+        to: recorded               # the plan reopens them, saying so
+        reopen: true
+        set: {outcome_note: "'reopened: ' ~ entered_on"}   # per-state values (expressions)
     data:
       rename: {told_limits: limits_explained}
       set_default: {urgency: routine}              # where the instance has no value
       drop: [theme]
+      set: {source: "'other' if source == 'cpt' else source"}   # in every state
+
+``set`` gives fields of the target values computed by sandboxed expressions (as an
+``opens`` entry's data is) over the instance's data as it was (before renames and drops),
+plus ``state`` (its state) and ``entered_on`` (the day it entered that state, in the NPM's
+time zone); under ``data`` for every state, under a state for that state (winning), applied
+after the plan's other ``data`` changes. ``reopen: true`` is how a plan moves the instances
+of a *final* state (a version that drops it, say, so that cases closed under it go on):
+without it a final state is refused, as its cases stay closed.
 
 A deadline not named under ``deadlines`` keeps its name, which the target state must then
 declare. Whether every occupied state is mapped is known only from the database: the run
@@ -25,13 +38,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.errors import DefinitionError, NotFound, Problem
+from opcatflow.engine.expressions import Expression, ExpressionError, compile_guard
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.validation import pydantic_problems
 from opcatflow.engine.yamlsource import Located, load_yaml
@@ -47,12 +61,15 @@ class _Strict(BaseModel):
 class StateTarget(_Strict):
     to: str
     deadlines: dict[str, str | None] = Field(default_factory=dict)
+    reopen: bool = False
+    set: dict[str, str] = Field(default_factory=dict)
 
 
 class DataChanges(_Strict):
     rename: dict[str, str] = Field(default_factory=dict)
     set_default: dict[str, Any] = Field(default_factory=dict)
     drop: list[str] = Field(default_factory=list)
+    set: dict[str, str] = Field(default_factory=dict)
 
 
 class PlanModel(_Strict):
@@ -66,10 +83,13 @@ class PlanModel(_Strict):
 @dataclass(frozen=True)
 class Move:
     """Where the instances of one state go: the state, and each deadline's new name
-    (``None``: dropped, its open timers cancelled)."""
+    (``None``: dropped, its open timers cancelled); the values ``set`` computes, by field;
+    ``reopen``: the state is final (its cases go on in the target)."""
 
     to: str
     deadlines: Mapping[str, str | None]
+    set: Mapping[str, Expression] = field(default_factory=dict)
+    reopen: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,7 @@ class Plan:
     set_default: Mapping[str, Any]
     drop: frozenset[str]
     doc: Located
+    set: Mapping[str, Expression] = field(default_factory=dict)
 
     @property
     def workflow(self) -> str:
@@ -138,6 +159,7 @@ def load_plan(text: str, path: str, resolve: Resolve) -> Plan:
     checker = _Checker(doc, source, target)
     moves = checker.states(model.states)
     checker.data(model.data)
+    computed = checker.compile_set(model.data.set, ("data",))
     if checker.problems:
         raise DefinitionError(checker.problems)
     return Plan(
@@ -150,6 +172,7 @@ def load_plan(text: str, path: str, resolve: Resolve) -> Plan:
         set_default=dict(model.data.set_default),
         drop=frozenset(model.data.drop),
         doc=doc,
+        set=computed,
     )
 
 
@@ -173,8 +196,15 @@ class _Checker:
                 hint = did_you_mean(name, src.definition.states)
                 self.add(loc, f"version {src.version} has no state {name!r}{hint}")
                 continue
-            if name in src.finals:
-                self.add(loc, f"{name!r} is final: its instances stay on version {src.version}")
+            if name in src.finals and not target.reopen:
+                self.add(
+                    loc,
+                    f"{name!r} is final: its instances stay on version {src.version} "
+                    "(reopen: true moves them on)",
+                )
+                continue
+            if target.reopen and name not in src.finals:
+                self.add((*loc, "reopen"), f"{name!r} is not final: there is nothing to reopen")
                 continue
             to_loc = loc if isinstance(raw, str) else (*loc, "to")
             if target.to not in dst.definition.states:
@@ -184,8 +214,27 @@ class _Checker:
             if target.to in dst.finals:
                 self.add(to_loc, f"{target.to!r} is final: close cases with a transition")
                 continue
-            moves[name] = Move(target.to, self._deadlines(name, target, loc))
+            deadlines = self._deadlines(name, target, loc)
+            computed = self.compile_set(target.set, loc)
+            moves[name] = Move(target.to, deadlines, computed, target.reopen)
         return moves
+
+    def compile_set(
+        self, expressions: Mapping[str, str], loc: tuple[str | int, ...]
+    ) -> dict[str, Expression]:
+        dst = self.target.definition.fields
+        compiled: dict[str, Expression] = {}
+        for name, source in expressions.items():
+            at = (*loc, "set", name)
+            if name not in dst:
+                hint = did_you_mean(name, dst)
+                self.add(at, f"version {self.target.version} has no field {name!r}{hint}")
+                continue
+            try:
+                compiled[name] = compile_guard(source)
+            except ExpressionError as err:
+                self.add(at, str(err))
+        return compiled
 
     def _deadlines(
         self, state: str, target: StateTarget, loc: tuple[str | int, ...]

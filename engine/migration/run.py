@@ -100,9 +100,11 @@ class MigrationReport:
         }
 
 
-def migrate_data(plan: Plan, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The instance data after the plan's renames, drops and defaults, and what changed
-    (field names only)."""
+def migrate_data(
+    plan: Plan, data: Mapping[str, Any], computed: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The instance data after the plan's renames, drops and defaults, then the values its
+    state's ``set`` computed, and what changed (field names only)."""
     new = dict(data)
     notes = []
     for old, name in plan.rename.items():
@@ -116,7 +118,29 @@ def migrate_data(plan: Plan, data: Mapping[str, Any]) -> tuple[dict[str, Any], l
         if new.get(name) is None:
             new[name] = value
             notes.append(f"set {name} (default)")
+    for name, value in (computed or {}).items():
+        new[name] = value
+        notes.append(f"set {name}")
     return new, notes
+
+
+def computed_values(
+    plan: Plan, current: Instance, entered_on: str
+) -> tuple[dict[str, Any], str | None]:
+    """The values the plan's ``set`` gives ``current`` in its state, or why they cannot be
+    computed (the instance is then refused, as for invalid data)."""
+    expressions = {**plan.set, **plan.moves[current.state].set}
+    if not expressions:
+        return {}, None
+    data = dict(current.data)
+    names = {**data, "data": data, "state": current.state, "entered_on": entered_on}
+    values: dict[str, Any] = {}
+    for name, expression in expressions.items():
+        try:
+            values[name] = expression(**names)
+        except Exception as err:  # a bounded sandbox: past its budget, or a bad operand
+            return {}, f"set {name}: {expression.source!r} failed: {err}"
+    return values, None
 
 
 class Migrator:
@@ -156,7 +180,9 @@ class Migrator:
             plan.workflow, plan.source.version, plan.target.version, plan.digest, dry_run
         )
         for page in self._pages(plan, batch):
-            running = [i for i in page if i.state not in plan.source.finals]
+            running = [
+                i for i in page if i.state not in plan.source.finals or i.state in plan.moves
+            ]
             report.finished += len(page) - len(running)
             if dry_run:  # one read per page: nothing is locked, nothing written
                 with self.engine.store.read() as uow:
@@ -220,8 +246,14 @@ class Migrator:
     ) -> InstanceOutcome:
         move = plan.moves[current.state]
         target = plan.target
-        data, notes = migrate_data(plan, current.data)
+        planner = self.engine.timers.planner
+        entered_on = planner.calendar.local_date(current.state_entered_at).isoformat()
+        computed, failed = computed_values(plan, current, entered_on)
+        data, notes = migrate_data(plan, current.data, computed)
+        if move.reopen:
+            notes.insert(0, f"reopened from final state {current.state}")
         clean, errors = target.schema.validate(data)
+        errors = ([failed] if failed else []) + errors
         if not errors:
             errors = target.schema.resolve({}, clean)
         missing = [n for n in target.schema.required if clean.get(n) is None]
@@ -235,7 +267,6 @@ class Migrator:
         if errors:
             return InstanceOutcome(*base, "refused", "; ".join(errors), tuple(notes))
         clean = {k: v for k, v in clean.items() if v is not None}
-        planner = self.engine.timers.planner
         rows = uow.obligations.of_instance(current.id)
         arming = plan_arming(uow, plan, current, clean, rows, planner=planner)
         armed = [a for a in arming if a.due_at is not None]

@@ -9,12 +9,19 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from opcatflow.engine.audit import AuditRecord, state_hash
 from opcatflow.engine.errors import InstanceNotFound
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import DuplicateKey
-from opcatflow.engine.rows import DefinitionOrigin, DefinitionStatus, StoredDefinition
+from opcatflow.engine.rows import (
+    DefinitionOrigin,
+    DefinitionStatus,
+    ListHolds,
+    StoredDefinition,
+)
 from opcatflow.engine.sql import tables as t
 from opcatflow.engine.sql.dialect import Dialect
 
@@ -288,6 +295,9 @@ def _filtered(
         query = query.where(sa.tuple_(c.created_at, c.id) > sa.tuple_(*after))
     for name, value in (where or {}).items():
         element = c.data[name]
+        if isinstance(value, ListHolds):
+            query = query.where(_ListHolds(name, value.value))
+            continue
         if isinstance(value, bool):
             query = query.where(element.as_boolean() == value)
         elif isinstance(value, int):
@@ -295,6 +305,43 @@ def _filtered(
         else:
             query = query.where(element.as_string() == str(value))
     return query
+
+
+class _ListHolds(sa.sql.expression.ColumnElement[bool]):
+    """The instance's list field ``name`` holds the text ``value``: JSONB containment on
+    PostgreSQL, a ``json_each`` over the list on SQLite (compiled per dialect below)."""
+
+    inherit_cache = False
+    type = sa.Boolean()
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name = name
+        self.value = value
+
+
+@compiles(_ListHolds, "postgresql")
+def _list_holds_pg(element: _ListHolds, compiler: SQLCompiler, **kw: Any) -> str:
+    value = t.instances.c.data[element.name]
+    holds = sa.and_(
+        sa.func.jsonb_typeof(value) == "array",
+        value.op("@>")(sa.func.jsonb_build_array(element.value)),
+    )
+    return compiler.process(holds, **kw)
+
+
+@compiles(_ListHolds)
+def _list_holds_sqlite(element: _ListHolds, compiler: SQLCompiler, **kw: Any) -> str:
+    # json_each over a scalar yields the scalar itself: only an array's items count
+    path = f'$."{element.name}"'
+    data = t.instances.c.data
+    items = sa.func.json_each(data, path).table_valued("value")
+    found = sa.and_(
+        sa.func.json_type(data, path) == "array",
+        sa.exists(
+            sa.select(sa.literal(1)).select_from(items).where(items.c.value == element.value)
+        ),
+    )
+    return compiler.process(found, **kw)
 
 
 class SqlDefinitions:

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 
 metadata = sa.MetaData()
 
@@ -283,6 +283,27 @@ legal_holds = sa.Table(
     sa.Column("instance_id", sa.String(36), primary_key=True),
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Column("held_at", UTCDateTime, nullable=False),
+)
+
+# The report projection: the non-personal values reports group and count on, one row per
+# value (a list's item, a records entry's sub-field), replaced with every write of the
+# instance, so a report scans this table in key order and decodes no instance's JSON.
+report_facts = sa.Table(
+    "report_facts",
+    metadata,
+    sa.Column("workflow_id", sa.String(64), nullable=False),
+    sa.Column("instance_id", sa.String(64), nullable=False),
+    sa.Column("field", sa.String(130), nullable=False),
+    sa.Column("entry", sa.Text, nullable=False),  # a records key may be any text
+    sa.Column("value", sa.Text, nullable=False),
+    # PostgreSQL: the value rides in the key's index, so a report's scan reads the index
+    # alone (an index-only scan) instead of fetching each row from the heap
+    sa.PrimaryKeyConstraint(
+        "workflow_id", "instance_id", "field", "entry", postgresql_include=["value"]
+    ),
+    # SQLite: the rows live in the key's b-tree, so a report's scan reads them in order
+    # instead of looking each one up by rowid
+    sqlite_with_rowid=False,
 )
 
 meta = sa.Table(

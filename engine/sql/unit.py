@@ -26,6 +26,7 @@ from opcatflow.engine.ports import (
     OutboxRepository,
     PrivacyRepository,
     ReadLogRepository,
+    ReportRepository,
     TimerRepository,
 )
 from opcatflow.engine.sql import tables as t
@@ -38,6 +39,7 @@ from opcatflow.engine.sql.obligations import SqlObligations
 from opcatflow.engine.sql.outbox import SqlOutbox
 from opcatflow.engine.sql.positions import take_positions
 from opcatflow.engine.sql.privacy import SqlPrivacy, SqlReadLog
+from opcatflow.engine.sql.reports import SqlReports
 from opcatflow.engine.sql.timers import SqlTimers
 
 _INSERT_AUDIT = t.audit.insert()
@@ -61,6 +63,7 @@ class SqlUnitOfWork:
         "outbox",
         "privacy",
         "read_log",
+        "reports",
         "timers",
     )
 
@@ -78,6 +81,7 @@ class SqlUnitOfWork:
         self.data_keys: DataKeyRepository = SqlDataKeys(conn, dialect)
         self.privacy: PrivacyRepository = SqlPrivacy(conn, dialect)
         self.read_log: ReadLogRepository = SqlReadLog(conn)
+        self.reports: ReportRepository = SqlReports(conn)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

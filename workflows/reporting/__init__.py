@@ -1,0 +1,1 @@
+"""The reports an NPM publishes, read from the report projection (never instance JSON)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from opcatflow.workflows import engagement as _engagement  # noqa: F401  (registers its rules)
 from opcatflow.workflows import reprisal_rules as _reprisal_rules  # noqa: F401  (registers)
 from opcatflow.workflows import visit_rules as _visit_rules  # noqa: F401  (registers its rules)
+from opcatflow.workflows import visit_team as _visit_team  # noqa: F401  (registers its rules)
 from opcatflow.workflows.rules import registry
 
 BUNDLED = Path(__file__).parent

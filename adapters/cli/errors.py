@@ -18,6 +18,8 @@
 | 9    | schema locked by another process's upgrade (waited)  |
 | 10   | a key is missing or wrong: personal values cannot be |
 |      | read or written (the message names the key's id)     |
+| 11   | migrate: values to convert to register ids match no  |
+|      | entry (or several): map them (--map FILE)            |
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from opcatflow.engine import (
     StoreError,
     TransitionRefused,
 )
+from opcatflow.engine.migration.convert import UnmappedValues
 from opcatflow.engine.settings import SettingsError
 from opcatflow.notifications.directory import ConfigError
 
@@ -55,6 +58,7 @@ SCHEMA_MISMATCH = 7
 AUDIT_BROKEN = 8
 SCHEMA_LOCKED = 9
 KEY_UNAVAILABLE = 10
+UNMAPPED = 11
 
 # The engine's errors carry no exit code: this table is the CLI's reading of them. The first
 # class an error is an instance of wins, so a subclass comes before its base.
@@ -63,6 +67,7 @@ EXIT_CODES: tuple[tuple[type[OpcatflowError], int], ...] = (
     (KeyUnavailable, KEY_UNAVAILABLE),
     (StoreError, UNEXPECTED),
     (SchemaMismatch, SCHEMA_MISMATCH),
+    (UnmappedValues, UNMAPPED),
     (DefinitionError, INVALID_DEFINITION),
     (SettingsError, INVALID_DEFINITION),
     (ConfigError, INVALID_DEFINITION),

@@ -15,6 +15,7 @@ A plan is a YAML file, validated like a definition (every problem as path:line:c
       rename: {told_limits: limits_explained}
       set_default: {urgency: routine}              # where the instance has no value
       drop: [theme]
+      convert: [institution]      # free text to register ids (engine.migration.convert)
 
 A deadline not named under ``deadlines`` keeps its name, which the target state must then
 declare. Whether every occupied state is mapped is known only from the database: the run
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.errors import DefinitionError, NotFound, Problem
+from opcatflow.engine.migration.convert import Target, targets
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.validation import pydantic_problems
 from opcatflow.engine.yamlsource import Located, load_yaml
@@ -53,6 +55,7 @@ class DataChanges(_Strict):
     rename: dict[str, str] = Field(default_factory=dict)
     set_default: dict[str, Any] = Field(default_factory=dict)
     drop: list[str] = Field(default_factory=list)
+    convert: list[str] = Field(default_factory=list)
 
 
 class PlanModel(_Strict):
@@ -92,6 +95,7 @@ class Plan:
     set_default: Mapping[str, Any]
     drop: frozenset[str]
     doc: Located
+    convert: tuple[Target, ...] = ()
 
     @property
     def workflow(self) -> str:
@@ -138,6 +142,7 @@ def load_plan(text: str, path: str, resolve: Resolve) -> Plan:
     checker = _Checker(doc, source, target)
     moves = checker.states(model.states)
     checker.data(model.data)
+    convert = checker.convert(model.data.convert)
     if checker.problems:
         raise DefinitionError(checker.problems)
     return Plan(
@@ -150,6 +155,7 @@ def load_plan(text: str, path: str, resolve: Resolve) -> Plan:
         set_default=dict(model.data.set_default),
         drop=frozenset(model.data.drop),
         doc=doc,
+        convert=tuple(convert),
     )
 
 
@@ -243,6 +249,15 @@ class _Checker:
                 ("data",) if "data" in self.doc.value else (),
                 f"field {name!r} is not in version {self.target.version}: rename or drop it",
             )
+
+    def convert(self, names: list[str]) -> list[Target]:
+        """The fields converted from free text to register ids: each a reference (or a
+        list of them, or a records sub-field) of the target version."""
+
+        def problem(i: int, message: str) -> None:
+            self.add(("data", "convert", i), message)
+
+        return targets(self.target, names, problem)
 
 
 def spanning(wf: CompiledWorkflow, state: str) -> set[str]:

@@ -89,7 +89,7 @@ def _members(ctx: RuleContext) -> list[Instance]:
 
 
 def _expert_problem(
-    ctx: RuleContext, expert_id: str, place_id: str, declared: set[str]
+    ctx: RuleContext, expert_id: str, place: Instance, declared: set[str]
 ) -> tuple[str, Instance | None]:
     """What keeps one expert off this visit ("" when nothing), and their person entry."""
     expert = ctx.lookup(expert_id)
@@ -109,11 +109,11 @@ def _expert_problem(
     conflicts = _canonical(
         ctx, "place", (e.get("place") for e in data.get("conflicts_of_interest") or [] if e)
     )
-    if place_id in conflicts:
-        return f"expert {name} declared a conflict of interest for this place", person
+    if place.id in conflicts:
+        return f"expert {name} declared a conflict of interest for {_title(place)}", person
     if expert_id not in declared:
         problem = f"expert {name} has not declared that they have no conflict of interest"
-        return f"{problem} for this place", person
+        return f"{problem} for {_title(place)}", person
     return "", person
 
 
@@ -140,7 +140,7 @@ def visit_team_by_register(ctx: RuleContext) -> bool:
     team = list(members)
     problems = []
     for expert_id in dict.fromkeys(ctx.data.get("team_experts") or []):
-        problem, person = _expert_problem(ctx, str(expert_id), place.id, declared)
+        problem, person = _expert_problem(ctx, str(expert_id), place, declared)
         problems.append(problem)
         if person is not None:
             team.append(person)

@@ -84,8 +84,8 @@ class UnmappedValues(DefinitionError):
 def reference_register(spec: Any) -> str | None:
     """The register a field (or sub-field) refers to: the ``register`` of a ref or a list of
     refs, else None."""
-    register = getattr(spec, "register", None)
-    return str(register) if register else None
+    register = getattr(spec, "register_id", None)
+    return str(register) if isinstance(register, str) and register else None
 
 
 def targets(target: CompiledWorkflow, names: Sequence[str], problem: Any) -> list[Target]:

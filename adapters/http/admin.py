@@ -64,9 +64,7 @@ async def migrate_instances(
         migrator = Migrator(ctx.engine, actor=who.actor)
         try:
             plan = migrator.load(body.plan, "<plan>")
-            mapping = OperatorMapping(
-                body.mapping, load_yaml(json.dumps(body.mapping), "<mapping>")
-            )
+            mapping = load_mapping(json.dumps(body.mapping), "<mapping>")
             report = migrator.run(plan, dry_run=body.dry_run, batch=body.batch, mapping=mapping)
         except DefinitionError as err:
             problems = [str(p) for p in err.problems]

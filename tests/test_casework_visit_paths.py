@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 from casework import COORDINATOR, HEAD, LIAISON, MEMBER, PLACE, Desk, recorded
 
+from registerkit import AUTHORITY, DIALLO
+
 from opcatflow.engine import FrozenClock
 from opcatflow.engine.scheduler import Scheduler
 from opcatflow.engine.settings import Settings, SettingsError
@@ -23,7 +25,7 @@ def desk(db_url: str, clock: FrozenClock) -> Desk:
 def drafting(desk: Desk, kind: str = "regular", interviewed: int = 0) -> str:
     """A visit by NPM members only, its report being drafted."""
     visit = desk.start("visit", COORDINATOR, {"kind": kind, "place": PLACE})
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
     desk.fire(visit, "start_visit", MEMBER)
     ended = {"ended_on": "2026-03-04", "people_interviewed": interviewed}
     desk.fire(visit, "end_visit", MEMBER, ended)
@@ -38,7 +40,7 @@ def due(desk: Desk) -> list[tuple[str, str, str]]:
 
 def test_a_confidential_report_is_followed_up_and_closed(desk: Desk) -> None:
     visit = drafting(desk)
-    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": "Ministry of Justice"})
+    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": AUTHORITY})
     desk.fire(visit, "adopt_final_report", HEAD, {"report_recommendations": [RECOMMENDATION]})
     refused = desk.refused(visit, "keep_confidential", HEAD)
     assert "confidential_because" in refused.reason
@@ -62,7 +64,7 @@ def test_a_confidential_report_is_followed_up_and_closed(desk: Desk) -> None:
 
 def test_the_head_decides_a_visit_without_factual_check(desk: Desk) -> None:
     visit = drafting(desk)
-    refused = desk.refused(visit, "adopt_final_report", HEAD, {"report_addressee": "Ministry"})
+    refused = desk.refused(visit, "adopt_final_report", HEAD, {"report_addressee": AUTHORITY})
     assert refused.reason == (
         "factual_check_waived: the draft goes to the authorities for a factual check first "
         "(the settings' visit.factual_check_by_kind says so for a regular visit): send it "
@@ -83,7 +85,7 @@ def test_the_head_decides_a_visit_without_factual_check(desk: Desk) -> None:
         visit,
         "adopt_final_report",
         HEAD,
-        {"report_addressee": "Ministry", "report_recommendations": [RECOMMENDATION]},
+        {"report_addressee": AUTHORITY, "report_recommendations": [RECOMMENDATION]},
     )
     assert adopted.state == "final_report"
     assert [c.data["text"] for c in desk.children(visit)] == [RECOMMENDATION]
@@ -100,7 +102,7 @@ def test_the_settings_say_which_kinds_of_visit_skip_the_factual_check(
     npm = Settings.from_text("visit:\n  factual_check_by_kind: {ad_hoc: false}\n")
     desk = Desk(db_url, clock, npm)
     ad_hoc, regular = drafting(desk, "ad_hoc"), drafting(desk, "regular")
-    addressed = {"report_addressee": "Ministry"}
+    addressed = {"report_addressee": AUTHORITY}
     assert desk.fire(ad_hoc, "adopt_final_report", HEAD, addressed).state == "final_report"
     assert desk.refused(regular, "adopt_final_report", HEAD, addressed).reason.startswith(
         "factual_check_waived:"
@@ -118,7 +120,7 @@ def test_the_settings_say_which_kinds_of_visit_skip_the_factual_check(
 
 def test_a_visit_is_suspended_resumed_and_terminated_with_reasons(desk: Desk) -> None:
     visit = desk.start("visit", COORDINATOR, {"kind": "reactive", "place": PLACE})
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
     desk.fire(visit, "start_visit", MEMBER)
     assert "suspension_reason" in desk.refused(visit, "suspend", COORDINATOR).reason
     desk.fire(visit, "suspend", COORDINATOR, {"suspension_reason": "Riot in wing C."})
@@ -139,7 +141,7 @@ def test_a_visit_is_suspended_resumed_and_terminated_with_reasons(desk: Desk) ->
 
 def test_access_denied_is_kept_and_escalated_to_the_authority(desk: Desk) -> None:
     visit = desk.start("visit", COORDINATOR, {"kind": "regular", "place": PLACE})
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
     desk.fire(visit, "start_visit", MEMBER)
     denied = {"what": "The disciplinary cells", "denied_by": "Duty governor"}
     desk.fire(
@@ -148,14 +150,14 @@ def test_access_denied_is_kept_and_escalated_to_the_authority(desk: Desk) -> Non
         MEMBER,
         {
             "access_denied": {"append": [{**denied, "denied_at": "2026-03-02T10:30:00+00:00"}]},
-            "report_addressee": "Ministry of Justice",
+            "report_addressee": AUTHORITY,
         },
     )
     [urgent] = desk.children(visit)
     assert (urgent.workflow_id, urgent.state) == ("recommendation", "issued")
     assert (urgent.data["urgent"], urgent.data["addressee"], urgent.data["place"]) == (
         True,
-        "Ministry of Justice",
+        AUTHORITY,
         PLACE,
     )
     assert urgent.data["text"] == (
@@ -181,7 +183,7 @@ def test_access_denied_is_kept_and_escalated_to_the_authority(desk: Desk) -> Non
     assert desk.refused(visit, "record_access_denied", HEAD, {**same, **both}).reason.startswith(
         "one_denial_appended: 2 new denials"
     )
-    one = {"access_denied": {"append": [two[0]]}, "report_addressee": "Ministry of Justice"}
+    one = {"access_denied": {"append": [two[0]]}, "report_addressee": AUTHORITY}
     desk.fire(visit, "record_access_denied", HEAD, one)
     assert len(desk.children(visit)) == 2
 
@@ -222,7 +224,7 @@ def test_a_reprisal_follow_up_visit_closes_after_its_debrief(desk: Desk) -> None
         {"measures": ["group_interviews"], "place": PLACE},
     )
     [visit] = [c.id for c in desk.children(reprisal)]
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
     desk.fire(visit, "start_visit", MEMBER)
     desk.fire(visit, "end_visit", MEMBER, {"ended_on": "2026-03-03", "people_interviewed": 9})
     desk.later(days=6)
@@ -248,7 +250,7 @@ def test_the_npm_accepts_one_correction_rejects_another_and_keeps_the_authoritie
     desk: Desk,
 ) -> None:
     visit = drafting(desk)
-    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": "Ministry of Justice"})
+    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": AUTHORITY})
     for text in ("412 people were held that day, not 450.", "No one was held in isolation."):
         desk.fire(
             visit, "record_correction", LIAISON, {"correction": text, "correction_to": "fact"}

@@ -60,7 +60,14 @@ DATA: dict[str, dict[str, Any]] = {
     "visit": {"kind": "regular", "place": "Central Remand Prison"},
     "upr_cycle": {"session_start": "2027-01-25"},
     "spt_advisory": {"year_starts_on": "2026-01-01"},
-    "spt_visit": {"visit_kind": "country"},
+    "spt_visit": {"visit_kind": "country", "places_seen": ["Central Remand Prison"]},
+    "sp_visit": {"body": "special_procedure", "reprisal_place": "St Anne psychiatric hospital"},
+    "referral": {
+        "body": "police_ombudsperson",
+        "shares": "preliminary_findings",
+        "institution": "Central Remand Prison",
+        "theme": "health care",
+    },
 }
 PLAN_NAME = re.compile(r"^(?P<workflow>[a-z_]+)-(?P<source>\d+)-(?P<target>\d+)$")
 

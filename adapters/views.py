@@ -15,6 +15,8 @@ from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.definition import FieldType
 from opcatflow.engine.instance import Instance, InstanceJson
 from opcatflow.engine.records import withhold_parts
+from opcatflow.engine.refs import RefField
+from opcatflow.engine.registers import RegisterEntry
 from opcatflow.notifications.redaction import WITHHELD
 
 _STORED = frozenset({STARTED, APPLIED})  # the records that carry data changes
@@ -41,9 +43,48 @@ class InstanceView(InstanceJson):
     withheld: list[str]
 
 
-def instance_view(instance: Instance, wf: CompiledWorkflow, hidden: frozenset[str]) -> InstanceView:
-    """The instance's JSON with every ``hidden`` field withheld and named in ``withheld``."""
+def ref_ids(instance: Instance, wf: CompiledWorkflow) -> list[str]:
+    """The register entry ids ``instance`` refers to (to read their titles at once)."""
+    return [i for ref in wf.refs for i in ref.ids(instance.data)]
+
+
+def _shown(entry_id: Any, entries: Mapping[str, RegisterEntry]) -> Any:
+    # The entry the id names now (a merged one's survivor), by its title; an id naming no
+    # entry (never written that way, but a register may be erased) keeps its id alone.
+    if not isinstance(entry_id, str):
+        return entry_id
+    entry = entries.get(entry_id)
+    return {"id": entry_id, "title": None} if entry is None else entry.as_ref()
+
+
+def _show_ref(data: dict[str, Any], ref: RefField, entries: Mapping[str, RegisterEntry]) -> None:
+    value = data.get(ref.field)
+    if value is None:
+        return
+    if ref.sub is not None:
+        data[ref.field] = [
+            {**e, ref.sub: _shown(e.get(ref.sub), entries)} if isinstance(e, dict) else e
+            for e in value
+        ]
+    elif ref.many:
+        data[ref.field] = [_shown(v, entries) for v in value]
+    else:
+        data[ref.field] = _shown(value, entries)
+
+
+def instance_view(
+    instance: Instance,
+    wf: CompiledWorkflow,
+    hidden: frozenset[str],
+    entries: Mapping[str, RegisterEntry] | None = None,
+) -> InstanceView:
+    """The instance's JSON with every ``hidden`` field withheld and named in ``withheld``.
+    With ``entries`` (:meth:`~opcatflow.engine.registers.Registers.titles` of its
+    :func:`ref_ids`), each reference is shown as ``{id, title}``."""
     body: InstanceView = {**instance.as_json(), "withheld": sorted(hidden)}
+    if entries is not None:
+        for ref in wf.refs:
+            _show_ref(body["data"], ref, entries)
     withheld_data(body["data"], wf, hidden)
     return body
 

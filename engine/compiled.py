@@ -30,6 +30,7 @@ from opcatflow.engine.data import DataSchema
 from opcatflow.engine.definition import TransitionSpec, WorkflowDefinition
 from opcatflow.engine.errors import Problem, RefusalKind
 from opcatflow.engine.expressions import CONTEXT_NAMES, Expression, compile_guard
+from opcatflow.engine.refs import ref_fields
 from opcatflow.engine.registry import GuardRefusal, GuardRule, Registry, RuleContext
 from opcatflow.engine.sandbox import EXPRESSION_LIMITS, BudgetExceeded, shared_budget
 from opcatflow.engine.scopes import DeadlineIndex
@@ -199,7 +200,7 @@ def fingerprint(definition: WorkflowDefinition) -> str:
     default keeps the old behaviour) changes no stored fingerprint, and writing a default
     out (``required: false``) is the same content as leaving it out.
     """
-    content = definition.model_dump(mode="json", exclude_defaults=True)
+    content = definition.model_dump(mode="json", exclude_defaults=True, by_alias=True)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -239,6 +240,7 @@ class CompiledWorkflow:
         self.version = definition.version
         self.fingerprint = fingerprint(definition)
         self.schema = DataSchema(definition.fields)
+        self.refs = ref_fields(definition)  # fields holding register entry ids
         self.checks_writes = checks_write_sets(definition, compat=compat)
         self.start_writes = start_writes(definition) if self.checks_writes else None
         self.field_rules = field_rules(definition)

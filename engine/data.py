@@ -16,6 +16,7 @@ from opcatflow.engine.errors import LimitExceeded
 from opcatflow.engine.limits import LIST, Limit
 from opcatflow.engine.partial_dates import is_partial, parse_partial
 from opcatflow.engine.records import Records
+from opcatflow.engine.refs import check_entry_id
 from opcatflow.engine.suggest import did_you_mean
 
 Check = Callable[[Any], Any]
@@ -110,6 +111,7 @@ _SCALARS: dict[FieldType, Check] = {
     FieldType.DATE: _date,
     FieldType.DATETIME: _datetime,
     FieldType.PERIOD: _period,
+    FieldType.REF: check_entry_id,  # the entry itself is checked on write (engine/refs.py)
 }
 
 

@@ -41,14 +41,29 @@ class FieldType(StrEnum):
     LIST = "list"
     RECORDS = "records"
     PERIOD = "period"  # a duration such as '2 months', set per case (e.g. a reply period)
+    REF = "ref"  # the id of an entry of a register (a workflow declaring 'register:')
 
 
 # The types a record's key may have: values that read the same in JSON and in an audit record.
-KEY_TYPES = frozenset({FieldType.STRING, FieldType.INTEGER, FieldType.DATE, FieldType.ENUM})
+KEY_TYPES = frozenset(
+    {FieldType.STRING, FieldType.INTEGER, FieldType.DATE, FieldType.ENUM, FieldType.REF}
+)
+
+# "register" is an attribute of every pydantic model (abc's), hence the aliases below
+REGISTER_DOC = (
+    "For a ref field (or a list of refs): the id of the register workflow whose entries it "
+    "names, e.g. 'place'."
+)
 
 
-def _check_scalar_shape(kind: FieldType, items: FieldType | None, values: list[str] | None) -> None:
+def _check_scalar_shape(
+    kind: FieldType, items: FieldType | None, values: list[str] | None, register: str | None
+) -> None:
     item = items if kind is FieldType.LIST else kind
+    if item is FieldType.REF and register is None:
+        raise ValueError("a ref field needs 'register': the register whose entries it names")
+    if item is not FieldType.REF and register is not None:
+        raise ValueError("'register' is only for ref fields (or lists of refs)")
     if kind is FieldType.LIST and items is None:
         raise ValueError("a list field needs 'items' (its item type)")
     if kind is not FieldType.LIST and items is not None:
@@ -79,10 +94,11 @@ class SubFieldSpec(_Model):
     )
     values: list[str] | None = Field(None, description="Allowed values (enum, list of enum).")
     items: FieldType | None = Field(None, description="Item type of a list.")
+    register_id: Name | None = Field(None, alias="register", description=REGISTER_DOC)
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
-        _check_scalar_shape(self.type, self.items, self.values)
+        _check_scalar_shape(self.type, self.items, self.values, self.register_id)
         return self
 
 
@@ -109,6 +125,7 @@ class FieldSpec(_Model):
     )
     values: list[str] | None = Field(None, description="Allowed values (enum, list of enum).")
     items: FieldType | None = Field(None, description="Item type of a list.")
+    register_id: Name | None = Field(None, alias="register", description=REGISTER_DOC)
     visible_to: list[Name] | None = Field(
         None,
         description="For a personal field (or records with personal sub-fields): the roles "
@@ -174,7 +191,7 @@ class FieldSpec(_Model):
         if self.type is not FieldType.RECORDS:
             if self.item is not None or self.key is not None or self.append_only:
                 raise ValueError("'item', 'key' and 'append_only' are only for records fields")
-            _check_scalar_shape(self.type, self.items, self.values)
+            _check_scalar_shape(self.type, self.items, self.values, self.register_id)
             self._check_max_length()
             if self.partial and self.type is not FieldType.DATE:
                 raise ValueError("'partial' is only for date fields")
@@ -183,8 +200,10 @@ class FieldSpec(_Model):
                     raise ValueError("'min' is only for period fields")
                 parse_period(self.min)
             return self
-        if self.items is not None or self.values is not None:
-            raise ValueError("a records field takes 'item' (its sub-fields), not 'items'/'values'")
+        if self.items is not None or self.values is not None or self.register_id is not None:
+            raise ValueError(
+                "a records field takes 'item' (its sub-fields), not 'items'/'values'/'register'"
+            )
         if not self.item:
             raise ValueError("a records field needs 'item': its sub-fields")
         if self.personal or self.confidential:
@@ -199,7 +218,7 @@ class FieldSpec(_Model):
             raise ValueError(f"key {self.key!r} is not one of its sub-fields")
         if key.type not in KEY_TYPES or key.personal:
             raise ValueError(
-                f"key {self.key!r} must be a string, integer, date or enum sub-field that is "
+                f"key {self.key!r} must be a string, integer, date, enum or ref sub-field that is "
                 "not personal (it names the entry in the audit trail)"
             )
         if self.max_length is not None:
@@ -629,6 +648,16 @@ class OwnerSpec(_Model):
     )
 
 
+class RegisterSpec(_Model):
+    """This workflow is a register: its instances are entries other workflows refer to by id
+    (``type: ref``). docs/registers.md says what a register must declare."""
+
+    title_field: Name = Field(
+        description="The field that names an entry wherever it is shown (a required string "
+        "field that is not personal), e.g. 'name'."
+    )
+
+
 class WorkflowDefinition(_Model):
     """One workflow definition file."""
 
@@ -685,4 +714,11 @@ class WorkflowDefinition(_Model):
         None,
         description="A text (or list of text) field of directory ids: the people assigned "
         "to a case, who receive its overdue alerts instead of the roles an alert names.",
+    )
+    # "register" is an attribute of every pydantic model (abc's), hence the alias
+    as_register: RegisterSpec | None = Field(
+        None,
+        alias="register",
+        description="Declares this workflow a register (places, authorities, themes, "
+        "people): other workflows' 'ref' fields hold the ids of its entries.",
     )

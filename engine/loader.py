@@ -11,6 +11,7 @@ from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.contract_checks import catalog_problems
 from opcatflow.engine.definition import WorkflowDefinition
 from opcatflow.engine.errors import DefinitionError, Problem, WorkflowNotFound
+from opcatflow.engine.register_checks import ref_problems
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.validation import (
@@ -214,6 +215,7 @@ def load_catalog(
     problems.extend(check_links(catalog, context))
     everyone = [*catalog, *(context or ())]
     problems.extend(catalog_problems(catalog.latest(), everyone, registry))
+    problems.extend(ref_problems(catalog.latest(), everyone))
     if problems:
         raise DefinitionError(problems)
     return catalog

@@ -68,6 +68,8 @@ from opcatflow.engine.obligations import ObligationHook
 from opcatflow.engine.periods import below_minimum
 from opcatflow.engine.ports import Store, UnitOfWork
 from opcatflow.engine.readlog_root import check_read_log, read_root_at
+from opcatflow.engine.refs import ENTRY_ID, ref_refusal
+from opcatflow.engine.registers import Registers, retired_words
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.rows import Obligation, StoredDefinition
 from opcatflow.engine.settings import Settings
@@ -182,6 +184,7 @@ class Engine:
         self.timers.check(catalog)  # a definition naming an unknown config: key fails here
         self.hooks: tuple[TransactionHook, ...] = (self.timers, *hooks)
         self._writes = Writes(catalog, self.hooks, registry)
+        self.registers = Registers(self)  # register entries, by id and by day
         self._pinned: dict[tuple[str, int], CompiledWorkflow] = {}
         if register:
             self._register(catalog)
@@ -375,11 +378,15 @@ class Engine:
         reason: str | None = None,
         version: int | None = None,
         also: Callable[[UnitOfWork, Instance], None] | None = None,
+        instance_id: str | None = None,
     ) -> Instance:
         """Start a new instance of the latest (or given) version of ``workflow``, in one
         unit of work (:meth:`start_result` also returns the notices).
 
         Args:
+            instance_id: for an entry of a register only (a workflow declaring
+                ``register:``): the id it is known by (``ombudsperson``; lowercase letters,
+                digits, ``_.-``, at most 64), instead of a new uuid.
             also: called with the unit of work and the new instance before the commit, to
                 write something that must be stored with the start or not at all (the HTTP
                 API's idempotency record). If it raises, nothing is stored and the exception
@@ -388,10 +395,12 @@ class Engine:
         Raises:
             WorkflowNotFound: no such workflow.
             TransitionRefused: the role may not start it, the data holds a field outside the
-                start write set or one the role may not write (kind ``data``), or an on_enter
-                action of the initial state failed (nothing is stored: there is no instance
-                to audit it on).
-            InvalidData: the data does not fit the schema or misses required fields.
+                start write set or one the role may not write, a reference to a register
+                entry that is missing, retired or merged, or a chosen ``instance_id`` that
+                is taken (kind ``data``), or an on_enter action of the initial state failed
+                (nothing is stored: there is no instance to audit it on).
+            InvalidData: the data does not fit the schema or misses required fields; an
+                ``instance_id`` for a workflow that is no register, or not a valid id.
             InstanceNotFound: ``parent_id`` does not exist.
             LimitExceeded, InvalidText: an input past a limit (docs/limits.md), or text that
                 is not valid Unicode; raised before any transaction.
@@ -405,6 +414,7 @@ class Engine:
             reason=reason,
             version=version,
             also=None if also is None else lambda uow, started: also(uow, started.instance),
+            instance_id=instance_id,
         ).instance
 
     def start_result(
@@ -418,6 +428,7 @@ class Engine:
         reason: str | None = None,
         version: int | None = None,
         also: Callable[[UnitOfWork, Started], None] | None = None,
+        instance_id: str | None = None,
     ) -> Started:
         """:meth:`start`, returning the notices too (e.g. a deadline already overdue because
         the case was entered late); ``also`` receives them with the instance. Raises what
@@ -432,6 +443,7 @@ class Engine:
             "reason": reason,
             "version": version,
             "also": also,
+            "instance_id": instance_id,
         }
         try:
             return self._start(workflow, **call)
@@ -454,8 +466,13 @@ class Engine:
         reason: str | None,
         version: int | None,
         also: Callable[[UnitOfWork, Started], None] | None,
+        instance_id: str | None,
     ) -> Started:
         wf = self.workflow(workflow, version)
+        if instance_id is not None:
+            chosen_id_problem = _chosen_id_problem(wf, instance_id)
+            if chosen_id_problem is not None:
+                raise InvalidData(wf.id, [chosen_id_problem])
         if self.catalog.is_retired(wf.id, wf.version):
             raise VersionRetired(wf.id, wf.version, _newer(self.catalog, wf))
         if role not in wf.start_roles:
@@ -476,17 +493,22 @@ class Engine:
             if parent_id is not None:
                 uow.instances.lock(parent_id)  # raises InstanceNotFound
             now = self.clock.now()  # after the parent's lock, like every write
-            instance_id = str(uuid.uuid4())
+            lookup = _lookup(uow)
+            if instance_id is not None and lookup(instance_id) is not None:
+                raise TransitionRefused(
+                    "(new)", START, "data", f"{wf.id} {instance_id!r} exists already"
+                )
+            new_id = instance_id or str(uuid.uuid4())
             try:
                 initial = enter_initial(
                     wf,
                     clean,
-                    instance_id=instance_id,
+                    instance_id=new_id,
                     actor=actor,
                     role=role,
                     now=now,
                     reason=reason,
-                    lookup=_lookup(uow),
+                    lookup=lookup,
                 )
             except Exception as err:  # nothing is stored: there is no instance to audit it on
                 raise TransitionRefused(
@@ -495,6 +517,9 @@ class Engine:
             problem = condition_refusal(wf, wf.initial, initial)
             if problem is not None:
                 raise TransitionRefused("(new)", START, "guard", problem)
+            dangling = self._ref_refusal(wf, {}, initial, lookup)
+            if dangling is not None:
+                raise TransitionRefused("(new)", START, "data", dangling)
             instance = self._writes.insert_new(
                 uow,
                 wf,
@@ -504,7 +529,7 @@ class Engine:
                 now=now,
                 parent_id=parent_id,
                 reason=reason,
-                instance_id=instance_id,
+                instance_id=new_id,
                 notices=notices,
             )
             if also is not None:
@@ -668,17 +693,22 @@ class Engine:
         if isinstance(outcome, Applied):
             short = below_minimum(self.settings, wf, outcome.data, current.data)
             early = self.timers.early_refusal(wf, current, trigger, outcome.data, now)
+            dangling = self._ref_refusal(wf, current.data, outcome.data, lookup)
             if short:  # a period shorter than the law allows
                 refusal = outcome = Refused("data", "; ".join(short))
             elif early is not None:  # a minimum with on_early: refuse
                 refusal = outcome = Refused("guard", f"too early: {early}")
+            elif dangling is not None:  # a missing, retired or merged register entry
+                refusal = outcome = Refused("data", dangling)
         if isinstance(outcome, Applied):
             planned = self._writes.plan_children(outcome)
             if isinstance(planned, Refused):
                 refusal = planned
             else:
                 children = planned
-                refusal = self._writes.retired_child(uow, children)
+                refusal = self._writes.retired_child(uow, children) or self._child_refs(
+                    children, lookup
+                )
         if refusal is not None:
             self._writes.store_refusal(
                 uow, current, trigger=trigger, actor=actor, role=role, now=now, refusal=refusal
@@ -701,6 +731,26 @@ class Engine:
         opened = tuple(c.instance_id for c in children)
         notices = tuple(outcome.ctx.notes)
         return FireResult(current, updated, None, trigger, actor, role, opened, notices)
+
+    def _ref_refusal(
+        self,
+        wf: CompiledWorkflow,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        lookup: Lookup,
+    ) -> str | None:
+        """Why the register entries a write adds may not be referred to (engine/refs.py)."""
+        if not wf.refs:
+            return None
+        return ref_refusal(wf.refs, before, after, lookup, retired_words(self.catalog))
+
+    def _child_refs(self, children: Sequence[Child], lookup: Lookup) -> Refused | None:
+        """The refusal of an ``opens`` whose child data names an entry it may not."""
+        for child in children:
+            problem = self._ref_refusal(child.workflow, {}, child.data, lookup)
+            if problem is not None:
+                return Refused("data", f"cannot open {child.workflow.id!r}: {problem}")
+        return None
 
     def lock_for_record(self, uow: SealedUnitOfWork, instance_id: str) -> tuple[Instance, datetime]:
         """Lock an instance to append to its audit chain; returns it and the time to stamp
@@ -1157,6 +1207,17 @@ def _choose(
     # most (its data or guard failure), else the first role's "may not".
     allowed = [(r, o) for r, o in refusals if o.kind != "role"]
     return (allowed or refusals)[0]
+
+
+def _chosen_id_problem(wf: CompiledWorkflow, instance_id: str) -> str | None:
+    if wf.definition.as_register is None:
+        return f"instance_id: only a register's entries take a chosen id ({wf.id!r} is no register)"
+    if ENTRY_ID.fullmatch(instance_id) is None:
+        return (
+            f"instance_id: {instance_id!r} is not an entry id (lowercase letters, digits, "
+            "'_', '.', '-'; at most 64, starting with a letter or digit)"
+        )
+    return None
 
 
 def _newer(catalog: Catalog, wf: CompiledWorkflow) -> str:

@@ -27,6 +27,7 @@ from opcatflow.engine.expressions import (
     referenced_names,
 )
 from opcatflow.engine.privacy_checks import privacy_problems
+from opcatflow.engine.register_checks import register_problems
 from opcatflow.engine.registry import Registry
 from opcatflow.engine.sharing_checks import sharing_problems
 from opcatflow.engine.suggest import did_you_mean
@@ -87,6 +88,7 @@ class _Checker:
         if not self.compat:  # rules of the data contract, newer than some stored copies
             self.problems.extend(file_problems(self.doc, self.wf, self.registry))
             self.problems.extend(sharing_problems(self.doc, self.wf))
+            self.problems.extend(register_problems(self.doc, self.wf))
         return sorted(self.problems, key=lambda p: (p.line, p.column))
 
     def check_name(self, loc: Path, kind: str, name: str, known: Iterable[str]) -> bool:

@@ -28,7 +28,7 @@ from opcatflow.adapters.cli.options import (
     reader,
     settings,
 )
-from opcatflow.adapters.views import instance_view, withheld_record
+from opcatflow.adapters.views import instance_view, ref_ids, withheld_record
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.readlog import HISTORY_FIELDS, record_reads, visible_personal
 from opcatflow.engine.rows import OPEN_OBLIGATION, ObligationStatus
@@ -167,9 +167,10 @@ def show(
             engine, actor=reader(actor), role=role or OPERATOR, channel="cli", what="show",
             reads=[(instance_id, visible_personal(wf, hidden))], reason=reason,
         )  # fmt: skip
-    if role is not None:
-        view = instance_view(instance, wf, wf.withheld_fields([role]))
-        instance = replace(instance, data=view["data"])
+        # references shown as {id, title}: the title read from the register
+        entries = engine.registers.titles(ref_ids(instance, wf))
+    view = instance_view(instance, wf, hidden, entries)
+    instance = replace(instance, data=view["data"])
     if as_json:
         body = instance.as_json()
         if role is not None:

@@ -33,7 +33,7 @@ from opcatflow.adapters.http.schemas import (
 )
 from opcatflow.adapters.http.views import etag, instance_view, record_view
 from opcatflow.adapters.paging import BadCursor, decode_cursor, encode_cursor
-from opcatflow.adapters.views import InstanceView
+from opcatflow.adapters.views import ref_ids
 from opcatflow.engine.audit import AuditRecordJson
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.errors import TransitionRefused
@@ -382,7 +382,7 @@ def list_instances(
             after = decode_cursor(cursor)
         except BadCursor:
             raise ApiProblem("malformed-request", "not a cursor this API gave out", 400) from None
-    items: list[InstanceView] = []
+    shown: list[tuple[Instance, CompiledWorkflow]] = []
     reads: list[tuple[str | None, tuple[str, ...]]] = []
     done = False
     for _ in range(_SCAN):
@@ -398,15 +398,18 @@ def list_instances(
             after = list_key(instance)
             wf = engine.workflow(instance.workflow_id, instance.workflow_version)
             if who.may_read(wf):
-                items.append(instance_view(instance, wf, who.hidden(wf)))
+                shown.append((instance, wf))
                 reads.append((instance.id, visible_personal(wf, who.hidden(wf))))
-                if len(items) == limit:
+                if len(shown) == limit:
                     break
         if len(batch) < limit and (not batch or after == list_key(batch[-1])):
             done = True  # the last rows there are, all read
             break
-        if len(items) == limit:
+        if len(shown) == limit:
             break
+    # the titles of every entry the page refers to, in one read
+    entries = engine.registers.titles(i for inst, wf in shown for i in ref_ids(inst, wf))
+    items = [instance_view(inst, wf, who.hidden(wf), entries) for inst, wf in shown]
     log_reads(ctx, who, "list", reads, reason)
     next_cursor = None if done or after is None else encode_cursor(after)
     return {"items": items, "next_cursor": next_cursor}
@@ -430,8 +433,9 @@ def get_instance(
     """One instance; its ``ETag`` is its version. A read of personal values is logged."""
     instance, wf = _read(ctx, who, instance_id)
     log_reads(ctx, who, "show", [(instance_id, visible_personal(wf, who.hidden(wf)))], reason)
+    entries = ctx.engine.registers.titles(ref_ids(instance, wf))
     return JSONResponse(
-        instance_view(instance, wf, who.hidden(wf)), headers={"ETag": etag(instance)}
+        instance_view(instance, wf, who.hidden(wf), entries), headers={"ETag": etag(instance)}
     )
 
 

@@ -9,6 +9,7 @@ from opcatflow.adapters.views import instance_view, record_view
 from opcatflow.engine.definition import FieldSpec, FieldType, SubFieldSpec
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.partial_dates import PATTERN
+from opcatflow.engine.refs import ENTRY_ID
 
 __all__ = ["data_schema", "etag", "instance_view", "record_view"]
 
@@ -26,6 +27,11 @@ _JSON_TYPES: dict[FieldType, dict[str, Any]] = {
     FieldType.DATE: {"type": "string", "format": "date"},
     FieldType.DATETIME: {"type": "string", "format": "date-time"},
     FieldType.PERIOD: {"type": "string", "description": "a period, e.g. '2 months'"},
+    FieldType.REF: {
+        "type": "string",
+        "pattern": ENTRY_ID.pattern,
+        "description": "the id of a register entry (shown in views as {id, title})",
+    },
 }
 
 

@@ -69,7 +69,7 @@ def get_definition(
 ) -> dict[str, Any]:
     """The definition, as JSON (its format: ``GET /schema/definition``)."""
     wf = ctx.engine.workflow(workflow_id, version)
-    result: dict[str, Any] = wf.definition.model_dump(mode="json", exclude_none=True)
+    result: dict[str, Any] = wf.definition.model_dump(mode="json", exclude_none=True, by_alias=True)
     return result
 
 

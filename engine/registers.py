@@ -1,0 +1,203 @@
+"""Reading registers: an entry by id (following merges), as it was on a given day, and the
+list of a register's entries.
+
+An entry's descriptive values change over time: the register's ``amend`` trigger takes a
+``valid_from`` day, and its action keeps the values it replaces in the ``history`` records
+field (one entry per changed field: ``valid_from``, ``field``, ``before`` as JSON). So the
+values that held on a day are the current ones with every amendment valid after that day
+undone, newest first (:func:`value_at`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any, Protocol
+
+from opcatflow.engine.errors import InstanceNotFound
+from opcatflow.engine.instance import Instance
+from opcatflow.engine.refs import ACTIVE, MERGED, MERGED_INTO, RETIRED, RETIRED_ON
+from opcatflow.engine.registry import Lookup
+
+if TYPE_CHECKING:
+    from opcatflow.engine.compiled import CompiledWorkflow
+    from opcatflow.engine.loader import Catalog
+    from opcatflow.engine.ports import Store
+
+HISTORY = "history"
+VALID_FROM = "valid_from"
+MAX_MERGES = 64  # a chain of merges longer than this is a loop someone wrote by hand
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterEntry:
+    """One register entry as read: ``data`` (and ``title``) as they held on the day asked
+    for, or now; ``retired``: it was retired (a place closed) by then."""
+
+    id: str
+    register: str
+    state: str
+    title: str
+    data: Mapping[str, Any]
+    retired: bool
+
+    def as_ref(self) -> dict[str, str]:
+        """How views show a reference to it."""
+        return {"id": self.id, "title": self.title}
+
+
+def follow_merges(lookup: Lookup, entry_id: str) -> Instance | None:
+    """The entry ``entry_id`` names now: itself, or the entry it was merged into (and so
+    on); ``None`` if there is no such instance."""
+    entry = lookup(entry_id)
+    seen = {entry_id}
+    while entry is not None and entry.state == MERGED:
+        target = entry.data.get(MERGED_INTO)
+        if not isinstance(target, str) or target in seen or len(seen) > MAX_MERGES:
+            return entry
+        seen.add(target)
+        entry = lookup(target)
+    return entry
+
+
+def value_at(data: Mapping[str, Any], day: date) -> dict[str, Any]:
+    """The values ``data`` (an entry's current data) held on ``day``: every amendment valid
+    from a later day undone, newest first."""
+    values = dict(data)
+    for change in reversed(data.get(HISTORY) or []):
+        if date.fromisoformat(change[VALID_FROM]) <= day:
+            break  # amendments are in valid_from order (the amend guard keeps them so)
+        before = json.loads(change["before"])
+        if before is None:
+            values.pop(change["field"], None)
+        else:
+            values[change["field"]] = before
+    return values
+
+
+def was_retired(entry: Instance, day: date | None) -> bool:
+    if entry.state != RETIRED:
+        return False
+    retired_on = entry.data.get(RETIRED_ON)
+    return day is None or retired_on is None or date.fromisoformat(retired_on) <= day
+
+
+def entry_of(wf: CompiledWorkflow, entry: Instance, day: date | None = None) -> RegisterEntry:
+    """``entry`` (an instance of the register ``wf``) as read on ``day`` (default: now)."""
+    spec = wf.definition.as_register
+    assert spec is not None
+    data = entry.data if day is None else value_at(entry.data, day)
+    title = data.get(spec.title_field)
+    return RegisterEntry(
+        entry.id,
+        entry.workflow_id,
+        entry.state,
+        "" if title is None else str(title),
+        data,
+        was_retired(entry, day),
+    )
+
+
+def retired_words(workflows: Iterable[CompiledWorkflow]) -> dict[str, str]:
+    """Register -> what it calls retiring an entry, for refusals: the label of its
+    ``retired`` state, lowercased (a place is "closed"), else "retired"."""
+    words = {}
+    for wf in workflows:
+        if wf.definition.as_register is None:
+            continue
+        state = wf.definition.states.get(RETIRED)
+        label = state.label if state is not None else None
+        words[wf.id] = (label or RETIRED).lower()
+    return words
+
+
+class _Engine(Protocol):
+    """What :class:`Registers` reads of the engine (the engine imports this module)."""
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    def workflow(self, workflow: str, version: int | None = None) -> CompiledWorkflow: ...
+
+
+class Registers:
+    """``engine.registers``: read register entries through the engine's store."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = engine
+
+    def _register(self, register: str) -> CompiledWorkflow:
+        wf = self._engine.catalog.get(register)  # raises WorkflowNotFound
+        if wf.definition.as_register is None:
+            raise ValueError(f"workflow {register!r} is not a register")
+        return wf
+
+    def resolve(self, register: str, entry_id: str, at: date | None = None) -> RegisterEntry | None:
+        """The entry ``entry_id`` names now (following merges), as it was on ``at`` (a day
+        in the NPM's time zone; default: now); ``None`` if it is not an entry of
+        ``register``.
+
+        Raises:
+            WorkflowNotFound: no such workflow; ValueError: it is no register.
+        """
+        wf = self._register(register)
+        with self._engine.store.read() as uow:
+
+            def lookup(instance_id: str) -> Instance | None:
+                try:
+                    return uow.instances.get(instance_id)
+                except InstanceNotFound:
+                    return None
+
+            entry = follow_merges(lookup, entry_id)
+        if entry is None or entry.workflow_id != register:
+            return None
+        return entry_of(self._engine.workflow(wf.id, entry.workflow_version), entry, at)
+
+    def titles(self, entry_ids: Iterable[str]) -> dict[str, RegisterEntry]:
+        """The entries these ids name now (following merges), by the id asked for, read in
+        one transaction: what views show for references. Ids that name no register entry
+        are left out."""
+        found: dict[str, RegisterEntry] = {}
+        with self._engine.store.read() as uow:
+
+            def lookup(instance_id: str) -> Instance | None:
+                try:
+                    return uow.instances.get(instance_id)
+                except InstanceNotFound:
+                    return None
+
+            for entry_id in dict.fromkeys(entry_ids):
+                entry = follow_merges(lookup, entry_id)
+                if entry is None:
+                    continue
+                wf = self._engine.workflow(entry.workflow_id, entry.workflow_version)
+                if wf.definition.as_register is not None:
+                    found[entry_id] = entry_of(wf, entry)
+        return found
+
+    def entries(self, register: str, include_retired: bool = False) -> list[RegisterEntry]:
+        """Every active entry of ``register`` (and its retired ones, if asked), oldest
+        first; merged entries are never listed (they live on in the entry they joined)."""
+        wf = self._register(register)
+        states = (ACTIVE, RETIRED) if include_retired else (ACTIVE,)
+        found: list[Instance] = []
+        with self._engine.store.read() as uow:
+            for state in states:
+                after = None
+                while True:
+                    page = uow.instances.query(
+                        workflow=wf.id, state=state, where=None, parent_id=None,
+                        after=after, limit=1000,
+                    )  # fmt: skip
+                    found.extend(page)
+                    if len(page) < 1000:
+                        break
+                    after = (page[-1].created_at, page[-1].id)
+        found.sort(key=lambda e: (e.created_at, e.id))
+        return [entry_of(self._engine.workflow(wf.id, e.workflow_version), e) for e in found]

@@ -55,7 +55,7 @@ PEOPLE: dict[str, dict[str, Any]] = {
 
 def _start(engine: Engine, register: str, entry_id: str, data: dict[str, Any]) -> None:
     wf = engine.workflow(register)
-    role = sorted(wf.start_roles)[0]
+    role = "head" if "head" in wf.start_roles else sorted(wf.start_roles)[0]
     engine.start(register, actor="registrar", role=role, data=data, instance_id=entry_id)
 
 

@@ -20,7 +20,6 @@ from casework import (
     Desk,
     catalog,
 )
-
 from registerkit import AUTHORITY, THEME
 
 from opcatflow.engine import FrozenClock

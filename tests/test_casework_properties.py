@@ -115,7 +115,12 @@ def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, 
     team = {
         # Dr Osei is an external expert in the person register: a member in name only.
         "team_members": st.sampled_from(
-            [[registerkit.DIALLO], [], [registerkit.OSEI], [registerkit.DIALLO, registerkit.NAKAMURA]]
+            [
+                [registerkit.DIALLO],
+                [],
+                [registerkit.OSEI],
+                [registerkit.DIALLO, registerkit.NAKAMURA],
+            ]
         ),
         "team_experts": subsets([*experts, "not-an-expert"]),
         "experts_no_conflict": subsets(experts).map(lambda ids: entries("expert", ids)),
@@ -131,7 +136,10 @@ def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, 
         "start_drafting": st.just({"debrief_notes": "notes"}),
         "comment_draft": st.just({"draft_comment": "comment"}),
         "send_for_factual_check": st.just(
-            {"report_addressee": registerkit.AUTHORITY, "report_recommendations": ["Open the yard."]}
+            {
+                "report_addressee": registerkit.AUTHORITY,
+                "report_recommendations": ["Open the yard."],
+            }
         ),
         "record_correction": st.fixed_dictionaries(
             {

@@ -24,8 +24,7 @@ from casework import (
     consent,
     recorded,
 )
-
-from registerkit import AUTHORITY, BRANDT, DIALLO, HOSPITAL, OSEI
+from registerkit import AUTHORITY, BRANDT, DIALLO, OSEI
 
 from opcatflow.engine import Engine, FrozenClock, GuardRefusal, Instance, RuleContext
 from opcatflow.workflows import BUNDLED, registry

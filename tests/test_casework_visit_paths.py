@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 from casework import COORDINATOR, HEAD, LIAISON, MEMBER, PLACE, Desk, recorded
-
 from registerkit import AUTHORITY, DIALLO
 
 from opcatflow.engine import FrozenClock

@@ -16,7 +16,6 @@ from casework import (
     consent,
     recorded,
 )
-
 from registerkit import AUTHORITY, BRANDT, DIALLO, HOSPITAL, NAKAMURA
 
 from opcatflow.engine import FrozenClock

@@ -145,7 +145,7 @@ def test_unmatched_values_stop_the_plan_until_a_mapping_gives_them(
         app, ["--db", database, "migrate", plan, "--map", str(mapping)], env=ENV
     )
     assert wrong.exit_code == 11
-    assert f"{mapping}:2:3: place 'nowhere' is not in the place register" in wrong.output
+    assert f"{mapping}:2:18: place 'nowhere' is not in the place register" in wrong.output
 
     mapping.write_text(
         f"place:\n  Centrl Prison: {registerkit.PLACE}\nperson:\n  Sam Nakamura: s.nakamura\n"

@@ -43,15 +43,19 @@ def planned(desk: Desk, place: str, members: list[str], experts: list[str]) -> s
 def test_a_conflict_of_interest_is_a_place_id_a_spelling_cannot_dodge(desk: Desk) -> None:
     expert = desk.available_expert(OSEI)
     # Declared for the place by its register id; a misspelt place is no place at all.
-    with pytest.raises(TransitionRefused) as misspelt:
-        desk.fire(
-            expert,
-            "declare_conflict",
-            COORDINATOR,
-            {"conflicts_of_interest": [{"place": "Central Remand Prisn"}]},
-        )
-    assert misspelt.value.kind == "data"
-    assert "is not in the place register" in misspelt.value.reason
+    for misspelt, why in [
+        ("Central Remand Prisn", "expected an entry id"),
+        ("central-remand-prisn", "'central-remand-prisn' is not in the place register"),
+    ]:
+        with pytest.raises(TransitionRefused) as caught:
+            desk.fire(
+                expert,
+                "declare_conflict",
+                COORDINATOR,
+                {"conflicts_of_interest": [{"place": misspelt}]},
+            )
+        assert caught.value.kind == "data"
+        assert why in caught.value.reason
     desk.fire(
         expert,
         "declare_conflict",

@@ -112,7 +112,7 @@ def fail(message: str, code: int) -> typer.Exit:
 
 def describe(err: Exception) -> tuple[str, int]:
     """The one-line message and exit code for an error a command let through."""
-    if isinstance(err, DefinitionError):
+    if isinstance(err, DefinitionError) and not isinstance(err, UnmappedValues):
         first = err.problems[0] if err.problems else "invalid definition"
         more = len(err.problems) - 1
         suffix = f" (and {more} more; `opcatflow validate PATH` lists them all)" if more else ""

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from opcatflow.adapters.cli import output as out
-from opcatflow.adapters.cli.errors import REFUSED, USAGE, fail
+from opcatflow.adapters.cli.errors import REFUSED, UNMAPPED, USAGE, fail
 from opcatflow.adapters.cli.options import Actor, Json, settings
 from opcatflow.engine.migration import InstanceOutcome, Migrator
-from opcatflow.engine.migration.convert import load_mapping
+from opcatflow.engine.migration.convert import UnmappedValues, load_mapping
 from opcatflow.workflows import shipped_plans
 
 
@@ -99,13 +99,22 @@ def migrate(
     with opts.engine(existing=True) as engine:
         migrator = Migrator(engine, actor=actor)
         loaded = migrator.load(path.read_text("utf-8"), str(path))
-        report = migrator.run(
-            loaded,
-            dry_run=dry_run,
-            batch=batch,
-            on_outcome=None if as_json else lambda o: out.echo(_line(o)),
-            mapping=given,
-        )
+        try:
+            report = migrator.run(
+                loaded,
+                dry_run=dry_run,
+                batch=batch,
+                on_outcome=None if as_json else lambda o: out.echo(_line(o)),
+                mapping=given,
+            )
+        except UnmappedValues as err:  # every value listed: the operator maps them all at once
+            for problem in err.problems:
+                out.echo(str(problem))
+            raise fail(
+                f"{len(err.problems)} value(s) to convert to register ids are not matched or "
+                "mapped (listed above); give them in a mapping file (--map FILE): nothing moved",
+                UNMAPPED,
+            ) from None
     if as_json:
         out.print_json(report.as_json())
     else:

@@ -264,6 +264,8 @@ class Desk:
         self.fire(visit, "start_visit", MEMBER)
         self.fire(visit, "end_visit", MEMBER, {"ended_on": "2026-03-04", "people_interviewed": 0})
         self.fire(visit, "start_drafting", MEMBER, {"debrief_notes": "-"})
-        self.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": "Ministry"})
+        self.fire(
+            visit, "send_for_factual_check", HEAD, {"report_addressee": registerkit.AUTHORITY}
+        )
         self.fire(visit, "adopt_final_report", HEAD, data)
         return visit

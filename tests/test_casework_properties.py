@@ -153,7 +153,7 @@ def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, 
             optional={"persons_complete": st.sampled_from([True, True, False])},
         ),
         "send_urgent_notification": st.just(
-            {"urgent_concerns": ["No fire alarm."], "report_addressee": "Ministry"}
+            {"urgent_concerns": ["No fire alarm."], "report_addressee": registerkit.AUTHORITY}
         ),
         "cancel": st.just({"cancellation_reason": "closed"}),
         "close": st.just({"outcome": "done"}),

@@ -76,7 +76,7 @@ def test_the_head_decides_a_visit_without_factual_check(desk: Desk) -> None:
     assert "factual_check_reason" in refused.reason
     reason = {"factual_check_reason": "Thematic visit: findings already discussed on site."}
     desk.fire(visit, "decide_factual_check", HEAD, {**waived, **reason})
-    refused = desk.refused(visit, "send_for_factual_check", HEAD, {"report_addressee": "M"})
+    refused = desk.refused(visit, "send_for_factual_check", HEAD, {"report_addressee": AUTHORITY})
     assert refused.reason.startswith(
         "factual_check_chosen: no factual check for this visit (the head decided so for this visit)"
     )
@@ -168,10 +168,10 @@ def test_access_denied_is_kept_and_escalated_to_the_authority(desk: Desk) -> Non
     assert kept == [{"n": 1, **denied, "denied_at": "2026-03-02T10:30:00+00:00"}]
     also = {"what": "Medical files", "denied_by": "Nurse", "denied_at": "2026-03-02T12:00:00Z"}
     edit = {"edit": [{"n": 1, "what": "Nothing"}], "append": [also]}
-    rewritten = {"access_denied": edit, "report_addressee": "M"}
+    rewritten = {"access_denied": edit, "report_addressee": AUTHORITY}
     assert desk.refused(visit, "record_access_denied", HEAD, rewritten).kind == "data"
     # each denial is escalated once, on its own
-    same = {"access_denied": kept, "report_addressee": "M"}
+    same = {"access_denied": kept, "report_addressee": AUTHORITY}
     assert desk.refused(visit, "record_access_denied", HEAD, same).reason == (
         "one_denial_appended: 0 new denials of access: append exactly one to access_denied "
         "(each is escalated to the authority on its own)"

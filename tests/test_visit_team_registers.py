@@ -74,6 +74,29 @@ def test_a_conflict_of_interest_is_a_place_id_a_spelling_cannot_dodge(desk: Desk
     assert desk.fire(other, "start_visit", MEMBER).state == "conducting"
 
 
+def test_a_conflict_declared_for_a_duplicate_entry_follows_its_merge(desk: Desk) -> None:
+    with desk.engine() as eng:
+        eng.start(
+            "place",
+            actor="registrar",
+            role="head",
+            data={"name": "Central Remand Prison (remand wing)", "place_type": "prison"},
+            instance_id="crp-duplicate",
+        )
+    expert = desk.available_expert(OSEI)
+    declared = {"conflicts_of_interest": [{"place": "crp-duplicate", "declared_on": "2026-03-01"}]}
+    desk.fire(expert, "declare_conflict", COORDINATOR, declared)
+    visit = planned(desk, PLACE, [DIALLO], [expert])
+    assert desk.fire(visit, "postpone", HEAD).state == "postponed"
+    # The register finds the duplicate: merged into the place, the declaration follows it.
+    desk.fire("crp-duplicate", "merge_into", HEAD, {"merged_into": PLACE})
+    desk.fire(visit, "reschedule", COORDINATOR, {"planned_on": "2026-03-20"})
+    assert desk.refused(visit, "start_visit", MEMBER).reason == (
+        "visit_team_by_register: expert Dr Ama Osei declared a conflict of interest for "
+        "Central Remand Prison"
+    )
+
+
 def test_a_member_in_name_only_is_refused(desk: Desk) -> None:
     expert = desk.available_expert(OSEI)
     # Dr Osei's person entry says external_expert: listing them as a member does not make

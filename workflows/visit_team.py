@@ -21,13 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from opcatflow.engine import GuardRefusal, Instance, RuleContext
+from opcatflow.engine.refs import ACTIVE
+from opcatflow.engine.registers import follow_merges
 from opcatflow.workflows.rules import registry
 
-ACTIVE = "active"
 # The person register's kinds that make someone part of the NPM (not an external expert).
 NPM_KINDS = frozenset({"member", "staff"})
-# A chain of merges longer than this is a loop written by hand, not a register's history.
-MAX_MERGES = 32
 
 
 def entry(ctx: RuleContext, register: str, entry_id: object) -> Instance | None:
@@ -35,15 +34,8 @@ def entry(ctx: RuleContext, register: str, entry_id: object) -> Instance | None:
     when it names no entry of that register."""
     if not isinstance(entry_id, str) or not entry_id:
         return None
-    found = ctx.lookup(entry_id)
-    for _ in range(MAX_MERGES):
-        if found is None or found.workflow_id != register:
-            return None
-        survivor = found.data.get("merged_into")
-        if not survivor:
-            return found
-        found = ctx.lookup(str(survivor))
-    return None
+    found = follow_merges(ctx.lookup, entry_id)
+    return found if found is not None and found.workflow_id == register else None
 
 
 def _title(found: Instance) -> str:

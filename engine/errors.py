@@ -106,6 +106,18 @@ class InvalidData(OpcatflowError):
         super().__init__(f"invalid data for {workflow}: " + "; ".join(self.errors))
 
 
+class RowsRefused(OpcatflowError):
+    """A batch of new instances (an import) refused as a whole: ``problems`` holds
+    ``(row index, message)`` for every row that is wrong, in row order; nothing is stored."""
+
+    def __init__(self, workflow: str, problems: Sequence[tuple[int, str]]) -> None:
+        self.workflow = workflow
+        self.problems = tuple(problems)
+        first = "; ".join(f"row {i + 1}: {m}" for i, m in self.problems[:3])
+        more = f" (and {len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
+        super().__init__(f"nothing added to {workflow}: {first}{more}")
+
+
 class ConcurrentUpdate(OpcatflowError):
     """The instance changed since the caller read it; re-read and decide again."""
 

@@ -27,6 +27,7 @@ from opcatflow.engine.audit import (
     ChainCheck,
     VerifyReport,
 )
+from opcatflow.engine.bulk import NewInstance, check_rows, store_problems
 from opcatflow.engine.catalogue import (
     CatalogCheck,
     ReloadReport,
@@ -53,6 +54,7 @@ from opcatflow.engine.errors import (
     DefinitionError,
     InstanceNotFound,
     InvalidData,
+    RowsRefused,
     TransitionRefused,
     VersionRetired,
 )
@@ -547,6 +549,80 @@ class Engine:
             actor=actor,
             role=role,
             parent_id=instance.parent_id,
+        )
+        return started
+
+    def start_many(
+        self,
+        workflow: str,
+        rows: Sequence[NewInstance],
+        *,
+        actor: str,
+        role: str,
+        reason: str | None = None,
+    ) -> list[Instance]:
+        """Start one instance per row, all in one unit of work or none (an import).
+
+        Every row is checked first, as :meth:`start` checks its data, and against the
+        store in the same transaction (chosen ids free, register entries it names active
+        or added by another row); a register's rows may not give one id, or one title
+        spelt alike, twice. Any problem in any row refuses the whole batch, naming every
+        problem of every row.
+
+        Raises:
+            RowsRefused: with every ``(row index, problem)``; nothing is stored.
+            TransitionRefused: the role may not start the workflow (kind ``role``).
+            InvalidData: chosen ids for a workflow that is no register.
+            LimitExceeded, InvalidText: an input past a limit, or text that is not valid
+                Unicode.
+        """
+        check_call(actor=actor, role=role, reason=reason)
+        wf = self.workflow(workflow)
+        if self.catalog.is_retired(wf.id, wf.version):
+            raise VersionRetired(wf.id, wf.version, _newer(self.catalog, wf))
+        if role not in wf.start_roles:
+            allowed = ", ".join(sorted(wf.start_roles))
+            raise TransitionRefused(
+                "(new)", START, "role", f"role {role!r} may not start {wf.id} (allowed: {allowed})"
+            )
+        if wf.definition.as_register is None and any(r.instance_id for r in rows):
+            raise InvalidData(wf.id, [_chosen_id_problem(wf, "") or ""])
+        for each in rows:
+            check_data(each.data)
+        checked, problems = check_rows(
+            wf, rows, role, lambda data: below_minimum(self.settings, wf, data)
+        )
+        started: list[Instance] = []
+        with self.store.write() as uow:
+            lookup = _lookup(uow)
+            problems += store_problems(wf, checked, lookup, retired_words(self.catalog))
+            if problems:
+                raise RowsRefused(wf.id, sorted(problems, key=lambda p: p[0]))
+            now = self.clock.now()
+            for row in checked:
+                new_id = row.instance_id or str(uuid.uuid4())
+                initial = enter_initial(
+                    wf, row.data, instance_id=new_id, actor=actor, role=role, now=now,
+                    reason=reason, lookup=lookup,
+                )  # fmt: skip
+                problem = condition_refusal(wf, wf.initial, initial)
+                if problem is not None:
+                    raise RowsRefused(wf.id, [(row.index, problem)])
+                started.append(
+                    self._writes.insert_new(
+                        uow,
+                        wf,
+                        initial,
+                        actor=actor,
+                        role=role,
+                        now=now,
+                        parent_id=None,
+                        reason=reason,
+                        instance_id=new_id,
+                    )
+                )
+        self.log.info(
+            "instances_started", workflow=wf.id, count=len(started), actor=actor, role=role
         )
         return started
 

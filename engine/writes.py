@@ -70,7 +70,12 @@ def start_data(wf: CompiledWorkflow, data: Mapping[str, Any]) -> tuple[dict[str,
     if not errors:
         errors = wf.schema.resolve({}, clean)
     required = (*wf.schema.required, *wf.definition.start.requires)
-    errors += [f"{name}: required" for name in dict.fromkeys(required) if clean.get(name) is None]
+    # a value given but wrong is reported as wrong, not as missing too
+    errors += [
+        f"{name}: required"
+        for name in dict.fromkeys(required)
+        if clean.get(name) is None and data.get(name) is None
+    ]
     return {k: v for k, v in clean.items() if v is not None}, errors
 
 

@@ -35,15 +35,19 @@ ASSESS = ["-s", "seriousness=high", "-s", "urgency=urgent", "-s", "npm_best_plac
 INTAKE = ["--actor", "m.okafor", "--role", "intake"]
 HEAD = ["--actor", "r.haddad", "--role", "head"]
 BUNDLED_IDS = [
+    "authority",
     "cat_cycle",
     "complaint",
     "expert",
+    "person",
+    "place",
     "recommendation",
     "referral",
     "reprisal",
     "sp_visit",
     "spt_advisory",
     "spt_visit",
+    "theme",
     "upr_cycle",
     "visit",
 ]

@@ -47,7 +47,7 @@ PROBLEM = Problem("x.yaml", 1, 1, "bad")
         (SchemaMismatch("a", "b"), 7),
         (SchemaLocked("db", 1.0), 9),
         (KeyUnavailable("kek-1", "missing", "restore it"), 10),
-        (UnmappedValues([PROBLEM]), 11),
+        (UnmappedValues([PROBLEM]), 12),
         (InvalidText("actor", 0), 2),
     ],
 )

@@ -130,7 +130,7 @@ def test_unmatched_values_stop_the_plan_until_a_mapping_gives_them(
                       entered=entered)  # fmt: skip
     plan = str(shipped_plans()["visit-5-6"])
     refused = CliRunner().invoke(app, ["--db", database, "migrate", plan], env=ENV)
-    assert refused.exit_code == 11, refused.output
+    assert refused.exit_code == 12, refused.output
     assert "place 'Centrl Prison' (place in 1 instance(s)): no entry is titled so" in (
         refused.output
     )
@@ -144,7 +144,7 @@ def test_unmatched_values_stop_the_plan_until_a_mapping_gives_them(
     wrong = CliRunner().invoke(
         app, ["--db", database, "migrate", plan, "--map", str(mapping)], env=ENV
     )
-    assert wrong.exit_code == 11
+    assert wrong.exit_code == 12
     assert f"{mapping}:2:18: place 'nowhere' is not in the place register" in wrong.output
 
     mapping.write_text(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opcatflow.workflows import engagement as _engagement  # noqa: F401  (registers its rules)
+from opcatflow.workflows import register_rules as _register_rules  # noqa: F401  (registers)
 from opcatflow.workflows import reprisal_rules as _reprisal_rules  # noqa: F401  (registers)
 from opcatflow.workflows import visit_rules as _visit_rules  # noqa: F401  (registers its rules)
 from opcatflow.workflows import visit_team as _visit_team  # noqa: F401  (registers its rules)

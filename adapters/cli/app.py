@@ -30,6 +30,7 @@ from opcatflow.adapters.cli import deadlines as deadline_commands
 from opcatflow.adapters.cli import obligations as obligation_commands
 from opcatflow.adapters.cli.catalogue import workflows_app
 from opcatflow.adapters.cli.errors import UNEXPECTED, USAGE, describe, fail, one_line
+from opcatflow.adapters.cli.imports import import_app
 from opcatflow.adapters.cli.migrate import migrate
 from opcatflow.adapters.cli.options import DEFAULT_DB, LogFormat, LogLevel, Settings
 from opcatflow.adapters.cli.report import report_app
@@ -224,6 +225,7 @@ app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(outbox.notify_app, name="notify")
 app.add_typer(apikey.apikey_app, name="apikey")
 app.add_typer(workflows_app, name="workflows")
+app.add_typer(import_app, name="import")
 
 
 def main() -> None:

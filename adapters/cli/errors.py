@@ -18,7 +18,9 @@
 | 9    | schema locked by another process's upgrade (waited)  |
 | 10   | a key is missing or wrong: personal values cannot be |
 |      | read or written (the message names the key's id)     |
-| 11   | migrate: values to convert to register ids match no  |
+| 11   | import refused: a row (or the file) is wrong; every  |
+|      | problem printed as FILE:LINE, nothing imported       |
+| 12   | migrate: values to convert to register ids match no  |
 |      | entry (or several): map them (--map FILE)            |
 """
 
@@ -38,6 +40,7 @@ from opcatflow.engine import (
     LimitExceeded,
     NotFound,
     OpcatflowError,
+    RowsRefused,
     SchemaLocked,
     SchemaMismatch,
     StoreError,
@@ -58,7 +61,8 @@ SCHEMA_MISMATCH = 7
 AUDIT_BROKEN = 8
 SCHEMA_LOCKED = 9
 KEY_UNAVAILABLE = 10
-UNMAPPED = 11
+IMPORT_REFUSED = 11
+UNMAPPED = 12
 
 # The engine's errors carry no exit code: this table is the CLI's reading of them. The first
 # class an error is an instance of wins, so a subclass comes before its base.
@@ -75,6 +79,7 @@ EXIT_CODES: tuple[tuple[type[OpcatflowError], int], ...] = (
     (ConcurrentUpdate, CONFLICT),
     (TransitionRefused, REFUSED),
     (InvalidData, REFUSED),
+    (RowsRefused, IMPORT_REFUSED),
     (LimitExceeded, USAGE),
     (InvalidFilter, USAGE),
     (AmbiguousId, USAGE),

@@ -72,16 +72,26 @@ def start(
     reason: Reason = None,
     quiet: Quiet = False,
     as_json: Json = False,
+    entry_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="For a register entry (place, authority, theme, person): the id it is known "
+            "by, e.g. ombudsperson (default: a new uuid).",
+            metavar="ID",
+        ),
+    ] = None,
 ) -> None:
-    """Start an instance of a workflow."""
+    """Start an instance of a workflow (or add an entry to a register)."""
     fields = parse_data(data, assignments)
     opts = settings(ctx)
     with opts.engine() as engine:
         if parent is not None:
             parent = engine.resolve_id(parent)
         started = engine.start_result(
-            workflow, actor=actor, role=role, data=fields, parent_id=parent, reason=reason
-        )
+            workflow, actor=actor, role=role, data=fields, parent_id=parent, reason=reason,
+            instance_id=entry_id,
+        )  # fmt: skip
         instance = started.instance
         wf = engine.workflow(instance.workflow_id, instance.workflow_version)
     out.notices(started.notices, as_json=opts.log_format is LogFormat.JSON)

@@ -91,7 +91,7 @@ def migrate(
     instance in its own transaction, with a `migrated` record in its audit trail. Instances
     the new version refuses are listed and left as they were; run it again after a stop to
     migrate the rest. Exit 3 when any instance was refused. A plan that converts free text
-    to register ids lists every value no entry matches and moves nothing (exit 11) until a
+    to register ids lists every value no entry matches and moves nothing (exit 12) until a
     mapping file (--map) gives them."""
     opts = settings(ctx)
     path = plan_file(plan)

@@ -33,6 +33,7 @@ from opcatflow.notifications.dispatcher import Dispatcher
 from opcatflow.notifications.outbox import OutboxWriter
 from opcatflow.notifications.settings import ENV, NotificationSettings, load_settings
 from opcatflow.notifications.templates import TemplateSet
+from opcatflow.notifications.titles import title_fields
 
 
 @dataclass
@@ -57,9 +58,11 @@ class Notifications:
         templates = TemplateSet(settings.template_folders, limits=settings.render.limits())
         return cls(settings, directory, templates, log)
 
-    def writer(self, policy: Policy | None = None) -> OutboxWriter:
-        """The outbox hook; ``policy`` is the NPM's bodies (``Settings.policy``)."""
-        return OutboxWriter(self.directory, policy=policy, logger=self.logger)
+    def writer(self, policy: Policy | None = None, catalog: Catalog | None = None) -> OutboxWriter:
+        """The outbox hook; ``policy`` is the NPM's bodies (``Settings.policy``); the
+        registers of ``catalog`` give templates the titles of the entries cases refer to."""
+        titles = title_fields(catalog) if catalog is not None else None
+        return OutboxWriter(self.directory, policy=policy, logger=self.logger, titles=titles)
 
     def check(self, catalog: Catalog) -> None:
         """Raises: DefinitionError when a definition's notifications name a missing template or
@@ -143,8 +146,9 @@ def engine_hooks(
     if path is None:
         return []
     notifications = Notifications.load(path, logger=logger)
-    notifications.check(load_catalog(workflows, registry))
-    return [notifications.writer(policy)]
+    catalog = load_catalog(workflows, registry)
+    notifications.check(catalog)
+    return [notifications.writer(policy, catalog)]
 
 
 def template_problems(catalog: Catalog) -> list[Problem]:

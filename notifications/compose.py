@@ -8,7 +8,7 @@ later, by the dispatcher, from the stored (redacted) context.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -58,6 +58,8 @@ class Occurrence:
     due_at: datetime | None = None
     due_on: date | None = None  # the last day, in the NPM's calendar
     step: int | None = None  # for an overdue alert: its index in ``overdue_alerts``
+    # field -> the title of the register entry it refers to (notifications.titles)
+    titles: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of_change(cls, event: TransitionEvent) -> Occurrence:
@@ -158,6 +160,7 @@ def base_context(occ: Occurrence) -> dict[str, Any]:
             "role": occ.role,
         },
         "labels": {n: f.label or n.replace("_", " ") for n, f in wf.definition.fields.items()},
+        "titles": dict(occ.titles),
     }
 
 

@@ -270,7 +270,7 @@ def test_over_http_a_coordinator_may_not_write_who_is_at_risk_nor_learn_it_from_
             "actor": "coordinator-actor",
             "role": "coordinator",
             "workflow_id": "reprisal",
-            "workflow_version": 5,
+            "workflow_version": 6,
             "trigger": "notify_focal_point",
             "from_state": "reported",
             "to_state": None,

@@ -11,13 +11,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import registerkit
+from http_server import LiveServer, live_server_fixture  # noqa: F401
 from migration_helpers import occupied_states, place
 from test_migration_bundled import store_previous
 from typer.testing import CliRunner
 
 from opcatflow.adapters.cli import app
+from opcatflow.adapters.http import ApiConfig, ApiKeys, create_app
 from opcatflow.engine import Engine, FrozenClock
 from opcatflow.engine.errors import Problem
 from opcatflow.engine.migration import Migrator
@@ -166,3 +169,37 @@ def test_unmatched_values_stop_the_plan_until_a_mapping_gives_them(
         report = Migrator(engine).run(Migrator(engine).load(Path(plan).read_text(), plan),
                                       dry_run=True)  # fmt: skip
         assert report.outcomes == []  # every instance moved: nothing left to convert
+
+
+def test_over_http_unmatched_values_are_a_problem_until_the_mapping_gives_them(
+    live_server: LiveServer, database: str
+) -> None:
+    clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    plan = shipped_plans()["visit-5-6"].read_text("utf-8")
+    with Engine.open(database, [BUNDLED], registry, clock=clock) as engine:
+        store_previous(engine, "visit", 5)
+        entered = datetime(2026, 2, 20, 9, 0, tzinfo=UTC)
+        [visit] = place(engine, "visit", 5, ["planning"], {**FREE_TEXT, "place": "Centrl Prison"},
+                        entered=entered)  # fmt: skip
+        admin = {
+            "Authorization": f"Bearer {ApiKeys(engine.store, clock).create('ops', ['admin'])[1]}"
+        }
+        live_server.slot.app = create_app(engine, ApiConfig())
+        try:
+            with httpx.Client(base_url=live_server.url, timeout=60) as client:
+                body = {"plan": plan, "dry_run": False}
+                unmapped = client.post("/admin/migrations", json=body, headers=admin)
+                assert unmapped.status_code == 422, unmapped.text
+                assert unmapped.headers["content-type"].startswith("application/problem+json")
+                [problem] = unmapped.json()["problems"]
+                assert "place 'Centrl Prison' (place in 1 instance(s))" in problem
+                assert engine.get(visit).workflow_version == 5  # nothing moved
+                mapping = {"place": {"Centrl Prison": registerkit.PLACE}}
+                done = client.post(
+                    "/admin/migrations", json={**body, "mapping": mapping}, headers=admin
+                )
+                assert done.status_code == 200, done.text
+                assert done.json()["counts"] == {"migrated": 1}
+        finally:
+            live_server.slot.app = None
+        assert engine.get(visit).data["place"] == registerkit.PLACE

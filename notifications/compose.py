@@ -160,7 +160,12 @@ def base_context(occ: Occurrence) -> dict[str, Any]:
             "role": occ.role,
         },
         "labels": {n: f.label or n.replace("_", " ") for n, f in wf.definition.fields.items()},
-        "titles": dict(occ.titles),
+        # every reference field, by title when the writer read it, else by id
+        "titles": {
+            n: occ.titles.get(n, inst.data.get(n))
+            for n, f in wf.definition.fields.items()
+            if f.register_id is not None
+        },
     }
 
 

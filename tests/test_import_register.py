@@ -144,3 +144,18 @@ def test_start_many_is_one_transaction(backend: str, clock: FrozenClock) -> None
         assert engine.registers.entries("theme") == []
         engine.start_many("theme", rows[:3], actor="hana", role="head")
         assert [e.title for e in engine.registers.entries("theme")] == ["T0", "T1", "T2"]
+
+
+def test_the_demo_starts_from_a_few_register_entries(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    result = CliRunner().invoke(app, ["demo", "--db", str(db)], env=CLEAN_ENV)
+    assert result.exit_code == 0, result.output
+    assert "registers 3 authority, 3 place, 3 theme, 4 person" in result.stdout
+    with Engine.open(str(db), [BUNDLED], registry, create=False) as engine:
+        place = engine.registers.resolve("place", "central-remand-prison")
+        assert place is not None
+        assert place.title == "Central Remand Prison"
+        people = {e.id: e.data["person_kind"] for e in engine.registers.entries("person")}
+        assert people["dr.osei"] == "external_expert"
+    shown = CliRunner().invoke(app, ["--db", str(db), "show", "central-remand-prison"])
+    assert "Directorate of Prison Administration (prison_service)" in shown.stdout

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.demo_registers import seed_demo_registers
 from opcatflow.adapters.cli.errors import AUDIT_BROKEN, UNEXPECTED, fail
 from opcatflow.adapters.cli.options import settings
 from opcatflow.engine import Engine, FrozenClock, TransitionRefused
@@ -233,6 +234,11 @@ def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
         )
     first, last = clock.now(), STEPS[-1].at
     echo(f"  clock     simulated, {first.day} {first:%B} to {last.day} {last:%B %Y} (UTC)")
+    echo(
+        "  registers "
+        + ", ".join(f"{n} {register}" for register, n in seed_demo_registers(engine).items())
+        + out.dim(" (entries cases refer to by id: docs/registers.md)")
+    )
 
     actor, role = COORDINATOR
     expert = engine.start(
@@ -321,6 +327,7 @@ def _run(engine: Engine, clock: FrozenClock, path: Path) -> None:
         "list --workflow recommendation",
         f"triggers {ids[VISIT]} --role head",
         "report complaints --by institution,theme",
+        "list --workflow place",
         "audit verify",
     ):
         echo(f"  opcatflow --db {path} {command}")

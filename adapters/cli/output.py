@@ -94,6 +94,9 @@ def value_text(value: Any, width: int = 60, *, quote: bool = False) -> str:
     or commas), a keyed hash abbreviated, everything else as JSON."""
     if value is None:
         return "∅"
+    if isinstance(value, dict) and value.keys() == {"id", "title"}:
+        # a reference to a register entry, as views show it: its title, then its id
+        return shorten(f"{value['title']} ({value['id']})", width)
     if isinstance(value, str):
         if value.startswith("hmac-sha256:"):
             return f"<{value[:20]}…>"

@@ -542,7 +542,7 @@ def test_demo_runs_a_complaint_and_ends_with_the_chain_verified(tmp_path: Path) 
     assert "REFUSED" in flat
     assert "1 of 1 person(s) have no active consent" in flat
     assert "opened referral" in flat
-    assert "visit_team_ready: expert Dr Ama Osei is not accredited and available" in flat
+    assert "visit_team_by_register: expert Dr Ama Osei is not accredited and available" in flat
     assert "opened visit" in flat
     assert flat.count("opened recommendation") == 2
     report = json.loads(invoke(["--db", str(db), "audit", "verify", "--json"]).stdout)

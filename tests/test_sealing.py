@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import registerkit
 import sqlalchemy as sa
 import structlog
 from casework import ASSESS, RECORD
@@ -57,6 +58,7 @@ def casework(
     """The HTTP API over the bundled workflows, logging everything into ``Captured``."""
     captured = Captured()
     with Engine.open(db_url, [BUNDLED], registry, clock=clock, logger=captured.logger()) as engine:
+        registerkit.seed(engine)  # the place and theme the complaint is recorded under
         keys = ApiKeys(engine.store, clock)
         roles = ("intake", "caseworker", "head", "auditor")
         tokens = {r: f"Bearer {keys.create(f'{r}-actor', [r])[1]}" for r in roles}

@@ -1,5 +1,5 @@
 """A few register entries the casework tests refer to (places, themes, people), with chosen
-ids, seeded through the engine's own start (as an operator's import would).
+ids, seeded through the engine's bulk start (as an operator's import does).
 
 The casework workflows name their places, themes and team members by register id: a test
 database gets these entries first (``seed(engine)``), and the tests use the ids below.
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from opcatflow.engine import Engine
+from opcatflow.engine.bulk import NewInstance
 
 AUTHORITY = "ministry-of-justice"
 HEALTH = "ministry-of-health"
@@ -53,19 +54,16 @@ PEOPLE: dict[str, dict[str, Any]] = {
 }
 
 
-def _start(engine: Engine, register: str, entry_id: str, data: dict[str, Any]) -> None:
+def _add(engine: Engine, register: str, entries: dict[str, dict[str, Any]]) -> None:
     wf = engine.workflow(register)
     role = "head" if "head" in wf.start_roles else sorted(wf.start_roles)[0]
-    engine.start(register, actor="registrar", role=role, data=data, instance_id=entry_id)
+    rows = [NewInstance(data, entry_id) for entry_id, data in entries.items()]
+    engine.start_many(register, rows, actor="registrar", role=role)  # one transaction
 
 
 def seed(engine: Engine) -> None:
     """The entries above, each under its chosen id (once per database)."""
-    for entry_id, data in AUTHORITIES.items():
-        _start(engine, "authority", entry_id, data)
-    for entry_id, data in PLACES.items():
-        _start(engine, "place", entry_id, {**data, "authority": PLACE_AUTHORITY[entry_id]})
-    for entry_id, data in THEMES.items():
-        _start(engine, "theme", entry_id, data)
-    for entry_id, data in PEOPLE.items():
-        _start(engine, "person", entry_id, {**data, "user": entry_id})
+    _add(engine, "authority", AUTHORITIES)
+    _add(engine, "place", {i: {**d, "authority": PLACE_AUTHORITY[i]} for i, d in PLACES.items()})
+    _add(engine, "theme", THEMES)
+    _add(engine, "person", {i: {**d, "user": i} for i, d in PEOPLE.items()})

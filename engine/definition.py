@@ -566,7 +566,7 @@ class SharesSpec(_Model):
     )
     recipient: Name | None = Field(
         None,
-        description="A field holding the id of the receiving body (settings 'bodies'). "
+        description="A field holding the id of the receiving body (the authority register). "
         "Required, except for publish and share_with_management, which rest on consent only.",
     )
     fields: list[Name] = Field(

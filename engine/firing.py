@@ -18,7 +18,14 @@ from opcatflow.engine.definition import TransitionSpec
 from opcatflow.engine.errors import RefusalKind
 from opcatflow.engine.inputs import check_size
 from opcatflow.engine.registry import NO_POLICY, Lookup, RuleContext, no_lookup
-from opcatflow.engine.sharing import DECISIONS, REASON, Policy, decision_problems, may_share
+from opcatflow.engine.sharing import (
+    DECISIONS,
+    NOT_A_BODY,
+    REASON,
+    Policy,
+    decision_problems,
+    may_share,
+)
 from opcatflow.engine.suggest import did_you_mean
 
 
@@ -176,7 +183,7 @@ def sharing_refusal(
         return None
     recipient = after.get(shares.recipient) if shares.recipient else None
     if shares.recipient and recipient not in policy.bodies:
-        return Refused("data", f"{shares.recipient}: {recipient!r} is not a body of the settings")
+        return Refused("data", f"{shares.recipient}: {recipient!r} {NOT_A_BODY}")
     verdict = may_share(
         after,
         use=shares.use,

@@ -8,6 +8,7 @@ audit records too, then raised. Callers that must write in the same transaction 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -71,6 +72,7 @@ from opcatflow.engine.periods import below_minimum
 from opcatflow.engine.ports import Store, UnitOfWork
 from opcatflow.engine.readlog_root import check_read_log, read_root_at
 from opcatflow.engine.refs import ENTRY_ID, ref_refusal
+from opcatflow.engine.register_bodies import RegisterBodies
 from opcatflow.engine.registers import Registers, retired_words
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.rows import Obligation, StoredDefinition
@@ -762,7 +764,7 @@ class Engine:
             now=now,
             reason=reason,
             lookup=lookup,
-            policy=self.settings.policy,
+            policy=self._policy(lookup),
         )
         refusal = outcome if isinstance(outcome, Refused) else None
         children: list[Child] = []
@@ -807,6 +809,11 @@ class Engine:
         opened = tuple(c.instance_id for c in children)
         notices = tuple(outcome.ctx.notes)
         return FireResult(current, updated, None, trigger, actor, role, opened, notices)
+
+    def _policy(self, lookup: Lookup) -> Policy:
+        """The settings' policy, with the bodies of the authority register as this
+        transaction reads them."""
+        return dataclasses.replace(self.settings.policy, bodies=RegisterBodies(lookup))
 
     def _ref_refusal(
         self,
@@ -1124,7 +1131,7 @@ class Engine:
                     supplied={},
                     data=dict(instance.data),
                     lookup=lookup,
-                    policy=self.settings.policy,
+                    policy=self._policy(lookup),
                 )
                 cursor = Cursor(instance.state, ctx)
                 if option.admit(cursor):

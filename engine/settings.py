@@ -22,14 +22,14 @@ from datetime import date
 from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opcatflow.engine.calendar import WorkingCalendar
 from opcatflow.engine.durations import SETTING_KEY, Duration, Period, at_least, parse_duration
 from opcatflow.engine.errors import DefinitionError, OpcatflowError, Problem
-from opcatflow.engine.sharing import Body, BodyKind, Policy
+from opcatflow.engine.sharing import Policy
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.validation import pydantic_problems
 from opcatflow.engine.yamlsource import Located, load_yaml
@@ -66,17 +66,6 @@ class CalendarSpec(_Model):
 
 
 Channel = Literal["during_visit", "in_person", "mail", "phone", "email", "web_form"]
-
-
-class BodySpec(_Model):
-    """A body that may receive personal data (a referral, a do-no-harm decision)."""
-
-    name: str = Field(min_length=1, max_length=200)
-    kind: BodyKind
-    independent: bool = Field(
-        description="Independent of the places of detention: only such a body may be named "
-        "by a do-no-harm decision. A body of kind 'management' never is."
-    )
 
 
 def _receipt_channels() -> list[Channel]:
@@ -141,9 +130,6 @@ class SettingsFile(_Model):
     """One settings file as written."""
 
     calendar: CalendarSpec = Field(default_factory=CalendarSpec)
-    bodies: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], BodySpec] = (
-        Field(default_factory=dict, description="Bodies that may receive data, by id.")
-    )
     complaint: ComplaintSpec = Field(default_factory=ComplaintSpec)
     visit: VisitSpec = Field(default_factory=VisitSpec)
     deadlines: dict[str, str] = Field(
@@ -167,20 +153,19 @@ class Settings:
     deadlines: Mapping[str, Duration] = field(default_factory=dict)
     source: str = "<defaults>"
     minimums: Mapping[str, Duration] = field(default_factory=dict)
-    bodies: Mapping[str, Body] = field(default_factory=dict)
     acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
     factual_check_by_kind: Mapping[str, bool] = field(default_factory=dict)
     required_expertise: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @cached_property
     def policy(self) -> Policy:
-        """The bodies and complaint rules, as the decision step reads them (built once per
-        settings object: every fire reads it, and settings are frozen)."""
+        """The complaint and visit rules, as the decision step reads them (built once per
+        settings object: every fire reads it, and settings are frozen). The bodies that may
+        receive data are not settings: the engine reads them from the authority register."""
         return Policy(
-            self.bodies,
-            self.acknowledge_on_receipt,
-            self.factual_check_by_kind,
-            self.required_expertise,
+            acknowledge_on_receipt=self.acknowledge_on_receipt,
+            factual_check_by_kind=self.factual_check_by_kind,
+            required_expertise=self.required_expertise,
         )
 
     def duration(self, period: Period) -> Duration:
@@ -248,16 +233,6 @@ class Settings:
         origin = dict.fromkeys(known, (base_doc, "deadlines"))
         origin.update(dict.fromkeys(spec.deadlines, (doc, "deadlines")))
         origin.update(dict.fromkeys(spec.custom_deadlines, (doc, "custom_deadlines")))
-        # An NPM's list of bodies replaces the shipped one (a body it does not list is unknown)
-        bodies = spec.bodies if "bodies" in spec.model_fields_set else base.bodies
-        for key, body in spec.bodies.items():
-            if body.independent and body.kind == "management":
-                problems.append(
-                    doc.problem(
-                        ("bodies", key, "independent"),
-                        "a body of kind 'management' is never independent of the place",
-                    )
-                )
         complaint = spec.complaint if "complaint" in spec.model_fields_set else base.complaint
         # Kinds the NPM's file leaves out keep the shipped default.
         by_kind = {
@@ -276,7 +251,6 @@ class Settings:
         return replace(
             built,
             minimums=minimums,
-            bodies=_bodies(bodies),
             acknowledge_on_receipt=frozenset(complaint.acknowledge_on_receipt),
             factual_check_by_kind=by_kind,
             required_expertise=expertise,
@@ -327,6 +301,16 @@ def _minimums(
     return found
 
 
+# Settings files of earlier releases listed the receiving bodies here: refused with where
+# they went, rather than as an unknown key (docs/registers.md).
+BODIES_MOVED = (
+    "bodies",
+    "the bodies that may receive data are entries of the authority register now (their "
+    "ids kept): `opcatflow registers seed` adds the shipped ones, `opcatflow import register "
+    "authority FILE` yours (docs/registers.md); remove 'bodies' from this file",
+)
+
+
 def _parse(text: str, path: str) -> tuple[Located, SettingsFile]:
     try:
         doc = load_yaml(text, path)
@@ -335,6 +319,8 @@ def _parse(text: str, path: str) -> tuple[Located, SettingsFile]:
     value: Any = doc.value
     if not isinstance(value, dict):
         raise SettingsError([Problem(path, 1, 1, "settings must be a mapping")])
+    if BODIES_MOVED[0] in value:
+        raise SettingsError([doc.problem((BODIES_MOVED[0],), BODIES_MOVED[1])])
     try:
         return doc, SettingsFile.model_validate(value)
     except ValidationError as err:
@@ -388,10 +374,6 @@ def _defaults_file() -> tuple[Located, SettingsFile]:
     return _parse(resource.read_text(encoding="utf-8"), f"<defaults {DEFAULTS_RESOURCE[1]}>")
 
 
-def _bodies(specs: Mapping[str, BodySpec]) -> dict[str, Body]:
-    return {k: Body(k, b.name, b.kind, b.independent) for k, b in specs.items()}
-
-
 @cache
 def _defaults() -> Settings:
     doc, spec = _defaults_file()
@@ -399,7 +381,6 @@ def _defaults() -> Settings:
     built = _build(spec.calendar, spec.deadlines, origin, doc=doc, problems=[], path=doc.path)
     return replace(
         built,
-        bodies=_bodies(spec.bodies),
         acknowledge_on_receipt=frozenset(spec.complaint.acknowledge_on_receipt),
         factual_check_by_kind={str(k): v for k, v in spec.visit.factual_check_by_kind.items()},
         required_expertise={

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 # The uses a person may consent to; each workflow lists the ones it has.
 USES = ("refer", "share_with_management", "escalate", "report_to_authority", "publish")
@@ -64,7 +64,8 @@ DECISION_PARTS = ("ground", "recipient", "fields", "use", "decided_on", "expires
 
 @dataclass(frozen=True)
 class Body:
-    """A body that may receive data (settings ``bodies``)."""
+    """A body that may receive data: an active entry of the authority register with
+    ``receives_shared_data`` (:mod:`opcatflow.engine.register_bodies`)."""
 
     id: str
     name: str
@@ -76,12 +77,31 @@ class Body:
         return self.independent and self.kind != "management"
 
 
+class Bodies(Protocol):
+    """The bodies that may receive data, by id: read from the authority register by the
+    engine (in the transaction of the change), or a plain dict in a pure test."""
+
+    def get(self, body_id: str, /) -> Body | None: ...
+
+    def __contains__(self, body_id: object, /) -> bool: ...
+
+
+NOT_A_BODY = (
+    "is not a body that may receive data (an active entry of the authority register with "
+    "receives_shared_data)"
+)
+
+
+_NO_BODIES: dict[str, Body] = {}  # never written: the policy of no store knows no body
+
+
 @dataclass(frozen=True)
 class Policy:
     """What the NPM's settings tell the decision step (``Settings.policy``).
 
     Attributes:
-        bodies: the bodies that may receive data, by id.
+        bodies: the bodies that may receive data, by id (the engine gives the authority
+            register's, read in the transaction of each change).
         acknowledge_on_receipt: complaint channels where receipt is the acknowledgement.
         factual_check_by_kind: per kind of visit, whether its draft goes to the authorities
             for a factual check unless the head decides otherwise (a kind not listed: yes).
@@ -89,7 +109,7 @@ class Policy:
             before the visit starts (a type not listed: none).
     """
 
-    bodies: Mapping[str, Body] = field(default_factory=dict)
+    bodies: Bodies = field(default_factory=lambda: _NO_BODIES)
     acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
     factual_check_by_kind: Mapping[str, bool] = field(default_factory=dict)
     required_expertise: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -154,7 +174,7 @@ def decision_covers(
     use: str,
     recipient: str | None,
     field: str,
-    bodies: Mapping[str, Body],
+    bodies: Bodies,
     today: date,
 ) -> bool:
     """A do-no-harm decision lets ``field`` go to ``recipient`` for ``use`` today: the use
@@ -182,7 +202,7 @@ def may_share(
     recipient: str | None,
     fields: Iterable[str],
     personal: Iterable[str],
-    bodies: Mapping[str, Body],
+    bodies: Bodies,
     today: date,
 ) -> Verdict:
     """Decide which of ``fields`` may go to ``recipient`` (a body id, or ``None`` for no
@@ -238,7 +258,7 @@ def decision_problems(
     before: Any,
     after: Any,
     *,
-    bodies: Mapping[str, Body],
+    bodies: Bodies,
     fields: Iterable[str],
 ) -> list[str]:
     """Why the do-no-harm decisions added or changed from ``before`` to ``after`` may not be
@@ -254,8 +274,7 @@ def decision_problems(
         recipient = entry.get("recipient")
         body = bodies.get(str(recipient)) if recipient is not None else None
         if body is None:
-            names = ", ".join(sorted(bodies)) or "none configured"
-            problems.append(f"{label}.recipient: not a body of the settings ({names})")
+            problems.append(f"{label}.recipient: {recipient!r} {NOT_A_BODY}")
         elif not body.may_receive_without_consent:
             problems.append(
                 f"{label}.recipient: {body.id!r} ({body.kind}) is not independent of the place; "

@@ -31,7 +31,7 @@ DECISION_SHAPE: dict[str, tuple[FieldType, FieldType | None]] = {
     "decided_on": (_T.DATE, None),
     "expires_on": (_T.DATE, None),
 }
-RECIPIENT_TYPES = (FieldType.STRING, FieldType.ENUM)
+RECIPIENT_TYPES = (FieldType.STRING, FieldType.ENUM, FieldType.REF)
 
 
 def _described(shape: dict[str, tuple[FieldType, FieldType | None]]) -> str:

@@ -7,6 +7,7 @@ later, by the dispatcher, from the stored (redacted) context.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -18,7 +19,7 @@ from opcatflow.engine.definition import NotificationSpec, NotifyOn, RecipientSpe
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.settings import Settings
-from opcatflow.engine.sharing import Policy
+from opcatflow.engine.sharing import Bodies, Policy
 from opcatflow.notifications.directory import EMAIL, Directory, Target
 from opcatflow.notifications.model import (
     DEAD,
@@ -265,6 +266,11 @@ class Composer:
 
     def __init__(self, policy: Policy | None = None) -> None:
         self.policy = policy if policy is not None else Settings.default().policy
+
+    def with_bodies(self, bodies: Bodies) -> Composer:
+        """The same composer, redacting for ``bodies`` (the authority register as the
+        transaction of the occurrence reads it)."""
+        return Composer(dataclasses.replace(self.policy, bodies=bodies))
 
     def messages(self, occ: Occurrence, directory: Directory) -> list[NewMessage]:
         specs: list[tuple[int | str, NotificationSpec]] = list(

@@ -23,6 +23,7 @@ from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.errors import InstanceNotFound
 from opcatflow.engine.logs import default_logger
 from opcatflow.engine.ports import Store
+from opcatflow.engine.register_bodies import bodies_of
 from opcatflow.engine.rows import SendOutcome as Outcome
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.sharing import REASON, Policy
@@ -102,9 +103,9 @@ class Dispatcher:
         clock: the only source of time (tests pass a FrozenClock).
         logger: a structlog logger; events carry ids, never message content.
         rng: the jitter's random source.
-        sharing: the NPM's bodies (``Settings.policy``): a message showing personal data is
-            checked again against them, and the instance's consents and decisions as they
-            are when it is sent (default: the shipped settings' bodies).
+        sharing: the NPM's settings (``Settings.policy``): a message showing personal data
+            is checked again, when it is sent, against the bodies of the authority register
+            and the instance's consents and decisions as they are then.
     """
 
     def __init__(
@@ -255,16 +256,19 @@ class Dispatcher:
         if not sharing:
             return entry
         data: dict[str, Any] = {}
-        if entry.instance_id is not None:
-            # an erased instance raises: nothing of it may be shown
-            with self.store.read() as uow, suppress(InstanceNotFound):
-                data = dict(uow.instances.get(entry.instance_id).data)
         context = entry.payload["context"]
-        if REASON in sharing["shown"]:
-            data[REASON] = context.get("reason")
         audience = Audience(sharing.get("body"), frozenset(sharing.get("uses") or ()))
         today = self.clock.now().date()
-        still = still_shown(data, sharing["shown"], audience, self.sharing, today)
+        with self.store.read() as uow:
+            if entry.instance_id is not None:
+                # an erased instance raises: nothing of it may be shown
+                with suppress(InstanceNotFound):
+                    data = dict(uow.instances.get(entry.instance_id).data)
+            if REASON in sharing["shown"]:
+                data[REASON] = context.get("reason")
+            # the bodies as the authority register says now: a body retired since is refused
+            policy = replace(self.sharing, bodies=bodies_of(uow))
+            still = still_shown(data, sharing["shown"], audience, policy, today)
         gone = [n for n in sharing["shown"] if n not in still]
         if not gone:
             return entry

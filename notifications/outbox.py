@@ -15,6 +15,7 @@ from structlog.typing import FilteringBoundLogger
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
 from opcatflow.engine.logs import default_logger
 from opcatflow.engine.ports import UnitOfWork
+from opcatflow.engine.register_bodies import bodies_of
 from opcatflow.engine.sharing import Policy
 from opcatflow.notifications.compose import Composer, Occurrence
 from opcatflow.notifications.directory import DirectorySource
@@ -28,8 +29,8 @@ class OutboxWriter:
     Args:
         directory: the recipients directory (a :class:`DirectoryFile` is re-read when its file
             changes).
-        policy: the NPM's bodies (``Settings.policy``), for redaction; default: the
-            shipped settings' bodies.
+        policy: the NPM's settings (``Settings.policy``), for redaction; the bodies are
+            read from the authority register in the transaction of each occurrence.
         logger: a structlog logger.
         titles: register id -> its title field (``notifications.titles.title_fields``): the
             templates then see the title of each entry the instance refers to (``titles``).
@@ -59,7 +60,9 @@ class OutboxWriter:
     def _write(self, uow: UnitOfWork, occ: Occurrence) -> None:
         found = reference_titles(uow, occ.workflow, occ.instance.data, self.titles)
         occ = dataclasses.replace(occ, titles=found)
-        messages = self.composer.messages(occ, self.directory.current())
+        # redacted for the bodies of the authority register as this transaction reads them
+        composer = self.composer.with_bodies(bodies_of(uow))
+        messages = composer.messages(occ, self.directory.current())
         uow.outbox.add(messages, occ.at)
         for m in messages:
             if m.last_error is not None:

@@ -27,8 +27,10 @@ from opcatflow.engine import (
     TransitionRefused,
     load_catalog,
 )
+from opcatflow.engine.bulk import NewInstance
 from opcatflow.engine.settings import Settings
 from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows.shipped import shipped_entries
 
 Who = tuple[str, str]
 
@@ -129,6 +131,13 @@ def catalog() -> Catalog:
     return load_catalog([BUNDLED], registry)
 
 
+def seed_bodies(engine: Engine) -> None:
+    """The shipped receiving bodies (authority register), which referrals and do-no-harm
+    decisions name; not the themes, which no casework test needs."""
+    rows = [NewInstance(dict(data), i) for i, data in shipped_entries("authority")]
+    engine.start_many("authority", rows, actor="opcatflow", role="head")
+
+
 class Desk:
     """Acts on one database, with a fresh engine for every call."""
 
@@ -140,6 +149,7 @@ class Desk:
         store.ensure_schema()
         store.close()
         with self.engine() as eng:
+            seed_bodies(eng)
             registerkit.seed(eng)
 
     @contextmanager

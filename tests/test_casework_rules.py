@@ -56,7 +56,7 @@ def test_a_referral_to_a_body_not_in_the_settings_is_refused(desk: Desk) -> None
     complaint = assessed_complaint(desk)
     findings = {"referral_body": "prison_director", "referral_shares": "preliminary_findings"}
     refused = desk.refused(complaint, "refer", HEAD, findings)
-    assert "'prison_director' is not a body of the settings" in refused.reason
+    assert "'prison_director' is not a body that may receive data" in refused.reason
 
 
 # -- the visit team ----------------------------------------------------------------------------

@@ -340,6 +340,8 @@ def test_a_refused_role_exits_3_and_is_audited(cli: Run, started: str) -> None:
 @pytest.mark.usefixtures("registers")
 def test_a_guard_refusal_exits_3_with_its_reason(cli: Run, started: str) -> None:
     assessed(cli, started)
+    seeded = cli("registers", "seed", "--actor", "r.haddad")  # the receiving bodies
+    assert "authority: 8 shipped entries added (as head)" in seeded.stdout, seeded.output
     result = cli(
         "fire", started, "refer", *HEAD,
         "-s", "referral_body=police_ombudsperson", "-s", "referral_shares=evidence",

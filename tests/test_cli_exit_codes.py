@@ -15,6 +15,7 @@ from opcatflow.engine import (
     KeyUnavailable,
     OpcatflowError,
     Problem,
+    RowsRefused,
     SchemaLocked,
     SchemaMismatch,
     StoreError,
@@ -49,6 +50,7 @@ PROBLEM = Problem("x.yaml", 1, 1, "bad")
         (KeyUnavailable("kek-1", "missing", "restore it"), 10),
         (UnmappedValues([PROBLEM]), 12),
         (InvalidText("actor", 0), 2),
+        (RowsRefused("place", [(0, "bad")]), 11),
     ],
 )
 def test_each_error_maps_to_the_readme_exit_code(error: OpcatflowError, code: int) -> None:

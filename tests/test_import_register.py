@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 from opcatflow.adapters.cli import app
 from opcatflow.engine import Engine, FrozenClock
 from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows.shipped import seed
 
 Run = Callable[..., Result]
 COORDINATOR = ["--actor", "cole", "--role", "coordinator"]
@@ -150,7 +151,7 @@ def test_the_demo_starts_from_a_few_register_entries(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     result = CliRunner().invoke(app, ["demo", "--db", str(db)], env=CLEAN_ENV)
     assert result.exit_code == 0, result.output
-    assert "registers 3 authority, 3 place, 3 theme, 4 person" in result.stdout
+    assert "registers 11 authority, 12 theme, 3 place, 4 person" in result.stdout
     with Engine.open(str(db), [BUNDLED], registry, create=False) as engine:
         place = engine.registers.resolve("place", "central-remand-prison")
         assert place is not None
@@ -159,3 +160,21 @@ def test_the_demo_starts_from_a_few_register_entries(tmp_path: Path) -> None:
         assert people["dr.osei"] == "external_expert"
     shown = CliRunner().invoke(app, ["--db", str(db), "show", "central-remand-prison"])
     assert "Directorate of Prison Administration (prison_service)" in shown.stdout
+
+
+def test_registers_seed_adds_what_is_missing_and_leaves_the_rest(cli: Run, db_url: str) -> None:
+    result = cli("registers", "seed", "--actor", "hana")
+    assert result.exit_code == 0, result.output
+    assert "authority: 8 shipped entries added (as head)" in result.stdout
+    assert "theme: 12 shipped entries added" in result.stdout
+    with Engine.open(db_url, [BUNDLED], registry, create=False) as engine:
+        engine.fire(
+            "armed_forces_ombudsperson", "retire", actor="hana", role="head",
+            data={"retired_on": "2026-03-01", "retired_reason": "not in this country"},
+        )  # fmt: skip
+        assert seed(engine, "hana") == {"authority": 0, "theme": 0}
+        assert engine.get("armed_forces_ombudsperson").state == "retired"
+        body = engine.registers.resolve("authority", "police_ombudsperson")
+        assert body is not None
+        assert (body.data["receives_shared_data"], body.data["independent"]) == (True, True)
+        assert engine.get("prison_management").data["independent"] is False

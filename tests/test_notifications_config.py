@@ -4,6 +4,7 @@ definition's notifications."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from datetime import date
@@ -21,6 +22,7 @@ from opcatflow.notifications.directory import ConfigError, DirectoryFile, parse_
 from opcatflow.notifications.redaction import Audience, redact, shown_fields
 from opcatflow.notifications.settings import load_settings
 from opcatflow.notifications.templates import TemplateSet
+from opcatflow.workflows.shipped import shipped_bodies
 
 CONFIG = Path(config_init).parent
 
@@ -144,7 +146,8 @@ def test_inactive_people_and_unknown_ids_are_not_recipients() -> None:
 
 # -- redaction rules ----------------------------------------------------------------------------
 
-POLICY = Settings.default().policy
+# the shipped bodies, as the authority register holds them once seeded
+POLICY = dataclasses.replace(Settings.default().policy, bodies=shipped_bodies())
 
 
 def test_a_webhook_sees_no_personal_field_whatever_consent_covers() -> None:

@@ -8,6 +8,7 @@ template slices, transforms or escapes the value."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -25,13 +26,15 @@ from opcatflow.notifications.compose import Occurrence, base_context, cloudevent
 from opcatflow.notifications.redaction import Audience
 from opcatflow.notifications.templates import BUNDLED_TEMPLATES, TemplateSet
 from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows.shipped import shipped_bodies
 
 SECRET_LETTERS = "ǅǈǋǲȸȹɃɄʭʮϏϗꙀꙁꙂꙃ"
 LOCALES = ("en", "fr", "es")
 CATALOG = list(load_catalog([BUNDLED], registry).latest())
 TEMPLATES = TemplateSet()
 NAMES = sorted(TEMPLATES.names())
-POLICY = Settings.default().policy
+# the shipped bodies, as the authority register holds them once seeded
+POLICY = dataclasses.replace(Settings.default().policy, bodies=shipped_bodies())
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 

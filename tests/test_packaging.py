@@ -37,7 +37,7 @@ ENGINE_API = {
     "DeadlineEvent", "FireResult", "Started", "TransactionHook", "TransitionEvent",
     "AmbiguousId", "IdTooShort", "InvalidFilter",
     "DefinitionError", "DuplicateKey", "Engine", "FrozenClock", "GuardRefusal", "Instance", "InstanceErased", "InstanceNotFound",
-    "InvalidData", "InvalidText", "KeyUnavailable", "LimitExceeded", "MemoryStore", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext",
+    "InvalidData", "InvalidText", "KeyUnavailable", "LimitExceeded", "MemoryStore", "NotFound", "OpcatflowError", "Problem", "Registry", "RuleContext", "RowsRefused",
     "SQLAlchemyStore", "SchemaLocked", "SchemaMismatch", "Store", "StoreError", "SystemClock",
     "TransitionRefused", "TriggerOption", "UnitOfWork", "VerifyReport", "VersionRetired", "WorkflowDefinition", "WorkflowNotFound", "compile_text",
     "load_catalog",

@@ -130,3 +130,13 @@ def test_who_may_keep_the_registers(engine: Engine) -> None:
         **HEAD,
     )
     assert [e.id for e in engine.registers.entries("person")] == ["mia"]
+
+
+def test_the_management_of_a_place_is_never_an_independent_body(engine: Engine) -> None:
+    management = {"name": "Prison management", "kind": "management", "independent": True}
+    with pytest.raises(TransitionRefused) as err:
+        engine.start("authority", instance_id="mgmt", data=management, **HEAD)
+    assert "a body of kind 'management' is never independent" in err.value.reason
+    engine.start("authority", instance_id="mgmt", data={**management, "independent": False}, **HEAD)
+    with pytest.raises(TransitionRefused, match="never independent"):
+        engine.fire("mgmt", "amend", data={"valid_from": "2026-03-01", "independent": True}, **HEAD)

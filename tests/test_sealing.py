@@ -31,6 +31,7 @@ from opcatflow.engine.sql import SQLAlchemyStore
 from opcatflow.engine.sql import tables as t
 from opcatflow.notifications.model import STATUSES
 from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows.shipped import seed
 
 
 class Captured:
@@ -58,6 +59,7 @@ def casework(
     """The HTTP API over the bundled workflows, logging everything into ``Captured``."""
     captured = Captured()
     with Engine.open(db_url, [BUNDLED], registry, clock=clock, logger=captured.logger()) as engine:
+        seed(engine, "opcatflow")  # the receiving bodies the complaint's decision names
         registerkit.seed(engine)  # the place and theme the complaint is recorded under
         keys = ApiKeys(engine.store, clock)
         roles = ("intake", "caseworker", "head", "auditor")

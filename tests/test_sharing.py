@@ -3,6 +3,7 @@ share and for the messages that carry personal data, on both backends."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from casework import ASSESS, CASEWORKER, HEAD, INTAKE, RECORD, Desk, catalog
+from casework import ASSESS, CASEWORKER, HEAD, INTAKE, RECORD, Desk, catalog, seed_bodies
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +30,7 @@ from opcatflow.notifications.outbox import OutboxWriter
 from opcatflow.notifications.redaction import Audience, redact
 from opcatflow.notifications.templates import TemplateSet
 from opcatflow.workflows import BUNDLED, registry
+from opcatflow.workflows.shipped import shipped_bodies
 
 PERSON = {
     "ref": "P1",
@@ -81,7 +83,9 @@ def test_a_decision_naming_the_prison_director_unlocks_nothing(desk: Desk) -> No
     refused = desk.refused(
         complaint, "decide_do_no_harm", HEAD, decision(recipient="prison_director")
     )
-    assert "do_no_harm[1].recipient: not a body of the settings" in refused.reason
+    assert "do_no_harm[1].recipient: 'prison_director' is not a body that may receive" in (
+        refused.reason
+    )
     # a decision for one body does not unlock another
     desk.fire(complaint, "decide_do_no_harm", HEAD, decision())
     refused = desk.refused(complaint, "refer", HEAD, EVIDENCE)
@@ -204,6 +208,7 @@ def notifying(db_url: str, clock: FrozenClock) -> Iterator[tuple[Engine, Dispatc
     store = SQLAlchemyStore(db_url)
     store.ensure_schema()
     with Engine(store, catalog(), registry, clock=clock, hooks=[writer]) as engine:
+        seed_bodies(engine)
         dispatcher = Dispatcher(
             engine.store,
             {"email": recorder},
@@ -252,7 +257,10 @@ def tip_engine(db_url: str, clock: FrozenClock) -> Iterator[tuple[Engine, Dispat
     policy = Settings.default().policy
     recorder = Recorder()
     writer = OutboxWriter(directory, policy=policy)
-    with Engine.open(db_url, [TIP], registry, clock=clock, hooks=[writer]) as engine:
+    # the tip refers to bodies of the authority register: the register comes along
+    sources = [TIP, BUNDLED / "authority.yaml"]
+    with Engine.open(db_url, sources, registry, clock=clock, hooks=[writer]) as engine:
+        seed_bodies(engine)
         dispatcher = Dispatcher(
             engine.store,
             {"email": recorder},
@@ -319,13 +327,26 @@ def test_validate_refuses_a_share_of_an_unknown_use_and_a_decision_at_start(tmp_
     assert str(path) in found
 
 
-def test_settings_refuse_an_unknown_key_of_a_body_with_its_position() -> None:
+def test_settings_refuse_bodies_and_say_where_they_went() -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_text(
-            "bodies:\n  x: {name: X, kind: ombudsperson, independent: true, colour: red}\n",
+            "calendar: {timezone: UTC}\nbodies:\n  x: {name: X, kind: ombudsperson}\n",
             "npm.yaml",
         )
-    assert str(caught.value.problems[0]).startswith("npm.yaml:2:")
+    [problem] = caught.value.problems
+    assert str(problem).startswith("npm.yaml:2:")
+    assert "entries of the authority register now" in problem.message
+
+
+def test_a_body_retired_in_the_register_can_no_longer_be_referred_to(desk: Desk) -> None:
+    complaint = assessed(desk)
+    with desk.engine() as eng:
+        eng.fire(
+            "police_ombudsperson", "retire", actor="r.haddad", role="head",
+            data={"retired_on": "2026-03-02", "retired_reason": "merged into the ombudsperson"},
+        )  # fmt: skip
+    refused = desk.refused(complaint, "decide_do_no_harm", HEAD, decision())
+    assert "'police_ombudsperson' is not a body that may receive data" in refused.reason
 
 
 # -- one rule, two paths ---------------------------------------------------------------------
@@ -386,7 +407,7 @@ def test_the_guard_and_the_redaction_give_the_same_answer(
         data["do_no_harm"] = [{"n": i + 1, **d} for i, d in enumerate(decisions)]
     if account is not None:
         data["account"] = account
-    policy = Settings.default().policy
+    policy = dataclasses.replace(Settings.default().policy, bodies=shipped_bodies())
     now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
     outcome = decide(
         wf,

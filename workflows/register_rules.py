@@ -57,3 +57,25 @@ def record_amendment(ctx: RuleContext) -> None:
 @registry.guard("merge_elsewhere", reason="an entry cannot be merged into itself")
 def merge_elsewhere(ctx: RuleContext) -> bool:
     return ctx.data.get("merged_into") != ctx.instance_id
+
+
+_MANAGEMENT = "a body of kind 'management' is never independent of the place it manages"
+
+
+def _management_independent(data: dict[str, object]) -> bool:
+    return data.get("kind") == "management" and data.get("independent") is True
+
+
+@registry.guard("management_never_independent", reason=_MANAGEMENT)
+def management_never_independent(ctx: RuleContext) -> bool:
+    """An authority amended to be the management of a place and independent is refused:
+    the sharing rules would never treat it as independent, so the flag would say nothing."""
+    return not _management_independent(ctx.data)
+
+
+@registry.action("check_management_not_independent")
+def check_management_not_independent(ctx: RuleContext) -> None:
+    """The same rule when an authority is added (a start has no guards: an on_enter action
+    of the initial state that raises refuses it)."""
+    if _management_independent(ctx.data):
+        raise ValueError(_MANAGEMENT)

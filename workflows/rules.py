@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from opcatflow.engine import GuardRefusal, Instance, Registry, RuleContext
+from opcatflow.engine.sharing import NOT_A_BODY
 
 registry = Registry()
 
@@ -158,14 +159,13 @@ def acknowledged_after_receipt(ctx: RuleContext) -> bool:
 
 @registry.guard(
     "referral_body_known",
-    reason="the body referred to is not one of the settings' bodies",
+    reason="the body referred to may not receive data",
 )
 def referral_body_known(ctx: RuleContext) -> bool:
     body = ctx.data.get("referral_body")
     if body in ctx.policy.bodies:
         return True
-    known = ", ".join(sorted(ctx.policy.bodies)) or "none configured"
-    raise GuardRefusal(f"{body!r} is not a body of the settings (bodies: {known})")
+    raise GuardRefusal(f"{body!r} {NOT_A_BODY}")
 
 
 @registry.action("acknowledged_on_the_day_received", writes=["acknowledged_on"])

@@ -33,6 +33,7 @@ from opcatflow.adapters.cli.errors import UNEXPECTED, USAGE, describe, fail, one
 from opcatflow.adapters.cli.imports import import_app
 from opcatflow.adapters.cli.migrate import migrate
 from opcatflow.adapters.cli.options import DEFAULT_DB, LogFormat, LogLevel, Settings
+from opcatflow.adapters.cli.registers import registers_app
 from opcatflow.adapters.cli.report import report_app
 from opcatflow.engine.errors import InvalidText
 from opcatflow.engine.inputs import check_text
@@ -226,6 +227,7 @@ app.add_typer(outbox.notify_app, name="notify")
 app.add_typer(apikey.apikey_app, name="apikey")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(import_app, name="import")
+app.add_typer(registers_app, name="registers")
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
-"""The register entries ``opcatflow demo`` starts from: a few authorities, places, themes and
-people, added the way an NPM would (``Engine.start_many``, one transaction per register),
-with the ids the demo's cases refer to."""
+"""The register entries ``opcatflow demo`` starts from: the shipped ones (``registers seed``),
+then a few authorities, places, themes and people, added the way an NPM would
+(``Engine.start_many``, one transaction per register), with the ids the demo's cases refer
+to."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from opcatflow.engine import Engine
 from opcatflow.engine.bulk import NewInstance
+from opcatflow.workflows.shipped import seed
 
 HEAD = ("r.haddad", "head")
 COORDINATOR = ("s.nakamura", "coordinator")
@@ -69,15 +71,6 @@ DEMO_ENTRIES: tuple[tuple[str, tuple[str, str], list[tuple[str, dict[str, Any]]]
         ],
     ),
     (
-        "theme",
-        HEAD,
-        [
-            ("use_of_force", {"name": "Use of force"}),
-            ("health_care", {"name": "Health care"}),
-            ("material_conditions", {"name": "Material conditions"}),
-        ],
-    ),
-    (
         "person",
         HEAD,
         [
@@ -107,9 +100,11 @@ DEMO_ENTRIES: tuple[tuple[str, tuple[str, str], list[tuple[str, dict[str, Any]]]
 
 
 def seed_demo_registers(engine: Engine) -> dict[str, int]:
-    """Add the demo's register entries; returns how many per register."""
-    counts: dict[str, int] = {}
+    """Add the shipped entries (the receiving bodies the complaint is referred to, the
+    themes), then the demo's own; returns how many per register."""
+    counts = seed(engine, HEAD[0])
     for register, (actor, role), entries in DEMO_ENTRIES:
         rows = [NewInstance(data, entry_id) for entry_id, data in entries]
-        counts[register] = len(engine.start_many(register, rows, actor=actor, role=role))
+        added = len(engine.start_many(register, rows, actor=actor, role=role))
+        counts[register] = counts.get(register, 0) + added
     return counts

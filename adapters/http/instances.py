@@ -318,6 +318,7 @@ def start_instance(
             reason=body.reason,
             version=body.version,
             also=also,
+            instance_id=body.id,
         )
         return replies[0]
 

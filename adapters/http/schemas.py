@@ -12,6 +12,7 @@ from opcatflow.engine.audit import AuditRecordJson, VerifyJson
 from opcatflow.engine.inputs import check_data, check_text
 from opcatflow.engine.instance import TriggerOptionJson
 from opcatflow.engine.limits import REASON
+from opcatflow.engine.refs import ENTRY_ID
 
 NAME = r"^[a-z][a-z0-9_]*$"
 TEXT = r"^[^\x00]*$"  # PostgreSQL cannot store NUL, and no person types it
@@ -76,6 +77,13 @@ class StartIn(_In):
     )
     version: int | None = Field(
         None, ge=1, le=1_000_000, description="A definition version; default: the latest."
+    )
+    id: str | None = Field(
+        None,
+        max_length=64,
+        pattern=ENTRY_ID.pattern,
+        description="For an entry of a register (place, authority, theme, person): the id it "
+        "is known by, e.g. 'ombudsperson'; default: a new uuid. An id taken is refused.",
     )
 
 

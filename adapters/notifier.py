@@ -28,11 +28,13 @@ from opcatflow.engine.sql import SQLAlchemyStore
 from opcatflow.engine.worker import PeriodicJob
 from opcatflow.notifications.channel import Channel
 from opcatflow.notifications.check import check_catalog
-from opcatflow.notifications.directory import ConfigError, DirectoryFile
+from opcatflow.notifications.directory import ConfigError, DirectoryFile, DirectorySource
 from opcatflow.notifications.dispatcher import Dispatcher
 from opcatflow.notifications.outbox import OutboxWriter
+from opcatflow.notifications.people import PersonRegisterDirectory
 from opcatflow.notifications.settings import ENV, NotificationSettings, load_settings
 from opcatflow.notifications.templates import TemplateSet
+from opcatflow.notifications.titles import title_fields
 
 
 @dataclass
@@ -40,26 +42,38 @@ class Notifications:
     """The pieces one settings file describes."""
 
     settings: NotificationSettings
-    directory: DirectoryFile
+    directory: DirectorySource
     templates: TemplateSet
     logger: FilteringBoundLogger
 
     @classmethod
-    def load(cls, path: str | Path, *, logger: FilteringBoundLogger | None = None) -> Notifications:
-        """Read the settings, the recipients directory and the template folders.
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        logger: FilteringBoundLogger | None = None,
+        store: Store | None = None,
+    ) -> Notifications:
+        """Read the settings, the recipients directory and the template folders; with
+        ``store``, the directory's people come from its person register first
+        (:mod:`opcatflow.notifications.people`).
 
         Raises:
             ConfigError: the settings or the directory are invalid (every problem located).
         """
         log = logger or default_logger("opcatflow.notifications")
         settings = load_settings(path)
-        directory = DirectoryFile(settings.directory_path, logger=log)
+        directory: DirectorySource = DirectoryFile(settings.directory_path, logger=log)
+        if store is not None:
+            directory = PersonRegisterDirectory(store, directory)
         templates = TemplateSet(settings.template_folders, limits=settings.render.limits())
         return cls(settings, directory, templates, log)
 
-    def writer(self, policy: Policy | None = None) -> OutboxWriter:
-        """The outbox hook; ``policy`` is the NPM's bodies (``Settings.policy``)."""
-        return OutboxWriter(self.directory, policy=policy, logger=self.logger)
+    def writer(self, policy: Policy | None = None, catalog: Catalog | None = None) -> OutboxWriter:
+        """The outbox hook; ``policy`` is the NPM's bodies (``Settings.policy``); the
+        registers of ``catalog`` give templates the titles of the entries cases refer to."""
+        titles = title_fields(catalog) if catalog is not None else None
+        return OutboxWriter(self.directory, policy=policy, logger=self.logger, titles=titles)
 
     def check(self, catalog: Catalog) -> None:
         """Raises: DefinitionError when a definition's notifications name a missing template or
@@ -132,6 +146,7 @@ def engine_hooks(
     *,
     logger: FilteringBoundLogger | None = None,
     policy: Policy | None = None,
+    store: Store | None = None,
 ) -> list[OutboxWriter]:
     """The hooks an application edge gives the engines it builds: the outbox writer when
     ``$OPCATFLOW_NOTIFICATIONS`` names a settings file, else none.
@@ -142,9 +157,10 @@ def engine_hooks(
     path = settings_path()
     if path is None:
         return []
-    notifications = Notifications.load(path, logger=logger)
-    notifications.check(load_catalog(workflows, registry))
-    return [notifications.writer(policy)]
+    notifications = Notifications.load(path, logger=logger, store=store)
+    catalog = load_catalog(workflows, registry)
+    notifications.check(catalog)
+    return [notifications.writer(policy, catalog)]
 
 
 def template_problems(catalog: Catalog) -> list[Problem]:
@@ -168,7 +184,7 @@ def worker_jobs(engine: Engine, *, logger: FilteringBoundLogger | None = None) -
     path = settings_path()
     if path is None:
         return []
-    notifications = Notifications.load(path, logger=logger or engine.log)
+    notifications = Notifications.load(path, logger=logger or engine.log, store=engine.store)
     dispatcher = notifications.dispatcher(
         engine.store, clock=engine.clock, sharing=engine.settings.policy
     )
@@ -195,10 +211,10 @@ def run_dispatcher(
         raise ConfigError(
             [Problem("<environment>", 1, 1, f"no notifications settings: set {ENV}=FILE")]
         )
-    notifications = Notifications.load(path, logger=logger)
     store = SQLAlchemyStore(db_url)
     try:
         store.ensure_schema(create=False)
+        notifications = Notifications.load(path, logger=logger, store=store)
         dispatcher = notifications.dispatcher(store, clock=clock, sharing=sharing)
         dispatcher.run(stop or threading.Event(), idle=notifications.settings.dispatch.idle)
     finally:

@@ -85,6 +85,31 @@ class ComplaintSpec(_Model):
 VisitKind = Literal["regular", "ad_hoc", "reactive", "follow_up", "joint", "reprisal_follow_up"]
 
 
+# The place register's types of place and the person register's fields of expertise
+# (workflows/place.yaml and person.yaml hold the same lists; a test keeps them equal).
+PlaceType = Literal[
+    "police_custody",
+    "prison",
+    "pre_trial_detention",
+    "immigration_detention",
+    "psychiatric_institution",
+    "social_care_home",
+    "juvenile_institution",
+    "other",
+]
+Expertise = Literal[
+    "psychiatrist",
+    "medical_doctor",
+    "psychologist",
+    "lawyer",
+    "social_worker",
+    "interpreter",
+    "gender_specialist",
+    "child_specialist",
+    "other",
+]
+
+
 class VisitSpec(_Model):
     """How visits are handled."""
 
@@ -92,6 +117,12 @@ class VisitSpec(_Model):
         default_factory=dict,
         description="Per kind of visit, whether its draft goes to the authorities for a "
         "factual check when the head has not decided for that visit (a kind left out: yes).",
+    )
+    required_expertise: dict[PlaceType, list[Expertise]] = Field(
+        default_factory=dict,
+        description="Per type of place (the place register's place_type), the fields of "
+        "expertise a visit team must hold (each by a member or an expert on the team, as the "
+        "person register records it) before the visit starts. A type left out: none.",
     )
 
 
@@ -138,6 +169,7 @@ class Settings:
     acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
     factual_check_by_kind: Mapping[str, bool] = field(default_factory=dict)
     small_count_threshold: int = 5
+    required_expertise: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @cached_property
     def policy(self) -> Policy:
@@ -147,6 +179,7 @@ class Settings:
         return Policy(
             acknowledge_on_receipt=self.acknowledge_on_receipt,
             factual_check_by_kind=self.factual_check_by_kind,
+            required_expertise=self.required_expertise,
         )
 
     def duration(self, period: Period) -> Duration:
@@ -222,6 +255,12 @@ class Settings:
             for given in (base.visit.factual_check_by_kind, spec.visit.factual_check_by_kind)
             for kind, wanted in given.items()
         }
+        # Types of place the NPM's file leaves out keep the shipped list (an empty list: none).
+        expertise = {
+            str(kind): tuple(dict.fromkeys(needed))
+            for given in (base.visit.required_expertise, spec.visit.required_expertise)
+            for kind, needed in given.items()
+        }
         built = _build(calendar, raw, origin, doc=doc, problems=problems, path=path)
         minimums = _minimums(spec.minimums, built.deadlines, origin, doc)
         return replace(
@@ -230,6 +269,7 @@ class Settings:
             acknowledge_on_receipt=frozenset(complaint.acknowledge_on_receipt),
             factual_check_by_kind=by_kind,
             small_count_threshold=reports.small_count_threshold,
+            required_expertise=expertise,
         )
 
 
@@ -359,4 +399,7 @@ def _defaults() -> Settings:
         built,
         acknowledge_on_receipt=frozenset(spec.complaint.acknowledge_on_receipt),
         factual_check_by_kind={str(k): v for k, v in spec.visit.factual_check_by_kind.items()},
+        required_expertise={
+            str(k): tuple(dict.fromkeys(v)) for k, v in spec.visit.required_expertise.items()
+        },
     )

@@ -105,11 +105,14 @@ class Policy:
         acknowledge_on_receipt: complaint channels where receipt is the acknowledgement.
         factual_check_by_kind: per kind of visit, whether its draft goes to the authorities
             for a factual check unless the head decides otherwise (a kind not listed: yes).
+        required_expertise: per type of place, the fields of expertise a visit team holds
+            before the visit starts (a type not listed: none).
     """
 
     bodies: Bodies = field(default_factory=lambda: _NO_BODIES)
     acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
     factual_check_by_kind: Mapping[str, bool] = field(default_factory=dict)
+    required_expertise: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -59,6 +59,8 @@ class Occurrence:
     due_at: datetime | None = None
     due_on: date | None = None  # the last day, in the NPM's calendar
     step: int | None = None  # for an overdue alert: its index in ``overdue_alerts``
+    # field -> the title of the register entry it refers to (notifications.titles)
+    titles: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of_change(cls, event: TransitionEvent) -> Occurrence:
@@ -173,6 +175,12 @@ def base_context(occ: Occurrence) -> dict[str, Any]:
             "role": occ.role,
         },
         "labels": {n: f.label or n.replace("_", " ") for n, f in wf.definition.fields.items()},
+        # every reference field, by title when the writer read it, else by id
+        "titles": {
+            n: occ.titles.get(n, inst.data.get(n))
+            for n, f in wf.definition.fields.items()
+            if f.register_id is not None
+        },
     }
 
 

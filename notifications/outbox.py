@@ -7,6 +7,9 @@ they commit with the change or not at all. It does no I/O besides those inserts.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+
 from structlog.typing import FilteringBoundLogger
 
 from opcatflow.engine.events import DeadlineEvent, TransitionEvent
@@ -17,6 +20,7 @@ from opcatflow.engine.sharing import Policy
 from opcatflow.notifications.compose import Composer, Occurrence
 from opcatflow.notifications.directory import DirectorySource
 from opcatflow.notifications.model import NewMessage
+from opcatflow.notifications.titles import reference_titles
 
 
 class OutboxWriter:
@@ -28,6 +32,8 @@ class OutboxWriter:
         policy: the NPM's settings (``Settings.policy``), for redaction; the bodies are
             read from the authority register in the transaction of each occurrence.
         logger: a structlog logger.
+        titles: register id -> its title field (``notifications.titles.title_fields``): the
+            templates then see the title of each entry the instance refers to (``titles``).
     """
 
     def __init__(
@@ -36,9 +42,11 @@ class OutboxWriter:
         *,
         policy: Policy | None = None,
         logger: FilteringBoundLogger | None = None,
+        titles: Mapping[str, str] | None = None,
     ) -> None:
         self.directory = directory
         self.composer = Composer(policy)
+        self.titles = dict(titles or {})
         self.log = logger or default_logger("opcatflow.notifications")
 
     def on_change(self, uow: UnitOfWork, event: TransitionEvent) -> None:
@@ -50,6 +58,8 @@ class OutboxWriter:
         self._write(uow, Occurrence.of_deadline(event))
 
     def _write(self, uow: UnitOfWork, occ: Occurrence) -> None:
+        found = reference_titles(uow, occ.workflow, occ.instance.data, self.titles)
+        occ = dataclasses.replace(occ, titles=found)
         # redacted for the bodies of the authority register as this transaction reads them
         composer = self.composer.with_bodies(bodies_of(uow))
         messages = composer.messages(occ, self.directory.current())

@@ -62,6 +62,7 @@ CONTEXT: dict[str, frozenset[str] | None] = {
     "recipient": frozenset({"name", "locale"}),
     "data": None,  # the workflow's fields
     "labels": None,  # field -> label
+    "titles": None,  # field -> the title of the register entry it refers to
     "withheld": None,  # names of the personal fields withheld from this recipient
     "reason": None,  # the actor's reason, or None (withheld like a personal field)
 }
@@ -276,7 +277,7 @@ def _attribute_problems(ast: nodes.Template, fields: frozenset[str]) -> list[str
         else:
             continue
         allowed = CONTEXT[target.name]
-        if target.name in ("data", "labels"):
+        if target.name in ("data", "labels", "titles"):
             if key in fields or key in _MAPPING_METHODS:
                 continue
             problems.append(f"line {node.lineno}: {target.name}.{key} is not a field")

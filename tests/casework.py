@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 import pytest
+import registerkit
 
 from opcatflow.engine import (
     AuditRecord,
@@ -42,7 +43,7 @@ LIAISON: Who = ("j.moreau", "liaison")
 EXPERT: Who = ("dr.osei", "expert")
 SCHEDULER: Who = ("scheduler", "scheduler")
 
-PLACE = "Central Remand Prison"
+PLACE = registerkit.PLACE  # the place register's "Central Remand Prison"
 
 COMPLAINT = {
     "source": "detained_person",
@@ -72,7 +73,7 @@ def recorded(*persons: dict[str, Any]) -> dict[str, Any]:
     return {"persons": list(persons), "persons_complete": True}
 
 
-RECORD = {"complaint_type": "ill_treatment", "institution": PLACE, "theme": "use of force"}
+RECORD = {"complaint_type": "ill_treatment", "institution": PLACE, "theme": registerkit.THEME}
 ASSESS = {"seriousness": "high", "urgency": "urgent", "npm_best_placed": True}
 
 CASEWORK = ("complaint", "expert", "recommendation", "referral", "reprisal", "visit")
@@ -150,6 +151,7 @@ class Desk:
         store.close()
         with self.engine() as eng:
             seed_bodies(eng)
+            registerkit.seed(eng)
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:
@@ -242,12 +244,13 @@ class Desk:
 
     # -- common set-ups ------------------------------------------------------------------
 
-    def available_expert(self, name: str = "Dr Ama Osei", user: str = EXPERT[0]) -> str:
-        """An external expert taken through onboarding to ``available``."""
+    def available_expert(self, person: str = registerkit.OSEI, user: str = EXPERT[0]) -> str:
+        """An external expert (``person``: their person register entry) taken through
+        onboarding to ``available``."""
         expert = self.start(
             "expert",
             COORDINATOR,
-            {"name": name, "user": user, "recruitment": "public_call_pool"},
+            {"person": person, "user": user, "recruitment": "public_call_pool"},
         )
         self.fire(
             expert,
@@ -268,10 +271,12 @@ class Desk:
     def final_report(self, **data: Any) -> str:
         """A visit by NPM members only, its final report adopted (nobody interviewed)."""
         visit = self.start("visit", COORDINATOR, {"kind": "regular", "place": PLACE})
-        self.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+        self.fire(visit, "plan", COORDINATOR, {"team_members": [registerkit.DIALLO]})
         self.fire(visit, "start_visit", MEMBER)
         self.fire(visit, "end_visit", MEMBER, {"ended_on": "2026-03-04", "people_interviewed": 0})
         self.fire(visit, "start_drafting", MEMBER, {"debrief_notes": "-"})
-        self.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": "Ministry"})
+        self.fire(
+            visit, "send_for_factual_check", HEAD, {"report_addressee": registerkit.AUTHORITY}
+        )
         self.fire(visit, "adopt_final_report", HEAD, data)
         return visit

@@ -20,6 +20,7 @@ from casework import (
     Desk,
     catalog,
 )
+from registerkit import AUTHORITY, THEME
 
 from opcatflow.engine import FrozenClock
 
@@ -53,7 +54,7 @@ def test_a_complaint_is_referred_and_opens_every_kind_of_follow_up(desk: Desk) -
         complaint,
         "recommend_to_authority",
         HEAD,
-        {"authority": "Prison Service", "recommendation_text": "Suspend the officers concerned."},
+        {"authority": AUTHORITY, "recommendation_text": "Suspend the officers concerned."},
     )
     after = desk.fire(complaint, "open_reprisal_follow_up", HEAD)
     assert after.data["actions_taken"] == [
@@ -67,15 +68,15 @@ def test_a_complaint_is_referred_and_opens_every_kind_of_follow_up(desk: Desk) -
         "body": "police_ombudsperson",
         "shares": "evidence",
         "institution": PLACE,
-        "theme": "use of force",
+        "theme": THEME,
     }
     visit = children["visit"]
     assert (visit.state, visit.data["kind"], visit.data["place"]) == ("planning", "reactive", PLACE)
-    assert visit.data["priorities"] == ["use of force"]
+    assert visit.data["priorities"] == [THEME]
     recommendation = children["recommendation"].data
     assert (recommendation["source"], recommendation["addressee"]) == (
         "npm_complaint",
-        "Prison Service",
+        AUTHORITY,
     )
     reprisal = children["reprisal"].data
     assert (reprisal["origin"], reprisal["place"], reprisal["reported_on"]) == (

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import registerkit
 import structlog
 from casework import catalog
 from hypothesis import HealthCheck, settings
@@ -39,7 +40,7 @@ from opcatflow.engine import (
 )
 from opcatflow.workflows import registry
 
-PLACES = ["Central Remand Prison", "Northern Psychiatric Hospital"]
+PLACES = [registerkit.PLACE, registerkit.HOSPITAL]  # register ids (tests/registerkit.py)
 PERSONS = ["Ana Pereira", "Rui Costa", "Tomás Varga"]
 ROLES = ["intake", "caseworker", "member", "coordinator", "expert", "liaison", "head", "visitor"]
 BODIES = ["ombudsperson", "police_ombudsperson", "prison_management", "prison_director"]
@@ -112,7 +113,15 @@ def person(*uses: str) -> st.SearchStrategy[dict[str, Any]]:
 
 def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     team = {
-        "team_members": st.sampled_from([["A. Diallo"], [], ["  "], ["A. Diallo", "S. Nakamura"]]),
+        # Dr Osei is an external expert in the person register: a member in name only.
+        "team_members": st.sampled_from(
+            [
+                [registerkit.DIALLO],
+                [],
+                [registerkit.OSEI],
+                [registerkit.DIALLO, registerkit.NAKAMURA],
+            ]
+        ),
         "team_experts": subsets([*experts, "not-an-expert"]),
         "experts_no_conflict": subsets(experts).map(lambda ids: entries("expert", ids)),
     }
@@ -127,7 +136,10 @@ def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, 
         "start_drafting": st.just({"debrief_notes": "notes"}),
         "comment_draft": st.just({"draft_comment": "comment"}),
         "send_for_factual_check": st.just(
-            {"report_addressee": "Ministry", "report_recommendations": ["Open the yard."]}
+            {
+                "report_addressee": registerkit.AUTHORITY,
+                "report_recommendations": ["Open the yard."],
+            }
         ),
         "record_correction": st.fixed_dictionaries(
             {
@@ -141,7 +153,7 @@ def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, 
             optional={"persons_complete": st.sampled_from([True, True, False])},
         ),
         "send_urgent_notification": st.just(
-            {"urgent_concerns": ["No fire alarm."], "report_addressee": "Ministry"}
+            {"urgent_concerns": ["No fire alarm."], "report_addressee": registerkit.AUTHORITY}
         ),
         "cancel": st.just({"cancellation_reason": "closed"}),
         "close": st.just({"outcome": "done"}),
@@ -161,7 +173,9 @@ def visit_data(trigger: str, experts: list[str]) -> st.SearchStrategy[dict[str, 
 
 def complaint_data(trigger: str) -> st.SearchStrategy[dict[str, Any]]:
     plausible: dict[str, st.SearchStrategy[Any]] = {
-        "record": st.just({"complaint_type": "other", "institution": PLACES[0], "theme": "food"}),
+        "record": st.just(
+            {"complaint_type": "other", "institution": PLACES[0], "theme": registerkit.THEME}
+        ),
         "assess": st.just({"seriousness": "high", "urgency": "urgent", "npm_best_placed": True}),
         "refer": st.fixed_dictionaries(
             {
@@ -169,7 +183,9 @@ def complaint_data(trigger: str) -> st.SearchStrategy[dict[str, Any]]:
                 "referral_shares": st.sampled_from(["evidence", "preliminary_findings"]),
             }
         ),
-        "recommend_to_authority": st.just({"authority": "Ministry", "recommendation_text": "x"}),
+        "recommend_to_authority": st.just(
+            {"authority": registerkit.AUTHORITY, "recommendation_text": "x"}
+        ),
         "close": st.fixed_dictionaries({"outcome": st.just("done"), "told_limits": st.booleans()}),
         "withdraw": st.just({"outcome": "withdrawn"}),
     }
@@ -206,7 +222,9 @@ def complaint_data(trigger: str) -> st.SearchStrategy[dict[str, Any]]:
 
 def check_visit_start(after: Instance, experts: Mapping[str, Instance | None]) -> None:
     data = after.data
-    assert any(m.strip() for m in data.get("team_members") or []), "started without a member"
+    kinds = {registerkit.PEOPLE[m]["person_kind"] for m in data.get("team_members") or []}
+    assert kinds, "started without a member"
+    assert kinds <= {"member", "staff"}, "started with a member in name only"
     declared = {e["expert"] for e in data.get("experts_no_conflict") or []}
     for expert_id in data.get("team_experts") or []:
         expert = experts[expert_id]
@@ -298,7 +316,9 @@ def casework_rules(url: str) -> type[RuleBasedStateMachine]:
             self.engine = Engine(
                 SQLAlchemyStore(url), workflows, registry, clock=self.clock, logger=QUIET
             )
-            expert = {"name": "Expert", "recruitment": "ad_hoc"}
+            if self.engine.registers.resolve("place", registerkit.PLACE) is None:
+                registerkit.seed(self.engine)  # once per database (examples share it)
+            expert = {"person": registerkit.OSEI, "recruitment": "ad_hoc"}
             complaint = {
                 "source": "detained_person",
                 "channel": "mail",

@@ -7,32 +7,41 @@ from datetime import date
 
 import pytest
 from casework import COMPLAINT, INTAKE, Desk, catalog
+from registerkit import HEALTH_CARE, HOSPITAL, PLACE, POLICE, THEME
 from typer.testing import CliRunner, Result
 
 from opcatflow.adapters.cli import app
 from opcatflow.engine import FrozenClock
 from opcatflow.workflows.patterns import count_complaints, grouping_problems
 
+DUPLICATE = "crp-duplicate"  # the prison entered twice in the register, then merged
 CASES = [
-    ("2026-01-10", "Central Remand Prison", "use of force"),
-    ("2026-02-03", "Central Remand Prison", "use of force"),
-    ("2026-02-20", "Central Remand Prison", "health care"),
-    ("2025-11-30", "Northern Psychiatric Hospital", "restraint"),
+    ("2026-01-10", PLACE, THEME),
+    ("2026-02-03", DUPLICATE, THEME),
+    ("2026-02-20", PLACE, HEALTH_CARE),
+    ("2025-11-30", HOSPITAL, HEALTH_CARE),
     ("2026-02-25", None, None),  # received, not recorded yet
 ]
+CRP = {"id": PLACE, "title": "Central Remand Prison"}
+FORCE = {"id": THEME, "title": "Use of force"}
+HEALTH = {"id": HEALTH_CARE, "title": "Health care"}
 NAMES = ["Ana Pereira", "Rui Costa", "Tomás Varga", "K. Baptiste", "J. Doe"]
 
 
 @pytest.fixture
 def report(db_url: str, clock: FrozenClock) -> str:
     desk = Desk(db_url, clock)
+    with desk.engine() as eng:
+        data = {"name": "Central remand prison", "place_type": "pre_trial_detention"}
+        eng.start("place", actor="registrar", role="head", data=data, instance_id=DUPLICATE)
     for (received, institution, theme), name in zip(CASES, NAMES, strict=True):
         data = {**COMPLAINT, "received_on": received, "persons": [{"ref": "P1", "name": name}]}
         complaint = desk.start("complaint", INTAKE, data)
         if institution is not None:
             record = {"complaint_type": "other", "institution": institution, "theme": theme}
             desk.fire(complaint, "record", INTAKE, record)
-    desk.start("visit", ("s.nakamura", "coordinator"), {"kind": "regular", "place": "Elsewhere"})
+    desk.start("visit", ("s.nakamura", "coordinator"), {"kind": "regular", "place": POLICE})
+    desk.fire(DUPLICATE, "merge_into", ("r.haddad", "head"), {"merged_into": PLACE})
     return db_url
 
 
@@ -50,9 +59,14 @@ def test_counts_by_institution_and_theme_most_frequent_first(report: str) -> Non
         "since": None,
         "total": 5,
         "groups": [
-            {"institution": "Central Remand Prison", "theme": "use of force", "count": 2},
-            {"institution": "Central Remand Prison", "theme": "health care", "count": 1},
-            {"institution": "Northern Psychiatric Hospital", "theme": "restraint", "count": 1},
+            # counted by entry: the duplicate's complaint under the entry it was merged into
+            {"institution": CRP, "theme": FORCE, "count": 2},
+            {"institution": CRP, "theme": HEALTH, "count": 1},
+            {
+                "institution": {"id": HOSPITAL, "title": "St Anne Psychiatric Hospital"},
+                "theme": HEALTH,
+                "count": 1,
+            },
             {"institution": None, "theme": None, "count": 1},
         ],
     }
@@ -62,11 +76,11 @@ def test_the_table_names_no_person(report: str) -> None:
     result = run(report)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "institution                    theme           complaints",
-        "Central Remand Prison          use of force    2",
-        "Central Remand Prison          health care     1",
-        "Northern Psychiatric Hospital  restraint       1",
-        "(not recorded)                 (not recorded)  1",
+        "institution                   theme           complaints",
+        "Central Remand Prison         Use of force    2",
+        "Central Remand Prison         Health care     1",
+        "St Anne Psychiatric Hospital  Health care     1",
+        "(not recorded)                (not recorded)  1",
         "5 complaints",
     ]
     for name in NAMES:
@@ -78,7 +92,7 @@ def test_since_counts_complaints_received_on_or_after_the_date(report: str) -> N
     counts = json.loads(result.stdout)
     assert (counts["total"], counts["since"]) == (3, "2026-02-03")
     assert counts["groups"] == [
-        {"institution": "Central Remand Prison", "count": 2},
+        {"institution": CRP, "count": 2},
         {"institution": None, "count": 1},
     ]
 

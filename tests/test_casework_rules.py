@@ -24,10 +24,11 @@ from casework import (
     consent,
     recorded,
 )
+from registerkit import AUTHORITY, BRANDT, DIALLO, OSEI
 
-from opcatflow.engine import Engine, FrozenClock, GuardRefusal, RuleContext
+from opcatflow.engine import Engine, FrozenClock, GuardRefusal, Instance, RuleContext
 from opcatflow.workflows import BUNDLED, registry
-from opcatflow.workflows.rules import visit_team_ready
+from opcatflow.workflows.visit_team import visit_team_by_register
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_a_referral_to_a_body_not_in_the_settings_is_refused(desk: Desk) -> None
 
 def team_visit(desk: Desk, experts: list[str], members: list[str] | None = None) -> str:
     visit = desk.start("visit", COORDINATOR, {"kind": "reactive", "place": PLACE})
-    team = {"team_members": ["A. Diallo"] if members is None else members}
+    team = {"team_members": [DIALLO] if members is None else members}
     desk.fire(
         visit,
         "plan",
@@ -74,7 +75,8 @@ def team_visit(desk: Desk, experts: list[str], members: list[str] | None = None)
 
 
 def start_refused(desk: Desk, visit: str) -> str:
-    return desk.refused(visit, "start_visit", COORDINATOR).reason.removeprefix("visit_team_ready: ")
+    refused = desk.refused(visit, "start_visit", COORDINATOR)
+    return refused.reason.removeprefix("visit_team_by_register: ")
 
 
 def test_a_visit_without_an_npm_member_or_staff_member_cannot_start(desk: Desk) -> None:
@@ -85,7 +87,7 @@ def test_a_visit_without_an_npm_member_or_staff_member_cannot_start(desk: Desk) 
 
 
 def test_an_expert_not_yet_accredited_cannot_start_a_visit(desk: Desk) -> None:
-    expert = desk.start("expert", COORDINATOR, {"name": "Dr Lee", "recruitment": "ad_hoc"})
+    expert = desk.start("expert", COORDINATOR, {"person": BRANDT, "recruitment": "ad_hoc"})
     desk.fire(
         expert,
         "sign_contract",
@@ -96,7 +98,7 @@ def test_an_expert_not_yet_accredited_cannot_start_a_visit(desk: Desk) -> None:
     visit = team_visit(desk, [expert])
     assert (
         start_refused(desk, visit)
-        == "expert Dr Lee is not accredited and available (state: trained)"
+        == "expert Dr Jonas Brandt is not accredited and available (state: trained)"
     )
     desk.fire(
         expert, "accredit", LIAISON, {"accredited_on": "2026-03-01", "accreditation_reference": "R"}
@@ -138,6 +140,11 @@ def test_an_expert_record_without_confidentiality_or_training_is_refused(
     # (a record kept from an earlier version, written when any step wrote any field).
     expert = desk.get(desk.available_expert())
     record = replace(expert, data={**expert.data, **lost})
+    entries = {i: desk.get(i) for i in (PLACE, DIALLO, OSEI)}  # the registers' entries
+
+    def stored(instance_id: str) -> Instance | None:
+        return entries.get(instance_id)
+
     visit = desk.get(team_visit(desk, [record.id]))
     ctx = RuleContext(
         instance_id=visit.id,
@@ -149,10 +156,10 @@ def test_an_expert_record_without_confidentiality_or_training_is_refused(
         now=desk.clock.now(),
         supplied={},
         data=dict(visit.data),
-        lookup=lambda instance_id: record if instance_id == record.id else None,
+        lookup=lambda instance_id: record if instance_id == record.id else stored(instance_id),
     )
     with pytest.raises(GuardRefusal) as caught:
-        visit_team_ready(ctx)
+        visit_team_by_register(ctx)
     assert caught.value.reason == f"expert Dr Ama Osei {problem}"
 
 
@@ -164,19 +171,20 @@ def test_an_expert_with_a_conflict_of_interest_for_the_place_is_refused(desk: De
     visit = team_visit(desk, [expert])
     assert (
         start_refused(desk, visit)
-        == f"expert Dr Ama Osei declared a conflict of interest for {PLACE}"
+        == "expert Dr Ama Osei declared a conflict of interest for Central Remand Prison"
     )
 
 
 def test_every_problem_of_the_team_is_listed(desk: Desk) -> None:
-    first, second = desk.available_expert(), desk.available_expert("Dr Z. Haq", "z.haq")
+    first, second = desk.available_expert(), desk.available_expert(BRANDT, "dr.brandt")
     visit = desk.start("visit", COORDINATOR, {"kind": "regular", "place": PLACE})
     desk.fire(
-        visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"], "team_experts": [first, second]}
+        visit, "plan", COORDINATOR, {"team_members": [DIALLO], "team_experts": [first, second]}
     )
     assert start_refused(desk, visit) == (
-        f"expert Dr Ama Osei has not declared that they have no conflict of interest for {PLACE}; "
-        f"expert Dr Z. Haq has not declared that they have no conflict of interest for {PLACE}"
+        "expert Dr Ama Osei has not declared that they have no conflict of interest for Central "
+        "Remand Prison; expert Dr Jonas Brandt has not declared that they have no conflict of "
+        "interest for Central Remand Prison"
     )
 
 
@@ -202,11 +210,11 @@ def test_the_authorities_cannot_correct_findings_or_recommendations(
     desk: Desk, target: str
 ) -> None:
     visit = desk.start("visit", COORDINATOR, {"kind": "regular", "place": PLACE})
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
     desk.fire(visit, "start_visit", MEMBER)
     desk.fire(visit, "end_visit", MEMBER, {"ended_on": "2026-03-04", "people_interviewed": 0})
     desk.fire(visit, "start_drafting", MEMBER, {"debrief_notes": "-"})
-    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": "Ministry"})
+    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": AUTHORITY})
     refused = desk.refused(
         visit,
         "record_correction",
@@ -313,11 +321,11 @@ def test_a_visit_pinned_to_version_2_publishes_through_its_publication_consent_g
     (folder / "visit.yaml").write_text("\n".join(kept) + "\n")
     with Engine.open(db_url, [folder], registry, clock=clock) as old:
         visit = old.start("visit", actor=COORDINATOR[0], role=COORDINATOR[1], data=VISIT).id
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
     desk.fire(visit, "start_visit", MEMBER)
     desk.fire(visit, "end_visit", MEMBER, {"ended_on": "2026-03-04", "people_interviewed": 0})
     desk.fire(visit, "start_drafting", MEMBER, {"debrief_notes": "-"})
-    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": "Ministry"})
+    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": AUTHORITY})
     desk.fire(visit, "adopt_final_report", HEAD)
     assert desk.get(visit).workflow_version == 2
     refused = desk.refused(visit, "publish", HEAD)

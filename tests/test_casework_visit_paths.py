@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from casework import COORDINATOR, HEAD, LIAISON, MEMBER, PLACE, Desk, recorded
+from registerkit import AUTHORITY, DIALLO
 
 from opcatflow.engine import FrozenClock
 from opcatflow.engine.scheduler import Scheduler
@@ -23,7 +24,7 @@ def desk(db_url: str, clock: FrozenClock) -> Desk:
 def drafting(desk: Desk, kind: str = "regular", interviewed: int = 0) -> str:
     """A visit by NPM members only, its report being drafted."""
     visit = desk.start("visit", COORDINATOR, {"kind": kind, "place": PLACE})
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
     desk.fire(visit, "start_visit", MEMBER)
     ended = {"ended_on": "2026-03-04", "people_interviewed": interviewed}
     desk.fire(visit, "end_visit", MEMBER, ended)
@@ -38,7 +39,7 @@ def due(desk: Desk) -> list[tuple[str, str, str]]:
 
 def test_a_confidential_report_is_followed_up_and_closed(desk: Desk) -> None:
     visit = drafting(desk)
-    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": "Ministry of Justice"})
+    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": AUTHORITY})
     desk.fire(visit, "adopt_final_report", HEAD, {"report_recommendations": [RECOMMENDATION]})
     refused = desk.refused(visit, "keep_confidential", HEAD)
     assert "confidential_because" in refused.reason
@@ -62,7 +63,7 @@ def test_a_confidential_report_is_followed_up_and_closed(desk: Desk) -> None:
 
 def test_the_head_decides_a_visit_without_factual_check(desk: Desk) -> None:
     visit = drafting(desk)
-    refused = desk.refused(visit, "adopt_final_report", HEAD, {"report_addressee": "Ministry"})
+    refused = desk.refused(visit, "adopt_final_report", HEAD, {"report_addressee": AUTHORITY})
     assert refused.reason == (
         "factual_check_waived: the draft goes to the authorities for a factual check first "
         "(the settings' visit.factual_check_by_kind says so for a regular visit): send it "
@@ -75,7 +76,7 @@ def test_the_head_decides_a_visit_without_factual_check(desk: Desk) -> None:
     assert "factual_check_reason" in refused.reason
     reason = {"factual_check_reason": "Thematic visit: findings already discussed on site."}
     desk.fire(visit, "decide_factual_check", HEAD, {**waived, **reason})
-    refused = desk.refused(visit, "send_for_factual_check", HEAD, {"report_addressee": "M"})
+    refused = desk.refused(visit, "send_for_factual_check", HEAD, {"report_addressee": AUTHORITY})
     assert refused.reason.startswith(
         "factual_check_chosen: no factual check for this visit (the head decided so for this visit)"
     )
@@ -83,7 +84,7 @@ def test_the_head_decides_a_visit_without_factual_check(desk: Desk) -> None:
         visit,
         "adopt_final_report",
         HEAD,
-        {"report_addressee": "Ministry", "report_recommendations": [RECOMMENDATION]},
+        {"report_addressee": AUTHORITY, "report_recommendations": [RECOMMENDATION]},
     )
     assert adopted.state == "final_report"
     assert [c.data["text"] for c in desk.children(visit)] == [RECOMMENDATION]
@@ -100,7 +101,7 @@ def test_the_settings_say_which_kinds_of_visit_skip_the_factual_check(
     npm = Settings.from_text("visit:\n  factual_check_by_kind: {ad_hoc: false}\n")
     desk = Desk(db_url, clock, npm)
     ad_hoc, regular = drafting(desk, "ad_hoc"), drafting(desk, "regular")
-    addressed = {"report_addressee": "Ministry"}
+    addressed = {"report_addressee": AUTHORITY}
     assert desk.fire(ad_hoc, "adopt_final_report", HEAD, addressed).state == "final_report"
     assert desk.refused(regular, "adopt_final_report", HEAD, addressed).reason.startswith(
         "factual_check_waived:"
@@ -118,7 +119,7 @@ def test_the_settings_say_which_kinds_of_visit_skip_the_factual_check(
 
 def test_a_visit_is_suspended_resumed_and_terminated_with_reasons(desk: Desk) -> None:
     visit = desk.start("visit", COORDINATOR, {"kind": "reactive", "place": PLACE})
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
     desk.fire(visit, "start_visit", MEMBER)
     assert "suspension_reason" in desk.refused(visit, "suspend", COORDINATOR).reason
     desk.fire(visit, "suspend", COORDINATOR, {"suspension_reason": "Riot in wing C."})
@@ -139,7 +140,7 @@ def test_a_visit_is_suspended_resumed_and_terminated_with_reasons(desk: Desk) ->
 
 def test_access_denied_is_kept_and_escalated_to_the_authority(desk: Desk) -> None:
     visit = desk.start("visit", COORDINATOR, {"kind": "regular", "place": PLACE})
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
     desk.fire(visit, "start_visit", MEMBER)
     denied = {"what": "The disciplinary cells", "denied_by": "Duty governor"}
     desk.fire(
@@ -148,14 +149,14 @@ def test_access_denied_is_kept_and_escalated_to_the_authority(desk: Desk) -> Non
         MEMBER,
         {
             "access_denied": {"append": [{**denied, "denied_at": "2026-03-02T10:30:00+00:00"}]},
-            "report_addressee": "Ministry of Justice",
+            "report_addressee": AUTHORITY,
         },
     )
     [urgent] = desk.children(visit)
     assert (urgent.workflow_id, urgent.state) == ("recommendation", "issued")
     assert (urgent.data["urgent"], urgent.data["addressee"], urgent.data["place"]) == (
         True,
-        "Ministry of Justice",
+        AUTHORITY,
         PLACE,
     )
     assert urgent.data["text"] == (
@@ -167,10 +168,10 @@ def test_access_denied_is_kept_and_escalated_to_the_authority(desk: Desk) -> Non
     assert kept == [{"n": 1, **denied, "denied_at": "2026-03-02T10:30:00+00:00"}]
     also = {"what": "Medical files", "denied_by": "Nurse", "denied_at": "2026-03-02T12:00:00Z"}
     edit = {"edit": [{"n": 1, "what": "Nothing"}], "append": [also]}
-    rewritten = {"access_denied": edit, "report_addressee": "M"}
+    rewritten = {"access_denied": edit, "report_addressee": AUTHORITY}
     assert desk.refused(visit, "record_access_denied", HEAD, rewritten).kind == "data"
     # each denial is escalated once, on its own
-    same = {"access_denied": kept, "report_addressee": "M"}
+    same = {"access_denied": kept, "report_addressee": AUTHORITY}
     assert desk.refused(visit, "record_access_denied", HEAD, same).reason == (
         "one_denial_appended: 0 new denials of access: append exactly one to access_denied "
         "(each is escalated to the authority on its own)"
@@ -181,7 +182,7 @@ def test_access_denied_is_kept_and_escalated_to_the_authority(desk: Desk) -> Non
     assert desk.refused(visit, "record_access_denied", HEAD, {**same, **both}).reason.startswith(
         "one_denial_appended: 2 new denials"
     )
-    one = {"access_denied": {"append": [two[0]]}, "report_addressee": "Ministry of Justice"}
+    one = {"access_denied": {"append": [two[0]]}, "report_addressee": AUTHORITY}
     desk.fire(visit, "record_access_denied", HEAD, one)
     assert len(desk.children(visit)) == 2
 
@@ -222,7 +223,7 @@ def test_a_reprisal_follow_up_visit_closes_after_its_debrief(desk: Desk) -> None
         {"measures": ["group_interviews"], "place": PLACE},
     )
     [visit] = [c.id for c in desk.children(reprisal)]
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
     desk.fire(visit, "start_visit", MEMBER)
     desk.fire(visit, "end_visit", MEMBER, {"ended_on": "2026-03-03", "people_interviewed": 9})
     desk.later(days=6)
@@ -248,7 +249,7 @@ def test_the_npm_accepts_one_correction_rejects_another_and_keeps_the_authoritie
     desk: Desk,
 ) -> None:
     visit = drafting(desk)
-    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": "Ministry of Justice"})
+    desk.fire(visit, "send_for_factual_check", HEAD, {"report_addressee": AUTHORITY})
     for text in ("412 people were held that day, not 450.", "No one was held in isolation."):
         desk.fire(
             visit, "record_correction", LIAISON, {"correction": text, "correction_to": "fact"}

@@ -16,6 +16,7 @@ from casework import (
     consent,
     recorded,
 )
+from registerkit import AUTHORITY, BRANDT, DIALLO, HOSPITAL, NAKAMURA
 
 from opcatflow.engine import FrozenClock
 from opcatflow.engine.scheduler import Scheduler
@@ -45,7 +46,7 @@ def planned_visit(desk: Desk, expert: str) -> str:
         {
             "planned_on": "2026-03-16",
             "priorities": ["use of force", "health care"],
-            "team_members": ["A. Diallo", "S. Nakamura"],
+            "team_members": [DIALLO, NAKAMURA],
             "team_experts": [expert],
         },
     )
@@ -68,7 +69,7 @@ def visit_in_factual_check(desk: Desk) -> str:
         visit,
         "send_for_factual_check",
         COORDINATOR,
-        {"report_addressee": "Ministry of Justice", "report_recommendations": RECOMMENDATIONS},
+        {"report_addressee": AUTHORITY, "report_recommendations": RECOMMENDATIONS},
     )
     return visit
 
@@ -78,8 +79,8 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
     visit = planned_visit(desk, expert)
     refused = desk.refused(visit, "start_visit", MEMBER)
     assert refused.reason == (
-        "visit_team_ready: expert Dr Ama Osei has not declared that they have no conflict of "
-        f"interest for {PLACE}"
+        "visit_team_by_register: expert Dr Ama Osei has not declared that they have no "
+        "conflict of interest for Central Remand Prison"
     )
     desk.fire(visit, "postpone", COORDINATOR, reason="lockdown at the prison")
     desk.fire(visit, "reschedule", COORDINATOR, {"planned_on": "2026-03-23"})
@@ -107,7 +108,7 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
         visit,
         "send_for_factual_check",
         COORDINATOR,
-        {"report_addressee": "Ministry of Justice", "report_recommendations": RECOMMENDATIONS},
+        {"report_addressee": AUTHORITY, "report_recommendations": RECOMMENDATIONS},
     )
     assert (sent.state, sent.data["draft_sent_on"]) == ("factual_check", "2026-03-02")
     corrected = desk.fire(
@@ -137,7 +138,7 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
     assert sorted(r.data["text"] for r in recommendations) == sorted(RECOMMENDATIONS)
     assert {
         (r.state, r.data["source"], r.data["addressee"], r.data["place"]) for r in recommendations
-    } == {("issued", "npm_visit", "Ministry of Justice", PLACE)}
+    } == {("issued", "npm_visit", AUTHORITY, PLACE)}
 
     persons = [{"ref": "P1", "name": "T. Varga"}, {"ref": "P2", "name": "J. Doe"}]
     desk.fire(visit, "record_consent", COORDINATOR, recorded(*persons))
@@ -194,7 +195,7 @@ def test_urgent_concerns_open_urgent_recommendations_before_the_report(desk: Des
         visit,
         "send_urgent_notification",
         HEAD,
-        {"urgent_concerns": ["No working fire alarm in wing B."], "report_addressee": "Ministry"},
+        {"urgent_concerns": ["No working fire alarm in wing B."], "report_addressee": AUTHORITY},
     )
     [urgent] = desk.children(visit)
     assert (urgent.workflow_id, urgent.data["urgent"]) == ("recommendation", True)
@@ -203,7 +204,7 @@ def test_urgent_concerns_open_urgent_recommendations_before_the_report(desk: Des
 
 def debrief_with_urgent_concerns(desk: Desk) -> str:
     visit = desk.start("visit", COORDINATOR, {"kind": "reactive", "place": PLACE})
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
     desk.fire(visit, "start_visit", MEMBER)
     ended = {"ended_on": "2026-03-02", "people_interviewed": 0, "urgent_found": True}
     desk.fire(visit, "end_visit", MEMBER, ended)
@@ -223,7 +224,7 @@ def test_urgent_concerns_not_notified_within_a_week_fall_due(desk: Desk) -> None
 
 def test_urgent_concerns_notified_in_time_raise_no_deadline(desk: Desk) -> None:
     visit = debrief_with_urgent_concerns(desk)
-    concerns = {"urgent_concerns": ["Cells at 41 °C."], "report_addressee": "Ministry"}
+    concerns = {"urgent_concerns": ["Cells at 41 °C."], "report_addressee": AUTHORITY}
     desk.fire(visit, "send_urgent_notification", HEAD, concerns)
     desk.later(days=8)
     assert [d for d in due(desk) if d[0].startswith("urgent_notification")] == []
@@ -249,7 +250,7 @@ def test_an_expert_is_onboarded_suspended_reinstated_and_ended(desk: Desk) -> No
     expert = desk.start(
         "expert",
         COORDINATOR,
-        {"name": "Dr K. Mensah", "user": EXPERT[0], "recruitment": "via_organisation"},
+        {"person": BRANDT, "user": EXPERT[0], "recruitment": "via_organisation"},
     )
     refused = desk.refused(
         expert,
@@ -276,7 +277,7 @@ def test_an_expert_is_onboarded_suspended_reinstated_and_ended(desk: Desk) -> No
         expert,
         "declare_conflict",
         EXPERT,
-        {"conflicts_of_interest": [{"place": "Northern Psychiatric Hospital"}]},
+        {"conflicts_of_interest": [{"place": HOSPITAL}]},
     )
     desk.fire(expert, "suspend", HEAD, {"suspension_reason": "Disciplinary inquiry at employer."})
     assert desk.fire(expert, "reinstate", HEAD).state == "available"
@@ -285,7 +286,7 @@ def test_an_expert_is_onboarded_suspended_reinstated_and_ended(desk: Desk) -> No
 
 
 def test_a_suspended_expert_not_yet_trained_goes_back_to_training(desk: Desk) -> None:
-    expert = desk.start("expert", COORDINATOR, {"name": "B. Ito", "recruitment": "ad_hoc"})
+    expert = desk.start("expert", COORDINATOR, {"person": BRANDT, "recruitment": "ad_hoc"})
     desk.fire(
         expert,
         "sign_contract",

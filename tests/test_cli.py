@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import registerkit
 import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from opcatflow.adapters.cli import app
-from opcatflow.engine import InstanceNotFound, SQLAlchemyStore
-from opcatflow.workflows import BUNDLED
+from opcatflow.engine import Engine, InstanceNotFound, SQLAlchemyStore
+from opcatflow.workflows import BUNDLED, registry
 
 COMPLAINT = {
     "source": "detained_person",
@@ -29,8 +30,8 @@ COMPLAINT = {
     "persons": [{"ref": "P1", "name": "Ana Pereira"}],
     "summary": "Beaten in cell 14 by two officers on 27 February.",
 }
-RECORD = ["-s", "complaint_type=ill_treatment", "-s", "institution=Central Remand Prison"]
-RECORD += ["-s", "theme=use of force"]
+RECORD = ["-s", "complaint_type=ill_treatment", "-s", f"institution={registerkit.PLACE}"]
+RECORD += ["-s", f"theme={registerkit.THEME}"]
 ASSESS = ["-s", "seriousness=high", "-s", "urgency=urgent", "-s", "npm_best_placed=false"]
 INTAKE = ["--actor", "m.okafor", "--role", "intake"]
 HEAD = ["--actor", "r.haddad", "--role", "head"]
@@ -103,6 +104,13 @@ def cli(db_url: str) -> Run:
 
 
 @pytest.fixture
+def registers(db_url: str) -> None:
+    """The register entries a recorded complaint refers to (tests/registerkit.py)."""
+    with Engine.open(db_url, [BUNDLED], registry) as engine:
+        registerkit.seed(engine)
+
+
+@pytest.fixture
 def started(cli: Run) -> str:
     """The id of a complaint just received."""
     result = cli("start", "complaint", *INTAKE, "--data", json.dumps(COMPLAINT), "-q")
@@ -150,7 +158,7 @@ def tamper(url: str, statement: str) -> None:
 def test_validate_prints_one_summary_line_per_valid_workflow() -> None:
     result = invoke(["validate", str(BUNDLED)])
     assert result.exit_code == 0, result.output
-    assert re.search(r"^ok  complaint v5  Complaint triage and referral ", result.stdout, re.M)
+    assert re.search(r"^ok  complaint v6  Complaint triage and referral ", result.stdout, re.M)
 
 
 def test_validate_lists_every_problem_of_every_file_and_exits_6(tmp_path: Path) -> None:
@@ -313,6 +321,7 @@ def test_bad_data_is_a_usage_error(cli: Run, data: str, message: str) -> None:
     assert message in line
 
 
+@pytest.mark.usefixtures("registers")
 def test_fire_applies_a_transition(cli: Run, started: str) -> None:
     result = cli("fire", started, "acknowledge", *INTAKE, "--reason", "letter sent")
     assert result.exit_code == 0, result.output
@@ -328,6 +337,7 @@ def test_a_refused_role_exits_3_and_is_audited(cli: Run, started: str) -> None:
     assert (history[-1]["trigger"], history[-1]["outcome"]) == ("close", "refused")
 
 
+@pytest.mark.usefixtures("registers")
 def test_a_guard_refusal_exits_3_with_its_reason(cli: Run, started: str) -> None:
     assessed(cli, started)
     seeded = cli("registers", "seed", "--actor", "r.haddad")  # the receiving bodies
@@ -346,6 +356,7 @@ def test_starting_with_invalid_data_exits_3(cli: Run) -> None:
     assert "source: expected one of" in line
 
 
+@pytest.mark.usefixtures("registers")
 def test_a_stale_expected_version_exits_4(cli: Run, started: str) -> None:
     assert cli("fire", started, "acknowledge", *INTAKE, "--expect-version", "1").exit_code == 0
     result = cli("fire", started, "record", *INTAKE, *RECORD, "--expect-version", "1")
@@ -533,7 +544,7 @@ def test_demo_runs_a_complaint_and_ends_with_the_chain_verified(tmp_path: Path) 
     assert "REFUSED" in flat
     assert "1 of 1 person(s) have no active consent" in flat
     assert "opened referral" in flat
-    assert "visit_team_ready: expert Dr Ama Osei is not accredited and available" in flat
+    assert "visit_team_by_register: expert Dr Ama Osei is not accredited and available" in flat
     assert "opened visit" in flat
     assert flat.count("opened recommendation") == 2
     report = json.loads(invoke(["--db", str(db), "audit", "verify", "--json"]).stdout)

@@ -22,6 +22,7 @@ from opcatflow.engine import (
     TransitionRefused,
     WorkflowNotFound,
 )
+from opcatflow.engine.migration.convert import UnmappedValues
 from opcatflow.engine.settings import SettingsError
 from opcatflow.notifications.channel import DeliveryError
 from opcatflow.notifications.directory import ConfigError
@@ -47,6 +48,7 @@ PROBLEM = Problem("x.yaml", 1, 1, "bad")
         (SchemaMismatch("a", "b"), 7),
         (SchemaLocked("db", 1.0), 9),
         (KeyUnavailable("kek-1", "missing", "restore it"), 10),
+        (UnmappedValues([PROBLEM]), 12),
         (InvalidText("actor", 0), 2),
         (RowsRefused("place", [(0, "bad")]), 11),
     ],

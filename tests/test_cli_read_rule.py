@@ -9,7 +9,7 @@ import json
 import pytest
 from test_cli import Run, assert_error, cli  # noqa: F401
 
-REPRISAL = {"origin": "npm_visit", "reported_on": "2026-03-01", "place": "Prison A"}
+REPRISAL = {"origin": "npm_visit", "reported_on": "2026-03-01"}
 CASEWORKER = ["--actor", "c.ines", "--role", "caseworker"]
 COORDINATOR = ["--actor", "k.osei", "--role", "coordinator"]
 

@@ -24,6 +24,7 @@ from casework import (
     Desk,
 )
 from http_server import BundledApi, bundled_api_fixture, live_server_fixture  # noqa: F401
+from registerkit import AUTHORITY, BRANDT, DIALLO, POLICE
 from typer.testing import CliRunner
 
 from opcatflow.adapters.cli import app
@@ -41,7 +42,7 @@ def desk(db_url: str, clock: FrozenClock) -> Desk:
 def in_factual_check(desk: Desk) -> str:
     """A visit whose draft, with its recommendations, is with the authorities."""
     visit = desk.start("visit", COORDINATOR, {"kind": "regular", "place": PLACE})
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
     desk.fire(visit, "start_visit", MEMBER)
     desk.fire(visit, "end_visit", MEMBER, {"ended_on": "2026-03-04", "people_interviewed": 0})
     desk.fire(visit, "start_drafting", MEMBER, {"debrief_notes": "-"})
@@ -49,7 +50,7 @@ def in_factual_check(desk: Desk) -> str:
         visit,
         "send_for_factual_check",
         HEAD,
-        {"report_addressee": "Ministry", "report_recommendations": RECOMMENDATIONS},
+        {"report_addressee": AUTHORITY, "report_recommendations": RECOMMENDATIONS},
     )
     desk.fire(visit, "record_correction", LIAISON, {"correction": "412", "correction_to": "fact"})
     return visit
@@ -141,8 +142,8 @@ def test_a_caseworker_may_not_record_a_do_no_harm_decision_on_a_reprisal_case(
 
 def test_an_expert_may_not_declare_conflicts_on_another_experts_record(desk: Desk) -> None:
     osei = desk.available_expert()
-    desk.available_expert("Dr Z. Haq", "z.haq")
-    desk.fire(osei, "declare_conflict", EXPERT, {"conflicts_of_interest": [{"place": "Elsewhere"}]})
+    desk.available_expert(BRANDT, "z.haq")
+    desk.fire(osei, "declare_conflict", EXPERT, {"conflicts_of_interest": [{"place": POLICE}]})
     refused = desk.refused(
         osei, "declare_conflict", ("z.haq", "expert"), {"conflicts_of_interest": [{"place": PLACE}]}
     )
@@ -154,7 +155,7 @@ def test_an_expert_may_not_declare_conflicts_on_another_experts_record(desk: Des
 
 def test_an_expert_may_not_change_their_accreditation_or_their_account(desk: Desk) -> None:
     osei = desk.available_expert()
-    declared = {"conflicts_of_interest": [{"place": "Elsewhere"}]}
+    declared = {"conflicts_of_interest": [{"place": POLICE}]}
     refused = desk.refused(
         osei, "declare_conflict", EXPERT, {**declared, "accreditation_reference": "FAKE/1"}
     )
@@ -173,13 +174,13 @@ def test_an_expert_may_not_change_their_accreditation_or_their_account(desk: Des
 
 @pytest.mark.parametrize(
     "withdrawal",
-    [{"remove": [PLACE]}, [{"place": "Elsewhere"}]],  # as a change, or a list without it
+    [{"remove": [PLACE]}, [{"place": POLICE}]],  # as a change, or a list without it
 )
 def test_an_expert_may_not_withdraw_a_conflict_they_declared(
     desk: Desk, withdrawal: object
 ) -> None:
     osei = desk.available_expert()
-    declared = {"append": [{"place": PLACE}, {"place": "Elsewhere"}]}
+    declared = {"append": [{"place": PLACE}, {"place": POLICE}]}
     desk.fire(osei, "declare_conflict", EXPERT, {"conflicts_of_interest": declared})
     refused = desk.refused(osei, "declare_conflict", EXPERT, {"conflicts_of_interest": withdrawal})
     assert refusal(refused) == (

@@ -61,7 +61,7 @@ def test_cli_inputs_past_a_limit_exit_2_and_store_nothing(db_url: str, tmp_path:
     assert started.exit_code == 0, started.output
     instance_id = started.stdout.strip()
     fire = ["fire", instance_id, "record", *INTAKE]
-    refused(run(db_url, *fire, "--set", "institution=" + "x" * 1_001), "string field limit")
+    refused(run(db_url, *fire, "--set", "referral_body=" + "x" * 1_001), "string field limit")
     refused(run(db_url, *fire, "--data", "[" * 100_000), "JSON nesting limit")
     # bytes that were not UTF-8 reach Python as lone surrogates (surrogateescape)
     refused(run(db_url, *fire, "--reason", "caf\udce9"), "argument", "not valid Unicode")

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from casework import COORDINATOR, HEAD, LIAISON, MEMBER, Desk
+from registerkit import HOSPITAL, PLACE, POLICE
 
 from opcatflow.engine import FrozenClock, compile_text
 from opcatflow.engine.agenda import agenda
@@ -344,12 +345,12 @@ def test_a_postponed_spt_visit_keeps_its_history_and_recomputes_its_deadlines(
     desk.fire(visit, "record_activity", MEMBER, {"activity": "opening_meeting"})
     desk.fire(visit, "suspend", HEAD, {"suspension_reason": "access to a prison refused"})
     desk.fire(visit, "resume", HEAD)
-    ended = {"visit_ends_on": "2027-02-26", "places_seen": ["North Prison", "Police HQ"]}
+    ended = {"visit_ends_on": "2027-02-26", "places_seen": [PLACE, POLICE]}
     desk.fire(visit, "end_visit", COORDINATOR, ended)
     reprisals = [c for c in desk.children(visit) if c.workflow_id == "reprisal"]
     assert sorted((r.data["origin"], r.data["place"]) for r in reprisals) == [
-        ("spt_visit", "North Prison"),
-        ("spt_visit", "Police HQ"),
+        ("spt_visit", PLACE),
+        ("spt_visit", POLICE),
     ]
     desk.fire(visit, "record_report_transmitted", HEAD, {"report_transmitted_on": "2027-06-01"})
     desk.fire(visit, "press_for_publication", HEAD)
@@ -384,7 +385,7 @@ def test_no_special_fund_application_while_the_spt_report_is_confidential(desk: 
     desk.fire(visit, "send_information", COORDINATOR, {"information_topics": ["npm_budget"]})
     desk.fire(visit, "start_visit", COORDINATOR)
     desk.fire(
-        visit, "end_visit", COORDINATOR, {"visit_ends_on": "2026-05-08", "places_seen": ["X"]}
+        visit, "end_visit", COORDINATOR, {"visit_ends_on": "2026-05-08", "places_seen": [PLACE]}
     )
     desk.fire(visit, "press_for_publication", HEAD)
     desk.fire(visit, "record_npm_report", HEAD, {"npm_report_transmitted_on": "2026-10-01"})
@@ -438,7 +439,7 @@ def test_a_special_procedure_visit_opens_recommendations_and_reprisal_follow_ups
         visit,
         "report_reprisal_risk",
         MEMBER,
-        {"reprisal_place": "East Prison", "reprisal_known_on": "2027-03-12"},
+        {"reprisal_place": HOSPITAL, "reprisal_known_on": "2027-03-12"},
     )
     desk.fire(
         visit,

@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 import pytest
 from casework import COORDINATOR, HEAD, LIAISON, Desk
+from registerkit import PLACE, POLICE
 
 from opcatflow.adapters.cli.calendar import engagement_calendar
 from opcatflow.engine import FrozenClock
@@ -51,7 +52,7 @@ def visited(desk: Desk) -> str:
     on(desk, "2027-03-08")
     desk.fire(visit, "start_visit", COORDINATOR)
     on(desk, "2027-03-19")
-    ended = {"visit_ends_on": "2027-03-19", "places_seen": ["North Prison"]}
+    ended = {"visit_ends_on": "2027-03-19", "places_seen": [PLACE]}
     desk.fire(visit, "end_visit", COORDINATOR, ended)
     return visit
 
@@ -163,12 +164,12 @@ def test_a_visit_ended_part_way_has_its_partial_report(desk: Desk) -> None:
     desk.fire(visit, "suspend", HEAD, {"suspension_reason": "access to a prison refused"})
     ended = {
         "visit_ends_on": "2027-03-10",
-        "places_seen": ["Police HQ"],
+        "places_seen": [POLICE],
         "ended_early_reason": "the SPT terminated the visit after access was refused",
     }
     desk.fire(visit, "end_early", HEAD, ended)
     assert desk.get(visit).data["partial_visit"] is True
-    assert [c.data["place"] for c in desk.children(visit)] == ["Police HQ"]  # a reprisal watch
+    assert [c.data["place"] for c in desk.children(visit)] == [POLICE]  # a reprisal watch
     # The partial report to the State, 22 April 2027: the reply is due 22 October 2027.
     desk.fire(visit, "record_report_transmitted", HEAD, {"report_transmitted_on": "2027-04-22"})
     assert last_days(desk, visit) == {"state_reply": date(2027, 10, 22)}

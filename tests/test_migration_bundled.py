@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import registerkit
 import sqlalchemy as sa
 from conftest import new_pg_schema
 from migration_helpers import assert_plan_applies, place
@@ -32,18 +33,41 @@ PREVIOUS = Path(__file__).parent / "fixtures" / "previous"
 
 # Start data valid under both versions (each version's required fields).
 DATA: dict[str, dict[str, Any]] = {
-    "complaint": {"source": "detained_person", "channel": "mail", "received_on": "2026-02-20"},
+    # Free text the register conversions (complaint-5-6, visit-5-6...) match to the entries
+    # registerkit seeds: exactly, or ignoring case.
+    "complaint": {
+        "source": "detained_person",
+        "channel": "mail",
+        "received_on": "2026-02-20",
+        "institution": "central remand prison",
+        "theme": "Use of force",
+    },
+    "expert": {
+        "name": "Dr Ama Osei",
+        "recruitment": "ad_hoc",
+        "conflicts_of_interest": [{"place": "North Police Station"}],
+    },
     "recommendation": {
         "addressee": "Ministry of Justice",
         "source": "npm_visit",
         "text": "Hold remand detainees apart from convicted prisoners.",
     },
-    "reprisal": {"origin": "npm_visit", "reported_on": "2026-02-20"},
+    "reprisal": {
+        "origin": "npm_visit",
+        "reported_on": "2026-02-20",
+        "place": "NORTH POLICE STATION",
+    },
     "visit": {"kind": "regular", "place": "Central Remand Prison"},
     "upr_cycle": {"session_start": "2027-01-25"},
     "spt_advisory": {"year_starts_on": "2026-01-01"},
-    "spt_visit": {"visit_kind": "country"},
-    "sp_visit": {"body": "cpt"},
+    "spt_visit": {"visit_kind": "country", "places_seen": ["Central Remand Prison"]},
+    "sp_visit": {"body": "special_procedure", "reprisal_place": "St Anne psychiatric hospital"},
+    "referral": {
+        "body": "police_ombudsperson",
+        "shares": "preliminary_findings",
+        "institution": "Central Remand Prison",
+        "theme": "health care",
+    },
 }
 PLAN_NAME = re.compile(r"^(?P<workflow>[a-z_]+)-(?P<source>\d+)-(?P<target>\d+)$")
 
@@ -90,6 +114,7 @@ def bundled(
         schema, url = new_pg_schema(admin)
     clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     with Engine.open(url, [BUNDLED], registry, clock=clock, synchronous="NORMAL") as engine:
+        registerkit.seed(engine)
         yield engine
     if schema is not None:
         with admin.connect() as conn:

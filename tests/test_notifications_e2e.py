@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import registerkit
 import yaml
 from channel_servers import smtp_server, webhook_receiver
 from notify_helpers import SECRET
@@ -16,13 +17,14 @@ from opcatflow.notifications.directory import parse_directory
 from opcatflow.notifications.dispatcher import Dispatcher
 from opcatflow.notifications.outbox import OutboxWriter
 from opcatflow.notifications.templates import TemplateSet
+from opcatflow.notifications.titles import title_fields
 from opcatflow.workflows import BUNDLED, registry
 
 COMPLAINT = {
     "source": "detained_person",
     "channel": "during_visit",
     "received_on": "2026-03-01",
-    "institution": "Central Remand Prison",
+    "institution": registerkit.PLACE,  # shown by its title, "Central Remand Prison"
     "persons": [{"ref": "P1", "name": "Ana Pereira"}],
     "summary": "Beaten in cell 14 by two officers on 27 February.",
 }
@@ -56,7 +58,10 @@ def test_a_complaint_reaches_the_caseworker_by_email_and_the_case_system_by_webh
             ),
             "<directory>",
         )
-        hooks = [OutboxWriter(directory)]
+        with Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine:
+            registerkit.seed(engine)
+            titles = title_fields(engine.catalog)
+        hooks = [OutboxWriter(directory, titles=titles)]
         with Engine.open(db_url, [BUNDLED], registry, clock=clock, hooks=hooks) as engine:
             instance = engine.start("complaint", actor="m.okafor", role="intake", data=COMPLAINT)
             channels = {
@@ -91,6 +96,6 @@ def test_a_complaint_reaches_the_caseworker_by_email_and_the_case_system_by_webh
     assert event["type"] == "org.opcatflow.instance.started"
     assert event["subject"] == instance.id
     assert event["data"]["state"] == "received"
-    assert event["data"]["data"]["institution"] == "Central Remand Prison"
+    assert event["data"]["data"]["institution"] == registerkit.PLACE  # machines get the id
     assert b"Ana" not in request.body
     assert b"Beaten" not in request.body

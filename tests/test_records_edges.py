@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import registerkit
 from http_server import LiveServer, live_server_fixture  # noqa: F401
 from test_cli import Run, cli  # noqa: F401
 from test_records import LEDGER, NAME, ledger_registry
@@ -17,6 +18,7 @@ from test_records import LEDGER, NAME, ledger_registry
 from opcatflow.adapters.http import ApiConfig, ApiKeys, create_app
 from opcatflow.engine import Engine, FrozenClock
 from opcatflow.notifications.redaction import WITHHELD
+from opcatflow.workflows import BUNDLED, registry
 
 
 @dataclass
@@ -85,18 +87,23 @@ EXPERT = ["--actor", "dr.osei", "--role", "expert"]
 COORDINATOR = ["--actor", "s.nakamura", "--role", "coordinator"]
 
 
-def test_the_cli_appends_by_key_and_shows_the_entry_in_history(cli: Run) -> None:  # noqa: F811
-    data = {"name": "Dr Ama Osei", "user": "dr.osei", "recruitment": "ad_hoc"}
+def test_the_cli_appends_by_key_and_shows_the_entry_in_history(
+    cli: Run,  # noqa: F811
+    db_url: str,
+) -> None:
+    with Engine.open(db_url, [BUNDLED], registry) as engine:
+        registerkit.seed(engine)
+    data = {"person": registerkit.OSEI, "user": "dr.osei", "recruitment": "ad_hoc"}
     result = cli("start", "expert", *COORDINATOR, "--data", json.dumps(data), "-q")
     assert result.exit_code == 0, result.output
     expert = result.stdout.strip()
-    change = 'conflicts_of_interest={"append": [{"place": "Northern Youth Centre"}]}'
+    change = f'conflicts_of_interest={{"append": [{{"place": "{registerkit.HOSPITAL}"}}]}}'
     result = cli("fire", expert, "declare_conflict", *EXPERT, "--set", change)
     assert result.exit_code == 0, result.output
     history = cli("history", expert).stdout
-    assert "conflicts_of_interest[Northern Youth Centre].place=" in " ".join(history.split())
-    withdraw = 'conflicts_of_interest=[{"place": "Elsewhere"}]'
+    assert f"conflicts_of_interest[{registerkit.HOSPITAL}].place=" in " ".join(history.split())
+    withdraw = f'conflicts_of_interest=[{{"place": "{registerkit.POLICE}"}}]'
     result = cli("fire", expert, "declare_conflict", *EXPERT, "--set", withdraw)
     assert result.exit_code == 3
     assert "append-only" in result.stderr
-    assert "removes [Northern Youth Centre]" in " ".join(result.stderr.split())
+    assert f"removes [{registerkit.HOSPITAL}]" in " ".join(result.stderr.split())

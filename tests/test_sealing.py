@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import registerkit
 import sqlalchemy as sa
 import structlog
 from casework import ASSESS, RECORD
@@ -59,6 +60,7 @@ def casework(
     captured = Captured()
     with Engine.open(db_url, [BUNDLED], registry, clock=clock, logger=captured.logger()) as engine:
         seed(engine, "opcatflow")  # the receiving bodies the complaint's decision names
+        registerkit.seed(engine)  # the place and theme the complaint is recorded under
         keys = ApiKeys(engine.store, clock)
         roles = ("intake", "caseworker", "head", "auditor")
         tokens = {r: f"Bearer {keys.create(f'{r}-actor', [r])[1]}" for r in roles}

@@ -14,6 +14,7 @@ from opcatflow.workflows import recommendation_rules as _recommendation_rules  #
 from opcatflow.workflows import register_rules as _register_rules  # noqa: F401  (registers)
 from opcatflow.workflows import reprisal_rules as _reprisal_rules  # noqa: F401  (registers)
 from opcatflow.workflows import visit_rules as _visit_rules  # noqa: F401  (registers its rules)
+from opcatflow.workflows import visit_team as _visit_team  # noqa: F401  (registers its rules)
 from opcatflow.workflows.reporting.sources import register_sources
 from opcatflow.workflows.rules import registry
 

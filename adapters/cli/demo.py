@@ -50,9 +50,8 @@ COMPLAINT = {
 }
 REFERRAL = {"referral_body": "police_ombudsperson", "referral_shares": "evidence"}
 EXPERT_DATA = {
-    "name": "Dr Ama Osei",
+    "person": "dr.osei",  # her entry of the person register (demo_registers)
     "user": EXPERT[0],
-    "expertise": ["forensic medicine"],
     "recruitment": "public_call_pool",
 }
 REPORT_RECOMMENDATIONS = [
@@ -100,8 +99,8 @@ STEPS = [
          {"contract_signed_on": "2026-03-03", "confidentiality_signed": True},
          on=EXPERT_RECORD),
     Step(_at(3, 4, 14, 25), INTAKE, "record",
-         {"complaint_type": "ill_treatment", "institution": "Central Remand Prison",
-          "theme": "use of force by staff"}),
+         {"complaint_type": "ill_treatment", "institution": "central-remand-prison",
+          "theme": "use_of_force"}),
     Step(_at(3, 5, 16, 0), COORDINATOR, "complete_training",
          {"training_completed_on": "2026-03-05"}, on=EXPERT_RECORD),
     Step(_at(3, 6, 11, 0), CASEWORKER, "assess",
@@ -118,7 +117,7 @@ STEPS = [
          reason="Referred under the do-no-harm decision of 10 March"),
     Step(_at(3, 10, 14, 0), COORDINATOR, "plan",
          {"planned_on": "2026-03-11", "priorities": ["use of force by staff", "health care"],
-          "team_members": ["A. Diallo", "S. Nakamura"], "team_experts": ["@expert"],
+          "team_members": ["a.diallo", "s.nakamura"], "team_experts": ["@expert"],
           "experts_no_conflict": [{"expert": "@expert"}]},
          reason="Dr Osei declared no conflict of interest for Central Remand Prison", on=VISIT),
     Step(_at(3, 11, 8, 30), COORDINATOR, "start_visit",
@@ -145,7 +144,7 @@ STEPS = [
          {"draft_comment": "The bruising recorded in the medical log matches the account."},
          on=VISIT),
     Step(_at(3, 23, 9, 0), COORDINATOR, "send_for_factual_check",
-         {"report_addressee": "Prison Service, Ministry of Justice",
+         {"report_addressee": "prison_service",
           "report_recommendations": REPORT_RECOMMENDATIONS},
          reason="Sent confidentially; the authorities have 10 working days", on=VISIT),
     Step(_at(4, 1, 15, 0), LIAISON, "record_correction",

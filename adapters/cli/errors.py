@@ -20,6 +20,8 @@
 |      | read or written (the message names the key's id)     |
 | 11   | import refused: a row (or the file) is wrong; every  |
 |      | problem printed as FILE:LINE, nothing imported       |
+| 12   | migrate: values to convert to register ids match no  |
+|      | entry (or several): map them (--map FILE)            |
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from opcatflow.engine import (
     TransitionRefused,
 )
 from opcatflow.engine.batch import BatchFailed
+from opcatflow.engine.migration.convert import UnmappedValues
 from opcatflow.engine.settings import SettingsError
 from opcatflow.notifications.directory import ConfigError
 
@@ -60,6 +63,7 @@ AUDIT_BROKEN = 8
 SCHEMA_LOCKED = 9
 KEY_UNAVAILABLE = 10
 IMPORT_REFUSED = 11
+UNMAPPED = 12
 
 # The engine's errors carry no exit code: this table is the CLI's reading of them. The first
 # class an error is an instance of wins, so a subclass comes before its base.
@@ -68,6 +72,7 @@ EXIT_CODES: tuple[tuple[type[OpcatflowError], int], ...] = (
     (KeyUnavailable, KEY_UNAVAILABLE),
     (StoreError, UNEXPECTED),
     (SchemaMismatch, SCHEMA_MISMATCH),
+    (UnmappedValues, UNMAPPED),
     (DefinitionError, INVALID_DEFINITION),
     (SettingsError, INVALID_DEFINITION),
     (ConfigError, INVALID_DEFINITION),
@@ -114,7 +119,7 @@ def fail(message: str, code: int) -> typer.Exit:
 
 def describe(err: Exception) -> tuple[str, int]:
     """The one-line message and exit code for an error a command let through."""
-    if isinstance(err, DefinitionError):
+    if isinstance(err, DefinitionError) and not isinstance(err, UnmappedValues):
         first = err.problems[0] if err.problems else "invalid definition"
         more = len(err.problems) - 1
         suffix = f" (and {more} more; `opcatflow validate PATH` lists them all)" if more else ""

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from opcatflow.adapters.cli import output as out
-from opcatflow.adapters.cli.errors import REFUSED, USAGE, fail
+from opcatflow.adapters.cli.errors import REFUSED, UNMAPPED, USAGE, fail
 from opcatflow.adapters.cli.options import Actor, Json, settings
 from opcatflow.engine.migration import InstanceOutcome, Migrator
+from opcatflow.engine.migration.convert import UnmappedValues, load_mapping
 from opcatflow.workflows import shipped_plans
 
 
@@ -71,6 +72,17 @@ def migrate(
     batch: Annotated[
         int, typer.Option("--batch", min=1, max=10_000, help="Instances read at a time.")
     ] = 100,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--map",
+            help="A mapping file (YAML or JSON: register -> {free text: entry id}) for the "
+            "values a plan converts to register ids that match no entry by title.",
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     actor: Actor = "migration",
     as_json: Json = False,
 ) -> None:
@@ -78,18 +90,31 @@ def migrate(
     or a plan shipped with the bundled workflows: `complaint-3-4`): each
     instance in its own transaction, with a `migrated` record in its audit trail. Instances
     the new version refuses are listed and left as they were; run it again after a stop to
-    migrate the rest. Exit 3 when any instance was refused."""
+    migrate the rest. Exit 3 when any instance was refused. A plan that converts free text
+    to register ids lists every value no entry matches and moves nothing (exit 12) until a
+    mapping file (--map) gives them."""
     opts = settings(ctx)
     path = plan_file(plan)
+    given = load_mapping(mapping.read_text("utf-8"), str(mapping)) if mapping else None
     with opts.engine(existing=True) as engine:
         migrator = Migrator(engine, actor=actor)
         loaded = migrator.load(path.read_text("utf-8"), str(path))
-        report = migrator.run(
-            loaded,
-            dry_run=dry_run,
-            batch=batch,
-            on_outcome=None if as_json else lambda o: out.echo(_line(o)),
-        )
+        try:
+            report = migrator.run(
+                loaded,
+                dry_run=dry_run,
+                batch=batch,
+                on_outcome=None if as_json else lambda o: out.echo(_line(o)),
+                mapping=given,
+            )
+        except UnmappedValues as err:  # every value listed: the operator maps them all at once
+            for problem in err.problems:
+                out.echo(str(problem))
+            raise fail(
+                f"{len(err.problems)} value(s) to convert to register ids are not matched or "
+                "mapped (listed above); give them in a mapping file (--map FILE): nothing moved",
+                UNMAPPED,
+            ) from None
     if as_json:
         out.print_json(report.as_json())
     else:

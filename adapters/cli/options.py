@@ -107,10 +107,10 @@ class Settings:
         deadline_settings = self.deadline_settings()
         catalog = self.catalog()
         log = self.logger()
-        hooks = engine_hooks(
-            self.workflows, registry, logger=log, policy=deadline_settings.policy
-        )  # the notification outbox
         with self.store(existing=existing, logger=log) as store:
+            hooks = engine_hooks(
+                self.workflows, registry, logger=log, policy=deadline_settings.policy, store=store
+            )  # the notification outbox; its people from the person register
             engine = Engine(
                 store,
                 catalog,

@@ -21,6 +21,7 @@ from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.adapters.notifier import Notifications, settings_path
 from opcatflow.engine import Clock, SystemClock
 from opcatflow.engine.errors import NotFound, Problem
+from opcatflow.engine.ports import Store
 from opcatflow.engine.rows import RETRYABLE_OUTBOX as RETRYABLE
 from opcatflow.notifications.channel import DeliveryError, Outgoing
 from opcatflow.notifications.directory import EMAIL, ConfigError
@@ -61,7 +62,9 @@ class MessageNotFound(NotFound):
         super().__init__(f"no outbox message {message_id}")
 
 
-def _notifications(config: Path | None, logger: FilteringBoundLogger) -> Notifications:
+def _notifications(
+    config: Path | None, logger: FilteringBoundLogger, store: Store | None = None
+) -> Notifications:
     path = settings_path(config)
     if path is None:
         raise ConfigError(
@@ -71,7 +74,7 @@ def _notifications(config: Path | None, logger: FilteringBoundLogger) -> Notific
                 )
             ]
         )
-    return Notifications.load(path, logger=logger)
+    return Notifications.load(path, logger=logger, store=store)
 
 
 def _entry_row(e: OutboxEntry) -> list[str]:
@@ -163,8 +166,9 @@ def dispatch(
     """Deliver outbox messages (until interrupted, or once with --once)."""
     s = settings(ctx)
     log = s.logger()
-    notifications = _notifications(config, log)
     with s.engine() as engine:
+        # messages still to route are resolved against the person register's people
+        notifications = _notifications(config, log, engine.store)
         dispatcher = notifications.dispatcher(
             engine.store, clock=engine.clock, sharing=engine.settings.policy
         )

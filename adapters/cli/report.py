@@ -24,6 +24,7 @@ from opcatflow.workflows.patterns import (
     all_complaints,
     count_complaints,
     grouping_problems,
+    reference_fields,
 )
 from opcatflow.workflows.reporting import recommendations as rec
 from opcatflow.workflows.reporting import service
@@ -74,13 +75,17 @@ def complaints(
     problems = grouping_problems(run.catalog().get(COMPLAINT), fields)
     if problems:
         raise typer.BadParameter("; ".join(problems), param_hint="--by")
+    refs = reference_fields(run.catalog().get(COMPLAINT), fields)
     with run.engine(existing=True) as engine:
-        counts = count_complaints(all_complaints(engine), fields, cutoff)
+        complaints = list(all_complaints(engine))
+        named = {c.data.get(n) for c in complaints for n in refs} - {None}
+        entries = engine.registers.titles(str(v) for v in named)
+        counts = count_complaints(complaints, fields, cutoff, entries)
     if as_json:
         out.print_json(counts.as_json())
         return
     rows = [
-        [*(NOT_RECORDED if v is None else str(v) for v in values), str(count)]
+        [*(NOT_RECORDED if v is None else str(counts.titles.get(v, v)) for v in values), str(count)]
         for values, count in counts.groups
     ]
     if rows:

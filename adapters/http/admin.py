@@ -4,6 +4,7 @@ definition version (``POST /admin/migrations``)."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -14,6 +15,7 @@ from opcatflow.adapters.http.problems import ApiProblem, responses
 from opcatflow.adapters.http.schemas import MigrationIn, MigrationOut, ReloadOut
 from opcatflow.engine.errors import DefinitionError
 from opcatflow.engine.migration import Migrator
+from opcatflow.engine.migration.convert import load_mapping
 
 router = APIRouter(tags=["admin"])
 
@@ -54,13 +56,16 @@ async def migrate_instances(
     """Run a migration plan (its YAML text in ``plan``), as ``opcatflow migrate`` does: with
     ``dry_run``, say what would happen to each instance; else migrate each in its own
     transaction (a ``migrated`` record naming the key's actor), listing refusals per
-    instance. An invalid plan is answered ``invalid-plan`` with every problem located."""
+    instance. An invalid plan is answered ``invalid-plan`` with every problem located; so
+    are values to convert to register ids that no entry matches and ``mapping`` leaves out
+    (nothing moves)."""
 
     def run() -> dict[str, Any]:
         migrator = Migrator(ctx.engine, actor=who.actor)
         try:
             plan = migrator.load(body.plan, "<plan>")
-            report = migrator.run(plan, dry_run=body.dry_run, batch=body.batch)
+            mapping = load_mapping(json.dumps(body.mapping), "<mapping>")
+            report = migrator.run(plan, dry_run=body.dry_run, batch=body.batch, mapping=mapping)
         except DefinitionError as err:
             problems = [str(p) for p in err.problems]
             raise ApiProblem("invalid-plan", problems[0], extra={"problems": problems}) from None

@@ -253,6 +253,12 @@ class MigrationIn(BaseModel):
     plan: str = Field(max_length=1_000_000, description="The migration plan, as YAML text.")
     dry_run: bool = Field(default=True, description="Only say what would happen (default).")
     batch: int = Field(default=100, ge=1, le=10_000, description="Instances read at a time.")
+    mapping: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="For a plan that converts free text to register ids: register -> {free "
+        "text as stored: entry id}, for the values no entry matches by title (as "
+        "`opcatflow migrate --map`).",
+    )
 
 
 class MigrationOut(BaseModel):

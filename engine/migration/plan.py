@@ -20,6 +20,7 @@ A plan is a YAML file, validated like a definition (every problem as path:line:c
       set_default: {urgency: routine}              # where the instance has no value
       drop: [theme]
       set: {source: "'other' if source == 'cpt' else source"}   # in every state
+      convert: [institution]      # free text to register ids (engine.migration.convert)
 
 ``set`` gives fields of the target values computed by sandboxed expressions (as an
 ``opens`` entry's data is) over the instance's data as it was (before renames and drops),
@@ -46,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.errors import DefinitionError, NotFound, Problem
 from opcatflow.engine.expressions import Expression, ExpressionError, compile_guard
+from opcatflow.engine.migration.convert import Target, targets
 from opcatflow.engine.suggest import did_you_mean
 from opcatflow.engine.validation import pydantic_problems
 from opcatflow.engine.yamlsource import Located, load_yaml
@@ -70,6 +72,7 @@ class DataChanges(_Strict):
     set_default: dict[str, Any] = Field(default_factory=dict)
     drop: list[str] = Field(default_factory=list)
     set: dict[str, str] = Field(default_factory=dict)
+    convert: list[str] = Field(default_factory=list)
 
 
 class PlanModel(_Strict):
@@ -113,6 +116,7 @@ class Plan:
     drop: frozenset[str]
     doc: Located
     set: Mapping[str, Expression] = field(default_factory=dict)
+    convert: tuple[Target, ...] = ()
 
     @property
     def workflow(self) -> str:
@@ -160,6 +164,7 @@ def load_plan(text: str, path: str, resolve: Resolve) -> Plan:
     moves = checker.states(model.states)
     checker.data(model.data)
     computed = checker.compile_set(model.data.set, ("data",))
+    convert = checker.convert(model.data.convert)
     if checker.problems:
         raise DefinitionError(checker.problems)
     return Plan(
@@ -173,6 +178,7 @@ def load_plan(text: str, path: str, resolve: Resolve) -> Plan:
         drop=frozenset(model.data.drop),
         doc=doc,
         set=computed,
+        convert=tuple(convert),
     )
 
 
@@ -292,6 +298,15 @@ class _Checker:
                 ("data",) if "data" in self.doc.value else (),
                 f"field {name!r} is not in version {self.target.version}: rename or drop it",
             )
+
+    def convert(self, names: list[str]) -> list[Target]:
+        """The fields converted from free text to register ids: each a reference (or a
+        list of them, or a records sub-field) of the target version."""
+
+        def problem(i: int, message: str) -> None:
+            self.add(("data", "convert", i), message)
+
+        return targets(self.target, names, problem)
 
 
 def spanning(wf: CompiledWorkflow, state: str) -> set[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,7 @@ from opcatflow.engine.instance import Instance
 from opcatflow.engine.ledger import Ledger
 from opcatflow.engine.migration.arm import Arming, plan_arming
 from opcatflow.engine.migration.carry import TimerMove, carry_timers
+from opcatflow.engine.migration.convert import Conversion, OperatorMapping, prepare, values_of
 from opcatflow.engine.migration.plan import Plan, load_plan
 from opcatflow.engine.runtime import Engine
 
@@ -101,12 +103,17 @@ class MigrationReport:
 
 
 def migrate_data(
-    plan: Plan, data: Mapping[str, Any], computed: Mapping[str, Any] | None = None
-) -> tuple[dict[str, Any], list[str]]:
-    """The instance data after the plan's renames, drops and defaults, then the values its
-    state's ``set`` computed, and what changed (field names only)."""
+    plan: Plan,
+    data: Mapping[str, Any],
+    conversion: Conversion | None = None,
+    computed: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """The instance data after the plan's renames, drops, conversions and defaults, then the
+    values its state's ``set`` computed; what changed (field names only), and the values to
+    convert the conversion does not know."""
     new = dict(data)
     notes = []
+    unknown: list[str] = []
     for old, name in plan.rename.items():
         if old in new:
             new[name] = new.pop(old)
@@ -114,6 +121,9 @@ def migrate_data(
     for name in sorted(plan.drop):
         if new.pop(name, None) is not None:
             notes.append(f"dropped {name}")
+    if conversion is not None:
+        new, converted, unknown = conversion.apply(new)
+        notes += converted
     for name, value in plan.set_default.items():
         if new.get(name) is None:
             new[name] = value
@@ -121,7 +131,7 @@ def migrate_data(
     for name, value in (computed or {}).items():
         new[name] = value
         notes.append(f"set {name}")
-    return new, notes
+    return new, notes, unknown
 
 
 def computed_values(
@@ -167,6 +177,7 @@ class Migrator:
         dry_run: bool,
         batch: int = 100,
         on_outcome: Callable[[InstanceOutcome], None] | None = None,
+        mapping: OperatorMapping | None = None,
     ) -> MigrationReport:
         """Migrate (or, with ``dry_run``, describe) every running instance of the plan's
         ``from`` version.
@@ -174,8 +185,11 @@ class Migrator:
         Raises:
             DefinitionError: a non-final state holding instances is not mapped (located at
                 the plan's ``states``); nothing is migrated.
+            UnmappedValues: a value to convert to a register id matches no entry (or
+                several) and ``mapping`` does not give it; nothing is migrated.
         """
         self.check_occupied(plan)
+        conversion = self.conversion(plan, mapping, batch) if plan.convert else None
         report = MigrationReport(
             plan.workflow, plan.source.version, plan.target.version, plan.digest, dry_run
         )
@@ -187,9 +201,12 @@ class Migrator:
             if dry_run:  # one read per page: nothing is locked, nothing written
                 with self.engine.store.read() as uow:
                     now = self.engine.clock.now()
-                    outcomes = [self._one(uow, plan, i, now, apply=False) for i in running]
+                    outcomes = [
+                        self._one(uow, plan, i, now, apply=False, conversion=conversion)
+                        for i in running
+                    ]
             else:
-                outcomes = [self._apply(plan, i.id) for i in running]
+                outcomes = [self._apply(plan, i.id, conversion) for i in running]
             for outcome in outcomes:
                 report.outcomes.append(outcome)
                 if on_outcome is not None:
@@ -209,6 +226,26 @@ class Migrator:
         if problem is not None:
             raise DefinitionError([problem])
 
+    def conversion(
+        self, plan: Plan, mapping: OperatorMapping | None, batch: int = 100
+    ) -> Conversion:
+        """Every free-text value the plan converts, in every running instance, matched to
+        a register entry (or given by ``mapping``).
+
+        Raises:
+            UnmappedValues: every value left without an entry, and every mapping problem.
+        """
+        found: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        for page in self._pages(plan, batch):
+            for instance in page:
+                if instance.state in plan.source.finals:
+                    continue
+                data, _, _ = migrate_data(plan, instance.data)
+                for target, text in set(values_of(plan.convert, data)):
+                    holders = found[(target.register, text)]
+                    holders[target.name] = holders.get(target.name, 0) + 1
+        return prepare(plan.doc, plan.convert, found, self.engine.registers, mapping)
+
     def _pages(self, plan: Plan, batch: int) -> Iterator[list[Instance]]:
         after: tuple[datetime, str] | None = None
         while True:
@@ -224,12 +261,14 @@ class Migrator:
                 return
             after = (page[-1].created_at, page[-1].id)
 
-    def _apply(self, plan: Plan, instance_id: str) -> InstanceOutcome:
+    def _apply(
+        self, plan: Plan, instance_id: str, conversion: Conversion | None
+    ) -> InstanceOutcome:
         with self.engine.store.write() as uow:
             current, now = self.engine.lock_for_record(uow, instance_id)
             if current.workflow_version != plan.source.version:
                 return InstanceOutcome(current.id, current.state, current.state, "skipped")
-            outcome = self._one(uow, plan, current, now, apply=True)
+            outcome = self._one(uow, plan, current, now, apply=True, conversion=conversion)
         if outcome.outcome == MIGRATED:
             self.engine.log.info(
                 "instance_migrated",
@@ -242,16 +281,27 @@ class Migrator:
         return outcome
 
     def _one(
-        self, uow: SealedUnitOfWork, plan: Plan, current: Instance, now: datetime, *, apply: bool
+        self,
+        uow: SealedUnitOfWork,
+        plan: Plan,
+        current: Instance,
+        now: datetime,
+        *,
+        apply: bool,
+        conversion: Conversion | None = None,
     ) -> InstanceOutcome:
         move = plan.moves[current.state]
         target = plan.target
         planner = self.engine.timers.planner
         entered_on = planner.calendar.local_date(current.state_entered_at).isoformat()
         computed, failed = computed_values(plan, current, entered_on)
-        data, notes = migrate_data(plan, current.data, computed)
+        data, notes, unknown = migrate_data(plan, current.data, conversion, computed)
         if move.reopen:
             notes.insert(0, f"reopened from final state {current.state}")
+        if unknown:  # written since the values were read: a new run matches or maps them
+            reason = f"not matched to a register entry: {', '.join(unknown)}; run the plan again"
+            base = (current.id, current.state, move.to)
+            return InstanceOutcome(*base, "refused", reason, tuple(notes))
         clean, errors = target.schema.validate(data)
         errors = ([failed] if failed else []) + errors
         if not errors:

@@ -1,0 +1,119 @@
+"""The recipients directory's people, derived from the person register.
+
+Who works at the NPM, their email and the workflow roles they hold are kept once, in the
+person register (workflow ``person``). :class:`PersonRegisterDirectory` reads its active
+entries (re-read at most every ``interval`` seconds) and puts them in front of the
+recipients directory file, which keeps what the register does not hold:
+
+- webhook endpoints and the defaults (locale, channel);
+- recipients outside the NPM (an authority's focal point with its ``body`` and
+  ``consent_uses``, a duty desk reading the log);
+- for a person of the register (same id), how to reach them: ``locale``, ``channel``,
+  ``body``, ``consent_uses`` and ``active`` (the register has no locale). Their name, email
+  and roles always come from the register.
+
+A person's directory id is their register entry id, so assignees (``assigned_to``) name
+entries of the register.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from opcatflow.engine.instance import Instance
+from opcatflow.engine.ports import Store
+from opcatflow.engine.refs import ACTIVE
+from opcatflow.notifications.directory import Directory, DirectorySource, DirectorySpec, Person
+
+PERSON = "person"
+PAGE = 500
+
+
+def register_people(entries: Iterator[Instance] | list[Instance]) -> dict[str, dict[str, Any]]:
+    """Entry id -> what the register says of that person (name, email, roles)."""
+    return {
+        e.id: {
+            "name": e.data.get("name"),
+            "email": e.data.get("email"),
+            "roles": e.data.get("roles"),
+        }
+        for e in entries
+    }
+
+
+def merged_directory(base: Directory, people: Mapping[str, Mapping[str, Any]]) -> Directory:
+    """``base`` with the register's people in front: name, email and roles from the
+    register; how to reach them from ``base`` when it lists the same id. An entry the
+    directory cannot hold (an invalid email address) is left out."""
+    listed = []
+    for person_id, said in people.items():
+        own = base.people.get(person_id)
+        values = own.model_dump() if own is not None else {"id": person_id}
+        values.update({k: v for k, v in said.items() if v is not None})
+        try:
+            listed.append(Person.model_validate(values))
+        except ValidationError:
+            continue  # the register checks its own fields; a bad address reaches nobody
+    others = [p for p in base.spec.people if p.id not in people]
+    spec = DirectorySpec(
+        defaults=base.defaults, people=[*listed, *others], webhooks=base.spec.webhooks
+    )
+    return Directory(spec, list(base.endpoints.values()))
+
+
+class PersonRegisterDirectory:
+    """A :class:`DirectorySource`: the person register's people over a directory file.
+
+    Args:
+        store: the database holding the register.
+        base: the recipients directory file (webhooks, defaults, outside recipients).
+        interval: seconds between reads of the register.
+        timer: monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        base: DirectorySource,
+        *,
+        interval: float = 1.0,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.base = base
+        self.interval = interval
+        self.timer = timer
+        self._lock = threading.Lock()
+        self._people: dict[str, dict[str, Any]] | None = None
+        self._read_at = 0.0
+        self._built: tuple[Directory, Directory] | None = None  # (base, merged)
+
+    def current(self) -> Directory:
+        """The directory: the register re-read once ``interval`` has passed, merged again
+        when it or the file changed."""
+        with self._lock:
+            now = self.timer()
+            if self._people is None or now - self._read_at >= self.interval:
+                self._people = register_people(list(self._entries()))
+                self._read_at = now
+                self._built = None
+            base = self.base.current()
+            if self._built is None or self._built[0] is not base:
+                self._built = (base, merged_directory(base, self._people))
+            return self._built[1]
+
+    def _entries(self) -> Iterator[Instance]:
+        after: tuple[datetime, str] | None = None
+        while True:
+            with self.store.read() as uow:
+                page = uow.instances.query(workflow=PERSON, state=ACTIVE, after=after, limit=PAGE)
+            yield from page
+            if len(page) < PAGE:
+                return
+            after = (page[-1].created_at, page[-1].id)

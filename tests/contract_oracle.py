@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hypothesis import strategies as st
+from registerkit import AUTHORITIES, PEOPLE, PLACES, THEMES
 
 from opcatflow.engine import CompiledWorkflow
 from opcatflow.engine.definition import FieldSpec, FieldType, TransitionSpec
@@ -32,7 +33,13 @@ _SCALARS: dict[FieldType, st.SearchStrategy[Any]] = {
 }
 
 
+# A reference names an entry the test database holds (registerkit.seed)
+_ENTRIES = {"authority": AUTHORITIES, "place": PLACES, "theme": THEMES, "person": PEOPLE}
+
+
 def _item(kind: FieldType, spec: FieldSpec, name: str) -> st.SearchStrategy[Any]:
+    if kind is FieldType.REF:
+        return st.sampled_from(sorted(_ENTRIES[spec.register_id or ""]))
     if kind is FieldType.ENUM:
         return st.sampled_from(spec.values or [])
     if spec.personal and kind in (FieldType.STRING, FieldType.TEXT):
@@ -50,7 +57,7 @@ def value_of(name: str, spec: FieldSpec) -> st.SearchStrategy[Any]:
 
 def known(wf: CompiledWorkflow) -> dict[str, FieldSpec]:
     """The fields this oracle can make values for (types it knows)."""
-    kinds = {*_SCALARS, FieldType.ENUM, FieldType.LIST}
+    kinds = {*_SCALARS, FieldType.ENUM, FieldType.LIST, FieldType.REF}
     return {n: f for n, f in wf.definition.fields.items() if f.type in kinds}
 
 

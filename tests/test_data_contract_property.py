@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import registerkit
 import structlog
 from casework import catalog
 from contract_oracle import (
@@ -176,6 +177,7 @@ def test_through_engine_no_step_writes_outside_its_transition(db_url: str) -> No
     store.close()
     clock = FrozenClock(NOW)
     with Engine(SQLAlchemyStore(db_url), catalog(), registry, clock=clock, logger=QUIET) as eng:
+        registerkit.seed(eng)  # the entries the references name
 
         @settings(
             max_examples=40,
@@ -225,6 +227,7 @@ def test_through_http_no_step_writes_outside_its_transition_or_shows_a_withheld_
     bundled_api: BundledApi,
 ) -> None:
     eng, client, tokens = bundled_api.engine, bundled_api.client, bundled_api.tokens
+    registerkit.seed(eng)  # the entries the references name
 
     def as_role(role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {tokens[role]}"}

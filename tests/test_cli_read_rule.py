@@ -69,7 +69,9 @@ def test_the_cli_may_not_write_a_field_its_role_may_not_read(cli: Run) -> None: 
 def test_show_and_history_as_the_liaison_withhold_an_unannounced_visits_dates(
     cli: Run,  # noqa: F811
 ) -> None:
-    data = {"kind": "regular", "place": "Prison A", "unannounced": True, "planned_on": "2026-05-04"}
+    place = {"name": "Prison A", "place_type": "prison"}
+    cli("start", "place", *COORDINATOR, "--id", "prison-a", "--data", json.dumps(place), "-q")
+    data = {"kind": "regular", "place": "prison-a", "unannounced": True, "planned_on": "2026-05-04"}
     started = cli("start", "visit", *COORDINATOR, "--data", json.dumps(data), "-q")
     visit = started.stdout.strip()
     shown = json.loads(cli("show", visit, "--role", "liaison", "--json").stdout)

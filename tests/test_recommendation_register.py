@@ -125,8 +125,7 @@ def test_a_rejected_recommendation_restated_after_a_follow_up_visit(desk: Desk) 
         original, "close", HEAD, {"closing_reason": "Rejected; to be restated after a visit."}
     )
 
-    # a place entry whose id is also a valid place name (a visit names its place either way)
-    places(desk, "central-remand-prison")
+    # the place the desk's registers hold (registerkit)
     visit = desk.start(
         "visit", COORDINATOR, {"kind": "follow_up", "place": "central-remand-prison"}
     )

@@ -154,10 +154,10 @@ def test_access_denied_is_kept_and_escalated_to_the_authority(desk: Desk) -> Non
     )
     [urgent] = desk.children(visit)
     assert (urgent.workflow_id, urgent.state) == ("recommendation", "issued")
-    assert (urgent.data["urgent"], urgent.data["addressee"], urgent.data["place"]) == (
+    assert (urgent.data["urgent"], urgent.data["addressee"], urgent.data["places"]) == (
         True,
         AUTHORITY,
-        PLACE,
+        [PLACE],
     )
     assert urgent.data["text"] == (
         "Grant the visiting team the access it was denied: The disciplinary cells"

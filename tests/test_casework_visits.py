@@ -137,8 +137,9 @@ def test_a_visit_from_planning_to_closure(desk: Desk) -> None:
     recommendations = [c for c in desk.children(visit) if c.workflow_id == "recommendation"]
     assert sorted(r.data["text"] for r in recommendations) == sorted(RECOMMENDATIONS)
     assert {
-        (r.state, r.data["source"], r.data["addressee"], r.data["place"]) for r in recommendations
-    } == {("issued", "npm_visit", AUTHORITY, PLACE)}
+        (r.state, r.data["source"], r.data["addressee"], tuple(r.data["places"]))
+        for r in recommendations
+    } == {("issued", "npm_visit", AUTHORITY, (PLACE,))}
 
     persons = [{"ref": "P1", "name": "T. Varga"}, {"ref": "P2", "name": "J. Doe"}]
     desk.fire(visit, "record_consent", COORDINATOR, recorded(*persons))

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import registerkit
 import yaml
 from casework import COORDINATOR, HEAD, LIAISON, MEMBER, PLACE, Desk, catalog
 from http_server import BundledApi, bundled_api_fixture, live_server_fixture  # noqa: F401
@@ -87,7 +88,7 @@ def test_an_unannounced_visits_dates_reach_no_liaison_and_no_message_before_it_s
         COORDINATOR,
         {"kind": "regular", "place": PLACE, "unannounced": True, "planned_on": DAYS[0]},
     )
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": ["A. Diallo"]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [registerkit.DIALLO]})
     desk.fire(visit, "postpone", HEAD, {"postponed_until": DAYS[1]}, reason=f"not before {DAYS[1]}")
     desk.fire(visit, "reschedule", COORDINATOR, {"planned_on": DAYS[2]})
     seen = desk.as_liaison(visit)
@@ -131,13 +132,20 @@ def test_the_http_api_withholds_an_unannounced_visits_dates_from_the_liaison(
     bundled_api: BundledApi,
 ) -> None:
     api, engine = bundled_api, bundled_api.engine
+    registerkit.seed(engine)  # the visit's place and team member
     visit = engine.start(
         "visit",
         actor="s.nakamura",
         role="coordinator",
         data={"kind": "regular", "place": PLACE, "unannounced": True, "planned_on": DAYS[0]},
     ).id
-    engine.fire(visit, "plan", actor="s.nakamura", role="coordinator", data={"team_members": ["A"]})
+    engine.fire(
+        visit,
+        "plan",
+        actor="s.nakamura",
+        role="coordinator",
+        data={"team_members": [registerkit.DIALLO]},
+    )
 
     def get(path: str, role: str, **params: Any) -> Any:
         return api.client.get(path, headers=api.auth(role), params=params)

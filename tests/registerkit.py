@@ -61,9 +61,15 @@ def _add(engine: Engine, register: str, entries: dict[str, dict[str, Any]]) -> N
     engine.start_many(register, rows, actor="registrar", role=role)  # one transaction
 
 
+def seed_authorities(engine: Engine) -> None:
+    """Only the authorities (a recommendation's addressee), for tests that seed their own
+    places."""
+    _add(engine, "authority", AUTHORITIES)
+
+
 def seed(engine: Engine) -> None:
     """The entries above, each under its chosen id (once per database)."""
-    _add(engine, "authority", AUTHORITIES)
+    seed_authorities(engine)
     _add(engine, "place", {i: {**d, "authority": PLACE_AUTHORITY[i]} for i, d in PLACES.items()})
     _add(engine, "theme", THEMES)
     _add(engine, "person", {i: {**d, "user": i} for i, d in PEOPLE.items()})

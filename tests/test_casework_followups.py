@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 from casework import CASEWORKER, COORDINATOR, HEAD, LIAISON, MEMBER, PLACE, SCHEDULER, Desk
+from registerkit import AUTHORITY
 
 from opcatflow.engine import FrozenClock
 from opcatflow.engine.scheduler import Scheduler
 
 CAT = {
     "source": "cat",
-    "addressee": "Ministry of the Interior",
+    "addressee": AUTHORITY,
     "text": "Ensure that every person detained by the police has access to a doctor.",
     "reference": "Concluding observations, para. 12",
     "theme": "health care",

@@ -15,7 +15,6 @@ import registerkit
 import yaml
 from casework import COORDINATOR, HEAD, LIAISON, MEMBER, PLACE, Desk, catalog
 from http_server import BundledApi, bundled_api_fixture, live_server_fixture  # noqa: F401
-from registerkit import DIALLO
 
 from opcatflow.adapters.views import instance_view, record_view
 from opcatflow.engine import Engine, FrozenClock, SQLAlchemyStore
@@ -89,7 +88,7 @@ def test_an_unannounced_visits_dates_reach_no_liaison_and_no_message_before_it_s
         COORDINATOR,
         {"kind": "regular", "place": PLACE, "unannounced": True, "planned_on": DAYS[0]},
     )
-    desk.fire(visit, "plan", COORDINATOR, {"team_members": [DIALLO]})
+    desk.fire(visit, "plan", COORDINATOR, {"team_members": [registerkit.DIALLO]})
     desk.fire(visit, "postpone", HEAD, {"postponed_until": DAYS[1]}, reason=f"not before {DAYS[1]}")
     desk.fire(visit, "reschedule", COORDINATOR, {"planned_on": DAYS[2]})
     seen = desk.as_liaison(visit)
@@ -133,7 +132,7 @@ def test_the_http_api_withholds_an_unannounced_visits_dates_from_the_liaison(
     bundled_api: BundledApi,
 ) -> None:
     api, engine = bundled_api, bundled_api.engine
-    registerkit.seed(engine)  # the place and the team member the visit names
+    registerkit.seed(engine)  # the visit's place and team member
     visit = engine.start(
         "visit",
         actor="s.nakamura",
@@ -141,7 +140,11 @@ def test_the_http_api_withholds_an_unannounced_visits_dates_from_the_liaison(
         data={"kind": "regular", "place": PLACE, "unannounced": True, "planned_on": DAYS[0]},
     ).id
     engine.fire(
-        visit, "plan", actor="s.nakamura", role="coordinator", data={"team_members": [DIALLO]}
+        visit,
+        "plan",
+        actor="s.nakamura",
+        role="coordinator",
+        data={"team_members": [registerkit.DIALLO]},
     )
 
     def get(path: str, role: str, **params: Any) -> Any:

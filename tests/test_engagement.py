@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from casework import COORDINATOR, HEAD, LIAISON, MEMBER, Desk
-from registerkit import HOSPITAL, PLACE, POLICE
+from registerkit import AUTHORITY, HEALTH, HOSPITAL, PLACE, POLICE
 
 from opcatflow.engine import FrozenClock, compile_text
 from opcatflow.engine.agenda import agenda
@@ -158,7 +158,7 @@ def test_a_upr_review_moved_to_another_session_anchors_the_next_cycle_on_the_hel
         cycle,
         "adopt_outcome",
         HEAD,
-        {"outcome_adopted_on": "2027-09-20", "recommendations_addressee": "Foreign Ministry"},
+        {"outcome_adopted_on": "2027-09-20", "recommendations_addressee": HEALTH},
     )
     assert {(r.workflow_id, r.data["source"]) for r in desk.children(cycle)} == {
         ("recommendation", "upr")
@@ -274,7 +274,7 @@ def test_cat_follow_up_counts_from_the_last_day_of_the_session_and_the_cycle_rep
     observations = {
         "observations_adopted_on": "2030-07-29",
         "recommendations": ["Independent complaints body", "Record all injuries"],
-        "recommendations_addressee": "Ministry of Justice",
+        "recommendations_addressee": AUTHORITY,
     }
     too_many = {**observations, "followup_recommendations": ["a", "b", "c", "d", "e"]}
     desk.refused(cycle, "record_observations", HEAD, too_many)
@@ -364,7 +364,7 @@ def test_a_postponed_spt_visit_keeps_its_history_and_recomputes_its_deadlines(
         {
             "report_published_on": "2029-03-10",
             "recommendations": ["Close the basement cells"],
-            "recommendations_addressee": "Ministry of Justice",
+            "recommendations_addressee": AUTHORITY,
         },
     )
     [recommendation] = [c for c in desk.children(visit) if c.workflow_id == "recommendation"]
@@ -448,7 +448,7 @@ def test_a_special_procedure_visit_opens_recommendations_and_reprisal_follow_ups
         {
             "report_published_on": "2028-03-01",
             "recommendations": ["End solitary confinement of minors"],
-            "recommendations_addressee": "Ministry of Justice",
+            "recommendations_addressee": AUTHORITY,
         },
     )
     desk.fire(visit, "close", HEAD, {"outcome": "cited in the NPM's annual report"})

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 import pytest
+import registerkit
 import yaml
 from casework import catalog
 from notify_helpers import rows
@@ -49,6 +50,8 @@ class Desk:
         store = SQLAlchemyStore(db_url)
         store.ensure_schema()
         store.close()
+        with self.engine() as eng:
+            registerkit.seed_authorities(eng)  # the recommendations' addressee
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:
@@ -122,7 +125,7 @@ def to_follow_up(desk: Desk) -> str:
         HEAD,
         observations_adopted_on="2030-05-10",
         recommendations=["Record all injuries"],
-        recommendations_addressee="Ministry of Justice",
+        recommendations_addressee=registerkit.AUTHORITY,
     )
     desk.fire(cycle, "send_followup_information", HEAD)  # the NPM's part, on time
     return cycle
@@ -295,7 +298,7 @@ def test_a_follow_up_counted_from_an_estimated_last_day_says_so(desk: Desk) -> N
         HEAD,
         observations_adopted_on="2030-05-10",
         recommendations=["Record all injuries"],
-        recommendations_addressee="Ministry of Justice",
+        recommendations_addressee=registerkit.AUTHORITY,
     )
     assert desk.data(cycle)["observations_session_last_day_estimated"] is True
     with desk.engine() as eng:

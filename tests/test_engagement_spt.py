@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 import pytest
 from casework import COORDINATOR, HEAD, LIAISON, Desk
-from registerkit import PLACE, POLICE
+from registerkit import AUTHORITY, PLACE, POLICE
 
 from opcatflow.adapters.cli.calendar import engagement_calendar
 from opcatflow.engine import FrozenClock
@@ -101,7 +101,7 @@ def test_the_reports_and_replies_come_in_any_order_years_apart(desk: Desk) -> No
             "report_published_on": "2029-08-20",
             "report_published_on_source": "CAT/OP/XXX/1",
             "recommendations": ["Close the basement cells"],
-            "recommendations_addressee": "Ministry of Justice",
+            "recommendations_addressee": AUTHORITY,
         },
     )
     desk.fire(
@@ -117,7 +117,7 @@ def test_the_reports_and_replies_come_in_any_order_years_apart(desk: Desk) -> No
     again = {
         "report_published_on": "2029-08-20",
         "recommendations": ["Close the basement cells"],
-        "recommendations_addressee": "Ministry of Justice",
+        "recommendations_addressee": AUTHORITY,
     }
     refusal = desk.refused(visit, "report_made_public", HEAD, again)
     assert "followed already" in refusal.reason

@@ -10,6 +10,7 @@ from datetime import date, datetime
 
 import pytest
 from casework import HEAD, MEMBER, Desk
+from registerkit import HEALTH
 
 from opcatflow.adapters.cli.calendar import engagement_calendar
 from opcatflow.engine import FrozenClock
@@ -92,7 +93,7 @@ def test_only_the_review_day_anchors_what_follows(desk: Desk) -> None:
         cycle,
         "adopt_outcome",
         HEAD,
-        {"outcome_adopted_on": "2032-03-10", "recommendations_addressee": "Foreign Ministry"},
+        {"outcome_adopted_on": "2032-03-10", "recommendations_addressee": HEALTH},
     )
     # Two years after the review day: 12 November 2033.
     assert obligations(desk, cycle)["mid_term_report"] == ("pending", date(2033, 11, 12))

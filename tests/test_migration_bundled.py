@@ -35,6 +35,7 @@ PREVIOUS = Path(__file__).parent / "fixtures" / "previous"
 DATA: dict[str, dict[str, Any]] = {
     # Free text the register conversions (complaint-5-6, visit-5-6...) match to the entries
     # registerkit seeds: exactly, or ignoring case.
+    "cat_cycle": {"recommendations_addressee": "ministry of justice"},
     "complaint": {
         "source": "detained_person",
         "channel": "mail",
@@ -58,10 +59,18 @@ DATA: dict[str, dict[str, Any]] = {
         "place": "NORTH POLICE STATION",
     },
     "visit": {"kind": "regular", "place": "Central Remand Prison"},
-    "upr_cycle": {"session_start": "2027-01-25"},
+    "upr_cycle": {"session_start": "2027-01-25", "recommendations_addressee": "MINISTRY OF HEALTH"},
     "spt_advisory": {"year_starts_on": "2026-01-01"},
-    "spt_visit": {"visit_kind": "country", "places_seen": ["Central Remand Prison"]},
-    "sp_visit": {"body": "special_procedure", "reprisal_place": "St Anne psychiatric hospital"},
+    "spt_visit": {
+        "visit_kind": "country",
+        "places_seen": ["Central Remand Prison"],
+        "recommendations_addressee": "Ministry of Justice",
+    },
+    "sp_visit": {
+        "body": "special_procedure",
+        "reprisal_place": "St Anne psychiatric hospital",
+        "recommendations_addressee": " ministry of health ",
+    },
     "referral": {
         "body": "police_ombudsperson",
         "shares": "preliminary_findings",

@@ -24,6 +24,7 @@ from opcatflow.engine import (
     FrozenClock,
     Instance,
     SQLAlchemyStore,
+    TransitionRefused,
     compile_text,
     load_catalog,
 )
@@ -126,10 +127,14 @@ def test_its_version_1_instances_fire_on_their_stored_definitions(old_engine: En
         "factual: Block C holds 40, not 60.",
         "factual: The yard is 30 m2, not 20.",
     ]
-    adopted = eng.fire(visit.id, "adopt_final_report", actor=HEAD[0], role=HEAD[1])
-    assert (adopted.state, adopted.workflow_version) == ("final_report", 1)
-    opened = [c.data["text"] for c in eng.children(visit.id) if c.workflow_id == "recommendation"]
-    assert opened == ["End detention of children"]
+    # Version 1 names the addressee in free text; the recommendation it opens (version 4)
+    # takes an authority-register id: the firing is refused whole, until the visit is
+    # migrated (the visit plans convert report_addressee to an id).
+    with pytest.raises(TransitionRefused) as refused:
+        eng.fire(visit.id, "adopt_final_report", actor=HEAD[0], role=HEAD[1])
+    assert "cannot open 'recommendation': addressee: expected an entry id" in str(refused.value)
+    assert (eng.get(visit.id).state, eng.get(visit.id).workflow_version) == ("factual_check", 1)
+    assert not [c for c in eng.children(visit.id) if c.workflow_id == "recommendation"]
 
     recommendation = _one(eng, "recommendation", "escalated")
     step = {"escalation_step": "Letter to parliament's committee"}

@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import registerkit
 from casework import catalog
+from registerkit import HEALTH
 from typer.testing import CliRunner, Result
 
 from opcatflow.adapters.cli import app
@@ -36,7 +38,7 @@ def backlog(n: int) -> list[dict[str, str]]:
         row = {
             "key": f"R-{i}",
             "source": ("npm_visit", "spt", "cat", "upr")[i % 4],
-            "addressee": "ministry-of-justice",
+            "addressee": registerkit.AUTHORITY,
             "text": f"Recommendation {i} of the {year} report.",
             "places": "north-prison;south-station" if i % 2 else "north-prison",
             "priority": "high",
@@ -88,6 +90,7 @@ def test_a_backlog_of_500_fails_whole_on_one_bad_row_then_imports(
     db_url: str, tmp_path: Path
 ) -> None:
     with opened(db_url) as engine:
+        registerkit.seed_authorities(engine)
         for place_id in ("north-prison", "south-station"):
             data = {"name": place_id.replace("-", " ").title(), "place_type": "prison"}
             engine.start("place", actor="r.haddad", role="head", data=data, instance_id=place_id)
@@ -135,10 +138,12 @@ def test_a_rule_a_row_breaks_is_found_on_the_rows_line_and_nothing_is_imported(
     db_url: str, tmp_path: Path
 ) -> None:
     rows: list[dict[str, Any]] = [
-        {"source": "cat", "addressee": "interior", "text": "A.", "sent_on": "2021-03-01"},
-        {"source": "cat", "addressee": "interior", "text": "B.", "closing_reason": "Old."},
-        {"source": "cat", "addressee": "interior", "text": "C.", "repeats": "no-such-one"},
+        {"source": "cat", "addressee": HEALTH, "text": "A.", "sent_on": "2021-03-01"},
+        {"source": "cat", "addressee": HEALTH, "text": "B.", "closing_reason": "Old."},
+        {"source": "cat", "addressee": HEALTH, "text": "C.", "repeats": "no-such-one"},
     ]
+    with opened(db_url) as engine:
+        registerkit.seed_authorities(engine)
     path = tmp_path / "backlog.json"
     text = json.dumps(rows, indent=1)
     path.write_text(text, "utf-8")
@@ -152,6 +157,14 @@ def test_a_rule_a_row_breaks_is_found_on_the_rows_line_and_nothing_is_imported(
     assert lines[1] == (
         f"{path}:{starts[2]}: link_repeat: repeats_an_earlier_recommendation: "
         "repeats: 'no-such-one' is not a recommendation"
+    )
+    # the addressee is an authority entry's id: a name is refused on its row
+    path.write_text(json.dumps([{**rows[0], "addressee": "Ministry of Health"}]), "utf-8")
+    refused = run(db_url, "import", "recommendations", str(path))
+    assert refused.exit_code == 11, refused.output
+    assert refused.stderr.splitlines()[0] == (
+        f"{path}:1: start: addressee: expected an entry id (lowercase letters, "
+        "digits, '_', '.', '-'), got 'Ministry of Health'"
     )
     with opened(db_url) as engine:
         assert count(engine) == 0
@@ -176,6 +189,7 @@ def test_a_json_row_with_its_assessments_over_the_years(db_url: str, tmp_path: P
         # the place's register id is also a valid place name (a visit names its place either way)
         place = {"name": "Central Remand Prison", "place_type": "prison"}
         engine.start("place", actor="r.haddad", role="head", data=place, instance_id="crp")
+        registerkit.seed_authorities(engine)
         visit = engine.start(
             "visit", actor="s.nakamura", role="coordinator",
             data={"kind": "follow_up", "place": "crp"},
@@ -183,7 +197,7 @@ def test_a_json_row_with_its_assessments_over_the_years(db_url: str, tmp_path: P
     row = {
         "key": "UPR-3-114",
         "source": "upr",
-        "addressee": "ministry-of-justice",
+        "addressee": registerkit.AUTHORITY,
         "text": "Establish an independent complaints mechanism for prisons.",
         "sent_on": "2022-11-14",
         "position": "supported",

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+import registerkit
 from casework import COORDINATOR, HEAD, LIAISON, MEMBER, Desk
 from http_server import BundledApi, bundled_api_fixture, live_server_fixture  # noqa: F401
 from migration_helpers import place
@@ -25,7 +26,7 @@ from opcatflow.workflows.recommendation_rules import latest
 
 REPORT = {
     "source": "npm_visit",
-    "addressee": "ministry-of-justice",
+    "addressee": registerkit.AUTHORITY,
     "text": "Give every person in police custody access to a doctor within 24 hours.",
     "document_symbol": "NPM/2026/07",
     "paragraph": "41",
@@ -125,10 +126,8 @@ def test_a_rejected_recommendation_restated_after_a_follow_up_visit(desk: Desk) 
         original, "close", HEAD, {"closing_reason": "Rejected; to be restated after a visit."}
     )
 
-    # the place the desk's registers hold (registerkit)
-    visit = desk.start(
-        "visit", COORDINATOR, {"kind": "follow_up", "place": "central-remand-prison"}
-    )
+    # the desk's register holds the place (registerkit)
+    visit = desk.start("visit", COORDINATOR, {"kind": "follow_up", "place": registerkit.PLACE})
     restated = desk.start("recommendation", MEMBER, {**REPORT, "document_symbol": "NPM/2026/19"})
     assert (
         "is not a recommendation"
@@ -218,9 +217,10 @@ V3_STATES = [
 
 def test_the_plan_moves_v3_recommendations_in_every_state_finals_included(engine: Engine) -> None:
     store_previous(engine, "recommendation", 3)
+    registerkit.seed_authorities(engine)
     data = {
         "source": "cpt",
-        "addressee": "Ministry of the Interior",
+        "addressee": "ministry of justice",  # free text: the plan matches it to the register
         "text": "Record every use of restraint.",
         "reference": "CPT/Inf (2025) 12, para. 30",
         "sent_on": "2025-05-02",
@@ -246,6 +246,7 @@ def test_the_plan_moves_v3_recommendations_in_every_state_finals_included(engine
         moved = engine.get(instance_id)
         assert moved.workflow_version == 4
         assert (moved.data["source"], moved.data["source_body"]) == ("other_body", "CPT")
+        assert moved.data["addressee"] == registerkit.AUTHORITY
         assert "assessment" not in moved.data
         if state in (
             "implemented",
@@ -275,6 +276,7 @@ def test_the_plan_moves_v3_recommendations_in_every_state_finals_included(engine
 
 def test_a_places_recommendations_over_http(bundled_api: BundledApi) -> None:
     engine = bundled_api.engine
+    registerkit.seed_authorities(engine)
     for place_id in ("north-prison", "south-station"):
         data = {"name": place_id, "place_type": "prison"}
         engine.start("place", actor="r.haddad", role="head", data=data, instance_id=place_id)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import registerkit
 
 from opcatflow.engine import Engine, FrozenClock
 from opcatflow.engine.loader import load_catalog
@@ -25,11 +26,12 @@ def engine(store: Store) -> Iterator[Engine]:
     clock = FrozenClock(datetime(2026, 2, 1, 15, tzinfo=UTC))
     settings = Settings.from_text("calendar: {timezone: America/Mexico_City}\n")
     with Engine(store, CATALOG, registry, clock=clock, settings=settings) as eng:
+        registerkit.seed_authorities(eng)  # the recommendations' addressee
         yield eng
 
 
 def recommendation(engine: Engine, places: list[str], *statuses: str) -> str:
-    data: dict[str, Any] = {"source": "spt", "addressee": "Ministry of Justice",
+    data: dict[str, Any] = {"source": "spt", "addressee": registerkit.AUTHORITY,
                             "text": "Medical screening on arrival", "places": places}  # fmt: skip
     rec = engine.start("recommendation", data=data, **HEAD).id
     clock = engine.clock

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from opcatflow.engine.errors import InstanceNotFound
 from opcatflow.engine.instance import Instance
+from opcatflow.engine.ports import UnitOfWork
 from opcatflow.engine.refs import ACTIVE, MERGED, MERGED_INTO, RETIRED, RETIRED_ON
 from opcatflow.engine.registry import Lookup
 
@@ -46,6 +47,18 @@ class RegisterEntry:
     def as_ref(self) -> dict[str, str]:
         """How views show a reference to it."""
         return {"id": self.id, "title": self.title}
+
+
+def _lookup_in(uow: UnitOfWork) -> Lookup:
+    """Read an instance in this unit of work, or None when there is none."""
+
+    def lookup(instance_id: str) -> Instance | None:
+        try:
+            return uow.instances.get(instance_id)
+        except InstanceNotFound:
+            return None
+
+    return lookup
 
 
 def follow_merges(lookup: Lookup, entry_id: str) -> Instance | None:
@@ -147,14 +160,7 @@ class Registers:
         """
         wf = self._register(register)
         with self._engine.store.read() as uow:
-
-            def lookup(instance_id: str) -> Instance | None:
-                try:
-                    return uow.instances.get(instance_id)
-                except InstanceNotFound:
-                    return None
-
-            entry = follow_merges(lookup, entry_id)
+            entry = follow_merges(_lookup_in(uow), entry_id)
         if entry is None or entry.workflow_id != register:
             return None
         return entry_of(self._engine.workflow(wf.id, entry.workflow_version), entry, at)
@@ -165,13 +171,7 @@ class Registers:
         are left out."""
         found: dict[str, RegisterEntry] = {}
         with self._engine.store.read() as uow:
-
-            def lookup(instance_id: str) -> Instance | None:
-                try:
-                    return uow.instances.get(instance_id)
-                except InstanceNotFound:
-                    return None
-
+            lookup = _lookup_in(uow)
             for entry_id in dict.fromkeys(entry_ids):
                 entry = follow_merges(lookup, entry_id)
                 if entry is None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import typer
 
+from opcatflow.adapters.rowfile import RowProblem
 from opcatflow.engine import (
     AmbiguousId,
     ConcurrentUpdate,
@@ -133,3 +134,14 @@ def describe(err: Exception) -> tuple[str, int]:
     message = str(err).strip().splitlines()
     text = f"{type(err).__name__}: {message[0]}" if message else type(err).__name__
     return f"unexpected {text} (run with --debug for the traceback)", UNEXPECTED
+
+
+def refuse_rows(path: str, problems: list[RowProblem], rows: int) -> typer.Exit:
+    """Print each problem of a file of rows at its line; the exit of an import refused whole."""
+    for problem in problems:
+        typer.echo(f"{path}:{problem.line}: {problem.message}", err=True)
+    lines = len({p.line for p in problems})
+    return fail(
+        f"nothing imported: {len(problems)} problem(s) in {lines} of {rows} row(s)",
+        IMPORT_REFUSED,
+    )

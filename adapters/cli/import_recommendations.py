@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from opcatflow.adapters.cli import output as out
-from opcatflow.adapters.cli.errors import IMPORT_REFUSED, fail
+from opcatflow.adapters.cli.errors import refuse_rows
 from opcatflow.adapters.cli.options import Actor, Json, Reason, settings
 from opcatflow.adapters.recommendation_rows import ROLE, plan_rows
 from opcatflow.adapters.rowfile import RowFileError, RowProblem, read_rows
@@ -45,16 +45,16 @@ def recommendations(
     try:
         rows = read_rows(file)
     except RowFileError as err:
-        raise _refused(str(file), err.problems, 0) from None
+        raise refuse_rows(str(file), err.problems, 0) from None
     cases, problems = plan_rows(rows)
     if problems:
-        raise _refused(str(file), problems, len(rows))
+        raise refuse_rows(str(file), problems, len(rows))
     with opts.engine() as engine:
         try:
             entered = enter_cases(engine, cases, actor=actor, role=ROLE, reason=reason)
         except BatchFailed as err:
             failed = [RowProblem(f.line, f"{f.step}: {f.message}") for f in err.failures]
-            raise _refused(str(file), failed, len(rows)) from None
+            raise refuse_rows(str(file), failed, len(rows)) from None
     summary = summarise(entered)
     if as_json:
         out.print_json({**asdict(summary), "instances": [e.instance_id for e in entered]})
@@ -65,16 +65,6 @@ def recommendations(
     if overdue:
         listed = ", ".join(f"{n} {deadline}" for deadline, n in sorted(overdue.items()))
         out.echo(f"already overdue, recorded as due: {listed} (opcatflow deadlines --overdue)")
-
-
-def _refused(path: str, problems: list[RowProblem], rows: int) -> typer.Exit:
-    for problem in problems:
-        typer.echo(f"{path}:{problem.line}: {problem.message}", err=True)
-    lines = len({p.line for p in problems})
-    return fail(
-        f"nothing imported: {len(problems)} problem(s) in {lines} of {rows} row(s)",
-        IMPORT_REFUSED,
-    )
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from opcatflow.adapters.cli import output as out
-from opcatflow.adapters.cli.errors import IMPORT_REFUSED, USAGE, fail
+from opcatflow.adapters.cli.errors import USAGE, fail, refuse_rows
 from opcatflow.adapters.cli.import_recommendations import recommendations
 from opcatflow.adapters.cli.options import Actor, Json, Reason, Role, settings
 from opcatflow.adapters.rowfile import Row, RowFileError, RowProblem, read_rows
@@ -80,16 +80,6 @@ def _new_instance(wf: CompiledWorkflow, row: Row) -> NewInstance | RowProblem:
     return NewInstance(values, entry_id.strip() if entry_id else None, f"line {row.line}")
 
 
-def _report(path: str, problems: list[RowProblem], rows: int) -> typer.Exit:
-    for problem in problems:
-        typer.echo(f"{path}:{problem.line}: {problem.message}", err=True)
-    lines = len({p.line for p in problems})
-    return fail(
-        f"nothing imported: {len(problems)} problem(s) in {lines} of {rows} row(s)",
-        IMPORT_REFUSED,
-    )
-
-
 @import_app.command("register")
 def register(
     ctx: typer.Context,
@@ -110,7 +100,7 @@ def register(
     try:
         rows = read_rows(file)
     except RowFileError as err:
-        raise _report(path, err.problems, 0) from None
+        raise refuse_rows(path, err.problems, 0) from None
     with settings(ctx).engine() as engine:
         registers = sorted(wf.id for wf in engine.catalog.latest() if wf.definition.as_register)
         if kind not in registers:
@@ -137,7 +127,7 @@ def register(
             started = []
         if problems:
             problems.sort(key=lambda p: p.line)
-            raise _report(path, problems, len(rows))
+            raise refuse_rows(path, problems, len(rows))
     if as_json:
         out.print_json({"register": kind, "imported": [i.id for i in started]})
     else:

@@ -216,9 +216,16 @@ def context_for(
                     withheld.append(name)
         if reason is not None:  # the actor's words may give the dates away
             reason = WITHHELD
+    # A field that is no reference in this instance's version (free text before the
+    # registers), or whose value is withheld from this recipient, reads as ``data`` shows it
+    titles = dict(base.get("titles", {}))
+    for name, value in shown.data.items():
+        if name not in titles or name in withheld:
+            titles[name] = value
     context = {
         **base,
         "data": shown.data,
+        "titles": titles,
         "withheld": withheld,
         "reason": reason,
         "recipient": dict(recipient),

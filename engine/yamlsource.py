@@ -7,10 +7,16 @@ bounded, and every key path maps to its line and column for error messages.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from opcatflow.engine.errors import DefinitionError, Problem
 from opcatflow.engine.limits import YAML_BYTES, YAML_DEPTH, YAML_NODES
@@ -51,29 +57,57 @@ class Located:
         return Problem(self.path, line, column, message)
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe composer, refusing collections nested deeper than the limit as it meets
-    them (its composer recurses once per level: 50,000 levels would be a RecursionError)."""
+class _Composer(Composer, Resolver):
+    """PyYAML's composer, refusing collections nested deeper than the limit as it meets them
+    (it recurses once per level: 50,000 levels would be a RecursionError). No constructor runs:
+    values are built by _Builder. The events come from a parser mixed in below."""
 
-    def __init__(self, text: str, path: str) -> None:
-        super().__init__(text)
+    peek_event: Callable[[], yaml.Event | None]
+
+    def __init__(self, path: str) -> None:
+        Composer.__init__(self)
+        Resolver.__init__(self)
         self.path = path
         self.depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()
         nested = isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent)
         if nested:
             self.depth += 1
             if self.depth > YAML_DEPTH.maximum:
-                mark = event.start_mark
+                mark = event.start_mark  # type: ignore[union-attr]  # nested: not None
+                line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
                 message = f"collections nested too deep: over the {YAML_DEPTH.describe()}"
-                raise DefinitionError([Problem(self.path, mark.line + 1, mark.column + 1, message)])
+                raise DefinitionError([Problem(self.path, line, column, message)])
         try:
             return super().compose_node(parent, index)
         finally:
             if nested:
                 self.depth -= 1
+
+
+class _PythonLoader(_Composer, Reader, Scanner, Parser):
+    def __init__(self, text: str, path: str) -> None:
+        Reader.__init__(self, text)  # refuses control characters before any parsing
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        _Composer.__init__(self, path)
+
+
+if yaml.__with_libyaml__:
+    from yaml.cyaml import CParser  # type: ignore[attr-defined]
+
+    class _LibyamlLoader(_Composer, CParser):
+        """libyaml's scanner and parser: about 18x the pure-Python ones on our definitions."""
+
+        def __init__(self, text: str, path: str) -> None:
+            CParser.__init__(self, text)
+            _Composer.__init__(self, path)
+
+    _Loader: type[_Composer] = _LibyamlLoader
+else:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = _PythonLoader
 
 
 class _Builder:
@@ -143,22 +177,37 @@ def load_yaml(text: str, path: str) -> Located:
     if len(text.encode()) > MAX_BYTES:
         raise DefinitionError([Problem(path, 1, 1, f"file is larger than {MAX_BYTES} bytes")])
     try:
-        # The reader refuses control characters as it is built, before any parsing.
-        loader = _Loader(text, path)
-    except yaml.YAMLError as err:
-        message = " ".join(str(err).split())
-        raise DefinitionError([Problem(path, 1, 1, f"YAML: {message}")]) from err
-    try:
-        node = loader.get_single_node()
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise DefinitionError([Problem(path, line, column, f"YAML: {err.problem}")]) from err
-    except yaml.YAMLError as err:
-        raise DefinitionError([Problem(path, 1, 1, f"YAML: {err}")]) from err
-    finally:
-        loader.dispose()
+        node = _compose(_Loader, text, path)
+    except _LibyamlTooDeep:
+        # libyaml stops at its own depth (1000) while scanning ahead, past ours: the pure-Python
+        # parser finds the first level over our limit, to name its position.
+        node = _compose(_PythonLoader, text, path)
     if node is None:
         raise DefinitionError([Problem(path, 1, 1, "file is empty")])
     located.value = _Builder(located).build(node, ())
     return located
+
+
+class _LibyamlTooDeep(Exception):
+    pass
+
+
+def _compose(loader_class: type[_Composer], text: str, path: str) -> yaml.Node | None:
+    try:
+        loader = loader_class(text, path)  # type: ignore[call-arg]
+    except yaml.YAMLError as err:
+        message = " ".join(str(err).split())
+        raise DefinitionError([Problem(path, 1, 1, f"YAML: {message}")]) from err
+    try:
+        return loader.get_single_node()
+    except yaml.MarkedYAMLError as err:
+        if "maximum nesting depth" in str(err.problem) and loader_class is not _PythonLoader:
+            raise _LibyamlTooDeep from err
+        mark = err.problem_mark or err.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise DefinitionError([Problem(path, line, column, f"YAML: {err.problem}")]) from err
+    except yaml.YAMLError as err:
+        message = " ".join(str(err).split())
+        raise DefinitionError([Problem(path, 1, 1, f"YAML: {message}")]) from err
+    finally:
+        loader.dispose()  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 from pydantic import ValidationError
 
@@ -21,6 +22,16 @@ from opcatflow.engine.validation import (
 )
 from opcatflow.engine.yamlsource import load_yaml
 
+# Compiling is pure: the same text, place, mode and registry give the same workflow, and a
+# CompiledWorkflow is immutable and shared by every engine that runs its version. A process
+# that opens engines again and again (an embedding application, a test suite, the CLI run in
+# process) so compiles each definition once. The registry's size is in the key because
+# guards and actions may be registered after a first compile (names are never replaced).
+_COMPILED: WeakKeyDictionary[Registry, dict[tuple[str, str, bool, int], CompiledWorkflow]] = (
+    WeakKeyDictionary()
+)
+_COMPILED_PER_REGISTRY = 512
+
 
 def compile_text(
     text: str, path: str, registry: Registry, *, compat: bool = False
@@ -37,6 +48,18 @@ def compile_text(
     Raises:
         DefinitionError: listing every problem as ``path:line:column: message``.
     """
+    compiled = _COMPILED.setdefault(registry, {})
+    key = (text, path, compat, registry.size)
+    wf = compiled.get(key)
+    if wf is None:
+        wf = _compile_text(text, path, registry, compat=compat)
+        if len(compiled) >= _COMPILED_PER_REGISTRY:
+            compiled.clear()
+        compiled[key] = wf
+    return wf
+
+
+def _compile_text(text: str, path: str, registry: Registry, *, compat: bool) -> CompiledWorkflow:
     doc = load_yaml(text, path)
     if not isinstance(doc.value, dict):
         raise DefinitionError([Problem(path, 1, 1, "a definition must be a mapping")])

@@ -80,6 +80,11 @@ class Registry:
         self.action_writes: dict[str, frozenset[str]] = {}
         self.projections: dict[str, Projection] = {}
 
+    @property
+    def size(self) -> int:
+        """How many rules are registered: it only grows (a name is never replaced)."""
+        return len(self.guards) + len(self.actions) + len(self.projections)
+
     def guard(self, name: str, *, reason: str) -> Callable[[Guard], Guard]:
         """Register a guard. It returns True to allow; ``reason`` explains a False.
 

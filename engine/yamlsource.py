@@ -178,9 +178,11 @@ def load_yaml(text: str, path: str) -> Located:
         raise DefinitionError([Problem(path, 1, 1, f"file is larger than {MAX_BYTES} bytes")])
     try:
         node = _compose(_Loader, text, path)
-    except _LibyamlTooDeep:
-        # libyaml stops at its own depth (1000) while scanning ahead, past ours: the pure-Python
-        # parser finds the first level over our limit, to name its position.
+    except _NotYaml:
+        # The pure-Python parser reads a broken file again, for its messages: they say what
+        # it expected and found ("expected ',' or ']', but got '<stream end>'") where
+        # libyaml's do not, and it names the first level over our nesting limit where libyaml
+        # stops at its own (1000) while scanning ahead. Only a broken file pays for this.
         node = _compose(_PythonLoader, text, path)
     if node is None:
         raise DefinitionError([Problem(path, 1, 1, "file is empty")])
@@ -188,8 +190,8 @@ def load_yaml(text: str, path: str) -> Located:
     return located
 
 
-class _LibyamlTooDeep(Exception):
-    pass
+class _NotYaml(Exception):
+    """libyaml found the text is not YAML."""
 
 
 def _compose(loader_class: type[_Composer], text: str, path: str) -> yaml.Node | None:
@@ -200,14 +202,13 @@ def _compose(loader_class: type[_Composer], text: str, path: str) -> yaml.Node |
         raise DefinitionError([Problem(path, 1, 1, f"YAML: {message}")]) from err
     try:
         return loader.get_single_node()
-    except yaml.MarkedYAMLError as err:
-        if "maximum nesting depth" in str(err.problem) and loader_class is not _PythonLoader:
-            raise _LibyamlTooDeep from err
+    except yaml.YAMLError as err:
+        if loader_class is not _PythonLoader:
+            raise _NotYaml from err
+        if not isinstance(err, yaml.MarkedYAMLError):
+            raise DefinitionError([Problem(path, 1, 1, f"YAML: {err}")]) from err
         mark = err.problem_mark or err.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise DefinitionError([Problem(path, line, column, f"YAML: {err.problem}")]) from err
-    except yaml.YAMLError as err:
-        message = " ".join(str(err).split())
-        raise DefinitionError([Problem(path, 1, 1, f"YAML: {message}")]) from err
     finally:
         loader.dispose()  # type: ignore[attr-defined]

@@ -59,8 +59,6 @@ def three_hundred(bad: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-# slow: 300 rows checked twice; the wheel run skips it
-@pytest.mark.slow
 def test_300_places_with_one_bad_row_fail_whole_then_import_when_fixed(
     cli: Run, tmp_path: Path, db_url: str
 ) -> None:

@@ -119,8 +119,6 @@ def database(db_url: str) -> str:
     return db_url
 
 
-# slow: a visit in every occupied state, migrated by three CLI runs; the wheel run skips it
-@pytest.mark.slow
 def test_unmatched_values_stop_the_plan_until_a_mapping_gives_them(
     database: str, tmp_path: Path
 ) -> None:

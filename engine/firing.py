@@ -148,7 +148,8 @@ def decide(
         problems = wf.schema.append_only_problems(data, new_data)
         if problems:
             return Refused("data", "; ".join(problems))
-    check_size(new_data)  # each change within the limit may still add up past it
+    if new_data != data:  # unchanged data was within the limit when it was stored
+        check_size(new_data)  # each change within the limit may still add up past it
     assert cursor.applied is not None
     changed = cursor.state != state
     problem = condition_refusal(wf, cursor.state, new_data, None if changed else data)

@@ -8,7 +8,6 @@ audit records too, then raised. Callers that must write in the same transaction 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import uuid
@@ -877,7 +876,7 @@ class Engine:
     def _policy(self, lookup: Lookup) -> Policy:
         """The settings' policy, with the bodies of the authority register as this
         transaction reads them."""
-        return dataclasses.replace(self.settings.policy, bodies=RegisterBodies(lookup))
+        return self.settings.policy.with_bodies(RegisterBodies(lookup))
 
     def _ref_refusal(
         self,

@@ -19,6 +19,7 @@ The data it reads has a fixed shape (``validate`` checks it, see
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -113,6 +114,13 @@ class Policy:
     acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
     factual_check_by_kind: Mapping[str, bool] = field(default_factory=dict)
     required_expertise: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def with_bodies(self, bodies: Bodies) -> Policy:
+        """This policy with other ``bodies``: ``dataclasses.replace``, less its cost (it runs
+        on every fire, and replace walks the fields and re-runs ``__init__``)."""
+        copied = copy.copy(self)
+        object.__setattr__(copied, "bodies", bodies)
+        return copied
 
 
 @dataclass(frozen=True)

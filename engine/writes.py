@@ -422,7 +422,12 @@ class Writes:
                     state_hash=after_hash,
                 )
             )
-        updated = dataclasses.replace(after, audit_seq=records[-1].seq, audit_head=records[-1].hash)
+        last = records[-1]
+        updated = Instance(
+            after.id, after.workflow_id, after.workflow_version, after.state, after.data,
+            after.version, after.parent_id, after.created_at, after.updated_at,
+            after.state_entered_at, last.seq, last.hash,
+        )  # fmt: skip
         if not uow.instances.update(updated, current.version):
             raise ConcurrentUpdate(current.id, current.version, current.version + 1)
         for record in records:

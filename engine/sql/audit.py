@@ -19,6 +19,17 @@ _AFTER = (
     .order_by(_A.position)
     .limit(sa.bindparam("limit"))
 )
+# One record with every column of :func:`audit_row` bound by name and typed as its column
+# (the direct path, engine/sql/direct.py, compiles it once: a plain ``insert()`` takes its
+# columns from the parameters of each call).
+_ROW_COLUMNS = (
+    "instance_id", "seq", "at", "actor", "role", "workflow_id", "workflow_version", "trigger",
+    "from_state", "to_state", "outcome", "reason", "changes", "prev_hash", "hash", "format",
+    "state_hash", "position",
+)  # fmt: skip
+INSERT_AUDIT_ROW = t.audit.insert().values(
+    {name: sa.bindparam(name, type_=t.audit.c[name].type) for name in _ROW_COLUMNS}
+)
 
 
 def audit_row(record: AuditRecord, position: int) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from opcatflow.engine.rows import (
     ListHolds,
     StoredDefinition,
 )
+from opcatflow.engine.sql import direct
 from opcatflow.engine.sql import tables as t
 from opcatflow.engine.sql.dialect import Dialect
 
@@ -90,11 +91,16 @@ class SqlInstances:
 
     def lock_for_append(self, instance_id: str) -> tuple[Instance, datetime | None]:
         conn = self._conn
-        row = conn.execute(self._lock_for_append, {"instance_id": instance_id}).first()
+        values = {"instance_id": instance_id}
+        row: Sequence[Any] | None
+        if direct.listened(conn):
+            row = conn.execute(self._lock_for_append, values).first()
+        else:  # the write path's read: straight on the driver (engine/sql/direct.py)
+            row = direct.first(conn, self._lock_for_append, values)
         if row is None:
             raise InstanceNotFound(instance_id)
-        instance = _instance(row)
-        at: datetime | None = row.head_at
+        instance = _instance_of(row)
+        at: datetime | None = row[12]  # head_at, after the table's 12 columns
         if at is None:
             # Appended earlier in this unit of work (another member of its batch, or the
             # scheduler's previous timer on the instance): still waiting for the commit.
@@ -140,22 +146,26 @@ class SqlInstances:
             raise DuplicateKey(f"instance {instance.id} exists") from err
 
     def update(self, instance: Instance, expected_version: int) -> bool:
-        result = self._conn.execute(
-            _UPDATE_INSTANCE,
-            {
-                "b_id": instance.id,
-                "b_expected": expected_version,
-                "workflow_version": instance.workflow_version,
-                "state": instance.state,
-                "data": dict(instance.data),
-                "version": instance.version,
-                "updated_at": instance.updated_at,
-                "state_entered_at": instance.state_entered_at,
-                "audit_seq": instance.audit_seq,
-                "audit_head": instance.audit_head,
-            },
-        )
-        return result.rowcount == 1
+        conn = self._conn
+        values = {
+            "b_id": instance.id,
+            "b_expected": expected_version,
+            "workflow_version": instance.workflow_version,
+            "state": instance.state,
+            "data": dict(instance.data),
+            "version": instance.version,
+            "updated_at": instance.updated_at,
+            "state_entered_at": instance.state_entered_at,
+            "audit_seq": instance.audit_seq,
+            "audit_head": instance.audit_head,
+        }
+        if direct.listened(conn):
+            return conn.execute(_UPDATE_INSTANCE, values).rowcount == 1
+        cursor = direct.execute(conn, _UPDATE_INSTANCE, values)
+        try:
+            return bool(cursor.rowcount == 1)
+        finally:
+            cursor.close()
 
     def advance_audit_head(self, instance_id: str, seq: int, head: str) -> bool:
         result = self._conn.execute(
@@ -436,3 +446,13 @@ def _instance(row: Row[Any]) -> Instance:
         audit_seq=row.audit_seq,
         audit_head=row.audit_head,
     )
+
+
+def _instance_of(row: Sequence[Any]) -> Instance:
+    """:func:`_instance` by position, in the table's column order (a ``Row`` or the plain
+    tuple of the direct path)."""
+    data = row[4] if isinstance(row[4], dict) else json.loads(row[4])
+    return Instance(
+        row[0], row[1], row[2], row[3], data, row[5], row[6], row[7], row[8], row[9], row[10],
+        row[11],
+    )  # fmt: skip

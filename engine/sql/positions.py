@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection
 from opcatflow.engine.sql import tables as t
 
 _P = t.audit_position.c
-_TAKE_POSITIONS = (
+TAKE_POSITIONS = (
     t.audit_position.update()
     .where(_P.id == sa.bindparam("counter"))
     .values(last=_P.last + sa.bindparam("count"))
@@ -21,5 +21,5 @@ def take_positions(conn: Connection, count: int, counter: int = t.AUDIT_COUNTER)
     ``conn``'s transaction; returns the first. The counter row stays locked until that
     transaction ends (for tools that bulk-load records, such as test and benchmark fixtures:
     the engine's own records get theirs at commit)."""
-    last: int = conn.execute(_TAKE_POSITIONS, {"count": count, "counter": counter}).scalar_one()
+    last: int = conn.execute(TAKE_POSITIONS, {"count": count, "counter": counter}).scalar_one()
     return last - count + 1

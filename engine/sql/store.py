@@ -22,6 +22,7 @@ from structlog.typing import FilteringBoundLogger
 from opcatflow.engine.errors import SchemaMismatch, StoreError
 from opcatflow.engine.groupcommit import GroupCommit
 from opcatflow.engine.logs import default_logger
+from opcatflow.engine.sql import direct
 from opcatflow.engine.sql import tables as t
 from opcatflow.engine.sql.dialect import Dialect
 from opcatflow.engine.sql.schemalock import (
@@ -81,8 +82,8 @@ def _sqlite_setup(engine: Engine, synchronous: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        readonly = conn.get_execution_options().get("readonly")
+        direct.driver_sql(conn, "BEGIN DEFERRED" if readonly else "BEGIN IMMEDIATE")
 
 
 def _enable_wal(cursor: sqlite3.Cursor) -> None:

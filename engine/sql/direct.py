@@ -10,9 +10,10 @@ skipped. It runs inside the connection's transaction, which SQLAlchemy still beg
 rolls back and nests (savepoints).
 
 Whoever listens for statements on the engine (``before_cursor_execute``: a test counting
-statements, a tracing tool) gets them through ``Connection.execute`` as before: the direct
-path is taken only while nobody listens. A driver error is raised as the ``sqlalchemy.exc``
-error ``Connection.execute`` would raise, so callers translate it as before.
+statements, a tracing tool) gets them through ``Connection.execute`` as before: each function
+here takes the direct path only while nobody listens, so callers need not ask. A driver error
+is raised as the ``sqlalchemy.exc`` error ``Connection.execute`` would raise, so callers
+translate it as before.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 Processor = Callable[[Any], Any] | None
+# What the write path runs: executable and compilable alike.
+Statement = sa.Select[Any] | sa.Update | sa.Insert | sa.Delete
 
 
 class Direct:
@@ -106,9 +109,9 @@ def listened(conn: Connection) -> bool:
     return bool(dispatch.before_cursor_execute) or bool(dispatch.after_cursor_execute)
 
 
-def execute(conn: Connection, statement: ClauseElement, values: Mapping[str, Any]) -> Any:
+def _execute(conn: Connection, statement: Statement, values: Mapping[str, Any]) -> Any:
     """Run ``statement`` with ``values`` in ``conn``'s transaction; returns the driver's
-    cursor (``rowcount``, rows as the driver gives them: see :func:`row`)."""
+    cursor (``rowcount``, rows as the driver gives them)."""
     direct = statements_for(conn.dialect)[statement]
     parameters = direct.parameters(values)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -120,9 +123,22 @@ def execute(conn: Connection, statement: ClauseElement, values: Mapping[str, Any
     return cursor
 
 
-def execute_many(
-    conn: Connection, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]
-) -> None:
+def rowcount(conn: Connection, statement: Statement, values: Mapping[str, Any]) -> int:
+    """Run an UPDATE or DELETE; returns how many rows it changed."""
+    if listened(conn):
+        return int(conn.execute(statement, values).rowcount)
+    cursor = _execute(conn, statement, values)
+    try:
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def execute_many(conn: Connection, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Run an INSERT once per row of ``rows``."""
+    if listened(conn):
+        conn.execute(statement, list(rows))
+        return
     direct = statements_for(conn.dialect)[statement]
     parameters = [direct.parameters(values) for values in rows]
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -138,12 +154,15 @@ def execute_many(
 
 
 def first(
-    conn: Connection, statement: ClauseElement, values: Mapping[str, Any]
-) -> tuple[Any, ...] | None:
+    conn: Connection, statement: Statement, values: Mapping[str, Any]
+) -> Sequence[Any] | None:
     """The first row of a SELECT (or ``UPDATE ... RETURNING``), its values processed as
     SQLAlchemy's result would give them; ``None`` if there is none."""
+    if listened(conn):
+        row: Sequence[Any] | None = conn.execute(statement, values).first()
+        return row
     direct = statements_for(conn.dialect)[statement]
-    cursor = execute(conn, statement, values)
+    cursor = _execute(conn, statement, values)
     try:
         raw = cursor.fetchone()
         if raw is None:

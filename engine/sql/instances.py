@@ -91,12 +91,8 @@ class SqlInstances:
 
     def lock_for_append(self, instance_id: str) -> tuple[Instance, datetime | None]:
         conn = self._conn
-        values = {"instance_id": instance_id}
-        row: Sequence[Any] | None
-        if direct.listened(conn):
-            row = conn.execute(self._lock_for_append, values).first()
-        else:  # the write path's read: straight on the driver (engine/sql/direct.py)
-            row = direct.first(conn, self._lock_for_append, values)
+        # the write path's read: straight on the driver (engine/sql/direct.py)
+        row = direct.first(conn, self._lock_for_append, {"instance_id": instance_id})
         if row is None:
             raise InstanceNotFound(instance_id)
         instance = _instance_of(row)
@@ -159,13 +155,7 @@ class SqlInstances:
             "audit_seq": instance.audit_seq,
             "audit_head": instance.audit_head,
         }
-        if direct.listened(conn):
-            return conn.execute(_UPDATE_INSTANCE, values).rowcount == 1
-        cursor = direct.execute(conn, _UPDATE_INSTANCE, values)
-        try:
-            return bool(cursor.rowcount == 1)
-        finally:
-            cursor.close()
+        return direct.rowcount(conn, _UPDATE_INSTANCE, values) == 1
 
     def advance_audit_head(self, instance_id: str, seq: int, head: str) -> bool:
         result = self._conn.execute(

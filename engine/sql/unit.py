@@ -30,7 +30,6 @@ from opcatflow.engine.ports import (
     TimerRepository,
 )
 from opcatflow.engine.sql import direct
-from opcatflow.engine.sql import tables as t
 from opcatflow.engine.sql.api import SqlApiKeys, SqlIdempotency
 from opcatflow.engine.sql.audit import INSERT_AUDIT_ROW, SqlAudit, audit_row
 from opcatflow.engine.sql.dialect import Dialect
@@ -38,12 +37,10 @@ from opcatflow.engine.sql.instances import SqlDefinitions, SqlInstances
 from opcatflow.engine.sql.keys import SqlDataKeys
 from opcatflow.engine.sql.obligations import SqlObligations
 from opcatflow.engine.sql.outbox import SqlOutbox
-from opcatflow.engine.sql.positions import TAKE_POSITIONS, take_positions
+from opcatflow.engine.sql.positions import take_positions
 from opcatflow.engine.sql.privacy import SqlPrivacy, SqlReadLog
 from opcatflow.engine.sql.reports import SqlReports
 from opcatflow.engine.sql.timers import SqlTimers
-
-_INSERT_AUDIT = t.audit.insert()
 
 __all__ = ["SqlUnitOfWork", "take_positions"]
 
@@ -109,20 +106,11 @@ class SqlUnitOfWork:
         if not pending:
             return
         conn = self._conn
-        if direct.listened(conn):
-            first = take_positions(conn, len(pending))
-        else:  # the write path's last statements: straight on the driver (engine/sql/direct.py)
-            taken = direct.first(
-                conn, TAKE_POSITIONS, {"count": len(pending), "counter": t.AUDIT_COUNTER}
-            )
-            assert taken is not None, "the audit position counter row is missing"
-            first = taken[0] - len(pending) + 1
+        # the write path's last statements: straight on the driver (engine/sql/direct.py)
+        first = take_positions(conn, len(pending))
         rows = [audit_row(record, first + i) for i, record in enumerate(pending)]
         pending.clear()
         try:
-            if direct.listened(conn):
-                conn.execute(_INSERT_AUDIT, rows)
-            else:
-                direct.execute_many(conn, INSERT_AUDIT_ROW, rows)
+            direct.execute_many(conn, INSERT_AUDIT_ROW, rows)
         except sa.exc.IntegrityError as err:
             raise DuplicateKey(f"audit: a record's seq is taken ({err.orig})") from err

@@ -128,6 +128,7 @@ class Catalog:
         self._by_key: dict[tuple[str, int], CompiledWorkflow] = {}
         self._latest: dict[str, CompiledWorkflow] = {}
         self._retired = frozenset(retired)
+        self._merge_triggers: set[str] = set()
         for wf in workflows:
             self.add(wf)
 
@@ -143,9 +144,14 @@ class Catalog:
                 raise DefinitionError([_duplicate(wf)])
             return
         self._by_key[(wf.id, wf.version)] = wf
+        self._merge_triggers.update(wf.merges)
         versions = self.versions(wf.id)
         active = [v for v in versions if (v.id, v.version) not in self._retired]
         self._latest[wf.id] = (active or versions)[-1]
+
+    def merges_with(self, trigger: str) -> bool:
+        """Whether some workflow here merges with ``trigger`` (asked on every fire)."""
+        return trigger in self._merge_triggers
 
     def with_retired(self, retired: Iterable[tuple[str, int]]) -> Catalog:
         """The same workflows, with these versions (and only these) retired."""

@@ -629,13 +629,20 @@ class UnitOfWork(Protocol):
     definitions: DefinitionRepository
     obligations: ObligationRepository
     timers: TimerRepository
-    outbox: OutboxRepository
-    idempotency: IdempotencyRepository
     keys: ApiKeyRepository
     data_keys: DataKeyRepository
     privacy: PrivacyRepository
-    read_log: ReadLogRepository
     reports: ReportRepository
+
+    # Read-only, so a unit of work may make these on first use (most never touch them).
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+
+    @property
+    def read_log(self) -> ReadLogRepository: ...
 
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested part of this unit of work: if its block raises, only what was written in

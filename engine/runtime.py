@@ -781,7 +781,7 @@ class Engine:
 
     def _merging(self, trigger: str) -> bool:
         """Whether some loaded workflow merges with ``trigger`` (most fires: no, with no read)."""
-        return any(trigger in wf.merges for wf in self.catalog)
+        return self.catalog.merges_with(trigger)
 
     def _merge_of(self, uow: SealedUnitOfWork, instance_id: str, trigger: str) -> MergeSpec | None:
         """How ``trigger`` merges the instance into another, if its workflow says it does."""

@@ -441,3 +441,19 @@ def test_the_guard_and_the_redaction_give_the_same_answer(
 @cache
 def tip_workflow() -> CompiledWorkflow:
     return load_catalog([TIP], registry).get("tip")
+
+
+def test_a_policy_with_other_bodies_keeps_every_other_setting() -> None:
+    # with_bodies builds the policy positionally (it runs on every fire): a field added to
+    # Policy must be passed on there too.
+    from opcatflow.engine.sharing import Body, Policy
+
+    settings = {
+        "acknowledge_on_receipt": frozenset({"post"}),
+        "factual_check_by_kind": {"follow_up": False},
+        "required_expertise": {"psychiatric_hospital": ("medical",)},
+    }
+    assert {f.name for f in dataclasses.fields(Policy)} == {"bodies", *settings}
+    bodies = {"ombuds": Body("ombuds", "Ombuds", "ombudsperson", True)}
+    moved = Policy(**settings).with_bodies(bodies)  # type: ignore[arg-type]
+    assert moved == Policy(bodies, **settings)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ import dataclasses
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -111,20 +112,30 @@ class SealedUnitOfWork:
         self.fresh: Fresh = {}
         self._live: set[str] = set()  # owners whose row this unit of work saw not erased
         self.sealed_instances = SealedInstances(
-            raw.instances, self, sealed_fields, subject_field, lambda i: project(raw, i)
+            raw.instances, self, sealed_fields, subject_field, project
         )
         self.instances: InstanceRepository = self.sealed_instances
         self.audit: AuditRepository = raw.audit
         self.definitions: DefinitionRepository = raw.definitions
         self.obligations: ObligationRepository = raw.obligations  # no personal value in them
         self.timers: TimerRepository = raw.timers
-        self.outbox: OutboxRepository = SealedOutbox(raw.outbox, self)
-        self.idempotency: IdempotencyRepository = SealedIdempotency(raw.idempotency, self)
         self.keys: ApiKeyRepository = raw.keys
         self.data_keys: DataKeyRepository = raw.data_keys
         self.privacy: PrivacyRepository = raw.privacy
-        self.read_log: ReadLogRepository = SealedReadLog(raw.read_log, self)
         self.reports: ReportRepository = raw.reports  # non-personal values only
+
+    # Made on first use: most units of work (a fire) never touch them.
+    @cached_property
+    def outbox(self) -> OutboxRepository:
+        return SealedOutbox(self.raw.outbox, self)
+
+    @cached_property
+    def idempotency(self) -> IdempotencyRepository:
+        return SealedIdempotency(self.raw.idempotency, self)
+
+    @cached_property
+    def read_log(self) -> ReadLogRepository:
+        return SealedReadLog(self.raw.read_log, self)
 
     def keys_of(self, owner: str) -> OwnerKeys | None:
         """The keys of ``owner``, ``None`` if it has none. Raises: KeyUnavailable."""
@@ -198,7 +209,7 @@ class SealedInstances:
         uow: SealedUnitOfWork,
         sealed_fields: SealedFields,
         subject_field: SubjectField = _no_subject,
-        project: Callable[[Instance], None] = lambda instance: None,
+        project: Project = _no_projection,
     ) -> None:
         self._raw = raw
         self._uow = uow
@@ -226,13 +237,18 @@ class SealedInstances:
         return opened
 
     def _seal(self, instance: Instance, now: datetime, *, new: bool = False) -> Instance:
-        names = self._sealed_fields(instance.workflow_id, instance.workflow_version)
         data = instance.data
-        stored_before, opened_before = self._seen.get(instance.id, ({}, {}))
+        seen = self._seen.get(instance.id)
+        if seen is not None and not new and (seen[1] is data or seen[1] == data):
+            # The values as last read or sealed here (a fire hashes the row it will store,
+            # then stores it): each keeps its ciphertext, and the subject's index stands.
+            return instance if seen[0] is seen[1] else _with_data(instance, dict(seen[0]))
+        names = self._sealed_fields(instance.workflow_id, instance.workflow_version)
+        stored_before, opened_before = seen or ({}, {})
         self._index_subject(instance, opened_before, now, new)
         targets = [n for n in names if data.get(n) is not None]
         if not targets:
-            self._seen.pop(instance.id, None)
+            self._seen[instance.id] = (data, data)  # stored as it is
             return instance
         out = dict(data)
         keys: OwnerKeys | None = None
@@ -316,17 +332,17 @@ class SealedInstances:
             raise InstanceErased(current.id)  # (cannot happen: the row is locked)
         self._uow.privacy.index_subject(current.id, None)
         opened = self._open(erased)
-        self._project(opened)
+        self._project(self._uow.raw, opened)
         return opened
 
     def insert(self, instance: Instance) -> None:
         self._raw.insert(self._seal(instance, instance.created_at, new=True))
-        self._project(instance)
+        self._project(self._uow.raw, instance)
 
     def update(self, instance: Instance, expected_version: int) -> bool:
         if not self._raw.update(self._seal(instance, instance.updated_at), expected_version):
             return False
-        self._project(instance)
+        self._project(self._uow.raw, instance)
         return True
 
     def advance_audit_head(self, instance_id: str, seq: int, head: str) -> bool:

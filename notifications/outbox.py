@@ -54,7 +54,17 @@ class OutboxWriter:
         self._write(uow, Occurrence.of_change(event))
 
     def on_deadline(self, uow: UnitOfWork, event: DeadlineEvent) -> None:
-        """Write the messages of a reminder or a due date."""
+        """Write the messages of a reminder, a due date or an overdue alert; none while an
+        embargo holds the deadline's due date: when such a message goes out would tell the
+        date it leaves out (those who may read it find the deadline in their agenda)."""
+        if event.deadline in event.workflow.withheld_deadlines(None, event.instance):
+            self.log.info(
+                "deadline_message_withheld",
+                instance_id=event.instance.id,
+                deadline=event.deadline,
+                kind=event.kind,
+            )
+            return
         self._write(uow, Occurrence.of_deadline(event))
 
     def _write(self, uow: UnitOfWork, occ: Occurrence) -> None:

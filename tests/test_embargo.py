@@ -80,20 +80,19 @@ def test_a_secret_date_is_withheld_from_the_liaison_and_every_message_until_rele
     ]
     assert agenda_page(mission, now=now, roles={"liaison"}).entries == []
     assert agenda_page(mission, now=now, outside=True).entries == []
-    # every message, to the planner as to the liaison, and the webhooks: no date
+    # every message, to the planner as to the liaison, and the webhooks: no date; and no
+    # reminder, due date or alert of the deadline counted from it, whose sending day would
+    # tell the date (the scheduler still marks it overdue)
     clock.advance(timedelta(days=17))  # past the reminder and the due date
     Scheduler(mission).tick()
     queued = messages(mission)
-    assert {m.channel for m in queued} >= {"email", "webhook"}
-    assert {m.event for m in queued} >= {"mission.transition.plan", "mission.overdue.briefing"}
+    assert {m.channel for m in queued} == {"email", "webhook"}
+    assert "mission.transition.plan" in {m.event for m in queued}
+    assert not [m.event for m in queued if "briefing" in m.event]
     assert not any(shows_day(m.payload) for m in queued)
-    alert = next(
-        m for m in queued if m.event == "mission.overdue.briefing" and m.channel == "email"
-    )
-    assert alert.payload["context"]["event"]["due_on"] == "[withheld]"
-    hook = next(m for m in queued if m.event == "mission.due.briefing")
-    assert hook.payload["cloudevent"]["data"]["due_on"] == "[withheld]"
+    hook = next(m for m in queued if m.channel == "webhook")
     assert "planned_on" not in hook.payload["cloudevent"]["data"]["data"]
+    assert [o.status for o in mission.obligations(case.id)] == ["due"]  # processed, unmet
     # released: the liaison reads it, and messages from now on carry it
     mission.fire(case.id, "go", actor="pat", role="planner")
     case = mission.get(case.id)
@@ -103,6 +102,17 @@ def test_a_secret_date_is_withheld_from_the_liaison_and_every_message_until_rele
     released = [m for m in messages(mission) if m.event == "mission.transition.go"]
     assert released
     assert all(shows_day(m.payload) for m in released)
+
+
+def test_with_no_embargo_the_deadline_sends_its_reminder_and_alerts(
+    mission: Engine, clock: FrozenClock
+) -> None:
+    case = mission.start("mission", actor="pat", role="planner", data={"secret": False})
+    mission.fire(case.id, "plan", actor="pat", role="planner", data={"planned_on": SECRET_DAY})
+    clock.advance(timedelta(days=17))
+    Scheduler(mission).tick()
+    sent = {m.event for m in messages(mission) if "briefing" in m.event}
+    assert sent >= {"mission.reminder.briefing", "mission.overdue.briefing"}
 
 
 def test_a_rendered_message_says_withheld_where_the_date_was(

@@ -8,7 +8,7 @@ commit, so positions follow commit order) and are inserted together (see :meth:`
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -50,6 +50,7 @@ class SqlUnitOfWork:
 
     __slots__ = (
         "_conn",
+        "_depth",
         "_pending",
         "audit",
         "data_keys",
@@ -67,6 +68,7 @@ class SqlUnitOfWork:
 
     def __init__(self, conn: Connection, dialect: Dialect) -> None:
         self._conn = conn
+        self._depth = 0  # savepoints open
         self._pending: list[AuditRecord] = []
         self.instances: InstanceRepository = SqlInstances(conn, dialect, self._pending)
         self.audit: AuditRepository = SqlAudit(conn, self._pending)
@@ -83,13 +85,27 @@ class SqlUnitOfWork:
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
+        # Named and released on the driver, not with Connection.begin_nested: its two Core
+        # round trips cost about 64 us alone and 150 us of CPU in a batch of group commit,
+        # where every member runs in one (more than the fire's own statements on SQLite).
+        # One name per depth: a savepoint opened after another is released reuses it.
+        name = f"opcatflow_{self._depth + 1}"
         mark = len(self._pending)
+        conn = self._conn
+        direct.driver_sql(conn, f"SAVEPOINT {name}")
+        self._depth += 1
         try:
-            with self._conn.begin_nested():
-                yield
+            yield
         except BaseException:
             del self._pending[mark:]  # the records appended in the block go with it
+            with suppress(sa.exc.DBAPIError):  # a broken connection: the error raised says so
+                direct.driver_sql(conn, f"ROLLBACK TO SAVEPOINT {name}")
+                direct.driver_sql(conn, f"RELEASE SAVEPOINT {name}")
             raise
+        else:
+            direct.driver_sql(conn, f"RELEASE SAVEPOINT {name}")
+        finally:
+            self._depth -= 1
 
     def execute_setting(self, statement: str) -> None:
         """Run a ``SET LOCAL`` (the store's group commit bounds lock waits with it)."""

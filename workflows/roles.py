@@ -76,7 +76,10 @@ def table(workflows: Iterable[CompiledWorkflow]) -> str:
             fires = _may_fire(wf, role)
             starts = role in wf.start_roles
             if fires or starts:
-                triggers = _names(fires)
+                # a trigger only a merge applies (the survivor's side) is no caller's to fire
+                direct = [t for t in fires if t not in wf.merged_by]
+                merged = [f"{_names([t])} (by a merge only)" for t in fires if t in wf.merged_by]
+                triggers = ", ".join([_names(direct)] * bool(direct) + merged) or "-"
                 lines.append(f"| `{role}` | `{wf.id}` | {'yes' if starts else ''} | {triggers} |")
     lines += ["", WRITES_INTRO, "", "| Role | Workflow | May write |", "| --- | --- | --- |"]
     for role in [r for r in _roles(workflows) if r not in SYSTEM]:  # the scheduler sends no data
@@ -106,6 +109,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m opcatflow.workflows.roles docs/roles.md", file=sys.stderr)
         return 2
     path = Path(argv[0])
+    if not path.is_file():
+        print(f"{path}: no such file", file=sys.stderr)
+        return 2
     from opcatflow.workflows import BUNDLED
 
     block = table(load_catalog([BUNDLED], registry).latest())

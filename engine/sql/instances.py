@@ -87,7 +87,7 @@ class SqlInstances:
         row = self._conn.execute(self._lock, {"instance_id": instance_id}).first()
         if row is None:
             raise InstanceNotFound(instance_id)
-        return _instance(row)
+        return _instance_of(row)
 
     def lock_for_append(self, instance_id: str) -> tuple[Instance, datetime | None]:
         conn = self._conn
@@ -117,7 +117,7 @@ class SqlInstances:
         row = self._conn.execute(_SELECT_INSTANCE, {"instance_id": instance_id}).first()
         if row is None:
             raise InstanceNotFound(instance_id)
-        return _instance(row)
+        return _instance_of(row)
 
     def insert(self, instance: Instance) -> None:
         try:
@@ -184,7 +184,7 @@ class SqlInstances:
             limit=limit,
             workflow_version=workflow_version,
         )
-        return [_instance(row) for row in self._conn.execute(query)]
+        return [_instance_of(row) for row in self._conn.execute(query)]
 
     def count(
         self,
@@ -420,27 +420,9 @@ def _definition(row: Row[Any]) -> StoredDefinition:
     )
 
 
-def _instance(row: Row[Any]) -> Instance:
-    data = row.data if isinstance(row.data, dict) else json.loads(row.data)
-    return Instance(
-        id=row.id,
-        workflow_id=row.workflow_id,
-        workflow_version=row.workflow_version,
-        state=row.state,
-        data=data,
-        version=row.version,
-        parent_id=row.parent_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        state_entered_at=row.state_entered_at,
-        audit_seq=row.audit_seq,
-        audit_head=row.audit_head,
-    )
-
-
 def _instance_of(row: Sequence[Any]) -> Instance:
-    """:func:`_instance` by position, in the table's column order (a ``Row`` or the plain
-    tuple of the direct path)."""
+    """The instance of a row of ``instances``, by position in the table's column order (a
+    ``Row`` of ``select(instances)``, or the plain tuple of the direct path)."""
     data = row[4] if isinstance(row[4], dict) else json.loads(row[4])
     return Instance(
         row[0], row[1], row[2], row[3], data, row[5], row[6], row[7], row[8], row[9], row[10],

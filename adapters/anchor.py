@@ -29,6 +29,7 @@ from opcatflow.engine.checkpoint import (
 )
 from opcatflow.engine.crypto.providers import default_key_file
 from opcatflow.engine.errors import Problem
+from opcatflow.engine.ports import Store
 from opcatflow.engine.worker import PeriodicJob
 from opcatflow.notifications.checkpoints import (
     UnknownRecipient,
@@ -59,8 +60,10 @@ class Outbound:
     recipient: str
 
     @classmethod
-    def to(cls, recipient: str) -> Outbound:
-        """``recipient`` of the directory ``$OPCATFLOW_NOTIFICATIONS`` names, checked now.
+    def to(cls, recipient: str, store: Store) -> Outbound:
+        """``recipient`` of the directory ``$OPCATFLOW_NOTIFICATIONS`` names, checked now: a
+        person of ``store``'s person register (as the notifications read it) or of the
+        directory file, or a webhook endpoint of the file.
 
         Raises:
             ConfigError: no notifications settings, or invalid ones.
@@ -78,7 +81,7 @@ class Outbound:
                     )
                 ]
             )
-        outbound = cls(Notifications.load(path).directory, recipient)
+        outbound = cls(Notifications.load(path, store=store).directory, recipient)
         check_recipient(outbound.directory.current(), recipient)
         return outbound
 

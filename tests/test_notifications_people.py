@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import yaml
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from opcatflow.adapters.cli import app
 from opcatflow.engine import Engine, FrozenClock
@@ -118,3 +118,32 @@ def test_the_command_line_addresses_the_registers_people(db_url: str, tmp_path: 
     sent = {(m["channel"], m["recipient"]) for m in messages}
     assert ("email", "l.ferreira") in sent
     assert not {r for _, r in sent} & {"no.mail", "r.haddad"}
+
+
+def test_notify_check_and_a_checkpoint_witness_read_the_registers_people(
+    db_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "recipients.yaml").write_text(yaml.safe_dump(FILE))
+    settings = tmp_path / "notifications.yaml"
+    settings.write_text(yaml.safe_dump({"directory": "recipients.yaml"}))
+    env = {**CLEAN, "OPCATFLOW_NOTIFICATIONS": str(settings)}
+
+    def cli(*args: str) -> Result:
+        return CliRunner().invoke(app, ["--db", db_url, *args], env=env)
+
+    before = cli("notify", "check", "--json")  # no database yet: the file's people only
+    assert before.exit_code == 0, before.output
+    report = json.loads(before.stdout)
+    assert (report["people"], report["people_from"]) == (2, "directory file")
+    with Engine.open(db_url, [BUNDLED], registry) as engine:
+        seed(engine)
+    after = json.loads(cli("notify", "check", "--json").stdout)
+    # the register's three (r.haddad once, as the register says) and the file's focal.crp
+    assert (after["people"], after["people_from"]) == (4, "person register and directory file")
+    assert "caseworker" in after["roles"]
+    sent = cli(
+        "audit", "checkpoint", "--witness", str(tmp_path / "witness"), "--send-to", "l.ferreira"
+    )
+    assert sent.exit_code == 0, sent.output
+    queued = json.loads(cli("outbox", "--json").stdout)["messages"]
+    assert ("email", "l.ferreira") in {(m["channel"], m["recipient"]) for m in queued}

@@ -58,8 +58,9 @@ def checkpoint(
     first need) and write the checkpoint to the witness folder; with --send-to, queue it for
     that recipient too (the worker or `outbox dispatch` delivers it)."""
     folder = witness or default_witness()
-    outbound = Outbound.to(send_to) if send_to is not None else None  # before anything is signed
     with settings(ctx).engine(existing=True) as engine:
+        # the recipient checked before anything is signed
+        outbound = Outbound.to(send_to, engine.store) if send_to is not None else None
         try:
             taken, path = Anchor(engine, folder, signing_key(), outbound).take()
         except OSError as err:

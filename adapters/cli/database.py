@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opcatflow.adapters.cli.errors import NOT_FOUND, fail
-from opcatflow.engine.sql import displayed_url, sqlite_file
+from opcatflow.engine.sql import SQLAlchemyStore, displayed_url, sqlite_file
 
 CREATES = "`opcatflow start` or `opcatflow db upgrade` creates one"
 
@@ -28,6 +28,19 @@ def shown(db: str) -> str:
     if sqlite_path(db) is not None or "://" not in db:
         return db
     return displayed_url(db)
+
+
+def has_database(db: str) -> bool:
+    """Whether ``db`` holds an opcatflow database already (a SQLite file that exists, or a
+    server database with the schema), for commands that use one only if there is one."""
+    path = sqlite_path(db)
+    if path is not None:
+        return path.is_file()
+    store = SQLAlchemyStore(db)
+    try:
+        return store.current_revision() is not None
+    finally:
+        store.close()
 
 
 def require_folder(db: str) -> None:

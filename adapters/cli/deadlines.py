@@ -131,11 +131,15 @@ def worker(
         raise typer.BadParameter(
             "sends nothing with --checkpoint-every 0", param_hint="--checkpoint-send-to"
         )
-    outbound = Outbound.to(checkpoint_send_to) if checkpoint_send_to is not None else None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with settings(ctx).engine() as engine:
+        outbound = (
+            Outbound.to(checkpoint_send_to, engine.store)
+            if checkpoint_send_to is not None
+            else None
+        )
         reload_on_hangup(engine)
         jobs: list[PeriodicJob] = []
         if checkpoint_every > 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,7 @@ import typer
 from structlog.typing import FilteringBoundLogger
 
 from opcatflow.adapters.cli import output as out
+from opcatflow.adapters.cli.database import has_database
 from opcatflow.adapters.cli.errors import REFUSED, USAGE, fail
 from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.adapters.notifier import Notifications, settings_path
@@ -306,15 +308,23 @@ def send_test(
 
 @notify_app.command("check")
 def check(ctx: typer.Context, *, config: Config = None, as_json: Json = False) -> None:
-    """Check the settings, the recipients directory and the templates the workflows name."""
+    """Check the settings, the recipients directory and the templates the workflows name.
+    The people are those the notifications reach: the database's person register, if the
+    database exists, over the directory file."""
     s = settings(ctx)
-    notifications = _notifications(config, s.logger())
-    notifications.check(s.catalog())
-    directory = notifications.directory.current()
+    with ExitStack() as opened:
+        # A check may run before the first start: no database, then the file's people only.
+        # The engine's store, not the bare one: a person's contact details are sealed at rest.
+        exists = has_database(s.db)
+        store = opened.enter_context(s.engine(existing=True)).store if exists else None
+        notifications = _notifications(config, s.logger(), store)
+        notifications.check(s.catalog())
+        directory = notifications.directory.current()
     roles = sorted({r for p in directory.people.values() for r in p.roles})
     channels = notifications.channel_names()
     summary = {
         "people": len(directory.people),
+        "people_from": "person register and directory file" if store else "directory file",
         "webhooks": sorted(directory.endpoints),
         "roles": roles,
         "channels": channels,
@@ -324,7 +334,7 @@ def check(ctx: typer.Context, *, config: Config = None, as_json: Json = False) -
         out.print_json({"ok": True, **summary})
         return
     out.echo(
-        f"{out.green('ok')}  {len(directory.people)} people, "
+        f"{out.green('ok')}  {len(directory.people)} people ({summary['people_from']}), "
         f"{out.plural(len(directory.endpoints), 'webhook')}, channels: "
         f"{', '.join(channels)}; roles: {', '.join(roles) or 'none'}"
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from structlog.typing import FilteringBoundLogger
@@ -53,10 +54,12 @@ class Notifications:
         *,
         logger: FilteringBoundLogger | None = None,
         store: Store | None = None,
+        today: Callable[[], date] | None = None,
     ) -> Notifications:
         """Read the settings, the recipients directory and the template folders; with
         ``store``, the directory's people come from its person register first
-        (:mod:`opcatflow.notifications.people`).
+        (:mod:`opcatflow.notifications.people`), as they hold on ``today`` when given
+        (``Engine.today``).
 
         Raises:
             ConfigError: the settings or the directory are invalid (every problem located).
@@ -65,7 +68,7 @@ class Notifications:
         settings = load_settings(path)
         directory: DirectorySource = DirectoryFile(settings.directory_path, logger=log)
         if store is not None:
-            directory = PersonRegisterDirectory(store, directory)
+            directory = PersonRegisterDirectory(store, directory, today=today)
         templates = TemplateSet(settings.template_folders, limits=settings.render.limits())
         return cls(settings, directory, templates, log)
 
@@ -184,7 +187,9 @@ def worker_jobs(engine: Engine, *, logger: FilteringBoundLogger | None = None) -
     path = settings_path()
     if path is None:
         return []
-    notifications = Notifications.load(path, logger=logger or engine.log, store=engine.store)
+    notifications = Notifications.load(
+        path, logger=logger or engine.log, store=engine.store, today=engine.today
+    )
     dispatcher = notifications.dispatcher(
         engine.store, clock=engine.clock, sharing=engine.settings.policy
     )

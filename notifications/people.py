@@ -13,7 +13,9 @@ recipients directory file, which keeps what the register does not hold:
   and roles always come from the register.
 
 A person's directory id is their register entry id, so assignees (``assigned_to``) name
-entries of the register.
+entries of the register. Given ``today`` (the engine's ``Engine.today``), an entry is read as
+it holds on the NPM's current day, so roles amended from a later day count from that day;
+without it, as stored.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,22 +31,27 @@ from pydantic import ValidationError
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import Store
 from opcatflow.engine.refs import ACTIVE
+from opcatflow.engine.registers import current_values
 from opcatflow.notifications.directory import Directory, DirectorySource, DirectorySpec, Person
 
 PERSON = "person"
 PAGE = 500
 
 
-def register_people(entries: Iterator[Instance] | list[Instance]) -> dict[str, dict[str, Any]]:
-    """Entry id -> what the register says of that person (name, email, roles)."""
-    return {
-        e.id: {
-            "name": e.data.get("name"),
-            "email": e.data.get("email"),
-            "roles": e.data.get("roles"),
+def register_people(
+    entries: Iterator[Instance] | list[Instance], today: date | None = None
+) -> dict[str, dict[str, Any]]:
+    """Entry id -> what the register says of that person (name, email, roles) on ``today``
+    (the NPM's current day; None: the values as stored)."""
+    people = {}
+    for e in entries:
+        data = e.data if today is None else current_values(e.data, today)
+        people[e.id] = {
+            "name": data.get("name"),
+            "email": data.get("email"),
+            "roles": data.get("roles"),
         }
-        for e in entries
-    }
+    return people
 
 
 def merged_directory(base: Directory, people: Mapping[str, Mapping[str, Any]]) -> Directory:
@@ -75,6 +82,8 @@ class PersonRegisterDirectory:
         base: the recipients directory file (webhooks, defaults, outside recipients).
         interval: seconds between reads of the register.
         timer: monotonic seconds.
+        today: the NPM's current day (``Engine.today``): entries are read as they hold on
+            it; None reads them as stored (an amendment entered ahead of its day included).
     """
 
     def __init__(
@@ -84,11 +93,13 @@ class PersonRegisterDirectory:
         *,
         interval: float = 1.0,
         timer: Callable[[], float] = time.monotonic,
+        today: Callable[[], date] | None = None,
     ) -> None:
         self.store = store
         self.base = base
         self.interval = interval
         self.timer = timer
+        self.today = today
         self._lock = threading.Lock()
         self._people: dict[str, dict[str, Any]] | None = None
         self._read_at = 0.0
@@ -100,7 +111,8 @@ class PersonRegisterDirectory:
         with self._lock:
             now = self.timer()
             if self._people is None or now - self._read_at >= self.interval:
-                self._people = register_people(list(self._entries()))
+                day = self.today() if self.today is not None else None
+                self._people = register_people(list(self._entries()), day)
                 self._read_at = now
                 self._built = None
             base = self.base.current()

@@ -29,7 +29,6 @@ from opcatflow.engine.checkpoint import (
 )
 from opcatflow.engine.crypto.providers import default_key_file
 from opcatflow.engine.errors import Problem
-from opcatflow.engine.ports import Store
 from opcatflow.engine.worker import PeriodicJob
 from opcatflow.notifications.checkpoints import (
     UnknownRecipient,
@@ -37,6 +36,7 @@ from opcatflow.notifications.checkpoints import (
     checkpoint_message,
 )
 from opcatflow.notifications.directory import ConfigError, DirectorySource
+from opcatflow.notifications.people import PersonRegister
 from opcatflow.notifications.settings import ENV
 
 WITNESS_ENV = "OPCATFLOW_WITNESS"
@@ -60,9 +60,9 @@ class Outbound:
     recipient: str
 
     @classmethod
-    def to(cls, recipient: str, store: Store) -> Outbound:
+    def to(cls, recipient: str, engine: Engine) -> Outbound:
         """``recipient`` of the directory ``$OPCATFLOW_NOTIFICATIONS`` names, checked now: a
-        person of ``store``'s person register (as the notifications read it) or of the
+        person of ``engine``'s person register (as the notifications read it) or of the
         directory file, or a webhook endpoint of the file.
 
         Raises:
@@ -81,7 +81,8 @@ class Outbound:
                     )
                 ]
             )
-        outbound = cls(Notifications.load(path, store=store).directory, recipient)
+        register = PersonRegister(engine.store, engine.today)
+        outbound = cls(Notifications.load(path, register=register).directory, recipient)
         check_recipient(outbound.directory.current(), recipient)
         return outbound
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from structlog.typing import FilteringBoundLogger
 
 from opcatflow.adapters.channels import FileChannel, LogChannel, SmtpChannel, WebhookChannel
-from opcatflow.engine.clock import Clock
+from opcatflow.engine.clock import Clock, SystemClock
 from opcatflow.engine.errors import DefinitionError, Problem
 from opcatflow.engine.loader import Catalog, load_catalog
 from opcatflow.engine.logs import default_logger
@@ -31,7 +31,7 @@ from opcatflow.notifications.check import check_catalog
 from opcatflow.notifications.directory import ConfigError, DirectoryFile, DirectorySource
 from opcatflow.notifications.dispatcher import Dispatcher
 from opcatflow.notifications.outbox import OutboxWriter
-from opcatflow.notifications.people import PersonRegisterDirectory
+from opcatflow.notifications.people import PersonRegister, PersonRegisterDirectory
 from opcatflow.notifications.settings import ENV, NotificationSettings, load_settings
 from opcatflow.notifications.templates import TemplateSet
 from opcatflow.notifications.titles import title_fields
@@ -52,11 +52,11 @@ class Notifications:
         path: str | Path,
         *,
         logger: FilteringBoundLogger | None = None,
-        store: Store | None = None,
+        register: PersonRegister | None = None,
     ) -> Notifications:
         """Read the settings, the recipients directory and the template folders; with
-        ``store``, the directory's people come from its person register first
-        (:mod:`opcatflow.notifications.people`).
+        ``register``, the directory's people come from the person register first, as it
+        holds on the NPM's current day (:mod:`opcatflow.notifications.people`).
 
         Raises:
             ConfigError: the settings or the directory are invalid (every problem located).
@@ -64,8 +64,8 @@ class Notifications:
         log = logger or default_logger("opcatflow.notifications")
         settings = load_settings(path)
         directory: DirectorySource = DirectoryFile(settings.directory_path, logger=log)
-        if store is not None:
-            directory = PersonRegisterDirectory(store, directory)
+        if register is not None:
+            directory = PersonRegisterDirectory(register, directory)
         templates = TemplateSet(settings.template_folders, limits=settings.render.limits())
         return cls(settings, directory, templates, log)
 
@@ -146,7 +146,7 @@ def engine_hooks(
     *,
     logger: FilteringBoundLogger | None = None,
     policy: Policy | None = None,
-    store: Store | None = None,
+    register: PersonRegister | None = None,
 ) -> list[OutboxWriter]:
     """The hooks an application edge gives the engines it builds: the outbox writer when
     ``$OPCATFLOW_NOTIFICATIONS`` names a settings file, else none.
@@ -157,7 +157,7 @@ def engine_hooks(
     path = settings_path()
     if path is None:
         return []
-    notifications = Notifications.load(path, logger=logger, store=store)
+    notifications = Notifications.load(path, logger=logger, register=register)
     catalog = load_catalog(workflows, registry)
     notifications.check(catalog)
     return [notifications.writer(policy, catalog)]
@@ -184,7 +184,8 @@ def worker_jobs(engine: Engine, *, logger: FilteringBoundLogger | None = None) -
     path = settings_path()
     if path is None:
         return []
-    notifications = Notifications.load(path, logger=logger or engine.log, store=engine.store)
+    register = PersonRegister(engine.store, engine.today)
+    notifications = Notifications.load(path, logger=logger or engine.log, register=register)
     dispatcher = notifications.dispatcher(
         engine.store, clock=engine.clock, sharing=engine.settings.policy
     )
@@ -214,7 +215,9 @@ def run_dispatcher(
     store = SQLAlchemyStore(db_url)
     try:
         store.ensure_schema(create=False)
-        notifications = Notifications.load(path, logger=logger, store=store)
+        policy, timer = sharing or Policy(), clock or SystemClock()
+        register = PersonRegister(store, lambda: policy.today(timer.now()))
+        notifications = Notifications.load(path, logger=logger, register=register)
         dispatcher = notifications.dispatcher(store, clock=clock, sharing=sharing)
         dispatcher.run(stop or threading.Event(), idle=notifications.settings.dispatch.idle)
     finally:

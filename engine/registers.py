@@ -4,8 +4,13 @@ list of a register's entries.
 An entry's descriptive values change over time: the register's ``amend`` trigger takes a
 ``valid_from`` day, and its action keeps the values it replaces in the ``history`` records
 field (one entry per changed field: ``valid_from``, ``field``, ``before`` as JSON). So the
-values that held on a day are the current ones with every amendment valid after that day
+values that held on a day are the stored ones with every amendment valid after that day
 undone, newest first (:func:`value_at`).
+
+An amendment may be entered ahead of its day (a place renamed from next month): its values
+are stored at once, but they hold only from ``valid_from``. So whatever reads an entry "now"
+reads it as it holds on the NPM's current day (:func:`current_values`, with the engine's
+clock in the NPM's time zone), never the stored values as such.
 """
 
 from __future__ import annotations
@@ -90,6 +95,17 @@ def value_at(data: Mapping[str, Any], day: date) -> dict[str, Any]:
     return values
 
 
+def current_values(data: Mapping[str, Any], today: date) -> Mapping[str, Any]:
+    """The values of an entry (``data``, as stored) that hold on ``today``, the NPM's current
+    day: what every reader of an entry "now" must read, since an amendment entered ahead of
+    its ``valid_from`` is stored at once. ``data`` itself when no amendment is still to come
+    (the common case costs one look at the last amendment)."""
+    history = data.get(HISTORY)
+    if not history or date.fromisoformat(history[-1][VALID_FROM]) <= today:
+        return data
+    return value_at(data, today)
+
+
 def was_retired(entry: Instance, day: date | None) -> bool:
     if entry.state != RETIRED:
         return False
@@ -97,11 +113,15 @@ def was_retired(entry: Instance, day: date | None) -> bool:
     return day is None or retired_on is None or date.fromisoformat(retired_on) <= day
 
 
-def entry_of(wf: CompiledWorkflow, entry: Instance, day: date | None = None) -> RegisterEntry:
-    """``entry`` (an instance of the register ``wf``) as read on ``day`` (default: now)."""
+def entry_of(
+    wf: CompiledWorkflow, entry: Instance, today: date, day: date | None = None
+) -> RegisterEntry:
+    """``entry`` (an instance of the register ``wf``) as read on ``day``, or now (``day``
+    None): its values those of ``today`` (the NPM's current day, :func:`current_values`),
+    retired as its state says."""
     spec = wf.definition.as_register
     assert spec is not None
-    data = entry.data if day is None else value_at(entry.data, day)
+    data = current_values(entry.data, today if day is None else day)
     title = data.get(spec.title_field)
     return RegisterEntry(
         entry.id,
@@ -135,6 +155,8 @@ class _Engine(Protocol):
     @property
     def store(self) -> Store: ...
 
+    def today(self) -> date: ...
+
     def workflow(self, workflow: str, version: int | None = None) -> CompiledWorkflow: ...
 
 
@@ -152,8 +174,8 @@ class Registers:
 
     def resolve(self, register: str, entry_id: str, at: date | None = None) -> RegisterEntry | None:
         """The entry ``entry_id`` names now (following merges), as it was on ``at`` (a day
-        in the NPM's time zone; default: now); ``None`` if it is not an entry of
-        ``register``.
+        in the NPM's time zone; default: now, with the values of the NPM's current day);
+        ``None`` if it is not an entry of ``register``.
 
         Raises:
             WorkflowNotFound: no such workflow; ValueError: it is no register.
@@ -163,13 +185,15 @@ class Registers:
             entry = follow_merges(_lookup_in(uow), entry_id)
         if entry is None or entry.workflow_id != register:
             return None
-        return entry_of(self._engine.workflow(wf.id, entry.workflow_version), entry, at)
+        today = self._engine.today()
+        return entry_of(self._engine.workflow(wf.id, entry.workflow_version), entry, today, at)
 
     def titles(self, entry_ids: Iterable[str]) -> dict[str, RegisterEntry]:
         """The entries these ids name now (following merges), by the id asked for, read in
-        one transaction: what views show for references. Ids that name no register entry
-        are left out."""
+        one transaction, as they hold today: what views show for references. Ids that name
+        no register entry are left out."""
         found: dict[str, RegisterEntry] = {}
+        today = self._engine.today()
         with self._engine.store.read() as uow:
             lookup = _lookup_in(uow)
             for entry_id in dict.fromkeys(entry_ids):
@@ -178,12 +202,13 @@ class Registers:
                     continue
                 wf = self._engine.workflow(entry.workflow_id, entry.workflow_version)
                 if wf.definition.as_register is not None:
-                    found[entry_id] = entry_of(wf, entry)
+                    found[entry_id] = entry_of(wf, entry, today)
         return found
 
     def entries(self, register: str, include_retired: bool = False) -> list[RegisterEntry]:
         """Every active entry of ``register`` (and its retired ones, if asked), oldest
-        first; merged entries are never listed (they live on in the entry they joined)."""
+        first, as they hold today; merged entries are never listed (they live on in the
+        entry they joined)."""
         wf = self._register(register)
         states = (ACTIVE, RETIRED) if include_retired else (ACTIVE,)
         found: list[Instance] = []
@@ -200,4 +225,5 @@ class Registers:
                         break
                     after = (page[-1].created_at, page[-1].id)
         found.sort(key=lambda e: (e.created_at, e.id))
-        return [entry_of(self._engine.workflow(wf.id, e.workflow_version), e) for e in found]
+        today = self._engine.today()
+        return [entry_of(self._engine.workflow(wf.id, e.workflow_version), e, today) for e in found]

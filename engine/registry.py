@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from opcatflow.engine.instance import Instance
@@ -58,6 +58,12 @@ class RuleContext:
     notes: list[str] = field(default_factory=list)
     lookup: Lookup = field(default=no_lookup, repr=False, compare=False)
     policy: Policy = field(default=NO_POLICY, repr=False, compare=False)
+
+    @property
+    def today(self) -> date:
+        """The NPM's current day (``now`` in its time zone): a rule reads a register entry
+        as it holds on this day (:func:`opcatflow.engine.registers.current_values`)."""
+        return self.policy.today(self.now)
 
 
 Guard = Callable[[RuleContext], bool]

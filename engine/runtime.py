@@ -354,6 +354,11 @@ class Engine:
                 # back after another start of the batch read it: the index's key never changes.
                 uow.ensure_keys(SUBJECT_OWNER, self.clock.now())
 
+    def today(self) -> date:
+        """The NPM's current day: the engine's clock in the NPM's time zone (the settings'
+        calendar). Register entries read "now" hold the values of this day."""
+        return self.settings.calendar.local_date(self.clock.now())
+
     def workflow(self, workflow: str, version: int | None = None) -> CompiledWorkflow:
         """The latest loaded version of a workflow, or the given version as stored.
 
@@ -821,7 +826,7 @@ class Engine:
             now=now,
             reason=reason,
             lookup=lookup,
-            policy=self._policy(lookup),
+            policy=self._policy(lookup, now),
         )
         if trigger in wf.merged_by and not merging and isinstance(outcome, Applied):
             # what a merge hands over (links, copied entries) is never a caller's to write
@@ -873,10 +878,10 @@ class Engine:
         notices = tuple(outcome.ctx.notes)
         return FireResult(current, updated, None, trigger, actor, role, opened, notices)
 
-    def _policy(self, lookup: Lookup) -> Policy:
+    def _policy(self, lookup: Lookup, now: datetime) -> Policy:
         """The settings' policy, with the bodies of the authority register as this
-        transaction reads them."""
-        return self.settings.policy.with_bodies(RegisterBodies(lookup))
+        transaction reads them on the NPM's day of ``now``."""
+        return self.settings.policy.with_bodies(RegisterBodies(lookup, now, self.settings.calendar))
 
     def _ref_refusal(
         self,
@@ -1194,7 +1199,7 @@ class Engine:
                     supplied={},
                     data=dict(instance.data),
                     lookup=lookup,
-                    policy=self._policy(lookup),
+                    policy=self._policy(lookup, now),
                 )
                 cursor = Cursor(instance.state, ctx)
                 if option.admit(cursor):

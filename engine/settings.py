@@ -180,6 +180,7 @@ class Settings:
             acknowledge_on_receipt=self.acknowledge_on_receipt,
             factual_check_by_kind=self.factual_check_by_kind,
             required_expertise=self.required_expertise,
+            calendar=self.calendar,
         )
 
     def duration(self, period: Period) -> Duration:

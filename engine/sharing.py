@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal, Protocol, get_args
+
+from opcatflow.engine.calendar import WorkingCalendar
 
 # The uses a person may consent to; each workflow lists the ones it has.
 USES = ("refer", "share_with_management", "escalate", "report_to_authority", "publish")
@@ -107,19 +109,30 @@ class Policy:
             for a factual check unless the head decides otherwise (a kind not listed: yes).
         required_expertise: per type of place, the fields of expertise a visit team holds
             before the visit starts (a type not listed: none).
+        calendar: the NPM's calendar, whose time zone says which day it is (rules read
+            register entries as they hold on that day: :meth:`today`).
     """
 
     bodies: Bodies = field(default_factory=lambda: _NO_BODIES)
     acknowledge_on_receipt: frozenset[str] = frozenset({"during_visit", "in_person"})
     factual_check_by_kind: Mapping[str, bool] = field(default_factory=dict)
     required_expertise: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar, compare=False)
+
+    def today(self, now: datetime) -> date:
+        """The NPM's day at the instant ``now`` (in its time zone)."""
+        return self.calendar.local_date(now)
 
     def with_bodies(self, bodies: Bodies) -> Policy:
         """This policy with other ``bodies``. Built positionally: it runs on every fire, and
         ``dataclasses.replace`` (or ``copy.copy``, through ``__reduce_ex__``) costs several
         times more."""
         return Policy(
-            bodies, self.acknowledge_on_receipt, self.factual_check_by_kind, self.required_expertise
+            bodies,
+            self.acknowledge_on_receipt,
+            self.factual_check_by_kind,
+            self.required_expertise,
+            self.calendar,
         )
 
 

@@ -258,7 +258,8 @@ class Dispatcher:
         data: dict[str, Any] = {}
         context = entry.payload["context"]
         audience = Audience(sharing.get("body"), frozenset(sharing.get("uses") or ()))
-        today = self.clock.now().date()
+        now = self.clock.now()
+        today = now.date()
         with self.store.read() as uow:
             if entry.instance_id is not None:
                 # an erased instance raises: nothing of it may be shown
@@ -267,7 +268,7 @@ class Dispatcher:
             if REASON in sharing["shown"]:
                 data[REASON] = context.get("reason")
             # the bodies as the authority register says now: a body retired since is refused
-            policy = replace(self.sharing, bodies=bodies_of(uow))
+            policy = replace(self.sharing, bodies=bodies_of(uow, now, self.sharing.calendar))
             still = still_shown(data, sharing["shown"], audience, policy, today)
         gone = [n for n in sharing["shown"] if n not in still]
         if not gone:

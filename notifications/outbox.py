@@ -68,10 +68,13 @@ class OutboxWriter:
         self._write(uow, Occurrence.of_deadline(event))
 
     def _write(self, uow: UnitOfWork, occ: Occurrence) -> None:
-        found = reference_titles(uow, occ.workflow, occ.instance.data, self.titles)
+        # the register entries as they hold on the NPM's day of the occurrence
+        calendar = self.composer.policy.calendar
+        today = calendar.local_date(occ.at)
+        found = reference_titles(uow, occ.workflow, occ.instance.data, self.titles, today)
         occ = dataclasses.replace(occ, titles=found)
         # redacted for the bodies of the authority register as this transaction reads them
-        composer = self.composer.with_bodies(bodies_of(uow))
+        composer = self.composer.with_bodies(bodies_of(uow, occ.at, calendar))
         messages = composer.messages(occ, self.directory.current())
         uow.outbox.add(messages, occ.at)
         for m in messages:

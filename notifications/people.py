@@ -13,7 +13,8 @@ recipients directory file, which keeps what the register does not hold:
   and roles always come from the register.
 
 A person's directory id is their register entry id, so assignees (``assigned_to``) name
-entries of the register.
+entries of the register. An entry is read as it holds on the NPM's current day
+(:class:`PersonRegister`), so roles or an email amended from a later day count from that day.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,22 +31,35 @@ from pydantic import ValidationError
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import Store
 from opcatflow.engine.refs import ACTIVE
+from opcatflow.engine.registers import current_values
 from opcatflow.notifications.directory import Directory, DirectorySource, DirectorySpec, Person
 
 PERSON = "person"
 PAGE = 500
 
 
-def register_people(entries: Iterator[Instance] | list[Instance]) -> dict[str, dict[str, Any]]:
-    """Entry id -> what the register says of that person (name, email, roles)."""
-    return {
-        e.id: {
-            "name": e.data.get("name"),
-            "email": e.data.get("email"),
-            "roles": e.data.get("roles"),
+@dataclass(frozen=True)
+class PersonRegister:
+    """Where the people come from: the person register of ``store``, read as it holds on
+    ``today()``, the NPM's current day (``Engine.today``)."""
+
+    store: Store
+    today: Callable[[], date]
+
+
+def register_people(
+    entries: Iterator[Instance] | list[Instance], today: date
+) -> dict[str, dict[str, Any]]:
+    """Entry id -> what the register says of that person (name, email, roles) on ``today``."""
+    people = {}
+    for e in entries:
+        data = current_values(e.data, today)
+        people[e.id] = {
+            "name": data.get("name"),
+            "email": data.get("email"),
+            "roles": data.get("roles"),
         }
-        for e in entries
-    }
+    return people
 
 
 def merged_directory(base: Directory, people: Mapping[str, Mapping[str, Any]]) -> Directory:
@@ -71,7 +86,7 @@ class PersonRegisterDirectory:
     """A :class:`DirectorySource`: the person register's people over a directory file.
 
     Args:
-        store: the database holding the register.
+        register: the store holding the register, and the NPM's current day.
         base: the recipients directory file (webhooks, defaults, outside recipients).
         interval: seconds between reads of the register.
         timer: monotonic seconds.
@@ -79,13 +94,13 @@ class PersonRegisterDirectory:
 
     def __init__(
         self,
-        store: Store,
+        register: PersonRegister,
         base: DirectorySource,
         *,
         interval: float = 1.0,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.store = store
+        self.register = register
         self.base = base
         self.interval = interval
         self.timer = timer
@@ -100,7 +115,8 @@ class PersonRegisterDirectory:
         with self._lock:
             now = self.timer()
             if self._people is None or now - self._read_at >= self.interval:
-                self._people = register_people(list(self._entries()))
+                entries = list(self._entries())
+                self._people = register_people(entries, self.register.today())
                 self._read_at = now
                 self._built = None
             base = self.base.current()
@@ -111,7 +127,7 @@ class PersonRegisterDirectory:
     def _entries(self) -> Iterator[Instance]:
         after: tuple[datetime, str] | None = None
         while True:
-            with self.store.read() as uow:
+            with self.register.store.read() as uow:
                 page = uow.instances.query(workflow=PERSON, state=ACTIVE, after=after, limit=PAGE)
             yield from page
             if len(page) < PAGE:

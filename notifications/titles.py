@@ -2,13 +2,15 @@
 place, a visit's team...), so a template says "Central Remand Prison", not its id.
 
 Read in the transaction that writes the message, through the same unit of work, following
-merges (a reference to a duplicate shows the entry it was merged into). A title is never
-personal data (a register's ``title_field`` is a plain field).
+merges (a reference to a duplicate shows the entry it was merged into), as the entry holds
+on the NPM's day of the occurrence (a renaming entered ahead of its day shows from that day).
+A title is never personal data (a register's ``title_field`` is a plain field).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 from opcatflow.engine.compiled import CompiledWorkflow
@@ -16,7 +18,7 @@ from opcatflow.engine.definition import FieldType
 from opcatflow.engine.errors import InstanceNotFound
 from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import UnitOfWork
-from opcatflow.engine.registers import follow_merges
+from opcatflow.engine.registers import current_values, follow_merges
 
 
 def title_fields(workflows: Iterable[CompiledWorkflow]) -> dict[str, str]:
@@ -29,11 +31,16 @@ def title_fields(workflows: Iterable[CompiledWorkflow]) -> dict[str, str]:
 
 
 def reference_titles(
-    uow: UnitOfWork, wf: CompiledWorkflow, data: Mapping[str, Any], titles: Mapping[str, str]
+    uow: UnitOfWork,
+    wf: CompiledWorkflow,
+    data: Mapping[str, Any],
+    titles: Mapping[str, str],
+    today: date,
 ) -> dict[str, Any]:
     """Field -> the title of the entry it names (a list of titles for a list of references),
-    for every reference field of ``wf`` (None when it holds no value); an id naming no entry,
-    or an entry of a register ``titles`` does not list, stays as is."""
+    as it holds on ``today`` (the NPM's day), for every reference field of ``wf`` (None when
+    it holds no value); an id naming no entry, or an entry of a register ``titles`` does not
+    list, stays as is."""
 
     def lookup(instance_id: str) -> Instance | None:
         try:
@@ -45,7 +52,7 @@ def reference_titles(
         entry = follow_merges(lookup, entry_id) if isinstance(entry_id, str) else None
         if entry is None or entry.workflow_id != register or register not in titles:
             return entry_id
-        return entry.data.get(titles[register], entry_id)
+        return current_values(entry.data, today).get(titles[register], entry_id)
 
     found: dict[str, Any] = {}
     for name, spec in wf.definition.fields.items():

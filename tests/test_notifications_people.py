@@ -14,7 +14,7 @@ from opcatflow.adapters.cli import app
 from opcatflow.engine import Engine, FrozenClock
 from opcatflow.engine.bulk import NewInstance
 from opcatflow.notifications.directory import parse_directory
-from opcatflow.notifications.people import PersonRegisterDirectory
+from opcatflow.notifications.people import PersonRegister, PersonRegisterDirectory
 from opcatflow.workflows import BUNDLED, registry
 
 PEOPLE = [
@@ -69,7 +69,8 @@ def test_people_come_from_the_register_and_the_file_says_how_to_reach_them(
     with Engine.open(db_url, [BUNDLED], registry, clock=clock) as engine:
         seed(engine)
         base = parse_directory(yaml.safe_dump(FILE), "<directory>")
-        source = PersonRegisterDirectory(engine.store, base, timer=lambda: now[0])
+        register = PersonRegister(engine.store, engine.today)
+        source = PersonRegisterDirectory(register, base, timer=lambda: now[0])
         directory = source.current()
         [caseworker] = directory.with_role("complaint", "caseworker")
         assert (caseworker.key, caseworker.address, caseworker.locale) == (

@@ -453,7 +453,11 @@ def test_a_policy_with_other_bodies_keeps_every_other_setting() -> None:
         "factual_check_by_kind": {"follow_up": False},
         "required_expertise": {"psychiatric_hospital": ("medical",)},
     }
+    from opcatflow.engine.calendar import WorkingCalendar
+
+    settings["calendar"] = WorkingCalendar("Europe/Paris")
     assert {f.name for f in dataclasses.fields(Policy)} == {"bodies", *settings}
     bodies = {"ombuds": Body("ombuds", "Ombuds", "ombudsperson", True)}
     moved = Policy(**settings).with_bodies(bodies)  # type: ignore[arg-type]
     assert moved == Policy(bodies, **settings)  # type: ignore[arg-type]
+    assert moved.calendar is settings["calendar"]

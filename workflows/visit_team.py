@@ -13,16 +13,18 @@ spellings:
   must be held by someone on the team, as the person register records it.
 
 Register entries are read through the same lookup as every rule that reads another instance
-(a register entry is an instance of its register workflow).
+(a register entry is an instance of its register workflow), as they hold on the NPM's current
+day (an amendment entered ahead of its ``valid_from`` counts from that day).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from opcatflow.engine import GuardRefusal, Instance, RuleContext
 from opcatflow.engine.refs import ACTIVE
-from opcatflow.engine.registers import follow_merges
+from opcatflow.engine.registers import current_values, follow_merges
 from opcatflow.workflows.rules import registry
 
 # The person register's kinds that make someone part of the NPM (not an external expert).
@@ -30,12 +32,16 @@ NPM_KINDS = frozenset({"member", "staff"})
 
 
 def entry(ctx: RuleContext, register: str, entry_id: object) -> Instance | None:
-    """The register entry ``entry_id`` names, following merges to the surviving entry; None
-    when it names no entry of that register."""
+    """The register entry ``entry_id`` names, following merges to the surviving entry, with
+    the values that hold today (:attr:`RuleContext.today`); None when it names no entry of
+    that register."""
     if not isinstance(entry_id, str) or not entry_id:
         return None
     found = follow_merges(ctx.lookup, entry_id)
-    return found if found is not None and found.workflow_id == register else None
+    if found is None or found.workflow_id != register:
+        return None
+    data = current_values(found.data, ctx.today)
+    return found if data is found.data else dataclasses.replace(found, data=data)
 
 
 def _title(found: Instance) -> str:

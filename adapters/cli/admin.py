@@ -60,7 +60,7 @@ def checkpoint(
     folder = witness or default_witness()
     with settings(ctx).engine(existing=True) as engine:
         # the recipient checked before anything is signed
-        outbound = Outbound.to(send_to, engine.store) if send_to is not None else None
+        outbound = Outbound.to(send_to, engine) if send_to is not None else None
         try:
             taken, path = Anchor(engine, folder, signing_key(), outbound).take()
         except OSError as err:

@@ -136,9 +136,7 @@ def worker(
         signal.signal(sig, lambda *_: stop.set())
     with settings(ctx).engine() as engine:
         outbound = (
-            Outbound.to(checkpoint_send_to, engine.store)
-            if checkpoint_send_to is not None
-            else None
+            Outbound.to(checkpoint_send_to, engine) if checkpoint_send_to is not None else None
         )
         reload_on_hangup(engine)
         jobs: list[PeriodicJob] = []

@@ -31,11 +31,13 @@ from opcatflow.engine import (
     Engine,
     SchemaMismatch,
     SQLAlchemyStore,
+    SystemClock,
     load_catalog,
 )
 from opcatflow.engine.crypto.providers import KeyProvider, load_provider
 from opcatflow.engine.limits import JSON_DEPTH
 from opcatflow.engine.settings import Settings as DeadlineSettings
+from opcatflow.notifications.people import PersonRegister
 from opcatflow.workflows import BUNDLED, registry
 
 DEFAULT_DB = "opcatflow.db"
@@ -107,10 +109,15 @@ class Settings:
         deadline_settings = self.deadline_settings()
         catalog = self.catalog()
         log = self.logger()
+        clock = clock or SystemClock()
+        calendar = deadline_settings.calendar
         with self.store(existing=existing, logger=log) as store:
+            # the notification outbox; its people from the person register on the NPM's day
+            register = PersonRegister(store, lambda: calendar.local_date(clock.now()))
             hooks = engine_hooks(
-                self.workflows, registry, logger=log, policy=deadline_settings.policy, store=store
-            )  # the notification outbox; its people from the person register
+                self.workflows, registry, logger=log, policy=deadline_settings.policy,
+                register=register,
+            )  # fmt: skip
             engine = Engine(
                 store,
                 catalog,

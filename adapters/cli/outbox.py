@@ -21,9 +21,8 @@ from opcatflow.adapters.cli.database import has_database
 from opcatflow.adapters.cli.errors import REFUSED, USAGE, fail
 from opcatflow.adapters.cli.options import Json, settings
 from opcatflow.adapters.notifier import Notifications, settings_path
-from opcatflow.engine import Clock, SystemClock
+from opcatflow.engine import Clock, Engine, SystemClock
 from opcatflow.engine.errors import NotFound, Problem
-from opcatflow.engine.ports import Store
 from opcatflow.engine.rows import RETRYABLE_OUTBOX as RETRYABLE
 from opcatflow.notifications.channel import DeliveryError, Outgoing
 from opcatflow.notifications.directory import EMAIL, ConfigError
@@ -35,6 +34,7 @@ from opcatflow.notifications.model import (
     OutboxEntry,
     OutboxStatus,
 )
+from opcatflow.notifications.people import PersonRegister
 from opcatflow.notifications.settings import ENV
 from opcatflow.notifications.templates import CONTEXT
 
@@ -65,7 +65,7 @@ class MessageNotFound(NotFound):
 
 
 def _notifications(
-    config: Path | None, logger: FilteringBoundLogger, store: Store | None = None
+    config: Path | None, logger: FilteringBoundLogger, engine: Engine | None = None
 ) -> Notifications:
     path = settings_path(config)
     if path is None:
@@ -76,7 +76,8 @@ def _notifications(
                 )
             ]
         )
-    return Notifications.load(path, logger=logger, store=store)
+    register = PersonRegister(engine.store, engine.today) if engine is not None else None
+    return Notifications.load(path, logger=logger, register=register)
 
 
 def _entry_row(e: OutboxEntry) -> list[str]:
@@ -170,7 +171,7 @@ def dispatch(
     log = s.logger()
     with s.engine() as engine:
         # messages still to route are resolved against the person register's people
-        notifications = _notifications(config, log, engine.store)
+        notifications = _notifications(config, log, engine)
         dispatcher = notifications.dispatcher(
             engine.store, clock=engine.clock, sharing=engine.settings.policy
         )
@@ -316,15 +317,15 @@ def check(ctx: typer.Context, *, config: Config = None, as_json: Json = False) -
         # A check may run before the first start: no database, then the file's people only.
         # The engine's store, not the bare one: a person's contact details are sealed at rest.
         exists = has_database(s.db)
-        store = opened.enter_context(s.engine(existing=True)).store if exists else None
-        notifications = _notifications(config, s.logger(), store)
+        engine = opened.enter_context(s.engine(existing=True)) if exists else None
+        notifications = _notifications(config, s.logger(), engine)
         notifications.check(s.catalog())
         directory = notifications.directory.current()
     roles = sorted({r for p in directory.people.values() for r in p.roles})
     channels = notifications.channel_names()
     summary = {
         "people": len(directory.people),
-        "people_from": "person register and directory file" if store else "directory file",
+        "people_from": "person register and directory file" if engine else "directory file",
         "webhooks": sorted(directory.endpoints),
         "roles": roles,
         "channels": channels,

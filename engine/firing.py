@@ -220,7 +220,7 @@ def sharing_refusal(
         fields=shares.fields,
         personal=wf.schema.personal,
         bodies=policy.bodies,
-        today=now.date(),
+        today=policy.today(now),
     )
     if verdict.allowed:
         return None

@@ -550,6 +550,7 @@ class Engine:
                     now=now,
                     reason=reason,
                     lookup=lookup,
+                    policy=self._policy(lookup, now),
                 )
             except Exception as err:  # nothing is stored: there is no instance to audit it on
                 raise TransitionRefused(
@@ -644,7 +645,7 @@ class Engine:
                 new_id = row.instance_id or str(uuid.uuid4())
                 initial = enter_initial(
                     wf, row.data, instance_id=new_id, actor=actor, role=role, now=now,
-                    reason=reason, lookup=lookup,
+                    reason=reason, lookup=lookup, policy=self._policy(lookup, now),
                 )  # fmt: skip
                 problem = condition_refusal(wf, wf.initial, initial)
                 if problem is not None:

@@ -46,6 +46,7 @@ from opcatflow.engine.loader import Catalog, same_content
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.rows import DefinitionStatus, StoredDefinition
 from opcatflow.engine.sandbox import BudgetExceeded
+from opcatflow.engine.sharing import Policy
 
 START = "start"
 
@@ -121,9 +122,11 @@ def enter_initial(
     now: datetime,
     reason: str | None,
     lookup: Lookup,
+    policy: Policy,
 ) -> dict[str, Any]:
     """The start data after the initial state's on_enter actions (the caller's data is
-    everything supplied). An action's exception propagates: the caller refuses the start."""
+    everything supplied; ``policy`` gives them the NPM's bodies and day). An action's
+    exception propagates: the caller refuses the start."""
     if not wf.on_start:
         return data
     ctx = RuleContext(
@@ -138,6 +141,7 @@ def enter_initial(
         data=dict(data),
         reason=reason,
         lookup=lookup,
+        policy=policy,
     )
     for action in wf.on_start:
         action(ctx)
@@ -310,6 +314,7 @@ class Writes:
                         now=outcome.ctx.now,
                         reason=spec.reason,
                         lookup=outcome.ctx.lookup,
+                        policy=outcome.ctx.policy,
                     )
                 except Exception as err:  # an on_enter action failed: open nothing
                     return Refused("action", f"cannot open {child_wf.id!r}: {err!r}")

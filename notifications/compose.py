@@ -200,7 +200,7 @@ def context_for(
         schema.personal,
         audience,
         policy=policy,
-        today=occ.at.date(),
+        today=policy.today(occ.at),
         reason=occ.reason,
         parts=schema.personal_parts,
     )

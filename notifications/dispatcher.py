@@ -259,7 +259,7 @@ class Dispatcher:
         context = entry.payload["context"]
         audience = Audience(sharing.get("body"), frozenset(sharing.get("uses") or ()))
         now = self.clock.now()
-        today = now.date()
+        today = self.sharing.today(now)  # the NPM's day: consents expire on its dates
         with self.store.read() as uow:
             if entry.instance_id is not None:
                 # an erased instance raises: nothing of it may be shown

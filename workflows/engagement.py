@@ -87,10 +87,6 @@ def _append(ctx: RuleContext, field: str, entry: str) -> None:
     ctx.data[field] = [*(ctx.data.get(field) or []), entry]
 
 
-def _today(ctx: RuleContext) -> str:
-    return ctx.now.date().isoformat()
-
-
 # -- UPR --------------------------------------------------------------------------------------
 
 
@@ -170,7 +166,7 @@ def _moved(*fields: str, estimates: tuple[str, ...] = ()) -> None:
             entered = [f"{anchor} {ctx.data[anchor]} (estimated)"]
         was = ", ".join(entered)
         reason = ctx.data.get("postponement_reason") or "no reason recorded"
-        _append(ctx, "postponements", f"{_today(ctx)}: {was or 'no dates yet'} ({reason})")
+        _append(ctx, "postponements", f"{ctx.today}: {was or 'no dates yet'} ({reason})")
         for name in fields:
             ctx.data[name] = None
         for name in estimates:
@@ -282,13 +278,13 @@ def record_visit_activity(ctx: RuleContext) -> None:
     """Log a meeting, joint visit or briefing with its date."""
     activity = ctx.data.get("activity")
     note = ctx.data.get("activity_note")
-    _append(ctx, "activities", f"{_today(ctx)}: {activity}" + (f" ({note})" if note else ""))
+    _append(ctx, "activities", f"{ctx.today}: {activity}" + (f" ({note})" if note else ""))
     ctx.data["activity"] = ctx.data["activity_note"] = None
 
 
 @registry.action("record_advocacy", writes=["advocacy", "advocacy_step"])
 def record_advocacy(ctx: RuleContext) -> None:
-    _append(ctx, "advocacy", f"{_today(ctx)}: {ctx.data['advocacy_step']}")
+    _append(ctx, "advocacy", f"{ctx.today}: {ctx.data['advocacy_step']}")
     ctx.data["advocacy_step"] = None
 
 
@@ -341,7 +337,7 @@ def report_public(ctx: RuleContext) -> bool:
 def _stamp(field: str) -> None:
     def stamp(ctx: RuleContext) -> None:
         if ctx.supplied.get(field) is None:
-            ctx.data[field] = _today(ctx)
+            ctx.data[field] = ctx.today.isoformat()
 
     stamp.__doc__ = f"Set {field} to today, unless the actor supplied the date."
     registry.action(f"stamp_{field}", writes=[field])(stamp)

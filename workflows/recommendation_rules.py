@@ -4,13 +4,11 @@ closing decision (docs/recommendations.md)."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from opcatflow.engine import GuardRefusal, RuleContext
 from opcatflow.workflows.rules import registry
-
-_EARLIEST_ZONE = timedelta(hours=14)
 
 
 def _entries(ctx: RuleContext) -> list[dict[str, Any]]:
@@ -47,9 +45,7 @@ def one_assessment_appended(ctx: RuleContext) -> bool:
         )
     entry = new[0]
     on = date.fromisoformat(str(entry["on"]))
-    # Rules do not know the NPM's time zone: a day is refused only once it is still to come
-    # everywhere (UTC+14), so that an NPM east of UTC can date an assessment today.
-    if on > (ctx.now + _EARLIEST_ZONE).date():
+    if on > ctx.today:  # a day still to come in the NPM's time zone
         raise GuardRefusal(f"assessment on {on} is in the future: an assessment is a fact")
     sent = ctx.data.get("sent_on")
     if sent and on < date.fromisoformat(str(sent)):
@@ -103,7 +99,7 @@ def count_followup_from(ctx: RuleContext) -> None:
     elif ctx.data.get("reply_received_on"):
         ctx.data["followup_from"] = ctx.data["reply_received_on"]
     elif not ctx.data.get("followup_from"):
-        ctx.data["followup_from"] = ctx.now.date().isoformat()
+        ctx.data["followup_from"] = ctx.today.isoformat()
 
 
 @registry.guard(

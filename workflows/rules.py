@@ -15,10 +15,6 @@ from opcatflow.engine.sharing import NOT_A_BODY
 registry = Registry()
 
 
-def _today(ctx: RuleContext) -> str:
-    return ctx.now.date().isoformat()
-
-
 def _append(ctx: RuleContext, field: str, entry: str) -> None:
     ctx.data[field] = [*(ctx.data.get(field) or []), entry]
 
@@ -150,7 +146,7 @@ def acknowledged_by_receipt(ctx: RuleContext) -> bool:
     reason="a complaint cannot be acknowledged before it was received",
 )
 def acknowledged_after_receipt(ctx: RuleContext) -> bool:
-    on = ctx.supplied.get("acknowledged_on") or _today(ctx)
+    on = ctx.supplied.get("acknowledged_on") or ctx.today.isoformat()
     received = ctx.data.get("received_on")
     if received is None or str(on) >= str(received):
         return True
@@ -194,7 +190,7 @@ def received_at_entered(ctx: RuleContext) -> None:
 def _stamp(field: str) -> None:
     def stamp(ctx: RuleContext) -> None:
         if ctx.supplied.get(field) is None:
-            ctx.data[field] = _today(ctx)
+            ctx.data[field] = ctx.today.isoformat()
 
     stamp.__doc__ = f"Set {field} to today, unless the actor supplied the date."
     registry.action(f"stamp_{field}", writes=[field])(stamp)
@@ -299,7 +295,7 @@ def factual_corrections_only(ctx: RuleContext) -> bool:
 @registry.action("append_factual_correction", writes=["corrections", "correction", "correction_to"])
 def append_factual_correction(ctx: RuleContext) -> None:
     """Keep the (factual) correction, who recorded it and when; clear the one-off fields."""
-    entry = {"text": ctx.data["correction"], "by": ctx.actor, "on": _today(ctx)}
+    entry = {"text": ctx.data["correction"], "by": ctx.actor, "on": ctx.today.isoformat()}
     _append_entry(ctx, "corrections", entry)
     ctx.data["correction"] = ctx.data["correction_to"] = None
 
@@ -330,7 +326,7 @@ def _escalation_step(ctx: RuleContext) -> str:
 def append_escalation(ctx: RuleContext) -> None:
     """Log each escalation step: its date, what was done, by whom (the scheduler's says the
     deadline passed)."""
-    entry = {"on": _today(ctx), "step": _escalation_step(ctx), "by": ctx.actor}
+    entry = {"on": ctx.today.isoformat(), "step": _escalation_step(ctx), "by": ctx.actor}
     _append_entry(ctx, "escalations", entry)
     ctx.data["escalation_step"] = None
 
@@ -341,13 +337,13 @@ def record_escalation(ctx: RuleContext) -> None:
     step = ctx.data.get("escalation_step") or (
         "reply deadline passed" if ctx.role == "scheduler" else "escalated"
     )
-    _append(ctx, "escalations", f"{_today(ctx)}: {step}")
+    _append(ctx, "escalations", f"{ctx.today}: {step}")
     ctx.data["escalation_step"] = None
 
 
 @registry.action("record_review", writes=["reviews", "review_note"])
 def record_review(ctx: RuleContext) -> None:
-    _append(ctx, "reviews", f"{_today(ctx)}: {ctx.data['review_note']}")
+    _append(ctx, "reviews", f"{ctx.today}: {ctx.data['review_note']}")
     ctx.data["review_note"] = None
 
 
@@ -362,5 +358,5 @@ def last_contact_on_report(ctx: RuleContext) -> None:
 def record_contact_check(ctx: RuleContext) -> None:
     """Count a contact with the people concerned and keep its date (today unless given)."""
     if ctx.supplied.get("last_contact_on") is None:
-        ctx.data["last_contact_on"] = _today(ctx)
+        ctx.data["last_contact_on"] = ctx.today.isoformat()
     ctx.data["contacts"] = (ctx.data.get("contacts") or 0) + 1

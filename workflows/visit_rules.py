@@ -59,10 +59,6 @@ def decide_reprisal_follow_up(ctx: RuleContext) -> None:
 # -- corrections the authorities propose, and their comments (cross-cutting rule 3) ---------
 
 
-def _today(ctx: RuleContext) -> str:
-    return ctx.now.date().isoformat()
-
-
 @registry.guard(
     "correction_decidable",
     reason="that correction cannot be decided",
@@ -97,7 +93,7 @@ def decide_correction(ctx: RuleContext) -> None:
         "decision": ctx.data["correction_decision"],
         "reason": ctx.data.get("correction_reason"),
         "decided_by": ctx.actor,
-        "decided_on": _today(ctx),
+        "decided_on": ctx.today.isoformat(),
     }
     ctx.data["corrections"] = [
         {**e, **decision} if isinstance(e, dict) and e.get("n") == number else e
@@ -138,7 +134,7 @@ def append_authority_comment(ctx: RuleContext) -> None:
         "on_what": ctx.data["authority_comment_on"],
         "text": ctx.data["authority_comment"],
         "by": ctx.actor,
-        "on": _today(ctx),
+        "on": ctx.today.isoformat(),
     }
     ctx.data["authority_comments"] = [*entries, entry]
     ctx.data["authority_comment"] = ctx.data["authority_comment_on"] = None

@@ -142,7 +142,7 @@ def seed_example(engine: Engine, key_file: Path) -> str | None:
             data={
                 "source": "detained_person",
                 "channel": "during_visit",
-                "received_on": engine.clock.now().date().isoformat(),
+                "received_on": engine.today().isoformat(),
                 "persons": [{"ref": "P1", "name": "Tomás Varga"}],
                 "summary": "Struck by two officers in cell 14 on 27 February.",
             },

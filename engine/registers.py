@@ -106,6 +106,23 @@ def current_values(data: Mapping[str, Any], today: date) -> Mapping[str, Any]:
     return value_at(data, today)
 
 
+def retirement_refusal(
+    wf: CompiledWorkflow, state: str, data: Mapping[str, Any], today: date
+) -> str | None:
+    """Why a register entry may not be retired now: its ``retired_on`` is still to come. An
+    entry is retired from the day it closed, so it stays active (and may be referred to) until
+    then; the closure is recorded on or after that day."""
+    if state != RETIRED or wf.definition.as_register is None:
+        return None
+    day = data.get(RETIRED_ON)
+    if day is None or date.fromisoformat(str(day)) <= today:
+        return None
+    return (
+        f"{RETIRED_ON}: {day} is still to come (today is {today}): record it on or after that "
+        "day; until then the entry stays active and may be referred to"
+    )
+
+
 def was_retired(entry: Instance, day: date | None) -> bool:
     if entry.state != RETIRED:
         return False

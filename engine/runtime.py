@@ -78,7 +78,7 @@ from opcatflow.engine.projection import Projector, instance_pages
 from opcatflow.engine.readlog_root import check_read_log, read_root_at
 from opcatflow.engine.refs import ENTRY_ID, ref_refusal
 from opcatflow.engine.register_bodies import RegisterBodies
-from opcatflow.engine.registers import Registers, retired_words
+from opcatflow.engine.registers import Registers, retired_words, retirement_refusal
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
 from opcatflow.engine.results import FireResult
 from opcatflow.engine.rows import Obligation, StoredDefinition
@@ -354,10 +354,11 @@ class Engine:
                 # back after another start of the batch read it: the index's key never changes.
                 uow.ensure_keys(SUBJECT_OWNER, self.clock.now())
 
-    def today(self) -> date:
-        """The NPM's current day: the engine's clock in the NPM's time zone (the settings'
-        calendar). Register entries read "now" hold the values of this day."""
-        return self.settings.calendar.local_date(self.clock.now())
+    def today(self, now: datetime | None = None) -> date:
+        """The NPM's current day (or the day of ``now``): the engine's clock in the NPM's
+        time zone (the settings' calendar). Register entries read "now" hold the values of
+        this day."""
+        return self.settings.calendar.local_date(self.clock.now() if now is None else now)
 
     def workflow(self, workflow: str, version: int | None = None) -> CompiledWorkflow:
         """The latest loaded version of a workflow, or the given version as stored.
@@ -840,7 +841,9 @@ class Engine:
         if isinstance(outcome, Applied):
             short = below_minimum(self.settings, wf, outcome.data, current.data)
             early = self.timers.early_refusal(wf, current, trigger, outcome.data, now)
-            dangling = self._ref_refusal(wf, current.data, outcome.data, lookup)
+            dangling = self._ref_refusal(wf, current.data, outcome.data, lookup) or (
+                retirement_refusal(wf, outcome.state, outcome.data, self.today(now))
+            )
             if short:  # a period shorter than the law allows
                 refusal = outcome = Refused("data", "; ".join(short))
             elif early is not None:  # a minimum with on_early: refuse

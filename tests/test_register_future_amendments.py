@@ -118,3 +118,24 @@ def test_a_role_given_from_tomorrow_reaches_the_person_from_tomorrow(
     assert source.current().with_role("complaint", "head") == []
     clock.advance(timedelta(hours=2))  # 3 March in Auckland
     assert [p.key for p in source.current().with_role("complaint", "head")] == ["l.ferreira"]
+
+
+def test_a_closure_still_to_come_is_refused_and_the_place_stays_open_until_then(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    from opcatflow.engine import TransitionRefused
+
+    engine.start(
+        "authority", instance_id="moj", data={"name": "Ministry of Justice"}, **COORDINATOR
+    )
+    place = {"name": "Central Prison", "place_type": "prison", "authority": "moj"}
+    engine.start("place", instance_id="p-1", data=place, **COORDINATOR)
+    closing = {"retired_on": "2026-03-03", "retired_reason": "Moved to the new site"}
+    with pytest.raises(TransitionRefused) as refused:
+        engine.fire("p-1", "retire", data=closing, **COORDINATOR)  # 2 March in Auckland
+    assert refused.value.kind == "data"
+    assert "2026-03-03 is still to come" in refused.value.reason
+    assert engine.get("p-1").state == "active"
+    engine.start("visit", data={"kind": "regular", "place": "p-1"}, **COORDINATOR)  # referable
+    clock.advance(timedelta(hours=2))  # 3 March there
+    assert engine.fire("p-1", "retire", data=closing, **COORDINATOR).state == "retired"

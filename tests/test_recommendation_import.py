@@ -226,3 +226,74 @@ def test_a_json_row_with_its_assessments_over_the_years(db_url: str, tmp_path: P
     assert (rec.data["implementation_status"], rec.data["assessed_by"]) == ("in_progress", [visit])
     assert (rec.data["position"], rec.data["position_on"]) == ("supported", "2023-03-30")
     assert rec.data["followup_from"] == "2025-06-10"
+
+
+def test_a_csv_row_with_its_assessments_in_numbered_columns(db_url: str, tmp_path: Path) -> None:
+    with opened(db_url) as engine:
+        registerkit.seed_authorities(engine)
+    # the groups fire in number order, whatever the order of the columns; the third follows
+    # up the first, and the latest by date gives the status
+    header = [
+        "source", "addressee", "text", "sent_on", "assessment_3_on", "assessment_3_status",
+        "assessment_3_follows", "assessment_on", "assessment_status", "assessment_evidence",
+        "assessment_2_on", "assessment_2_status", "assessment_2_by",
+    ]  # fmt: skip
+    cells = [
+        "cat", registerkit.AUTHORITY, "Record every custody transfer.", "2019-05-02",
+        "2024-10-03", "implemented", "1", "2020-02-11", "not_started", "No register yet.",
+        "2022-06-30", "in_progress", "a.diallo",
+    ]  # fmt: skip
+    path = tmp_path / "backlog.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, cells])
+    imported = run(db_url, "import", "recommendations", str(path), "--json")
+    assert imported.exit_code == 0, imported.output
+    summary = json.loads(imported.stdout)
+    assert summary["states"] == {"under_dialogue": 1}
+    with opened(db_url) as engine:
+        rec = engine.get(summary["instances"][0])
+    assessments = rec.data["assessments"]
+    assert [(a["n"], a["on"], a["status"], a.get("follows")) for a in assessments] == [
+        (1, "2020-02-11", "not_started", None),
+        (2, "2022-06-30", "in_progress", None),
+        (3, "2024-10-03", "implemented", 1),
+    ]
+    assert [a["by"] for a in assessments] == ["import", "a.diallo", "import"]
+    assert assessments[0]["evidence"] == "No register yet."
+    assert (rec.data["implementation_status"], rec.data["followup_from"]) == (
+        "implemented",
+        "2024-10-03",
+    )
+
+
+def test_a_gap_or_an_unknown_part_in_the_assessment_columns_is_refused(
+    db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "backlog.csv"
+    path.write_text(
+        "source,addressee,text,assessment_on,assessment_status,assessment_2_on,"
+        "assessment_2_status,assessment_2_date,assessment_3_on,assessment_3_status\n"
+        "cat,interior,A.,2020-01-01,in_progress,2021-01-01,implemented,,,\n"
+        "cat,interior,B.,2020-01-01,in_progress,,,,2022-01-01,implemented\n"
+        "cat,interior,C.,2020-01-01,in_progress,,,2021-01-01,,\n",
+        "utf-8",
+    )
+    refused = run(db_url, "import", "recommendations", str(path))
+    assert refused.exit_code == 11, refused.output
+    assert refused.stderr.splitlines()[:2] == [
+        f"{path}:3: assessment_3_* given without assessment_2_*: number the assessments "
+        "1, 2, 3... in the order they were made, without gaps",
+        f"{path}:4: unknown column 'assessment_2_date' (did you mean 'assessment_2_on'?): an "
+        "assessment's columns are assessment_2_on, assessment_2_status, assessment_2_evidence, "
+        "assessment_2_by and assessment_2_follows",
+    ]
+    assert "error: nothing imported: 2 problem(s) in 2 of 3 row(s)" in refused.stderr
+    # JSON takes the numbered columns too, but not beside an assessments list
+    both = {"source": "cat", "addressee": "interior", "text": "D.", "assessment_2_on": "2021"}
+    path = tmp_path / "backlog.json"
+    path.write_text(json.dumps([{**both, "assessments": [{"on": "2020-01-01"}]}]), "utf-8")
+    refused = run(db_url, "import", "recommendations", str(path))
+    assert refused.exit_code == 11, refused.output
+    assert f"{path}:1: give assessments or the assessment_* columns" in refused.stderr
+    with opened(db_url) as engine:
+        assert count(engine) == 0

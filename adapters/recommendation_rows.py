@@ -117,11 +117,14 @@ def _case(line: int, values: dict[str, Any], keys: Mapping[str, int]) -> Planned
     if "position" in values or "position_on" in values:
         position = {c: values[c] for c in ("position", "position_on") if c in values}
         steps.append(Step("record_position", position))
-    for n, entry in enumerate(_assessments(values)):
+    assessments = _assessments(values)
+    for n, entry in enumerate(assessments):
         data: dict[str, Any] = {"assessments": {"append": [entry]}}
         if n == 0 and "assessed_by" in values:
             data["assessed_by"] = values["assessed_by"]
-        steps.append(Step("assess", data))
+        # which of the row's assessments a refusal is about (each step appends one)
+        label = f"assessment {n + 1}" if len(assessments) > 1 else None
+        steps.append(Step("assess", data, label))
     if "repeats" in values:
         earlier = str(values["repeats"])
         repeats = CaseRef(earlier) if earlier in keys else earlier

@@ -47,8 +47,16 @@ class CaseRef:
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """A trigger a case fires, with its data; ``label`` names the step in a failure when the
+    trigger alone would not say which (the third of a row's assessments)."""
+
     trigger: str
     data: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.trigger if self.label is None else f"{self.trigger} ({self.label})"
 
 
 @dataclass(frozen=True)
@@ -157,7 +165,7 @@ def check_cases(engine: Engine, cases: Sequence[PlannedCase], *, role: str) -> l
         for step in case.steps:
             data = {k: v for k, v in step.data.items() if not isinstance(v, CaseRef)}
             _, errors = wf.schema.validate(data)
-            failures += [CaseFailure(case.line, step.trigger, e) for e in errors]
+            failures += [CaseFailure(case.line, step.name, e) for e in errors]
     return failures
 
 
@@ -205,9 +213,9 @@ def _enter(
                 reason=reason,
             )  # fmt: skip
         except _CASE_ERRORS as err:
-            raise _StepFailed(step.trigger, _words(err)) from err
+            raise _StepFailed(step.name, _words(err)) from err
         if result.refusal is not None:
-            raise _StepFailed(step.trigger, result.refusal.reason)
+            raise _StepFailed(step.name, result.refusal.reason)
         assert result.instance is not None
         instance = result.instance
         notices += result.notices

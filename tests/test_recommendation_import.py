@@ -297,3 +297,18 @@ def test_a_gap_or_an_unknown_part_in_the_assessment_columns_is_refused(
     assert f"{path}:1: give assessments or the assessment_* columns" in refused.stderr
     with opened(db_url) as engine:
         assert count(engine) == 0
+
+
+def test_a_refused_assessment_is_named_by_its_number_in_the_row(
+    db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "backlog.csv"
+    path.write_text(
+        "source,addressee,text,assessment_on,assessment_status,assessment_2_on,"
+        "assessment_2_status\n"
+        "cat,interior,A.,2020-01-01,in_progress,2021-01-01,done\n",
+        "utf-8",
+    )
+    refused = run(db_url, "import", "recommendations", str(path))
+    assert refused.exit_code == 11, refused.output
+    assert f"{path}:2: assess (assessment 2): assessments: entry #1.status: " in refused.stderr

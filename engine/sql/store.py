@@ -157,6 +157,8 @@ class SQLAlchemyStore:
         # SQLite: this store's writes take turns on one connection, kept out of the pool (see
         # connect); None until the first write, and again after the driver gave up on it
         self._write_conn: Connection | None = None
+        # an in-memory SQLite database is one per connection: its writes keep to the pool's
+        self._file = self.engine.url.database not in (None, "", ":memory:")
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine, synchronous.upper())
             self._writer_lock = _sqlite_writer(self.engine.url.database)
@@ -286,7 +288,8 @@ class SQLAlchemyStore:
                 with self.engine.begin() as conn:
                     yield conn
                 return
-            with self._writer_lock, self._sqlite_writing() as conn:
+            writing = self._sqlite_writing() if self._file else self.engine.begin()
+            with self._writer_lock, writing as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as err:
             raise driver_error(err) from err

@@ -12,7 +12,7 @@ import pytest
 from casework import ASSESS, CASEWORKER, COMPLAINT, HEAD, INTAKE, RECORD, Desk
 
 from opcatflow.adapters.views import instance_view, ref_ids
-from opcatflow.engine import Engine, FrozenClock
+from opcatflow.engine import Engine, FrozenClock, TransitionRefused
 from opcatflow.engine.settings import Settings
 from opcatflow.workflows import BUNDLED, registry
 
@@ -28,6 +28,15 @@ def engine(db_url: str, clock: FrozenClock) -> Iterator[Engine]:
         yield eng
 
 
+def central_prison(engine: Engine) -> None:
+    """Place ``p-1``, "Central Prison", under the authority ``moj``."""
+    engine.start(
+        "authority", instance_id="moj", data={"name": "Ministry of Justice"}, **COORDINATOR
+    )
+    place = {"name": "Central Prison", "place_type": "prison", "authority": "moj"}
+    engine.start("place", instance_id="p-1", data=place, **COORDINATOR)
+
+
 def names(engine: Engine) -> dict[str, str]:
     return {e.id: e.title for e in engine.registers.entries("place")}
 
@@ -35,11 +44,7 @@ def names(engine: Engine) -> dict[str, str]:
 def test_a_renaming_from_tomorrow_shows_from_tomorrow_in_the_npm_s_time_zone(
     engine: Engine, clock: FrozenClock
 ) -> None:
-    engine.start(
-        "authority", instance_id="moj", data={"name": "Ministry of Justice"}, **COORDINATOR
-    )
-    place = {"name": "Central Prison", "place_type": "prison", "authority": "moj"}
-    engine.start("place", instance_id="p-1", data=place, **COORDINATOR)
+    central_prison(engine)
     visit = engine.start(
         "visit", data={"kind": "regular", "place": "p-1"}, actor="cole", role="coordinator"
     )
@@ -123,13 +128,7 @@ def test_a_role_given_from_tomorrow_reaches_the_person_from_tomorrow(
 def test_a_closure_still_to_come_is_refused_and_the_place_stays_open_until_then(
     engine: Engine, clock: FrozenClock
 ) -> None:
-    from opcatflow.engine import TransitionRefused
-
-    engine.start(
-        "authority", instance_id="moj", data={"name": "Ministry of Justice"}, **COORDINATOR
-    )
-    place = {"name": "Central Prison", "place_type": "prison", "authority": "moj"}
-    engine.start("place", instance_id="p-1", data=place, **COORDINATOR)
+    central_prison(engine)
     closing = {"retired_on": "2026-03-03", "retired_reason": "Moved to the new site"}
     with pytest.raises(TransitionRefused) as refused:
         engine.fire("p-1", "retire", data=closing, **COORDINATOR)  # 2 March in Auckland

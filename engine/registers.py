@@ -16,7 +16,7 @@ clock in the NPM's time zone), never the stored values as such.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
@@ -107,18 +107,22 @@ def current_values(data: Mapping[str, Any], today: date) -> Mapping[str, Any]:
 
 
 def retirement_refusal(
-    wf: CompiledWorkflow, state: str, data: Mapping[str, Any], today: date
+    wf: CompiledWorkflow, state: str, data: Mapping[str, Any], today: Callable[[], date]
 ) -> str | None:
     """Why a register entry may not be retired now: its ``retired_on`` is still to come. An
     entry is retired from the day it closed, so it stays active (and may be referred to) until
-    then; the closure is recorded on or after that day."""
+    then; the closure is recorded on or after that day. ``today`` is asked only for a
+    retirement (this runs on every fire)."""
     if state != RETIRED or wf.definition.as_register is None:
         return None
     day = data.get(RETIRED_ON)
-    if day is None or date.fromisoformat(str(day)) <= today:
+    if day is None:
+        return None
+    current = today()
+    if date.fromisoformat(str(day)) <= current:
         return None
     return (
-        f"{RETIRED_ON}: {day} is still to come (today is {today}): record it on or after that "
+        f"{RETIRED_ON}: {day} is still to come (today is {current}): record it on or after that "
         "day; until then the entry stays active and may be referred to"
     )
 

@@ -842,7 +842,7 @@ class Engine:
             short = below_minimum(self.settings, wf, outcome.data, current.data)
             early = self.timers.early_refusal(wf, current, trigger, outcome.data, now)
             dangling = self._ref_refusal(wf, current.data, outcome.data, lookup) or (
-                retirement_refusal(wf, outcome.state, outcome.data, self.today(now))
+                retirement_refusal(wf, outcome.state, outcome.data, lambda: self.today(now))
             )
             if short:  # a period shorter than the law allows
                 refusal = outcome = Refused("data", "; ".join(short))

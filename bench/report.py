@@ -83,10 +83,12 @@ def table(results: dict[str, Any]) -> str:
     store = results.get("d_memory_store")
     if store:
         lines += [
-            "(d) a fire on the in-memory store against the in-memory decision, median us",
+            "(d) a fire on the in-memory store against the engine's decision of it, median us",
             f"  memory store {store['memory_store_median_us']:.1f}  decision "
             f"{store['decision_median_us']:.1f}  ratio {store['ratio']:.2f}  <= 2.0 "
             f"{_verdict(store['met'])}",
+            f"  part (b)'s narrower decision {store['part_b_decision_median_us']:.1f}  ratio "
+            f"{store['ratio_to_part_b_decision']:.2f}",
             f"  of which the store's own operations: {store['store_operations_median_us']:.1f}",
         ]
     sealing = results.get("e_encryption")

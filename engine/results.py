@@ -3,10 +3,15 @@ build one without importing the engine."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from opcatflow.engine.errors import TransitionRefused
 from opcatflow.engine.instance import Instance
+
+if TYPE_CHECKING:
+    from opcatflow.engine.compiled import CompiledWorkflow
+    from opcatflow.engine.firing import Applied, Refused
+    from opcatflow.engine.writes import Child
 
 
 class FireResult(NamedTuple):
@@ -24,3 +29,14 @@ class FireResult(NamedTuple):
     role: str
     opened: tuple[str, ...]
     notices: tuple[str, ...] = ()  # what the caller should be told (an overdue deadline...)
+
+
+class FireDecision(NamedTuple):
+    """What the engine decided a fire does, before anything is stored
+    (:meth:`~opcatflow.engine.runtime.Engine.decide_fire`): the role it applies or is
+    refused under, the outcome, and the children an applied outcome opens."""
+
+    workflow: CompiledWorkflow
+    role: str
+    outcome: Applied | Refused
+    children: tuple[Child, ...] = ()

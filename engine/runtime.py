@@ -80,7 +80,7 @@ from opcatflow.engine.refs import ENTRY_ID, ref_refusal
 from opcatflow.engine.register_bodies import RegisterBodies
 from opcatflow.engine.registers import Registers, retired_words, retirement_refusal
 from opcatflow.engine.registry import Lookup, Registry, RuleContext
-from opcatflow.engine.results import FireResult
+from opcatflow.engine.results import FireDecision, FireResult
 from opcatflow.engine.rows import Obligation, StoredDefinition
 from opcatflow.engine.settings import Settings
 from opcatflow.engine.sharing import Policy
@@ -816,6 +816,60 @@ class Engine:
         current, now = self.lock_for_record(uow, instance_id)
         if expected_version is not None and current.version != expected_version:
             raise ConcurrentUpdate(instance_id, expected_version, current.version)
+        decision = self.decide_fire(
+            uow,
+            current,
+            trigger,
+            actor=actor,
+            roles=roles,
+            data=data,
+            reason=reason,
+            now=now,
+            merging=merging,
+        )
+        role, outcome = decision.role, decision.outcome
+        if isinstance(outcome, Refused):
+            self._writes.store_refusal(
+                uow, current, trigger=trigger, actor=actor, role=role, now=now, refusal=outcome
+            )
+            error = TransitionRefused(instance_id, trigger, outcome.kind, outcome.reason)
+            return FireResult(current, None, error, trigger, actor, role, ())
+        children = decision.children
+        plan = self._writes.plan_applied(
+            uow,
+            decision.workflow,
+            current,
+            outcome,
+            children,
+            trigger=trigger,
+            actor=actor,
+            role=role,
+            now=now,
+            reason=reason,
+        )
+        updated = self._writes.store_applied(uow, plan, children)
+        opened = tuple(c.instance_id for c in children)
+        notices = tuple(outcome.ctx.notes)
+        return FireResult(current, updated, None, trigger, actor, role, opened, notices)
+
+    def decide_fire(
+        self,
+        uow: SealedUnitOfWork,
+        current: Instance,
+        trigger: str,
+        *,
+        actor: str,
+        roles: Sequence[str],
+        now: datetime,
+        data: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        merging: bool = False,
+    ) -> FireDecision:
+        """Whether ``trigger`` applies to ``current`` and how: the role it applies under, the
+        outcome (the new state and data, or the refusal with its most specific reason) and
+        the children it opens. Reads through ``uow`` (other instances a rule or a register
+        reference names, the children's definitions) and writes nothing: :meth:`_fire_in`
+        stores what this decides."""
         wf = self.workflow(current.workflow_id, current.workflow_version)
         lookup = _lookup(uow)
         role, outcome = _choose(
@@ -830,57 +884,35 @@ class Engine:
             lookup=lookup,
             policy=self._policy(lookup, now),
         )
-        if trigger in wf.merged_by and not merging and isinstance(outcome, Applied):
+        if isinstance(outcome, Refused):
+            return FireDecision(wf, role, outcome)
+        if trigger in wf.merged_by and not merging:
             # what a merge hands over (links, copied entries) is never a caller's to write
             which = ", ".join(sorted(t for t, m in wf.merges.items() if m.trigger == trigger))
-            outcome = Refused(
+            refused = Refused(
                 "trigger", f"{trigger!r} is applied only by a merge ({which} on the duplicate)"
             )
-        refusal = outcome if isinstance(outcome, Refused) else None
-        children: list[Child] = []
-        if isinstance(outcome, Applied):
-            short = below_minimum(self.settings, wf, outcome.data, current.data)
-            early = self.timers.early_refusal(wf, current, trigger, outcome.data, now)
-            dangling = self._ref_refusal(wf, current.data, outcome.data, lookup) or (
-                retirement_refusal(wf, outcome.state, outcome.data, lambda: self.today(now))
-            )
-            if short:  # a period shorter than the law allows
-                refusal = outcome = Refused("data", "; ".join(short))
-            elif early is not None:  # a minimum with on_early: refuse
-                refusal = outcome = Refused("guard", f"too early: {early}")
-            elif dangling is not None:  # a missing, retired or merged register entry
-                refusal = outcome = Refused("data", dangling)
-        if isinstance(outcome, Applied):
-            planned = self._writes.plan_children(outcome)
-            if isinstance(planned, Refused):
-                refusal = planned
-            else:
-                children = planned
-                refusal = self._writes.retired_child(uow, children) or self._child_refs(
-                    children, lookup
-                )
-        if refusal is not None:
-            self._writes.store_refusal(
-                uow, current, trigger=trigger, actor=actor, role=role, now=now, refusal=refusal
-            )
-            error = TransitionRefused(instance_id, trigger, refusal.kind, refusal.reason)
-            return FireResult(current, None, error, trigger, actor, role, ())
-        assert isinstance(outcome, Applied)
-        updated = self._writes.store_applied(
-            uow,
-            wf,
-            current,
-            outcome,
-            children,
-            trigger=trigger,
-            actor=actor,
-            role=role,
-            now=now,
-            reason=reason,
+            return FireDecision(wf, role, refused)
+        short = below_minimum(self.settings, wf, outcome.data, current.data)
+        if short:  # a period shorter than the law allows
+            return FireDecision(wf, role, Refused("data", "; ".join(short)))
+        early = self.timers.early_refusal(wf, current, trigger, outcome.data, now)
+        if early is not None:  # a minimum with on_early: refuse
+            return FireDecision(wf, role, Refused("guard", f"too early: {early}"))
+        dangling = self._ref_refusal(wf, current.data, outcome.data, lookup) or (
+            retirement_refusal(wf, outcome.state, outcome.data, lambda: self.today(now))
         )
-        opened = tuple(c.instance_id for c in children)
-        notices = tuple(outcome.ctx.notes)
-        return FireResult(current, updated, None, trigger, actor, role, opened, notices)
+        if dangling is not None:  # a missing, retired or merged register entry
+            return FireDecision(wf, role, Refused("data", dangling))
+        planned = self._writes.plan_children(outcome)
+        if isinstance(planned, Refused):
+            return FireDecision(wf, role, planned)
+        refused_child = self._writes.retired_child(uow, planned) or self._child_refs(
+            planned, lookup
+        )
+        if refused_child is not None:
+            return FireDecision(wf, role, refused_child)
+        return FireDecision(wf, role, outcome, tuple(planned))
 
     def _policy(self, lookup: Lookup, now: datetime) -> Policy:
         """The settings' policy, with the bodies of the authority register as this

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from opcatflow.engine.audit import (
     APPLIED,
@@ -58,6 +58,22 @@ class Child:
     data: dict[str, Any]
     reason: str | None
     instance_id: str
+
+
+class AppliedPlan(NamedTuple):
+    """An applied trigger's row and audit records, built but not yet written
+    (:meth:`Writes.plan_applied`)."""
+
+    workflow: CompiledWorkflow
+    current: Instance
+    outcome: Applied
+    instance: Instance  # the row to store, its chain ending at the last record
+    records: list[AuditRecord]
+    trigger: str
+    actor: str
+    role: str
+    at: datetime
+    reason: str | None
 
 
 def start_data(wf: CompiledWorkflow, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -354,26 +370,30 @@ class Writes:
         if not uow.instances.advance_audit_head(current.id, seq, record.hash):
             raise ConcurrentUpdate(current.id, current.version, current.version + 1)
 
-    def store_applied(
+    def plan_applied(
         self,
         uow: SealedUnitOfWork,
         wf: CompiledWorkflow,
         current: Instance,
         outcome: Applied,
-        children: list[Child],
+        children: Sequence[Child],
         *,
         trigger: str,
         actor: str,
         role: str,
         now: datetime,
         reason: str | None,
-    ) -> Instance:
+    ) -> AppliedPlan:
+        """The row and the audit records an applied outcome leaves, built in memory: ``uow``
+        seals (the row's hash is of its sealed values; a reason is sealed with the
+        instance's key) and reads the audit key a personal change is hashed with, but
+        nothing is written (:meth:`store_applied` writes the plan)."""
         seq, prev = current.audit_seq + 1, current.audit_head
         # The audit key is fetched only if a personal value changed: a change of other fields
         # needs none (and is allowed on an erased instance, where asking for it is refused).
         redactor = KeysRedactor(uow, current.id, now)
         # Positional arguments, in field order, here and for the event: keyword arguments cost
-        # a quarter more to bind, and these two are built on every fire.
+        # a quarter more to bind, and these are built on every fire.
         changed = outcome.state_changed
         after = Instance(
             current.id,
@@ -433,19 +453,29 @@ class Writes:
             after.version, after.parent_id, after.created_at, after.updated_at,
             after.state_entered_at, last.seq, last.hash,
         )  # fmt: skip
+        return AppliedPlan(
+            wf, current, outcome, updated, records, trigger, actor, role, now, reason
+        )
+
+    def store_applied(
+        self, uow: SealedUnitOfWork, plan: AppliedPlan, children: Sequence[Child]
+    ) -> Instance:
+        """Write ``plan`` (:meth:`plan_applied`), run the hooks, and start the children;
+        returns the instance as stored."""
+        wf, current, outcome, updated = plan.workflow, plan.current, plan.outcome, plan.instance
         if not uow.instances.update(updated, current.version):
             raise ConcurrentUpdate(current.id, current.version, current.version + 1)
-        for record in records:
+        for record in plan.records:
             uow.audit.append(record)
         event = TransitionEvent(
             workflow=wf,
             instance=updated,
             previous=current,
-            trigger=trigger,
-            actor=actor,
-            role=role,
-            at=now,
-            reason=reason,
+            trigger=plan.trigger,
+            actor=plan.actor,
+            role=plan.role,
+            at=plan.at,
+            reason=plan.reason,
             entered=outcome.state if outcome.state_changed else None,
             left=current.state if outcome.state_changed else None,
             notices=outcome.ctx.notes,
@@ -457,12 +487,12 @@ class Writes:
                 uow,
                 child.workflow,
                 child.data,
-                actor=actor,
+                actor=plan.actor,
                 role=child.role,
-                now=now,
+                now=plan.at,
                 parent_id=current.id,
                 instance_id=child.instance_id,
-                reason=child.reason or f"opened by {wf.id} {current.id} ({trigger})",
+                reason=child.reason or f"opened by {wf.id} {current.id} ({plan.trigger})",
             )
         return updated
 

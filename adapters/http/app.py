@@ -77,6 +77,9 @@ def _build(config: ApiConfig, log: FilteringBoundLogger, lifespan: Any = None) -
         swagger_ui_oauth2_redirect_url=None,
         servers=[{"url": config.public_url}] if config.public_url else None,
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry: this service exports none (its log is its record), and
+        # left on, FastAPI looks for a provider on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     problems.install(app, log)
     # Routes are matched in order: the busiest first.

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
 from opcatflow.adapters.http.context import context_of
@@ -21,11 +23,6 @@ from opcatflow.adapters.http.keys import ADMIN, ApiKey, token_key_id
 from opcatflow.adapters.http.problems import FORBIDDEN_DETAIL, ApiProblem
 from opcatflow.engine.compiled import CompiledWorkflow
 from opcatflow.engine.instance import Instance
-
-bearer = HTTPBearer(
-    auto_error=False,
-    description="An API key from `opcatflow apikey create`: `Authorization: Bearer opf_...`.",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,31 +115,47 @@ def _refuse(request: Request, reason: str, token: str | None) -> ApiProblem:
     return unauthorized()
 
 
-async def caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Caller:
-    """The authenticated caller. Raises 401 for a missing, unknown or revoked key (the
-    answer is the same for each, so it tells nothing about which keys exist), and 429 to an
-    address that has failed too often lately (``ApiConfig.auth_failure_limit``)."""
-    context = context_of(request)
-    client = request.client.host if request.client else None
-    wait = context.auth_failures.retry_after(client) if client is not None else None
-    if wait is not None:
-        raise too_many_failures(wait)
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        # no key at all is not a guess: logged, but not counted against the address
-        reason = "missing" if "authorization" not in request.headers else "not_bearer"
-        raise _refuse(request, reason, None)
-    token = credentials.credentials
-    key = context.key_cache.get(token)
-    if key is None:
-        key, failure = await run_in_threadpool(context.keys.check, token)
+class BearerKey(SecurityBase):
+    """The API key, sent as ``Authorization: Bearer opf_...``: as a dependency,
+    ``Depends(caller)`` is the authenticated :class:`Caller`, and FastAPI documents the
+    scheme in the OpenAPI document (``HTTPBearer``) for every route that depends on it.
+
+    One dependency rather than FastAPI's ``HTTPBearer`` and a function over it: FastAPI
+    solves each level of dependencies anew on every request."""
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(
+            description="An API key from `opcatflow apikey create`: "
+            "`Authorization: Bearer opf_...`."
+        )
+        self.scheme_name = "HTTPBearer"
+
+    async def __call__(self, request: Request) -> Caller:
+        """The authenticated caller. Raises 401 for a missing, unknown or revoked key (the
+        answer is the same for each, so it tells nothing about which keys exist), and 429 to
+        an address that has failed too often lately (``ApiConfig.auth_failure_limit``)."""
+        context = context_of(request)
+        client = request.client.host if request.client else None
+        wait = context.auth_failures.retry_after(client) if client is not None else None
+        if wait is not None:
+            raise too_many_failures(wait)
+        authorization = request.headers.get("authorization")
+        scheme, token = get_authorization_scheme_param(authorization)
+        if not token or scheme.lower() != "bearer":
+            # no key at all is not a guess: logged, but not counted against the address
+            reason = "missing" if authorization is None else "not_bearer"
+            raise _refuse(request, reason, None)
+        key = context.key_cache.get(token)
         if key is None:
-            raise _refuse(request, failure or "unknown_key", token)
-        context.key_cache.put(token, key)
-    request.state.key_id = key.id  # for the request log
-    return Caller(key.id, key.actor, key.roles)
+            key, failure = await run_in_threadpool(context.keys.check, token)
+            if key is None:
+                raise _refuse(request, failure or "unknown_key", token)
+            context.key_cache.put(token, key)
+        request.state.key_id = key.id  # for the request log
+        return Caller(key.id, key.actor, key.roles)
+
+
+caller = BearerKey()
 
 
 def require_admin(who: Annotated[Caller, Depends(caller)]) -> Caller:

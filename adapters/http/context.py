@@ -87,8 +87,35 @@ class Api:
 
     async def blocking(self, work: Callable[[], T]) -> T:
         """Run database work on the API's own threads, off the event loop (one hop, lighter
-        than a sync route's)."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+        than a sync route's). The thread hands its outcome straight to the loop: lighter than
+        ``run_in_executor``, which chains a second future to the executor's."""
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[T] = loop.create_future()
+
+        def run() -> None:
+            try:
+                result = work()
+            except BaseException as err:  # the request's to raise, as run_in_executor does
+                loop.call_soon_threadsafe(_reject, outcome, err)
+            else:
+                loop.call_soon_threadsafe(_resolve, outcome, result)
+
+        job = self.executor.submit(run)
+        try:
+            return await outcome
+        except asyncio.CancelledError:
+            job.cancel()  # if no thread has started it, none will (as with run_in_executor)
+            raise
+
+
+def _resolve(outcome: asyncio.Future[T], result: T) -> None:
+    if not outcome.cancelled():  # the request went away meanwhile
+        outcome.set_result(result)
+
+
+def _reject(outcome: asyncio.Future[Any], error: BaseException) -> None:
+    if not outcome.cancelled():
+        outcome.set_exception(error)
 
 
 def context_of(request: Request) -> Api:

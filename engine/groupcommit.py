@@ -31,6 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -71,13 +72,20 @@ class GroupStats:
 
 
 class _Member:
-    __slots__ = ("context", "done", "error", "lead", "ok", "queued_at", "result", "retry", "work")
+    __slots__ = (
+        "context", "done", "error", "future", "lead", "ok", "queued_at", "result", "retry",
+        "work",
+    )  # fmt: skip
 
-    def __init__(self, work: Callable[[Any], Any]) -> None:
+    def __init__(self, work: Callable[[Any], Any], future: Future[Any] | None = None) -> None:
         self.work = work
         self.context = contextvars.copy_context()
+        # A caller waiting in its thread holds ``done`` (released when the member has its
+        # outcome, or the lead); one that did not wait (``run_soon``) gets ``future`` settled.
+        self.future = future
         self.done = threading.Lock()
-        self.done.acquire()  # released when the member has its outcome, or the lead
+        if future is None:
+            self.done.acquire()
         self.queued_at = time.monotonic()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -128,6 +136,8 @@ class GroupCommit(Generic[U]):
         self._closed = False
         # batches, members, largest, waited, retried alone, deferred (see GroupStats)
         self._counts: list[float] = [0, 0, 0, 0.0, 0, 0]
+        self._committing: ThreadPoolExecutor | None = None
+        self._here = threading.local()
 
     def stats(self) -> GroupStats:
         with self._guard:
@@ -173,16 +183,55 @@ class GroupCommit(Generic[U]):
         result: T = member.result
         return result
 
+    def run_soon(self, work: Callable[[U], T]) -> Future[T]:
+        """Queue ``work`` as :meth:`run` does, without waiting: the future is settled with its
+        result or exception once its batch's commit is durable (or has failed). For a caller
+        that must not block (an event loop): the batch is led by the committing thread, which
+        the first such caller to find nobody leading starts.
+
+        Raises:
+            StoreError: the store is closed.
+        """
+        future: Future[T] = Future()
+        member = _Member(work, future)
+        with self._guard:
+            if self._closed:
+                raise StoreError("the store is closed")
+            self._queue.append(member)
+            start = not self._leading
+            if start:
+                self._leading = True
+                member.lead = True
+        if start:
+            self._committer().submit(self._commit_on)
+        return future
+
+    def _committer(self) -> ThreadPoolExecutor:
+        # One thread leads the batches of callers that do not wait (made on first use).
+        if self._committing is None:
+            with self._guard:
+                if self._committing is None:
+                    self._committing = ThreadPoolExecutor(1, thread_name_prefix="opcatflow-commit")
+        return self._committing
+
     def close(self) -> None:
         """Refuse new work; return once the batch in flight and every queued member are done."""
         with self._guard:
             self._closed = True
             while self._leading:
                 self._guard.wait()
+        if self._committing is not None:
+            self._committing.shutdown()
 
     # -- the leader ---------------------------------------------------------------------------
 
     def _lead(self) -> None:
+        # Batch after batch while the next to lead is a caller that is not waiting in a
+        # thread of its own (``run_soon``): this thread leads for it.
+        while self._lead_one():
+            pass
+
+    def _lead_one(self) -> bool:
         with self._guard:
             batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
         for member in batch:
@@ -194,7 +243,8 @@ class GroupCommit(Generic[U]):
             else:
                 self._together(batch)
         finally:
-            self._finish(batch, began)
+            successor = self._finish(batch, began)
+        return successor is not None and successor.future is not None
 
     def _alone(self, member: _Member) -> None:
         try:
@@ -235,7 +285,9 @@ class GroupCommit(Generic[U]):
             with self._guard:
                 self._counts[4] += len(applied)
 
-    def _finish(self, batch: list[_Member], began: float, *, alone: bool = False) -> None:
+    def _finish(self, batch: list[_Member], began: float, *, alone: bool = False) -> _Member | None:
+        """Count the batch, hand each member its outcome, and pass the lead on; returns the
+        member that leads next (``None``: nobody is queued)."""
         now = time.monotonic()
         waited = [began - m.queued_at for m in batch] or [0.0]
         deferred = [m for m in batch if m.retry]
@@ -264,8 +316,33 @@ class GroupCommit(Generic[U]):
             took_ms=round(1000 * (now - began), 3),
             deferred=len(deferred),
         )
-        for member in batch[1:]:  # the first is the leader's own: it is not waiting
-            if not member.retry:
+        for index, member in enumerate(batch):
+            if member.retry:
+                continue
+            if member.future is not None:
+                _settle(member)
+            elif index > 0:  # the first of a batch led it: it is not waiting
                 member.done.release()
-        if successor is not None:
-            successor.done.release()
+        if successor is not None and successor.future is None:
+            successor.done.release()  # it leads from its own thread
+        elif successor is not None and not self._in_committer():
+            # A waiting caller's thread must not lead on for others: the committing thread does
+            self._committer().submit(self._commit_on)
+            return None
+        return successor
+
+    def _in_committer(self) -> bool:
+        return getattr(self._here, "committing", False)
+
+    def _commit_on(self) -> None:
+        self._here.committing = True  # this thread is the committing thread
+        self._lead()
+
+
+def _settle(member: _Member) -> None:
+    future = member.future
+    assert future is not None
+    if member.error is not None:
+        future.set_exception(member.error)
+    else:
+        future.set_result(member.result)

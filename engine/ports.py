@@ -20,6 +20,7 @@ Values going in and out are immutable (:class:`Instance`, :class:`AuditRecord`, 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -681,6 +682,16 @@ class Store(Protocol):
 
         Raises:
             StoreError: the store failed (also: the store is closed).
+        """
+
+    def submit_soon(self, work: Callable[[UnitOfWork], T]) -> Future[T]:
+        """:meth:`submit` for a caller that must not block (an event loop): returns at once;
+        the future gets ``work``'s result or exception once its commit is durable. Its
+        batch is led by a thread of the store's own; a store with nothing to wait for (in
+        memory) runs ``work`` before returning.
+
+        Raises:
+            StoreError: the store is closed.
         """
 
     def read(self) -> AbstractContextManager[UnitOfWork]:

@@ -13,6 +13,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -746,6 +747,74 @@ class Engine:
         instance, the role it applied under, the children opened and the notices (what the
         caller should be told, e.g. a deadline recorded as already overdue). Raises what
         :meth:`fire` raises."""
+        work = self._fire_work(
+            instance_id, trigger, actor=actor, role=role, roles=roles, data=data, reason=reason,
+            expected_version=expected_version, also=also,
+        )  # fmt: skip
+        # Shared with concurrent fires and starts (group commit): a refusal is stored and
+        # committed like a change, and raised here once the commit is durable.
+        result = self.store.submit(work)
+        self._log_result(result)
+        if result.refusal is not None:
+            raise result.refusal
+        return result
+
+    def fire_soon(
+        self,
+        instance_id: str,
+        trigger: str,
+        *,
+        actor: str,
+        role: str | None = None,
+        roles: Sequence[str] | None = None,
+        data: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        expected_version: int | None = None,
+        also: Callable[[UnitOfWork, FireResult], None] | None = None,
+    ) -> Future[FireResult]:
+        """:meth:`fire_result` for a caller that must not block (an event loop): returns at
+        once a future that gets the :class:`FireResult`, or what :meth:`fire` raises (a
+        refusal once it is stored), when the commit is durable. The fire joins the next group
+        commit like any other; the store's own thread runs it.
+
+        Raises:
+            ValueError, InvalidText, LimitExceeded: as :meth:`fire`, before anything is queued.
+        """
+        work = self._fire_work(
+            instance_id, trigger, actor=actor, role=role, roles=roles, data=data, reason=reason,
+            expected_version=expected_version, also=also,
+        )  # fmt: skip
+        done: Future[FireResult] = Future()
+
+        def settle(stored: Future[FireResult]) -> None:
+            error = stored.exception()
+            if error is not None:
+                done.set_exception(error)
+                return
+            result = stored.result()
+            self._log_result(result)
+            if result.refusal is not None:
+                done.set_exception(result.refusal)
+            else:
+                done.set_result(result)
+
+        self.store.submit_soon(work).add_done_callback(settle)
+        return done
+
+    def _fire_work(
+        self,
+        instance_id: str,
+        trigger: str,
+        *,
+        actor: str,
+        role: str | None,
+        roles: Sequence[str] | None,
+        data: Mapping[str, Any] | None,
+        reason: str | None,
+        expected_version: int | None,
+        also: Callable[[UnitOfWork, FireResult], None] | None,
+    ) -> Callable[[SealedUnitOfWork], FireResult]:
+        # The caller's input checked, and the fire as work for a unit of work.
         if (role is None) == (roles is None) or roles == []:
             raise ValueError("give role or a non-empty roles")
         candidates = (role,) if role is not None else tuple(dict.fromkeys(roles or ()))
@@ -778,13 +847,7 @@ class Engine:
                 also(uow, result)
             return result
 
-        # Shared with concurrent fires and starts (group commit): a refusal is stored and
-        # committed like a change, and raised here once the commit is durable.
-        result = self.store.submit(work)
-        self._log_result(result)
-        if result.refusal is not None:
-            raise result.refusal
-        return result
+        return work
 
     def _merging(self, trigger: str) -> bool:
         """Whether some loaded workflow merges with ``trigger`` (most fires: no, with no read)."""

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import structlog
+from batchhold import HOLD, MEMBERS, Boom, wait_for
 from batchload import fire_in_threads, fire_until_killed
 from helpers import EXAMPLE_DIR, changes, make_registry
 from storekit import record, setup, started
@@ -32,20 +33,6 @@ from opcatflow.engine.instance import Instance
 from opcatflow.engine.ports import DuplicateKey, UnitOfWork
 from opcatflow.engine.sql import SQLAlchemyStore
 from opcatflow.engine.sql import tables as t
-
-MEMBERS = 6
-
-
-class Boom(Exception):
-    pass
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.005)
 
 
 def held_batch(
@@ -61,23 +48,6 @@ def held_batch(
     HOLD.release.set()
     pool.shutdown(wait=True)
     return futures
-
-
-class _Hold:
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, *_: object) -> None:
-        self.entered.set()
-        assert self.release.wait(20)
-
-    def reset(self) -> None:
-        self.entered.clear()
-        self.release.clear()
-
-
-HOLD = _Hold()
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import Future
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -515,13 +516,23 @@ def test_a_database_failure_is_a_503_store_error(
 ) -> None:
     from opcatflow.engine.errors import StoreError
 
+    case = api.start()
+
     def broken(*args: Any, **kw: Any) -> None:
         raise StoreError("database error: OperationalError('disk I/O error')")
 
-    monkeypatch.setattr(api.engine, "fire", broken)
-    case = api.start()
+    def broken_soon(*args: Any, **kw: Any) -> Future[None]:
+        failed: Future[None] = Future()
+        failed.set_exception(StoreError("database error: OperationalError('disk I/O error')"))
+        return failed
+
+    # both ways a fire reaches the store: waiting in a thread, or queued from the loop
+    monkeypatch.setattr(api.engine.store, "submit", broken)
+    monkeypatch.setattr(api.engine.store, "submit_soon", broken_soon)
     body = problem(api.fire(case["id"], "edit", "clerk"), 503, "store-error")
     assert "disk" not in body["detail"]
+    keyed = api.fire(case["id"], "edit", "clerk", headers={"Idempotency-Key": "k-1"})
+    assert "disk" not in problem(keyed, 503, "store-error")["detail"]
 
 
 # -- health and operations ----------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -106,6 +106,22 @@ class Api:
         except asyncio.CancelledError:
             job.cancel()  # if no thread has started it, none will (as with run_in_executor)
             raise
+
+    async def settled(self, future: Future[T]) -> T:
+        """The outcome of ``future`` (settled by another thread), without a thread waiting
+        for it: the settling thread hands it straight to the loop."""
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[T] = loop.create_future()
+
+        def hand_over(done: Future[T]) -> None:
+            error = done.exception()
+            if error is not None:
+                loop.call_soon_threadsafe(_reject, outcome, error)
+            else:
+                loop.call_soon_threadsafe(_resolve, outcome, done.result())
+
+        future.add_done_callback(hand_over)
+        return await outcome
 
 
 def _resolve(outcome: asyncio.Future[T], result: T) -> None:

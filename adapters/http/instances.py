@@ -192,6 +192,23 @@ async def fire_transition(
     # and reads the instance once, under its lock.
     roles = [pick_role(who, body.role, ())] if body.role is not None else list(who.roles)
 
+    if key is None and if_match is None:
+        # Nothing to read before the fire (no stored reply to replay, no version to look
+        # up): it joins the next group commit without holding a thread while it waits.
+        replies: list[Reply] = []
+        fired = engine.fire_soon(
+            instance_id,
+            body.trigger,
+            actor=who.actor,
+            roles=roles,
+            data=body.data,
+            reason=body.reason,
+            also=_answer(engine, who, None, replies),
+        )
+        with contextlib.suppress(TransitionRefused):  # stored and answered by `also`
+            await ctx.settled(fired)
+        return _reply(replies[0])
+
     def act() -> Reply:
         expected = expected_version(if_match, lambda: engine.get(instance_id).version)
         work = _firing(
@@ -202,6 +219,33 @@ async def fire_transition(
         )
 
     return _reply(await ctx.blocking(act))
+
+
+def _answer(
+    engine: Engine, who: Caller, record: Record | None, replies: list[Reply]
+) -> Callable[[UnitOfWork, FireResult], None]:
+    """The fire's ``also``: the reply (the instance as the key may see it, or the refusal's
+    problem), made and, under an ``Idempotency-Key``, recorded in the fire's unit of work."""
+
+    def also(uow: UnitOfWork, result: FireResult) -> None:
+        if result.refusal is not None:
+            problem = refusal_body(result.refusal)
+            reply = Reply(problem["status"], problem)
+        else:
+            instance = result.instance
+            assert instance is not None
+            wf = engine.workflow(instance.workflow_id, instance.workflow_version)
+            view: FiredOut = {
+                **instance_view(instance, wf, who.hidden(wf, instance)),
+                "opened": list(result.opened),
+                "notices": list(result.notices),
+            }
+            reply = Reply(200, view, {"ETag": etag(instance)})
+        if record is not None:
+            record(uow, reply)
+        replies.append(reply)
+
+    return also
 
 
 def _firing(
@@ -215,25 +259,6 @@ def _firing(
 ) -> Callable[[Record | None], Reply]:
     def work(record: Record | None) -> Reply:
         replies: list[Reply] = []
-
-        def also(uow: UnitOfWork, result: FireResult) -> None:
-            if result.refusal is not None:
-                problem = refusal_body(result.refusal)
-                reply = Reply(problem["status"], problem)
-            else:
-                instance = result.instance
-                assert instance is not None
-                wf = engine.workflow(instance.workflow_id, instance.workflow_version)
-                view: FiredOut = {
-                    **instance_view(instance, wf, who.hidden(wf, instance)),
-                    "opened": list(result.opened),
-                    "notices": list(result.notices),
-                }
-                reply = Reply(200, view, {"ETag": etag(instance)})
-            if record is not None:
-                record(uow, reply)
-            replies.append(reply)
-
         with contextlib.suppress(TransitionRefused):  # stored and answered by `also`
             engine.fire(
                 instance_id,
@@ -243,7 +268,7 @@ def _firing(
                 data=body.data,
                 reason=body.reason,
                 expected_version=expected,
-                also=also,
+                also=_answer(engine, who, record, replies),
             )
         return replies[0]
 

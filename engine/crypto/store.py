@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -577,6 +578,9 @@ class SealedStore:
         # A unit of work of its own for each run: group commit may run ``work`` twice (alone
         # after a failed shared commit), and keys it made in the failed run are gone with it.
         return self.raw.submit(lambda uow: work(self._unit(uow)))
+
+    def submit_soon(self, work: Callable[[SealedUnitOfWork], T]) -> Future[T]:
+        return self.raw.submit_soon(lambda uow: work(self._unit(uow)))
 
     @contextmanager
     def read(self) -> Iterator[SealedUnitOfWork]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, TypeVar
 
@@ -127,6 +128,15 @@ class MemoryStore:
         # No flush to share: each caller's unit of work commits on its own.
         with Transaction(self._tables, self._writing) as uow:
             return work(uow)
+
+    def submit_soon(self, work: Callable[[MemoryUnitOfWork], T]) -> Future[T]:
+        # Nothing to wait for: run now, in the caller's thread, and hand back a settled future.
+        future: Future[T] = Future()
+        try:
+            future.set_result(self.submit(work))
+        except BaseException as err:
+            future.set_exception(err)
+        return future
 
     def secret(self, key: str) -> bytes:
         with self._tables.transaction():

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -267,6 +268,9 @@ class SQLAlchemyStore:
 
     def submit(self, work: Callable[[SqlUnitOfWork], T]) -> T:
         return self.group.run(work)
+
+    def submit_soon(self, work: Callable[[SqlUnitOfWork], T]) -> Future[T]:
+        return self.group.run_soon(work)
 
     @contextmanager
     def read(self) -> Iterator[SqlUnitOfWork]:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from opcatflow.engine import Engine
+
 MEMBERS = 6  # fires queued behind a held batch
 
 
@@ -23,7 +25,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> N
         time.sleep(0.005)
 
 
-class _Hold:
+class Hold:
     """Called from a unit of work's ``also``: keeps its batch open until released."""
 
     def __init__(self) -> None:
@@ -39,4 +41,9 @@ class _Hold:
         self.release.clear()
 
 
-HOLD = _Hold()
+HOLD = Hold()
+
+
+def new_case(engine: Engine) -> str:
+    """A case of the example workflow, in its first state (``edit`` and ``approve`` from it)."""
+    return engine.start("example", actor="ana", role="clerk", data={"title": "t"}).id

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import structlog
-from batchhold import HOLD, MEMBERS, Boom, wait_for
+from batchhold import HOLD, MEMBERS, Boom, new_case, wait_for
 from batchload import fire_in_threads, fire_until_killed
 from helpers import EXAMPLE_DIR, changes, make_registry
 from storekit import record, setup, started
@@ -59,10 +59,6 @@ def _fresh_hold() -> None:
 def engine(db_url: str, clock: FrozenClock) -> Iterator[Engine]:
     with Engine.open(db_url, [EXAMPLE_DIR], make_registry(), clock=clock) as opened:
         yield opened
-
-
-def new_case(engine: Engine) -> str:
-    return engine.start("example", actor="ana", role="clerk", data={"title": "t"}).id
 
 
 def capturing() -> tuple[Any, CapturingLogger]:
@@ -106,7 +102,16 @@ def test_one_failing_fire_of_a_batch_fails_alone_and_a_refusal_in_it_is_audited(
     assert engine.verify_audit().ok
 
 
-def test_a_failed_batch_commit_retries_each_member_alone(db_url: str) -> None:
+def submitting(store: SQLAlchemyStore, queued: bool) -> Callable[[Callable[..., Any]], Any]:
+    """``store.submit``, or (``queued``) ``submit_soon`` waited on: the same work led by the
+    store's committing thread instead of a caller's."""
+    if not queued:
+        return store.submit
+    return lambda work: store.submit_soon(work).result(20)
+
+
+@pytest.mark.parametrize("queued", [False, True], ids=["waiting", "queued"])
+def test_a_failed_batch_commit_retries_each_member_alone(db_url: str, queued: bool) -> None:
     # One member appends a record whose seq is taken: the batch's commit fails on it (audit
     # records are inserted at the commit), each member runs again alone, and only that one
     # fails again, with a StoreError.
@@ -124,9 +129,10 @@ def test_a_failed_batch_commit_retries_each_member_alone(db_url: str) -> None:
             HOLD()
             return started(uow)
 
-        others = [lambda: store.submit(started) for _ in range(MEMBERS - 1)]
+        submit = submitting(store, queued)
+        others = [lambda: submit(started) for _ in range(MEMBERS - 1)]
         futures = held_batch(
-            store.group, lambda: store.submit(hold), [*others, lambda: store.submit(forge)]
+            store.group, lambda: store.submit(hold), [*others, lambda: submit(forge)]
         )
         with pytest.raises(DuplicateKey):
             futures[-1].result()
@@ -150,7 +156,8 @@ def test_a_failed_batch_commit_retries_each_member_alone(db_url: str) -> None:
         store.close()
 
 
-def test_closing_drains_the_batch_in_flight_and_refuses_new_work(db_url: str) -> None:
+@pytest.mark.parametrize("queued", [False, True], ids=["waiting", "queued"])
+def test_closing_drains_the_batch_in_flight_and_refuses_new_work(db_url: str, queued: bool) -> None:
     store = SQLAlchemyStore(db_url)
     closer = threading.Thread(target=store.close)
     try:
@@ -161,15 +168,16 @@ def test_closing_drains_the_batch_in_flight_and_refuses_new_work(db_url: str) ->
             HOLD()
             return started(uow)
 
+        submit = submitting(store, queued)
         pool = ThreadPoolExecutor(4)
-        futures = [pool.submit(store.submit, hold)]
+        futures = [pool.submit(submit, hold)]
         wait_for(HOLD.entered.is_set, "the first unit of work runs")
-        futures += [pool.submit(store.submit, started) for _ in range(3)]
+        futures += [pool.submit(submit, started) for _ in range(3)]
         wait_for(lambda: store.group.queued() == 3, "the others are queued")
         closer.start()
         wait_for(lambda: store.group._closed, "the store is closing")
         with pytest.raises(StoreError, match="closed"):
-            store.submit(started)
+            submit(started)
         assert closer.is_alive()  # still draining
         HOLD.release.set()
         closer.join(timeout=20)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -195,25 +196,23 @@ async def fire_transition(
     if key is None and if_match is None:
         # Nothing to read before the fire (no stored reply to replay, no version to look
         # up): it joins the next group commit without holding a thread while it waits.
-        replies: list[Reply] = []
-        fired = engine.fire_soon(
-            instance_id,
-            body.trigger,
-            actor=who.actor,
-            roles=roles,
-            data=body.data,
-            reason=body.reason,
-            also=_answer(engine, who, None, replies),
-        )
+        fired, replies = _queue(engine, who, instance_id, body, roles, expected=None, record=None)
         with contextlib.suppress(TransitionRefused):  # stored and answered by `also`
             await ctx.settled(fired)
         return _reply(replies[0])
 
     def act() -> Reply:
         expected = expected_version(if_match, lambda: engine.get(instance_id).version)
-        work = _firing(
-            engine, who, instance_id=instance_id, body=body, roles=roles, expected=expected
-        )
+
+        def work(record: Record | None) -> Reply:
+            # the same fire, waited for here: this request read first (on the API's threads)
+            fired, replies = _queue(
+                engine, who, instance_id, body, roles, expected=expected, record=record
+            )
+            with contextlib.suppress(TransitionRefused):  # stored and answered by `also`
+                fired.result()
+            return replies[0]
+
         return ctx.idempotency.run(
             work, key_id=who.key_id, key=key, method="POST", path=path, body=payload
         )
@@ -248,31 +247,29 @@ def _answer(
     return also
 
 
-def _firing(
+def _queue(
     engine: Engine,
     who: Caller,
-    *,
     instance_id: str,
     body: TransitionIn,
     roles: list[str],
+    *,
     expected: int | None,
-) -> Callable[[Record | None], Reply]:
-    def work(record: Record | None) -> Reply:
-        replies: list[Reply] = []
-        with contextlib.suppress(TransitionRefused):  # stored and answered by `also`
-            engine.fire(
-                instance_id,
-                body.trigger,
-                actor=who.actor,
-                roles=roles,
-                data=body.data,
-                reason=body.reason,
-                expected_version=expected,
-                also=_answer(engine, who, record, replies),
-            )
-        return replies[0]
-
-    return work
+    record: Record | None,
+) -> tuple[Future[FireResult], list[Reply]]:
+    """The fire queued for the next group commit, and where its reply will be."""
+    replies: list[Reply] = []
+    fired = engine.fire_soon(
+        instance_id,
+        body.trigger,
+        actor=who.actor,
+        roles=roles,
+        data=body.data,
+        reason=body.reason,
+        expected_version=expected,
+        also=_answer(engine, who, record, replies),
+    )
+    return fired, replies
 
 
 # -- start and list ---------------------------------------------------------------------------

@@ -753,11 +753,7 @@ class Engine:
         )  # fmt: skip
         # Shared with concurrent fires and starts (group commit): a refusal is stored and
         # committed like a change, and raised here once the commit is durable.
-        result = self.store.submit(work)
-        self._log_result(result)
-        if result.refusal is not None:
-            raise result.refusal
-        return result
+        return self._committed(self.store.submit(work))
 
     def fire_soon(
         self,
@@ -787,16 +783,10 @@ class Engine:
         done: Future[FireResult] = Future()
 
         def settle(stored: Future[FireResult]) -> None:
-            error = stored.exception()
-            if error is not None:
-                done.set_exception(error)
-                return
-            result = stored.result()
-            self._log_result(result)
-            if result.refusal is not None:
-                done.set_exception(result.refusal)
-            else:
-                done.set_result(result)
+            try:
+                done.set_result(self._committed(stored.result()))
+            except BaseException as err:  # the fire's own error, or its stored refusal
+                done.set_exception(err)
 
         self.store.submit_soon(work).add_done_callback(settle)
         return done
@@ -848,6 +838,14 @@ class Engine:
             return result
 
         return work
+
+    def _committed(self, result: FireResult) -> FireResult:
+        # After the commit, so the log never runs ahead; a refusal is raised only now, once
+        # it is stored.
+        self._log_result(result)
+        if result.refusal is not None:
+            raise result.refusal
+        return result
 
     def _merging(self, trigger: str) -> bool:
         """Whether some loaded workflow merges with ``trigger`` (most fires: no, with no read)."""
@@ -910,7 +908,7 @@ class Engine:
             now=now,
             reason=reason,
         )
-        updated = self._writes.store_applied(uow, plan, children)
+        updated = self._writes.store_applied(uow, plan)
         opened = tuple(c.instance_id for c in children)
         notices = tuple(outcome.ctx.notes)
         return FireResult(current, updated, None, trigger, actor, role, opened, notices)

@@ -69,6 +69,7 @@ class AppliedPlan(NamedTuple):
     outcome: Applied
     instance: Instance  # the row to store, its chain ending at the last record
     records: list[AuditRecord]
+    children: Sequence[Child]  # started after the hooks, each with its link record above
     trigger: str
     actor: str
     role: str
@@ -454,12 +455,10 @@ class Writes:
             after.state_entered_at, last.seq, last.hash,
         )  # fmt: skip
         return AppliedPlan(
-            wf, current, outcome, updated, records, trigger, actor, role, now, reason
+            wf, current, outcome, updated, records, children, trigger, actor, role, now, reason
         )
 
-    def store_applied(
-        self, uow: SealedUnitOfWork, plan: AppliedPlan, children: Sequence[Child]
-    ) -> Instance:
+    def store_applied(self, uow: SealedUnitOfWork, plan: AppliedPlan) -> Instance:
         """Write ``plan`` (:meth:`plan_applied`), run the hooks, and start the children;
         returns the instance as stored."""
         wf, current, outcome, updated = plan.workflow, plan.current, plan.outcome, plan.instance
@@ -482,7 +481,7 @@ class Writes:
             chain=ChainEnd(updated.audit_seq, updated.audit_head),
         )
         updated = self._run_hooks(uow, event)
-        for child in children:
+        for child in plan.children:
             self.insert_new(
                 uow,
                 child.workflow,

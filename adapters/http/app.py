@@ -26,6 +26,7 @@ from opcatflow.adapters.http import (
 )
 from opcatflow.adapters.http.auth import KeyCache
 from opcatflow.adapters.http.context import Api, ApiConfig
+from opcatflow.adapters.http.fastpath import FireFastPath
 from opcatflow.adapters.http.hosts import TrustedHosts
 from opcatflow.adapters.http.idempotency import IdempotencyRecords
 from opcatflow.adapters.http.keys import ApiKeys
@@ -87,7 +88,9 @@ def _build(config: ApiConfig, log: FilteringBoundLogger, lifespan: Any = None) -
         app.include_router(module.router)
     docs.install(app)
     # Added last, so it runs first: an oversized body never reaches routing, and a request
-    # naming an untrusted Host is refused before anything else (but still logged).
+    # naming an untrusted Host is refused before anything else (but still logged). The fire
+    # fast path, added first, runs after all three, just before FastAPI's routing.
+    app.add_middleware(FireFastPath)
     app.add_middleware(BodyLimit, max_body=config.max_body)
     app.add_middleware(TrustedHosts, patterns=config.hosts())
     app.add_middleware(RequestLog, log=log)

@@ -18,7 +18,7 @@ from fastapi.security.base import SecurityBase
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
-from opcatflow.adapters.http.context import context_of
+from opcatflow.adapters.http.context import Api, context_of
 from opcatflow.adapters.http.keys import ADMIN, ApiKey, token_key_id
 from opcatflow.adapters.http.problems import FORBIDDEN_DETAIL, ApiProblem
 from opcatflow.engine.compiled import CompiledWorkflow
@@ -140,8 +140,8 @@ class BearerKey(SecurityBase):
         if wait is not None:
             raise too_many_failures(wait)
         authorization = request.headers.get("authorization")
-        scheme, token = get_authorization_scheme_param(authorization)
-        if not token or scheme.lower() != "bearer":
+        token = bearer_token(authorization)
+        if token is None:
             # no key at all is not a guess: logged, but not counted against the address
             reason = "missing" if authorization is None else "not_bearer"
             raise _refuse(request, reason, None)
@@ -153,6 +153,23 @@ class BearerKey(SecurityBase):
             context.key_cache.put(token, key)
         request.state.key_id = key.id  # for the request log
         return Caller(key.id, key.actor, key.roles)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header; ``None`` for any other."""
+    scheme, token = get_authorization_scheme_param(authorization)
+    return token if token and scheme.lower() == "bearer" else None
+
+
+def verified_caller(context: Api, client: str | None, authorization: str | None) -> Caller | None:
+    """The caller whose key this process verified lately (it is in the key cache, which
+    :class:`BearerKey` fills), when its address is not held back by the failure limit.
+    ``None``: the request needs BearerKey's whole check, and its answer."""
+    if client is not None and context.auth_failures.retry_after(client) is not None:
+        return None
+    token = bearer_token(authorization)
+    key = context.key_cache.get(token) if token is not None else None
+    return None if key is None else Caller(key.id, key.actor, key.roles)
 
 
 caller = BearerKey()

@@ -7,7 +7,9 @@ workflow, and 4 concurrent clients in this process, each on one keep-alive conne
 firing round-robin over instances of its own (``POST /instances/{id}/transitions``, API key
 checked, role checked by the engine, the instance redacted and serialised). The direct side
 is ``Engine.fire`` on the same database from this process, with 4 threads on instances of
-their own (and, for reference, 1 thread). Runs alternate which side goes first.
+their own (and, for reference, 1 thread). Runs alternate which side goes first. These plain
+fires take the route's fast path (``adapters/http/fastpath.py``); ``--client raw-key`` sends
+a new ``Idempotency-Key`` with each, which FastAPI answers after reading first.
 
 Target: the API at least 50% of direct (median against median).
 """
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,10 +145,10 @@ class Connection:
         host, port = authority.split(":")
         return cls(*await asyncio.open_connection(host, int(port)), authority)
 
-    async def post(self, path: str, body: bytes, token: str) -> tuple[int, bytes]:
+    async def post(self, path: str, body: bytes, token: str, extra: str = "") -> tuple[int, bytes]:
         self.writer.write(
             f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode()
             + body
         )
         head = await self.reader.readuntil(b"\r\n\r\n")
@@ -184,9 +187,10 @@ async def _client(
         for _ in range(n):
             instance_id, trigger = pool.next()
             body = json.dumps({"trigger": trigger}).encode()
+            extra = f"Idempotency-Key: {uuid.uuid4()}\r\n" if kind == "raw-key" else ""
             began = time.perf_counter()
             status, answer = await connection.post(
-                f"/instances/{instance_id}/transitions", body, token
+                f"/instances/{instance_id}/transitions", body, token, extra
             )
             latencies.append(time.perf_counter() - began)
             if status != 200:
@@ -336,9 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--client",
-        choices=("raw", "httpx"),
+        choices=("raw", "raw-key", "httpx"),
         default="raw",
-        help="the load generator: hand-written HTTP/1.1 (default) or httpx.AsyncClient",
+        help="the load generator: hand-written HTTP/1.1 (default), the same with a new "
+        "Idempotency-Key on each request (the route's path that reads first), or "
+        "httpx.AsyncClient",
     )
     parser.add_argument(
         "--pg-url",

@@ -1,5 +1,6 @@
-"""The plain fire's fast path (``adapters/http/fastpath.py``): it answers a request exactly as
-the FastAPI route does, and hands FastAPI every request it may not answer, body included.
+"""The fire's fast path (``adapters/http/fastpath.py``): it answers a request exactly as the
+FastAPI route does, and hands FastAPI every request it does not read as FastAPI would, body
+included.
 
 The first test drives one real server with two apps over one database, one as built and one
 without the fast path, and compares what each answers, stores and logs for any request."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ import structlog
 from fastapi import FastAPI
 from helpers import changes, make_registry
 from http_server import DEFINITIONS, KEYS, LiveServer, live_server_fixture  # noqa: F401
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from starlette.types import Message, Receive, Scope, Send
 
@@ -126,25 +128,75 @@ raws = st.one_of(
         ]
     ),
 )
-requests = st.fixed_dictionaries(
-    {
-        "raw": raws,
-        "who": st.sampled_from(["clerk", "reviewer", "multi", "observer", "revoked", "unknown"]),
-        "auth": st.sampled_from(["Bearer", "bearer", "Basic", None]),
-        "content_type": st.sampled_from(
-            ["application/json", None, "text/plain", "application/json; charset=utf-8"]
-        ),
-        "query": st.sampled_from(["", "?role=clerk"]),
-        "target": st.sampled_from(["case", "case", "case", "nowhere"]),
-        "score": st.one_of(st.none(), st.integers(0, 9)),
-        "submitted": st.booleans(),
-    }
+edits = st.fixed_dictionaries(
+    {"trigger": st.sampled_from(["edit", "submit", "close"])},
+    optional={
+        "data": st.fixed_dictionaries({}, optional={"score": st.integers(0, 9), "tags": values}),
+        "reason": st.text(max_size=8),
+        "role": st.sampled_from(["clerk", "reviewer"]),
+    },
+).map(lambda body: json.dumps(body).encode())
+fire_options = {
+    "target": st.sampled_from(["case", "case", "case", "nowhere"]),
+    "score": st.one_of(st.none(), st.integers(0, 9)),
+    "submitted": st.booleans(),
+    # each side sends its own key (one key used on both would be a reuse)
+    "idempotency_key": st.sampled_from([None, None, "k-{side}-{n}", '"k-{side}-{n}"', "a b"]),
+    "if_match": st.sampled_from([None, None, '"1"', '"2"', 'W/"2"', "*", "garbage"]),
+    "sent": st.sampled_from([1, 1, 2]),  # a second time: a retry
+}
+# Half of them as a well-behaved client sends them (what the fast path takes), half anything.
+requests = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "raw": edits,
+            "who": st.sampled_from(["clerk", "reviewer", "multi", "observer"]),
+            "auth": st.just("Bearer"),
+            "content_type": st.just("application/json"),
+            "query": st.just(""),
+            **fire_options,
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "raw": raws,
+            "who": st.sampled_from(
+                ["clerk", "reviewer", "multi", "observer", "revoked", "unknown"]
+            ),
+            "auth": st.sampled_from(["Bearer", "bearer", "Basic", None]),
+            "content_type": st.sampled_from(
+                ["application/json", None, "text/plain", "application/json; charset=utf-8"]
+            ),
+            "query": st.sampled_from(["", "?role=clerk"]),
+            **fire_options,
+        }
+    ),
 )
+EDIT = {
+    "raw": b'{"trigger": "edit", "data": {"score": 4}}',
+    "who": "clerk",
+    "auth": "Bearer",
+    "content_type": "application/json",
+    "query": "",
+    "target": "case",
+    "score": 1,
+    "submitted": False,
+    "idempotency_key": None,
+    "if_match": None,
+    "sent": 1,
+}
 
 
 def test_the_fast_path_answers_stores_and_logs_as_the_route_does(two: TwoApps) -> None:
+    numbers = itertools.count()
+
     @settings(max_examples=60, deadline=None, derandomize=True, database=None)
     @given(request=requests)
+    @example(request={**EDIT, "idempotency_key": "k-{side}-{n}", "sent": 2})  # a retry
+    @example(request={**EDIT, "idempotency_key": "a b"})  # a malformed key
+    @example(request={**EDIT, "if_match": '"1"'})
+    @example(request={**EDIT, "if_match": '"2"', "idempotency_key": "k-{side}-{n}"})
+    @example(request={**EDIT, "raw": b'{"trigger": "edit", "role": "reviewer"}'})
     def check(request: dict[str, Any]) -> None:
         seen = []
         for side in (two.fast, two.plain):
@@ -158,21 +210,25 @@ def test_the_fast_path_answers_stores_and_logs_as_the_route_does(two: TwoApps) -
                 headers["Authorization"] = f"{request['auth']} {two.tokens[request['who']]}"
             if request["content_type"] is not None:
                 headers["Content-Type"] = request["content_type"]
+            if request["idempotency_key"] is not None:
+                key = request["idempotency_key"].format(side=id(side), n=next(numbers))
+                headers["Idempotency-Key"] = key
+            if request["if_match"] is not None:
+                headers["If-Match"] = request["if_match"]
             path = f"/instances/{instance_id}/transitions{request['query']}"
-            answer = two.send(side, path, request["raw"], headers)
-            answered = {k: v for k, v in answer.headers.items() if k != "date"}
+            answers = [
+                two.send(side, path, request["raw"], headers) for _ in range(request["sent"])
+            ]
             stored = [
                 (r.outcome, r.trigger, r.actor, r.role, r.reason, r.to_state)
                 for r in changes(two.engine, case.id)
             ]
             logged = side.events()
-            seen.append(
-                json.loads(
-                    json.dumps([answer.status_code, answered, answer.text, stored, logged]).replace(
-                        case.id, "<id>"
-                    )
-                )
-            )
+            found = [
+                [a.status_code, {k: v for k, v in a.headers.items() if k != "date"}, a.text]
+                for a in answers
+            ]
+            seen.append(json.loads(json.dumps([found, stored, logged]).replace(case.id, "<id>")))
         assert seen[0] == seen[1]
 
     check()
@@ -279,31 +335,52 @@ def test_a_plain_fire_is_answered_without_the_app_behind(
 
 
 @pytest.mark.parametrize(
-    ("path", "query", "extra", "raw"),
+    ("extra", "raw", "status"),
     [
-        ("/instances/{id}/transitions", b"", [(b"idempotency-key", b"k1")], PLAIN),
-        ("/instances/{id}/transitions", b"", [(b"if-match", b'"1"')], PLAIN),
-        ("/instances/{id}/transitions", b"role=clerk", [], PLAIN),
-        ("/instances/{id}/transitions/", b"", [], PLAIN),
-        ("/instances/{id}/transitions", b"", [], b'{"trigger": "edit", "extra": 1}'),
-        ("/instances/{id}/transitions", b"", [], b'{"trigger": "edit", "role": "reviewer"}'),
-        ("/instances/{id}/transitions", b"", [], b"{not json"),
+        ([(b"idempotency-key", b"k1")], PLAIN, 200),
+        ([(b"if-match", b'"1"')], PLAIN, 200),
+        ([(b"if-match", b'"7"')], PLAIN, 412),
+        ([(b"idempotency-key", b"not a key")], PLAIN, 400),
+        ([], b'{"trigger": "edit", "role": "reviewer"}', 403),  # not the key's role
+        ([], b'{"trigger": "close"}', 409),  # refused by the engine, and audited
     ],
 )
-def test_anything_else_goes_on_with_its_body(
+def test_keys_versions_roles_and_refusals_are_answered_here(
     alone: tuple[FastAPI, str, str],
-    engine: Engine,
-    path: str,
-    query: bytes,
     extra: list[tuple[bytes, bytes]],
     raw: bytes,
+    status: int,
 ) -> None:
     app, token, case_id = alone
     headers = [
         (b"authorization", f"Bearer {token}".encode()),
         (b"content-type", b"application/json"),
     ]
-    status, _, behind = _call(app, path.format(id=case_id), raw, headers + extra, query)
+    path = f"/instances/{case_id}/transitions"
+    answered, body, behind = _call(app, path, raw, headers + extra)
+    assert (answered, behind.bodies) == (status, [])
+    if extra and extra[0][0] == b"idempotency-key" and status == 200:  # a retry is replayed
+        assert _call(app, path, raw, headers + extra)[:2] == (200, body)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "raw"),
+    [
+        ("/instances/{id}/transitions", b"role=clerk", PLAIN),
+        ("/instances/{id}/transitions/", b"", PLAIN),
+        ("/instances/{id}/transitions", b"", b'{"trigger": "edit", "extra": 1}'),
+        ("/instances/{id}/transitions", b"", b"{not json"),
+    ],
+)
+def test_another_path_a_query_or_a_body_the_model_refuses_goes_on_with_the_body(
+    alone: tuple[FastAPI, str, str], engine: Engine, path: str, query: bytes, raw: bytes
+) -> None:
+    app, token, case_id = alone
+    headers = [
+        (b"authorization", f"Bearer {token}".encode()),
+        (b"content-type", b"application/json"),
+    ]
+    status, _, behind = _call(app, path.format(id=case_id), raw, headers, query)
     assert (status, behind.bodies) == (599, [raw])
     assert len(changes(engine, case_id)) == 1  # nothing fired here
 

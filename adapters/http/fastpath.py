@@ -1,22 +1,23 @@
-"""The API's busiest request, a plain fire, answered before FastAPI routes it.
+"""The API's busiest request, firing a trigger, answered before FastAPI routes it.
 
 Why: FastAPI's routing, dependency solving and body handling cost the event loop about
 170 µs per request, twice what is left of a fire's answer without them, and the loop's time
 is what bounds the API under load (the committing thread needs the same interpreter lock).
-``bench.http`` on two cores: the API went from 0.46 to 0.61-0.65 of direct ``Engine.fire``.
+``bench.http`` on two cores: plain fires went from 0.44-0.48 to 0.62-0.67 of direct
+``Engine.fire``.
 
-Nothing is decided here that the route does not decide the same way. This answers only a
-request it can answer exactly as ``instances.fire_transition`` would: ``POST
-/instances/{id}/transitions`` with no query, ``Idempotency-Key`` or ``If-Match``, a body
-declared ``application/json`` that the route's own model accepts, a role (if it names one)
-of the key's, and a key this process verified lately (``auth.verified_caller``: in the key
-cache, from an address the failure limit does not hold back). Every other request, and
-every one of these that fails a check before its fire is queued, goes on to FastAPI, with
-its body as read: FastAPI then answers it from the start, refusals and their logs included.
-Once queued, the fire, its reply and any error go through the route's functions
-(``fire_plain``, ``reply_response``) and the app's exception handlers. The trusted-host
-check, the body limit and the request log run before this, as for every request.
-``tests/test_http_fastpath.py`` checks the two paths answer alike, byte for byte.
+Nothing is decided here that the route does not decide the same way. This takes only a
+request it reads exactly as FastAPI would for ``instances.fire_transition``: ``POST
+/instances/{id}/transitions`` with no query, a body declared ``application/json`` that the
+route's own model accepts, and a key this process verified lately (``auth.verified_caller``:
+in the key cache, from an address the failure limit does not hold back). Every other
+request, and every one whose body the model refuses, goes on to FastAPI with its body as
+read: FastAPI then answers it from the start, refusals and their log events included. What
+the route does once it has read a request (``instances.fire_reply``: the ``Idempotency-Key``,
+the role, ``If-Match``, the fire and its reply) is then done by the same function, and what
+it raises is answered by the app's own exception handlers. The trusted-host check, the body
+limit and the request log run before this, as for every request.
+``tests/test_http_fastpath.py`` checks that both paths answer, store and log alike.
 """
 
 from __future__ import annotations
@@ -32,14 +33,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from opcatflow.adapters.http.auth import Caller, verified_caller
 from opcatflow.adapters.http.context import Api
 from opcatflow.adapters.http.idempotency import HEADER
-from opcatflow.adapters.http.instances import FIRE_ROUTE, fire_plain, fire_roles, reply_response
+from opcatflow.adapters.http.instances import FIRE_ROUTE, fire_reply, reply_response
 from opcatflow.adapters.http.problems import ApiProblem
 from opcatflow.adapters.http.schemas import TransitionIn
 from opcatflow.engine.errors import OpcatflowError
 
 # Starlette's pattern for the route's path parameter: one segment, as decoded by the server
 _PATH = re.compile(r"/instances/([^/]+)/transitions")
-_READ_FIRST = (HEADER.lower().encode(), b"if-match")  # the route reads before it fires
+_IDEMPOTENCY_KEY = HEADER.lower().encode()
 _HANDLED = (ApiProblem, OpcatflowError, HTTPException)  # what the app's handlers answer
 
 
@@ -50,23 +51,29 @@ class FireFastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        asked = _plain_fire(scope)
+        asked = _fire_request(scope)
         if asked is None:
             await self.app(scope, receive, send)
             return
-        instance_id, who = asked
+        instance_id, who, headers = asked
         raw = await _body(receive)
         if raw is None:
             return  # the client left before its body was read: nothing to fire or answer
         body = _transition(raw)
-        roles = _roles(who, body) if body is not None else None
-        if body is None or roles is None:
+        if body is None:
             await self.app(scope, _replay(raw, receive), send)  # FastAPI answers it
             return
         scope["route"] = FIRE_ROUTE
         scope.setdefault("state", {})["key_id"] = who.key_id  # for the request log
         try:
-            reply = await fire_plain(scope["app"].state.api, who, instance_id, body, roles)
+            reply = await fire_reply(
+                scope["app"].state.api,
+                who,
+                instance_id,
+                body,
+                idempotency_key=headers.get(_IDEMPOTENCY_KEY),
+                if_match=headers.get(b"if-match"),
+            )
         except _HANDLED as err:
             response = await _handler(scope, err)(Request(scope), err)
         else:
@@ -74,8 +81,8 @@ class FireFastPath:
         await response(scope, receive, send)
 
 
-def _plain_fire(scope: Scope) -> tuple[str, Caller] | None:
-    """The instance and the caller of a plain fire this path answers; ``None``: FastAPI
+def _fire_request(scope: Scope) -> tuple[str, Caller, dict[bytes, str]] | None:
+    """The instance, caller and headers of a fire this path answers; ``None``: FastAPI
     answers the request."""
     if (
         scope["type"] != "http"
@@ -85,22 +92,16 @@ def _plain_fire(scope: Scope) -> tuple[str, Caller] | None:
     ):
         return None
     found = _PATH.fullmatch(scope["path"])
-    headers = _headers(scope) if found is not None else None
-    if found is None or headers is None or headers.get(b"content-type") != "application/json":
+    if found is None:
+        return None
+    headers: dict[bytes, str] = {}
+    for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
+        headers.setdefault(name, value.decode("latin-1"))
+    if headers.get(b"content-type") != "application/json":
         return None
     ctx: Api = scope["app"].state.api
     who = verified_caller(ctx, _client(scope), headers.get(b"authorization"))
-    return None if who is None else (found.group(1), who)
-
-
-def _headers(scope: Scope) -> dict[bytes, str] | None:
-    """The first value of each header, or ``None`` when the route would read first."""
-    found: dict[bytes, str] = {}
-    for name, value in scope["headers"]:
-        if name in _READ_FIRST:
-            return None
-        found.setdefault(name, value.decode("latin-1"))
-    return found
+    return None if who is None else (found.group(1), who, headers)
 
 
 def _client(scope: Scope) -> str | None:
@@ -128,13 +129,6 @@ def _transition(raw: bytes) -> TransitionIn | None:
     try:
         return TransitionIn.model_validate(json.loads(raw))
     except Exception:  # declining is always safe: nothing has happened yet
-        return None
-
-
-def _roles(who: Caller, body: TransitionIn) -> list[str] | None:
-    try:
-        return fire_roles(who, body)
-    except ApiProblem:
         return None
 
 

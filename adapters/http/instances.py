@@ -182,17 +182,55 @@ async def fire_transition(
 ) -> Response:
     """Fire a trigger, in one transaction. A refusal is audited, then answered as a problem
     (``refused``; a role the key acts in that may not: 403)."""
-    ctx = context_of(request)
+    # (a plain fire usually never gets here: fastpath.FireFastPath answers it first)
+    reply = await fire_reply(
+        context_of(request),
+        who,
+        instance_id,
+        body,
+        idempotency_key=request.headers.get(HEADER),
+        if_match=request.headers.get("if-match"),
+    )
+    return reply_response(reply)
+
+
+# the route above, which the request log names for the fast path's answers too
+FIRE_ROUTE = next(r for r in router.routes if getattr(r, "endpoint", None) is fire_transition)
+
+
+async def fire_reply(
+    ctx: Api,
+    who: Caller,
+    instance_id: str,
+    body: TransitionIn,
+    *,
+    idempotency_key: str | None,
+    if_match: str | None,
+) -> Reply:
+    """The fire a request asks for, and its reply: all the route does once the request is
+    read and its key known (``fastpath.FireFastPath`` calls it too).
+
+    Raises:
+        ApiProblem: a malformed ``Idempotency-Key``, a role that is not the key's, an
+            ``If-Match`` naming another version, a key reused for another request.
+        OpcatflowError: what the engine raises (a refusal is stored and answered instead).
+    """
     engine = ctx.engine
-    key = parse_key(request.headers.get(HEADER))
-    if_match = request.headers.get("if-match")
-    path = f"/instances/{instance_id}/transitions"
-    payload = body.model_dump(mode="json")
-    roles = fire_roles(who, body)
+    key = parse_key(idempotency_key)
+    # The engine picks the role (the first of the key's that may, in the workflow's order)
+    # and reads the instance once, under its lock.
+    roles = [pick_role(who, body.role, ())] if body.role is not None else list(who.roles)
 
     if key is None and if_match is None:
-        # (the plain fire usually never gets here: fastpath.FireFastPath answers it first)
-        return reply_response(await fire_plain(ctx, who, instance_id, body, roles))
+        # Nothing to read before the fire (no stored reply to replay, no version to look
+        # up): it joins the next group commit without holding a thread while it waits.
+        fired, replies = _queue(engine, who, instance_id, body, roles, expected=None, record=None)
+        with contextlib.suppress(TransitionRefused):  # stored and answered by `also`
+            await ctx.settled(fired)
+        return replies[0]
+
+    path = f"/instances/{instance_id}/transitions"
+    payload = body.model_dump(mode="json")
 
     def act() -> Reply:
         expected = expected_version(if_match, lambda: engine.get(instance_id).version)
@@ -210,29 +248,7 @@ async def fire_transition(
             work, key_id=who.key_id, key=key, method="POST", path=path, body=payload
         )
 
-    return reply_response(await ctx.blocking(act))
-
-
-# the route above, which the request log names for the fast path's answers too
-FIRE_ROUTE = next(r for r in router.routes if getattr(r, "endpoint", None) is fire_transition)
-
-
-def fire_roles(who: Caller, body: TransitionIn) -> list[str]:
-    """The roles a fire may act in: the one the body names (it must be one of the key's:
-    else 403), or all the key's, of which the engine picks the first that may (in the
-    workflow's order) once it has read the instance, under its lock."""
-    return [pick_role(who, body.role, ())] if body.role is not None else list(who.roles)
-
-
-async def fire_plain(
-    ctx: Api, who: Caller, instance_id: str, body: TransitionIn, roles: list[str]
-) -> Reply:
-    """A fire with nothing to read first (no stored reply to replay, no version to look
-    up): it joins the next group commit without holding a thread while it waits."""
-    fired, replies = _queue(ctx.engine, who, instance_id, body, roles, expected=None, record=None)
-    with contextlib.suppress(TransitionRefused):  # stored and answered by `also`
-        await ctx.settled(fired)
-    return replies[0]
+    return await ctx.blocking(act)
 
 
 def _answer(

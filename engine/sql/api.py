@@ -10,58 +10,43 @@ from sqlalchemy.engine import Connection
 
 from opcatflow.engine.ports import DuplicateKey
 from opcatflow.engine.rows import ApiKeyRow, IdempotencyRecord
+from opcatflow.engine.sql import direct
 from opcatflow.engine.sql.tables import api_keys, idempotency
 
 _i = idempotency.c
 _k = api_keys.c
+_ONE_REPLY = (_i.api_key_id == sa.bindparam("api_key_id"), _i.key == sa.bindparam("key"))
+_SELECT_REPLY = sa.select(idempotency).where(*_ONE_REPLY)
+_INSERT_REPLY = idempotency.insert()
+_REPLY_COLUMNS = tuple(column.name for column in idempotency.columns)  # IdempotencyRecord's
+_DELETE_REPLY = idempotency.delete().where(*_ONE_REPLY)
 
 
 class SqlIdempotency:
+    """Each keyed write reads its reply's row twice (before the fire, and in its transaction)
+    and inserts it once: these run straight on the driver, as the write path's own do."""
+
     __slots__ = ("_conn",)
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def get(self, api_key_id: str, key: str) -> IdempotencyRecord | None:
-        row = self._conn.execute(
-            sa.select(idempotency).where(_i.api_key_id == api_key_id, _i.key == key)
-        ).first()
+        row = direct.first(self._conn, _SELECT_REPLY, {"api_key_id": api_key_id, "key": key})
         if row is None:
             return None
-        return IdempotencyRecord(
-            api_key_id=row.api_key_id,
-            key=row.key,
-            method=row.method,
-            path=row.path,
-            fingerprint=row.fingerprint,
-            status=row.status,
-            response=row.response,
-            headers=dict(row.headers),
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-        )
+        found = dict(zip(_REPLY_COLUMNS, row, strict=True))
+        return IdempotencyRecord(**{**found, "headers": dict(found["headers"])})
 
     def add(self, record: IdempotencyRecord) -> None:
         try:
-            self._conn.execute(
-                idempotency.insert().values(
-                    api_key_id=record.api_key_id,
-                    key=record.key,
-                    method=record.method,
-                    path=record.path,
-                    fingerprint=record.fingerprint,
-                    status=record.status,
-                    response=record.response,
-                    headers=record.headers,
-                    created_at=record.created_at,
-                    expires_at=record.expires_at,
-                )
-            )
+            row = {name: getattr(record, name) for name in _REPLY_COLUMNS}
+            direct.execute_many(self._conn, _INSERT_REPLY, [row])
         except sa.exc.IntegrityError as err:
             raise DuplicateKey("this idempotency key is taken") from err
 
     def remove(self, api_key_id: str, key: str) -> None:
-        self._conn.execute(idempotency.delete().where(_i.api_key_id == api_key_id, _i.key == key))
+        direct.rowcount(self._conn, _DELETE_REPLY, {"api_key_id": api_key_id, "key": key})
 
     def purge(self, now: datetime) -> int:
         result = self._conn.execute(idempotency.delete().where(_i.expires_at <= now))

@@ -26,8 +26,12 @@ from hypothesis import strategies as st
 from starlette.types import Message, Receive, Scope, Send
 
 from opcatflow.adapters.http import ApiConfig, ApiKeys, create_app
+from opcatflow.adapters.http.auth import Caller
 from opcatflow.adapters.http.fastpath import FireFastPath
-from opcatflow.engine import Engine, FrozenClock
+from opcatflow.adapters.http.idempotency import Reply
+from opcatflow.adapters.http.instances import _answer
+from opcatflow.engine import Engine, FrozenClock, TransitionRefused
+from opcatflow.engine.results import FireResult
 
 PLAIN = b'{"trigger": "edit", "data": {"score": 3}}'
 
@@ -401,3 +405,20 @@ def test_an_unverified_key_or_another_content_type_goes_on(
     filled = [(k, v.replace(b"{token}", token.encode())) for k, v in headers]
     status, _, behind = _call(app, f"/instances/{case_id}/transitions", PLAIN, filled)
     assert (status, behind.bodies) == (599, [PLAIN])
+
+
+def test_a_fire_run_again_after_a_failed_commit_answers_with_its_last_run(
+    engine: Engine,
+) -> None:
+    # Group commit runs a fire again alone when its batch's commit failed: the reply must be
+    # the run that committed, not the first one's.
+    case = engine.start("casefile", actor="clerk-actor", role="clerk", data={"title": "A"})
+    who = Caller("k", "clerk-actor", ("clerk",))
+    replies: list[Reply] = []
+    also = _answer(engine, who, None, replies)
+    for refused_by in ("state", "guard"):
+        refusal = TransitionRefused(case.id, "close", refused_by, "no")
+        result = FireResult(case, None, refusal, "close", "clerk-actor", "clerk", ())
+        with engine.store.read() as uow:
+            also(uow, result)
+    assert [reply.body["kind"] for reply in replies] == ["guard"]

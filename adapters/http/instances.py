@@ -273,7 +273,8 @@ def _answer(
             reply = Reply(200, view, {"ETag": etag(instance)})
         if record is not None:
             record(uow, reply)
-        replies.append(reply)
+        # a fire runs again alone if its batch's commit failed: the reply is the last run's
+        replies[:] = [reply]
 
     return also
 
@@ -361,7 +362,7 @@ def start_instance(
             reply = Reply(201, view, headers)
             if record is not None:
                 record(uow, reply)
-            replies.append(reply)
+            replies[:] = [reply]  # the last run's (see _answer)
 
         engine.start_result(
             wf.id,

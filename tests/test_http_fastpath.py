@@ -238,6 +238,32 @@ def test_the_fast_path_answers_stores_and_logs_as_the_route_does(two: TwoApps) -
     check()
 
 
+def test_a_streamed_body_over_the_limit_is_answered_as_the_route_does(two: TwoApps) -> None:
+    def streamed() -> Iterator[bytes]:  # no Content-Length: the limit is met while reading
+        yield b'{"trigger": "edit", "reason": "'
+        for _ in range(40):
+            yield b"x" * 32_768
+        yield b'"}'
+
+    seen = []
+    for side in (two.fast, two.plain):
+        case = two.engine.start("casefile", actor="clerk-actor", role="clerk", data={"title": "A"})
+        headers = {
+            "Authorization": f"Bearer {two.tokens['clerk']}",
+            "Content-Type": "application/json",
+        }
+        two.server.slot.app = side.app
+        answer = two.client.post(
+            f"/instances/{case.id}/transitions", content=streamed(), headers=headers
+        )
+        answered = {k: v for k, v in answer.headers.items() if k != "date"}
+        found = [answer.status_code, answered, answer.text, side.events()]
+        seen.append(json.loads(json.dumps(found).replace(case.id, "<id>")))
+        assert len(changes(two.engine, case.id)) == 1
+    assert seen[0] == seen[1]
+    assert seen[0][0] == 413
+
+
 def test_an_address_held_back_is_answered_429_even_with_a_verified_key(
     live_server: LiveServer, db_url: str, clock: FrozenClock
 ) -> None:
@@ -422,3 +448,44 @@ def test_a_fire_run_again_after_a_failed_commit_answers_with_its_last_run(
         with engine.store.read() as uow:
             also(uow, result)
     assert [reply.body["kind"] for reply in replies] == ["guard"]
+
+
+def test_a_client_that_leaves_mid_body_is_handed_on_as_it_left(
+    alone: tuple[FastAPI, str, str], engine: Engine
+) -> None:
+    app, token, case_id = alone
+    sent_by_client: list[Message] = [
+        {"type": "http.request", "body": PLAIN[:10], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    seen: list[Message] = []
+
+    async def behind(scope: Scope, receive: Receive, send: Send) -> None:
+        for _ in sent_by_client:
+            seen.append(await receive())
+
+    arriving = iter(sent_by_client)
+
+    async def receive() -> Message:
+        return next(arriving)
+
+    scope: Scope = {
+        "type": "http",
+        "method": "POST",
+        "path": f"/instances/{case_id}/transitions",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/json"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "app": app,
+    }
+
+    async def send(message: Message) -> None:
+        raise AssertionError("nothing is answered to a client that left")
+
+    asyncio.run(FireFastPath(behind)(scope, receive, send))
+    assert seen == sent_by_client
+    assert len(changes(engine, case_id)) == 1

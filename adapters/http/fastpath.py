@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -56,14 +55,16 @@ class FireFastPath:
             await self.app(scope, receive, send)
             return
         instance_id, who, headers = asked
-        raw = await _body(receive)
-        if raw is None:
-            return  # the client left before its body was read: nothing to fire or answer
-        body = _transition(raw)
-        if body is None:
-            await self.app(scope, _replay(raw, receive), send)  # FastAPI answers it
+        scope["route"] = FIRE_ROUTE  # matched before the body is read, as by FastAPI
+        try:
+            received, raw = await _body(receive)
+        except HTTPException as err:  # over the body limit: as FastAPI answers it, reading
+            await _answer_error(scope, receive, send, err)
             return
-        scope["route"] = FIRE_ROUTE
+        body = _transition(raw) if raw is not None else None
+        if body is None:  # FastAPI answers it, from the messages this read
+            await self.app(scope, _replay(received, receive), send)
+            return
         scope.setdefault("state", {})["key_id"] = who.key_id  # for the request log
         try:
             reply = await fire_reply(
@@ -75,10 +76,9 @@ class FireFastPath:
                 if_match=headers.get(b"if-match"),
             )
         except _HANDLED as err:
-            response = await _handler(scope, err)(Request(scope), err)
+            await _answer_error(scope, receive, send, err)
         else:
-            response = reply_response(reply)
-        await response(scope, receive, send)
+            await reply_response(reply)(scope, receive, send)
 
 
 def _fire_request(scope: Scope) -> tuple[str, Caller, dict[bytes, str]] | None:
@@ -109,16 +109,17 @@ def _client(scope: Scope) -> str | None:
     return str(client[0]) if client else None
 
 
-async def _body(receive: Receive) -> bytes | None:
-    """The whole body (the body limit outside has bounded it); ``None``: the client left."""
-    chunks = []
+async def _body(receive: Receive) -> tuple[list[Message], bytes | None]:
+    """The messages received, and the whole body they carry (the body limit outside has
+    bounded it); ``None`` when the client left before sending it all."""
+    received: list[Message] = []
     while True:
         message = await receive()
+        received.append(message)
         if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
+            return received, None
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return received, b"".join(m.get("body", b"") for m in received)
 
 
 def _transition(raw: bytes) -> TransitionIn | None:
@@ -132,24 +133,23 @@ def _transition(raw: bytes) -> TransitionIn | None:
         return None
 
 
-def _replay(raw: bytes, receive: Receive) -> Receive:
-    """``receive`` for an app that has not read the body this middleware has."""
-    pending = True
+def _replay(received: list[Message], receive: Receive) -> Receive:
+    """``receive`` for the app behind: the messages this middleware took, then the rest."""
+    pending = list(received)
 
     async def replay() -> Message:
-        nonlocal pending
-        if pending:
-            pending = False
-            return {"type": "http.request", "body": raw, "more_body": False}
-        return await receive()
+        return pending.pop(0) if pending else await receive()
 
     return replay
 
 
-def _handler(scope: Scope, err: Exception) -> Any:
-    """The app's handler for ``err``, found as Starlette's exception middleware finds it."""
+async def _answer_error(scope: Scope, receive: Receive, send: Send, err: Exception) -> None:
+    """Answer ``err`` with the app's handler for it, found as Starlette's exception
+    middleware finds it."""
     handlers = scope["app"].exception_handlers
     for kind in type(err).__mro__:
         if kind in handlers:
-            return handlers[kind]
+            response = await handlers[kind](Request(scope), err)
+            await response(scope, receive, send)
+            return
     raise err  # pragma: no cover - _HANDLED are all handled by problems.install

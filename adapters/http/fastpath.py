@@ -11,8 +11,10 @@ request it reads exactly as FastAPI would for ``instances.fire_transition``: ``P
 /instances/{id}/transitions`` with no query, a body declared ``application/json`` that the
 route's own model accepts, and a key this process verified lately (``auth.verified_caller``:
 in the key cache, from an address the failure limit does not hold back). Every other
-request, and every one whose body the model refuses, goes on to FastAPI with its body as
-read: FastAPI then answers it from the start, refusals and their log events included. What
+request, every one whose body the model refuses and every client that leaves mid-body goes
+on to FastAPI with the messages read: FastAPI then answers it from the start, refusals and
+their log events included (a body over the limit is answered by the app's handler, as the
+route answers it). What
 the route does once it has read a request (``instances.fire_reply``: the ``Idempotency-Key``,
 the role, ``If-Match``, the fire and its reply) is then done by the same function, and what
 it raises is answered by the app's own exception handlers. The trusted-host check, the body

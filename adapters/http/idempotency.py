@@ -97,6 +97,8 @@ class IdempotencyRecords:
 
         ``work`` makes one engine call and passes its ``also`` callback the unit of work and
         the reply through the :data:`Record` it is given (``None``: unkeyed, store nothing).
+        (A caller that must not block takes the same steps itself: :meth:`stored`, then its
+        work with :meth:`recorder`, then :meth:`after` if the work raised.)
 
         Raises:
             ApiProblem: the key was used for another request (422).
@@ -105,10 +107,27 @@ class IdempotencyRecords:
         if key is None:
             return work(None)
         wanted = fingerprint(method, path, body)
-        with self.store.read() as uow:
-            stored = self._stored(uow, key_id, key, wanted)
+        stored = self.stored(key_id, key, wanted)
         if stored is not None:
             return stored
+        try:
+            return work(self.recorder(key_id, key, method, path, wanted))
+        except Exception as err:
+            if not answers(err):
+                raise
+            return self.after(err, key_id, key, wanted)
+
+    def stored(self, key_id: str, key: str, wanted: str) -> Reply | None:
+        """The reply to replay for ``key`` (``wanted``: the request's :func:`fingerprint`).
+
+        Raises:
+            ApiProblem: the key was used for another request (422).
+        """
+        with self.store.read() as uow:
+            return self._stored(uow, key_id, key, wanted)
+
+    def recorder(self, key_id: str, key: str, method: str, path: str, wanted: str) -> Record:
+        """What stores the reply in the unit of work of the change it describes."""
 
         def record(uow: UnitOfWork, reply: Reply) -> None:
             now = self.clock.now()
@@ -132,25 +151,23 @@ class IdempotencyRecords:
                 )
             )
 
-        try:
-            return work(record)
-        except (_Raced, DuplicateKey) as err:
-            # Another copy committed its record first (our change rolled back with ours).
-            with self.store.read() as uow:
-                stored = self._stored(uow, key_id, key, wanted, expire=False)
-            if stored is None:
-                raise StoreError("idempotency record raced") from err
+        return record
+
+    def after(self, err: Exception, key_id: str, key: str, wanted: str) -> Reply:
+        """The reply of a copy of this request that committed while this one's work failed
+        with ``err`` (one that :func:`answers`).
+
+        Raises:
+            StoreError: this one lost the race for the record, yet none is stored.
+            err: no copy committed (the error is this request's own).
+        """
+        with self.store.read() as uow:
+            stored = self._stored(uow, key_id, key, wanted, expire=False)
+        if stored is not None:
             return stored
-        except StoreError:
-            raise
-        except OpcatflowError:
-            # A copy of this request that committed meanwhile (it held the instance's
-            # lock) makes ours stale: answer with its reply rather than our error.
-            with self.store.read() as uow:
-                stored = self._stored(uow, key_id, key, wanted, expire=False)
-            if stored is None:
-                raise
-            return stored
+        if isinstance(err, _Raced | DuplicateKey):
+            raise StoreError("idempotency record raced") from err
+        raise err
 
     def _stored(
         self, uow: UnitOfWork, key_id: str, key: str, wanted: str, *, expire: bool = True
@@ -170,3 +187,13 @@ class IdempotencyRecords:
         """Delete the records past their retention; returns how many."""
         with self.store.write() as uow:
             return uow.idempotency.purge(self.clock.now())
+
+
+def answers(err: Exception) -> bool:
+    """Whether a keyed request whose work raised ``err`` may be answered by a copy of it
+    that committed meanwhile (:meth:`IdempotencyRecords.after`): it lost the race for the
+    record (its change rolled back with it), or the copy made it stale (it held the
+    instance's lock). A store failure is this request's own."""
+    if isinstance(err, _Raced | DuplicateKey):
+        return True
+    return isinstance(err, OpcatflowError) and not isinstance(err, StoreError)

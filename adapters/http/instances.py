@@ -11,6 +11,7 @@ import contextlib
 import re
 from collections.abc import Callable
 from concurrent.futures import Future
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -18,7 +19,14 @@ from fastapi.responses import JSONResponse
 
 from opcatflow.adapters.http.auth import Caller, caller, forbidden, pick_role
 from opcatflow.adapters.http.context import Api, api, context_of
-from opcatflow.adapters.http.idempotency import HEADER, Record, Reply, parse_key
+from opcatflow.adapters.http.idempotency import (
+    HEADER,
+    Record,
+    Reply,
+    answers,
+    fingerprint,
+    parse_key,
+)
 from opcatflow.adapters.http.problems import MEDIA_TYPE, ApiProblem, refusal_body, responses
 from opcatflow.adapters.http.queries import known_query
 from opcatflow.adapters.http.reads import ReadReason, log_reads
@@ -229,26 +237,28 @@ async def fire_reply(
             await ctx.settled(fired)
         return replies[0]
 
+    idempotency = ctx.idempotency
     path = f"/instances/{instance_id}/transitions"
-    payload = body.model_dump(mode="json")
+    wanted = fingerprint("POST", path, body.model_dump(mode="json"))
 
-    def act() -> Reply:
+    def read_first() -> tuple[int | None, Reply | None]:
         expected = expected_version(if_match, lambda: engine.get(instance_id).version)
+        return expected, idempotency.stored(who.key_id, key, wanted) if key else None
 
-        def work(record: Record | None) -> Reply:
-            # the same fire, waited for here: this request read first (on the API's threads)
-            fired, replies = _queue(
-                engine, who, instance_id, body, roles, expected=expected, record=record
-            )
-            with contextlib.suppress(TransitionRefused):  # stored and answered by `also`
-                fired.result()
-            return replies[0]
-
-        return ctx.idempotency.run(
-            work, key_id=who.key_id, key=key, method="POST", path=path, body=payload
-        )
-
-    return await ctx.blocking(act)
+    # What is read first is read on the API's threads; the fire then waits on the loop.
+    expected, stored = await ctx.blocking(read_first)
+    if stored is not None:
+        return stored
+    record = idempotency.recorder(who.key_id, key, "POST", path, wanted) if key else None
+    fired, replies = _queue(engine, who, instance_id, body, roles, expected=expected, record=record)
+    try:
+        with contextlib.suppress(TransitionRefused):  # stored and answered by `also`
+            await ctx.settled(fired)
+    except Exception as err:
+        if key is None or not answers(err):
+            raise
+        return await ctx.blocking(partial(idempotency.after, err, who.key_id, key, wanted))
+    return replies[0]
 
 
 def _answer(

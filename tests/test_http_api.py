@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from batchhold import Hold, wait_for
 from http_server import ApiUnderTest, api_fixture, live_server_fixture  # noqa: F401
 
 from opcatflow.adapters.http import ApiConfig
@@ -437,6 +438,32 @@ def test_concurrent_copies_of_a_keyed_request_act_once(api: ApiUnderTest) -> Non
     assert len({r.text for r in results}) == 1
     assert api.engine.get(case["id"]).version == 2
     assert len(changes(api.engine, case["id"])) == 2
+
+
+def test_keyed_fires_wait_for_their_commit_without_holding_a_thread(api: ApiUnderTest) -> None:
+    # The API has 8 threads: more keyed fires than that queue for one commit all the same.
+    cases = [api.start()["id"] for _ in range(13)]
+    group = api.engine.store.group  # type: ignore[attr-defined]
+    hold = Hold()
+    pool = ThreadPoolExecutor(13)
+    held = pool.submit(api.engine.fire, cases[0], "edit", actor="w", role="clerk", also=hold)
+    wait_for(hold.entered.is_set, "a batch is held open")
+
+    def send(case_id: str) -> httpx.Response:
+        with httpx.Client(base_url=api.url, timeout=30) as client:
+            return client.post(
+                f"/instances/{case_id}/transitions",
+                json={"trigger": "edit", "data": {"score": 9}},
+                headers={**api.auth("clerk"), "Idempotency-Key": f"k-{case_id}"},
+            )
+
+    sent = [pool.submit(send, case_id) for case_id in cases[1:]]
+    wait_for(lambda: group.queued() == 12, "12 keyed fires are queued behind it")
+    hold.release.set()
+    assert held.result(20).version == 2
+    assert [f.result(20).status_code for f in sent] == [200] * 12
+    assert group.stats().largest >= 12
+    pool.shutdown()
 
 
 def test_a_malformed_idempotency_key_is_a_400(api: ApiUnderTest) -> None:

@@ -25,7 +25,6 @@ limit and the request log run before this, as for every request.
 from __future__ import annotations
 
 import json
-import re
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -39,8 +38,6 @@ from opcatflow.adapters.http.problems import ApiProblem
 from opcatflow.adapters.http.schemas import TransitionIn
 from opcatflow.engine.errors import OpcatflowError
 
-# Starlette's pattern for the route's path parameter: one segment, as decoded by the server
-_PATH = re.compile(r"/instances/([^/]+)/transitions")
 _IDEMPOTENCY_KEY = HEADER.lower().encode()
 _HANDLED = (ApiProblem, OpcatflowError, HTTPException)  # what the app's handlers answer
 
@@ -93,7 +90,7 @@ def _fire_request(scope: Scope) -> tuple[str, Caller, dict[bytes, str]] | None:
         or scope.get("root_path")
     ):
         return None
-    found = _PATH.fullmatch(scope["path"])
+    found = FIRE_ROUTE.path_regex.match(scope["path"])  # the route's own pattern
     if found is None:
         return None
     headers: dict[bytes, str] = {}
@@ -103,7 +100,7 @@ def _fire_request(scope: Scope) -> tuple[str, Caller, dict[bytes, str]] | None:
         return None
     ctx: Api = scope["app"].state.api
     who = verified_caller(ctx, _client(scope), headers.get(b"authorization"))
-    return None if who is None else (found.group(1), who, headers)
+    return None if who is None else (found["instance_id"], who, headers)
 
 
 def _client(scope: Scope) -> str | None:

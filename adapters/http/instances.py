@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 from opcatflow.adapters.http.auth import Caller, caller, forbidden, pick_role
 from opcatflow.adapters.http.context import Api, api, context_of
@@ -203,7 +204,9 @@ async def fire_transition(
 
 
 # the route above, which the request log names for the fast path's answers too
-FIRE_ROUTE = next(r for r in router.routes if getattr(r, "endpoint", None) is fire_transition)
+FIRE_ROUTE = next(
+    r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is fire_transition
+)
 
 
 async def fire_reply(
